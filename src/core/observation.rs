@@ -1,0 +1,104 @@
+//! What the decision core knows about a job at one instant: its topology and state as
+//! Flink reports them, plus the signals read from Prometheus. Every signal is optional:
+//! a missing or non-finite value is kept as such so the core can refuse to decide with a
+//! reason instead of treating it as "no load".
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::topology::{Topology, VertexId};
+
+/// Flink job status (subset of `JobStatus` that matters for scaling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Created, waiting for resources.
+    Created,
+    /// Running (all tasks deployed or deploying).
+    Running,
+    /// Restarting (failover or in-place rescale).
+    Restarting,
+    /// Failing.
+    Failing,
+    /// Cancelling.
+    Cancelling,
+    /// Terminal or unknown state.
+    Other,
+}
+
+/// Per-vertex signals (aggregated across the vertex's subtasks).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VertexSignals {
+    /// `busyTimeMsPerSecond`, max across subtasks (0..=1000).
+    pub busy_ms_per_s: Option<f64>,
+    /// `backPressuredTimeMsPerSecond`, max across subtasks (0..=1000).
+    pub backpressured_ms_per_s: Option<f64>,
+    /// Records in per second, summed across subtasks (for sources: the source operator's
+    /// `numRecordsInPerSecond`/`numRecordsOutPerSecond`, i.e. the ingest rate).
+    pub records_in_per_s: Option<f64>,
+    /// Records out per second, summed across subtasks.
+    pub records_out_per_s: Option<f64>,
+    /// Sources only: FLIP-33 `pendingRecords` summed across subtasks (the backlog).
+    pub pending_records: Option<f64>,
+    /// Sources only: growth of `pendingRecords` in records per second (may be negative).
+    pub lag_growth_per_s: Option<f64>,
+    /// Sources only: number of partitions/splits when known (alignment).
+    pub partitions: Option<u32>,
+}
+
+/// Per-TaskManager resource signals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskManagerSignals {
+    /// TaskManager id (`tm_id` label).
+    pub tm_id: String,
+    /// `Status_JVM_CPU_Load` (0..=1, fraction of the TaskManager's CPUs).
+    pub cpu_load: Option<f64>,
+    /// Heap used, bytes.
+    pub heap_used_bytes: Option<f64>,
+    /// Heap max, bytes.
+    pub heap_max_bytes: Option<f64>,
+    /// GC time in ms per second (all collectors).
+    pub gc_ms_per_s: Option<f64>,
+}
+
+/// Job-level signals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobSignals {
+    /// `numRestarts` (includes rescale restarts on most versions).
+    pub num_restarts: Option<f64>,
+    /// `numRescales` where Flink exports it (FLINK-36871).
+    pub num_rescales: Option<f64>,
+    /// Cluster slots in total.
+    pub slots_total: Option<f64>,
+    /// Cluster slots available.
+    pub slots_available: Option<f64>,
+}
+
+/// Everything the core needs for one decision about one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// When the signals were read.
+    pub at: DateTime<Utc>,
+    /// Flink job id.
+    pub job_id: String,
+    /// Flink job name.
+    pub job_name: String,
+    /// Job status from Flink REST.
+    pub status: JobStatus,
+    /// When the job last entered RUNNING (`timestamps.RUNNING`); used for stabilization.
+    pub running_since: Option<DateTime<Utc>>,
+    /// The job graph with current parallelism.
+    pub topology: Topology,
+    /// Slots per TaskManager (`taskmanager.numberOfTaskSlots`), if known.
+    pub slots_per_task_manager: Option<u32>,
+    /// TaskManagers currently registered with the JobManager.
+    pub task_managers_registered: Option<u32>,
+    /// Per-vertex signals, keyed by vertex id. A vertex absent here has no signals.
+    pub vertices: BTreeMap<VertexId, VertexSignals>,
+    /// Per-TaskManager signals.
+    pub task_managers: Vec<TaskManagerSignals>,
+    /// Job-level signals.
+    pub job: JobSignals,
+}

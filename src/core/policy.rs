@@ -1,0 +1,113 @@
+//! Scaling policy: every knob the decision core uses, with defaults chosen to beat the
+//! Flink operator autoscaler's (5 min stabilization + 15 min window, see
+//! `docs/design.md`). Built from the YAML config (`policies.<name>`) and overridden per
+//! ScaledObject by scalerMetadata; validated there, trusted here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How parallelism of keyed vertices and partitioned sources is aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum AlignmentMode {
+    /// Move to a divisor of maxParallelism / partitions when one lies in the direction of
+    /// the scale and within reach; never cancel or invert a scale (FLINK-39299).
+    #[default]
+    Balanced,
+    /// No alignment.
+    Off,
+}
+
+/// Whether a schedule sets a floor or a ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ScheduleKind {
+    /// At least this many TaskManagers while the window is open (pre-scale for a peak).
+    Floor,
+    /// At most this many TaskManagers while the window is open.
+    Ceiling,
+}
+
+/// A time window (cron start + duration, in a time zone) that bounds TaskManagers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Name, used in reasons.
+    pub name: String,
+    /// Cron expression with seconds (`sec min hour dom month dow [year]`), validated by config.
+    pub cron: String,
+    /// IANA time zone name (e.g. `Europe/Berlin`), validated by config.
+    pub timezone: String,
+    /// How long the window stays open after each cron fire.
+    pub duration: Duration,
+    /// Floor or ceiling.
+    pub kind: ScheduleKind,
+    /// TaskManager count of the floor/ceiling.
+    pub task_managers: u32,
+}
+
+/// All parameters of the decision core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Target busy fraction per vertex after a rescale (operator default 0.7).
+    pub target_utilization: f64,
+    /// Band below which a vertex counts as under-utilized (scale-down candidate).
+    pub utilization_low: f64,
+    /// Band above which a vertex counts as over-utilized (scale-up trigger).
+    pub utilization_high: f64,
+    /// Time within which a backlog should be worked off (operator default 30 min; ours 5).
+    pub catch_up_duration: Duration,
+    /// Ignore samples until the job has been RUNNING this long after any (re)start.
+    pub stabilization: Duration,
+    /// A scale-down is applied only after this long of continuous scale-down
+    /// recommendations, using the highest recommendation seen in the window.
+    pub scale_down_delay: Duration,
+    /// Maximum fraction a vertex may shrink in one decision (operator: 0.6).
+    pub max_scale_down_factor: f64,
+    /// Minimum time between two rescales of one job.
+    pub cooldown: Duration,
+    /// At most this many rescales per rolling hour.
+    pub max_rescales_per_hour: u32,
+    /// Backlog that counts as "catching up": lag / input rate above this ⇒ no scale-down
+    /// (FLINK-31318).
+    pub backlog_threshold: Duration,
+    /// Lower bound on TaskManagers.
+    pub min_task_managers: u32,
+    /// Upper bound on TaskManagers.
+    pub max_task_managers: u32,
+    /// Slots per TaskManager; `None` = read from Flink.
+    pub slots_per_task_manager: Option<u32>,
+    /// Alignment of keyed vertices and partitioned sources.
+    pub alignment: AlignmentMode,
+    /// Seed policy "IO-bound source": CPU load below this while lag grows ⇒ scale the
+    /// source chain out by lag even though busy time looks low.
+    pub io_bound_cpu_max: f64,
+    /// Time windows with floors/ceilings.
+    pub schedules: Vec<Schedule>,
+    /// Compute and report, never apply.
+    pub dry_run: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            target_utilization: 0.7,
+            utilization_low: 0.4,
+            utilization_high: 0.85,
+            catch_up_duration: Duration::from_secs(300),
+            stabilization: Duration::from_secs(30),
+            scale_down_delay: Duration::from_secs(300),
+            max_scale_down_factor: 0.5,
+            cooldown: Duration::from_secs(60),
+            max_rescales_per_hour: 6,
+            backlog_threshold: Duration::from_secs(60),
+            min_task_managers: 1,
+            max_task_managers: 10,
+            slots_per_task_manager: None,
+            alignment: AlignmentMode::Balanced,
+            io_bound_cpu_max: 0.3,
+            schedules: Vec::new(),
+            dry_run: false,
+        }
+    }
+}

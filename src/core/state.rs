@@ -1,0 +1,64 @@
+//! Per-job memory of the decision core, persisted between ticks (and, with the `kube`
+//! adapter, in Kubernetes): when the job was last rescaled, the open scale-down window and
+//! the rescale history used for the hourly budget. Pure data; updated by
+//! [`super::decide::decide`] through [`JobState::record`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::topology::VertexId;
+
+/// An open scale-down window: recommendations below current seen since `started_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleDownWindow {
+    /// When the first scale-down recommendation of the window was seen.
+    pub started_at: DateTime<Utc>,
+    /// Highest recommendation per vertex seen in the window.
+    pub highest: BTreeMap<VertexId, u32>,
+}
+
+/// One rescale, for the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RescaleRecord {
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// TaskManagers before.
+    pub from_task_managers: u32,
+    /// TaskManagers after.
+    pub to_task_managers: u32,
+}
+
+/// Decision-core memory for one job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    /// When the last rescale was decided (cooldown).
+    pub last_rescale_at: Option<DateTime<Utc>>,
+    /// Open scale-down window, if any.
+    pub scale_down_window: Option<ScaleDownWindow>,
+    /// Recent rescales (pruned to the last 24 h).
+    pub history: Vec<RescaleRecord>,
+}
+
+impl JobState {
+    /// Records a rescale decided at `at`, prunes history older than 24 h and closes the
+    /// scale-down window.
+    pub fn record(&mut self, at: DateTime<Utc>, from_task_managers: u32, to_task_managers: u32) {
+        self.last_rescale_at = Some(at);
+        self.scale_down_window = None;
+        self.history.push(RescaleRecord {
+            at,
+            from_task_managers,
+            to_task_managers,
+        });
+        let horizon = at - chrono::Duration::hours(24);
+        self.history.retain(|r| r.at > horizon);
+    }
+
+    /// Rescales decided in the hour before `now`.
+    pub fn rescales_in_last_hour(&self, now: DateTime<Utc>) -> usize {
+        let horizon = now - chrono::Duration::hours(1);
+        self.history.iter().filter(|r| r.at > horizon).count()
+    }
+}

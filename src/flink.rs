@@ -1,0 +1,1 @@
+//! flink (work in progress)

@@ -1,0 +1,3 @@
+//! KEDA external-scaler gRPC adapter.
+
+pub mod pb;

@@ -1,0 +1,1 @@
+//! kube (work in progress)

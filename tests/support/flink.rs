@@ -1,0 +1,1 @@
+//! flink test harness (see mod.rs).

@@ -1,0 +1,1 @@
+//! kube test harness (see mod.rs).

@@ -1,0 +1,1 @@
+//! prometheus test harness (see mod.rs).

@@ -1,0 +1,1 @@
+//! python test harness (see mod.rs).
