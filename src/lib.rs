@@ -28,3 +28,4 @@ pub mod keda;
 pub mod kube;
 pub mod prometheus;
 pub mod runtime;
+pub mod telemetry;

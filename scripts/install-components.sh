@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local demo need, idempotently, caching heavy
+# downloads and builds outside the repo in $FKS_CACHE (default ~/.cache/flink-keda-scaler):
+#   - Prometheus + promtool, etcd, openssl           (Debian packages)
+#   - Apache Flink 2.3.0 and 1.20.5 + the test job    (PyPI jars + javac; scripts/flink.sh)
+#   - kube-apiserver v1.20.2                          (built once from Debian's source; scripts/kube-apiserver.sh)
+#   - Python venv with grpcio/grpcio-tools            (PyPI; scripts/python-venv.sh)
+# A fresh machine needs only the Rust toolchain, Java 17, Python 3.11 and gcc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}
+mkdir -p "$FKS_CACHE"
+log() { echo "[install $(date +%T)] $*" >&2; }
+
+need_apt=()
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+for v in ${FKS_FLINK_VERSIONS:-2.3.0 1.20.5}; do
+  log "flink $v"
+  scripts/flink.sh install "$v" >/dev/null
+done
+
+log "kube-apiserver"
+scripts/kube-apiserver.sh build >/dev/null
+
+log "python venv"
+scripts/python-venv.sh >/dev/null
+
+log "done (cache: $FKS_CACHE, $(du -sh "$FKS_CACHE" 2>/dev/null | cut -f1))"

@@ -1,0 +1,101 @@
+//! Command-line interface (clap). Each subcommand loads what it needs and hands over to
+//! the library: `serve` runs the scaler, `check-config` validates a config file,
+//! `explain` evaluates a job once and prints the decision with its inputs and reasons,
+//! `rescale` applies a parallelism in place through the same code path as automatic
+//! decisions.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use flink_keda_scaler::telemetry::LogFormat;
+
+/// KEDA external scaler that autoscales Apache Flink jobs in place.
+#[derive(Debug, Parser)]
+#[command(name = "flink-keda-scaler", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "pretty", env = "FKS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scaler: gRPC external scaler for KEDA + HTTP /metrics, /healthz, /readyz.
+    Serve(ServeArgs),
+    /// Validate a config file; prints the resolved policies, or the error with its field path.
+    CheckConfig(ConfigArg),
+    /// Evaluate one job once (signals from Prometheus, topology from Flink) and print the
+    /// decision with its inputs and reasons as JSON.
+    Explain(ExplainArgs),
+    /// Rescale a job in place now (GET-edit-PUT resource requirements, wait for RUNNING).
+    Rescale(RescaleArgs),
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// YAML config file.
+    #[arg(long, short = 'c', env = "FKS_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// YAML config file.
+    #[arg(long, short = 'c', env = "FKS_CONFIG")]
+    pub config: PathBuf,
+    /// gRPC listen address (overrides grpc.listenAddress).
+    #[arg(long)]
+    pub grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address (overrides http.listenAddress).
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// `explain` arguments.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// YAML config file.
+    #[arg(long, short = 'c', env = "FKS_CONFIG")]
+    pub config: PathBuf,
+    /// JobManager REST URL.
+    #[arg(long)]
+    pub flink: url::Url,
+    /// Job name or id (default: the only running job).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Policy name from the config (default: `default`).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Prometheus server name from the config (default: `default`).
+    #[arg(long)]
+    pub prometheus: Option<String>,
+}
+
+/// `rescale` arguments.
+#[derive(Debug, Args)]
+pub struct RescaleArgs {
+    /// JobManager REST URL.
+    #[arg(long)]
+    pub flink: url::Url,
+    /// Job name or id (default: the only running job).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Set every vertex to this parallelism.
+    #[arg(long, conflicts_with = "vertex", required_unless_present = "vertex")]
+    pub parallelism: Option<u32>,
+    /// Set one vertex: `VERTEX_ID=N` (repeatable); other vertices keep their parallelism.
+    #[arg(long, value_name = "ID=N")]
+    pub vertex: Vec<String>,
+    /// Longest wait for RUNNING at the new parallelism.
+    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Compute and print the PUT body, never send it.
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -1,0 +1,253 @@
+//! `policies.<name>`: a named scaling policy in YAML. Every field is optional and falls
+//! back to [`crate::core::Policy::default`]; [`PolicySpec::to_policy`] validates and
+//! converts, naming the field path of any error.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::Deserialize;
+
+use super::{duration, ConfigError};
+use crate::core::{AlignmentMode, Policy, Schedule, ScheduleKind, Signal};
+
+/// A scaling policy as written in YAML.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Target busy fraction after a rescale, in (0, 1].
+    pub target_utilization: Option<f64>,
+    /// Lower edge of the utilization band.
+    pub utilization_low: Option<f64>,
+    /// Upper edge of the utilization band.
+    pub utilization_high: Option<f64>,
+    /// Time to work off a backlog.
+    #[serde(default, with = "duration::option")]
+    pub catch_up_duration: Option<Duration>,
+    /// Samples ignored for this long after the job (re)enters RUNNING.
+    #[serde(default, with = "duration::option")]
+    pub stabilization: Option<Duration>,
+    /// Scale-down delay window.
+    #[serde(default, with = "duration::option")]
+    pub scale_down_delay: Option<Duration>,
+    /// Max fraction a vertex may shrink per decision, in (0, 1).
+    pub max_scale_down_factor: Option<f64>,
+    /// Minimum time between rescales.
+    #[serde(default, with = "duration::option")]
+    pub cooldown: Option<Duration>,
+    /// Rescale budget per rolling hour (≥ 1).
+    pub max_rescales_per_hour: Option<u32>,
+    /// Backlog (lag / input rate) above which the job counts as catching up.
+    #[serde(default, with = "duration::option")]
+    pub backlog_threshold: Option<Duration>,
+    /// Lower bound on TaskManagers (≥ 1).
+    pub min_task_managers: Option<u32>,
+    /// Upper bound on TaskManagers.
+    pub max_task_managers: Option<u32>,
+    /// Slots per TaskManager (default: read from Flink).
+    pub slots_per_task_manager: Option<u32>,
+    /// `balanced` (default) or `off`.
+    pub alignment: Option<AlignmentMode>,
+    /// CPU load below which a lagging source counts as IO-bound.
+    pub io_bound_cpu_max: Option<f64>,
+    /// Compute and report, never apply.
+    pub dry_run: Option<bool>,
+    /// PromQL overrides by signal name (`busyTime`, `pendingRecords`, ...).
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+    /// Extra label matchers substituted for `{{matchers}}` in queries (e.g. `namespace="prod"`).
+    #[serde(default)]
+    pub matchers: Option<String>,
+    /// Time windows with TaskManager floors or ceilings.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+/// A schedule as written in YAML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// Name used in reasons.
+    pub name: String,
+    /// Cron expression with seconds: `sec min hour day-of-month month day-of-week [year]`.
+    pub cron: String,
+    /// IANA time zone (default `UTC`).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// How long the window stays open after each fire.
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    /// Floor (`minTaskManagers`) or ceiling (`maxTaskManagers`): exactly one.
+    pub min_task_managers: Option<u32>,
+    /// Ceiling.
+    pub max_task_managers: Option<u32>,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
+}
+
+fn in_unit(path: &str, v: f64, open_low: bool, closed_high: bool) -> Result<f64, ConfigError> {
+    let ok_low = if open_low { v > 0.0 } else { v >= 0.0 };
+    let ok_high = if closed_high { v <= 1.0 } else { v < 1.0 };
+    if v.is_finite() && ok_low && ok_high {
+        Ok(v)
+    } else {
+        let lo = if open_low { "(0" } else { "[0" };
+        let hi = if closed_high { "1]" } else { "1)" };
+        Err(ConfigError::invalid(path, format!("must be in {lo}, {hi}, got {v}")))
+    }
+}
+
+impl PolicySpec {
+    /// Validates and converts to a core policy; `path` is e.g. `policies.default`.
+    pub fn to_policy(&self, path: &str) -> Result<Policy, ConfigError> {
+        let d = Policy::default();
+        let p = |f: &str| format!("{path}.{f}");
+        let target_utilization = match self.target_utilization {
+            Some(v) => in_unit(&p("targetUtilization"), v, true, true)?,
+            None => d.target_utilization,
+        };
+        let utilization_low = match self.utilization_low {
+            Some(v) => in_unit(&p("utilizationLow"), v, false, false)?,
+            None => d.utilization_low.min(target_utilization * 0.6),
+        };
+        let utilization_high = match self.utilization_high {
+            Some(v) => in_unit(&p("utilizationHigh"), v, true, true)?,
+            None => d.utilization_high.max(target_utilization).min(1.0),
+        };
+        if !(utilization_low < target_utilization && target_utilization <= utilization_high) {
+            return Err(ConfigError::invalid(
+                p("targetUtilization"),
+                format!(
+                    "must lie inside the band: utilizationLow ({utilization_low}) < targetUtilization ({target_utilization}) <= utilizationHigh ({utilization_high})"
+                ),
+            ));
+        }
+        let max_scale_down_factor = match self.max_scale_down_factor {
+            Some(v) => in_unit(&p("maxScaleDownFactor"), v, true, false)?,
+            None => d.max_scale_down_factor,
+        };
+        let positive = |f: &str, v: Option<Duration>, def: Duration| -> Result<Duration, ConfigError> {
+            match v {
+                Some(x) if x.is_zero() => Err(ConfigError::invalid(p(f), "must be > 0")),
+                Some(x) => Ok(x),
+                None => Ok(def),
+            }
+        };
+        let catch_up_duration = positive("catchUpDuration", self.catch_up_duration, d.catch_up_duration)?;
+        let backlog_threshold = positive("backlogThreshold", self.backlog_threshold, d.backlog_threshold)?;
+        let min_task_managers = self.min_task_managers.unwrap_or(d.min_task_managers);
+        if min_task_managers == 0 {
+            return Err(ConfigError::invalid(
+                p("minTaskManagers"),
+                "must be >= 1 (Flink cannot run a job on zero TaskManagers; suspend the job instead)",
+            ));
+        }
+        let max_task_managers = self.max_task_managers.unwrap_or(d.max_task_managers.max(min_task_managers));
+        if max_task_managers < min_task_managers {
+            return Err(ConfigError::invalid(
+                p("maxTaskManagers"),
+                format!("must be >= minTaskManagers ({min_task_managers}), got {max_task_managers}"),
+            ));
+        }
+        if self.slots_per_task_manager == Some(0) {
+            return Err(ConfigError::invalid(p("slotsPerTaskManager"), "must be >= 1"));
+        }
+        let max_rescales_per_hour = self.max_rescales_per_hour.unwrap_or(d.max_rescales_per_hour);
+        if max_rescales_per_hour == 0 {
+            return Err(ConfigError::invalid(p("maxRescalesPerHour"), "must be >= 1"));
+        }
+        let io_bound_cpu_max = match self.io_bound_cpu_max {
+            Some(v) => in_unit(&p("ioBoundCpuMax"), v, true, true)?,
+            None => d.io_bound_cpu_max,
+        };
+        for (i, (signal, query)) in self.queries.iter().enumerate() {
+            if Signal::from_name(signal).is_none() {
+                let known: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+                return Err(ConfigError::invalid(
+                    format!("{path}.queries.{signal}"),
+                    format!("unknown signal (known: {})", known.join(", ")),
+                ));
+            }
+            if query.trim().is_empty() {
+                return Err(ConfigError::invalid(format!("{path}.queries.{signal}"), "must not be empty"));
+            }
+            let _ = i;
+        }
+        let mut schedules = Vec::with_capacity(self.schedules.len());
+        for (i, s) in self.schedules.iter().enumerate() {
+            schedules.push(s.to_schedule(&format!("{path}.schedules[{i}]"))?);
+        }
+        Ok(Policy {
+            target_utilization,
+            utilization_low,
+            utilization_high,
+            catch_up_duration,
+            stabilization: self.stabilization.unwrap_or(d.stabilization),
+            scale_down_delay: self.scale_down_delay.unwrap_or(d.scale_down_delay),
+            max_scale_down_factor,
+            cooldown: self.cooldown.unwrap_or(d.cooldown),
+            max_rescales_per_hour,
+            backlog_threshold,
+            min_task_managers,
+            max_task_managers,
+            slots_per_task_manager: self.slots_per_task_manager,
+            alignment: self.alignment.unwrap_or(d.alignment),
+            io_bound_cpu_max,
+            schedules,
+            dry_run: self.dry_run.unwrap_or(false),
+        })
+    }
+
+    /// Query overrides keyed by signal (names were validated by `to_policy`).
+    pub fn query_overrides(&self) -> BTreeMap<Signal, String> {
+        self.queries
+            .iter()
+            .filter_map(|(k, v)| Signal::from_name(k).map(|s| (s, v.clone())))
+            .collect()
+    }
+}
+
+impl ScheduleSpec {
+    fn to_schedule(&self, path: &str) -> Result<Schedule, ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("{path}.name"), "must not be empty"));
+        }
+        let (kind, task_managers) = match (self.min_task_managers, self.max_task_managers) {
+            (Some(n), None) => (ScheduleKind::Floor, n),
+            (None, Some(n)) => (ScheduleKind::Ceiling, n),
+            _ => {
+                return Err(ConfigError::invalid(
+                    path,
+                    "set exactly one of minTaskManagers (a floor) or maxTaskManagers (a ceiling)",
+                ))
+            }
+        };
+        if task_managers == 0 {
+            return Err(ConfigError::invalid(path, "the TaskManager count must be >= 1"));
+        }
+        if self.duration.is_zero() {
+            return Err(ConfigError::invalid(format!("{path}.duration"), "must be > 0"));
+        }
+        let schedule = Schedule {
+            name: self.name.clone(),
+            cron: self.cron.clone(),
+            timezone: self.timezone.clone(),
+            duration: self.duration,
+            kind,
+            task_managers,
+        };
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::invalid(
+                format!("{path}.timezone"),
+                format!("unknown IANA time zone '{}'", self.timezone),
+            ));
+        }
+        if let Err(e) = self.cron.parse::<cron::Schedule>() {
+            return Err(ConfigError::invalid(
+                format!("{path}.cron"),
+                format!("invalid cron expression '{}': {e} (format: sec min hour day-of-month month day-of-week [year])", self.cron),
+            ));
+        }
+        Ok(schedule)
+    }
+}

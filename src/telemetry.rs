@@ -1,0 +1,25 @@
+//! Logging setup: `tracing` with an `EnvFilter` from `RUST_LOG` (default
+//! `info,flink_keda_scaler=info`), as JSON lines or human-readable text.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log pipelines).
+    Json,
+    /// Human-readable text.
+    Pretty,
+}
+
+/// Installs the global subscriber. Safe to call once per process.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,flink_keda_scaler=info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second init (e.g. in tests) is not an error worth failing for.
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
