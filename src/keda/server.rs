@@ -122,15 +122,57 @@ fn read_pem(path: &PathBuf, what: &'static str, marker: &str) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// Options of [`serve_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// TLS (mTLS when it has a client CA); `None`: plaintext.
+    pub tls: Option<TlsSettings>,
+    /// How long the graceful shutdown may wait for in-flight calls and streams we do not
+    /// end ourselves (e.g. a health `Watch`); then remaining connections are closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Default [`ServeOptions::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `service`, `grpc.health.v1` and reflection on `listener` until `shutdown`
-/// resolves. On shutdown: health turns NOT_SERVING, open streams end (status OK), then
-/// tonic drains in-flight unary calls (each bounded by the service's rpc timeout).
+/// resolves, with default [`ServeOptions`] and the given TLS.
 pub async fn serve<E: Evaluator>(
     listener: TcpListener,
     service: ExternalScalerService<E>,
     tls: Option<TlsSettings>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    let options = ServeOptions {
+        tls,
+        ..ServeOptions::default()
+    };
+    serve_with(listener, service, options, shutdown).await
+}
+
+/// Serves `service`, `grpc.health.v1` and reflection on `listener` until `shutdown`
+/// resolves. On shutdown: health turns NOT_SERVING, open scaler streams end (status OK),
+/// then tonic drains in-flight calls (each bounded by the service's rpc timeout) for at
+/// most `shutdown_grace`.
+pub async fn serve_with<E: Evaluator>(
+    listener: TcpListener,
+    service: ExternalScalerService<E>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let ServeOptions {
+        tls,
+        shutdown_grace,
+    } = options;
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -162,6 +204,7 @@ pub async fn serve<E: Evaluator>(
     let streams = service.clone();
     let scaler =
         ExternalScalerServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!(%addr, "gRPC server shutting down.");
@@ -172,17 +215,33 @@ pub async fn serve<E: Evaluator>(
             .set_service_status("", ServingStatus::NotServing)
             .await;
         streams.begin_shutdown();
+        let _ = fired_tx.send(());
+    };
+    let grace_expired = async move {
+        match fired_rx.await {
+            Ok(()) => tokio::time::sleep(shutdown_grace).await,
+            Err(_) => std::future::pending().await,
+        }
     };
     tracing::info!(%addr, tls = tls.is_some(), "gRPC server listening.");
-    server
+    let serving = server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scaler)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await
-        .map_err(|source| ServerError::Serve {
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::select! {
+        result = serving => result.map_err(|source| ServerError::Serve {
             addr: addr.to_string(),
             source,
-        })
+        }),
+        () = grace_expired => {
+            tracing::warn!(
+                %addr,
+                grace = %humantime::format_duration(shutdown_grace),
+                "gRPC graceful shutdown exceeded its grace period; closing remaining connections.",
+            );
+            Ok(())
+        }
+    }
 }
