@@ -72,7 +72,9 @@ fn every_key_is_parsed_into_the_target() {
         Some("max(flink_busy)")
     );
     assert_eq!(
-        t.query_overrides.get(&Signal::PendingRecords).map(String::as_str),
+        t.query_overrides
+            .get(&Signal::PendingRecords)
+            .map(String::as_str),
         Some("sum(lag)")
     );
     assert_eq!(
@@ -99,7 +101,10 @@ fn every_signal_has_an_override_key() {
     for signal in Signal::ALL {
         let key = query_key(signal);
         let t = parse(&[(key.as_str(), "vector(1)")]).expect(&key);
-        assert_eq!(t.query_overrides.get(&signal).map(String::as_str), Some("vector(1)"));
+        assert_eq!(
+            t.query_overrides.get(&signal).map(String::as_str),
+            Some("vector(1)")
+        );
     }
 }
 
@@ -113,9 +118,15 @@ fn unknown_keys_are_named_with_a_suggestion_when_close() {
          mean 'minTaskManagers'?"
     );
     let err = parse(&[("busytimequery", "x")]).expect_err("case");
-    assert!(err.to_string().contains("did you mean 'busyTimeQuery'"), "{err}");
+    assert!(
+        err.to_string().contains("did you mean 'busyTimeQuery'"),
+        "{err}"
+    );
     let err = parse(&[("somethingElseEntirely", "x")]).expect_err("far");
-    assert!(err.to_string().contains("known keys: flinkRestUrl"), "{err}");
+    assert!(
+        err.to_string().contains("known keys: flinkRestUrl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -123,10 +134,14 @@ fn cache_key_is_stable_and_changes_with_any_metadata_change() {
     let a = parse(&[("jobName", "orders"), ("maxTaskManagers", "5")]).expect("a");
     let b = parse(&[("maxTaskManagers", "5"), ("jobName", "orders")]).expect("b");
     let c = parse(&[("jobName", "orders"), ("maxTaskManagers", "6")]).expect("c");
-    assert_eq!(a.cache_key(), b.cache_key(), "order of keys must not matter");
+    assert_eq!(
+        a.cache_key(),
+        b.cache_key(),
+        "order of keys must not matter"
+    );
     assert_ne!(a.cache_key(), c.cache_key());
-    let other_so = ScalerTarget::parse("prod", "other", &md(&[("jobName", "orders")]))
-        .expect("other");
+    let other_so =
+        ScalerTarget::parse("prod", "other", &md(&[("jobName", "orders")])).expect("other");
     assert_ne!(
         parse(&[("jobName", "orders")]).expect("x").cache_key(),
         other_so.cache_key()
@@ -140,20 +155,24 @@ fn arbitrary_key() -> impl Strategy<Value = String> {
     prop_oneof![
         proptest::sample::select(known.clone()),
         // near misses of known keys: one char dropped or case flipped
-        (proptest::sample::select(known), any::<prop::sample::Index>()).prop_map(|(k, i)| {
-            let mut chars: Vec<char> = k.chars().collect();
-            let idx = i.index(chars.len());
-            if idx % 2 == 0 {
-                chars.remove(idx);
-            } else {
-                chars[idx] = if chars[idx].is_uppercase() {
-                    chars[idx].to_ascii_lowercase()
+        (
+            proptest::sample::select(known),
+            any::<prop::sample::Index>()
+        )
+            .prop_map(|(k, i)| {
+                let mut chars: Vec<char> = k.chars().collect();
+                let idx = i.index(chars.len());
+                if idx % 2 == 0 {
+                    chars.remove(idx);
                 } else {
-                    chars[idx].to_ascii_uppercase()
-                };
-            }
-            chars.into_iter().collect()
-        }),
+                    chars[idx] = if chars[idx].is_uppercase() {
+                        chars[idx].to_ascii_lowercase()
+                    } else {
+                        chars[idx].to_ascii_uppercase()
+                    };
+                }
+                chars.into_iter().collect()
+            }),
         ".{0,20}",
     ]
 }
@@ -203,7 +222,10 @@ fn check_one(namespace: &str, name: &str, metadata: HashMap<String, String>) {
             let names_a_key = metadata.keys().any(|k| message.contains(&format!("'{k}'")))
                 || message.contains("'name'")
                 || message.contains("'namespace'");
-            assert!(names_a_key, "message names no key: {message} for {metadata:?}");
+            assert!(
+                names_a_key,
+                "message names no key: {message} for {metadata:?}"
+            );
         }
     }
 }
@@ -258,5 +280,8 @@ fn keda_keys_and_our_keys_are_disjoint_and_known() {
         assert!(known.iter().any(|x| x == k), "{k}");
     }
     assert!(KEYS.iter().all(|k| !KEDA_KEYS.contains(k)));
-    assert_eq!(known.len(), KEYS.len() + KEDA_KEYS.len() + Signal::ALL.len());
+    assert_eq!(
+        known.len(),
+        KEYS.len() + KEDA_KEYS.len() + Signal::ALL.len()
+    );
 }

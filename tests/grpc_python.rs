@@ -53,14 +53,22 @@ async fn python_grpcio_client_sees_every_rpc() {
     let services = field(&out, &["reflection", "services"])
         .as_array()
         .unwrap_or_else(|| panic!("no services in {out:#}"));
-    assert!(services.iter().any(|s| s == "externalscaler.ExternalScaler"), "{out:#}");
+    assert!(
+        services
+            .iter()
+            .any(|s| s == "externalscaler.ExternalScaler"),
+        "{out:#}"
+    );
 
     let expected_name = "flink-taskmanagers-orders-";
     let specs = field(&out, &["getMetricSpec", "metricSpecs"])
         .as_array()
         .unwrap_or_else(|| panic!("no specs in {out:#}"));
     assert_eq!(specs.len(), 1, "{out:#}");
-    let name = specs[0]["metricName"].as_str().unwrap_or_default().to_string();
+    let name = specs[0]["metricName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     // "Orders" is not lowercase: the name gets a hash suffix to stay unique.
     assert!(name.starts_with(expected_name), "{name}");
     assert!(name.len() <= 63, "{name}");
@@ -89,7 +97,10 @@ async fn python_grpcio_client_sees_every_rpc() {
     assert_eq!(invalid["code"], "INVALID_ARGUMENT", "{out:#}");
     let details = invalid["details"].as_str().unwrap_or_default();
     assert!(details.contains("'minTaskManager'"), "{details}");
-    assert!(details.contains("did you mean 'minTaskManagers'"), "{details}");
+    assert!(
+        details.contains("did you mean 'minTaskManagers'"),
+        "{details}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

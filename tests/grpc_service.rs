@@ -34,12 +34,24 @@ async fn get_metric_spec_is_pure_and_has_one_spec_with_target_one() {
     let target_size = s.target_size;
     assert_eq!(target_size, 1);
     assert_eq!(s.target_size_float, 1.0);
-    assert_eq!(server.evaluator.calls(), 0, "GetMetricSpec must not evaluate");
+    assert_eq!(
+        server.evaluator.calls(),
+        0,
+        "GetMetricSpec must not evaluate"
+    );
 
     // Without a job selector the name is the bare prefix; it is stable across calls.
     let bare = so_ref("prod", "any", &[("flinkRestUrl", "https://jm:8081")]);
-    let a = client.get_metric_spec(bare.clone()).await.expect("spec").into_inner();
-    let b = client.get_metric_spec(bare).await.expect("spec").into_inner();
+    let a = client
+        .get_metric_spec(bare.clone())
+        .await
+        .expect("spec")
+        .into_inner();
+    let b = client
+        .get_metric_spec(bare)
+        .await
+        .expect("spec")
+        .into_inner();
     assert_eq!(a.metric_specs[0].metric_name, "flink-taskmanagers");
     assert_eq!(a, b);
 }
@@ -93,7 +105,12 @@ async fn metric_name_matches_case_insensitively_with_or_without_index_prefix() {
             .into_inner();
         assert_eq!(resp.metric_values[0].metric_value_float, 3.0, "{name}");
     }
-    for wrong in ["", "flink-taskmanagers", "s0-other", "s-flink-taskmanagers-orders"] {
+    for wrong in [
+        "",
+        "flink-taskmanagers",
+        "s0-other",
+        "s-flink-taskmanagers-orders",
+    ] {
         let err = client
             .get_metrics(metrics_request(valid_ref("orders-so"), wrong))
             .await
@@ -132,18 +149,31 @@ async fn bad_metadata_is_invalid_argument_naming_the_key_on_every_rpc() {
     let typo = so_ref("prod", "orders-so", &[("minTaskManager", "2")]);
 
     let errors = vec![
-        client.get_metric_spec(typo.clone()).await.expect_err("spec"),
+        client
+            .get_metric_spec(typo.clone())
+            .await
+            .expect_err("spec"),
         client.is_active(typo.clone()).await.expect_err("active"),
         client
             .get_metrics(metrics_request(typo.clone(), "flink-taskmanagers"))
             .await
             .expect_err("metrics"),
-        client.stream_is_active(typo.clone()).await.expect_err("stream active"),
-        client.stream_metric_spec(typo).await.expect_err("stream spec"),
+        client
+            .stream_is_active(typo.clone())
+            .await
+            .expect_err("stream active"),
+        client
+            .stream_metric_spec(typo)
+            .await
+            .expect_err("stream spec"),
     ];
     for err in errors {
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(err.message().contains("'minTaskManager'"), "{}", err.message());
+        assert!(
+            err.message().contains("'minTaskManager'"),
+            "{}",
+            err.message()
+        );
         assert!(
             err.message().contains("did you mean 'minTaskManagers'"),
             "{}",
@@ -152,14 +182,34 @@ async fn bad_metadata_is_invalid_argument_naming_the_key_on_every_rpc() {
     }
     assert_eq!(server.evaluator.calls(), 0);
 
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[("minTaskManagers", "0")], "minTaskManagers", ">= 1"),
         (&[("maxTaskManagers", "ten")], "maxTaskManagers", "'ten'"),
-        (&[("minTaskManagers", "5"), ("maxTaskManagers", "2")], "minTaskManagers", "<= maxTaskManagers"),
-        (&[("jobName", "a"), ("jobId", "0123456789abcdef0123456789abcdef")], "jobId", "mutually exclusive"),
+        (
+            &[("minTaskManagers", "5"), ("maxTaskManagers", "2")],
+            "minTaskManagers",
+            "<= maxTaskManagers",
+        ),
+        (
+            &[
+                ("jobName", "a"),
+                ("jobId", "0123456789abcdef0123456789abcdef"),
+            ],
+            "jobId",
+            "mutually exclusive",
+        ),
         (&[("jobId", "xyz")], "jobId", "32 hex"),
-        (&[("flinkRestUrl", "ftp://jm:8081")], "flinkRestUrl", "http or https"),
-        (&[("targetUtilization", "1.5")], "targetUtilization", "(0, 1]"),
+        (
+            &[("flinkRestUrl", "ftp://jm:8081")],
+            "flinkRestUrl",
+            "http or https",
+        ),
+        (
+            &[("targetUtilization", "1.5")],
+            "targetUtilization",
+            "(0, 1]",
+        ),
         (&[("catchUpDuration", "0s")], "catchUpDuration", "> 0"),
         (&[("dryRun", "yes")], "dryRun", "'true' or 'false'"),
         (&[("busyTimeQuery", "  ")], "busyTimeQuery", "empty"),
@@ -171,7 +221,11 @@ async fn bad_metadata_is_invalid_argument_naming_the_key_on_every_rpc() {
             .await
             .expect_err(key);
         assert_eq!(err.code(), Code::InvalidArgument, "{md:?}");
-        assert!(err.message().contains(&format!("'{key}'")), "{md:?}: {}", err.message());
+        assert!(
+            err.message().contains(&format!("'{key}'")),
+            "{md:?}: {}",
+            err.message()
+        );
         assert!(err.message().contains(needle), "{md:?}: {}", err.message());
     }
 
@@ -181,7 +235,11 @@ async fn bad_metadata_is_invalid_argument_naming_the_key_on_every_rpc() {
             .await
             .expect_err(key);
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains(&format!("'{key}'")), "{}", err.message());
+        assert!(
+            err.message().contains(&format!("'{key}'")),
+            "{}",
+            err.message()
+        );
     }
 
     let missing_ref = flink_keda_scaler::keda::pb::GetMetricsRequest {
@@ -190,7 +248,11 @@ async fn bad_metadata_is_invalid_argument_naming_the_key_on_every_rpc() {
     };
     let err = client.get_metrics(missing_ref).await.expect_err("no ref");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("'scaledObjectRef'"), "{}", err.message());
+    assert!(
+        err.message().contains("'scaledObjectRef'"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]
@@ -215,7 +277,9 @@ async fn evaluator_errors_map_to_grpc_codes_with_their_cause() {
         ),
         (
             "down",
-            Answer::Err(EvalError::Unavailable("prometheus: connection refused".into())),
+            Answer::Err(EvalError::Unavailable(
+                "prometheus: connection refused".into(),
+            )),
             Code::Unavailable,
             "connection refused",
         ),
@@ -254,11 +318,18 @@ async fn evaluator_errors_map_to_grpc_codes_with_their_cause() {
         for err in [m, a] {
             assert_eq!(err.code(), code, "{name}: {err:?}");
             assert!(err.message().contains(needle), "{name}: {}", err.message());
-            assert!(err.message().contains(&format!("prod/{name}")), "{}", err.message());
+            assert!(
+                err.message().contains(&format!("prod/{name}")),
+                "{}",
+                err.message()
+            );
         }
     }
     // Unknown ScaledObject: the fake answers NOT_FOUND.
-    let err = client.is_active(valid_ref("nobody")).await.expect_err("nobody");
+    let err = client
+        .is_active(valid_ref("nobody"))
+        .await
+        .expect_err("nobody");
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -274,11 +345,16 @@ async fn a_hanging_evaluator_times_out_as_unavailable() {
         .expect_err("hung");
     assert_eq!(err.code(), Code::Unavailable);
     assert!(
-        err.message().contains("evaluation of prod/hung timed out after 300ms"),
+        err.message()
+            .contains("evaluation of prod/hung timed out after 300ms"),
         "{}",
         err.message()
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let err = client.is_active(valid_ref("hung")).await.expect_err("hung");
     assert_eq!(err.code(), Code::Unavailable);
 }
@@ -309,7 +385,10 @@ async fn stream_is_active_sends_first_result_then_only_changes_then_error_ends_i
     // No change: several intervals pass without a message, but the evaluator is polled.
     let calls_before = server.evaluator.calls();
     let quiet = tokio::time::timeout(Duration::from_millis(400), stream.next()).await;
-    assert!(quiet.is_err(), "unexpected message without a change: {quiet:?}");
+    assert!(
+        quiet.is_err(),
+        "unexpected message without a change: {quiet:?}"
+    );
     assert!(server.evaluator.calls() > calls_before + 2);
 
     server.evaluator.set(
@@ -381,12 +460,19 @@ async fn streams_end_cleanly_on_shutdown_and_shutdown_does_not_wait_on_them() {
         .stop(Duration::from_secs(5))
         .await
         .expect("serve returns Ok");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     for (what, end) in [
         ("StreamIsActive", active.next().await.map(|r| r.map(|_| ()))),
         ("StreamMetricSpec", spec.next().await.map(|r| r.map(|_| ()))),
     ] {
-        assert!(end.is_none(), "{what} must end cleanly (status OK), got {end:?}");
+        assert!(
+            end.is_none(),
+            "{what} must end cleanly (status OK), got {end:?}"
+        );
     }
     let seen = observer.seen();
     assert!(seen.contains(&("StreamIsActive", Code::Ok)), "{seen:?}");
@@ -527,7 +613,10 @@ async fn reflection_lists_and_describes_the_services() {
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
     }
     let file = responses.next().await.expect("file").expect("ok");
     let Some(MessageResponse::FileDescriptorResponse(fd)) = file.message_response else {

@@ -35,17 +35,36 @@ fn make_certs(dir: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=fks-test-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fks-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     run(&ca);
     for (who, san, usage) in [
-        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1", "serverAuth"),
+        (
+            "server",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "serverAuth",
+        ),
         ("client", "subjectAltName=DNS:keda-operator", "clientAuth"),
     ] {
         std::fs::write(
@@ -65,8 +84,21 @@ fn make_certs(dir: &Path) {
         req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
         run(&req);
         run(&[
-            "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
         ]);
     }
 }
@@ -176,7 +208,10 @@ async fn tls_server_answers_a_tls_grpc_client() {
         .await
         .expect("GetMetricSpec over TLS")
         .into_inner();
-    assert_eq!(spec.metric_specs[0].metric_name, "flink-taskmanagers-orders");
+    assert_eq!(
+        spec.metric_specs[0].metric_name,
+        "flink-taskmanagers-orders"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +233,10 @@ async fn mtls_rejects_clients_without_a_certificate_and_accepts_with_one() {
             .map(|_| ())
             .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
     };
-    assert!(rejected.is_err(), "a client without certificate was accepted");
+    assert!(
+        rejected.is_err(),
+        "a client without certificate was accepted"
+    );
 
     let mut client = tls_client(&server, dir.path(), true)
         .await

@@ -15,8 +15,8 @@ use std::{
 use chrono::Utc;
 use flink_keda_scaler::keda::{
     pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef},
-    serve_with, EvalError, Evaluation, Evaluator, ExternalScalerService, RpcObserver,
-    ScalerTarget, ServeOptions, ServerError, ServiceSettings,
+    serve_with, EvalError, Evaluation, Evaluator, ExternalScalerService, RpcObserver, ScalerTarget,
+    ServeOptions, ServerError, ServiceSettings,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;

@@ -23,9 +23,7 @@ pub fn require_venv() -> Option<PathBuf> {
     match venv_python() {
         Some(p) => Some(p),
         None => {
-            let _ = component_missing(
-                "python grpcio venv (run scripts/python-venv.sh)",
-            );
+            let _ = component_missing("python grpcio venv (run scripts/python-venv.sh)");
             None
         }
     }
@@ -76,7 +74,10 @@ pub async fn run_keda_client(
         .map_err(|e| format!("keda_client.py failed to run: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!("keda_client.py exited with {}: {stderr}", out.status));
+        return Err(format!(
+            "keda_client.py exited with {}: {stderr}",
+            out.status
+        ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| {
         format!(
