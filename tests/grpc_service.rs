@@ -627,3 +627,58 @@ async fn reflection_lists_and_describes_the_services() {
     assert!(raw.contains("externalscaler.proto"), "{raw}");
     assert!(raw.contains("StreamIsActive"), "{raw}");
 }
+
+#[tokio::test]
+async fn stream_is_active_is_bounded_by_the_rpc_timeout_and_cancellation_is_observed() {
+    let server = TestServer::start(test_settings()).await;
+    server.evaluator.set("hung", Answer::Hang);
+    server.evaluator.set(
+        "ok",
+        Answer::Ok {
+            task_managers: 1,
+            active: true,
+        },
+    );
+    let mut client = server.client().await;
+    let mut hung = client
+        .stream_is_active(valid_ref("hung"))
+        .await
+        .expect("StreamIsActive")
+        .into_inner();
+    let err = tokio::time::timeout(Duration::from_secs(3), hung.next())
+        .await
+        .expect("bounded by the rpc timeout")
+        .expect("an item")
+        .expect_err("timeout status");
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(
+        err.message().contains("timed out after 300ms"),
+        "{}",
+        err.message()
+    );
+
+    // KEDA going away drops the stream: the rpc is reported as CANCELLED.
+    let mut ok = client
+        .stream_is_active(valid_ref("ok"))
+        .await
+        .expect("StreamIsActive")
+        .into_inner();
+    assert!(ok.next().await.expect("msg").expect("ok").result);
+    drop(ok);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let seen = server.observer.seen();
+        if seen.contains(&("StreamIsActive", Code::Cancelled)) {
+            assert!(
+                seen.contains(&("StreamIsActive", Code::Unavailable)),
+                "{seen:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cancellation not observed: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

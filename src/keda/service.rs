@@ -93,9 +93,10 @@ impl<E: Evaluator> ExternalScalerService<E> {
         self.settings
     }
 
-    /// Ends every open stream (`StreamIsActive`, `StreamMetricSpec`) cleanly and makes new
-    /// streams end right after their first message. Called by [`super::server::serve`]
-    /// before the graceful shutdown, which would otherwise wait on open streams forever.
+    /// Ends every open stream (`StreamIsActive`, `StreamMetricSpec`) cleanly (status OK);
+    /// streams opened afterwards end at once (`StreamMetricSpec` after its spec). Called by
+    /// [`super::server::serve`] before the graceful shutdown, which would otherwise wait on
+    /// open streams forever.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
