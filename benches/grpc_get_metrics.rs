@@ -1,1 +1,213 @@
-fn main() {}
+//! Benchmark (not a test): GetMetrics for 1,000 distinct ScaledObjects served from cache.
+//!
+//! * server: `keda::serve` on a tokio runtime with ONE worker thread, real TCP loopback;
+//!   the evaluator answers from a pre-filled map keyed by `ScalerTarget::cache_key` (the
+//!   runtime's cached path), so the cost measured is gRPC + metadata parsing + lookup.
+//! * client: a separate runtime, a few HTTP/2 connections, many requests in flight,
+//!   closed loop, round-robin over the 1,000 ScaledObjects.
+//!
+//! Prints requests/s and p50/p99/max latency per concurrency level.
+//! Run: `cargo bench --bench grpc_get_metrics` (`FKS_BENCH_SECS` = seconds per level).
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use flink_keda_scaler::keda::{
+    pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef},
+    serve, CacheKey, EvalError, Evaluation, Evaluator, ExternalScalerService, ScalerTarget,
+    ServiceSettings,
+};
+use tonic::transport::Channel;
+
+const SCALED_OBJECTS: usize = 1_000;
+const CONNECTIONS: usize = 4;
+const CONCURRENCY_LEVELS: [usize; 3] = [8, 16, 64];
+
+/// The cached path: one map lookup per evaluation.
+struct CachedEvaluator {
+    cache: HashMap<CacheKey, Evaluation>,
+}
+
+impl Evaluator for CachedEvaluator {
+    async fn evaluate(&self, target: &ScalerTarget) -> Result<Evaluation, EvalError> {
+        self.cache
+            .get(&target.cache_key())
+            .copied()
+            .ok_or_else(|| EvalError::NotFound(format!("{target} not cached")))
+    }
+}
+
+fn scaled_object(i: usize) -> ScaledObjectRef {
+    let md = [
+        (
+            "flinkRestUrl",
+            format!("http://job-{i}-rest.flink.svc:8081"),
+        ),
+        ("jobName", format!("job-{i}")),
+        ("minTaskManagers", "1".to_string()),
+        ("maxTaskManagers", "20".to_string()),
+        ("policy", "default".to_string()),
+        (
+            "scalerAddress",
+            "flink-keda-scaler.keda.svc:9090".to_string(),
+        ),
+    ];
+    ScaledObjectRef {
+        name: format!("so-{i}"),
+        namespace: format!("team-{}", i % 10),
+        scaler_metadata: md.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let secs: u64 = std::env::var("FKS_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let refs: Vec<ScaledObjectRef> = (0..SCALED_OBJECTS).map(scaled_object).collect();
+    let mut cache = HashMap::new();
+    let mut requests = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        let target = ScalerTarget::parse(&r.namespace, &r.name, &r.scaler_metadata)?;
+        cache.insert(
+            target.cache_key(),
+            Evaluation {
+                task_managers: 1 + (i % 20) as u32,
+                active: true,
+                evaluated_at: Utc::now(),
+            },
+        );
+        requests.push(GetMetricsRequest {
+            scaled_object_ref: Some(r.clone()),
+            metric_name: format!("s0-{}", target.metric_name()),
+        });
+    }
+    let requests = Arc::new(requests);
+
+    // Server: one worker thread.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-server")
+        .enable_all()
+        .build()?;
+    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let service = ExternalScalerService::new(
+        Arc::new(CachedEvaluator { cache }),
+        ServiceSettings::default(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(serve(listener, service, None, async {
+        let _ = stop_rx.await;
+    }));
+
+    // Client: its own runtime.
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    println!(
+        "GetMetrics, {SCALED_OBJECTS} ScaledObjects from cache; server: 1 tokio worker; \
+         client: 1 tokio worker, {CONNECTIONS} HTTP/2 connections; {secs}s per level"
+    );
+    client_rt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut attempt = 0;
+            let channel = loop {
+                match Channel::from_shared(format!("http://{addr}"))?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                {
+                    Ok(c) => break c,
+                    Err(e) if attempt > 50 => return Err(Box::new(e) as Box<dyn std::error::Error>),
+                    Err(_) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            };
+            clients.push(ExternalScalerClient::new(channel));
+        }
+        // Sanity: every ScaledObject answers with its own value.
+        for (i, req) in requests.iter().enumerate() {
+            let v = clients[i % CONNECTIONS]
+                .clone()
+                .get_metrics(req.clone())
+                .await?
+                .into_inner();
+            assert_eq!(v.metric_values.len(), 1);
+            assert_eq!(v.metric_values[0].metric_value_float, (1 + i % 20) as f64);
+        }
+        for concurrency in CONCURRENCY_LEVELS {
+            run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
+            let (lat, elapsed) =
+                run_level(&clients, &requests, concurrency, Duration::from_secs(secs)).await?;
+            let rps = lat.len() as f64 / elapsed.as_secs_f64();
+            println!(
+                "in flight {concurrency:>3}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs  ({} requests)",
+                rps,
+                percentile(&lat, 0.50).as_secs_f64() * 1e6,
+                percentile(&lat, 0.99).as_secs_f64() * 1e6,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+                lat.len()
+            );
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    let _ = stop_tx.send(());
+    server_rt.block_on(server)??;
+    Ok(())
+}
+
+/// Runs `concurrency` closed-loop workers for `duration`; returns sorted latencies.
+async fn run_level(
+    clients: &[ExternalScalerClient<Channel>],
+    requests: &Arc<Vec<GetMetricsRequest>>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<(Vec<Duration>, Duration), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let mut client = clients[w % clients.len()].clone();
+        let requests = Arc::clone(requests);
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(64 * 1024);
+            let mut i = w;
+            while Instant::now() < deadline {
+                let req = requests[i % requests.len()].clone();
+                i += concurrency;
+                let t = Instant::now();
+                let resp = client.get_metrics(req).await;
+                lat.push(t.elapsed());
+                if let Err(status) = resp {
+                    return Err(format!("GetMetrics failed: {status}"));
+                }
+            }
+            Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Ok((all, elapsed))
+}
