@@ -1,1 +1,28 @@
-//! prometheus (work in progress)
+//! Prometheus adapter: reads signals about Flink jobs from any server that speaks the
+//! standard Prometheus HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+//!
+//! ```text
+//!  ServerSettings ──► PromClient ──► query / query_range   (/api/v1/query[_range], POST form)
+//!                          │
+//!  SignalQueries + JobVars ┴──► read_signals ──► SignalRead ──► Observation (core)
+//!  (one grouped query per signal per job per tick, run concurrently)
+//! ```
+//!
+//! Layering: depends on `core` only.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod queries;
+pub mod response;
+pub mod settings;
+pub mod signals;
+
+pub use client::PromClient;
+pub use error::{ClientBuildError, QueryError, SettingsError};
+pub use queries::{sanitize_label_value, JobVars, SignalQueries, TemplateError};
+pub use response::{Sample, Series};
+pub use settings::{BasicAuthSettings, ServerAuth, ServerSettings, TlsSettings};
+pub use signals::{
+    read_signals, QueryStat, ReadOptions, SignalError, SignalErrorKind, SignalIssue, SignalRead,
+};
