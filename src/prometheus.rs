@@ -1,30 +1,28 @@
-//! Prometheus adapter (placeholder settings until the client lands).
-use serde::Deserialize;
+//! Prometheus adapter: reads signals about Flink jobs from any server that speaks the
+//! standard Prometheus HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+//!
+//! ```text
+//!  ServerSettings ──► PromClient ──► query / query_range   (/api/v1/query[_range], POST form)
+//!                          │
+//!  SignalQueries + JobVars ┴──► read_signals ──► SignalRead ──► Observation (core)
+//!  (one grouped query per signal per job per tick, run concurrently)
+//! ```
+//!
+//! Layering: depends on `core` only.
 
-/// Settings of one Prometheus server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServerSettings {
-    /// Base URL.
-    pub url: url::Url,
-    /// Timeout.
-    pub timeout: Option<String>,
-}
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod queries;
+pub mod response;
+pub mod settings;
+pub mod signals;
 
-/// A validation error with its field path.
-pub struct SettingsError {
-    /// Field path.
-    pub path: String,
-    /// Problem.
-    pub message: String,
-}
-
-impl ServerSettings {
-    /// Validates.
-    pub fn validate(&self, path: &str) -> Result<(), SettingsError> {
-        if !matches!(self.url.scheme(), "http" | "https") {
-            return Err(SettingsError { path: format!("{path}.url"), message: "must be http or https".into() });
-        }
-        Ok(())
-    }
-}
+pub use client::PromClient;
+pub use error::{ClientBuildError, QueryError, SettingsError};
+pub use queries::{sanitize_label_value, JobVars, SignalQueries, TemplateError};
+pub use response::{Sample, Series};
+pub use settings::{BasicAuthSettings, ServerAuth, ServerSettings, TlsSettings};
+pub use signals::{
+    read_signals, QueryStat, ReadOptions, SignalError, SignalErrorKind, SignalIssue, SignalRead,
+};

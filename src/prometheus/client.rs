@@ -1,0 +1,343 @@
+//! `PromClient`: instant and range queries against the standard Prometheus HTTP API
+//! (`POST /api/v1/query`, `POST /api/v1/query_range`, form-encoded), which Prometheus,
+//! Thanos, Mimir and VictoriaMetrics all serve. Every attempt is bounded by the
+//! configured timeout; retryable failures (unreachable, 5xx, 429) are retried with
+//! exponential backoff, PromQL errors never are.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+
+use super::{
+    auth::{scrub, Credentials},
+    error::{ClientBuildError, QueryError},
+    response::{decode, QueryData, Sample, Series},
+    settings::ServerSettings,
+};
+
+/// First backoff delay between retries.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Largest backoff delay between retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Largest response body accepted (a grouped query returns a few hundred series).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A client for one Prometheus-compatible server. Cheap to clone.
+#[derive(Clone)]
+pub struct PromClient {
+    http: reqwest::Client,
+    base: url::Url,
+    timeout: Duration,
+    retries: u32,
+    credentials: Credentials,
+}
+
+impl std::fmt::Debug for PromClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromClient")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl PromClient {
+    /// Validates the settings, reads credential and TLS files once and builds the client.
+    pub fn new(settings: &ServerSettings) -> Result<Self, ClientBuildError> {
+        settings.validate("prometheus")?;
+        let base = url::Url::parse(&settings.url).map_err(|e| {
+            ClientBuildError::Settings(super::SettingsError {
+                path: "prometheus.url".into(),
+                message: e.to_string(),
+            })
+        })?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            // validated above
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .default_headers(headers)
+            .user_agent(concat!("flink-keda-scaler/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = &settings.tls {
+            if let Some(ca) = &tls.ca_file {
+                let pem = read(ca, "CA")?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                    ClientBuildError::InvalidPem {
+                        what: "CA",
+                        path: ca.clone(),
+                        source,
+                    }
+                })?;
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+                let mut pem = read(cert, "client certificate")?;
+                pem.push(b'\n');
+                pem.extend(read(key, "client key")?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|source| {
+                    ClientBuildError::InvalidPem {
+                        what: "client certificate/key",
+                        path: cert.clone(),
+                        source,
+                    }
+                })?;
+                builder = builder.identity(identity);
+            }
+            if tls.insecure_skip_verify {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+        }
+        let http = builder.build().map_err(ClientBuildError::Http)?;
+        Ok(Self {
+            http,
+            base,
+            timeout: settings.timeout,
+            retries: settings.retries,
+            credentials: Credentials::from_settings(settings.auth.as_ref())?,
+        })
+    }
+
+    /// The base URL (no credentials: validation refuses them).
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The per-attempt timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The worst-case time of one call: every attempt timing out plus the backoff.
+    pub fn max_call_duration(&self) -> Duration {
+        let attempts = self.retries + 1;
+        self.timeout * attempts + BACKOFF_MAX * self.retries
+    }
+
+    /// Instant query at `at` (server time when `None`). Multi-series results are data,
+    /// keyed by their labels; a scalar is one sample without labels; a string result is
+    /// parsed as a number. An empty vector is [`QueryError::EmptyResult`]. NaN/±Inf
+    /// values are returned as they are (see [`PromClient::query_value`]).
+    pub async fn query(
+        &self,
+        promql: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Sample>, QueryError> {
+        let mut form = vec![("query", promql.to_string())];
+        if let Some(at) = at {
+            form.push(("time", unix_seconds(at)));
+        }
+        let data = self.call("query", &form).await?;
+        let samples = match data {
+            QueryData::Vector(v) => v,
+            QueryData::Scalar(s) => vec![s],
+            QueryData::String { at, text } => {
+                let value = super::response::parse_value(&text).map_err(|reason| {
+                    QueryError::MalformedJson {
+                        endpoint: self.endpoint("query"),
+                        reason,
+                    }
+                })?;
+                vec![Sample {
+                    labels: Default::default(),
+                    at,
+                    value,
+                }]
+            }
+            other @ QueryData::Matrix(_) => {
+                return Err(QueryError::UnexpectedResultType {
+                    expected: "vector, scalar or string",
+                    got: other.type_name().into(),
+                })
+            }
+        };
+        if samples.is_empty() {
+            return Err(QueryError::EmptyResult {
+                query: promql.to_string(),
+            });
+        }
+        Ok(samples)
+    }
+
+    /// Instant query that must return exactly one finite value.
+    pub async fn query_value(
+        &self,
+        promql: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<f64, QueryError> {
+        let samples = self.query(promql, at).await?;
+        match samples.as_slice() {
+            [one] if one.value.is_finite() => Ok(one.value),
+            [one] => Err(QueryError::NonFinite {
+                query: promql.to_string(),
+                value: one.value,
+            }),
+            many => Err(QueryError::MultipleSeries {
+                query: promql.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// Range query from `start` to `end` every `step`. An empty matrix is
+    /// [`QueryError::EmptyResult`]; NaN/±Inf points are kept.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<Series>, QueryError> {
+        let form = vec![
+            ("query", promql.to_string()),
+            ("start", unix_seconds(start)),
+            ("end", unix_seconds(end)),
+            ("step", format!("{:.3}", step.as_secs_f64())),
+        ];
+        match self.call("query_range", &form).await? {
+            QueryData::Matrix(m) if m.is_empty() => Err(QueryError::EmptyResult {
+                query: promql.to_string(),
+            }),
+            QueryData::Matrix(m) => Ok(m),
+            other => Err(QueryError::UnexpectedResultType {
+                expected: "matrix",
+                got: other.type_name().into(),
+            }),
+        }
+    }
+
+    fn endpoint(&self, api: &str) -> String {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["api", "v1", api]);
+        }
+        url.to_string()
+    }
+
+    /// POSTs the form with retries and decodes the response.
+    async fn call(&self, api: &str, form: &[(&str, String)]) -> Result<QueryData, QueryError> {
+        let endpoint = self.endpoint(api);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(BACKOFF_MIN)
+            .with_max_delay(BACKOFF_MAX)
+            .with_max_times(self.retries as usize)
+            .with_jitter();
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let result = (|| async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.attempt(&endpoint, form).await
+        })
+        .retry(backoff)
+        .when(QueryError::is_retryable)
+        .notify(|e, delay| {
+            tracing::debug!(endpoint = %endpoint, kind = e.kind(), error = %e, ?delay, "retrying Prometheus query");
+        })
+        .await;
+        match result {
+            Err(QueryError::Unreachable {
+                endpoint, reason, ..
+            }) => Err(QueryError::Unreachable {
+                endpoint,
+                attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
+                reason,
+            }),
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: &str,
+        form: &[(&str, String)],
+    ) -> Result<QueryData, QueryError> {
+        let mut request = self.http.post(endpoint).form(form);
+        let auth = self.credentials.header()?;
+        let secret = auth.as_ref().map(|(_, s)| s.clone());
+        if let Some((value, _)) = auth {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let unreachable = |e: reqwest::Error| QueryError::Unreachable {
+            endpoint: endpoint.to_string(),
+            attempts: 1,
+            reason: scrub(&transport_reason(&e), secret.as_ref()),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(QueryError::MalformedJson {
+                endpoint: endpoint.to_string(),
+                reason: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+            });
+        }
+        let decoded = decode(status, &body, endpoint).map_err(|e| redact(e, secret.as_ref()))?;
+        if !decoded.warnings.is_empty() {
+            tracing::debug!(endpoint, warnings = ?decoded.warnings, "Prometheus returned warnings");
+        }
+        Ok(decoded.data)
+    }
+}
+
+/// Scrubs the secret from text copied from a response.
+fn redact(e: QueryError, secret: Option<&super::auth::Secret>) -> QueryError {
+    match e {
+        QueryError::HttpStatus {
+            endpoint,
+            status,
+            message,
+        } => QueryError::HttpStatus {
+            endpoint,
+            status,
+            message: message.map(|m| scrub(&m, secret)),
+        },
+        QueryError::PromQl { error_type, error } => QueryError::PromQl {
+            error_type,
+            error: scrub(&error, secret),
+        },
+        other => other,
+    }
+}
+
+/// `timeout` or the error chain of a transport error (without the URL, already known).
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timeout".into();
+    }
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn unix_seconds(at: DateTime<Utc>) -> String {
+    format!("{}.{:03}", at.timestamp(), at.timestamp_subsec_millis())
+}
+
+fn read(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>, ClientBuildError> {
+    std::fs::read(path).map_err(|source| ClientBuildError::ReadFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,381 @@
+//! Decoding of Prometheus HTTP API responses (`/api/v1/query`, `/api/v1/query_range`)
+//! into samples and series. Handles the `vector`, `matrix`, `scalar` and `string` result
+//! types, `status: error` bodies (→ PromQL error or HTTP error with Prometheus' message)
+//! and NaN/±Inf values (kept as data here; callers decide).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::QueryError;
+
+/// One sample of an instant query: a series' labels and its value at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Label set (`__name__` included when the query keeps it). Empty for scalars.
+    pub labels: BTreeMap<String, String>,
+    /// Evaluation timestamp.
+    pub at: DateTime<Utc>,
+    /// Value; may be NaN or ±Inf.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A label value, if present.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+}
+
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Label set.
+    pub labels: BTreeMap<String, String>,
+    /// Points in time order; values may be NaN or ±Inf.
+    pub points: Vec<(DateTime<Utc>, f64)>,
+}
+
+/// The decoded `data` of a successful response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryData {
+    /// `vector` (instant query).
+    Vector(Vec<Sample>),
+    /// `matrix` (range query, or a range selector in an instant query).
+    Matrix(Vec<Series>),
+    /// `scalar`: one value, no labels.
+    Scalar(Sample),
+    /// `string`: the text, and its numeric value if it parses as one.
+    String {
+        /// Timestamp.
+        at: DateTime<Utc>,
+        /// The string.
+        text: String,
+    },
+}
+
+impl QueryData {
+    /// Result type name as Prometheus spells it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            QueryData::Vector(_) => "vector",
+            QueryData::Matrix(_) => "matrix",
+            QueryData::Scalar(_) => "scalar",
+            QueryData::String { .. } => "string",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    result_type: String,
+    result: Value,
+}
+
+/// A decoded successful response: the data and Prometheus' warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The result.
+    pub data: QueryData,
+    /// `warnings` (e.g. partial responses from Thanos).
+    pub warnings: Vec<String>,
+}
+
+const EXCERPT_LEN: usize = 200;
+
+/// Decodes a response body given its HTTP status. `endpoint` is used in errors.
+pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, QueryError> {
+    let success = (200..300).contains(&status);
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) if success => {
+            return Err(QueryError::MalformedJson {
+                endpoint: endpoint.to_string(),
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            return Err(QueryError::HttpStatus {
+                endpoint: endpoint.to_string(),
+                status,
+                message: excerpt(body),
+            })
+        }
+    };
+    if envelope.status != "success" {
+        let error = envelope.error.unwrap_or_default();
+        let error_type = envelope.error_type.unwrap_or_default();
+        // 5xx/429 with an API error body (timeout, unavailable) is a server problem.
+        if status >= 500 || status == 429 {
+            return Err(QueryError::HttpStatus {
+                endpoint: endpoint.to_string(),
+                status,
+                message: Some(format!("{error_type}: {error}")),
+            });
+        }
+        return Err(QueryError::PromQl { error_type, error });
+    }
+    if !success {
+        return Err(QueryError::HttpStatus {
+            endpoint: endpoint.to_string(),
+            status,
+            message: excerpt(body),
+        });
+    }
+    let malformed = |reason: String| QueryError::MalformedJson {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let data = envelope
+        .data
+        .ok_or_else(|| malformed("status success without data".into()))?;
+    let parsed = match data.result_type.as_str() {
+        "vector" => QueryData::Vector(
+            as_array(&data.result, "result")
+                .map_err(&malformed)?
+                .iter()
+                .map(parse_sample)
+                .collect::<Result<_, _>>()
+                .map_err(&malformed)?,
+        ),
+        "matrix" => QueryData::Matrix(
+            as_array(&data.result, "result")
+                .map_err(&malformed)?
+                .iter()
+                .map(parse_series)
+                .collect::<Result<_, _>>()
+                .map_err(&malformed)?,
+        ),
+        "scalar" => {
+            let (at, value) = parse_point(&data.result).map_err(&malformed)?;
+            QueryData::Scalar(Sample {
+                labels: BTreeMap::new(),
+                at,
+                value,
+            })
+        }
+        "string" => {
+            let pair = as_array(&data.result, "string result").map_err(&malformed)?;
+            let at = pair
+                .first()
+                .and_then(Value::as_f64)
+                .and_then(timestamp)
+                .ok_or_else(|| malformed("string result without timestamp".into()))?;
+            let text = pair
+                .get(1)
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("string result without text".into()))?;
+            QueryData::String {
+                at,
+                text: text.to_string(),
+            }
+        }
+        other => return Err(malformed(format!("unknown resultType {other:?}"))),
+    };
+    Ok(Decoded {
+        data: parsed,
+        warnings: envelope.warnings,
+    })
+}
+
+fn excerpt(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut cut: String = text.chars().take(EXCERPT_LEN).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    Some(cut)
+}
+
+fn as_array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{what} is not an array"))
+}
+
+fn labels(v: &Value) -> Result<BTreeMap<String, String>, String> {
+    match v.get("metric") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(m) => serde_json::from_value(m.clone()).map_err(|e| format!("bad metric labels: {e}")),
+    }
+}
+
+fn parse_sample(v: &Value) -> Result<Sample, String> {
+    let value = v.get("value").ok_or_else(|| {
+        "vector element without value (native histograms are not supported)".to_string()
+    })?;
+    let (at, value) = parse_point(value)?;
+    Ok(Sample {
+        labels: labels(v)?,
+        at,
+        value,
+    })
+}
+
+fn parse_series(v: &Value) -> Result<Series, String> {
+    let points = match v.get("values") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(values) => as_array(values, "values")?
+            .iter()
+            .map(parse_point)
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Series {
+        labels: labels(v)?,
+        points,
+    })
+}
+
+/// Parses `[<unix seconds>, "<value>"]`.
+fn parse_point(v: &Value) -> Result<(DateTime<Utc>, f64), String> {
+    let pair = as_array(v, "sample")?;
+    let (Some(ts), Some(val)) = (pair.first(), pair.get(1)) else {
+        return Err("sample is not a [timestamp, value] pair".into());
+    };
+    let at = ts
+        .as_f64()
+        .and_then(timestamp)
+        .ok_or_else(|| format!("bad timestamp {ts}"))?;
+    let text = val
+        .as_str()
+        .ok_or_else(|| format!("sample value {val} is not a string"))?;
+    Ok((at, parse_value(text)?))
+}
+
+/// Parses a Prometheus sample value (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`).
+pub fn parse_value(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("sample value {text:?} is not a number"))
+}
+
+fn timestamp(secs: f64) -> Option<DateTime<Utc>> {
+    if !secs.is_finite() {
+        return None;
+    }
+    DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Vector results keep every series with its labels; NaN/Inf are data.
+    #[test]
+    fn vector_with_special_values() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"task_id":"a"},"value":[1700000000.5,"12.5"]},
+            {"metric":{"task_id":"b"},"value":[1700000000.5,"NaN"]},
+            {"metric":{"task_id":"c"},"value":[1700000000.5,"+Inf"]},
+            {"metric":{"task_id":"d"},"value":[1700000000.5,"-Inf"]}]}}"#;
+        let d = decode(200, body, "e").expect("decodes");
+        let QueryData::Vector(v) = d.data else {
+            panic!("expected vector, got {:?}", d.data)
+        };
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0].label("task_id"), Some("a"));
+        assert_eq!(v[0].value, 12.5);
+        assert_eq!(v[0].at.timestamp_millis(), 1_700_000_000_500);
+        assert!(v[1].value.is_nan());
+        assert_eq!(v[2].value, f64::INFINITY);
+        assert_eq!(v[3].value, f64::NEG_INFINITY);
+    }
+
+    /// Scalar and string result types decode.
+    #[test]
+    fn scalar_and_string() {
+        let d = decode(
+            200,
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1.0,"3"]}}"#,
+            "e",
+        )
+        .expect("scalar");
+        assert!(
+            matches!(d.data, QueryData::Scalar(ref s) if s.value == 3.0 && s.labels.is_empty())
+        );
+        let d = decode(
+            200,
+            br#"{"status":"success","data":{"resultType":"string","result":[1.0,"hello"]}}"#,
+            "e",
+        )
+        .expect("string");
+        assert!(matches!(d.data, QueryData::String { ref text, .. } if text == "hello"));
+    }
+
+    /// Error bodies map to PromQL errors (4xx) or HTTP errors (5xx), non-JSON to HTTP errors.
+    #[test]
+    fn error_bodies() {
+        let e = decode(
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+            "e",
+        )
+        .expect_err("bad_data");
+        assert!(
+            matches!(e, QueryError::PromQl { ref error_type, ref error } if error_type == "bad_data" && error == "parse error")
+        );
+        let e = decode(
+            503,
+            br#"{"status":"error","errorType":"timeout","error":"query timed out"}"#,
+            "e",
+        )
+        .expect_err("timeout");
+        assert!(
+            matches!(e, QueryError::HttpStatus { status: 503, ref message, .. } if message.as_deref() == Some("timeout: query timed out"))
+        );
+        assert!(e.is_retryable());
+        let e = decode(502, b"<html>Bad Gateway</html>", "e").expect_err("502");
+        assert!(
+            matches!(e, QueryError::HttpStatus { status: 502, ref message, .. } if message.as_deref() == Some("<html>Bad Gateway</html>"))
+        );
+        let e = decode(200, b"not json", "e").expect_err("malformed");
+        assert_eq!(e.kind(), "malformed_json");
+        let e = decode(200, br#"{"status":"success"}"#, "e").expect_err("no data");
+        assert_eq!(e.kind(), "malformed_json");
+        let e = decode(
+            200,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}"#,
+            "e",
+        )
+        .expect_err("bad value");
+        assert!(e.to_string().contains("\"x\" is not a number"), "{e}");
+    }
+
+    /// Matrix results keep points in order.
+    #[test]
+    fn matrix() {
+        let d = decode(
+            200,
+            br#"{"status":"success","data":{"resultType":"matrix","result":[
+              {"metric":{"tm_id":"t1"},"values":[[10,"1"],[20,"2"]]}]}}"#,
+            "e",
+        )
+        .expect("matrix");
+        let QueryData::Matrix(m) = d.data else {
+            panic!("expected matrix")
+        };
+        let values: Vec<f64> = m[0].points.iter().map(|p| p.1).collect();
+        assert_eq!(values, vec![1.0, 2.0]);
+        assert_eq!(m[0].points[1].0.timestamp(), 20);
+    }
+}

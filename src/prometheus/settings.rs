@@ -1,0 +1,318 @@
+//! `ServerSettings`: how to reach one Prometheus-compatible server (`prometheus.<name>` in
+//! the YAML config). Secrets are never inline: a bearer token comes from a file (re-read
+//! when it changes), a basic-auth password from a file or an environment variable.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::SettingsError;
+
+/// Default per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of retries after the first attempt (retryable errors only).
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Upper bound accepted for `retries`.
+pub const MAX_RETRIES: u32 = 10;
+/// Upper bound accepted for `timeout`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Connection settings for one Prometheus-compatible server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerSettings {
+    /// Base URL (`http` or `https`), possibly with a path prefix
+    /// (e.g. `http://mimir:8080/prometheus`); `/api/v1/...` is appended.
+    pub url: String,
+    /// Timeout of one HTTP attempt (humantime string, e.g. `5s`, `500ms`). Default 5s.
+    #[serde(
+        default = "default_timeout",
+        serialize_with = "ser_duration",
+        deserialize_with = "de_duration"
+    )]
+    pub timeout: Duration,
+    /// Authentication, if the server needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ServerAuth>,
+    /// TLS settings (custom CA, client certificate for mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+    /// Extra headers sent with every request (e.g. `X-Scope-OrgID: tenant-a`).
+    /// `Authorization` is refused here: use `auth`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Retries after the first attempt for retryable errors (unreachable, 5xx, 429),
+    /// with exponential backoff. Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+/// Authentication: exactly one of `bearerTokenFile` or `basic`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerAuth {
+    /// File holding a bearer token (re-read when its modification time changes, so
+    /// rotated tokens are picked up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuthSettings>,
+}
+
+/// HTTP basic authentication: a username and a password from a file or an env var.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicAuthSettings {
+    /// User name (not a secret).
+    pub username: String,
+    /// File holding the password (re-read when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password (read once at client build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+/// TLS settings for `https` servers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSettings {
+    /// PEM bundle of CA certificates trusted in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mTLS); requires `keyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate; requires `certFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate. For tests only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?}: {e} (expected e.g. 5s, 500ms)"
+        ))
+    })
+}
+
+impl ServerSettings {
+    /// Settings for `url` with every default (no auth, no TLS options).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeout: DEFAULT_TIMEOUT,
+            auth: None,
+            tls: None,
+            headers: BTreeMap::new(),
+            retries: DEFAULT_RETRIES,
+        }
+    }
+
+    /// Checks the settings without any I/O. `path` is the config path of these settings
+    /// (e.g. `prometheus.default`); errors name the offending field below it
+    /// (`prometheus.default.url: must be http or https`).
+    pub fn validate(&self, path: &str) -> Result<(), SettingsError> {
+        let err = |field: &str, message: String| SettingsError {
+            path: format!("{path}.{field}"),
+            message,
+        };
+        let url =
+            url::Url::parse(&self.url).map_err(|e| err("url", format!("not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err("url", "must be http or https".into()));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(err("url", "has no host".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(err(
+                "url",
+                "must not contain credentials (use auth.basic with passwordFile or passwordEnv)"
+                    .into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(err("url", "must not have a query or fragment".into()));
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(err(
+                "timeout",
+                format!(
+                    "must be > 0 and <= {}",
+                    humantime::format_duration(MAX_TIMEOUT)
+                ),
+            ));
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(err("retries", format!("must be <= {MAX_RETRIES}")));
+        }
+        if let Some(auth) = &self.auth {
+            match (&auth.bearer_token_file, &auth.basic) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        "auth",
+                        "set exactly one of bearerTokenFile or basic, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(err(
+                        "auth",
+                        "set exactly one of bearerTokenFile or basic".into(),
+                    ))
+                }
+                (Some(file), None) if file.as_os_str().is_empty() => {
+                    return Err(err("auth.bearerTokenFile", "must not be empty".into()))
+                }
+                (None, Some(basic)) => {
+                    if basic.username.is_empty() {
+                        return Err(err("auth.basic.username", "must not be empty".into()));
+                    }
+                    match (&basic.password_file, &basic.password_env) {
+                        (Some(_), Some(_)) | (None, None) => {
+                            return Err(err(
+                                "auth.basic",
+                                "set exactly one of passwordFile or passwordEnv".into(),
+                            ))
+                        }
+                        (None, Some(var)) if var.is_empty() || var.contains('=') => {
+                            return Err(err(
+                                "auth.basic.passwordEnv",
+                                "must be an environment variable name".into(),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err(err(
+                    "tls",
+                    "certFile and keyFile must be set together".into(),
+                ));
+            }
+            if url.scheme() != "https" && (tls.ca_file.is_some() || tls.cert_file.is_some()) {
+                return Err(err("tls", "is set but url is not https".into()));
+            }
+        }
+        for (name, value) in &self.headers {
+            let field = format!("headers.{name}");
+            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| err(&field, "not a valid HTTP header name".into()))?;
+            if header == reqwest::header::AUTHORIZATION
+                || header == reqwest::header::PROXY_AUTHORIZATION
+            {
+                return Err(err(
+                    &field,
+                    "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
+                ));
+            }
+            reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| err(&field, "not a valid HTTP header value".into()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<ServerSettings, serde_yaml::Error> {
+        serde_yaml::from_str(yaml)
+    }
+
+    /// Defaults apply when only the URL is given, and the YAML names are camelCase.
+    #[test]
+    fn defaults_and_camel_case() {
+        let s = parse("url: http://prom:9090\n").expect("minimal settings parse");
+        assert_eq!(s, ServerSettings::new("http://prom:9090"));
+        let s = parse(
+            "url: https://prom\ntimeout: 750ms\nretries: 0\nheaders: {X-Scope-OrgID: team-a}\n\
+             auth: {basic: {username: u, passwordEnv: PROM_PW}}\n\
+             tls: {caFile: /ca.pem, certFile: /c.pem, keyFile: /k.pem}\n",
+        )
+        .expect("full settings parse");
+        assert_eq!(s.timeout, Duration::from_millis(750));
+        assert_eq!(s.retries, 0);
+        assert_eq!(s.headers["X-Scope-OrgID"], "team-a");
+        assert_eq!(
+            s.auth.and_then(|a| a.basic).and_then(|b| b.password_env),
+            Some("PROM_PW".to_string())
+        );
+        let tls = s.tls.expect("tls parsed");
+        assert!(!tls.insecure_skip_verify);
+        assert_eq!(tls.key_file, Some(PathBuf::from("/k.pem")));
+    }
+
+    /// Unknown fields (e.g. an inline `password`) are rejected by serde.
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = parse("url: http://p\nauth: {basic: {username: u, password: hunter2}}\n")
+            .expect_err("inline password must be refused");
+        assert!(e.to_string().contains("unknown field `password`"), "{e}");
+        let e = parse("url: http://p\ntimeout: soon\n").expect_err("bad duration");
+        assert!(e.to_string().contains("invalid duration"), "{e}");
+    }
+
+    /// Every validation error names the field path below the given prefix.
+    #[test]
+    fn validation_names_the_field() {
+        let cases: Vec<(&str, &str)> = vec![
+            ("url: ftp://p\n", "prometheus.default.url: must be http or https"),
+            ("url: not a url\n", "prometheus.default.url: not a valid URL"),
+            ("url: http://u:pw@p\n", "prometheus.default.url: must not contain credentials"),
+            ("url: http://p\ntimeout: 0s\n", "prometheus.default.timeout: must be > 0"),
+            ("url: http://p\nretries: 99\n", "prometheus.default.retries: must be <= 10"),
+            ("url: http://p\nauth: {}\n", "prometheus.default.auth: set exactly one"),
+            (
+                "url: http://p\nauth: {bearerTokenFile: /t, basic: {username: u, passwordEnv: X}}\n",
+                "prometheus.default.auth: set exactly one of bearerTokenFile or basic, not both",
+            ),
+            (
+                "url: http://p\nauth: {basic: {username: u}}\n",
+                "prometheus.default.auth.basic: set exactly one of passwordFile or passwordEnv",
+            ),
+            (
+                "url: https://p\ntls: {certFile: /c}\n",
+                "prometheus.default.tls: certFile and keyFile must be set together",
+            ),
+            (
+                "url: http://p\nheaders: {Authorization: Bearer x}\n",
+                "prometheus.default.headers.Authorization: credentials must not be inline",
+            ),
+            (
+                "url: http://p\nheaders: {\"bad header\": x}\n",
+                "prometheus.default.headers.bad header: not a valid HTTP header name",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let s = parse(yaml).expect("parses");
+            let e = s.validate("prometheus.default").expect_err(yaml);
+            assert!(e.to_string().starts_with(want), "{yaml}: got {e}");
+        }
+        let ok = parse("url: https://mimir:8080/prometheus\nauth: {bearerTokenFile: /t}\n")
+            .expect("parses");
+        assert_eq!(ok.validate("prometheus.default"), Ok(()));
+    }
+}

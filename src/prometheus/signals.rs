@@ -1,0 +1,508 @@
+//! `read_signals`: one grouped query per enabled signal for one job, run concurrently
+//! under one deadline, mapped to vertices (`task_id`), TaskManagers (`tm_id`) and the job.
+//!
+//! Required signals (`busyTime`, `recordsIn`) must answer for every vertex of the
+//! topology: an unreachable server, an empty result or a missing vertex is a
+//! [`SignalError`] naming the signal (and the vertex). Optional signals that fail or are
+//! empty become `None` plus a [`SignalIssue`]. Non-finite values are kept as they are
+//! (the core refuses to decide on them) and reported as issues too.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use futures_util::{stream, StreamExt};
+
+use super::{
+    client::PromClient,
+    error::QueryError,
+    queries::{JobVars, SignalQueries, TemplateError},
+    response::Sample,
+};
+use crate::core::{
+    JobSignals, Observation, Signal, TaskManagerSignals, Topology, VertexId, VertexSignals,
+};
+
+/// Default deadline for all queries of one job.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of queries in flight per job.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Options of one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Evaluation time for every query (consistent snapshot); server time when `None`.
+    pub at: Option<DateTime<Utc>>,
+    /// Deadline for all queries together (retries included).
+    pub timeout: Duration,
+    /// Queries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            at: None,
+            timeout: DEFAULT_READ_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// How a signal groups its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One series per vertex, keyed by `task_id`.
+    Vertex,
+    /// One series per TaskManager, keyed by `tm_id`.
+    TaskManager,
+    /// A single series for the job (or cluster).
+    Job,
+}
+
+impl Scope {
+    /// The scope of a signal.
+    pub fn of(signal: Signal) -> Self {
+        match signal {
+            Signal::BusyTime
+            | Signal::BackPressuredTime
+            | Signal::RecordsIn
+            | Signal::RecordsOut
+            | Signal::PendingRecords
+            | Signal::LagGrowth
+            | Signal::SourcePartitions => Scope::Vertex,
+            Signal::CpuLoad | Signal::HeapUsed | Signal::HeapMax | Signal::GcTime => {
+                Scope::TaskManager
+            }
+            Signal::NumRestarts
+            | Signal::NumRescales
+            | Signal::SlotsTotal
+            | Signal::SlotsAvailable => Scope::Job,
+        }
+    }
+
+    /// The label that keys the series (`None` for job scope).
+    pub fn key_label(self) -> Option<&'static str> {
+        match self {
+            Scope::Vertex => Some("task_id"),
+            Scope::TaskManager => Some("tm_id"),
+            Scope::Job => None,
+        }
+    }
+}
+
+/// What a required signal's failure was.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalErrorKind {
+    /// The query template could not be rendered.
+    #[error("{0}")]
+    Template(#[source] TemplateError),
+    /// The query failed (unreachable, HTTP error, PromQL error, malformed answer).
+    #[error("query for job {job_id} failed: {source}")]
+    Query {
+        /// Flink job id.
+        job_id: String,
+        /// The client error.
+        #[source]
+        source: QueryError,
+    },
+    /// The query returned no series at all.
+    #[error("query returned no series for job {job_id} (query: {query})")]
+    Empty {
+        /// Flink job id.
+        job_id: String,
+        /// Rendered PromQL.
+        query: String,
+    },
+    /// The result has series but none carries the key label (query not grouped by it).
+    #[error("no series carries the label {label} for job {job_id}; group the query by ({label})")]
+    MissingLabel {
+        /// Flink job id.
+        job_id: String,
+        /// `task_id` or `tm_id`.
+        label: &'static str,
+    },
+    /// Several series share one key (query not aggregated by the key label).
+    #[error("{count} series for {label}={key} of job {job_id}; aggregate the query by ({label})")]
+    Duplicate {
+        /// Flink job id.
+        job_id: String,
+        /// `task_id`.
+        label: &'static str,
+        /// The repeated key.
+        key: String,
+        /// How many series carry it.
+        count: usize,
+    },
+    /// A vertex of the topology has no series.
+    #[error("no series for vertex {vertex} ({name}) of job {job_id}")]
+    MissingVertex {
+        /// Flink job id.
+        job_id: String,
+        /// The vertex.
+        vertex: VertexId,
+        /// Its name.
+        name: String,
+    },
+    /// The deadline passed before the query answered.
+    #[error("no answer within {timeout:?} for job {job_id}")]
+    Timeout {
+        /// Flink job id.
+        job_id: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+}
+
+/// A required signal could not be read; no decision is possible.
+#[derive(Debug, thiserror::Error)]
+#[error("signal {signal}: {source}")]
+pub struct SignalError {
+    /// The signal.
+    pub signal: Signal,
+    /// What went wrong.
+    #[source]
+    pub source: SignalErrorKind,
+}
+
+impl SignalError {
+    /// Bounded label value (the query error's kind for query failures).
+    pub fn kind(&self) -> &'static str {
+        self.source.kind()
+    }
+}
+
+impl SignalErrorKind {
+    /// Bounded label value (the query error's kind for query failures).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignalErrorKind::Template(e) => e.kind(),
+            SignalErrorKind::Query { source, .. } => source.kind(),
+            SignalErrorKind::Empty { .. } => "empty_result",
+            SignalErrorKind::MissingLabel { .. } => "missing_label",
+            SignalErrorKind::Duplicate { .. } => "duplicate_series",
+            SignalErrorKind::MissingVertex { .. } => "missing_vertex",
+            SignalErrorKind::Timeout { .. } => "timeout",
+        }
+    }
+}
+
+/// Something worth reporting that did not stop the read (optional signal failed or
+/// empty, non-finite value, series for an unknown vertex).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalIssue {
+    /// The signal.
+    pub signal: Signal,
+    /// Bounded kind: a [`SignalError::kind`] value, `non_finite` or `unknown_vertex`.
+    pub kind: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// Timing of one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryStat {
+    /// The signal.
+    pub signal: Signal,
+    /// Wall time of the query (retries included).
+    pub duration: Duration,
+    /// Series returned (0 on failure).
+    pub series: usize,
+    /// `ok` or the error kind.
+    pub outcome: &'static str,
+}
+
+/// The signals of one job at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRead {
+    /// When the read started (or the requested evaluation time).
+    pub at: DateTime<Utc>,
+    /// Per-vertex signals for the vertices of the topology.
+    pub vertices: BTreeMap<VertexId, VertexSignals>,
+    /// Per-TaskManager signals, sorted by `tm_id`.
+    pub task_managers: Vec<TaskManagerSignals>,
+    /// Job and cluster signals.
+    pub job: JobSignals,
+    /// One entry per query made.
+    pub queries: Vec<QueryStat>,
+    /// Non-fatal problems.
+    pub issues: Vec<SignalIssue>,
+    /// Wall time of the whole read.
+    pub elapsed: Duration,
+}
+
+impl SignalRead {
+    /// Queries made for this read (one per enabled signal).
+    pub fn query_count(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Copies the signals into an observation (`at`, `vertices`, `task_managers`, `job`).
+    pub fn apply_to(&self, obs: &mut Observation) {
+        obs.at = self.at;
+        obs.vertices = self.vertices.clone();
+        obs.task_managers = self.task_managers.clone();
+        obs.job = self.job.clone();
+    }
+}
+
+/// The outcome of one signal's query.
+type Outcome = (Signal, Duration, Result<Vec<Sample>, SignalErrorKind>);
+
+/// Reads every enabled signal of one job: one query per signal, concurrently, under one
+/// deadline. Fails only when a required signal cannot be read for every vertex.
+pub async fn read_signals(
+    client: &PromClient,
+    queries: &SignalQueries,
+    vars: &JobVars,
+    topology: &Topology,
+    options: &ReadOptions,
+) -> Result<SignalRead, SignalError> {
+    let started = Instant::now();
+    let at = options.at.unwrap_or_else(Utc::now);
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let mut rendered = Vec::new();
+    for (signal, _) in queries.enabled() {
+        match queries.render(signal, vars) {
+            Ok(Some(q)) => rendered.push((signal, Ok(q))),
+            Ok(None) => {}
+            Err(e) if signal.is_required() => {
+                return Err(SignalError {
+                    signal,
+                    source: SignalErrorKind::Template(e),
+                })
+            }
+            Err(e) => rendered.push((signal, Err(e))),
+        }
+    }
+    let job_id = vars.job_id.as_str();
+    let outcomes: Vec<Outcome> = stream::iter(rendered)
+        .map(
+            |(signal, promql): (Signal, Result<String, TemplateError>)| async move {
+                let t0 = Instant::now();
+                let promql = match promql {
+                    Ok(q) => q,
+                    Err(e) => return (signal, t0.elapsed(), Err(SignalErrorKind::Template(e))),
+                };
+                let result = match tokio::time::timeout_at(
+                    deadline,
+                    client.query(&promql, options.at),
+                )
+                .await
+                {
+                    Err(_) => Err(SignalErrorKind::Timeout {
+                        job_id: job_id.to_string(),
+                        timeout: options.timeout,
+                    }),
+                    Ok(Err(QueryError::EmptyResult { query })) => Err(SignalErrorKind::Empty {
+                        job_id: job_id.to_string(),
+                        query,
+                    }),
+                    Ok(Err(source)) => Err(SignalErrorKind::Query {
+                        job_id: job_id.to_string(),
+                        source,
+                    }),
+                    Ok(Ok(samples)) => Ok(samples),
+                };
+                (signal, t0.elapsed(), result)
+            },
+        )
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut read = SignalRead {
+        at,
+        vertices: BTreeMap::new(),
+        task_managers: Vec::new(),
+        job: JobSignals::default(),
+        queries: Vec::with_capacity(outcomes.len()),
+        issues: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let mut by_signal: BTreeMap<Signal, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut outcomes = outcomes;
+    outcomes.sort_by_key(|o| o.0);
+    for (signal, duration, result) in outcomes {
+        let keyed = result.and_then(|samples| key_samples(signal, samples, job_id));
+        let (series, outcome) = match &keyed {
+            Ok(map) => (map.len(), "ok"),
+            Err(e) => (0, e.kind()),
+        };
+        read.queries.push(QueryStat {
+            signal,
+            duration,
+            series,
+            outcome,
+        });
+        match keyed {
+            Ok(map) => {
+                by_signal.insert(signal, map);
+            }
+            Err(source) if signal.is_required() => return Err(SignalError { signal, source }),
+            Err(source) => {
+                let e = SignalError { signal, source };
+                read.issues.push(SignalIssue {
+                    signal,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    // Required signals must cover every vertex.
+    for signal in Signal::ALL.into_iter().filter(|s| s.is_required()) {
+        let Some(values) = by_signal.get(&signal) else {
+            continue; // disabled is refused by SignalQueries; nothing to check
+        };
+        if let Some(v) = topology
+            .vertices
+            .iter()
+            .find(|v| !values.contains_key(v.id.as_str()))
+        {
+            return Err(SignalError {
+                signal,
+                source: SignalErrorKind::MissingVertex {
+                    job_id: job_id.to_string(),
+                    vertex: v.id.clone(),
+                    name: v.name.clone(),
+                },
+            });
+        }
+    }
+
+    let mut tms: BTreeMap<String, TaskManagerSignals> = BTreeMap::new();
+    for (signal, values) in &by_signal {
+        for (key, value) in values {
+            if !value.is_finite() {
+                read.issues.push(SignalIssue {
+                    signal: *signal,
+                    kind: "non_finite",
+                    message: format!("signal {signal}: non-finite value {value} for {key}"),
+                });
+            }
+            match Scope::of(*signal) {
+                Scope::Vertex => {
+                    let id = VertexId::new(key.clone());
+                    if topology.vertex(&id).is_none() {
+                        read.issues.push(SignalIssue {
+                            signal: *signal,
+                            kind: "unknown_vertex",
+                            message: format!(
+                                "signal {signal}: series for task_id {key} which is not a vertex of job {job_id}"
+                            ),
+                        });
+                        continue;
+                    }
+                    let entry = read.vertices.entry(id).or_default();
+                    set_vertex(entry, *signal, *value);
+                }
+                Scope::TaskManager => {
+                    let entry = tms
+                        .entry(key.clone())
+                        .or_insert_with(|| TaskManagerSignals {
+                            tm_id: key.clone(),
+                            ..TaskManagerSignals::default()
+                        });
+                    set_task_manager(entry, *signal, *value);
+                }
+                Scope::Job => set_job(&mut read.job, *signal, *value),
+            }
+        }
+    }
+    read.task_managers = tms.into_values().collect();
+    read.elapsed = started.elapsed();
+    tracing::debug!(
+        job_id,
+        queries = read.queries.len(),
+        issues = read.issues.len(),
+        elapsed_ms = read.elapsed.as_millis() as u64,
+        "read signals"
+    );
+    Ok(read)
+}
+
+/// Keys the samples of one signal by its scope's label (`""` for job scope).
+fn key_samples(
+    signal: Signal,
+    samples: Vec<Sample>,
+    job_id: &str,
+) -> Result<BTreeMap<String, f64>, SignalErrorKind> {
+    let scope = Scope::of(signal);
+    let mut out = BTreeMap::new();
+    let Some(label) = scope.key_label() else {
+        if samples.len() > 1 {
+            return Err(SignalErrorKind::Duplicate {
+                job_id: job_id.to_string(),
+                label: "job",
+                key: job_id.to_string(),
+                count: samples.len(),
+            });
+        }
+        if let Some(s) = samples.first() {
+            out.insert(String::new(), s.value);
+        }
+        return Ok(out);
+    };
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &samples {
+        if let Some(key) = s.label(label) {
+            *counts.entry(key.to_string()).or_default() += 1;
+            out.insert(key.to_string(), s.value);
+        }
+    }
+    if out.is_empty() {
+        return Err(SignalErrorKind::MissingLabel {
+            job_id: job_id.to_string(),
+            label,
+        });
+    }
+    if let Some((key, count)) = counts.into_iter().find(|(_, c)| *c > 1) {
+        return Err(SignalErrorKind::Duplicate {
+            job_id: job_id.to_string(),
+            label,
+            key,
+            count,
+        });
+    }
+    Ok(out)
+}
+
+fn set_vertex(v: &mut VertexSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::BusyTime => v.busy_ms_per_s = Some(value),
+        Signal::BackPressuredTime => v.backpressured_ms_per_s = Some(value),
+        Signal::RecordsIn => v.records_in_per_s = Some(value),
+        Signal::RecordsOut => v.records_out_per_s = Some(value),
+        Signal::PendingRecords => v.pending_records = Some(value),
+        Signal::LagGrowth => v.lag_growth_per_s = Some(value),
+        Signal::SourcePartitions => {
+            v.partitions = (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
+                .then(|| value.round() as u32)
+        }
+        _ => {}
+    }
+}
+
+fn set_task_manager(tm: &mut TaskManagerSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::CpuLoad => tm.cpu_load = Some(value),
+        Signal::HeapUsed => tm.heap_used_bytes = Some(value),
+        Signal::HeapMax => tm.heap_max_bytes = Some(value),
+        Signal::GcTime => tm.gc_ms_per_s = Some(value),
+        _ => {}
+    }
+}
+
+fn set_job(job: &mut JobSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::NumRestarts => job.num_restarts = Some(value),
+        Signal::NumRescales => job.num_rescales = Some(value),
+        Signal::SlotsTotal => job.slots_total = Some(value),
+        Signal::SlotsAvailable => job.slots_available = Some(value),
+        _ => {}
+    }
+}
