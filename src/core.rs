@@ -22,6 +22,10 @@ pub use decide::decide;
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy, Schedule, ScheduleKind};
+pub use rescale::{
+    required_task_managers, task_managers_to_report, FailoverCause, FailoverWatch, Rescale,
+    RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts, TaskManagerSlots,
+};
 pub use signal::Signal;
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
 pub use topology::{Edge, ShipStrategy, Topology, Vertex, VertexId};

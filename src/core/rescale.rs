@@ -1,3 +1,764 @@
 //! The in-place rescale state machine (pure transitions): which TaskManager count to
 //! report to KEDA while a rescale is in flight, and when a rescale is complete, timed out
 //! or broken by a failover.
+//!
+//! ```text
+//!             accepted (PUT 200 / already at target)
+//!   Pending ───────────────► Applying ── RUNNING at target ──► Completed      (up / same TMs)
+//!      │                        │                      └──► Draining ── surplus TMs idle ──► Completed (down)
+//!      └── deadline ──► TimedOut ◄── deadline ──┘                │
+//!   any non-terminal phase ── job terminal ──► Aborted           └── deadline ──► TimedOut
+//! ```
+//!
+//! KEDA ordering ([`Rescale::task_managers_to_report`]): a scale-up reports the **new**
+//! TaskManager count at once (Flink rescales when the slots arrive); a scale-down keeps
+//! reporting the **current** count until Flink runs at the lower parallelism *and* enough
+//! TaskManagers hold no slots, so KEDA never removes a busy TaskManager.
+//!
+//! Failovers (restarts that are not our rescale) are detected by [`FailoverWatch`]: new
+//! exception-history entries, `FAILING`, or restarts beyond those a rescale explains.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    decision::{Direction, Plan},
+    observation::JobStatus,
+    topology::{Topology, VertexId},
+};
+
+/// How long a rescale may take before it is declared timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescaleTimeouts {
+    /// Fixed part: restart, slot allocation, redeploy, adaptive-scheduler stabilization.
+    pub base: Duration,
+    /// Checkpoint intervals added to the deadline (Flink 1.20+ waits for a completed
+    /// checkpoint before rescaling, FLIP-461).
+    pub checkpoint_intervals: u32,
+    /// Extra time for a scale-down until the surplus TaskManagers hold no slots (slots
+    /// return to the ResourceManager after `slot.idle.timeout`, 50 s by default).
+    pub drain: Duration,
+}
+
+impl Default for RescaleTimeouts {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(120),
+            checkpoint_intervals: 3,
+            drain: Duration::from_secs(90),
+        }
+    }
+}
+
+impl RescaleTimeouts {
+    /// The deadline budget for a rescale in `direction` with this checkpoint interval.
+    pub fn budget(&self, direction: Direction, checkpoint_interval: Option<Duration>) -> Duration {
+        let ckpt = checkpoint_interval
+            .map(|i| i.saturating_mul(self.checkpoint_intervals))
+            .unwrap_or_default();
+        let drain = if direction == Direction::Down {
+            self.drain
+        } else {
+            Duration::ZERO
+        };
+        self.base.saturating_add(ckpt).saturating_add(drain)
+    }
+}
+
+/// Phase of a rescale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RescalePhase {
+    /// Created; the new requirements are not accepted by Flink yet (or dry run).
+    Pending,
+    /// Requirements accepted; waiting for the job to run at the target parallelism.
+    Applying,
+    /// Scale-down: running at the target; waiting for surplus TaskManagers to be idle.
+    Draining,
+    /// Done: running at the target (and, for a scale-down, surplus TaskManagers idle).
+    Completed,
+    /// The deadline passed first. Terminal: alert, do not re-PUT in a loop.
+    TimedOut,
+    /// The job ended (terminal state or vanished) while rescaling. Terminal.
+    Aborted,
+}
+
+impl RescalePhase {
+    /// Stable label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RescalePhase::Pending => "pending",
+            RescalePhase::Applying => "applying",
+            RescalePhase::Draining => "draining",
+            RescalePhase::Completed => "completed",
+            RescalePhase::TimedOut => "timed_out",
+            RescalePhase::Aborted => "aborted",
+        }
+    }
+    /// True for Completed, TimedOut and Aborted.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RescalePhase::Completed | RescalePhase::TimedOut | RescalePhase::Aborted
+        )
+    }
+}
+
+/// Slots of one TaskManager (from `/taskmanagers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskManagerSlots {
+    /// TaskManager id.
+    pub id: String,
+    /// Total slots.
+    pub slots_total: u32,
+    /// Free slots.
+    pub slots_free: u32,
+}
+
+impl TaskManagerSlots {
+    /// Holds no slot of any job.
+    pub fn is_idle(&self) -> bool {
+        self.slots_free >= self.slots_total
+    }
+}
+
+/// What the driver observed about the job at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RescaleObservation {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Job status (`Other` for terminal / unknown states).
+    pub status: JobStatus,
+    /// True when the job is in a terminal state (FINISHED, CANCELED, FAILED, SUSPENDED).
+    pub terminal: bool,
+    /// Per-vertex parallelism from `/jobs/:id`.
+    pub parallelism: BTreeMap<VertexId, u32>,
+    /// True when every subtask of every vertex is RUNNING (or FINISHED).
+    pub all_tasks_running: bool,
+    /// TaskManagers and their slots.
+    pub task_managers: Vec<TaskManagerSlots>,
+    /// `numRestarts` of the job, if readable.
+    pub num_restarts: Option<u64>,
+    /// Timestamp (ms) of the newest exception-history entry, if any.
+    pub latest_exception_ms: Option<i64>,
+}
+
+/// Why a restart is considered a failover (not a rescale).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum FailoverCause {
+    /// A new entry in the job's exception history.
+    NewException {
+        /// Timestamp (ms) of the newest entry.
+        at_ms: i64,
+    },
+    /// The job is FAILING.
+    Failing,
+    /// The job restarted more often than the rescales in flight explain.
+    UnexpectedRestarts {
+        /// Restarts since the baseline.
+        restarts: u64,
+        /// Restarts a rescale explains.
+        expected: u64,
+    },
+}
+
+impl FailoverCause {
+    /// Stable label value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailoverCause::NewException { .. } => "new_exception",
+            FailoverCause::Failing => "failing",
+            FailoverCause::UnexpectedRestarts { .. } => "unexpected_restarts",
+        }
+    }
+}
+
+/// Detects failovers of one job across observations. Pure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverWatch {
+    restarts_baseline: Option<u64>,
+    expected_restarts: u64,
+    latest_exception_ms: Option<i64>,
+    reported_restarts: u64,
+    failing_reported: bool,
+}
+
+impl FailoverWatch {
+    /// Starts watching from the current restart counter and newest exception timestamp.
+    pub fn new(num_restarts: Option<u64>, latest_exception_ms: Option<i64>) -> Self {
+        Self {
+            restarts_baseline: num_restarts,
+            expected_restarts: 0,
+            latest_exception_ms,
+            reported_restarts: 0,
+            failing_reported: false,
+        }
+    }
+
+    /// Allows `n` more restarts (a rescale in flight restarts the job in place, once per
+    /// rescale step the adaptive scheduler takes).
+    pub fn expect_restarts(&mut self, n: u64) {
+        self.expected_restarts = self.expected_restarts.saturating_add(n);
+    }
+
+    /// Feeds one observation; returns the failovers it reveals (each reported once).
+    pub fn observe(
+        &mut self,
+        status: JobStatus,
+        num_restarts: Option<u64>,
+        latest_exception_ms: Option<i64>,
+    ) -> Vec<FailoverCause> {
+        let mut out = Vec::new();
+        if let Some(at) = latest_exception_ms {
+            if self.latest_exception_ms.is_none_or(|prev| at > prev) {
+                self.latest_exception_ms = Some(at);
+                out.push(FailoverCause::NewException { at_ms: at });
+            }
+        }
+        if status == JobStatus::Failing {
+            if !self.failing_reported {
+                self.failing_reported = true;
+                out.push(FailoverCause::Failing);
+            }
+        } else {
+            self.failing_reported = false;
+        }
+        match (self.restarts_baseline, num_restarts) {
+            (None, Some(n)) => self.restarts_baseline = Some(n),
+            (Some(base), Some(n)) if n < base => self.restarts_baseline = Some(n), // counter reset (JM failover)
+            (Some(base), Some(n)) => {
+                let restarts = n - base;
+                let unexplained = restarts.saturating_sub(self.expected_restarts);
+                if unexplained > self.reported_restarts {
+                    self.reported_restarts = unexplained;
+                    // only report when no exception explained it already
+                    if out.is_empty() {
+                        out.push(FailoverCause::UnexpectedRestarts {
+                            restarts,
+                            expected: self.expected_restarts,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// Something that happened to a rescale, for logs, metrics and Kubernetes Events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RescaleEvent {
+    /// Flink accepted the new requirements (or they were already in place).
+    Accepted,
+    /// The job runs at the target parallelism, `after_ms` after acceptance.
+    ReachedParallelism {
+        /// ms from acceptance (or start) to RUNNING at the target.
+        after_ms: u64,
+    },
+    /// Scale-down: enough TaskManagers are idle for KEDA to remove the surplus.
+    SurplusIdle {
+        /// Idle TaskManagers.
+        idle: u32,
+        /// TaskManagers to remove.
+        surplus: u32,
+    },
+    /// The rescale is complete.
+    Completed {
+        /// ms from start to completion.
+        took_ms: u64,
+    },
+    /// The deadline passed in `phase`.
+    TimedOut {
+        /// The phase it was stuck in.
+        phase: RescalePhase,
+    },
+    /// The job ended while rescaling.
+    Aborted {
+        /// Why.
+        reason: String,
+    },
+    /// A restart that is not the rescale.
+    Failover(FailoverCause),
+}
+
+/// Why a new rescale cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The job.
+    pub job_id: String,
+    /// Phase of the rescale in flight.
+    pub phase: RescalePhase,
+}
+
+/// One in-place rescale of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rescale {
+    /// Flink job id.
+    pub job_id: String,
+    /// Plan before.
+    pub from: Plan,
+    /// Target plan.
+    pub to: Plan,
+    /// Direction (by TaskManagers; `None` when only parallelism moves).
+    pub direction: Direction,
+    /// Current phase.
+    pub phase: RescalePhase,
+    /// When it was created.
+    pub started_at: DateTime<Utc>,
+    /// When Flink accepted the requirements.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When the job first ran at the target parallelism.
+    pub reached_at: Option<DateTime<Utc>>,
+    /// When it became terminal.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When it times out.
+    pub deadline: DateTime<Utc>,
+    /// Failovers seen while in flight.
+    pub failovers: u32,
+    watch: FailoverWatch,
+}
+
+/// Restarts one rescale may cause (the adaptive scheduler can take two steps: to the
+/// slots it has, then to the target once more slots arrive).
+pub const RESCALE_RESTARTS_ALLOWED: u64 = 2;
+
+/// Refuses a second rescale of a job while one is in flight.
+pub fn ensure_none_in_flight(existing: Option<&Rescale>) -> Result<(), InFlight> {
+    match existing {
+        Some(r) if !r.phase.is_terminal() => Err(InFlight {
+            job_id: r.job_id.clone(),
+            phase: r.phase,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// TaskManagers needed to run `parallelism` on `topology`:
+/// `ceil(Σ over slot sharing groups of max(parallelism in group) / slots_per_tm)`, at least 1.
+pub fn required_task_managers(
+    topology: &Topology,
+    parallelism: &BTreeMap<VertexId, u32>,
+    slots_per_task_manager: u32,
+) -> u32 {
+    let mut groups: BTreeMap<&str, u32> = BTreeMap::new();
+    for v in &topology.vertices {
+        let p = parallelism.get(&v.id).copied().unwrap_or(v.parallelism);
+        let g = groups.entry(topology.slot_sharing_group(v)).or_default();
+        *g = (*g).max(p);
+    }
+    let slots: u32 = groups.values().sum();
+    slots.div_ceil(slots_per_task_manager.max(1)).max(1)
+}
+
+/// The TaskManager count to report to KEDA now: the current plan's when no rescale is in
+/// flight, otherwise [`Rescale::task_managers_to_report`].
+pub fn task_managers_to_report(current: &Plan, rescale: Option<&Rescale>) -> u32 {
+    rescale.map_or(current.task_managers, Rescale::task_managers_to_report)
+}
+
+fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
+    u64::try_from((b - a).num_milliseconds()).unwrap_or(0)
+}
+
+impl Rescale {
+    /// A new rescale from `from` to `to`, started at `now`. `baseline` is a failover
+    /// watch built from the job's current restart counter and newest exception (it is
+    /// given [`RESCALE_RESTARTS_ALLOWED`] expected restarts).
+    pub fn new(
+        job_id: impl Into<String>,
+        from: Plan,
+        to: Plan,
+        now: DateTime<Utc>,
+        timeouts: &RescaleTimeouts,
+        checkpoint_interval: Option<Duration>,
+        baseline: FailoverWatch,
+    ) -> Self {
+        let direction = match to.task_managers.cmp(&from.task_managers) {
+            std::cmp::Ordering::Greater => Direction::Up,
+            std::cmp::Ordering::Less => Direction::Down,
+            std::cmp::Ordering::Equal => Direction::None,
+        };
+        let budget = timeouts.budget(direction, checkpoint_interval);
+        let deadline =
+            now + chrono::Duration::from_std(budget).unwrap_or_else(|_| chrono::Duration::days(1));
+        let mut watch = baseline;
+        watch.expect_restarts(RESCALE_RESTARTS_ALLOWED);
+        Self {
+            job_id: job_id.into(),
+            from,
+            to,
+            direction,
+            phase: RescalePhase::Pending,
+            started_at: now,
+            accepted_at: None,
+            reached_at: None,
+            finished_at: None,
+            deadline,
+            failovers: 0,
+            watch,
+        }
+    }
+
+    /// Flink accepted the requirements (PUT 200, or nothing to PUT): Pending → Applying.
+    pub fn accepted(&mut self, now: DateTime<Utc>) -> Vec<RescaleEvent> {
+        if self.phase != RescalePhase::Pending {
+            return Vec::new();
+        }
+        self.phase = RescalePhase::Applying;
+        self.accepted_at = Some(now);
+        vec![RescaleEvent::Accepted]
+    }
+
+    /// The job vanished (404): → Aborted.
+    pub fn job_gone(&mut self, now: DateTime<Utc>) -> Vec<RescaleEvent> {
+        if self.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.finish(RescalePhase::Aborted, now);
+        vec![RescaleEvent::Aborted {
+            reason: "job not found".into(),
+        }]
+    }
+
+    fn finish(&mut self, phase: RescalePhase, now: DateTime<Utc>) {
+        self.phase = phase;
+        self.finished_at = Some(now);
+    }
+
+    fn at_target(&self, obs: &RescaleObservation) -> bool {
+        obs.status == JobStatus::Running
+            && obs.all_tasks_running
+            && self
+                .to
+                .parallelism
+                .iter()
+                .all(|(v, p)| obs.parallelism.get(v) == Some(p))
+    }
+
+    /// (idle TaskManagers, surplus TaskManagers) in this observation.
+    fn idle_and_surplus(&self, obs: &RescaleObservation) -> (u32, u32) {
+        let registered = u32::try_from(obs.task_managers.len()).unwrap_or(u32::MAX);
+        let idle = u32::try_from(obs.task_managers.iter().filter(|t| t.is_idle()).count())
+            .unwrap_or(u32::MAX);
+        (idle, registered.saturating_sub(self.to.task_managers))
+    }
+
+    /// Feeds one observation: failovers, progress, completion, deadline.
+    pub fn observe(&mut self, obs: &RescaleObservation) -> Vec<RescaleEvent> {
+        let mut events = Vec::new();
+        if self.phase.is_terminal() {
+            return events;
+        }
+        for cause in self
+            .watch
+            .observe(obs.status, obs.num_restarts, obs.latest_exception_ms)
+        {
+            self.failovers += 1;
+            events.push(RescaleEvent::Failover(cause));
+        }
+        if obs.terminal {
+            self.finish(RescalePhase::Aborted, obs.at);
+            events.push(RescaleEvent::Aborted {
+                reason: "job reached a terminal state".into(),
+            });
+            return events;
+        }
+        if self.phase == RescalePhase::Applying && self.at_target(obs) {
+            self.reached_at = Some(obs.at);
+            let since = self.accepted_at.unwrap_or(self.started_at);
+            events.push(RescaleEvent::ReachedParallelism {
+                after_ms: ms_between(since, obs.at),
+            });
+            self.phase = if self.direction == Direction::Down {
+                RescalePhase::Draining
+            } else {
+                self.finish(RescalePhase::Completed, obs.at);
+                events.push(RescaleEvent::Completed {
+                    took_ms: ms_between(self.started_at, obs.at),
+                });
+                return events;
+            };
+        }
+        if self.phase == RescalePhase::Draining {
+            let (idle, surplus) = self.idle_and_surplus(obs);
+            if self.at_target(obs) && idle >= surplus {
+                events.push(RescaleEvent::SurplusIdle { idle, surplus });
+                self.finish(RescalePhase::Completed, obs.at);
+                events.push(RescaleEvent::Completed {
+                    took_ms: ms_between(self.started_at, obs.at),
+                });
+                return events;
+            }
+        }
+        if obs.at >= self.deadline {
+            let phase = self.phase;
+            self.finish(RescalePhase::TimedOut, obs.at);
+            events.push(RescaleEvent::TimedOut { phase });
+        }
+        events
+    }
+
+    /// The TaskManager count to report to KEDA in the current phase:
+    /// * scale-up: the new count in every phase (slots must arrive for Flink to rescale);
+    ///   after an abort, the old one;
+    /// * scale-down: the old (higher) count until Completed; also after a timeout or abort
+    ///   (never remove TaskManagers Flink may still use);
+    /// * same TaskManagers: that count.
+    pub fn task_managers_to_report(&self) -> u32 {
+        match (self.direction, self.phase) {
+            (_, RescalePhase::Completed) => self.to.task_managers,
+            (_, RescalePhase::Aborted) => self.from.task_managers,
+            (Direction::Up, _) => self.to.task_managers,
+            (Direction::Down, _) => self.from.task_managers,
+            (Direction::None, _) => self.to.task_managers.max(self.from.task_managers),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::topology::Vertex;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).expect("valid timestamp")
+    }
+    fn secs(s: i64) -> DateTime<Utc> {
+        t0() + chrono::Duration::seconds(s)
+    }
+    fn plan(p: u32, tms: u32) -> Plan {
+        Plan {
+            parallelism: [(VertexId::new("a"), p), (VertexId::new("b"), p)].into(),
+            task_managers: tms,
+        }
+    }
+    fn tms(slots: &[(u32, u32)]) -> Vec<TaskManagerSlots> {
+        slots
+            .iter()
+            .enumerate()
+            .map(|(i, (total, free))| TaskManagerSlots {
+                id: format!("tm{i}"),
+                slots_total: *total,
+                slots_free: *free,
+            })
+            .collect()
+    }
+    fn obs(at: i64, status: JobStatus, p: u32, slots: &[(u32, u32)]) -> RescaleObservation {
+        RescaleObservation {
+            at: secs(at),
+            status,
+            terminal: false,
+            parallelism: plan(p, 0).parallelism,
+            all_tasks_running: status == JobStatus::Running,
+            task_managers: tms(slots),
+            num_restarts: Some(0),
+            latest_exception_ms: None,
+        }
+    }
+    fn rescale(from: Plan, to: Plan) -> Rescale {
+        Rescale::new(
+            "job",
+            from,
+            to,
+            t0(),
+            &RescaleTimeouts::default(),
+            Some(Duration::from_secs(10)),
+            FailoverWatch::new(Some(0), None),
+        )
+    }
+
+    #[test]
+    fn scale_up_reports_new_count_at_once_and_completes_at_target() {
+        let mut r = rescale(plan(2, 1), plan(4, 2));
+        assert_eq!(r.direction, Direction::Up);
+        assert_eq!(r.task_managers_to_report(), 2);
+        assert_eq!(r.accepted(secs(1)), vec![RescaleEvent::Accepted]);
+        // still at 2 while the new TaskManager starts; restarting counts as expected
+        let mut o = obs(5, JobStatus::Restarting, 2, &[(2, 0), (2, 2)]);
+        o.num_restarts = Some(1);
+        assert!(r.observe(&o).is_empty());
+        assert_eq!(r.phase, RescalePhase::Applying);
+        let mut o = obs(9, JobStatus::Running, 4, &[(2, 0), (2, 0)]);
+        o.num_restarts = Some(1);
+        let ev = r.observe(&o);
+        assert_eq!(
+            ev,
+            vec![
+                RescaleEvent::ReachedParallelism { after_ms: 8000 },
+                RescaleEvent::Completed { took_ms: 9000 }
+            ]
+        );
+        assert_eq!(r.phase, RescalePhase::Completed);
+        assert_eq!(r.task_managers_to_report(), 2);
+        // terminal: further observations change nothing
+        assert!(r.observe(&obs(10, JobStatus::Failing, 1, &[])).is_empty());
+    }
+
+    #[test]
+    fn running_but_tasks_deploying_is_not_done() {
+        let mut r = rescale(plan(1, 1), plan(2, 1));
+        r.accepted(secs(0));
+        let mut o = obs(3, JobStatus::Running, 2, &[(2, 0)]);
+        o.all_tasks_running = false;
+        assert!(r.observe(&o).is_empty());
+        assert_eq!(r.phase, RescalePhase::Applying);
+        assert_eq!(r.direction, Direction::None);
+    }
+
+    #[test]
+    fn scale_down_keeps_old_count_until_surplus_is_idle() {
+        let mut r = rescale(plan(4, 2), plan(2, 1));
+        assert_eq!(r.direction, Direction::Down);
+        assert_eq!(r.task_managers_to_report(), 2);
+        r.accepted(secs(0));
+        // reached parallelism 2 but the second TaskManager still holds a slot
+        let ev = r.observe(&obs(4, JobStatus::Running, 2, &[(2, 0), (2, 1)]));
+        assert_eq!(
+            ev,
+            vec![RescaleEvent::ReachedParallelism { after_ms: 4000 }]
+        );
+        assert_eq!(r.phase, RescalePhase::Draining);
+        assert_eq!(r.task_managers_to_report(), 2);
+        let ev = r.observe(&obs(8, JobStatus::Running, 2, &[(2, 0), (2, 2)]));
+        assert_eq!(
+            ev,
+            vec![
+                RescaleEvent::SurplusIdle {
+                    idle: 1,
+                    surplus: 1
+                },
+                RescaleEvent::Completed { took_ms: 8000 }
+            ]
+        );
+        assert_eq!(r.task_managers_to_report(), 1);
+    }
+
+    #[test]
+    fn timeout_is_terminal_and_keeps_safe_count() {
+        let mut r = rescale(plan(4, 2), plan(2, 1));
+        r.accepted(secs(0));
+        // default budget: 120 s + 3 × 10 s + 90 s drain = 240 s
+        assert_eq!(r.deadline, secs(240));
+        assert!(r
+            .observe(&obs(239, JobStatus::Running, 4, &[(2, 0), (2, 0)]))
+            .is_empty());
+        let ev = r.observe(&obs(240, JobStatus::Running, 4, &[(2, 0), (2, 0)]));
+        assert_eq!(
+            ev,
+            vec![RescaleEvent::TimedOut {
+                phase: RescalePhase::Applying
+            }]
+        );
+        assert_eq!(r.task_managers_to_report(), 2);
+        let mut up = rescale(plan(2, 1), plan(4, 2));
+        assert_eq!(up.deadline, secs(150));
+        up.observe(&obs(151, JobStatus::Running, 2, &[(2, 0)]));
+        assert_eq!(up.phase, RescalePhase::TimedOut);
+        assert_eq!(up.task_managers_to_report(), 2);
+    }
+
+    #[test]
+    fn failovers_are_reported_once_and_aborts_are_terminal() {
+        let mut r = rescale(plan(2, 1), plan(4, 2));
+        r.accepted(secs(0));
+        let mut o = obs(2, JobStatus::Restarting, 2, &[(2, 0)]);
+        o.latest_exception_ms = Some(1_700_000_001_000);
+        let ev = r.observe(&o);
+        assert_eq!(
+            ev,
+            vec![RescaleEvent::Failover(FailoverCause::NewException {
+                at_ms: 1_700_000_001_000
+            })]
+        );
+        assert!(
+            r.observe(&o).is_empty(),
+            "same exception is not reported twice"
+        );
+        assert_eq!(r.failovers, 1);
+        let mut o = obs(3, JobStatus::Other, 2, &[(2, 0)]);
+        o.terminal = true;
+        o.latest_exception_ms = Some(1_700_000_001_000);
+        let ev = r.observe(&o);
+        assert!(
+            matches!(ev.as_slice(), [RescaleEvent::Aborted { .. }]),
+            "{ev:?}"
+        );
+        assert_eq!(r.task_managers_to_report(), 1);
+    }
+
+    #[test]
+    fn restarts_beyond_the_rescale_allowance_are_failovers() {
+        let mut w = FailoverWatch::new(Some(5), None);
+        assert!(w.observe(JobStatus::Running, Some(5), None).is_empty());
+        assert_eq!(
+            w.observe(JobStatus::Restarting, Some(6), None),
+            vec![FailoverCause::UnexpectedRestarts {
+                restarts: 1,
+                expected: 0
+            }]
+        );
+        assert!(w.observe(JobStatus::Running, Some(6), None).is_empty());
+        let mut w = FailoverWatch::new(Some(5), None);
+        w.expect_restarts(2);
+        assert!(w.observe(JobStatus::Running, Some(7), None).is_empty());
+        assert_eq!(
+            w.observe(JobStatus::Running, Some(8), None),
+            vec![FailoverCause::UnexpectedRestarts {
+                restarts: 3,
+                expected: 2
+            }]
+        );
+        assert_eq!(
+            w.observe(JobStatus::Failing, Some(8), None),
+            vec![FailoverCause::Failing]
+        );
+        assert!(w.observe(JobStatus::Failing, Some(8), None).is_empty());
+    }
+
+    #[test]
+    fn only_one_rescale_in_flight_and_report_without_rescale() {
+        let mut r = rescale(plan(2, 1), plan(4, 2));
+        assert!(ensure_none_in_flight(None).is_ok());
+        assert_eq!(
+            ensure_none_in_flight(Some(&r)),
+            Err(InFlight {
+                job_id: "job".into(),
+                phase: RescalePhase::Pending
+            })
+        );
+        r.job_gone(secs(1));
+        assert!(ensure_none_in_flight(Some(&r)).is_ok());
+        assert_eq!(task_managers_to_report(&plan(2, 3), None), 3);
+        assert_eq!(task_managers_to_report(&plan(2, 3), Some(&r)), 1);
+    }
+
+    #[test]
+    fn task_managers_sum_slot_sharing_groups() {
+        let v = |id: &str, p: u32, g: Option<&str>| Vertex {
+            id: VertexId::new(id),
+            name: id.into(),
+            parallelism: p,
+            max_parallelism: 128,
+            slot_sharing_group: g.map(str::to_string),
+        };
+        let topo = Topology {
+            vertices: vec![v("a", 1, None), v("b", 1, None), v("c", 1, Some("other"))],
+            edges: vec![],
+        };
+        let p: BTreeMap<VertexId, u32> = [
+            (VertexId::new("a"), 3),
+            (VertexId::new("b"), 5),
+            (VertexId::new("c"), 2),
+        ]
+        .into();
+        // max(3,5) + 2 = 7 slots → 4 TaskManagers of 2 slots
+        assert_eq!(required_task_managers(&topo, &p, 2), 4);
+        assert_eq!(required_task_managers(&topo, &BTreeMap::new(), 4), 1);
+    }
+}

@@ -1,0 +1,152 @@
+//! Typed errors of the Flink REST adapter. Every variant names the request (`what`) or
+//! the job it concerns, and [`FlinkError::kind`] maps it to a closed set of metric labels.
+
+use std::time::Duration;
+
+/// An error talking to the Flink REST API or applying resource requirements.
+#[derive(Debug, thiserror::Error)]
+pub enum FlinkError {
+    /// The base URL or a path could not be turned into a URL.
+    #[error("invalid Flink REST URL {url:?}: {message}")]
+    InvalidUrl {
+        /// The offending URL text.
+        url: String,
+        /// Why it is invalid.
+        message: String,
+    },
+    /// The request did not complete within its timeout.
+    #[error("Flink REST {what} timed out after {after:?}")]
+    Timeout {
+        /// The request, e.g. `GET /jobs/abc`.
+        what: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection failed (refused, reset, DNS, TLS).
+    #[error("Flink REST {what} failed: {message}")]
+    Transport {
+        /// The request.
+        what: String,
+        /// The transport error text.
+        message: String,
+    },
+    /// 400: Flink rejected the request; `message` is Flink's own explanation.
+    #[error("Flink rejected {what}: {message}")]
+    BadRequest {
+        /// The request.
+        what: String,
+        /// Flink's `errors` joined with "; ".
+        message: String,
+    },
+    /// 409: another resource-requirements update of the job is in progress; retry later.
+    #[error(
+        "another resource-requirements update of job {job_id} is in progress (409): {message}"
+    )]
+    Conflict {
+        /// The job.
+        job_id: String,
+        /// Flink's message.
+        message: String,
+    },
+    /// The job no longer exists (404 or `FlinkJobNotFoundException`): re-resolve it.
+    #[error("Flink job {job_id} not found (gone?): {message}")]
+    JobGone {
+        /// The job id that was used.
+        job_id: String,
+        /// Flink's message.
+        message: String,
+    },
+    /// The cluster does not run the adaptive scheduler, so parallelism cannot change in place.
+    #[error(
+        "job {job_id}: the Flink cluster does not support changing parallelism in place; \
+         set `jobmanager.scheduler: adaptive` in the Flink configuration (Flink 1.18+). \
+         Flink said: {message}"
+    )]
+    AdaptiveSchedulerRequired {
+        /// The job.
+        job_id: String,
+        /// Flink's message.
+        message: String,
+    },
+    /// Any other non-success status.
+    #[error("Flink REST {what} returned HTTP {status}: {message}")]
+    Http {
+        /// The request.
+        what: String,
+        /// HTTP status code.
+        status: u16,
+        /// Flink's `errors` joined with "; " (or the raw body, truncated).
+        message: String,
+    },
+    /// The response body was not the JSON we expect.
+    #[error("Flink REST {what}: unexpected response: {message}")]
+    Decode {
+        /// The request.
+        what: String,
+        /// What did not parse.
+        message: String,
+    },
+    /// No job matches the selector.
+    #[error("no Flink job matches {selector}")]
+    NotFound {
+        /// The selector, e.g. `name "orders"`.
+        selector: String,
+    },
+    /// Several jobs match the selector.
+    #[error("{selector} is ambiguous: {} jobs match ({})", candidates.len(), candidates.join(", "))]
+    Ambiguous {
+        /// The selector.
+        selector: String,
+        /// `id (name, state)` of each candidate.
+        candidates: Vec<String>,
+    },
+    /// The requested target cannot be applied to this job (unknown vertex, 0, > maxParallelism).
+    #[error("invalid rescale target for job {job_id}: {message}")]
+    InvalidTarget {
+        /// The job.
+        job_id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rescale of this job is already in flight.
+    #[error("a rescale of job {job_id} is already in flight (phase {phase})")]
+    RescaleInFlight {
+        /// The job.
+        job_id: String,
+        /// The phase of the rescale in flight.
+        phase: &'static str,
+    },
+}
+
+impl FlinkError {
+    /// A bounded label value for metrics (`timeout`, `conflict`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FlinkError::InvalidUrl { .. } => "invalid_url",
+            FlinkError::Timeout { .. } => "timeout",
+            FlinkError::Transport { .. } => "transport",
+            FlinkError::BadRequest { .. } => "bad_request",
+            FlinkError::Conflict { .. } => "conflict",
+            FlinkError::JobGone { .. } => "job_gone",
+            FlinkError::AdaptiveSchedulerRequired { .. } => "adaptive_scheduler_required",
+            FlinkError::Http { .. } => "http",
+            FlinkError::Decode { .. } => "decode",
+            FlinkError::NotFound { .. } => "not_found",
+            FlinkError::Ambiguous { .. } => "ambiguous",
+            FlinkError::InvalidTarget { .. } => "invalid_target",
+            FlinkError::RescaleInFlight { .. } => "rescale_in_flight",
+        }
+    }
+
+    /// True for errors worth retrying soon (timeouts, transport errors, 409, 5xx other than
+    /// the adaptive-scheduler one).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FlinkError::Timeout { .. }
+            | FlinkError::Transport { .. }
+            | FlinkError::Conflict { .. } => true,
+            FlinkError::Http { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
