@@ -105,6 +105,8 @@ pub struct Metrics {
     pub(super) desired_task_managers: IntGaugeVec,
     pub(super) current_task_managers: IntGaugeVec,
     pub(super) reported_task_managers: IntGaugeVec,
+    pub(super) min_task_managers: IntGaugeVec,
+    pub(super) max_task_managers: IntGaugeVec,
     pub(super) vertex_desired_parallelism: IntGaugeVec,
     pub(super) vertex_current_parallelism: IntGaugeVec,
     pub(super) decisions: IntCounterVec,
@@ -180,6 +182,12 @@ impl Metrics {
             ))?,
             reported_task_managers: register(&r, "reported_task_managers", IntGaugeVec::new(
                 Opts::new("reported_task_managers", "TaskManager count last reported to KEDA (GetMetrics)."), SO,
+            ))?,
+            min_task_managers: register(&r, "min_task_managers", IntGaugeVec::new(
+                Opts::new("min_task_managers", "Lower TaskManager bound of the job's policy."), SO,
+            ))?,
+            max_task_managers: register(&r, "max_task_managers", IntGaugeVec::new(
+                Opts::new("max_task_managers", "Upper TaskManager bound of the job's policy."), SO,
             ))?,
             vertex_desired_parallelism: register(&r, "vertex_desired_parallelism", IntGaugeVec::new(
                 Opts::new("vertex_desired_parallelism", "Parallelism the last decision wants per job vertex."),

@@ -97,6 +97,34 @@ impl Metrics {
             .set(clamp_i64(n));
     }
 
+    /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
+    pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
+        let l = [key.namespace, key.scaled_object, key.job];
+        self.min_task_managers
+            .with_label_values(&l)
+            .set(clamp_i64(min));
+        self.max_task_managers
+            .with_label_values(&l)
+            .set(clamp_i64(max));
+    }
+
+    /// Creates the job's counters at 0 (every direction × outcome, failovers) so the
+    /// first increment is visible to `increase()`/`rate()`. Call when a job is first seen.
+    pub fn register_job(&self, key: &JobKey<'_>) {
+        for d in [Direction::Up, Direction::Down, Direction::None] {
+            for o in RescaleOutcome::ALL {
+                self.rescales.with_label_values(&[
+                    key.namespace,
+                    key.scaled_object,
+                    key.job,
+                    d.as_str(),
+                    o.as_str(),
+                ]);
+            }
+        }
+        self.failovers.with_label_values(&[key.job]);
+    }
+
     /// Desired and current parallelism of one vertex (`vertex` is the JobVertexID).
     pub fn set_vertex_parallelism(
         &self,
@@ -183,6 +211,8 @@ impl Metrics {
         remove_where(&self.desired_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.current_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.reported_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.min_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.max_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
         remove_where(&self.vertex_current_parallelism, &[(JOB_LABEL, job)]);
         remove_where(&self.decisions, &[(JOB_LABEL, job)]);
@@ -268,6 +298,23 @@ mod tests {
             m.last_rescale_timestamp.with_label_values(&l).get(),
             1_700_000_000.5
         );
+    }
+
+    #[test]
+    fn register_job_creates_zero_counters_and_bounds_are_set() {
+        let m = Metrics::new().unwrap();
+        m.register_job(&KEY);
+        m.set_task_manager_bounds(&KEY, 1, 10);
+        let text = m.encode();
+        let zero_rescales = text
+            .lines()
+            .filter(|l| l.starts_with("flink_keda_scaler_rescales_total{") && l.ends_with(" 0"))
+            .count();
+        assert_eq!(zero_rescales, 3 * RescaleOutcome::ALL.len(), "{text}");
+        assert!(text.contains(r#"flink_keda_scaler_failovers_total{job_name="wordcount"} 0"#));
+        let l = ["ns", "so", "wordcount"];
+        assert_eq!(m.max_task_managers.with_label_values(&l).get(), 10);
+        assert_eq!(m.min_task_managers.with_label_values(&l).get(), 1);
     }
 
     #[test]
