@@ -442,3 +442,50 @@ fn kustomize_build_renders() {
         assert!(text.contains(kind), "kustomize output lacks {kind}");
     }
 }
+
+/// The Dockerfile's runtime stage matches the Deployment: non-root user, the binary as
+/// entrypoint, and a default command reading the config where the ConfigMap is mounted.
+#[test]
+fn dockerfile_matches_deployment() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let runtime = text
+        .rsplit_once("\nFROM ")
+        .map(|(_, r)| r)
+        .expect("multi-stage Dockerfile");
+    let line = |directive: &str| {
+        runtime
+            .lines()
+            .find_map(|l| l.strip_prefix(directive))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("runtime stage lacks {directive}"))
+    };
+    let user = line("USER ");
+    assert!(
+        !user.starts_with("root") && !user.starts_with("0"),
+        "USER {user}"
+    );
+    assert_eq!(line("ENTRYPOINT "), r#"["/flink-keda-scaler"]"#);
+    let cmd: Vec<String> = serde_json::from_str(line("CMD ")).expect("CMD exec form");
+    let d = &documents(&root().join("manifests/deployment.yaml"))[0];
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = serde_yaml::from_value(c["args"].clone()).expect("args");
+    assert_eq!(cmd, args, "Dockerfile CMD and Deployment args differ");
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["name"] == "config")
+        .and_then(|m| m["mountPath"].as_str())
+        .expect("config mount");
+    assert_eq!(
+        cmd.last().map(String::as_str),
+        Some(&*format!("{mount}/config.yaml"))
+    );
+    let uid = d["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+        .as_u64()
+        .expect("runAsUser");
+    assert!(
+        user.starts_with(&uid.to_string()),
+        "USER {user} vs runAsUser {uid}"
+    );
+}
