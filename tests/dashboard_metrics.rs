@@ -8,7 +8,7 @@
 mod support;
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     path::PathBuf,
     process::Command,
     sync::Arc,
@@ -102,8 +102,54 @@ fn populated_metrics() -> Metrics {
     m
 }
 
-/// Scrapes `/metrics` from a real exporter server and returns (families, sample names).
-async fn scrape() -> (BTreeSet<String>, BTreeSet<String>) {
+/// Label names per exported sample name.
+type LabelSets = BTreeMap<String, BTreeSet<String>>;
+
+/// Label names in a `{...}` selector or sample label set (`a="x", b!~"y"`).
+fn label_names(inner: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = inner;
+    loop {
+        rest = rest.trim_start_matches([',', ' ', '\n']);
+        let Some(end) = rest.find(['=', '!']) else {
+            break;
+        };
+        out.insert(rest[..end].trim().to_string());
+        // Skip the operator and the quoted value.
+        let Some(q) = rest.find('"') else { break };
+        let Some(close) = rest[q + 1..].find('"') else {
+            break;
+        };
+        rest = &rest[q + 1 + close + 1..];
+    }
+    out
+}
+
+/// `(metric, label names)` of every `metric{...}` selector in an expression.
+fn selectors(expr: &str) -> Vec<(String, BTreeSet<String>)> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let name: String = rest[..open]
+            .chars()
+            .rev()
+            .take_while(|c| is_ident_char(*c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        if !name.is_empty() {
+            out.push((name, label_names(&rest[open + 1..close])));
+        }
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    out
+}
+
+/// Scrapes `/metrics` from a real exporter server and returns (families, label names per
+/// sample name).
+async fn scrape_labels() -> (BTreeSet<String>, LabelSets) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -129,16 +175,28 @@ async fn scrape() -> (BTreeSet<String>, BTreeSet<String>) {
     server.await.expect("join").expect("serve");
 
     let mut families = BTreeSet::new();
-    let mut samples = BTreeSet::new();
+    let mut samples = LabelSets::new();
     for line in body.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             families.insert(rest.split_whitespace().next().expect("family").to_string());
         } else if !line.starts_with('#') && !line.is_empty() {
             let end = line.find(['{', ' ']).expect("sample line");
-            samples.insert(line[..end].to_string());
+            let labels = match line[end..].strip_prefix('{') {
+                Some(l) => label_names(&l[..l.rfind('}').expect("closing brace")]),
+                None => BTreeSet::new(),
+            };
+            samples
+                .entry(line[..end].to_string())
+                .or_default()
+                .extend(labels);
         }
     }
     (families, samples)
+}
+
+async fn scrape() -> (BTreeSet<String>, BTreeSet<String>) {
+    let (families, samples) = scrape_labels().await;
+    (families, samples.into_keys().collect())
 }
 
 /// Operators and aggregations (an aggregation may be followed by `by (...)` rather than
@@ -448,4 +506,59 @@ fn dashboard_queries_parse() {
         text.contains(&format!("SUCCESS: {n} rules found")),
         "{text}"
     );
+}
+
+/// Label matchers on the scaler's metrics (dashboard queries, alert expressions and the
+/// promtool fixture series) only use label names the exporter really exports.
+#[tokio::test]
+async fn selectors_use_exported_label_names() {
+    let (_, exported) = scrape_labels().await;
+    let mut exprs: Vec<(String, String)> = dashboard_exprs(&dashboard());
+    exprs.extend(alert_exprs());
+    let fixtures = root().join("tests/fixtures/alerts");
+    for f in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let path = f.expect("entry").path();
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
+        for t in doc["tests"].as_sequence().into_iter().flatten() {
+            for s in t["input_series"].as_sequence().into_iter().flatten() {
+                let series = s["series"].as_str().expect("series").to_string();
+                exprs.push((format!("fixture {}", path.display()), series));
+            }
+        }
+    }
+    let mut checked = 0;
+    for (origin, expr) in exprs {
+        for (metric, labels) in selectors(&expr) {
+            let Some(known) = exported.get(&metric) else {
+                continue; // Flink or Prometheus metric: checked by name elsewhere.
+            };
+            checked += 1;
+            let unknown: Vec<_> = labels.difference(known).collect();
+            assert!(
+                unknown.is_empty(),
+                "{origin}: {metric} has no label {unknown:?} (exported: {known:?})"
+            );
+            // Fixture series must carry the full label set of the exported series.
+            if origin.starts_with("fixture") {
+                assert_eq!(&labels, known, "{origin}: {metric} label set");
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} selectors checked");
+}
+
+#[test]
+fn selector_parsing() {
+    let got = selectors(r#"sum(rate(a_total{x="1", y!~"a|b"}[5m])) / b{z="}"} + c"#);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "a_total");
+    assert_eq!(
+        got[0].1,
+        ["x", "y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(got[1].0, "b");
 }
