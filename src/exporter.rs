@@ -1,1 +1,20 @@
-//! exporter (work in progress)
+//! The scaler's own observability surface: one [`Metrics`] struct with a private
+//! Prometheus registry (no global state) and the HTTP server that exposes it together
+//! with `/healthz` and `/readyz`.
+//!
+//! ```text
+//!   runtime / keda / prometheus / flink ──(typed helpers)──► Arc<Metrics> ──► GET /metrics
+//!   runtime ──(watch::Sender<Readiness>)───────────────────────────────────► GET /readyz
+//! ```
+//!
+//! Every label value comes from a bounded set: configured names (namespace, ScaledObject,
+//! job, Prometheus server), Flink vertex ids, `&'static str` kinds, methods and codes.
+//! Error strings, URLs and PromQL never become labels.
+
+pub mod clients;
+pub mod http;
+pub mod metrics;
+pub mod scaling;
+
+pub use http::{router, serve, HttpError, Readiness};
+pub use metrics::{JobKey, Metrics, MetricsError, RescaleOutcome, SignalValues};

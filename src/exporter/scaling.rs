@@ -1,0 +1,436 @@
+//! Recording helpers for the scaling side: rescales, TaskManager counts, per-vertex
+//! parallelism, decisions by rule, the in-flight phase, the signals a decision used,
+//! failovers, and [`Metrics::remove_job`] to drop a job's series when it goes away.
+
+use std::{collections::HashMap, time::Duration};
+
+use ::prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use chrono::{DateTime, Utc};
+
+use super::metrics::{JobKey, Metrics, RescaleOutcome, SignalValues, JOB_LABEL};
+use crate::core::{Direction, Rule};
+
+/// Phase label value when no rescale is in flight.
+pub const IDLE_PHASE: &str = "idle";
+
+/// Removes every child of `vec` whose labels match all `(name, value)` pairs.
+fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if matchers.iter().all(|(n, v)| labels.get(n) == Some(v)) {
+                // The series was just listed, so it exists; a concurrent removal is fine.
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
+/// Sets a gauge child when `value` is `Some`, removes it when `None`.
+fn set_or_remove(vec: &::prometheus::GaugeVec, labels: &[&str], value: Option<f64>) {
+    match value {
+        Some(v) => vec.with_label_values(labels).set(v),
+        None => {
+            let _ = vec.remove_label_values(labels);
+        }
+    }
+}
+
+fn clamp_i64(v: u32) -> i64 {
+    i64::from(v)
+}
+
+impl Metrics {
+    /// Counts a finished rescale and observes its duration.
+    pub fn record_rescale(
+        &self,
+        key: &JobKey<'_>,
+        direction: Direction,
+        outcome: RescaleOutcome,
+        duration: Duration,
+    ) {
+        let d = direction.as_str();
+        self.rescales
+            .with_label_values(&[
+                key.namespace,
+                key.scaled_object,
+                key.job,
+                d,
+                outcome.as_str(),
+            ])
+            .inc();
+        self.rescale_duration
+            .with_label_values(&[key.namespace, key.scaled_object, key.job, d])
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Sets the time of the last rescale applied to the job.
+    pub fn set_last_rescale(&self, key: &JobKey<'_>, at: DateTime<Utc>) {
+        let secs = at.timestamp_millis() as f64 / 1000.0;
+        self.last_rescale_timestamp
+            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .set(secs);
+    }
+
+    /// TaskManagers the last decision wants.
+    pub fn set_desired_task_managers(&self, key: &JobKey<'_>, n: u32) {
+        self.desired_task_managers
+            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .set(clamp_i64(n));
+    }
+
+    /// TaskManagers registered with the JobManager.
+    pub fn set_current_task_managers(&self, key: &JobKey<'_>, n: u32) {
+        self.current_task_managers
+            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .set(clamp_i64(n));
+    }
+
+    /// TaskManager count last reported to KEDA.
+    pub fn set_reported_task_managers(&self, key: &JobKey<'_>, n: u32) {
+        self.reported_task_managers
+            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .set(clamp_i64(n));
+    }
+
+    /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
+    pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
+        let l = [key.namespace, key.scaled_object, key.job];
+        self.min_task_managers
+            .with_label_values(&l)
+            .set(clamp_i64(min));
+        self.max_task_managers
+            .with_label_values(&l)
+            .set(clamp_i64(max));
+    }
+
+    /// Creates the job's counters at 0 (every direction × outcome, failovers) so the
+    /// first increment is visible to `increase()`/`rate()`. Call when a job is first seen.
+    pub fn register_job(&self, key: &JobKey<'_>) {
+        for d in [Direction::Up, Direction::Down, Direction::None] {
+            for o in RescaleOutcome::ALL {
+                self.rescales.with_label_values(&[
+                    key.namespace,
+                    key.scaled_object,
+                    key.job,
+                    d.as_str(),
+                    o.as_str(),
+                ]);
+            }
+        }
+        self.failovers.with_label_values(&[key.job]);
+    }
+
+    /// Desired and current parallelism of one vertex (`vertex` is the JobVertexID).
+    pub fn set_vertex_parallelism(
+        &self,
+        job: &str,
+        vertex: &str,
+        vertex_name: &str,
+        desired: u32,
+        current: u32,
+    ) {
+        let labels = [job, vertex, vertex_name];
+        self.vertex_desired_parallelism
+            .with_label_values(&labels)
+            .set(clamp_i64(desired));
+        self.vertex_current_parallelism
+            .with_label_values(&labels)
+            .set(clamp_i64(current));
+    }
+
+    /// Counts one decision under the rule that settled it.
+    pub fn record_decision(&self, job: &str, rule: Rule) {
+        self.decisions
+            .with_label_values(&[job, rule.as_str()])
+            .inc();
+    }
+
+    /// Counts `decision` under its main rule ([`crate::core::Decision::main_rule`]);
+    /// a decision without reasons is not counted.
+    pub fn record_decision_of(&self, job: &str, decision: &crate::core::Decision) {
+        if let Some(rule) = decision.main_rule() {
+            self.record_decision(job, rule);
+        }
+    }
+
+    /// Sets the job's rescale phase: `Some(phase)` while a rescale is in flight, `None`
+    /// when idle. Exactly one `rescale_phase` series per job is 1; others are removed.
+    pub fn set_rescale_phase(&self, job: &str, phase: Option<&'static str>) {
+        let phase = phase.unwrap_or(IDLE_PHASE);
+        for family in self.rescale_phase.collect() {
+            for metric in family.get_metric() {
+                let mut is_job = false;
+                let mut other_phase = None;
+                for l in metric.get_label() {
+                    match l.name() {
+                        n if n == JOB_LABEL => is_job = l.value() == job,
+                        "phase" if l.value() != phase => other_phase = Some(l.value()),
+                        _ => {}
+                    }
+                }
+                if let (true, Some(p)) = (is_job, other_phase) {
+                    let _ = self.rescale_phase.remove_label_values(&[job, p]);
+                }
+            }
+        }
+        self.rescale_phase.with_label_values(&[job, phase]).set(1);
+    }
+
+    /// The signal values a decision used for one vertex; absent values remove the series.
+    pub fn set_signals(&self, job: &str, vertex: &str, values: &SignalValues) {
+        let labels = [job, vertex];
+        set_or_remove(
+            &self.signal_pending_records,
+            &labels,
+            values.pending_records,
+        );
+        set_or_remove(&self.signal_busy_ratio, &labels, values.busy_ratio);
+        set_or_remove(
+            &self.signal_true_processing_rate,
+            &labels,
+            values.true_processing_rate,
+        );
+        set_or_remove(&self.signal_input_rate, &labels, values.input_rate);
+    }
+
+    /// Counts a job failover (a restart not caused by our rescale).
+    pub fn record_failover(&self, job: &str) {
+        self.failovers.with_label_values(&[job]).inc();
+    }
+
+    /// Drops every series of a job (all families with a job label), e.g. when its
+    /// ScaledObject is deleted.
+    pub fn remove_job(&self, job: &str) {
+        remove_where(&self.rescales, &[(JOB_LABEL, job)]);
+        remove_where(&self.rescale_duration, &[(JOB_LABEL, job)]);
+        remove_where(&self.desired_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.current_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.reported_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.min_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.max_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
+        remove_where(&self.vertex_current_parallelism, &[(JOB_LABEL, job)]);
+        remove_where(&self.decisions, &[(JOB_LABEL, job)]);
+        remove_where(&self.rescale_phase, &[(JOB_LABEL, job)]);
+        remove_where(&self.last_rescale_timestamp, &[(JOB_LABEL, job)]);
+        remove_where(&self.signal_pending_records, &[(JOB_LABEL, job)]);
+        remove_where(&self.signal_busy_ratio, &[(JOB_LABEL, job)]);
+        remove_where(&self.signal_true_processing_rate, &[(JOB_LABEL, job)]);
+        remove_where(&self.signal_input_rate, &[(JOB_LABEL, job)]);
+        remove_where(&self.failovers, &[(JOB_LABEL, job)]);
+    }
+
+    /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a
+    /// job graph change.
+    pub fn remove_vertex(&self, job: &str, vertex: &str) {
+        let m = [(JOB_LABEL, job), ("vertex", vertex)];
+        remove_where(&self.vertex_desired_parallelism, &m);
+        remove_where(&self.vertex_current_parallelism, &m);
+        self.set_signals(job, vertex, &SignalValues::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: JobKey<'static> = JobKey {
+        namespace: "ns",
+        scaled_object: "so",
+        job: "wordcount",
+    };
+
+    #[test]
+    fn rescale_counts_by_direction_and_outcome_and_observes_duration() {
+        let m = Metrics::new().unwrap();
+        m.record_rescale(
+            &KEY,
+            Direction::Up,
+            RescaleOutcome::Succeeded,
+            Duration::from_secs(12),
+        );
+        m.record_rescale(
+            &KEY,
+            Direction::Up,
+            RescaleOutcome::Succeeded,
+            Duration::from_secs(3),
+        );
+        m.record_rescale(
+            &KEY,
+            Direction::Down,
+            RescaleOutcome::TimedOut,
+            Duration::from_secs(600),
+        );
+        let ok = m
+            .rescales
+            .with_label_values(&["ns", "so", "wordcount", "up", "succeeded"])
+            .get();
+        let timed_out = m
+            .rescales
+            .with_label_values(&["ns", "so", "wordcount", "down", "timed_out"])
+            .get();
+        assert_eq!((ok, timed_out), (2, 1));
+        let h = m
+            .rescale_duration
+            .with_label_values(&["ns", "so", "wordcount", "up"]);
+        assert_eq!(h.get_sample_count(), 2);
+        assert!((h.get_sample_sum() - 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn task_manager_gauges_and_last_rescale() {
+        let m = Metrics::new().unwrap();
+        m.set_desired_task_managers(&KEY, 4);
+        m.set_current_task_managers(&KEY, 3);
+        m.set_reported_task_managers(&KEY, 4);
+        let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
+        m.set_last_rescale(&KEY, at);
+        let l = ["ns", "so", "wordcount"];
+        assert_eq!(m.desired_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(m.current_task_managers.with_label_values(&l).get(), 3);
+        assert_eq!(m.reported_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(
+            m.last_rescale_timestamp.with_label_values(&l).get(),
+            1_700_000_000.5
+        );
+    }
+
+    #[test]
+    fn register_job_creates_zero_counters_and_bounds_are_set() {
+        let m = Metrics::new().unwrap();
+        m.register_job(&KEY);
+        m.set_task_manager_bounds(&KEY, 1, 10);
+        let text = m.encode();
+        let zero_rescales = text
+            .lines()
+            .filter(|l| l.starts_with("flink_keda_scaler_rescales_total{") && l.ends_with(" 0"))
+            .count();
+        assert_eq!(zero_rescales, 3 * RescaleOutcome::ALL.len(), "{text}");
+        assert!(text.contains(r#"flink_keda_scaler_failovers_total{job_name="wordcount"} 0"#));
+        let l = ["ns", "so", "wordcount"];
+        assert_eq!(m.max_task_managers.with_label_values(&l).get(), 10);
+        assert_eq!(m.min_task_managers.with_label_values(&l).get(), 1);
+    }
+
+    #[test]
+    fn decisions_count_by_rule() {
+        let m = Metrics::new().unwrap();
+        m.record_decision("j", Rule::Cooldown);
+        m.record_decision("j", Rule::Cooldown);
+        m.record_decision("j", Rule::ScaleUp);
+        assert_eq!(
+            m.decisions
+                .with_label_values(&["j", Rule::Cooldown.as_str()])
+                .get(),
+            2
+        );
+        assert_eq!(m.decisions.with_label_values(&["j", "scale_up"]).get(), 1);
+    }
+
+    #[test]
+    fn phase_keeps_exactly_one_series_per_job() {
+        let m = Metrics::new().unwrap();
+        m.set_rescale_phase("a", Some("requested"));
+        m.set_rescale_phase("b", Some("verifying"));
+        m.set_rescale_phase("a", Some("verifying"));
+        m.set_rescale_phase("a", None);
+        let text = m.encode();
+        let phases: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("flink_keda_scaler_rescale_phase{"))
+            .collect();
+        assert_eq!(phases.len(), 2, "{text}");
+        assert!(text.contains(r#"rescale_phase{job_name="a",phase="idle"} 1"#));
+        assert!(text.contains(r#"rescale_phase{job_name="b",phase="verifying"} 1"#));
+    }
+
+    #[test]
+    fn signals_set_and_remove() {
+        let m = Metrics::new().unwrap();
+        let v = SignalValues {
+            pending_records: Some(1200.0),
+            busy_ratio: Some(0.8),
+            true_processing_rate: Some(5000.0),
+            input_rate: Some(4000.0),
+        };
+        m.set_signals("j", "v1", &v);
+        assert_eq!(
+            m.signal_pending_records
+                .with_label_values(&["j", "v1"])
+                .get(),
+            1200.0
+        );
+        assert_eq!(
+            m.signal_true_processing_rate
+                .with_label_values(&["j", "v1"])
+                .get(),
+            5000.0
+        );
+        m.set_signals(
+            "j",
+            "v1",
+            &SignalValues {
+                pending_records: None,
+                ..v
+            },
+        );
+        assert!(!m.encode().contains("signal_pending_records{"));
+        assert_eq!(
+            m.signal_busy_ratio.with_label_values(&["j", "v1"]).get(),
+            0.8
+        );
+    }
+
+    #[test]
+    fn remove_job_drops_only_that_job() {
+        let m = Metrics::new().unwrap();
+        let other = JobKey {
+            job: "other",
+            ..KEY
+        };
+        for k in [&KEY, &other] {
+            m.set_desired_task_managers(k, 2);
+            m.record_rescale(
+                k,
+                Direction::Up,
+                RescaleOutcome::Failed,
+                Duration::from_secs(1),
+            );
+            m.set_vertex_parallelism(k.job, "abc", "Source", 2, 1);
+            m.record_decision(k.job, Rule::NoChange);
+            m.record_failover(k.job);
+            m.set_rescale_phase(k.job, None);
+        }
+        m.remove_job("wordcount");
+        let text = m.encode();
+        assert!(!text.contains(r#"job_name="wordcount""#), "{text}");
+        assert_eq!(
+            m.failovers.with_label_values(&["other"]).get(),
+            1,
+            "other job kept"
+        );
+        assert!(text.contains(r#"job_name="other""#));
+    }
+
+    #[test]
+    fn vertex_parallelism_and_remove_vertex() {
+        let m = Metrics::new().unwrap();
+        m.set_vertex_parallelism("j", "v1", "Source: Kafka", 4, 2);
+        m.set_vertex_parallelism("j", "v2", "Sink", 1, 1);
+        assert_eq!(
+            m.vertex_desired_parallelism
+                .with_label_values(&["j", "v1", "Source: Kafka"])
+                .get(),
+            4
+        );
+        m.remove_vertex("j", "v1");
+        let text = m.encode();
+        assert!(!text.contains(r#"vertex="v1""#), "{text}");
+        assert!(text.contains(r#"vertex="v2""#));
+    }
+}
