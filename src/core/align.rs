@@ -50,7 +50,11 @@ pub fn align(current: u32, required: u32, n: u32, max_parallelism: u32) -> u32 {
     }
     if required > n {
         // more subtasks than units: cap at n if that still scales up
-        return if n > current && n <= max_p { n } else { required };
+        return if n > current && n <= max_p {
+            n
+        } else {
+            required
+        };
     }
     let now_load = max_units_per_subtask(n, current);
     if max_units_per_subtask(n, required) < now_load || now_load <= 1 {
@@ -67,11 +71,7 @@ pub fn align(current: u32, required: u32, n: u32, max_parallelism: u32) -> u32 {
 
 /// The units a vertex's parallelism should divide, if alignment applies to it: a source's
 /// partition count when known, else the key groups (maxParallelism) of a keyed vertex.
-pub fn alignment_units(
-    topology: &Topology,
-    id: &VertexId,
-    partitions: Option<u32>,
-) -> Option<u32> {
+pub fn alignment_units(topology: &Topology, id: &VertexId, partitions: Option<u32>) -> Option<u32> {
     let v = topology.vertex(id)?;
     if topology.is_source(id) {
         partitions.filter(|p| *p > 0)
@@ -108,7 +108,7 @@ mod tests {
             (3, 4, 7, 128, 4),
             (4, 5, 7, 128, 7),
             (7, 5, 7, 128, 5),
-            (2, 5, 11, 128, 5), // 11 beyond reach; 5 lowers the load (6 → 3)
+            (2, 5, 11, 128, 5),  // 11 beyond reach; 5 lowers the load (6 → 3)
             (6, 7, 11, 128, 11), // 7 keeps the busiest at 2 partitions: first p below is 11
             (5, 6, 11, 128, 6),
             (6, 9, 13, 128, 13),

@@ -135,11 +135,9 @@ pub fn aligned_parallelism(
         .map(|s| {
             let units = match mode {
                 AlignmentMode::Off => None,
-                AlignmentMode::Balanced => alignment_units(
-                    topology,
-                    &s.id,
-                    partitions.get(&s.id).copied().flatten(),
-                ),
+                AlignmentMode::Balanced => {
+                    alignment_units(topology, &s.id, partitions.get(&s.id).copied().flatten())
+                }
             };
             let p = match units {
                 Some(n) => align(s.current, s.required, n, s.max_parallelism),
@@ -182,9 +180,14 @@ fn settle(
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut hold: Option<Reason>;
+    let hold_at: usize;
     let mut parallelism = if act {
-        let (aligned, r) =
-            aligned_parallelism(topology, &sized.sizings, &sized.partitions, policy.alignment);
+        let (aligned, r) = aligned_parallelism(
+            topology,
+            &sized.sizings,
+            &sized.partitions,
+            policy.alignment,
+        );
         reasons.extend(r);
         let shaped = downscale::shape(
             &current,
@@ -194,12 +197,16 @@ fn settle(
             policy,
             now,
         );
+        hold_at = reasons.len();
         reasons.extend(shaped.reasons);
         hold = shaped.hold;
         state.scale_down_window = shaped.window;
         shaped.parallelism
     } else {
+        // holding: per-vertex sizing of in-band vertices is noise, not a reason
+        reasons.retain(|r| r.rule != Rule::Ds2Size);
         state.scale_down_window = None;
+        hold_at = reasons.len();
         hold = Some(Reason::new(
             Rule::WithinBand,
             format!(
@@ -244,7 +251,10 @@ fn settle(
     }
     if let Some((floor, name)) = &bounds.floor {
         let floor = (*floor).clamp(lo, hi);
-        let capped = bounds.ceiling.as_ref().map_or(floor, |(c, _)| floor.min(*c).max(lo));
+        let capped = bounds
+            .ceiling
+            .as_ref()
+            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
         if tms < capped {
             reasons.push(
                 Reason::new(
@@ -260,9 +270,12 @@ fn settle(
     }
     if tms < lo {
         reasons.push(
-            Reason::new(Rule::ClampedToMin, format!("needs {tms} TaskManagers, min {lo}"))
-                .input("needed", f64::from(tms))
-                .input("min", f64::from(lo)),
+            Reason::new(
+                Rule::ClampedToMin,
+                format!("needs {tms} TaskManagers, min {lo}"),
+            )
+            .input("needed", f64::from(tms))
+            .input("min", f64::from(lo)),
         );
         tms = lo;
     }
@@ -283,19 +296,22 @@ fn settle(
     };
     if changed {
         if let Some(h) = hold.take() {
-            reasons.push(h);
+            // keep firing order: the hold fired before the clamps and schedules
+            reasons.insert(hold_at.min(reasons.len()), h);
         }
         reasons.push(final_reason(decision, &target, state, policy, now));
-        decision.rescale = reasons.last().is_some_and(|r| {
-            matches!(r.rule, Rule::ScaleUp | Rule::ScaleDown)
-        });
+        decision.rescale = reasons
+            .last()
+            .is_some_and(|r| matches!(r.rule, Rule::ScaleUp | Rule::ScaleDown));
         if decision.rescale {
             state.record(now, decision.current.task_managers, tms);
         }
     } else {
-        reasons.push(hold.unwrap_or_else(|| {
-            Reason::new(Rule::NoChange, "target equals current parallelism")
-        }));
+        reasons.push(
+            hold.unwrap_or_else(|| {
+                Reason::new(Rule::NoChange, "target equals current parallelism")
+            }),
+        );
     }
     decision.target = Some(target);
     decision.reasons.extend(reasons);
@@ -310,13 +326,17 @@ fn final_reason(
     now: DateTime<Utc>,
 ) -> Reason {
     if let Some(last) = state.last_rescale_at {
-        let cooldown = chrono::Duration::from_std(policy.cooldown).unwrap_or(chrono::TimeDelta::MAX);
+        let cooldown =
+            chrono::Duration::from_std(policy.cooldown).unwrap_or(chrono::TimeDelta::MAX);
         let since = now.signed_duration_since(last);
         if since < cooldown {
             let remaining = (cooldown - since).num_milliseconds() as f64 / 1000.0;
             return Reason::new(
                 Rule::Cooldown,
-                format!("last rescale {}s ago, cooldown {remaining:.0}s more", since.num_seconds()),
+                format!(
+                    "last rescale {}s ago, cooldown {remaining:.0}s more",
+                    since.num_seconds()
+                ),
             )
             .input("remaining_s", remaining);
         }
@@ -325,7 +345,10 @@ fn final_reason(
     if used >= policy.max_rescales_per_hour as usize {
         return Reason::new(
             Rule::BudgetExhausted,
-            format!("{used} rescales in the last hour, budget {}", policy.max_rescales_per_hour),
+            format!(
+                "{used} rescales in the last hour, budget {}",
+                policy.max_rescales_per_hour
+            ),
         )
         .input("rescales_last_hour", used as f64);
     }
@@ -347,7 +370,10 @@ fn final_reason(
             decision.current.task_managers, target.task_managers
         ),
     )
-    .input("from_task_managers", f64::from(decision.current.task_managers))
+    .input(
+        "from_task_managers",
+        f64::from(decision.current.task_managers),
+    )
     .input("to_task_managers", f64::from(target.task_managers))
 }
 

@@ -108,7 +108,8 @@ pub fn shape(
         let h = w.highest.entry(v.clone()).or_insert(rec);
         *h = (*h).max(rec);
     }
-    let delay = chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
+    let delay =
+        chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
     let open_for = now.signed_duration_since(w.started_at);
     if open_for < delay {
         let remaining = (delay - open_for).num_milliseconds() as f64 / 1000.0;

@@ -178,7 +178,11 @@ pub fn size(
                 })
                 .sum()
         };
-        let target = if target.is_finite() { target.max(0.0) } else { f64::MAX };
+        let target = if target.is_finite() {
+            target.max(0.0)
+        } else {
+            f64::MAX
+        };
         targets.insert(id, target);
 
         let tpr = true_rate(inp);
@@ -216,7 +220,10 @@ pub fn size(
                 reasons.push(
                     Reason::new(
                         Rule::IoBoundSource,
-                        format!("lag with CPU ≤ {}: size by observed rate", policy.io_bound_cpu_max),
+                        format!(
+                            "lag with CPU ≤ {}: size by observed rate",
+                            policy.io_bound_cpu_max
+                        ),
                     )
                     .vertex(id)
                     .input("observed_rate", observed)
@@ -259,7 +266,10 @@ pub fn size(
             };
             let mut r = Reason::new(
                 rule,
-                format!("busy {:.2} projected {projected:.2}: {p} → {required}", inp.busy),
+                format!(
+                    "busy {:.2} projected {projected:.2}: {p} → {required}",
+                    inp.busy
+                ),
             )
             .vertex(id)
             .input("busy", inp.busy)

@@ -29,13 +29,17 @@ pub fn running_and_stable(
             "runningSince unknown: cannot tell whether the job is stable",
         ));
     };
-    let stabilization = chrono::Duration::from_std(policy.stabilization).unwrap_or(chrono::TimeDelta::MAX);
+    let stabilization =
+        chrono::Duration::from_std(policy.stabilization).unwrap_or(chrono::TimeDelta::MAX);
     let running_for = now.signed_duration_since(since);
     if running_for < stabilization {
         let remaining = (stabilization - running_for).num_milliseconds() as f64 / 1000.0;
         return Err(Reason::new(
             Rule::Stabilizing,
-            format!("running for {}s, stabilizing {remaining:.0}s more", running_for.num_seconds()),
+            format!(
+                "running for {}s, stabilizing {remaining:.0}s more",
+                running_for.num_seconds()
+            ),
         )
         .input("running_s", running_for.num_milliseconds() as f64 / 1000.0)
         .input("remaining_s", remaining));
@@ -48,9 +52,16 @@ pub fn running_and_stable(
 pub fn usable_topology(obs: &Observation) -> Result<Vec<VertexId>, Reason> {
     let t = &obs.topology;
     if t.vertices.is_empty() {
-        return Err(Reason::new(Rule::InvalidTopology, "topology has no vertices"));
+        return Err(Reason::new(
+            Rule::InvalidTopology,
+            "topology has no vertices",
+        ));
     }
-    if let Some(v) = t.vertices.iter().find(|v| v.parallelism == 0 || v.max_parallelism == 0) {
+    if let Some(v) = t
+        .vertices
+        .iter()
+        .find(|v| v.parallelism == 0 || v.max_parallelism == 0)
+    {
         return Err(Reason::new(
             Rule::InvalidTopology,
             format!(

@@ -104,5 +104,7 @@ pub fn max_finite(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     values
         .flatten()
         .filter(|x| x.is_finite())
-        .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
+        .fold(None, |acc: Option<f64>, x| {
+            Some(acc.map_or(x, |a| a.max(x)))
+        })
 }

@@ -103,13 +103,17 @@ mod tests {
         let cases = [
             ("0 0 8 * * *", "Europe/Berlin", 60, true),
             ("0 0 8 * * Mon-Fri 2026", "UTC", 60, true),
-            ("0 8 * * *", "UTC", 60, false),     // 5 fields: no seconds
-            ("0 0 25 * * *", "UTC", 60, false),  // hour 25
+            ("0 8 * * *", "UTC", 60, false), // 5 fields: no seconds
+            ("0 0 25 * * *", "UTC", 60, false), // hour 25
             ("0 0 8 * * *", "Mars/Olympus", 60, false),
             ("0 0 8 * * *", "UTC", 0, false),
         ];
         for (cron, tz, min, ok) in cases {
-            assert_eq!(validate_schedule(&sched(cron, tz, min)).is_ok(), ok, "{cron} {tz} {min}");
+            assert_eq!(
+                validate_schedule(&sched(cron, tz, min)).is_ok(),
+                ok,
+                "{cron} {tz} {min}"
+            );
         }
     }
 

@@ -65,10 +65,10 @@ pub fn fit_to_task_managers(
     if needed <= capacity || needed == 0 {
         return out;
     }
-    let f = capacity as f64 / needed as f64;
     for p in out.values_mut() {
-        // f < 1, so the product stays below the original u32
-        *p = ((f64::from(*p) * f).floor() as u32).max(1);
+        // exact floor(p × capacity / needed); capacity < needed keeps it below p
+        let scaled = u64::from(*p) * capacity / needed;
+        *p = u32::try_from(scaled).unwrap_or(*p).max(1);
     }
     // max(1) floors may still overshoot: trim the largest group maxima one step at a time
     while slots_needed(topology, &out) > capacity {
@@ -95,20 +95,16 @@ pub fn spread_to_task_managers(
 ) -> BTreeMap<VertexId, u32> {
     let capacity = u64::from(task_managers) * u64::from(slots_per_tm.max(1));
     let needed = slots_needed(topology, parallelism).max(1);
-    let f = capacity as f64 / needed as f64;
     topology
         .vertices
         .iter()
         .map(|v| {
             let p = get(topology, parallelism, &v.id);
-            let grown = (f64::from(p) * f).floor();
+            // exact floor(p × capacity / needed), at most maxParallelism, never below p
+            let grown = u128::from(p) * u128::from(capacity) / u128::from(needed);
             let max_p = v.max_parallelism.max(1);
-            let grown = if grown >= f64::from(max_p) {
-                max_p
-            } else {
-                grown as u32
-            };
-            (v.id.clone(), grown.max(p).min(max_p.max(p)))
+            let grown = u32::try_from(grown).unwrap_or(u32::MAX).min(max_p);
+            (v.id.clone(), grown.max(p))
         })
         .collect()
 }

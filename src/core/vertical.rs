@@ -3,10 +3,7 @@
 //! change is a spec change, which forces a full restart (reference §2.8).
 
 use super::{
-    decision::VerticalAdvice,
-    inputs::max_finite,
-    observation::TaskManagerSignals,
-    policy::Policy,
+    decision::VerticalAdvice, inputs::max_finite, observation::TaskManagerSignals, policy::Policy,
 };
 
 /// Heap headroom over the highest heap used (operator `memory.tuning.overhead` 0.2).
