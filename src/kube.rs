@@ -29,9 +29,17 @@ pub mod staleness;
 pub mod state;
 pub mod timeout;
 
+pub use deletion_cost::{
+    mark_deletion_costs, plan_deletion_costs, CostChange, DeletionCostReport, PodView,
+    TaskManagerSlots, DELETION_COST_ANNOTATION,
+};
 pub use discovery::{
     Discovery, FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind, TargetWarning,
     REST_URL_ANNOTATION, REST_URL_METADATA_KEY,
 };
 pub use error::KubeError;
+pub use events::{EventPublisher, RescalePhase};
+pub use leader::{LeaderElector, LeaderElectorConfig};
+pub use staleness::{check_decision, Staleness};
+pub use state::{JobKey, PersistedDecision, PersistedJob, StateStore, StateVersion};
 pub use timeout::API_TIMEOUT;
