@@ -19,6 +19,7 @@
 //! key (passed by the runtime), the [`REST_URL_ANNOTATION`] on the target, and for a
 //! `FlinkDeployment` the operator's Service convention `http://<name>-rest.<ns>.svc:<rest.port|8081>`.
 
+pub mod client;
 pub mod deletion_cost;
 pub mod discovery;
 pub mod error;
@@ -29,13 +30,14 @@ pub mod staleness;
 pub mod state;
 pub mod timeout;
 
+pub use client::client;
 pub use deletion_cost::{
     mark_deletion_costs, plan_deletion_costs, CostChange, DeletionCostReport, PodView,
     TaskManagerSlots, DELETION_COST_ANNOTATION,
 };
 pub use discovery::{
-    Discovery, FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind, TargetWarning,
-    REST_URL_ANNOTATION, REST_URL_METADATA_KEY,
+    Discovery, DiscoveryConfig, FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind,
+    TargetWarning, REST_URL_ANNOTATION, REST_URL_METADATA_KEY,
 };
 pub use error::KubeError;
 pub use events::{EventPublisher, RescalePhase};

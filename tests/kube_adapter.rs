@@ -589,6 +589,45 @@ async fn rescale_events_are_written() {
             "{kind}: repeat recorded as series"
         );
     }
+    // Set-up warnings of a native-mode FlinkDeployment become Warning Events.
+    fds.create(&pp, &flink_deployment("native", "native", json!({}), None))
+        .await
+        .expect("create FlinkDeployment");
+    sos.create(
+        &pp,
+        &scaled_object(
+            "so-native",
+            "flink.apache.org/v1beta1",
+            "FlinkDeployment",
+            "native",
+            json!({}),
+        ),
+    )
+    .await
+    .expect("create ScaledObject");
+    let native = eventually(
+        "native target in cache",
+        Duration::from_secs(10),
+        || async { discovery.resolve(&ns, "so-native", None).ok() },
+    )
+    .await;
+    events
+        .target_warnings(&native)
+        .await
+        .expect("warning events");
+    let list = Api::<Event>::namespaced(admin.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    let mut warned: Vec<&str> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("so-native"))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    warned.sort_unstable();
+    assert_eq!(warned, vec!["NativeModeUpgrade", "ReplicasUnset"]);
     let so_uid = sos.get("so").await.expect("so").uid();
     assert!(
         on("ScaledObject", "RescaleStarted")[0]

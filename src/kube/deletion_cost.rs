@@ -289,7 +289,7 @@ mod tests {
             "no TaskManager: stale annotation cleared"
         );
         assert_eq!(cost("tm-e"), None, "2 used slots = 200 already");
-        assert!(IDLE_COST < 0 && BUSY_COST_PER_SLOT > 0);
+        const { assert!(IDLE_COST < 0 && BUSY_COST_PER_SLOT > 0) };
     }
 
     /// In Flink's Kubernetes modes the resource id is the pod name.

@@ -352,6 +352,7 @@ impl Ready {
 fn spawn_cache<K>(
     api: Api<K>,
     dyntype: K::DynamicType,
+    watch: watcher::Config,
     what: &'static str,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> (Store<K>, Ready)
@@ -363,9 +364,7 @@ where
     let store = writer.as_reader();
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
+    let stream = watcher(api, watch).default_backoff().reflect(writer);
     tasks.push(tokio::spawn(async move {
         futures_util::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -400,11 +399,33 @@ impl Drop for Discovery {
     }
 }
 
+/// What [`Discovery`] watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Watch one namespace only (None: all namespaces, needs the ClusterRoleBinding).
+    pub namespace: Option<String>,
+    /// Label selector for the Deployment watch (e.g. `component=taskmanager`), so a large
+    /// cluster's Deployments are not all cached. Target Deployments must match it.
+    pub deployment_selector: Option<String>,
+}
+
 impl Discovery {
     /// Starts the watches (all namespaces when `namespace` is None). Must be called
     /// inside a tokio runtime. The FlinkDeployment watch retries with backoff while the
     /// CRD is not installed; only FlinkDeployment targets fail meanwhile.
     pub fn start(client: Client, namespace: Option<&str>) -> Self {
+        Self::start_with(
+            client,
+            &DiscoveryConfig {
+                namespace: namespace.map(str::to_string),
+                deployment_selector: None,
+            },
+        )
+    }
+
+    /// [`Self::start`] with a [`DiscoveryConfig`].
+    pub fn start_with(client: Client, config: &DiscoveryConfig) -> Self {
+        let namespace = config.namespace.as_deref();
         let so_ar = resources::scaled_object();
         let fd_ar = resources::flink_deployment();
         let (so_api, dep_api, fd_api) = match namespace {
@@ -420,10 +441,17 @@ impl Discovery {
             ),
         };
         let mut tasks = Vec::new();
-        let (scaled_objects, so_ready) = spawn_cache(so_api, so_ar, "scaledobjects", &mut tasks);
-        let (deployments, dep_ready) = spawn_cache(dep_api, (), "deployments", &mut tasks);
+        let all = watcher::Config::default();
+        let dep_watch = match &config.deployment_selector {
+            Some(sel) => watcher::Config::default().labels(sel),
+            None => watcher::Config::default(),
+        };
+        let (scaled_objects, so_ready) =
+            spawn_cache(so_api, so_ar, all.clone(), "scaledobjects", &mut tasks);
+        let (deployments, dep_ready) =
+            spawn_cache(dep_api, (), dep_watch, "deployments", &mut tasks);
         let (flink_deployments, fd_ready) =
-            spawn_cache(fd_api, fd_ar, "flinkdeployments", &mut tasks);
+            spawn_cache(fd_api, fd_ar, all, "flinkdeployments", &mut tasks);
         Self {
             client,
             scaled_objects,

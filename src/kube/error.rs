@@ -77,6 +77,12 @@ pub enum KubeError {
         /// The resource, e.g. `scaledobjects`.
         what: &'static str,
     },
+    /// No usable Kubernetes client configuration (in-cluster or kubeconfig).
+    #[error("kubernetes client configuration: {reason}")]
+    ClientConfig {
+        /// Why.
+        reason: String,
+    },
     /// Persisted state could not be (de)serialized.
     #[error("persisted state of {job}: {source}")]
     Serialization {
@@ -101,6 +107,7 @@ impl KubeError {
             KubeError::InvalidObject { .. } => "invalid_object",
             KubeError::NoRestUrl { .. } => "no_rest_url",
             KubeError::CacheNotReady { .. } => "cache_not_ready",
+            KubeError::ClientConfig { .. } => "client_config",
             KubeError::Serialization { .. } => "serialization",
         }
     }
@@ -170,6 +177,7 @@ mod tests {
                 name: "x".into(),
             },
             KubeError::CacheNotReady { what: "pods" },
+            KubeError::ClientConfig { reason: "r".into() },
         ];
         let mut kinds: Vec<&str> = errors.iter().map(KubeError::kind).collect();
         assert!(kinds

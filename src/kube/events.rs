@@ -11,7 +11,7 @@ use kube::{
 };
 
 use super::{
-    discovery::{ScaleTarget, TargetKind},
+    discovery::{ScaleTarget, TargetKind, TargetWarning},
     error::KubeError,
     resources,
     timeout::call,
@@ -129,6 +129,40 @@ impl EventPublisher {
                 r.kind.as_deref().unwrap_or_default(),
                 target.namespace,
                 r.name.as_deref().unwrap_or_default()
+            );
+            call(op, self.recorder.publish(&event, &r)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Event reason of a set-up warning (PascalCase).
+pub fn warning_reason(w: TargetWarning) -> &'static str {
+    match w {
+        TargetWarning::NativeModeUpgrade => "NativeModeUpgrade",
+        TargetWarning::StandaloneNotReactive => "StandaloneNotReactive",
+        TargetWarning::ReplicasUnset => "ReplicasUnset",
+    }
+}
+
+impl EventPublisher {
+    /// Publishes one Warning Event per set-up warning of `target` on its ScaledObject
+    /// (call once when a target is first resolved).
+    pub async fn target_warnings(&self, target: &ScaleTarget) -> Result<(), KubeError> {
+        let r = scaled_object_ref(target);
+        for w in &target.warnings {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: warning_reason(*w).into(),
+                note: Some(w.message().into()),
+                action: "Discover".into(),
+                secondary: Some(target_ref(target)),
+            };
+            let op = format!(
+                "create Event {} on ScaledObject {}/{}",
+                warning_reason(*w),
+                target.namespace,
+                target.scaled_object
             );
             call(op, self.recorder.publish(&event, &r)).await?;
         }
