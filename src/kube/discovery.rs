@@ -1,0 +1,587 @@
+//! Discovery: ScaledObject → scale target (TaskManager `Deployment` or `FlinkDeployment`)
+//! → JobManager REST URL, TaskManager pod selector and replica count.
+//!
+//! ScaledObjects, Deployments and FlinkDeployments are cached by watch-fed reflector
+//! stores, so [`Discovery::resolve`] does no API call. [`Discovery::read_scale`] reads
+//! the `/scale` subresource (one bounded GET) when an authoritative count is needed.
+//! See the [module docs](super) for the supported set-ups.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    api::Api,
+    core::DynamicObject,
+    runtime::{
+        reflector::{self, ObjectRef, Store},
+        watcher, WatchStreamExt,
+    },
+    Client, Resource, ResourceExt,
+};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::{error::KubeError, resources, timeout::call};
+
+/// Annotation on the scale target carrying the JobManager REST URL.
+pub const REST_URL_ANNOTATION: &str = "flink-keda-scaler.io/rest-url";
+/// Trigger metadata key carrying the JobManager REST URL (overrides everything).
+pub const REST_URL_METADATA_KEY: &str = "flinkRestUrl";
+/// The operator's default REST port.
+const DEFAULT_REST_PORT: u16 = 8081;
+
+/// Kind of scale target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// `apps/v1 Deployment` of TaskManagers (Flink standalone).
+    Deployment,
+    /// `flink.apache.org FlinkDeployment` (Flink Kubernetes Operator).
+    FlinkDeployment,
+}
+
+impl TargetKind {
+    /// The Kubernetes kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Deployment => "Deployment",
+            TargetKind::FlinkDeployment => "FlinkDeployment",
+        }
+    }
+}
+
+/// `spec.mode` of a FlinkDeployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlinkDeploymentMode {
+    /// `native` (the operator's default): Flink manages TaskManager pods itself.
+    Native,
+    /// `standalone`: the operator runs a TaskManager Deployment.
+    Standalone,
+}
+
+/// Something about the target that makes rescaling costly or unreliable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetWarning {
+    /// FlinkDeployment in native mode: a replicas change is an UPGRADE (job restart).
+    NativeModeUpgrade,
+    /// FlinkDeployment in standalone mode without `scheduler-mode: reactive`: the
+    /// operator falls back to a full upgrade on a replicas change.
+    StandaloneNotReactive,
+    /// `spec.taskManager.replicas` is unset: KEDA reads 0 replicas through `/scale`.
+    ReplicasUnset,
+}
+
+impl TargetWarning {
+    /// Stable label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetWarning::NativeModeUpgrade => "native_mode_upgrade",
+            TargetWarning::StandaloneNotReactive => "standalone_not_reactive",
+            TargetWarning::ReplicasUnset => "replicas_unset",
+        }
+    }
+
+    /// Human explanation for logs and Events.
+    pub fn message(self) -> &'static str {
+        match self {
+            TargetWarning::NativeModeUpgrade => "FlinkDeployment in native mode: every TaskManager replicas change is an UPGRADE that restarts the job; use mode: standalone with the adaptive scheduler for in-place rescaling",
+            TargetWarning::StandaloneNotReactive => "FlinkDeployment in standalone mode without scheduler-mode: reactive: the operator turns a replicas change into a full upgrade",
+            TargetWarning::ReplicasUnset => "spec.taskManager.replicas is unset: KEDA sees 0 replicas; set it explicitly",
+        }
+    }
+}
+
+/// The resolved scale target of one ScaledObject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleTarget {
+    /// Namespace of the ScaledObject and its target.
+    pub namespace: String,
+    /// Name of the ScaledObject.
+    pub scaled_object: String,
+    /// UID of the ScaledObject (for Events).
+    pub scaled_object_uid: Option<String>,
+    /// Target kind.
+    pub kind: TargetKind,
+    /// `apiVersion` of the target.
+    pub api_version: String,
+    /// Target name.
+    pub name: String,
+    /// Target UID (for Events).
+    pub uid: Option<String>,
+    /// Target `metadata.generation` when cached (changes with every spec change).
+    pub generation: Option<i64>,
+    /// JobManager REST base URL, without trailing slash.
+    pub rest_url: String,
+    /// Desired TaskManagers from the cached spec (what `/scale` reports as spec.replicas).
+    pub replicas: Option<u32>,
+    /// Label selector of the TaskManager pods, when known.
+    pub pod_selector: Option<String>,
+    /// FlinkDeployment mode (None for a Deployment).
+    pub mode: Option<FlinkDeploymentMode>,
+    /// Set-up warnings (log them, and publish them as Events once).
+    pub warnings: Vec<TargetWarning>,
+}
+
+impl ScaleTarget {
+    /// True when a replicas change does not restart the job.
+    pub fn in_place(&self) -> bool {
+        !self.warnings.iter().any(|w| {
+            matches!(
+                w,
+                TargetWarning::NativeModeUpgrade | TargetWarning::StandaloneNotReactive
+            )
+        })
+    }
+}
+
+/// A read of the `/scale` subresource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleReading {
+    /// `spec.replicas` (what KEDA/HPA set).
+    pub spec_replicas: u32,
+    /// `status.replicas`.
+    pub status_replicas: u32,
+    /// `status.selector` (empty for a FlinkDeployment whose job is not RUNNING).
+    pub selector: Option<String>,
+}
+
+/// `scaleTargetRef` of a ScaledObject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRef {
+    /// `apiVersion` (KEDA defaults it to `apps/v1`).
+    pub api_version: String,
+    /// `kind` (KEDA defaults it to `Deployment`).
+    pub kind: String,
+    /// `name`.
+    pub name: String,
+}
+
+/// Reads `spec.scaleTargetRef` (with KEDA's defaults) from a ScaledObject.
+pub fn scale_target_ref(so: &DynamicObject) -> Result<TargetRef, KubeError> {
+    let what = || {
+        format!(
+            "ScaledObject {}/{}",
+            so.namespace().unwrap_or_default(),
+            so.name_any()
+        )
+    };
+    let r = so
+        .data
+        .pointer("/spec/scaleTargetRef")
+        .ok_or_else(|| KubeError::InvalidObject {
+            what: what(),
+            reason: "spec.scaleTargetRef missing".into(),
+        })?;
+    let s = |k: &str| r.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let name = s("name").ok_or_else(|| KubeError::InvalidObject {
+        what: what(),
+        reason: "spec.scaleTargetRef.name missing".into(),
+    })?;
+    Ok(TargetRef {
+        api_version: s("apiVersion").unwrap_or("apps/v1").to_string(),
+        kind: s("kind").unwrap_or("Deployment").to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// The `flinkRestUrl` metadata key of the ScaledObject's first trigger that has one.
+pub fn rest_url_from_triggers(so: &DynamicObject) -> Option<String> {
+    so.data
+        .pointer("/spec/triggers")?
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.pointer(&format!("/metadata/{REST_URL_METADATA_KEY}")))
+        .filter_map(Value::as_str)
+        .find(|v| !v.trim().is_empty())
+        .map(|v| v.trim().trim_end_matches('/').to_string())
+}
+
+fn annotation_url<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta()
+        .annotations
+        .as_ref()?
+        .get(REST_URL_ANNOTATION)
+        .map(|v| v.trim().trim_end_matches('/').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn base(so: &DynamicObject, r: &TargetRef, kind: TargetKind) -> ScaleTarget {
+    ScaleTarget {
+        namespace: so.namespace().unwrap_or_default(),
+        scaled_object: so.name_any(),
+        scaled_object_uid: so.uid(),
+        kind,
+        api_version: r.api_version.clone(),
+        name: r.name.clone(),
+        uid: None,
+        generation: None,
+        rest_url: String::new(),
+        replicas: None,
+        pod_selector: None,
+        mode: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// Resolves a Deployment target (pure). `rest_override` is the trigger's `flinkRestUrl`.
+pub fn target_from_deployment(
+    so: &DynamicObject,
+    r: &TargetRef,
+    dep: &Deployment,
+    rest_override: Option<&str>,
+) -> Result<ScaleTarget, KubeError> {
+    let mut t = base(so, r, TargetKind::Deployment);
+    t.uid = dep.uid();
+    t.generation = dep.metadata.generation;
+    t.rest_url = rest_override
+        .map(str::to_string)
+        .or_else(|| annotation_url(dep))
+        .ok_or_else(|| KubeError::NoRestUrl {
+            namespace: t.namespace.clone(),
+            name: t.name.clone(),
+        })?;
+    let spec = dep.spec.as_ref();
+    t.replicas = Some(
+        spec.and_then(|s| s.replicas)
+            .map_or(1, |r| u32::try_from(r).unwrap_or(0)),
+    );
+    t.pod_selector = spec
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    Ok(t)
+}
+
+/// `rest.port` from `spec.flinkConfiguration` (a string map, or a nested object in newer
+/// operator versions).
+fn rest_port(fd: &DynamicObject) -> Option<u16> {
+    let conf = fd.data.pointer("/spec/flinkConfiguration")?;
+    let v = conf
+        .get("rest.port")
+        .or_else(|| conf.pointer("/rest/port"))?;
+    match v {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    }
+}
+
+fn flink_conf<'a>(fd: &'a DynamicObject, key: &str) -> Option<&'a str> {
+    fd.data
+        .pointer("/spec/flinkConfiguration")?
+        .get(key)?
+        .as_str()
+}
+
+/// Resolves a FlinkDeployment target (pure).
+pub fn target_from_flink_deployment(
+    so: &DynamicObject,
+    r: &TargetRef,
+    fd: &DynamicObject,
+    rest_override: Option<&str>,
+) -> Result<ScaleTarget, KubeError> {
+    let mut t = base(so, r, TargetKind::FlinkDeployment);
+    t.uid = fd.uid();
+    t.generation = fd.metadata.generation;
+    let port = rest_port(fd).unwrap_or(DEFAULT_REST_PORT);
+    t.rest_url = rest_override
+        .map(str::to_string)
+        .or_else(|| annotation_url(fd))
+        .unwrap_or_else(|| format!("http://{}-rest.{}.svc:{port}", t.name, t.namespace));
+    let replicas = fd
+        .data
+        .pointer("/spec/taskManager/replicas")
+        .and_then(Value::as_u64);
+    t.replicas = replicas.map(|r| u32::try_from(r).unwrap_or(u32::MAX));
+    if replicas.is_none() {
+        t.warnings.push(TargetWarning::ReplicasUnset);
+    }
+    t.pod_selector = Some(
+        fd.data
+            .pointer("/status/taskManager/labelSelector")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("component=taskmanager,app={}", t.name)),
+    );
+    let mode = match fd.data.pointer("/spec/mode").and_then(Value::as_str) {
+        Some(m) if m.eq_ignore_ascii_case("standalone") => FlinkDeploymentMode::Standalone,
+        _ => FlinkDeploymentMode::Native,
+    };
+    t.mode = Some(mode);
+    match mode {
+        FlinkDeploymentMode::Native => t.warnings.push(TargetWarning::NativeModeUpgrade),
+        FlinkDeploymentMode::Standalone => {
+            let reactive = flink_conf(fd, "scheduler-mode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("reactive"));
+            if !reactive {
+                t.warnings.push(TargetWarning::StandaloneNotReactive);
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Readiness of one watch-fed cache (set after its first complete list).
+struct Ready {
+    flag: Arc<AtomicBool>,
+    what: &'static str,
+}
+
+impl Ready {
+    fn check(&self) -> Result<(), KubeError> {
+        if self.flag.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(KubeError::CacheNotReady { what: self.what })
+        }
+    }
+}
+
+fn spawn_cache<K>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    watch: watcher::Config,
+    what: &'static str,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> (Store<K>, Ready)
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let writer: reflector::store::Writer<K> = reflector::store::Writer::new(dyntype);
+    let store = writer.as_reader();
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let stream = watcher(api, watch).default_backoff().reflect(writer);
+    tasks.push(tokio::spawn(async move {
+        futures_util::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::InitDone) => {
+                    set.store(true, Ordering::Release);
+                    tracing::debug!(resource = what, "watch cache ready");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(resource = what, %error, "watch failed; retrying"),
+            }
+        }
+    }));
+    (store, Ready { flag, what })
+}
+
+/// Watch-fed discovery of scale targets. Dropping it stops the watches.
+pub struct Discovery {
+    client: Client,
+    scaled_objects: Store<DynamicObject>,
+    deployments: Store<Deployment>,
+    flink_deployments: Store<DynamicObject>,
+    ready: [Ready; 3],
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What [`Discovery`] watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Watch one namespace only (None: all namespaces, needs the ClusterRoleBinding).
+    pub namespace: Option<String>,
+    /// Label selector for the Deployment watch (e.g. `component=taskmanager`), so a large
+    /// cluster's Deployments are not all cached. Target Deployments must match it.
+    pub deployment_selector: Option<String>,
+}
+
+impl Discovery {
+    /// Starts the watches (all namespaces when `namespace` is None). Must be called
+    /// inside a tokio runtime. The FlinkDeployment watch retries with backoff while the
+    /// CRD is not installed; only FlinkDeployment targets fail meanwhile.
+    pub fn start(client: Client, namespace: Option<&str>) -> Self {
+        Self::start_with(
+            client,
+            &DiscoveryConfig {
+                namespace: namespace.map(str::to_string),
+                deployment_selector: None,
+            },
+        )
+    }
+
+    /// [`Self::start`] with a [`DiscoveryConfig`].
+    pub fn start_with(client: Client, config: &DiscoveryConfig) -> Self {
+        let namespace = config.namespace.as_deref();
+        let so_ar = resources::scaled_object();
+        let fd_ar = resources::flink_deployment();
+        let (so_api, dep_api, fd_api) = match namespace {
+            Some(ns) => (
+                Api::<DynamicObject>::namespaced_with(client.clone(), ns, &so_ar),
+                Api::<Deployment>::namespaced(client.clone(), ns),
+                Api::<DynamicObject>::namespaced_with(client.clone(), ns, &fd_ar),
+            ),
+            None => (
+                Api::<DynamicObject>::all_with(client.clone(), &so_ar),
+                Api::<Deployment>::all(client.clone()),
+                Api::<DynamicObject>::all_with(client.clone(), &fd_ar),
+            ),
+        };
+        let mut tasks = Vec::new();
+        let all = watcher::Config::default();
+        let dep_watch = match &config.deployment_selector {
+            Some(sel) => watcher::Config::default().labels(sel),
+            None => watcher::Config::default(),
+        };
+        let (scaled_objects, so_ready) =
+            spawn_cache(so_api, so_ar, all.clone(), "scaledobjects", &mut tasks);
+        let (deployments, dep_ready) =
+            spawn_cache(dep_api, (), dep_watch, "deployments", &mut tasks);
+        let (flink_deployments, fd_ready) =
+            spawn_cache(fd_api, fd_ar, all, "flinkdeployments", &mut tasks);
+        Self {
+            client,
+            scaled_objects,
+            deployments,
+            flink_deployments,
+            ready: [so_ready, dep_ready, fd_ready],
+            tasks,
+        }
+    }
+
+    /// Waits until the ScaledObject and Deployment caches have listed once (and the
+    /// FlinkDeployment cache, when `with_flink_deployments`), at most `timeout`.
+    pub async fn wait_ready(
+        &self,
+        timeout: std::time::Duration,
+        with_flink_deployments: bool,
+    ) -> Result<(), KubeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let needed = if with_flink_deployments { 3 } else { 2 };
+            let pending = self.ready[..needed].iter().find(|r| r.check().is_err());
+            match pending {
+                None => return Ok(()),
+                Some(r) if tokio::time::Instant::now() >= deadline => {
+                    return Err(KubeError::CacheNotReady { what: r.what })
+                }
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Resolves the target of ScaledObject `namespace/name` from the caches (no API call).
+    /// `rest_override` (the trigger's `flinkRestUrl`, passed by the runtime) wins over the
+    /// ScaledObject's own trigger metadata, the annotation and the Service convention.
+    pub fn resolve(
+        &self,
+        namespace: &str,
+        name: &str,
+        rest_override: Option<&str>,
+    ) -> Result<ScaleTarget, KubeError> {
+        self.ready[0].check()?;
+        let so = self
+            .scaled_objects
+            .get(&ObjectRef::new_with(name, resources::scaled_object()).within(namespace))
+            .ok_or_else(|| KubeError::ScaledObjectNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })?;
+        let r = scale_target_ref(&so)?;
+        let from_triggers = rest_url_from_triggers(&so);
+        let rest = rest_override
+            .map(|s| s.trim_end_matches('/').to_string())
+            .or(from_triggers);
+        let group = r.api_version.split('/').next().unwrap_or_default();
+        let not_found = |r: &TargetRef| KubeError::TargetNotFound {
+            kind: r.kind.clone(),
+            namespace: namespace.into(),
+            name: r.name.clone(),
+        };
+        match (r.kind.as_str(), group) {
+            ("Deployment", "apps") => {
+                self.ready[1].check()?;
+                let dep = self
+                    .deployments
+                    .get(&ObjectRef::new(&r.name).within(namespace))
+                    .ok_or_else(|| not_found(&r))?;
+                target_from_deployment(&so, &r, &dep, rest.as_deref())
+            }
+            ("FlinkDeployment", resources::FLINK_GROUP) => {
+                self.ready[2].check()?;
+                let fd = self
+                    .flink_deployments
+                    .get(
+                        &ObjectRef::new_with(&r.name, resources::flink_deployment())
+                            .within(namespace),
+                    )
+                    .ok_or_else(|| not_found(&r))?;
+                target_from_flink_deployment(&so, &r, &fd, rest.as_deref())
+            }
+            _ => Err(KubeError::UnsupportedTarget {
+                api_version: r.api_version,
+                kind: r.kind,
+            }),
+        }
+    }
+
+    /// Reads the target's `/scale` subresource (one bounded GET).
+    pub async fn read_scale(&self, target: &ScaleTarget) -> Result<ScaleReading, KubeError> {
+        let op = format!(
+            "get {}/scale {}/{}",
+            target.kind.as_str(),
+            target.namespace,
+            target.name
+        );
+        let scale = match target.kind {
+            TargetKind::Deployment => {
+                let api = Api::<Deployment>::namespaced(self.client.clone(), &target.namespace);
+                call(op, api.get_scale(&target.name)).await?
+            }
+            TargetKind::FlinkDeployment => {
+                let api = Api::<DynamicObject>::namespaced_with(
+                    self.client.clone(),
+                    &target.namespace,
+                    &resources::flink_deployment(),
+                );
+                call(op, api.get_scale(&target.name)).await?
+            }
+        };
+        let clamp = |v: i32| u32::try_from(v).unwrap_or(0);
+        Ok(ScaleReading {
+            spec_replicas: scale.spec.and_then(|s| s.replicas).map_or(0, clamp),
+            status_replicas: scale.status.as_ref().map_or(0, |s| clamp(s.replicas)),
+            selector: scale
+                .status
+                .and_then(|s| s.selector)
+                .filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// Number of cached ScaledObjects (for a gauge).
+    pub fn cached_scaled_objects(&self) -> usize {
+        self.scaled_objects.len()
+    }
+}
+
+/// Sorted `k=v` pairs of a label map, comma separated (a label selector).
+pub fn selector_from_labels(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,727 @@
+//! The kube adapter against a real kube-apiserver (v1.20) + etcd: CRDs from
+//! `manifests/crds/`, discovery of Deployment and FlinkDeployment targets through the
+//! watch caches and the `/scale` subresource, pod-deletion-cost, Events, and the shipped
+//! RBAC (every adapter call runs as the `flink-keda-scaler` ServiceAccount).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use flink_keda_scaler::kube::{
+    discovery::TargetRef, mark_deletion_costs, resources, Discovery, EventPublisher,
+    FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning, TaskManagerSlots,
+    DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
+};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod, events::v1::Event};
+use kube::{
+    api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    core::DynamicObject,
+    Client, ResourceExt,
+};
+use serde_json::json;
+use support::kube::{apply_rbac, install_crds, namespace, KubeApiServer};
+
+fn deployment(name: &str, replicas: i32, rest_url: Option<&str>) -> Deployment {
+    let mut d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name, "component": "taskmanager"}},
+            "template": {
+                "metadata": {"labels": {"app": name, "component": "taskmanager"}},
+                "spec": {"containers": [{"name": "taskmanager", "image": "flink:2.0"}]}
+            }
+        }
+    }))
+    .expect("deployment json");
+    if let Some(url) = rest_url {
+        d.annotations_mut()
+            .insert(REST_URL_ANNOTATION.into(), url.into());
+    }
+    d
+}
+
+fn flink_deployment(
+    name: &str,
+    mode: &str,
+    conf: serde_json::Value,
+    replicas: Option<u32>,
+) -> DynamicObject {
+    let mut spec = json!({
+        "image": "flink:2.0",
+        "flinkVersion": "v2_0",
+        "mode": mode,
+        "flinkConfiguration": conf,
+        "job": {"jarURI": "local:///opt/flink/job.jar", "upgradeMode": "last-state"},
+        "taskManager": {}
+    });
+    if let Some(r) = replicas {
+        spec["taskManager"]["replicas"] = json!(r);
+    }
+    DynamicObject::new(name, &resources::flink_deployment()).data(json!({ "spec": spec }))
+}
+
+fn scaled_object(
+    name: &str,
+    api_version: &str,
+    kind: &str,
+    target: &str,
+    metadata: serde_json::Value,
+) -> DynamicObject {
+    DynamicObject::new(name, &resources::scaled_object()).data(json!({
+        "spec": {
+            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": target},
+            "minReplicaCount": 1,
+            "maxReplicaCount": 10,
+            "pollingInterval": 15,
+            "triggers": [{"type": "external", "metricType": "AverageValue", "metadata": metadata}]
+        }
+    }))
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Setup {
+    server: std::sync::Arc<KubeApiServer>,
+    admin: Client,
+    scaler: Client,
+    ns: String,
+}
+
+async fn setup(prefix: &str) -> Option<Setup> {
+    let server = KubeApiServer::shared()?;
+    let admin = server.admin().await;
+    install_crds(&admin).await;
+    let ns = namespace(&admin, prefix).await;
+    apply_rbac(&server, &admin, &ns).await;
+    let scaler = server.scaler(&ns).await;
+    Some(Setup {
+        server,
+        admin,
+        scaler,
+        ns,
+    })
+}
+
+/// The CRDs install and are served; the scaler discovers a standalone TaskManager
+/// Deployment and FlinkDeployments (standalone/reactive and native) from their
+/// ScaledObjects through watch caches, reads replicas through `/scale`, and follows a
+/// KEDA-style scale through the watch.
+#[tokio::test]
+async fn discovers_deployment_and_flink_deployment_targets() {
+    let Some(Setup {
+        server,
+        admin,
+        scaler,
+        ns,
+    }) = setup("disc").await
+    else {
+        return;
+    };
+    let t0 = Instant::now();
+    let pp = PostParams::default();
+    let deps = Api::<Deployment>::namespaced(admin.clone(), &ns);
+    let fds =
+        Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &resources::flink_deployment());
+    let sos =
+        Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &resources::scaled_object());
+    deps.create(&pp, &deployment("tm", 2, Some("http://jm.example:8081/")))
+        .await
+        .expect("create deployment");
+    deps.create(&pp, &deployment("tm-bare", 1, None))
+        .await
+        .expect("create deployment");
+    fds.create(
+        &pp,
+        &flink_deployment(
+            "reactive",
+            "standalone",
+            json!({"scheduler-mode": "reactive", "rest.port": "8082"}),
+            Some(3),
+        ),
+    )
+    .await
+    .expect("create FlinkDeployment");
+    fds.create(&pp, &flink_deployment("native", "native", json!({}), None))
+        .await
+        .expect("create FlinkDeployment");
+    for so in [
+        scaled_object(
+            "so-dep",
+            "apps/v1",
+            "Deployment",
+            "tm",
+            json!({"scalerAddress": "s:9090"}),
+        ),
+        scaled_object(
+            "so-bare",
+            "apps/v1",
+            "Deployment",
+            "tm-bare",
+            json!({"scalerAddress": "s:9090"}),
+        ),
+        scaled_object(
+            "so-bare-meta",
+            "apps/v1",
+            "Deployment",
+            "tm-bare",
+            json!({"flinkRestUrl": "http://meta:8081"}),
+        ),
+        scaled_object(
+            "so-fd",
+            "flink.apache.org/v1beta1",
+            "FlinkDeployment",
+            "reactive",
+            json!({}),
+        ),
+        scaled_object(
+            "so-native",
+            "flink.apache.org/v1beta1",
+            "FlinkDeployment",
+            "native",
+            json!({}),
+        ),
+        scaled_object("so-sts", "apps/v1", "StatefulSet", "x", json!({})),
+    ] {
+        sos.create(&pp, &so).await.expect("create ScaledObject");
+    }
+
+    let discovery = Discovery::start(scaler.clone(), Some(&ns));
+    discovery
+        .wait_ready(Duration::from_secs(15), true)
+        .await
+        .expect("caches ready");
+    let ready = t0.elapsed();
+
+    let dep = discovery
+        .resolve(&ns, "so-dep", None)
+        .expect("Deployment target");
+    assert_eq!(dep.kind, TargetKind::Deployment);
+    assert_eq!(dep.name, "tm");
+    assert_eq!(dep.rest_url, "http://jm.example:8081");
+    assert_eq!(dep.replicas, Some(2));
+    assert_eq!(
+        dep.pod_selector.as_deref(),
+        Some("app=tm,component=taskmanager")
+    );
+    assert!(dep.in_place() && dep.warnings.is_empty());
+    let over = discovery
+        .resolve(&ns, "so-dep", Some("http://override:1"))
+        .expect("override");
+    assert_eq!(over.rest_url, "http://override:1");
+
+    let bare = discovery.resolve(&ns, "so-bare", None);
+    assert!(matches!(bare, Err(KubeError::NoRestUrl { .. })), "{bare:?}");
+    let meta = discovery
+        .resolve(&ns, "so-bare-meta", None)
+        .expect("rest url from trigger metadata");
+    assert_eq!(meta.rest_url, "http://meta:8081");
+
+    let fd = discovery
+        .resolve(&ns, "so-fd", None)
+        .expect("FlinkDeployment target");
+    assert_eq!(fd.kind, TargetKind::FlinkDeployment);
+    assert_eq!(fd.rest_url, format!("http://reactive-rest.{ns}.svc:8082"));
+    assert_eq!(fd.mode, Some(FlinkDeploymentMode::Standalone));
+    assert_eq!(fd.replicas, Some(3));
+    assert!(fd.in_place());
+    assert_eq!(
+        fd.pod_selector.as_deref(),
+        Some("component=taskmanager,app=reactive")
+    );
+
+    let native = discovery
+        .resolve(&ns, "so-native", None)
+        .expect("native target");
+    assert_eq!(native.rest_url, format!("http://native-rest.{ns}.svc:8081"));
+    assert!(!native.in_place());
+    assert_eq!(
+        native.warnings,
+        vec![
+            TargetWarning::ReplicasUnset,
+            TargetWarning::NativeModeUpgrade
+        ]
+    );
+
+    let sts = discovery.resolve(&ns, "so-sts", None);
+    assert!(
+        matches!(sts, Err(KubeError::UnsupportedTarget { .. })),
+        "{sts:?}"
+    );
+    let missing = discovery.resolve(&ns, "nope", None);
+    assert!(
+        matches!(missing, Err(KubeError::ScaledObjectNotFound { .. })),
+        "{missing:?}"
+    );
+
+    // /scale reads, as the scaler.
+    let s = discovery.read_scale(&dep).await.expect("deployments/scale");
+    assert_eq!(s.spec_replicas, 2);
+    let s = discovery
+        .read_scale(&fd)
+        .await
+        .expect("flinkdeployments/scale");
+    assert_eq!(
+        (s.spec_replicas, s.status_replicas, s.selector.clone()),
+        (3, 0, None)
+    );
+    // The operator publishes status.taskManager while RUNNING; /scale then has a selector.
+    fds.patch_status(
+        "reactive",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"taskManager": {"replicas": 3, "labelSelector": "component=taskmanager,app=reactive"}}})),
+    )
+    .await
+    .expect("patch FlinkDeployment status");
+    let s = discovery
+        .read_scale(&fd)
+        .await
+        .expect("flinkdeployments/scale");
+    assert_eq!(
+        (s.status_replicas, s.selector.as_deref()),
+        (3, Some("component=taskmanager,app=reactive"))
+    );
+
+    // KEDA scales through /scale (admin here); the watch cache follows without a GET.
+    fds.patch_scale(
+        "reactive",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 5}})),
+    )
+    .await
+    .expect("scale FlinkDeployment");
+    deps.patch_scale(
+        "tm",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .expect("scale Deployment");
+    eventually(
+        "cache to follow /scale",
+        Duration::from_secs(10),
+        || async {
+            let fd = discovery.resolve(&ns, "so-fd", None).ok()?;
+            let dep = discovery.resolve(&ns, "so-dep", None).ok()?;
+            (fd.replicas == Some(5) && dep.replicas == Some(4)).then_some(())
+        },
+    )
+    .await;
+    let generation = discovery
+        .resolve(&ns, "so-fd", None)
+        .expect("fd")
+        .generation;
+    assert!(
+        generation > fd.generation,
+        "a scale bumps the generation: {generation:?} vs {:?}",
+        fd.generation
+    );
+    eprintln!(
+        "discovery: caches ready in {:.3} s (apiserver start {:.2} s)",
+        ready.as_secs_f64(),
+        server.start_secs
+    );
+    assert_eq!(
+        TargetRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "tm".into()
+        },
+        flink_keda_scaler::kube::discovery::scale_target_ref(
+            &sos.get("so-dep").await.expect("get so")
+        )
+        .expect("ref")
+    );
+}
+
+fn pod(name: &str, app: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": app, "component": "taskmanager"}},
+        "spec": {"containers": [{"name": "taskmanager", "image": "flink:2.0"}]}
+    }))
+    .expect("pod json")
+}
+
+/// Idle TaskManagers' pods get the lowest deletion cost, busy ones a cost by used slots,
+/// unrelated pods are untouched, stale annotations are cleared, and everything is cleared
+/// after the rescale.
+#[tokio::test]
+async fn deletion_cost_lands_on_idle_pods_only() {
+    let Some(Setup {
+        server: _server,
+        admin,
+        scaler,
+        ns,
+    }) = setup("cost").await
+    else {
+        return;
+    };
+    let pods = Api::<Pod>::namespaced(admin.clone(), &ns);
+    let pp = PostParams::default();
+    for (i, name) in ["tm-0", "tm-1", "tm-2", "tm-3"].iter().enumerate() {
+        let mut p = pod(name, "job");
+        if *name == "tm-3" {
+            p.annotations_mut()
+                .insert(DELETION_COST_ANNOTATION.into(), "-1000".into());
+        }
+        pods.create(&pp, &p).await.expect("create pod");
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"phase": "Running", "podIP": format!("10.9.0.{}", i + 1)}}),
+            ),
+        )
+        .await
+        .expect("pod status");
+    }
+    pods.create(&pp, &pod("other", "unrelated"))
+        .await
+        .expect("create pod");
+    let tms = [
+        TaskManagerSlots {
+            id: "10.9.0.1:6122-a".into(),
+            address: "pekko.tcp://flink@10.9.0.1:6122/user/rpc/taskmanager_0".into(),
+            slots: 2,
+            free_slots: 2,
+        },
+        TaskManagerSlots {
+            id: "10.9.0.2:6122-b".into(),
+            address: "pekko.tcp://flink@10.9.0.2:6122/user/rpc/taskmanager_0".into(),
+            slots: 2,
+            free_slots: 0,
+        },
+        TaskManagerSlots {
+            id: "10.9.0.3:6122-c".into(),
+            address: "pekko.tcp://flink@10.9.0.3:6122/user/rpc/taskmanager_0".into(),
+            slots: 2,
+            free_slots: 1,
+        },
+    ];
+    let t0 = Instant::now();
+    let report = mark_deletion_costs(&scaler, &ns, "app=job,component=taskmanager", &tms)
+        .await
+        .expect("mark deletion costs as the scaler");
+    let took = t0.elapsed();
+    assert_eq!(report.idle, vec!["tm-0".to_string()]);
+    assert_eq!(report.busy, vec!["tm-1".to_string(), "tm-2".to_string()]);
+    assert_eq!(
+        report.cleared,
+        vec!["tm-3".to_string()],
+        "tm-3 has no TaskManager: stale"
+    );
+    let cost = |p: &Pod| p.annotations().get(DELETION_COST_ANNOTATION).cloned();
+    let read = |name: &'static str| {
+        let pods = pods.clone();
+        async move { pods.get(name).await.expect("get pod") }
+    };
+    assert_eq!(cost(&read("tm-0").await).as_deref(), Some("-1000"));
+    assert_eq!(cost(&read("tm-1").await).as_deref(), Some("200"));
+    assert_eq!(cost(&read("tm-2").await).as_deref(), Some("100"));
+    assert_eq!(cost(&read("tm-3").await), None);
+    assert_eq!(cost(&read("other").await), None);
+    let idle: Vec<String> = pods
+        .list(&ListParams::default().labels("app=job"))
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter(|p| {
+            cost(p)
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c < 0)
+        })
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(
+        idle,
+        vec!["tm-0".to_string()],
+        "only the idle pod has the lowest cost"
+    );
+
+    // A second pass with the same slots changes nothing.
+    let again = mark_deletion_costs(&scaler, &ns, "app=job", &tms)
+        .await
+        .expect("again");
+    assert_eq!(
+        (
+            again.idle.len(),
+            again.busy.len(),
+            again.cleared.len(),
+            again.unchanged
+        ),
+        (0, 0, 0, 4)
+    );
+
+    // After the rescale: clear everything.
+    let cleared = mark_deletion_costs(&scaler, &ns, "app=job", &[])
+        .await
+        .expect("clear");
+    assert_eq!(
+        cleared.cleared,
+        vec!["tm-0".to_string(), "tm-1".to_string(), "tm-2".to_string()]
+    );
+    for name in ["tm-0", "tm-1", "tm-2"] {
+        assert_eq!(cost(&read(name).await), None, "{name}");
+    }
+    eprintln!(
+        "deletion cost: list + 4 merge patches in {:.3} s",
+        took.as_secs_f64()
+    );
+}
+
+/// Rescale Events land on the ScaledObject and the FlinkDeployment (events.k8s.io/v1),
+/// with the decision's reason as note; a repeated event becomes a series (patch).
+#[tokio::test]
+async fn rescale_events_are_written() {
+    let Some(Setup {
+        server: _server,
+        admin,
+        scaler,
+        ns,
+    }) = setup("events").await
+    else {
+        return;
+    };
+    let pp = PostParams::default();
+    let fds =
+        Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &resources::flink_deployment());
+    let sos =
+        Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &resources::scaled_object());
+    fds.create(
+        &pp,
+        &flink_deployment(
+            "job",
+            "standalone",
+            json!({"scheduler-mode": "reactive"}),
+            Some(2),
+        ),
+    )
+    .await
+    .expect("create FlinkDeployment");
+    sos.create(
+        &pp,
+        &scaled_object(
+            "so",
+            "flink.apache.org/v1beta1",
+            "FlinkDeployment",
+            "job",
+            json!({}),
+        ),
+    )
+    .await
+    .expect("create ScaledObject");
+    let discovery = Discovery::start(scaler.clone(), Some(&ns));
+    discovery
+        .wait_ready(Duration::from_secs(15), true)
+        .await
+        .expect("ready");
+    let target = discovery.resolve(&ns, "so", None).expect("target");
+    let events = EventPublisher::new(scaler.clone(), "scaler-0");
+    let t0 = Instant::now();
+    events
+        .rescale(
+            &target,
+            RescalePhase::Started,
+            "scale_up: source lag growing (2 → 4 TaskManagers)",
+        )
+        .await
+        .expect("started");
+    events
+        .rescale(&target, RescalePhase::Completed, "running at parallelism 8")
+        .await
+        .expect("completed");
+    events
+        .rescale(&target, RescalePhase::Failed, "timed out after 300 s")
+        .await
+        .expect("failed");
+    events
+        .rescale(&target, RescalePhase::Failed, "timed out after 300 s")
+        .await
+        .expect("repeat → series patch");
+    let took = t0.elapsed();
+
+    let list = Api::<Event>::namespaced(admin.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    let on = |kind: &str, reason: &str| {
+        list.items
+            .iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind)
+                    && e.reason.as_deref() == Some(reason)
+            })
+            .collect::<Vec<_>>()
+    };
+    for kind in ["ScaledObject", "FlinkDeployment"] {
+        let started = on(kind, "RescaleStarted");
+        assert_eq!(started.len(), 1, "{kind}");
+        assert_eq!(
+            started[0].note.as_deref(),
+            Some("scale_up: source lag growing (2 → 4 TaskManagers)")
+        );
+        assert_eq!(started[0].type_.as_deref(), Some("Normal"));
+        assert_eq!(
+            started[0].reporting_controller.as_deref(),
+            Some("flink-keda-scaler")
+        );
+        assert_eq!(on(kind, "RescaleCompleted").len(), 1, "{kind}");
+        let failed = on(kind, "RescaleFailed");
+        assert_eq!(failed.len(), 1, "{kind}");
+        assert_eq!(failed[0].type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            failed[0].series.as_ref().map(|s| s.count),
+            Some(2),
+            "{kind}: repeat recorded as series"
+        );
+    }
+    // Set-up warnings of a native-mode FlinkDeployment become Warning Events.
+    fds.create(&pp, &flink_deployment("native", "native", json!({}), None))
+        .await
+        .expect("create FlinkDeployment");
+    sos.create(
+        &pp,
+        &scaled_object(
+            "so-native",
+            "flink.apache.org/v1beta1",
+            "FlinkDeployment",
+            "native",
+            json!({}),
+        ),
+    )
+    .await
+    .expect("create ScaledObject");
+    let native = eventually(
+        "native target in cache",
+        Duration::from_secs(10),
+        || async { discovery.resolve(&ns, "so-native", None).ok() },
+    )
+    .await;
+    events
+        .target_warnings(&native)
+        .await
+        .expect("warning events");
+    let list = Api::<Event>::namespaced(admin.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    let mut warned: Vec<&str> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("so-native"))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    warned.sort_unstable();
+    assert_eq!(warned, vec!["NativeModeUpgrade", "ReplicasUnset"]);
+    let so_uid = sos.get("so").await.expect("so").uid();
+    assert!(
+        on("ScaledObject", "RescaleStarted")[0]
+            .regarding
+            .as_ref()
+            .and_then(|r| r.uid.clone())
+            == so_uid
+    );
+    eprintln!("events: 8 writes in {:.3} s", took.as_secs_f64());
+}
+
+/// The shipped Role is sufficient (the other tests) and no broader: the scaler cannot
+/// read Secrets, delete pods, scale targets, write ConfigMaps outside its namespace, or
+/// get a ScaledObject directly (it only lists/watches).
+#[tokio::test]
+async fn rbac_forbids_everything_outside_the_role() {
+    let Some(Setup {
+        server: _server,
+        admin,
+        scaler,
+        ns,
+    }) = setup("rbac").await
+    else {
+        return;
+    };
+    let other = namespace(&admin, "rbac-other").await;
+    let pp = PostParams::default();
+    Api::<Pod>::namespaced(admin.clone(), &ns)
+        .create(&pp, &pod("p", "x"))
+        .await
+        .expect("pod");
+    Api::<Deployment>::namespaced(admin.clone(), &ns)
+        .create(&pp, &deployment("d", 1, None))
+        .await
+        .expect("dep");
+    let forbidden = |r: Result<(), kube::Error>, what: &str| match r {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{what}: {s:?}"),
+        other => panic!("{what}: expected 403, got {other:?}"),
+    };
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(scaler.clone(), &ns);
+    forbidden(
+        secrets.list(&ListParams::default()).await.map(drop),
+        "list secrets",
+    );
+    let pods = Api::<Pod>::namespaced(scaler.clone(), &ns);
+    forbidden(
+        pods.delete("p", &DeleteParams::default()).await.map(drop),
+        "delete pod",
+    );
+    forbidden(pods.get("p").await.map(drop), "get pod");
+    let deps = Api::<Deployment>::namespaced(scaler.clone(), &ns);
+    forbidden(
+        deps.patch_scale(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .map(drop),
+        "scale deployment",
+    );
+    forbidden(
+        deps.patch(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .map(drop),
+        "patch deployment",
+    );
+    let cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(scaler.clone(), &other);
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("cm");
+    forbidden(
+        cms.create(&pp, &cm).await.map(drop),
+        "create configmap outside the scaler namespace",
+    );
+    let own_cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(scaler.clone(), &ns);
+    forbidden(
+        own_cms.list(&ListParams::default()).await.map(drop),
+        "list configmaps",
+    );
+    forbidden(
+        own_cms
+            .delete("x", &DeleteParams::default())
+            .await
+            .map(drop),
+        "delete configmap",
+    );
+    let sos =
+        Api::<DynamicObject>::namespaced_with(scaler.clone(), &ns, &resources::scaled_object());
+    forbidden(sos.get("x").await.map(drop), "get scaledobject");
+    // ... while the granted verbs work as the scaler.
+    assert!(deps.list(&ListParams::default()).await.is_ok());
+    assert!(pods.list(&ListParams::default()).await.is_ok());
+}
