@@ -48,6 +48,8 @@ pub struct PolicySpec {
     pub alignment: Option<AlignmentMode>,
     /// CPU load below which a lagging source counts as IO-bound.
     pub io_bound_cpu_max: Option<f64>,
+    /// CPU cores of one TaskManager today (vertical advice in cores).
+    pub task_manager_cpu_cores: Option<f64>,
     /// Compute and report, never apply.
     pub dry_run: Option<bool>,
     /// PromQL overrides by signal name (`busyTime`, `pendingRecords`, ...).
@@ -173,6 +175,12 @@ impl PolicySpec {
             }
             let _ = i;
         }
+        let task_manager_cpu_cores = match self.task_manager_cpu_cores {
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                return Err(ConfigError::invalid(p("taskManagerCpuCores"), format!("must be > 0, got {v}")))
+            }
+            other => other,
+        };
         let mut schedules = Vec::with_capacity(self.schedules.len());
         for (i, s) in self.schedules.iter().enumerate() {
             schedules.push(s.to_schedule(&format!("{path}.schedules[{i}]"))?);
@@ -194,6 +202,7 @@ impl PolicySpec {
             alignment: self.alignment.unwrap_or(d.alignment),
             io_bound_cpu_max,
             schedules,
+            task_manager_cpu_cores,
             dry_run: self.dry_run.unwrap_or(false),
         })
     }
