@@ -15,7 +15,42 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .context("scaler stopped with an error")
         }
-        Command::Explain(_) | Command::Rescale(_) => anyhow::bail!("not wired yet"),
+        Command::Explain(args) => {
+            let config = load(&args.config)?;
+            let report = flink_keda_scaler::runtime::explain(
+                config,
+                args.flink.as_str(),
+                args.job.as_deref(),
+                args.policy.as_deref(),
+                args.prometheus.as_deref(),
+            )
+            .await
+            .context("explain failed")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Rescale(args) => {
+            use flink_keda_scaler::runtime::rescale;
+            let request = rescale::Request {
+                flink_url: args.flink.as_str().trim_end_matches('/').to_string(),
+                job: args.job,
+                parallelism: args.parallelism,
+                vertices: rescale::parse_vertex_args(&args.vertex)?,
+                dry_run: args.dry_run,
+                timeout: args.timeout,
+            };
+            let options = flink_keda_scaler::flink::ClientOptions {
+                request_timeout: std::time::Duration::from_secs(10),
+                connect_timeout: std::time::Duration::from_secs(5),
+                get_retries: 1,
+            };
+            let report = rescale::run(&request, options).await.context("rescale failed")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.phase != "completed" && !report.dry_run {
+                anyhow::bail!("rescale ended in phase {}", report.phase);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,7 +1,39 @@
-//! The runtime: wires adapters to the core. (Being assembled.)
-use std::net::SocketAddr;
+//! The runtime wires the adapters to the core and runs them:
+//!
+//! ```text
+//!  serve ─► Context (config, metrics, Prometheus clients, Flink clients)
+//!        ├► gRPC: keda::ExternalScalerService ─► RegistryEvaluator ─► Registry
+//!        │                                            (one Worker per ScaledObject:
+//!        │                                             tick = observe ─► decide ─► rescale)
+//!        └► HTTP: exporter (/metrics /healthz /readyz) + /debug/jobs + /admin/rescale
+//! ```
+//!
+//! `explain` runs one observation + decision outside the server; `rescale` applies a
+//! parallelism by hand through the same in-place path.
 
-use crate::config::Config;
+mod context;
+mod http;
+mod pipeline;
+mod registry;
+pub mod rescale;
+mod settings;
+pub mod shutdown;
+mod worker;
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+
+use tokio::{net::TcpListener, sync::watch};
+
+pub use context::Context;
+pub use registry::{Registry, RegistryEvaluator};
+pub use worker::{JobReport, Published, Worker};
+
+use crate::{
+    config::Config,
+    core,
+    exporter::{self, Metrics, Readiness},
+    keda::{self, EvalError, ExternalScalerService, RpcObserver, ScalerTarget, ServeOptions, ServiceSettings, TlsSettings},
+};
 
 /// Errors that stop the scaler.
 #[derive(Debug, thiserror::Error)]
@@ -15,10 +47,142 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// Metrics registry.
+    #[error("metrics: {0}")]
+    Metrics(#[from] exporter::MetricsError),
+    /// A Prometheus client could not be built.
+    #[error("prometheus client: {0}")]
+    Prometheus(#[from] crate::prometheus::ClientBuildError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] keda::ServerError),
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Http(#[from] exporter::HttpError),
+    /// A server task panicked.
+    #[error("server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// `explain` could not evaluate.
+    #[error("{0}")]
+    Evaluate(#[from] EvalError),
+}
+
+/// gRPC metrics through the exporter.
+struct GrpcMetrics(Arc<Metrics>);
+
+impl RpcObserver for GrpcMetrics {
+    fn observe(&self, method: &'static str, code: tonic::Code, elapsed: std::time::Duration) {
+        self.0.observe_grpc(method, code_str(code), elapsed.as_secs_f64());
+    }
+}
+
+fn code_str(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        _ => "OTHER",
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RuntimeError> {
+    TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })
 }
 
 /// Runs the scaler until SIGINT/SIGTERM.
 pub async fn serve(config: Config, grpc: Option<SocketAddr>, http: Option<SocketAddr>) -> Result<(), RuntimeError> {
-    let _ = (config, grpc, http);
+    let grpc_addr = grpc.unwrap_or(config.grpc.listen_address);
+    let http_addr = http.unwrap_or(config.http.listen_address);
+    let metrics = Arc::new(Metrics::with_build_info(env!("CARGO_PKG_VERSION"), option_env!("FKS_GIT_SHA").unwrap_or("unknown"))?);
+    let service_settings = ServiceSettings {
+        rpc_timeout: config.grpc.rpc_timeout,
+        stream_interval: config.grpc.stream_interval,
+        ..ServiceSettings::default()
+    };
+    let tls = config.grpc.tls.as_ref().map(|t| TlsSettings {
+        cert_file: t.cert_file.clone().into(),
+        key_file: t.key_file.clone().into(),
+        client_ca_file: t.client_ca_file.clone().map(Into::into),
+    });
+    let rescale_timeout = config.flink.rescale_timeout;
+    let ctx = Arc::new(Context::new(config, metrics.clone())?);
+    let flink_options = ctx.flink_options();
+    let (shutdown, signal) = shutdown::Shutdown::new();
+    let registry = Arc::new(Registry::new(ctx.clone(), signal.clone()));
+
+    let grpc_listener = bind(grpc_addr).await?;
+    let http_listener = bind(http_addr).await?;
+    let (ready_tx, ready_rx) = watch::channel(Readiness::starting());
+
+    let service = ExternalScalerService::new(Arc::new(RegistryEvaluator(registry.clone())), service_settings)
+        .with_observer(Arc::new(GrpcMetrics(metrics.clone())));
+    let grpc_task = tokio::spawn(keda::serve_with(
+        grpc_listener,
+        service,
+        ServeOptions {
+            tls,
+            ..ServeOptions::default()
+        },
+        signal.clone().wait(),
+    ));
+    let routes = http::routes(registry.clone(), flink_options, rescale_timeout);
+    let http_task = tokio::spawn(exporter::http::serve(http_listener, metrics.clone(), ready_rx, routes, signal.clone().wait()));
+    tracing::info!(%grpc_addr, %http_addr, "flink-keda-scaler serving (gRPC external scaler for KEDA; /metrics /healthz /readyz /debug/jobs)");
+    let _ = ready_tx.send(Readiness::Ready);
+
+    tokio::select! {
+        () = shutdown::os_signal() => tracing::info!("shutdown requested"),
+        r = async { signal.clone().wait().await } => { let () = r; }
+    }
+    let _ = ready_tx.send(Readiness::NotReady("shutting down".into()));
+    shutdown.trigger();
+    let (g, h) = tokio::join!(grpc_task, http_task);
+    g??;
+    h??;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// `explain`: one observation and decision for a job, outside the server.
+pub async fn explain(
+    config: Config,
+    flink_url: &str,
+    job: Option<&str>,
+    policy: Option<&str>,
+    prometheus: Option<&str>,
+) -> Result<serde_json::Value, RuntimeError> {
+    let mut metadata: BTreeMap<String, String> = BTreeMap::new();
+    metadata.insert("flinkRestUrl".into(), flink_url.into());
+    if let Some(j) = job {
+        let key = if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) { "jobId" } else { "jobName" };
+        metadata.insert(key.into(), j.into());
+    }
+    if let Some(p) = policy {
+        metadata.insert("policy".into(), p.into());
+    }
+    if let Some(p) = prometheus {
+        metadata.insert("prometheusServer".into(), p.into());
+    }
+    let target = ScalerTarget::parse("explain", "explain", &metadata).map_err(EvalError::from)?;
+    let metrics = Arc::new(Metrics::new()?);
+    let ctx = Context::new(config, metrics)?;
+    let settings = settings::resolve(&ctx, &target)?;
+    let client = ctx.flink_client(&settings.flink_url).map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
+    let observed = pipeline::observe(&ctx, &settings, &client, &target.job).await?;
+    let now = chrono::Utc::now();
+    let (decision, _) = core::decide(&observed.observation, &core::JobState::default(), &settings.policy, now);
+    Ok(serde_json::json!({
+        "job": { "id": observed.observation.job_id, "name": observed.observation.job_name, "flinkRestUrl": settings.flink_url },
+        "summary": decision.summary(),
+        "decision": decision,
+        "observation": observed.observation,
+        "queries": pipeline::query_summaries(&observed.queries),
+        "issues": observed.issues,
+        "policy": settings.policy,
+    }))
 }

@@ -1,0 +1,65 @@
+//! Shared runtime context: the validated config, the exporter's metrics, one Prometheus
+//! client per configured server and one Flink REST client per JobManager URL (reused
+//! across ticks so connections are pooled).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use crate::{
+    config::Config,
+    exporter::Metrics,
+    flink::{ClientOptions, FlinkClient, FlinkError},
+    prometheus::{ClientBuildError, PromClient},
+};
+
+/// Everything a job worker needs that is shared across jobs.
+pub struct Context {
+    /// Validated configuration.
+    pub config: Config,
+    /// The exporter's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Prometheus clients by configured server name.
+    pub prometheus: BTreeMap<String, Arc<PromClient>>,
+    flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
+}
+
+impl Context {
+    /// Builds the clients for every configured Prometheus server.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ClientBuildError> {
+        let mut prometheus = BTreeMap::new();
+        for (name, settings) in &config.prometheus {
+            prometheus.insert(name.clone(), Arc::new(PromClient::new(settings)?));
+        }
+        Ok(Self {
+            config,
+            metrics,
+            prometheus,
+            flink: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The Flink client for a JobManager URL (created on first use, then reused).
+    pub fn flink_client(&self, base_url: &str) -> Result<Arc<FlinkClient>, FlinkError> {
+        let mut clients = match self.flink.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(c) = clients.get(base_url) {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(FlinkClient::new(base_url, self.flink_options())?);
+        clients.insert(base_url.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// Flink client options from the config.
+    pub fn flink_options(&self) -> ClientOptions {
+        ClientOptions {
+            request_timeout: self.config.flink.timeout,
+            connect_timeout: self.config.flink.timeout.min(std::time::Duration::from_secs(5)),
+            get_retries: 1,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Extra HTTP routes mounted on the exporter's server: `GET /debug/jobs` (the last
+//! decision of every job with its inputs and reasons, as JSON) and `POST /admin/rescale`
+//! (a manual in-place rescale through the same code path as the `rescale` command).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{extract::State, http::StatusCode, routing::{get, post}, Json, Router};
+use serde::Deserialize;
+
+use super::{registry::Registry, rescale};
+
+/// `POST /admin/rescale` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RescaleRequest {
+    /// JobManager REST URL.
+    pub flink_rest_url: String,
+    /// Job name or id (default: the only running job).
+    pub job: Option<String>,
+    /// Every vertex to this parallelism.
+    pub parallelism: Option<u32>,
+    /// Per-vertex parallelism by vertex id.
+    #[serde(default)]
+    pub vertices: BTreeMap<String, u32>,
+    /// Compute, do not PUT.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The routes.
+pub fn routes(registry: Arc<Registry>, flink: crate::flink::ClientOptions, timeout: std::time::Duration) -> Router {
+    Router::new()
+        .route("/debug/jobs", get(debug_jobs))
+        .with_state(registry)
+        .merge(
+            Router::new()
+                .route("/admin/rescale", post(admin_rescale))
+                .with_state(Arc::new((flink, timeout))),
+        )
+}
+
+async fn debug_jobs(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {
+    let reports: Vec<serde_json::Value> = registry
+        .reports()
+        .iter()
+        .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())
+        .collect();
+    Json(serde_json::json!({ "jobs": reports }))
+}
+
+async fn admin_rescale(
+    State(opts): State<Arc<(crate::flink::ClientOptions, std::time::Duration)>>,
+    Json(req): Json<RescaleRequest>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let request = rescale::Request {
+        flink_url: req.flink_rest_url,
+        job: req.job,
+        parallelism: req.parallelism,
+        vertices: req.vertices,
+        dry_run: req.dry_run,
+        timeout: opts.1,
+    };
+    match rescale::run(&request, opts.0.clone()).await {
+        Ok(report) => (StatusCode::OK, Json(serde_json::to_value(report).unwrap_or_default())),
+        Err(e) => (e.status(), Json(serde_json::json!({ "error": e.to_string() }))),
+    }
+}

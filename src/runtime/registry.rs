@@ -1,0 +1,145 @@
+//! One worker per ScaledObject (keyed by namespace, name and a hash of its metadata),
+//! started on KEDA's first call and stopped after `evaluation.idleTimeout` without calls.
+//! This is the [`Evaluator`] the gRPC layer calls: every GetMetrics, IsActive and HPA
+//! call between two ticks is answered from the same published evaluation (KEDA fans one
+//! poll out into three rpcs and the HPA polls again every 15 s).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use tokio::sync::watch;
+
+use super::{
+    context::Context,
+    shutdown::ShutdownSignal,
+    worker::{JobReport, Published, Worker},
+};
+use crate::keda::{CacheKey, EvalError, Evaluation, Evaluator, ScalerTarget};
+
+struct Handle {
+    rx: watch::Receiver<Option<Published>>,
+    touched: Arc<Mutex<Instant>>,
+}
+
+/// The per-ScaledObject workers.
+pub struct Registry {
+    ctx: Arc<Context>,
+    jobs: Mutex<HashMap<CacheKey, Handle>>,
+    shutdown: ShutdownSignal,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(ctx: Arc<Context>, shutdown: ShutdownSignal) -> Self {
+        Self {
+            ctx,
+            jobs: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// The latest report of every job (for `/debug/jobs`).
+    pub fn reports(&self) -> Vec<Arc<JobReport>> {
+        let jobs = lock(&self.jobs);
+        let mut out: Vec<Arc<JobReport>> = jobs
+            .values()
+            .filter_map(|h| h.rx.borrow().as_ref().map(|p| p.report.clone()))
+            .collect();
+        out.sort_by(|a, b| a.scaled_object.cmp(&b.scaled_object));
+        out
+    }
+
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        lock(&self.jobs).len()
+    }
+
+    /// True when no worker runs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn handle(self: &Arc<Self>, target: &ScalerTarget) -> watch::Receiver<Option<Published>> {
+        let key = target.cache_key();
+        let mut jobs = lock(&self.jobs);
+        if let Some(h) = jobs.get(&key) {
+            *lock(&h.touched) = Instant::now();
+            return h.rx.clone();
+        }
+        let (tx, rx) = watch::channel(None);
+        let touched = Arc::new(Mutex::new(Instant::now()));
+        jobs.insert(
+            key.clone(),
+            Handle {
+                rx: rx.clone(),
+                touched: touched.clone(),
+            },
+        );
+        let registry = Arc::clone(self);
+        let worker = Worker::new(self.ctx.clone(), target.clone());
+        tracing::info!(scaled_object = %target, "evaluating a new ScaledObject");
+        tokio::spawn(async move { registry.run(key, worker, tx, touched).await });
+        rx
+    }
+
+    async fn run(self: Arc<Self>, key: CacheKey, mut worker: Worker, tx: watch::Sender<Option<Published>>, touched: Arc<Mutex<Instant>>) {
+        let idle = self.ctx.config.evaluation.idle_timeout;
+        loop {
+            let published = worker.tick().await;
+            tx.send_replace(Some(published));
+            let delay = worker.next_delay();
+            let stop = self.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.wait() => break,
+            }
+            if lock(&touched).elapsed() > idle {
+                tracing::info!(scaled_object = %key, "no calls from KEDA for {idle:?}; stopping its evaluation");
+                break;
+            }
+        }
+        worker.forget();
+        lock(&self.jobs).remove(&key);
+    }
+
+    /// The freshest evaluation for `target`, waiting for the first tick of a new worker.
+    /// The gRPC layer bounds the wait with its rpc timeout.
+    pub async fn latest(self: &Arc<Self>, target: &ScalerTarget) -> Result<Evaluation, EvalError> {
+        let mut rx = self.handle(target);
+        let max_age = self.ctx.config.evaluation.interval * 2 + std::time::Duration::from_secs(5);
+        loop {
+            if let Some(p) = rx.borrow_and_update().as_ref() {
+                let fresh = match &p.result {
+                    Ok(e) => (chrono::Utc::now() - e.evaluated_at).to_std().map(|age| age <= max_age).unwrap_or(true),
+                    Err(_) => true,
+                };
+                if fresh {
+                    return p.result.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(EvalError::Unavailable(format!("evaluation of {target} stopped (scaler shutting down)")));
+            }
+        }
+    }
+}
+
+/// The gRPC layer's view of the registry.
+#[derive(Clone)]
+pub struct RegistryEvaluator(pub Arc<Registry>);
+
+impl Evaluator for RegistryEvaluator {
+    async fn evaluate(&self, target: &ScalerTarget) -> Result<Evaluation, EvalError> {
+        self.0.latest(target).await
+    }
+}

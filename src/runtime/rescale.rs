@@ -1,0 +1,158 @@
+//! Manual rescale (the `rescale` command and `POST /admin/rescale`): resolve the job, build
+//! the target plan from `--parallelism N` or per-vertex `ID=N`, then go through
+//! [`crate::flink::apply_and_wait`] — the same GET-edit-PUT and state machine as
+//! automatic decisions — and report the time from PUT to RUNNING at the new parallelism.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::{
+    core::{RescaleTimeouts, VertexId},
+    flink::{self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError, JobSelector},
+};
+
+/// A manual rescale request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// JobManager REST URL.
+    pub flink_url: String,
+    /// Job name or id; `None` = the only running job.
+    pub job: Option<String>,
+    /// Every vertex to this parallelism.
+    pub parallelism: Option<u32>,
+    /// Per-vertex parallelism (vertex id → N); others keep theirs.
+    pub vertices: BTreeMap<String, u32>,
+    /// Compute and report, never PUT.
+    pub dry_run: bool,
+    /// Longest wait for RUNNING at the new parallelism.
+    pub timeout: Duration,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Job id.
+    pub job_id: String,
+    /// Job name.
+    pub job_name: String,
+    /// Parallelism before, by vertex id.
+    pub from: BTreeMap<VertexId, u32>,
+    /// Parallelism requested, by vertex id.
+    pub to: BTreeMap<VertexId, u32>,
+    /// TaskManagers the target needs.
+    pub task_managers: u32,
+    /// Final phase of the rescale.
+    pub phase: &'static str,
+    /// Seconds from the accepted PUT to RUNNING at the target (None in dry run or on failure).
+    pub put_to_running_seconds: Option<f64>,
+    /// Failovers seen while rescaling.
+    pub failovers: usize,
+    /// Dry run: nothing was sent.
+    pub dry_run: bool,
+}
+
+/// Manual rescale errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Flink said no (or could not be reached).
+    #[error(transparent)]
+    Flink(#[from] FlinkError),
+}
+
+impl Error {
+    /// HTTP status for the admin endpoint.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => StatusCode::NOT_FOUND,
+            Error::Flink(FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. }) => StatusCode::CONFLICT,
+            Error::Flink(FlinkError::BadRequest { .. } | FlinkError::InvalidTarget { .. } | FlinkError::AdaptiveSchedulerRequired { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::Flink(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+fn selector(job: Option<&str>) -> JobSelector {
+    match job {
+        None => JobSelector::OnlyRunning,
+        Some(j) if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) => JobSelector::Id(j.to_ascii_lowercase()),
+        Some(j) => JobSelector::Name(j.to_string()),
+    }
+}
+
+/// Parses `ID=N` arguments.
+pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (id, n) = a
+            .split_once('=')
+            .ok_or_else(|| Error::BadRequest(format!("--vertex {a:?}: expected VERTEX_ID=N")))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| Error::BadRequest(format!("--vertex {a:?}: parallelism must be a positive integer")))?;
+        if n == 0 {
+            return Err(Error::BadRequest(format!("--vertex {a:?}: parallelism must be >= 1")));
+        }
+        out.insert(id.trim().to_ascii_lowercase(), n);
+    }
+    Ok(out)
+}
+
+/// Runs a manual rescale.
+pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error> {
+    if req.parallelism.is_some() == !req.vertices.is_empty() {
+        return Err(Error::BadRequest("give exactly one of parallelism or per-vertex parallelism".into()));
+    }
+    if req.parallelism == Some(0) {
+        return Err(Error::BadRequest("parallelism must be >= 1".into()));
+    }
+    let client = FlinkClient::new(&req.flink_url, options)?;
+    let job = client.resolve_job(&selector(req.job.as_deref())).await?;
+    let topology = client.topology(&job.jid).await?;
+    let from = topology.parallelism();
+    let to = match req.parallelism {
+        Some(p) => uniform_parallelism(&topology, p),
+        None => {
+            let mut to = from.clone();
+            for (id, n) in &req.vertices {
+                let vid = VertexId::new(id.clone());
+                if topology.vertex(&vid).is_none() {
+                    let known: Vec<String> = topology.vertices.iter().map(|v| format!("{} ({})", v.id, v.name)).collect();
+                    return Err(Error::BadRequest(format!("job {} has no vertex {id}; vertices: {}", job.name, known.join(", "))));
+                }
+                to.insert(vid, *n);
+            }
+            to
+        }
+    };
+    let plan = flink::apply::plan_for(&client, &topology, to.clone(), None).await?;
+    let opts = ApplyOptions {
+        dry_run: req.dry_run,
+        timeouts: RescaleTimeouts {
+            base: req.timeout,
+            ..RescaleTimeouts::default()
+        },
+        ..ApplyOptions::default()
+    };
+    let task_managers = plan.task_managers;
+    let outcome = flink::apply_and_wait(&client, &job.jid, plan, &opts).await?;
+    Ok(Report {
+        job_id: job.jid,
+        job_name: job.name,
+        from,
+        to,
+        task_managers,
+        phase: outcome.rescale.phase.as_str(),
+        put_to_running_seconds: outcome.put_to_running.map(|d| d.as_secs_f64()),
+        failovers: outcome.failovers(),
+        dry_run: req.dry_run,
+    })
+}

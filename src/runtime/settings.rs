@@ -1,0 +1,155 @@
+//! Resolves what one ScaledObject asks for into concrete job settings: the named policy
+//! from the config with the metadata overrides on top, the signal queries, the Prometheus
+//! client and the JobManager URL. Every problem names the scalerMetadata key at fault,
+//! so KEDA gets `INVALID_ARGUMENT` with it.
+
+use std::sync::Arc;
+
+use super::context::Context;
+use crate::{
+    config::DEFAULT_NAME,
+    core::Policy,
+    keda::{EvalError, ScalerTarget},
+    prometheus::{PromClient, SignalQueries},
+};
+
+/// What a job worker evaluates with.
+pub struct JobSettings {
+    /// Policy: config policy + metadata overrides.
+    pub policy: Policy,
+    /// Queries: defaults + policy overrides + metadata overrides.
+    pub queries: SignalQueries,
+    /// Extra label matchers for `{{matchers}}`.
+    pub matchers: String,
+    /// Prometheus server name (for metrics labels).
+    pub prometheus_name: String,
+    /// Prometheus client.
+    pub prometheus: Arc<PromClient>,
+    /// JobManager REST base URL.
+    pub flink_url: String,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> EvalError {
+    EvalError::InvalidArgument {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Resolves a target against the config.
+pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, EvalError> {
+    let config = &ctx.config;
+    let policy_name = target.policy.as_deref();
+    let spec = match policy_name {
+        Some(n) => Some(config.policies.get(n).ok_or_else(|| {
+            invalid(
+                "policy",
+                format!(
+                    "no policy named '{n}' in the scaler config (known: {})",
+                    config.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?),
+        None => config.policies.get(DEFAULT_NAME),
+    };
+    let mut policy = config
+        .policy(policy_name)
+        .map_err(|e| EvalError::Internal(format!("config policy: {e}")))?;
+    apply_overrides(&mut policy, target)?;
+
+    let mut queries = SignalQueries::defaults();
+    if let Some(spec) = spec {
+        queries = queries
+            .with_overrides(&spec.query_overrides())
+            .map_err(|e| EvalError::Internal(format!("policy queries: {e}")))?;
+    }
+    if !target.query_overrides.is_empty() {
+        queries = queries.with_overrides(&target.query_overrides).map_err(|e| {
+            let key = target
+                .query_overrides
+                .keys()
+                .next()
+                .map(|s| format!("{}Query", s.name()))
+                .unwrap_or_else(|| "query".to_string());
+            invalid(&key, e.to_string())
+        })?;
+    }
+    let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
+
+    let prometheus_name = target
+        .prometheus_server
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAME.to_string());
+    let prometheus = ctx.prometheus.get(&prometheus_name).cloned().ok_or_else(|| {
+        let known = ctx.prometheus.keys().cloned().collect::<Vec<_>>().join(", ");
+        if target.prometheus_server.is_some() {
+            invalid(
+                "prometheusServer",
+                format!("no Prometheus server named '{prometheus_name}' in the scaler config (known: {known})"),
+            )
+        } else {
+            EvalError::Internal(format!(
+                "the scaler config has no 'prometheus.default' server and the ScaledObject names none (set prometheusServer; known: {known})"
+            ))
+        }
+    })?;
+
+    let flink_url = match &target.flink_rest_url {
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
+        None => {
+            return Err(invalid(
+                "flinkRestUrl",
+                "required (the JobManager REST URL, e.g. http://my-job-rest:8081) when Kubernetes discovery does not provide it",
+            ))
+        }
+    };
+    Ok(JobSettings {
+        policy,
+        queries,
+        matchers,
+        prometheus_name,
+        prometheus,
+        flink_url,
+    })
+}
+
+/// Applies the per-ScaledObject overrides (already validated for type and range by the
+/// metadata parser) and re-checks the combinations that involve the policy.
+fn apply_overrides(policy: &mut Policy, target: &ScalerTarget) -> Result<(), EvalError> {
+    if let Some(min) = target.min_task_managers {
+        policy.min_task_managers = min;
+    }
+    if let Some(max) = target.max_task_managers {
+        policy.max_task_managers = max;
+    }
+    if policy.max_task_managers < policy.min_task_managers {
+        let key = if target.max_task_managers.is_some() { "maxTaskManagers" } else { "minTaskManagers" };
+        return Err(invalid(
+            key,
+            format!(
+                "minTaskManagers ({}) must not exceed maxTaskManagers ({})",
+                policy.min_task_managers, policy.max_task_managers
+            ),
+        ));
+    }
+    if let Some(s) = target.slots_per_task_manager {
+        policy.slots_per_task_manager = Some(s);
+    }
+    if let Some(u) = target.target_utilization {
+        policy.target_utilization = u;
+        // keep the band around the new target
+        if policy.utilization_high < u {
+            policy.utilization_high = u;
+        }
+        if policy.utilization_low >= u {
+            policy.utilization_low = u * 0.6;
+        }
+    }
+    if let Some(d) = target.catch_up_duration {
+        policy.catch_up_duration = d;
+    }
+    if let Some(dry) = target.dry_run {
+        policy.dry_run = dry;
+    }
+    Ok(())
+}

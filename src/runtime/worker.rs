@@ -1,0 +1,382 @@
+//! The per-job tick. Once per `evaluation.interval` (every 2 s while a rescale is in
+//! flight) a worker observes its job, runs the decision core, drives the in-place rescale
+//! state machine, and publishes one [`Published`] value that answers every GetMetrics,
+//! IsActive and HPA call until the next tick.
+//!
+//! What is reported to KEDA is never below what the job's running parallelism needs: a
+//! scale-down lowers Flink's requirements first and the count KEDA sees drops only when
+//! the surplus TaskManagers hold no slots (see [`crate::core::rescale`]).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    context::Context,
+    pipeline::{self, flink_error, Observed, QuerySummary},
+    settings::{self, JobSettings},
+};
+use crate::{
+    core::{
+        self, rescale::RescaleEvent, Decision, JobState, Observation, Plan, Policy, Rescale,
+        RescaleTimeouts, Rule,
+    },
+    exporter::{JobKey, RescaleOutcome, SignalValues},
+    flink::{self, ApplyOptions, FlinkClient, FlinkError, Rescaler},
+    keda::{EvalError, Evaluation, ScalerTarget},
+};
+
+/// Poll interval while a rescale is in flight.
+const IN_FLIGHT_POLL: Duration = Duration::from_secs(2);
+
+/// The result of one tick, shared with every rpc until the next one.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// What KEDA gets.
+    pub result: Result<Evaluation, EvalError>,
+    /// The inputs, decision and rescale state, for `/debug/jobs`.
+    pub report: Arc<JobReport>,
+}
+
+/// What `/debug/jobs` shows for one ScaledObject.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// `namespace/name` of the ScaledObject.
+    pub scaled_object: String,
+    /// JobManager URL, when resolved.
+    pub flink_url: Option<String>,
+    /// Flink job id, when resolved.
+    pub job_id: Option<String>,
+    /// Flink job name, when resolved.
+    pub job_name: Option<String>,
+    /// When this tick ran.
+    pub evaluated_at: DateTime<Utc>,
+    /// TaskManagers reported to KEDA (None on error).
+    pub reported_task_managers: Option<u32>,
+    /// The error KEDA gets, if any.
+    pub error: Option<String>,
+    /// The decision with its reasons.
+    pub decision: Option<Decision>,
+    /// The observation the decision used.
+    pub observation: Option<Observation>,
+    /// The rescale in flight (or just finished).
+    pub rescale: Option<Rescale>,
+    /// Prometheus queries of this tick.
+    pub queries: Vec<QuerySummary>,
+    /// Non-fatal signal issues.
+    pub issues: Vec<String>,
+    /// The effective policy.
+    pub policy: Option<Policy>,
+}
+
+/// Per-job memory across ticks.
+pub struct Worker {
+    ctx: Arc<Context>,
+    target: ScalerTarget,
+    job_state: JobState,
+    rescale: Option<Rescale>,
+    last_rule: Option<Rule>,
+    registered_job: Option<String>,
+}
+
+impl Worker {
+    /// A worker for one ScaledObject.
+    pub fn new(ctx: Arc<Context>, target: ScalerTarget) -> Self {
+        Self {
+            ctx,
+            target,
+            job_state: JobState::default(),
+            rescale: None,
+            last_rule: None,
+            registered_job: None,
+        }
+    }
+
+    /// How long to wait before the next tick.
+    pub fn next_delay(&self) -> Duration {
+        if self.rescale.as_ref().is_some_and(|r| !r.phase.is_terminal()) {
+            IN_FLIGHT_POLL
+        } else {
+            self.ctx.config.evaluation.interval
+        }
+    }
+
+    /// Drops the job's metric series (when the worker stops).
+    pub fn forget(&self) {
+        if let Some(job) = &self.registered_job {
+            self.ctx.metrics.remove_job(job);
+        }
+    }
+
+    /// One tick: never panics; every network call inside is bounded by its client timeout.
+    pub async fn tick(&mut self) -> Published {
+        let now = Utc::now();
+        let mut report = JobReport {
+            scaled_object: self.target.to_string(),
+            flink_url: None,
+            job_id: None,
+            job_name: None,
+            evaluated_at: now,
+            reported_task_managers: None,
+            error: None,
+            decision: None,
+            observation: None,
+            rescale: None,
+            queries: Vec::new(),
+            issues: Vec::new(),
+            policy: None,
+        };
+        let result = self.evaluate(&mut report).await;
+        match &result {
+            Ok(e) => report.reported_task_managers = Some(e.task_managers),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                tracing::warn!(scaled_object = %self.target, code = ?e.code(), error = %e, "evaluation failed");
+            }
+        }
+        Published {
+            result,
+            report: Arc::new(report),
+        }
+    }
+
+    async fn evaluate(&mut self, report: &mut JobReport) -> Result<Evaluation, EvalError> {
+        let settings = settings::resolve(&self.ctx, &self.target)?;
+        report.flink_url = Some(settings.flink_url.clone());
+        report.policy = Some(settings.policy.clone());
+        let client = self
+            .ctx
+            .flink_client(&settings.flink_url)
+            .map_err(|e| flink_error(&settings.flink_url, e))?;
+        let observed = pipeline::observe(&self.ctx, &settings, &client, &self.target.job).await?;
+        report.job_id = Some(observed.observation.job_id.clone());
+        report.job_name = Some(observed.observation.job_name.clone());
+        report.queries = pipeline::query_summaries(&observed.queries);
+        report.issues = observed.issues.clone();
+
+        let now = Utc::now();
+        self.advance_rescale(&client, &observed.observation, now).await;
+
+        let (decision, next_state) = core::decide(&observed.observation, &self.job_state, &settings.policy, now);
+        let in_flight = self.rescale.as_ref().is_some_and(|r| !r.phase.is_terminal());
+        if decision.target.is_none() && matches!(decision.main_rule(), Some(Rule::MissingSignal | Rule::InvalidTopology)) {
+            self.record_metrics(&observed, &decision, None);
+            report.observation = Some(observed.observation);
+            report.decision = Some(decision.clone());
+            return Err(EvalError::Unavailable(format!(
+                "no decision possible for job {}: {}",
+                report.job_name.as_deref().unwrap_or("?"),
+                decision.summary()
+            )));
+        }
+        if !in_flight {
+            // While a rescale runs, the state it decided stays; the next decision waits.
+            self.job_state = next_state;
+        }
+        if decision.rescale && !in_flight {
+            if let Some(target) = decision.target.clone() {
+                self.start_rescale(&client, &settings, &observed, target, &decision).await;
+            }
+        }
+        self.log_decision(&observed.observation, &decision, settings.policy.dry_run);
+
+        let current = self.current_plan(&observed, &settings.policy);
+        let reported = core::task_managers_to_report(
+            &current,
+            self.rescale.as_ref().filter(|r| !r.phase.is_terminal()),
+        )
+        .max(settings.policy.min_task_managers);
+        self.record_metrics(&observed, &decision, Some(reported));
+        report.rescale = self.rescale.clone();
+        if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
+            self.rescale = None;
+        }
+        report.observation = Some(observed.observation);
+        report.decision = Some(decision);
+        Ok(Evaluation {
+            task_managers: reported,
+            active: reported > 0,
+            evaluated_at: now,
+        })
+    }
+
+    /// The plan the job runs at now, with the TaskManagers its parallelism needs.
+    fn current_plan(&self, observed: &Observed, policy: &Policy) -> Plan {
+        let obs = &observed.observation;
+        let parallelism = obs.topology.parallelism();
+        let task_managers = match policy.slots_per_task_manager.or(obs.slots_per_task_manager) {
+            Some(slots) => core::required_task_managers(&obs.topology, &parallelism, slots),
+            // No TaskManager registered: the job needs at least the minimum to start.
+            None => policy.min_task_managers.max(1),
+        };
+        Plan {
+            parallelism,
+            task_managers,
+        }
+    }
+
+    async fn advance_rescale(&mut self, client: &FlinkClient, obs: &Observation, now: DateTime<Utc>) {
+        let Some(rescale) = self.rescale.as_mut() else { return };
+        if rescale.phase.is_terminal() {
+            return;
+        }
+        let events = match flink::apply::observe(client, &rescale.job_id, now).await {
+            Ok(o) => rescale.observe(&o),
+            Err(FlinkError::JobGone { .. }) => rescale.job_gone(now),
+            Err(e) => {
+                tracing::warn!(job = %obs.job_name, error = %e, "cannot observe the rescale; retrying next tick");
+                Vec::new()
+            }
+        };
+        let rescale = rescale.clone();
+        for event in events {
+            self.on_event(&rescale, obs, event, now);
+        }
+    }
+
+    fn key<'a>(&'a self, job: &'a str) -> JobKey<'a> {
+        JobKey {
+            namespace: &self.target.namespace,
+            scaled_object: &self.target.name,
+            job,
+        }
+    }
+
+    fn on_event(&self, rescale: &Rescale, obs: &Observation, event: RescaleEvent, now: DateTime<Utc>) {
+        let m = &self.ctx.metrics;
+        let job = obs.job_name.as_str();
+        let secs = (now - rescale.started_at).to_std().unwrap_or_default().as_secs_f64();
+        match &event {
+            RescaleEvent::Completed { .. } => {
+                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::Succeeded, Duration::from_secs_f64(secs));
+                tracing::info!(job, direction = rescale.direction.as_str(), from = rescale.from.task_managers, to = rescale.to.task_managers, took_s = secs, "rescale completed in place");
+            }
+            RescaleEvent::TimedOut { phase } => {
+                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::TimedOut, Duration::from_secs_f64(secs));
+                tracing::error!(job, phase = phase.as_str(), took_s = secs, "rescale timed out; not retrying before the cooldown");
+            }
+            RescaleEvent::Aborted { reason } => {
+                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::Aborted, Duration::from_secs_f64(secs));
+                tracing::warn!(job, reason = %reason, "rescale aborted");
+            }
+            RescaleEvent::Failover(cause) => {
+                m.record_failover(job);
+                tracing::error!(job, cause = cause.as_str(), phase = rescale.phase.as_str(), "failover during rescale (a restart that is not the rescale)");
+            }
+            other => tracing::info!(job, event = ?other, "rescale progress"),
+        }
+    }
+
+    async fn start_rescale(
+        &mut self,
+        client: &FlinkClient,
+        settings: &JobSettings,
+        observed: &Observed,
+        target: Plan,
+        decision: &Decision,
+    ) {
+        let job = observed.observation.job_name.clone();
+        if settings.policy.dry_run {
+            tracing::info!(job, to_task_managers = target.task_managers, reasons = %decision.summary(), "dry run: rescale computed, not applied");
+            return;
+        }
+        let options = ApplyOptions {
+            dry_run: false,
+            timeouts: RescaleTimeouts {
+                base: self.ctx.config.flink.rescale_timeout,
+                ..RescaleTimeouts::default()
+            },
+            ..ApplyOptions::default()
+        };
+        match Rescaler::start(client, &observed.observation.job_id, target, &options, self.rescale.as_ref()).await {
+            Ok(r) => {
+                let outcome = r.into_outcome();
+                let rescale = outcome.rescale;
+                self.ctx.metrics.set_last_rescale(&self.key(&job), rescale.started_at);
+                tracing::info!(
+                    job,
+                    direction = rescale.direction.as_str(),
+                    from = rescale.from.task_managers,
+                    to = rescale.to.task_managers,
+                    reasons = %decision.summary(),
+                    "rescale started in place"
+                );
+                self.rescale = Some(rescale);
+            }
+            Err(e) => {
+                let direction = decision.direction;
+                self.ctx.metrics.record_rescale(&self.key(&job), direction, RescaleOutcome::Failed, Duration::ZERO);
+                self.ctx.metrics.record_flink_error("resource_requirements", e.kind());
+                tracing::error!(job, error = %e, "rescale could not be started");
+            }
+        }
+    }
+
+    fn log_decision(&mut self, obs: &Observation, decision: &Decision, dry_run: bool) {
+        let rule = decision.main_rule();
+        if decision.rescale || rule != self.last_rule {
+            tracing::info!(
+                job = %obs.job_name,
+                scaled_object = %self.target,
+                rule = rule.map(Rule::as_str).unwrap_or("none"),
+                direction = decision.direction.as_str(),
+                from_task_managers = decision.current.task_managers,
+                to_task_managers = decision.target.as_ref().map(|t| t.task_managers),
+                rescale = decision.rescale,
+                dry_run,
+                reasons = %decision.summary(),
+                "decision"
+            );
+        } else {
+            tracing::debug!(job = %obs.job_name, reasons = %decision.summary(), "decision unchanged");
+        }
+        self.last_rule = rule;
+    }
+
+    fn record_metrics(&mut self, observed: &Observed, decision: &Decision, reported: Option<u32>) {
+        let m = &self.ctx.metrics;
+        let obs = &observed.observation;
+        let job = obs.job_name.as_str();
+        if self.registered_job.as_deref() != Some(job) {
+            m.register_job(&self.key(job));
+            self.registered_job = Some(job.to_string());
+        }
+        let key = self.key(job);
+        m.record_decision_of(job, decision);
+        m.set_current_task_managers(&key, obs.task_managers_registered.unwrap_or(0));
+        if let Some(t) = &decision.target {
+            m.set_desired_task_managers(&key, t.task_managers);
+        }
+        if let Some(r) = reported {
+            m.set_reported_task_managers(&key, r);
+        }
+        let phase = self.rescale.as_ref().filter(|r| !r.phase.is_terminal()).map(|r| r.phase.as_str());
+        m.set_rescale_phase(job, phase);
+        for v in &obs.topology.vertices {
+            let desired = decision
+                .target
+                .as_ref()
+                .and_then(|t| t.parallelism.get(&v.id).copied())
+                .unwrap_or(v.parallelism);
+            m.set_vertex_parallelism(job, v.id.as_str(), &v.name, desired, v.parallelism);
+            if let Some(s) = obs.vertices.get(&v.id) {
+                let busy = s.busy_ms_per_s.map(|b| b / 1000.0);
+                let tpr = match (s.records_in_per_s, busy) {
+                    (Some(r), Some(b)) if b > 0.0 => Some(r / b),
+                    _ => None,
+                };
+                m.set_signals(
+                    job,
+                    v.id.as_str(),
+                    &SignalValues {
+                        pending_records: s.pending_records,
+                        busy_ratio: busy,
+                        true_processing_rate: tpr,
+                        input_rate: s.records_in_per_s,
+                    },
+                );
+            }
+        }
+    }
+}
