@@ -708,8 +708,8 @@ async fn rbac_forbids_everything_outside_the_role() {
     );
     let own_cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(scaler.clone(), &ns);
     forbidden(
-        own_cms.list(&ListParams::default()).await.map(drop),
-        "list configmaps",
+        cms.list(&ListParams::default()).await.map(drop),
+        "list configmaps outside the scaler namespace",
     );
     forbidden(
         own_cms
