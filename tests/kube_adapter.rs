@@ -8,9 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use flink_keda_scaler::kube::{
-    discovery::TargetRef, mark_deletion_costs, resources, Discovery, EventPublisher,
-    FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning, TaskManagerSlots,
-    DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
+    discovery::TargetRef, mark_deletion_costs, resources, Discovery, DiscoveryConfig,
+    EventPublisher, FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning,
+    TaskManagerSlots, DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod, events::v1::Event};
 use kube::{
@@ -344,6 +344,38 @@ async fn discovers_deployment_and_flink_deployment_targets() {
             &sos.get("so-dep").await.expect("get so")
         )
         .expect("ref")
+    );
+
+    // With a Deployment label selector only labelled TaskManager Deployments are cached.
+    deps.patch(
+        "tm",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"component": "taskmanager"}}})),
+    )
+    .await
+    .expect("label deployment");
+    let selective = Discovery::start_with(
+        scaler.clone(),
+        &DiscoveryConfig {
+            namespace: Some(ns.clone()),
+            deployment_selector: Some("component=taskmanager".into()),
+        },
+    );
+    selective
+        .wait_ready(Duration::from_secs(15), false)
+        .await
+        .expect("selective caches ready");
+    assert_eq!(
+        selective
+            .resolve(&ns, "so-dep", None)
+            .expect("labelled")
+            .name,
+        "tm"
+    );
+    let unlabelled = selective.resolve(&ns, "so-bare-meta", None);
+    assert!(
+        matches!(unlabelled, Err(KubeError::TargetNotFound { .. })),
+        "{unlabelled:?}"
     );
 }
 
