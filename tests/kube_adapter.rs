@@ -199,6 +199,37 @@ async fn discovers_deployment_and_flink_deployment_targets() {
         sos.create(&pp, &so).await.expect("create ScaledObject");
     }
 
+    // The structural schemas are enforced: no target name, no triggers, zero TaskManagers.
+    let invalid = |r: Result<DynamicObject, kube::Error>, what: &str| match r {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 422, "{what}: {s:?}"),
+        other => panic!("{what}: expected 422, got {other:?}"),
+    };
+    invalid(
+        sos.create(
+            &pp,
+            &scaled_object("bad", "apps/v1", "Deployment", "", json!({})),
+        )
+        .await,
+        "empty scaleTargetRef.name",
+    );
+    invalid(
+        sos.create(
+            &pp,
+            &DynamicObject::new("bad2", &resources::scaled_object())
+                .data(json!({"spec": {"scaleTargetRef": {"name": "tm"}}})),
+        )
+        .await,
+        "no triggers",
+    );
+    invalid(
+        fds.create(
+            &pp,
+            &flink_deployment("bad", "standalone", json!({}), Some(0)),
+        )
+        .await,
+        "taskManager.replicas 0",
+    );
+
     let discovery = Discovery::start(scaler.clone(), Some(&ns));
     discovery
         .wait_ready(Duration::from_secs(15), true)
