@@ -254,12 +254,7 @@ pub fn target_from_deployment(
     t.pod_selector = spec
         .and_then(|s| s.selector.match_labels.as_ref())
         .filter(|m| !m.is_empty())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+        .map(selector_from_labels);
     Ok(t)
 }
 
