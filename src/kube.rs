@@ -28,6 +28,7 @@ pub mod leader;
 pub mod resources;
 pub mod staleness;
 pub mod state;
+pub mod state_cache;
 pub mod timeout;
 
 pub use client::client;
@@ -44,4 +45,5 @@ pub use events::{EventPublisher, RescalePhase};
 pub use leader::{LeaderElector, LeaderElectorConfig};
 pub use staleness::{check_decision, Staleness};
 pub use state::{JobKey, PersistedDecision, PersistedJob, StateStore, StateVersion};
+pub use state_cache::StateCache;
 pub use timeout::API_TIMEOUT;

@@ -8,9 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use flink_keda_scaler::kube::{
-    discovery::TargetRef, mark_deletion_costs, resources, Discovery, EventPublisher,
-    FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning, TaskManagerSlots,
-    DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
+    discovery::TargetRef, mark_deletion_costs, resources, Discovery, DiscoveryConfig,
+    EventPublisher, FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning,
+    TaskManagerSlots, DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod, events::v1::Event};
 use kube::{
@@ -199,6 +199,37 @@ async fn discovers_deployment_and_flink_deployment_targets() {
         sos.create(&pp, &so).await.expect("create ScaledObject");
     }
 
+    // The structural schemas are enforced: no target name, no triggers, zero TaskManagers.
+    let invalid = |r: Result<DynamicObject, kube::Error>, what: &str| match r {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 422, "{what}: {s:?}"),
+        other => panic!("{what}: expected 422, got {other:?}"),
+    };
+    invalid(
+        sos.create(
+            &pp,
+            &scaled_object("bad", "apps/v1", "Deployment", "", json!({})),
+        )
+        .await,
+        "empty scaleTargetRef.name",
+    );
+    invalid(
+        sos.create(
+            &pp,
+            &DynamicObject::new("bad2", &resources::scaled_object())
+                .data(json!({"spec": {"scaleTargetRef": {"name": "tm"}}})),
+        )
+        .await,
+        "no triggers",
+    );
+    invalid(
+        fds.create(
+            &pp,
+            &flink_deployment("bad", "standalone", json!({}), Some(0)),
+        )
+        .await,
+        "taskManager.replicas 0",
+    );
+
     let discovery = Discovery::start(scaler.clone(), Some(&ns));
     discovery
         .wait_ready(Duration::from_secs(15), true)
@@ -344,6 +375,38 @@ async fn discovers_deployment_and_flink_deployment_targets() {
             &sos.get("so-dep").await.expect("get so")
         )
         .expect("ref")
+    );
+
+    // With a Deployment label selector only labelled TaskManager Deployments are cached.
+    deps.patch(
+        "tm",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"component": "taskmanager"}}})),
+    )
+    .await
+    .expect("label deployment");
+    let selective = Discovery::start_with(
+        scaler.clone(),
+        &DiscoveryConfig {
+            namespace: Some(ns.clone()),
+            deployment_selector: Some("component=taskmanager".into()),
+        },
+    );
+    selective
+        .wait_ready(Duration::from_secs(15), false)
+        .await
+        .expect("selective caches ready");
+    assert_eq!(
+        selective
+            .resolve(&ns, "so-dep", None)
+            .expect("labelled")
+            .name,
+        "tm"
+    );
+    let unlabelled = selective.resolve(&ns, "so-bare-meta", None);
+    assert!(
+        matches!(unlabelled, Err(KubeError::TargetNotFound { .. })),
+        "{unlabelled:?}"
     );
 }
 
@@ -708,8 +771,8 @@ async fn rbac_forbids_everything_outside_the_role() {
     );
     let own_cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(scaler.clone(), &ns);
     forbidden(
-        own_cms.list(&ListParams::default()).await.map(drop),
-        "list configmaps",
+        cms.list(&ListParams::default()).await.map(drop),
+        "list configmaps outside the scaler namespace",
     );
     forbidden(
         own_cms

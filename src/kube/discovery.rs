@@ -254,12 +254,7 @@ pub fn target_from_deployment(
     t.pod_selector = spec
         .and_then(|s| s.selector.match_labels.as_ref())
         .filter(|m| !m.is_empty())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+        .map(selector_from_labels);
     Ok(t)
 }
 
@@ -584,4 +579,92 @@ pub fn selector_from_labels(labels: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn so(spec: Value) -> DynamicObject {
+        let mut o =
+            DynamicObject::new("so", &resources::scaled_object()).data(json!({ "spec": spec }));
+        o.metadata.namespace = Some("ns".into());
+        o
+    }
+
+    fn fd(spec: Value) -> DynamicObject {
+        let mut o =
+            DynamicObject::new("job", &resources::flink_deployment()).data(json!({ "spec": spec }));
+        o.metadata.namespace = Some("ns".into());
+        o
+    }
+
+    /// KEDA defaults a missing apiVersion/kind to apps/v1 Deployment; a missing name is invalid.
+    #[test]
+    fn scale_target_ref_defaults_like_keda() {
+        let r = scale_target_ref(&so(json!({"scaleTargetRef": {"name": "tm"}}))).ok();
+        assert_eq!(
+            r,
+            Some(TargetRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: "tm".into()
+            })
+        );
+        let bad = scale_target_ref(&so(json!({"scaleTargetRef": {"kind": "Deployment"}})));
+        assert!(matches!(bad, Err(KubeError::InvalidObject { .. })));
+    }
+
+    /// The first non-empty `flinkRestUrl` of any trigger is used, without trailing slash.
+    #[test]
+    fn rest_url_from_trigger_metadata() {
+        let o = so(json!({"triggers": [
+            {"type": "cpu", "metadata": {"value": "50"}},
+            {"type": "external", "metadata": {"flinkRestUrl": " http://jm:8081/ "}}
+        ]}));
+        assert_eq!(
+            rest_url_from_triggers(&o).as_deref(),
+            Some("http://jm:8081")
+        );
+        assert_eq!(rest_url_from_triggers(&so(json!({"triggers": []}))), None);
+    }
+
+    /// `rest.port` is read as a string, a number or a nested key; the mode decides the warnings.
+    #[test]
+    fn flink_deployment_port_mode_and_warnings() {
+        let r = TargetRef {
+            api_version: "flink.apache.org/v1beta1".into(),
+            kind: "FlinkDeployment".into(),
+            name: "job".into(),
+        };
+        let s = so(json!({}));
+        let cases = [
+            (
+                json!({"mode": "standalone", "flinkConfiguration": {"rest.port": 9000, "scheduler-mode": "REACTIVE"}, "taskManager": {"replicas": 2}}),
+                9000,
+                vec![],
+            ),
+            (
+                json!({"mode": "standalone", "flinkConfiguration": {"rest": {"port": "9001"}}, "taskManager": {"replicas": 2}}),
+                9001,
+                vec![TargetWarning::StandaloneNotReactive],
+            ),
+            (
+                json!({"flinkConfiguration": {}, "taskManager": {"replicas": 1}}),
+                8081,
+                vec![TargetWarning::NativeModeUpgrade],
+            ),
+        ];
+        for (spec, port, warnings) in cases {
+            let t = target_from_flink_deployment(&s, &r, &fd(spec), None).ok();
+            let t = t.as_ref();
+            assert_eq!(
+                t.map(|t| t.rest_url.clone()),
+                Some(format!("http://job-rest.ns.svc:{port}"))
+            );
+            assert_eq!(t.map(|t| t.warnings.clone()), Some(warnings.clone()));
+            assert_eq!(t.map(ScaleTarget::in_place), Some(warnings.is_empty()));
+        }
+    }
 }
