@@ -292,9 +292,25 @@ async fn signals_follow_a_load_step() {
     let topology = job.topology();
     let opts = ReadOptions::default();
 
-    let read = read_signals(&client, &queries, &vars, &topology, &opts)
-        .await
-        .expect("read");
+    // gcTime's subquery (5 s resolution) needs two aligned points: poll until it answers.
+    let started = std::time::Instant::now();
+    let read = loop {
+        let read = read_signals(&client, &queries, &vars, &topology, &opts)
+            .await
+            .expect("read");
+        if read.task_managers.iter().all(|t| t.gc_ms_per_s.is_some()) {
+            break read;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gcTime never answered: {read:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!(
+        "all signals answered {:?} after the first scrapes",
+        started.elapsed()
+    );
     report("base", &read);
     assert_matches(&read, &job, &base);
     let growth_before = read.vertices[&topology.vertices[0].id]

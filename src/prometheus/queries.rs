@@ -22,6 +22,11 @@
 //!   counted for every source (legacy `SourceFunction` too). Source operators are found by
 //!   Flink's `Source: <name>` naming (`operator_name=~"Source.*"`); other vertices use
 //!   the task-level `numRecordsInPerSecond`. The two halves are joined with `or`.
+//! * `gcTime` uses Flink's `GarbageCollector_All_TimeMsPerSecond` gauge where it exists
+//!   (Flink 1.19+), else the rate of the per-collector `..._Time` counters summed per
+//!   TaskManager *before* `rate` (a subquery): `rate` drops the metric name, so rating the
+//!   collectors separately fails with "vector cannot contain metrics with the same
+//!   labelset" (seen on real Flink 2.3 with G1 Young + Old).
 //! * TaskManager signals are restricted to the TaskManagers that run a task of the job
 //!   (`and on (tm_id)` a job-scoped task metric), so session clusters work.
 //! * Cluster slots have no job label: with several clusters in one Prometheus, select
@@ -96,7 +101,8 @@ pub fn default_query(signal: Signal) -> &'static str {
             ")"
         ),
         Signal::GcTime => concat!(
-            r#"sum by (tm_id) (rate({ {{matchers}}__name__=~"flink_taskmanager_Status_JVM_GarbageCollector_.+_Time",__name__!="flink_taskmanager_Status_JVM_GarbageCollector_All_Time"}[1m]))"#,
+            "(max by (tm_id) (flink_taskmanager_Status_JVM_GarbageCollector_All_TimeMsPerSecond{ {{matchers}}})",
+            r#" or sum by (tm_id) (rate((sum by (tm_id) ({ {{matchers}}__name__=~"flink_taskmanager_Status_JVM_GarbageCollector_.+_Time",__name__!="flink_taskmanager_Status_JVM_GarbageCollector_All_Time"}))[1m:5s])))"#,
             " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
             job_sel!(),
             ")"
