@@ -158,6 +158,19 @@ fn export_other_job(e: &SyntheticExporter) -> SyntheticJob {
     other.job_id = "ffffffffffffffffffffffffffffffff".into();
     other.job_name = "other".into();
     other.tms = vec!["10_0_0_9:6122_zzzzzz".into()];
+    // ... on another cluster whose JobManager reports more slots.
+    e.set(r#"flink_jobmanager_taskSlotsTotal{host="other_jm"}"#, 64.0);
+    e.set(
+        r#"flink_jobmanager_taskSlotsAvailable{host="other_jm"}"#,
+        60.0,
+    );
+    e.set(
+        &format!(
+            r#"flink_jobmanager_job_numRestarts{{host="other_jm",job_id="{}",job_name="other"}}"#,
+            other.job_id
+        ),
+        7.0,
+    );
     for v in 0..3 {
         other.set_task(e, "busyTimeMsPerSecond", v, 0, 999.0);
         other.set_task(e, "numRecordsInPerSecond", v, 0, 99999.0);
