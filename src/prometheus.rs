@@ -20,9 +20,12 @@ pub mod signals;
 
 pub use client::PromClient;
 pub use error::{ClientBuildError, QueryError, SettingsError};
-pub use queries::{sanitize_label_value, JobVars, SignalQueries, TemplateError};
+pub use queries::{
+    check_matchers, default_query, sanitize_label_value, JobVars, SignalQueries, TemplateError,
+};
 pub use response::{Sample, Series};
 pub use settings::{BasicAuthSettings, ServerAuth, ServerSettings, TlsSettings};
 pub use signals::{
-    read_signals, QueryStat, ReadOptions, SignalError, SignalErrorKind, SignalIssue, SignalRead,
+    read_signals, QueryStat, ReadOptions, Scope, SignalError, SignalErrorKind, SignalIssue,
+    SignalRead,
 };

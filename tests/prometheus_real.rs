@@ -158,6 +158,19 @@ fn export_other_job(e: &SyntheticExporter) -> SyntheticJob {
     other.job_id = "ffffffffffffffffffffffffffffffff".into();
     other.job_name = "other".into();
     other.tms = vec!["10_0_0_9:6122_zzzzzz".into()];
+    // ... on another cluster whose JobManager reports more slots.
+    e.set(r#"flink_jobmanager_taskSlotsTotal{host="other_jm"}"#, 64.0);
+    e.set(
+        r#"flink_jobmanager_taskSlotsAvailable{host="other_jm"}"#,
+        60.0,
+    );
+    e.set(
+        &format!(
+            r#"flink_jobmanager_job_numRestarts{{host="other_jm",job_id="{}",job_name="other"}}"#,
+            other.job_id
+        ),
+        7.0,
+    );
     for v in 0..3 {
         other.set_task(e, "busyTimeMsPerSecond", v, 0, 999.0);
         other.set_task(e, "numRecordsInPerSecond", v, 0, 99999.0);
@@ -292,9 +305,25 @@ async fn signals_follow_a_load_step() {
     let topology = job.topology();
     let opts = ReadOptions::default();
 
-    let read = read_signals(&client, &queries, &vars, &topology, &opts)
-        .await
-        .expect("read");
+    // gcTime's subquery (5 s resolution) needs two aligned points: poll until it answers.
+    let started = std::time::Instant::now();
+    let read = loop {
+        let read = read_signals(&client, &queries, &vars, &topology, &opts)
+            .await
+            .expect("read");
+        if read.task_managers.iter().all(|t| t.gc_ms_per_s.is_some()) {
+            break read;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gcTime never answered: {read:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!(
+        "all signals answered {:?} after the first scrapes",
+        started.elapsed()
+    );
     report("base", &read);
     assert_matches(&read, &job, &base);
     let growth_before = read.vertices[&topology.vertices[0].id]

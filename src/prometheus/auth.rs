@@ -67,10 +67,15 @@ impl FileSecret {
         })
     }
 
+    /// `file <path>`, for errors.
+    pub fn origin(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
     /// The current secret: cached unless the file's mtime or size changed.
     pub fn current(&self) -> Result<Secret, QueryError> {
         let cred_err = |reason: String| QueryError::Credentials {
-            path: self.path.clone(),
+            origin: format!("file {}", self.path.display()),
             reason,
         };
         let meta = std::fs::metadata(&self.path).map_err(|e| cred_err(e.to_string()))?;
@@ -159,23 +164,25 @@ impl Credentials {
     /// The `Authorization` header value (marked sensitive) and the raw secret (so that
     /// response excerpts can be scrubbed of it), or `None`.
     pub fn header(&self) -> Result<Option<(HeaderValue, Secret)>, QueryError> {
-        let (value, secret) = match self {
+        let (value, secret, origin) = match self {
             Credentials::None => return Ok(None),
             Credentials::Bearer(file) => {
                 let token = file.current()?;
-                (format!("Bearer {}", token.expose()), token)
+                (format!("Bearer {}", token.expose()), token, file.origin())
             }
             Credentials::BasicFile { username, password } => {
                 let pw = password.current()?;
-                (basic_value(username, pw.expose()), pw)
+                (basic_value(username, pw.expose()), pw, password.origin())
             }
-            Credentials::BasicStatic { username, password } => {
-                (basic_value(username, password.expose()), password.clone())
-            }
+            Credentials::BasicStatic { username, password } => (
+                basic_value(username, password.expose()),
+                password.clone(),
+                "auth.basic.passwordEnv".to_string(),
+            ),
         };
         let mut header = HeaderValue::from_str(&value).map_err(|_| QueryError::Credentials {
-            path: PathBuf::new(),
-            reason: "credential contains characters not allowed in an HTTP header".into(),
+            origin,
+            reason: "contains characters not allowed in an HTTP header".into(),
         })?;
         header.set_sensitive(true);
         Ok(Some((header, secret)))

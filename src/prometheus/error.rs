@@ -140,12 +140,12 @@ pub enum QueryError {
         /// What the server sent.
         got: String,
     },
-    /// A credential file could not be (re-)read.
-    #[error("cannot read credential file {path}: {reason}")]
+    /// The credentials could not be (re-)read or used.
+    #[error("credentials from {origin} unusable: {reason}")]
     Credentials {
-        /// The file.
-        path: PathBuf,
-        /// I/O error or `empty`.
+        /// Where they come from (`file /var/run/token`, `env var PROM_PW`).
+        origin: String,
+        /// I/O error, `empty`, or why the value cannot go in a header.
         reason: String,
     },
 }

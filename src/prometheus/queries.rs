@@ -22,10 +22,16 @@
 //!   counted for every source (legacy `SourceFunction` too). Source operators are found by
 //!   Flink's `Source: <name>` naming (`operator_name=~"Source.*"`); other vertices use
 //!   the task-level `numRecordsInPerSecond`. The two halves are joined with `or`.
+//! * `gcTime` uses Flink's `GarbageCollector_All_TimeMsPerSecond` gauge where it exists
+//!   (Flink 1.19+), else the rate of the per-collector `..._Time` counters summed per
+//!   TaskManager *before* `rate` (a subquery): `rate` drops the metric name, so rating the
+//!   collectors separately fails with "vector cannot contain metrics with the same
+//!   labelset" (seen on real Flink 2.3 with G1 Young + Old).
 //! * TaskManager signals are restricted to the TaskManagers that run a task of the job
 //!   (`and on (tm_id)` a job-scoped task metric), so session clusters work.
-//! * Cluster slots have no job label: with several clusters in one Prometheus, select
-//!   the cluster with `{{matchers}}` (e.g. `namespace="x",pod=~"my-jm.*"`).
+//! * Cluster slots have no job label: they are taken from the JobManager that runs the job
+//!   (`and on (host)` its `job_numRestarts` series, both carry Flink's `host` label), so
+//!   several clusters and standby JobManagers in one Prometheus do not mix.
 
 use std::collections::BTreeMap;
 
@@ -96,15 +102,26 @@ pub fn default_query(signal: Signal) -> &'static str {
             ")"
         ),
         Signal::GcTime => concat!(
-            r#"sum by (tm_id) (rate({ {{matchers}}__name__=~"flink_taskmanager_Status_JVM_GarbageCollector_.+_Time",__name__!="flink_taskmanager_Status_JVM_GarbageCollector_All_Time"}[1m]))"#,
+            "(max by (tm_id) (flink_taskmanager_Status_JVM_GarbageCollector_All_TimeMsPerSecond{ {{matchers}}})",
+            r#" or sum by (tm_id) (rate((sum by (tm_id) ({ {{matchers}}__name__=~"flink_taskmanager_Status_JVM_GarbageCollector_.+_Time",__name__!="flink_taskmanager_Status_JVM_GarbageCollector_All_Time"}))[1m:5s])))"#,
             " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
             job_sel!(),
             ")"
         ),
         Signal::NumRestarts => concat!("max(flink_jobmanager_job_numRestarts", job_sel!(), ")"),
         Signal::NumRescales => concat!("max(flink_jobmanager_job_numRescales", job_sel!(), ")"),
-        Signal::SlotsTotal => "max(flink_jobmanager_taskSlotsTotal{ {{matchers}}})",
-        Signal::SlotsAvailable => "max(flink_jobmanager_taskSlotsAvailable{ {{matchers}}})",
+        Signal::SlotsTotal => concat!(
+            "max(flink_jobmanager_taskSlotsTotal{ {{matchers}}}",
+            " and on (host) flink_jobmanager_job_numRestarts",
+            job_sel!(),
+            ")"
+        ),
+        Signal::SlotsAvailable => concat!(
+            "max(flink_jobmanager_taskSlotsAvailable{ {{matchers}}}",
+            " and on (host) flink_jobmanager_job_numRestarts",
+            job_sel!(),
+            ")"
+        ),
     }
 }
 
@@ -274,10 +291,8 @@ pub fn render(signal: Signal, template: &str, vars: &JobVars) -> Result<String, 
     };
     safe("job_id", &vars.job_id)?;
     let job_name = sanitize_label_value(&vars.job_name);
+    check_matchers(&vars.matchers)?;
     let matchers = vars.matchers.trim().trim_end_matches(',').trim();
-    if matchers.contains(['{', '}', '\n']) {
-        return Err(TemplateError::BadMatchers(vars.matchers.clone()));
-    }
     let matchers = if matchers.is_empty() {
         String::new()
     } else {
@@ -287,6 +302,18 @@ pub fn render(signal: Signal, template: &str, vars: &JobVars) -> Result<String, 
         .replace("{{job_id}}", &vars.job_id)
         .replace("{{job_name}}", &job_name)
         .replace("{{matchers}}", &matchers))
+}
+
+/// Checks extra label matchers from the config (`namespace="x",pod=~"jm-.*"`): no
+/// braces or newlines (they would break out of the selector). Syntax errors beyond that
+/// surface as PromQL errors naming the signal.
+pub fn check_matchers(matchers: &str) -> Result<(), TemplateError> {
+    let m = matchers.trim();
+    let balanced_quotes = m.matches('"').count() % 2 == 0;
+    if m.contains(['{', '}', '\n']) || !balanced_quotes || m.starts_with(',') {
+        return Err(TemplateError::BadMatchers(matchers.to_string()));
+    }
+    Ok(())
 }
 
 fn check_placeholders(signal: Signal, template: &str) -> Result<(), TemplateError> {
@@ -356,12 +383,10 @@ mod tests {
                 per_vertex,
                 "{signal}: {rendered}"
             );
-            if !matches!(signal, Signal::SlotsTotal | Signal::SlotsAvailable) {
-                assert!(
-                    rendered.contains(&format!("job_id=\"{JOB}\"")),
-                    "{signal}: {rendered}"
-                );
-            }
+            assert!(
+                rendered.contains(&format!("job_id=\"{JOB}\"")),
+                "{signal}: {rendered}"
+            );
         }
     }
 

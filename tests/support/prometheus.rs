@@ -345,6 +345,7 @@ impl SyntheticJob {
 pub struct PrometheusHarness {
     child: Option<Child>,
     port: u16,
+    scheme: &'static str,
     dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -365,6 +366,17 @@ impl PrometheusHarness {
     /// Starts Prometheus scraping `targets` (`host:port`) every second and waits until it
     /// is ready. `None` (after printing SKIPPED) when Prometheus is not installed outside CI.
     pub async fn start(targets: &[String]) -> Option<Self> {
+        Self::start_inner(targets, None).await
+    }
+
+    /// Like [`Self::start`] with a `--web.config.file` (TLS, client certificates, basic
+    /// auth). The URL becomes `https` when the config has `tls_server_config`; readiness
+    /// is then a TCP connect (the harness' own client has no certificates).
+    pub async fn start_with_web_config(targets: &[String], web_config: &str) -> Option<Self> {
+        Self::start_inner(targets, Some(web_config)).await
+    }
+
+    async fn start_inner(targets: &[String], web_config: Option<&str>) -> Option<Self> {
         let Some(bin) = Self::binary() else {
             let _ = super::component_missing("prometheus (apt-get install prometheus)");
             return None;
@@ -383,7 +395,17 @@ impl PrometheusHarness {
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        let mut scheme = "http";
+        if let Some(web) = web_config {
+            let web_path = dir.path().join("web.yml");
+            std::fs::write(&web_path, web).expect("write web.yml");
+            command.arg(format!("--web.config.file={}", web_path.display()));
+            if web.contains("tls_server_config") {
+                scheme = "https";
+            }
+        }
+        let child = command
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -399,6 +421,7 @@ impl PrometheusHarness {
         let me = Self {
             child: Some(child),
             port,
+            scheme,
             dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -407,13 +430,18 @@ impl PrometheusHarness {
         };
         let started = Instant::now();
         loop {
-            let ready = me
-                .http
-                .get(format!("{}/-/ready", me.url()))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
+            let ready = if web_config.is_some() {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            } else {
+                me.http
+                    .get(format!("{}/-/ready", me.url()))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            };
             if ready {
                 break;
             }
@@ -428,9 +456,14 @@ impl PrometheusHarness {
         Some(me)
     }
 
-    /// Base URL (`http://127.0.0.1:<port>`).
+    /// Base URL (`http://127.0.0.1:<port>`, `https` with a TLS web config).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// The temp dir of this instance (config, data, log), e.g. for certificates.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The port.

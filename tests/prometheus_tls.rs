@@ -1,0 +1,192 @@
+//! TLS and mTLS against a real Prometheus (`--web.config.file` with a server certificate
+//! and `RequireAndVerifyClientCert`), certificates made by the `openssl` CLI per run.
+//!
+//! Run: `cargo test --test prometheus_tls -- --nocapture`.
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use flink_keda_scaler::prometheus::{PromClient, QueryError, ServerSettings, TlsSettings};
+use support::prometheus::PrometheusHarness;
+
+/// CA, server (SAN IP:127.0.0.1) and client certificates (EC P-256) in `dir`.
+struct Certs {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_certs(dir: &Path) -> Certs {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=fks-test-ca",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        let mut req = vec!["req"];
+        req.extend(ec);
+        let (key, csr, pem, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        let subj = format!("/CN=fks-test-{name}");
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        std::fs::write(dir.join(&extfile), ext).expect("ext file");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+    Certs {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+    }
+}
+
+fn settings(url: &str, tls: TlsSettings) -> ServerSettings {
+    let mut s = ServerSettings::new(url);
+    s.retries = 0;
+    s.tls = Some(tls);
+    s
+}
+
+/// mTLS works with the CA and a client certificate; without the client certificate or
+/// without trusting the CA the server is unreachable with a TLS reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_against_real_prometheus() {
+    if support::which("openssl").is_none() {
+        let _ = support::component_missing("openssl CLI");
+        return;
+    }
+    let dir = support::tempdir("fks-prom-tls-");
+    let c = make_certs(dir.path());
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+        c.server_cert.display(),
+        c.server_key.display(),
+        c.ca.display()
+    );
+    let Some(prom) = PrometheusHarness::start_with_web_config(&[], &web).await else {
+        return;
+    };
+    let url = prom.url();
+    assert!(url.starts_with("https://"), "{url}");
+
+    let mtls = TlsSettings {
+        ca_file: Some(c.ca.clone()),
+        cert_file: Some(c.client_cert.clone()),
+        key_file: Some(c.client_key.clone()),
+        insecure_skip_verify: false,
+    };
+    let client = PromClient::new(&settings(&url, mtls.clone())).expect("mTLS client");
+    let v = client
+        .query_value("vector(42)", None)
+        .await
+        .expect("mTLS query");
+    assert_eq!(v, 42.0);
+
+    // No client certificate: the server refuses the handshake.
+    let no_cert = TlsSettings {
+        cert_file: None,
+        key_file: None,
+        ..mtls.clone()
+    };
+    let e = PromClient::new(&settings(&url, no_cert))
+        .expect("client")
+        .query_value("vector(1)", None)
+        .await
+        .expect_err("client certificate required");
+    assert!(matches!(e, QueryError::Unreachable { .. }), "{e:?}");
+
+    // Server certificate from an unknown CA.
+    let untrusted = TlsSettings {
+        ca_file: None,
+        ..mtls.clone()
+    };
+    let e = PromClient::new(&settings(&url, untrusted))
+        .expect("client")
+        .query_value("vector(1)", None)
+        .await
+        .expect_err("unknown CA");
+    match &e {
+        QueryError::Unreachable { reason, .. } => {
+            assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+
+    // insecureSkipVerify accepts the unknown CA (client certificate still sent).
+    let skip = TlsSettings {
+        ca_file: None,
+        insecure_skip_verify: true,
+        ..mtls
+    };
+    let v = PromClient::new(&settings(&url, skip))
+        .expect("client")
+        .query_value("vector(7)", None)
+        .await
+        .expect("insecure query");
+    assert_eq!(v, 7.0);
+}
