@@ -93,9 +93,9 @@ fn populated_metrics() -> Metrics {
         },
     );
     m.observe_prometheus_query("default", "busyTime", 0.05);
-    m.record_prometheus_error("default", "pendingRecords", "empty");
+    m.record_prometheus_error("default", "pendingRecords", "empty_result");
     m.observe_flink_request("/jobs/:jobid", Some(200), 0.01);
-    m.record_flink_error("/jobs/:jobid/resource-requirements", "status");
+    m.record_flink_error("/jobs/:jobid/resource-requirements", "conflict");
     m.observe_grpc("GetMetrics", "OK", 0.001);
     m.set_leader(true);
     m.record_failover("wordcount");
