@@ -105,28 +105,41 @@ fn populated_metrics() -> Metrics {
 /// Label names per exported sample name.
 type LabelSets = BTreeMap<String, BTreeSet<String>>;
 
-/// Label names in a `{...}` selector or sample label set (`a="x", b!~"y"`).
-fn label_names(inner: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// `(label, value)` pairs of a `{...}` selector or sample label set (`a="x", b!~"y|z"`).
+fn matchers(inner: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let mut rest = inner;
     loop {
         rest = rest.trim_start_matches([',', ' ', '\n']);
         let Some(end) = rest.find(['=', '!']) else {
             break;
         };
-        out.insert(rest[..end].trim().to_string());
-        // Skip the operator and the quoted value.
+        let name = rest[..end].trim().to_string();
         let Some(q) = rest.find('"') else { break };
         let Some(close) = rest[q + 1..].find('"') else {
             break;
         };
+        out.push((name, rest[q + 1..q + 1 + close].to_string()));
         rest = &rest[q + 1 + close + 1..];
     }
     out
 }
 
+/// Label names of a `{...}` selector or sample label set.
+fn label_names(inner: &str) -> BTreeSet<String> {
+    matchers(inner).into_iter().map(|(n, _)| n).collect()
+}
+
 /// `(metric, label names)` of every `metric{...}` selector in an expression.
 fn selectors(expr: &str) -> Vec<(String, BTreeSet<String>)> {
+    selector_matchers(expr)
+        .into_iter()
+        .map(|(m, ms)| (m, ms.into_iter().map(|(n, _)| n).collect()))
+        .collect()
+}
+
+/// `(metric, matchers)` of every `metric{...}` selector in an expression.
+fn selector_matchers(expr: &str) -> Vec<(String, Vec<(String, String)>)> {
     let mut out = Vec::new();
     let mut rest = expr;
     while let Some(open) = rest.find('{') {
@@ -140,7 +153,7 @@ fn selectors(expr: &str) -> Vec<(String, BTreeSet<String>)> {
             .collect();
         let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
         if !name.is_empty() {
-            out.push((name, label_names(&rest[open + 1..close])));
+            out.push((name, matchers(&rest[open + 1..close])));
         }
         rest = &rest[(close + 1).min(rest.len())..];
     }
@@ -510,9 +523,8 @@ fn dashboard_queries_parse() {
 
 /// Label matchers on the scaler's metrics (dashboard queries, alert expressions and the
 /// promtool fixture series) only use label names the exporter really exports.
-#[tokio::test]
-async fn selectors_use_exported_label_names() {
-    let (_, exported) = scrape_labels().await;
+/// Dashboard queries, alert expressions and promtool fixture series.
+fn all_selectors_sources() -> Vec<(String, String)> {
     let mut exprs: Vec<(String, String)> = dashboard_exprs(&dashboard());
     exprs.extend(alert_exprs());
     let fixtures = root().join("tests/fixtures/alerts");
@@ -527,6 +539,13 @@ async fn selectors_use_exported_label_names() {
             }
         }
     }
+    exprs
+}
+
+#[tokio::test]
+async fn selectors_use_exported_label_names() {
+    let (_, exported) = scrape_labels().await;
+    let exprs = all_selectors_sources();
     let mut checked = 0;
     for (origin, expr) in exprs {
         for (metric, labels) in selectors(&expr) {
@@ -561,4 +580,40 @@ fn selector_parsing() {
             .collect::<BTreeSet<_>>()
     );
     assert_eq!(got[1].0, "b");
+}
+
+/// Values matched on bounded labels are real values: `rule` from `core::Rule`, `direction`
+/// from `core::Direction`, `outcome` from `RescaleOutcome`, `phase` `idle` or any.
+#[test]
+fn matched_label_values_exist() {
+    let outcomes: Vec<&str> = RescaleOutcome::ALL.iter().map(|o| o.as_str()).collect();
+    let mut checked = 0;
+    for (origin, expr) in all_selectors_sources() {
+        for (metric, ms) in selector_matchers(&expr) {
+            if !metric.starts_with("flink_keda_scaler_") {
+                continue;
+            }
+            for (label, value) in ms {
+                for v in value
+                    .split('|')
+                    .filter(|v| !v.is_empty() && !v.contains('$'))
+                {
+                    let ok = match label.as_str() {
+                        "rule" => serde_yaml::from_str::<Rule>(v).is_ok_and(|r| r.as_str() == v),
+                        "direction" => {
+                            serde_yaml::from_str::<Direction>(v).is_ok_and(|d| d.as_str() == v)
+                        }
+                        "outcome" => outcomes.contains(&v),
+                        _ => continue,
+                    };
+                    checked += 1;
+                    assert!(
+                        ok,
+                        "{origin}: {metric}{{{label}=\"{v}\"}} is not a value the scaler exports"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} values checked");
 }
