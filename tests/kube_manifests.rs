@@ -119,12 +119,26 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        // Stops exactly the etcd and kube-apiserver this test started (pid files in dir).
+        // Stops exactly the etcd and kube-apiserver this test started (pid files in dir),
+        // then waits for them to exit before the temp dir is removed.
+        let pids: Vec<String> = ["apiserver.pid", "etcd.pid"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.path().join(f)).ok())
+            .map(|p| p.trim().to_string())
+            .collect();
         let _ = Command::new("bash")
             .arg(root().join("scripts/kube-apiserver.sh"))
             .arg("stop")
             .arg(self.dir.path())
             .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while pids
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
