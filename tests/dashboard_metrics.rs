@@ -5,6 +5,8 @@
 //! Also checks the dashboard JSON structurally and, with promtool, that every query
 //! parses as PromQL.
 
+#[path = "dashboard_metrics/promql.rs"]
+mod promql;
 mod support;
 
 use std::{
@@ -20,6 +22,7 @@ use flink_keda_scaler::{
     core::{Direction, Rule},
     exporter::{self, JobKey, Metrics, Readiness, RescaleOutcome, SignalValues},
 };
+use promql::{label_names, metric_names, selector_matchers, selectors};
 use serde_json::Value;
 
 /// Flink PrometheusReporter metrics (`flink_` + logical scope + name, see Flink's
@@ -93,9 +96,9 @@ fn populated_metrics() -> Metrics {
         },
     );
     m.observe_prometheus_query("default", "busyTime", 0.05);
-    m.record_prometheus_error("default", "pendingRecords", "empty");
+    m.record_prometheus_error("default", "pendingRecords", "empty_result");
     m.observe_flink_request("/jobs/:jobid", Some(200), 0.01);
-    m.record_flink_error("/jobs/:jobid/resource-requirements", "status");
+    m.record_flink_error("/jobs/:jobid/resource-requirements", "conflict");
     m.observe_grpc("GetMetrics", "OK", 0.001);
     m.set_leader(true);
     m.record_failover("wordcount");
@@ -104,48 +107,6 @@ fn populated_metrics() -> Metrics {
 
 /// Label names per exported sample name.
 type LabelSets = BTreeMap<String, BTreeSet<String>>;
-
-/// Label names in a `{...}` selector or sample label set (`a="x", b!~"y"`).
-fn label_names(inner: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut rest = inner;
-    loop {
-        rest = rest.trim_start_matches([',', ' ', '\n']);
-        let Some(end) = rest.find(['=', '!']) else {
-            break;
-        };
-        out.insert(rest[..end].trim().to_string());
-        // Skip the operator and the quoted value.
-        let Some(q) = rest.find('"') else { break };
-        let Some(close) = rest[q + 1..].find('"') else {
-            break;
-        };
-        rest = &rest[q + 1 + close + 1..];
-    }
-    out
-}
-
-/// `(metric, label names)` of every `metric{...}` selector in an expression.
-fn selectors(expr: &str) -> Vec<(String, BTreeSet<String>)> {
-    let mut out = Vec::new();
-    let mut rest = expr;
-    while let Some(open) = rest.find('{') {
-        let name: String = rest[..open]
-            .chars()
-            .rev()
-            .take_while(|c| is_ident_char(*c))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-        if !name.is_empty() {
-            out.push((name, label_names(&rest[open + 1..close])));
-        }
-        rest = &rest[(close + 1).min(rest.len())..];
-    }
-    out
-}
 
 /// Scrapes `/metrics` from a real exporter server and returns (families, label names per
 /// sample name).
@@ -199,112 +160,6 @@ async fn scrape() -> (BTreeSet<String>, BTreeSet<String>) {
     (families, samples.into_keys().collect())
 }
 
-/// Operators and aggregations (an aggregation may be followed by `by (...)` rather than
-/// its argument list, so it is not always a call).
-const KEYWORDS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "and",
-    "or",
-    "unless",
-    "offset",
-    "bool",
-    "inf",
-    "nan",
-    "group_left",
-    "group_right",
-];
-/// Keywords followed by a parenthesised label list.
-const GROUPING: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-fn is_ident_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-/// Metric names in a PromQL expression: identifiers that are not function calls,
-/// keywords, label names (in `{}` matchers or `by (...)` lists), strings, durations or
-/// Grafana variables.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    // Blank out strings, {...} matchers and [...] ranges.
-    let mut chars = Vec::new();
-    let (mut quote, mut depth) = (None, 0i32);
-    for c in expr.chars() {
-        let keep = match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                false
-            }
-            (Some(_), _) => false,
-            (None, '"' | '\'' | '`') => {
-                quote = Some(c);
-                false
-            }
-            (None, '{' | '[') => {
-                depth += 1;
-                false
-            }
-            (None, '}' | ']') => {
-                depth -= 1;
-                false
-            }
-            _ => depth == 0,
-        };
-        chars.push(if keep { c } else { ' ' });
-    }
-    let mut out = BTreeSet::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if !(c.is_ascii_alphabetic() || c == '_' || c == ':') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && is_ident_char(chars[i]) {
-            i += 1;
-        }
-        let word: String = chars[start..i].iter().collect::<String>().to_lowercase();
-        let mut j = i;
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        let call = chars.get(j) == Some(&'(');
-        if GROUPING.contains(&word.as_str()) {
-            if call {
-                while j < chars.len() && chars[j] != ')' {
-                    j += 1;
-                }
-                i = j + 1;
-            }
-            continue;
-        }
-        let prev = start.checked_sub(1).map(|p| chars[p]);
-        let number_or_var = matches!(prev, Some(p) if p == '$' || p.is_ascii_digit() || p == '.');
-        if call || number_or_var || KEYWORDS.contains(&word.as_str()) {
-            continue;
-        }
-        out.insert(chars[start..i].iter().collect());
-    }
-    out
-}
-
 /// Every PromQL expression of the dashboard (panel targets, annotations, variables).
 fn dashboard_exprs(d: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -347,18 +202,6 @@ fn alert_exprs() -> Vec<(String, String)> {
         }
     }
     out
-}
-
-#[test]
-fn metric_name_extraction() {
-    let got = metric_names(
-        r#"sum by (job_name, le) (rate(foo_bucket{a="b", c=~"x|y"}[5m])) / on (job_name) group_left (vertex) bar offset 5m and absent(up{job="x"} == 1) > bool 1e3 unless sum(baz:rec) without (x) * time()"#,
-    );
-    let want: BTreeSet<String> = ["foo_bucket", "bar", "up", "baz:rec"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(got, want);
 }
 
 #[tokio::test]
@@ -508,11 +351,8 @@ fn dashboard_queries_parse() {
     );
 }
 
-/// Label matchers on the scaler's metrics (dashboard queries, alert expressions and the
-/// promtool fixture series) only use label names the exporter really exports.
-#[tokio::test]
-async fn selectors_use_exported_label_names() {
-    let (_, exported) = scrape_labels().await;
+/// Dashboard queries, alert expressions and promtool fixture series.
+fn all_selectors_sources() -> Vec<(String, String)> {
     let mut exprs: Vec<(String, String)> = dashboard_exprs(&dashboard());
     exprs.extend(alert_exprs());
     let fixtures = root().join("tests/fixtures/alerts");
@@ -527,6 +367,15 @@ async fn selectors_use_exported_label_names() {
             }
         }
     }
+    exprs
+}
+
+/// Label matchers on the scaler's metrics (dashboard queries, alert expressions and the
+/// promtool fixture series) only use label names the exporter really exports.
+#[tokio::test]
+async fn selectors_use_exported_label_names() {
+    let (_, exported) = scrape_labels().await;
+    let exprs = all_selectors_sources();
     let mut checked = 0;
     for (origin, expr) in exprs {
         for (metric, labels) in selectors(&expr) {
@@ -548,17 +397,38 @@ async fn selectors_use_exported_label_names() {
     assert!(checked > 40, "only {checked} selectors checked");
 }
 
+/// Values matched on bounded labels are real values: `rule` from `core::Rule`, `direction`
+/// from `core::Direction`, `outcome` from `RescaleOutcome`, `phase` `idle` or any.
 #[test]
-fn selector_parsing() {
-    let got = selectors(r#"sum(rate(a_total{x="1", y!~"a|b"}[5m])) / b{z="}"} + c"#);
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].0, "a_total");
-    assert_eq!(
-        got[0].1,
-        ["x", "y"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<BTreeSet<_>>()
-    );
-    assert_eq!(got[1].0, "b");
+fn matched_label_values_exist() {
+    let outcomes: Vec<&str> = RescaleOutcome::ALL.iter().map(|o| o.as_str()).collect();
+    let mut checked = 0;
+    for (origin, expr) in all_selectors_sources() {
+        for (metric, ms) in selector_matchers(&expr) {
+            if !metric.starts_with("flink_keda_scaler_") {
+                continue;
+            }
+            for (label, value) in ms {
+                for v in value
+                    .split('|')
+                    .filter(|v| !v.is_empty() && !v.contains('$'))
+                {
+                    let ok = match label.as_str() {
+                        "rule" => serde_yaml::from_str::<Rule>(v).is_ok_and(|r| r.as_str() == v),
+                        "direction" => {
+                            serde_yaml::from_str::<Direction>(v).is_ok_and(|d| d.as_str() == v)
+                        }
+                        "outcome" => outcomes.contains(&v),
+                        _ => continue,
+                    };
+                    checked += 1;
+                    assert!(
+                        ok,
+                        "{origin}: {metric}{{{label}=\"{v}\"}} is not a value the scaler exports"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} values checked");
 }

@@ -19,7 +19,8 @@ impl Metrics {
     }
 
     /// Counts a failed Prometheus query; `kind` is a closed-set error kind
-    /// (`timeout`, `http`, `decode`, `empty`, `nan`, ...), never the error text.
+    /// (the Prometheus client's `QueryError::kind`: `unreachable`,
+    /// `http_status`, `empty_result`, `promql`, ...), never the error text.
     pub fn record_prometheus_error(&self, server: &str, signal: &'static str, kind: &'static str) {
         self.prometheus_query_errors
             .with_label_values(&[server, signal, kind])

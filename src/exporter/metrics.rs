@@ -140,11 +140,63 @@ fn register<C: Collector + Clone + 'static>(
     Ok(c)
 }
 
-fn hist(name: &'static str, help: &str, buckets: &[f64]) -> HistogramOpts {
-    HistogramOpts::new(name, help).buckets(buckets.to_vec())
+/// Builds and registers the families of one registry.
+struct Builder<'a>(&'a Registry);
+
+impl Builder<'_> {
+    fn counter(
+        &self,
+        name: &'static str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, MetricsError> {
+        register(
+            self.0,
+            name,
+            IntCounterVec::new(Opts::new(name, help), labels),
+        )
+    }
+
+    fn int_gauge(
+        &self,
+        name: &'static str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, MetricsError> {
+        register(
+            self.0,
+            name,
+            IntGaugeVec::new(Opts::new(name, help), labels),
+        )
+    }
+
+    fn gauge(
+        &self,
+        name: &'static str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVec, MetricsError> {
+        register(self.0, name, GaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn histogram(
+        &self,
+        name: &'static str,
+        help: &str,
+        buckets: &[f64],
+        labels: &[&str],
+    ) -> Result<HistogramVec, MetricsError> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        register(self.0, name, HistogramVec::new(opts, labels))
+    }
 }
 
+/// Labels of per-ScaledObject series.
 const SO: &[&str] = &["namespace", "scaled_object", JOB_LABEL];
+/// Labels of per-vertex parallelism series.
+const VERTEX: &[&str] = &[JOB_LABEL, "vertex", "vertex_name"];
+/// Labels of per-vertex signal series.
+const SIGNAL: &[&str] = &[JOB_LABEL, "vertex"];
 
 impl Metrics {
     /// Builds every family on a fresh registry, with `build_info` for this crate's
@@ -158,105 +210,148 @@ impl Metrics {
 
     /// Like [`Metrics::new`] with an explicit version and git sha for `build_info`.
     pub fn with_build_info(version: &str, git_sha: &str) -> Result<Self, MetricsError> {
-        let r = Registry::new_custom(Some(PREFIX.into()), None).map_err(|source| {
+        let registry = Registry::new_custom(Some(PREFIX.into()), None).map_err(|source| {
             MetricsError::Register {
                 name: "registry",
                 source,
             }
         })?;
+        let b = Builder(&registry);
         let j = JOB_LABEL;
         let m = Metrics {
-            rescales: register(&r, "rescales_total", IntCounterVec::new(
-                Opts::new("rescales_total", "In-place rescales by direction and outcome."),
+            rescales: b.counter(
+                "rescales_total",
+                "In-place rescales by direction and outcome.",
                 &["namespace", "scaled_object", j, "direction", "outcome"],
-            ))?,
-            rescale_duration: register(&r, "rescale_duration_seconds", HistogramVec::new(
-                hist("rescale_duration_seconds", "Time from the resource-requirements PUT until the job runs at the target parallelism.", RESCALE_BUCKETS),
+            )?,
+            rescale_duration: b.histogram(
+                "rescale_duration_seconds",
+                "Time from the resource-requirements PUT until the job runs at the target parallelism.",
+                RESCALE_BUCKETS,
                 &["namespace", "scaled_object", j, "direction"],
-            ))?,
-            desired_task_managers: register(&r, "desired_task_managers", IntGaugeVec::new(
-                Opts::new("desired_task_managers", "TaskManagers the last decision wants."), SO,
-            ))?,
-            current_task_managers: register(&r, "current_task_managers", IntGaugeVec::new(
-                Opts::new("current_task_managers", "TaskManagers registered with the JobManager."), SO,
-            ))?,
-            reported_task_managers: register(&r, "reported_task_managers", IntGaugeVec::new(
-                Opts::new("reported_task_managers", "TaskManager count last reported to KEDA (GetMetrics)."), SO,
-            ))?,
-            min_task_managers: register(&r, "min_task_managers", IntGaugeVec::new(
-                Opts::new("min_task_managers", "Lower TaskManager bound of the job's policy."), SO,
-            ))?,
-            max_task_managers: register(&r, "max_task_managers", IntGaugeVec::new(
-                Opts::new("max_task_managers", "Upper TaskManager bound of the job's policy."), SO,
-            ))?,
-            vertex_desired_parallelism: register(&r, "vertex_desired_parallelism", IntGaugeVec::new(
-                Opts::new("vertex_desired_parallelism", "Parallelism the last decision wants per job vertex."),
-                &[j, "vertex", "vertex_name"],
-            ))?,
-            vertex_current_parallelism: register(&r, "vertex_current_parallelism", IntGaugeVec::new(
-                Opts::new("vertex_current_parallelism", "Parallelism Flink reports per job vertex."),
-                &[j, "vertex", "vertex_name"],
-            ))?,
-            decisions: register(&r, "decisions_total", IntCounterVec::new(
-                Opts::new("decisions_total", "Decisions by the rule that settled them."), &[j, "rule"],
-            ))?,
-            rescale_phase: register(&r, "rescale_phase", IntGaugeVec::new(
-                Opts::new("rescale_phase", "1 for the job's current rescale phase (idle when nothing is in flight)."),
+            )?,
+            desired_task_managers: b.int_gauge(
+                "desired_task_managers",
+                "TaskManagers the last decision wants.",
+                SO,
+            )?,
+            current_task_managers: b.int_gauge(
+                "current_task_managers",
+                "TaskManagers registered with the JobManager.",
+                SO,
+            )?,
+            reported_task_managers: b.int_gauge(
+                "reported_task_managers",
+                "TaskManager count last reported to KEDA (GetMetrics).",
+                SO,
+            )?,
+            min_task_managers: b.int_gauge(
+                "min_task_managers",
+                "Lower TaskManager bound of the job's policy.",
+                SO,
+            )?,
+            max_task_managers: b.int_gauge(
+                "max_task_managers",
+                "Upper TaskManager bound of the job's policy.",
+                SO,
+            )?,
+            vertex_desired_parallelism: b.int_gauge(
+                "vertex_desired_parallelism",
+                "Parallelism the last decision wants per job vertex.",
+                VERTEX,
+            )?,
+            vertex_current_parallelism: b.int_gauge(
+                "vertex_current_parallelism",
+                "Parallelism Flink reports per job vertex.",
+                VERTEX,
+            )?,
+            decisions: b.counter(
+                "decisions_total",
+                "Decisions by the rule that settled them.",
+                &[j, "rule"],
+            )?,
+            rescale_phase: b.int_gauge(
+                "rescale_phase",
+                "1 for the job's current rescale phase (idle when nothing is in flight).",
                 &[j, "phase"],
-            ))?,
-            last_rescale_timestamp: register(&r, "last_rescale_timestamp_seconds", GaugeVec::new(
-                Opts::new("last_rescale_timestamp_seconds", "Unix time of the last rescale applied to the job."), SO,
-            ))?,
-            signal_pending_records: register(&r, "signal_pending_records", GaugeVec::new(
-                Opts::new("signal_pending_records", "Pending records (lag) of a source vertex used by the last decision."),
-                &[j, "vertex"],
-            ))?,
-            signal_busy_ratio: register(&r, "signal_busy_ratio", GaugeVec::new(
-                Opts::new("signal_busy_ratio", "Busy ratio (0..1) of a vertex used by the last decision."),
-                &[j, "vertex"],
-            ))?,
-            signal_true_processing_rate: register(&r, "signal_true_processing_records_per_second", GaugeVec::new(
-                Opts::new("signal_true_processing_records_per_second", "True processing rate (records/s at 100% busy) of a vertex used by the last decision."),
-                &[j, "vertex"],
-            ))?,
-            signal_input_rate: register(&r, "signal_input_records_per_second", GaugeVec::new(
-                Opts::new("signal_input_records_per_second", "Observed input rate (records/s) of a vertex used by the last decision."),
-                &[j, "vertex"],
-            ))?,
-            prometheus_query_duration: register(&r, "prometheus_query_duration_seconds", HistogramVec::new(
-                hist("prometheus_query_duration_seconds", "Duration of Prometheus queries by server and signal.", CLIENT_BUCKETS),
+            )?,
+            last_rescale_timestamp: b.gauge(
+                "last_rescale_timestamp_seconds",
+                "Unix time of the last rescale applied to the job.",
+                SO,
+            )?,
+            signal_pending_records: b.gauge(
+                "signal_pending_records",
+                "Pending records (lag) of a source vertex used by the last decision.",
+                SIGNAL,
+            )?,
+            signal_busy_ratio: b.gauge(
+                "signal_busy_ratio",
+                "Busy ratio (0..1) of a vertex used by the last decision.",
+                SIGNAL,
+            )?,
+            signal_true_processing_rate: b.gauge(
+                "signal_true_processing_records_per_second",
+                "True processing rate (records/s at 100% busy) of a vertex used by the last decision.",
+                SIGNAL,
+            )?,
+            signal_input_rate: b.gauge(
+                "signal_input_records_per_second",
+                "Observed input rate (records/s) of a vertex used by the last decision.",
+                SIGNAL,
+            )?,
+            prometheus_query_duration: b.histogram(
+                "prometheus_query_duration_seconds",
+                "Duration of Prometheus queries by server and signal.",
+                CLIENT_BUCKETS,
                 &["server", "signal"],
-            ))?,
-            prometheus_query_errors: register(&r, "prometheus_query_errors_total", IntCounterVec::new(
-                Opts::new("prometheus_query_errors_total", "Failed Prometheus queries by server, signal and error kind."),
+            )?,
+            prometheus_query_errors: b.counter(
+                "prometheus_query_errors_total",
+                "Failed Prometheus queries by server, signal and error kind.",
                 &["server", "signal", "kind"],
-            ))?,
-            flink_request_duration: register(&r, "flink_request_duration_seconds", HistogramVec::new(
-                hist("flink_request_duration_seconds", "Duration of Flink REST requests by endpoint and HTTP status.", CLIENT_BUCKETS),
+            )?,
+            flink_request_duration: b.histogram(
+                "flink_request_duration_seconds",
+                "Duration of Flink REST requests by endpoint and HTTP status.",
+                CLIENT_BUCKETS,
                 &["endpoint", "status"],
-            ))?,
-            flink_request_errors: register(&r, "flink_request_errors_total", IntCounterVec::new(
-                Opts::new("flink_request_errors_total", "Failed Flink REST requests by endpoint and error kind."),
+            )?,
+            flink_request_errors: b.counter(
+                "flink_request_errors_total",
+                "Failed Flink REST requests by endpoint and error kind.",
                 &["endpoint", "kind"],
-            ))?,
-            grpc_handled: register(&r, "grpc_server_handled_total", IntCounterVec::new(
-                Opts::new("grpc_server_handled_total", "gRPC calls completed, by method and status code."),
+            )?,
+            grpc_handled: b.counter(
+                "grpc_server_handled_total",
+                "gRPC calls completed, by method and status code.",
                 &["grpc_method", "grpc_code"],
-            ))?,
-            grpc_handling: register(&r, "grpc_server_handling_seconds", HistogramVec::new(
-                hist("grpc_server_handling_seconds", "gRPC call handling time by method.", GRPC_BUCKETS),
+            )?,
+            grpc_handling: b.histogram(
+                "grpc_server_handling_seconds",
+                "gRPC call handling time by method.",
+                GRPC_BUCKETS,
                 &["grpc_method"],
-            ))?,
-            leader: register(&r, "is_leader", IntGauge::new(
-                "is_leader", "1 when this replica holds the leader Lease (applies rescales).",
-            ))?,
-            failovers: register(&r, "failovers_total", IntCounterVec::new(
-                Opts::new("failovers_total", "Job failovers (restarts not caused by a rescale) observed."), &[j],
-            ))?,
-            build_info: register(&r, "build_info", IntGaugeVec::new(
-                Opts::new("build_info", "Always 1; labels carry the version and git sha."), &["version", "git_sha"],
-            ))?,
-            registry: r,
+            )?,
+            leader: register(
+                &registry,
+                "is_leader",
+                IntGauge::new(
+                    "is_leader",
+                    "1 when this replica holds the leader Lease (applies rescales).",
+                ),
+            )?,
+            failovers: b.counter(
+                "failovers_total",
+                "Job failovers (restarts not caused by a rescale) observed.",
+                &[j],
+            )?,
+            build_info: b.int_gauge(
+                "build_info",
+                "Always 1; labels carry the version and git sha.",
+                &["version", "git_sha"],
+            )?,
+            registry,
         };
         m.build_info.with_label_values(&[version, git_sha]).set(1);
         Ok(m)
