@@ -32,7 +32,10 @@ use crate::{
     config::Config,
     core,
     exporter::{self, Metrics, Readiness},
-    keda::{self, EvalError, ExternalScalerService, RpcObserver, ScalerTarget, ServeOptions, ServiceSettings, TlsSettings},
+    keda::{
+        self, EvalError, ExternalScalerService, RpcObserver, ScalerTarget, ServeOptions,
+        ServiceSettings, TlsSettings,
+    },
 };
 
 /// Errors that stop the scaler.
@@ -72,7 +75,8 @@ struct GrpcMetrics(Arc<Metrics>);
 
 impl RpcObserver for GrpcMetrics {
     fn observe(&self, method: &'static str, code: tonic::Code, elapsed: std::time::Duration) {
-        self.0.observe_grpc(method, code_str(code), elapsed.as_secs_f64());
+        self.0
+            .observe_grpc(method, code_str(code), elapsed.as_secs_f64());
     }
 }
 
@@ -91,14 +95,23 @@ fn code_str(code: tonic::Code) -> &'static str {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RuntimeError> {
-    TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr, source })
 }
 
 /// Runs the scaler until SIGINT/SIGTERM.
-pub async fn serve(config: Config, grpc: Option<SocketAddr>, http: Option<SocketAddr>) -> Result<(), RuntimeError> {
+pub async fn serve(
+    config: Config,
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+) -> Result<(), RuntimeError> {
     let grpc_addr = grpc.unwrap_or(config.grpc.listen_address);
     let http_addr = http.unwrap_or(config.http.listen_address);
-    let metrics = Arc::new(Metrics::with_build_info(env!("CARGO_PKG_VERSION"), option_env!("FKS_GIT_SHA").unwrap_or("unknown"))?);
+    let metrics = Arc::new(Metrics::with_build_info(
+        env!("CARGO_PKG_VERSION"),
+        option_env!("FKS_GIT_SHA").unwrap_or("unknown"),
+    )?);
     let service_settings = ServiceSettings {
         rpc_timeout: config.grpc.rpc_timeout,
         stream_interval: config.grpc.stream_interval,
@@ -119,8 +132,11 @@ pub async fn serve(config: Config, grpc: Option<SocketAddr>, http: Option<Socket
     let http_listener = bind(http_addr).await?;
     let (ready_tx, ready_rx) = watch::channel(Readiness::starting());
 
-    let service = ExternalScalerService::new(Arc::new(RegistryEvaluator(registry.clone())), service_settings)
-        .with_observer(Arc::new(GrpcMetrics(metrics.clone())));
+    let service = ExternalScalerService::new(
+        Arc::new(RegistryEvaluator(registry.clone())),
+        service_settings,
+    )
+    .with_observer(Arc::new(GrpcMetrics(metrics.clone())));
     let grpc_task = tokio::spawn(keda::serve_with(
         grpc_listener,
         service,
@@ -131,7 +147,13 @@ pub async fn serve(config: Config, grpc: Option<SocketAddr>, http: Option<Socket
         signal.clone().wait(),
     ));
     let routes = http::routes(registry.clone(), flink_options, rescale_timeout);
-    let http_task = tokio::spawn(exporter::http::serve(http_listener, metrics.clone(), ready_rx, routes, signal.clone().wait()));
+    let http_task = tokio::spawn(exporter::http::serve(
+        http_listener,
+        metrics.clone(),
+        ready_rx,
+        routes,
+        signal.clone().wait(),
+    ));
     tracing::info!(%grpc_addr, %http_addr, "flink-keda-scaler serving (gRPC external scaler for KEDA; /metrics /healthz /readyz /debug/jobs)");
     let _ = ready_tx.send(Readiness::Ready);
 
@@ -159,7 +181,11 @@ pub async fn explain(
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     metadata.insert("flinkRestUrl".into(), flink_url.into());
     if let Some(j) = job {
-        let key = if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) { "jobId" } else { "jobName" };
+        let key = if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) {
+            "jobId"
+        } else {
+            "jobName"
+        };
         metadata.insert(key.into(), j.into());
     }
     if let Some(p) = policy {
@@ -172,10 +198,17 @@ pub async fn explain(
     let metrics = Arc::new(Metrics::new()?);
     let ctx = Context::new(config, metrics)?;
     let settings = settings::resolve(&ctx, &target)?;
-    let client = ctx.flink_client(&settings.flink_url).map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
+    let client = ctx
+        .flink_client(&settings.flink_url)
+        .map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
     let observed = pipeline::observe(&ctx, &settings, &client, &target.job).await?;
     let now = chrono::Utc::now();
-    let (decision, _) = core::decide(&observed.observation, &core::JobState::default(), &settings.policy, now);
+    let (decision, _) = core::decide(
+        &observed.observation,
+        &core::JobState::default(),
+        &settings.policy,
+        now,
+    );
     Ok(serde_json::json!({
         "job": { "id": observed.observation.job_id, "name": observed.observation.job_name, "flinkRestUrl": settings.flink_url },
         "summary": decision.summary(),

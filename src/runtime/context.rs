@@ -58,7 +58,11 @@ impl Context {
     pub fn flink_options(&self) -> ClientOptions {
         ClientOptions {
             request_timeout: self.config.flink.timeout,
-            connect_timeout: self.config.flink.timeout.min(std::time::Duration::from_secs(5)),
+            connect_timeout: self
+                .config
+                .flink
+                .timeout
+                .min(std::time::Duration::from_secs(5)),
             get_retries: 1,
         }
     }

@@ -4,7 +4,12 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use axum::{extract::State, http::StatusCode, routing::{get, post}, Json, Router};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
 use serde::Deserialize;
 
 use super::{registry::Registry, rescale};
@@ -28,7 +33,11 @@ pub struct RescaleRequest {
 }
 
 /// The routes.
-pub fn routes(registry: Arc<Registry>, flink: crate::flink::ClientOptions, timeout: std::time::Duration) -> Router {
+pub fn routes(
+    registry: Arc<Registry>,
+    flink: crate::flink::ClientOptions,
+    timeout: std::time::Duration,
+) -> Router {
     Router::new()
         .route("/debug/jobs", get(debug_jobs))
         .with_state(registry)
@@ -61,7 +70,13 @@ async fn admin_rescale(
         timeout: opts.1,
     };
     match rescale::run(&request, opts.0.clone()).await {
-        Ok(report) => (StatusCode::OK, Json(serde_json::to_value(report).unwrap_or_default())),
-        Err(e) => (e.status(), Json(serde_json::json!({ "error": e.to_string() }))),
+        Ok(report) => (
+            StatusCode::OK,
+            Json(serde_json::to_value(report).unwrap_or_default()),
+        ),
+        Err(e) => (
+            e.status(),
+            Json(serde_json::json!({ "error": e.to_string() })),
+        ),
     }
 }

@@ -55,7 +55,9 @@ pub fn selector(job: &keda::JobSelector) -> JobSelector {
 /// Maps a Flink error onto what KEDA should see.
 pub fn flink_error(url: &str, e: FlinkError) -> EvalError {
     match e {
-        FlinkError::NotFound { .. } | FlinkError::JobGone { .. } => EvalError::NotFound(e.to_string()),
+        FlinkError::NotFound { .. } | FlinkError::JobGone { .. } => {
+            EvalError::NotFound(e.to_string())
+        }
         FlinkError::Ambiguous { .. } => EvalError::InvalidArgument {
             key: "jobName".to_string(),
             message: format!("{e}; set jobName or jobId"),
@@ -98,7 +100,8 @@ pub async fn observe(
     ctx.metrics
         .observe_flink_request("observe", Some(200), started.elapsed().as_secs_f64());
 
-    let vars = JobVars::new(details.jid.clone(), details.name.clone()).with_matchers(settings.matchers.clone());
+    let vars = JobVars::new(details.jid.clone(), details.name.clone())
+        .with_matchers(settings.matchers.clone());
     let read = read_signals(
         &settings.prometheus,
         &settings.queries,
@@ -106,7 +109,10 @@ pub async fn observe(
         &topology,
         &ReadOptions {
             at: None,
-            timeout: settings.prometheus.max_call_duration().max(Duration::from_secs(1)),
+            timeout: settings
+                .prometheus
+                .max_call_duration()
+                .max(Duration::from_secs(1)),
             concurrency: 8,
         },
     )
@@ -129,8 +135,11 @@ pub async fn observe(
             q.duration.as_secs_f64(),
         );
         if q.outcome != "ok" {
-            ctx.metrics
-                .record_prometheus_error(&settings.prometheus_name, q.signal.name(), q.outcome);
+            ctx.metrics.record_prometheus_error(
+                &settings.prometheus_name,
+                q.signal.name(),
+                q.outcome,
+            );
         }
     }
 
@@ -140,7 +149,11 @@ pub async fn observe(
         job_id: details.jid.clone(),
         job_name: details.name.clone(),
         status: flink::apply::job_status(&details.state),
-        running_since: details.timestamps.get("RUNNING").copied().and_then(ms_to_utc),
+        running_since: details
+            .timestamps
+            .get("RUNNING")
+            .copied()
+            .and_then(ms_to_utc),
         topology: with_slot_groups(topology),
         slots_per_task_manager,
         task_managers_registered: u32::try_from(task_managers.len()).ok(),

@@ -92,7 +92,13 @@ impl Registry {
         rx
     }
 
-    async fn run(self: Arc<Self>, key: CacheKey, mut worker: Worker, tx: watch::Sender<Option<Published>>, touched: Arc<Mutex<Instant>>) {
+    async fn run(
+        self: Arc<Self>,
+        key: CacheKey,
+        mut worker: Worker,
+        tx: watch::Sender<Option<Published>>,
+        touched: Arc<Mutex<Instant>>,
+    ) {
         let idle = self.ctx.config.evaluation.idle_timeout;
         loop {
             let published = worker.tick().await;
@@ -120,7 +126,10 @@ impl Registry {
         loop {
             if let Some(p) = rx.borrow_and_update().as_ref() {
                 let fresh = match &p.result {
-                    Ok(e) => (chrono::Utc::now() - e.evaluated_at).to_std().map(|age| age <= max_age).unwrap_or(true),
+                    Ok(e) => (chrono::Utc::now() - e.evaluated_at)
+                        .to_std()
+                        .map(|age| age <= max_age)
+                        .unwrap_or(true),
                     Err(_) => true,
                 };
                 if fresh {
@@ -128,7 +137,9 @@ impl Registry {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(EvalError::Unavailable(format!("evaluation of {target} stopped (scaler shutting down)")));
+                return Err(EvalError::Unavailable(format!(
+                    "evaluation of {target} stopped (scaler shutting down)"
+                )));
             }
         }
     }

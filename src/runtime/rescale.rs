@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::{
     core::{RescaleTimeouts, VertexId},
-    flink::{self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError, JobSelector},
+    flink::{
+        self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
+        JobSelector,
+    },
 };
 
 /// A manual rescale request.
@@ -69,11 +72,17 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => StatusCode::NOT_FOUND,
-            Error::Flink(FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. }) => StatusCode::CONFLICT,
-            Error::Flink(FlinkError::BadRequest { .. } | FlinkError::InvalidTarget { .. } | FlinkError::AdaptiveSchedulerRequired { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
+            Error::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => {
+                StatusCode::NOT_FOUND
             }
+            Error::Flink(FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. }) => {
+                StatusCode::CONFLICT
+            }
+            Error::Flink(
+                FlinkError::BadRequest { .. }
+                | FlinkError::InvalidTarget { .. }
+                | FlinkError::AdaptiveSchedulerRequired { .. },
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Flink(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -82,7 +91,9 @@ impl Error {
 fn selector(job: Option<&str>) -> JobSelector {
     match job {
         None => JobSelector::OnlyRunning,
-        Some(j) if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) => JobSelector::Id(j.to_ascii_lowercase()),
+        Some(j) if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            JobSelector::Id(j.to_ascii_lowercase())
+        }
         Some(j) => JobSelector::Name(j.to_string()),
     }
 }
@@ -94,12 +105,15 @@ pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error
         let (id, n) = a
             .split_once('=')
             .ok_or_else(|| Error::BadRequest(format!("--vertex {a:?}: expected VERTEX_ID=N")))?;
-        let n: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| Error::BadRequest(format!("--vertex {a:?}: parallelism must be a positive integer")))?;
+        let n: u32 = n.trim().parse().map_err(|_| {
+            Error::BadRequest(format!(
+                "--vertex {a:?}: parallelism must be a positive integer"
+            ))
+        })?;
         if n == 0 {
-            return Err(Error::BadRequest(format!("--vertex {a:?}: parallelism must be >= 1")));
+            return Err(Error::BadRequest(format!(
+                "--vertex {a:?}: parallelism must be >= 1"
+            )));
         }
         out.insert(id.trim().to_ascii_lowercase(), n);
     }
@@ -109,7 +123,9 @@ pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error
 /// Runs a manual rescale.
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error> {
     if req.parallelism.is_some() == !req.vertices.is_empty() {
-        return Err(Error::BadRequest("give exactly one of parallelism or per-vertex parallelism".into()));
+        return Err(Error::BadRequest(
+            "give exactly one of parallelism or per-vertex parallelism".into(),
+        ));
     }
     if req.parallelism == Some(0) {
         return Err(Error::BadRequest("parallelism must be >= 1".into()));
@@ -125,8 +141,16 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error>
             for (id, n) in &req.vertices {
                 let vid = VertexId::new(id.clone());
                 if topology.vertex(&vid).is_none() {
-                    let known: Vec<String> = topology.vertices.iter().map(|v| format!("{} ({})", v.id, v.name)).collect();
-                    return Err(Error::BadRequest(format!("job {} has no vertex {id}; vertices: {}", job.name, known.join(", "))));
+                    let known: Vec<String> = topology
+                        .vertices
+                        .iter()
+                        .map(|v| format!("{} ({})", v.id, v.name))
+                        .collect();
+                    return Err(Error::BadRequest(format!(
+                        "job {} has no vertex {id}; vertices: {}",
+                        job.name,
+                        known.join(", ")
+                    )));
                 }
                 to.insert(vid, *n);
             }

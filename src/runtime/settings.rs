@@ -46,7 +46,12 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
                 "policy",
                 format!(
                     "no policy named '{n}' in the scaler config (known: {})",
-                    config.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    config
+                        .policies
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?),
@@ -64,15 +69,17 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
             .map_err(|e| EvalError::Internal(format!("policy queries: {e}")))?;
     }
     if !target.query_overrides.is_empty() {
-        queries = queries.with_overrides(&target.query_overrides).map_err(|e| {
-            let key = target
-                .query_overrides
-                .keys()
-                .next()
-                .map(|s| format!("{}Query", s.name()))
-                .unwrap_or_else(|| "query".to_string());
-            invalid(&key, e.to_string())
-        })?;
+        queries = queries
+            .with_overrides(&target.query_overrides)
+            .map_err(|e| {
+                let key = target
+                    .query_overrides
+                    .keys()
+                    .next()
+                    .map(|s| format!("{}Query", s.name()))
+                    .unwrap_or_else(|| "query".to_string());
+                invalid(&key, e.to_string())
+            })?;
     }
     let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
 
@@ -123,7 +130,11 @@ fn apply_overrides(policy: &mut Policy, target: &ScalerTarget) -> Result<(), Eva
         policy.max_task_managers = max;
     }
     if policy.max_task_managers < policy.min_task_managers {
-        let key = if target.max_task_managers.is_some() { "maxTaskManagers" } else { "minTaskManagers" };
+        let key = if target.max_task_managers.is_some() {
+            "maxTaskManagers"
+        } else {
+            "minTaskManagers"
+        };
         return Err(invalid(
             key,
             format!(

@@ -95,7 +95,11 @@ impl Worker {
 
     /// How long to wait before the next tick.
     pub fn next_delay(&self) -> Duration {
-        if self.rescale.as_ref().is_some_and(|r| !r.phase.is_terminal()) {
+        if self
+            .rescale
+            .as_ref()
+            .is_some_and(|r| !r.phase.is_terminal())
+        {
             IN_FLIGHT_POLL
         } else {
             self.ctx.config.evaluation.interval
@@ -156,11 +160,25 @@ impl Worker {
         report.issues = observed.issues.clone();
 
         let now = Utc::now();
-        self.advance_rescale(&client, &observed.observation, now).await;
+        self.advance_rescale(&client, &observed.observation, now)
+            .await;
 
-        let (decision, next_state) = core::decide(&observed.observation, &self.job_state, &settings.policy, now);
-        let in_flight = self.rescale.as_ref().is_some_and(|r| !r.phase.is_terminal());
-        if decision.target.is_none() && matches!(decision.main_rule(), Some(Rule::MissingSignal | Rule::InvalidTopology)) {
+        let (decision, next_state) = core::decide(
+            &observed.observation,
+            &self.job_state,
+            &settings.policy,
+            now,
+        );
+        let in_flight = self
+            .rescale
+            .as_ref()
+            .is_some_and(|r| !r.phase.is_terminal());
+        if decision.target.is_none()
+            && matches!(
+                decision.main_rule(),
+                Some(Rule::MissingSignal | Rule::InvalidTopology)
+            )
+        {
             self.record_metrics(&observed, &decision, None);
             report.observation = Some(observed.observation);
             report.decision = Some(decision.clone());
@@ -176,7 +194,8 @@ impl Worker {
         }
         if decision.rescale && !in_flight {
             if let Some(target) = decision.target.clone() {
-                self.start_rescale(&client, &settings, &observed, target, &decision).await;
+                self.start_rescale(&client, &settings, &observed, target, &decision)
+                    .await;
             }
         }
         self.log_decision(&observed.observation, &decision, settings.policy.dry_run);
@@ -216,8 +235,15 @@ impl Worker {
         }
     }
 
-    async fn advance_rescale(&mut self, client: &FlinkClient, obs: &Observation, now: DateTime<Utc>) {
-        let Some(rescale) = self.rescale.as_mut() else { return };
+    async fn advance_rescale(
+        &mut self,
+        client: &FlinkClient,
+        obs: &Observation,
+        now: DateTime<Utc>,
+    ) {
+        let Some(rescale) = self.rescale.as_mut() else {
+            return;
+        };
         if rescale.phase.is_terminal() {
             return;
         }
@@ -243,26 +269,67 @@ impl Worker {
         }
     }
 
-    fn on_event(&self, rescale: &Rescale, obs: &Observation, event: RescaleEvent, now: DateTime<Utc>) {
+    fn on_event(
+        &self,
+        rescale: &Rescale,
+        obs: &Observation,
+        event: RescaleEvent,
+        now: DateTime<Utc>,
+    ) {
         let m = &self.ctx.metrics;
         let job = obs.job_name.as_str();
-        let secs = (now - rescale.started_at).to_std().unwrap_or_default().as_secs_f64();
+        let secs = (now - rescale.started_at)
+            .to_std()
+            .unwrap_or_default()
+            .as_secs_f64();
         match &event {
             RescaleEvent::Completed { .. } => {
-                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::Succeeded, Duration::from_secs_f64(secs));
-                tracing::info!(job, direction = rescale.direction.as_str(), from = rescale.from.task_managers, to = rescale.to.task_managers, took_s = secs, "rescale completed in place");
+                m.record_rescale(
+                    &self.key(job),
+                    rescale.direction,
+                    RescaleOutcome::Succeeded,
+                    Duration::from_secs_f64(secs),
+                );
+                tracing::info!(
+                    job,
+                    direction = rescale.direction.as_str(),
+                    from = rescale.from.task_managers,
+                    to = rescale.to.task_managers,
+                    took_s = secs,
+                    "rescale completed in place"
+                );
             }
             RescaleEvent::TimedOut { phase } => {
-                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::TimedOut, Duration::from_secs_f64(secs));
-                tracing::error!(job, phase = phase.as_str(), took_s = secs, "rescale timed out; not retrying before the cooldown");
+                m.record_rescale(
+                    &self.key(job),
+                    rescale.direction,
+                    RescaleOutcome::TimedOut,
+                    Duration::from_secs_f64(secs),
+                );
+                tracing::error!(
+                    job,
+                    phase = phase.as_str(),
+                    took_s = secs,
+                    "rescale timed out; not retrying before the cooldown"
+                );
             }
             RescaleEvent::Aborted { reason } => {
-                m.record_rescale(&self.key(job), rescale.direction, RescaleOutcome::Aborted, Duration::from_secs_f64(secs));
+                m.record_rescale(
+                    &self.key(job),
+                    rescale.direction,
+                    RescaleOutcome::Aborted,
+                    Duration::from_secs_f64(secs),
+                );
                 tracing::warn!(job, reason = %reason, "rescale aborted");
             }
             RescaleEvent::Failover(cause) => {
                 m.record_failover(job);
-                tracing::error!(job, cause = cause.as_str(), phase = rescale.phase.as_str(), "failover during rescale (a restart that is not the rescale)");
+                tracing::error!(
+                    job,
+                    cause = cause.as_str(),
+                    phase = rescale.phase.as_str(),
+                    "failover during rescale (a restart that is not the rescale)"
+                );
             }
             other => tracing::info!(job, event = ?other, "rescale progress"),
         }
@@ -289,11 +356,21 @@ impl Worker {
             },
             ..ApplyOptions::default()
         };
-        match Rescaler::start(client, &observed.observation.job_id, target, &options, self.rescale.as_ref()).await {
+        match Rescaler::start(
+            client,
+            &observed.observation.job_id,
+            target,
+            &options,
+            self.rescale.as_ref(),
+        )
+        .await
+        {
             Ok(r) => {
                 let outcome = r.into_outcome();
                 let rescale = outcome.rescale;
-                self.ctx.metrics.set_last_rescale(&self.key(&job), rescale.started_at);
+                self.ctx
+                    .metrics
+                    .set_last_rescale(&self.key(&job), rescale.started_at);
                 tracing::info!(
                     job,
                     direction = rescale.direction.as_str(),
@@ -306,8 +383,15 @@ impl Worker {
             }
             Err(e) => {
                 let direction = decision.direction;
-                self.ctx.metrics.record_rescale(&self.key(&job), direction, RescaleOutcome::Failed, Duration::ZERO);
-                self.ctx.metrics.record_flink_error("resource_requirements", e.kind());
+                self.ctx.metrics.record_rescale(
+                    &self.key(&job),
+                    direction,
+                    RescaleOutcome::Failed,
+                    Duration::ZERO,
+                );
+                self.ctx
+                    .metrics
+                    .record_flink_error("resource_requirements", e.kind());
                 tracing::error!(job, error = %e, "rescale could not be started");
             }
         }
@@ -351,7 +435,11 @@ impl Worker {
         if let Some(r) = reported {
             m.set_reported_task_managers(&key, r);
         }
-        let phase = self.rescale.as_ref().filter(|r| !r.phase.is_terminal()).map(|r| r.phase.as_str());
+        let phase = self
+            .rescale
+            .as_ref()
+            .filter(|r| !r.phase.is_terminal())
+            .map(|r| r.phase.as_str());
         m.set_rescale_phase(job, phase);
         for v in &obs.topology.vertices {
             let desired = decision
