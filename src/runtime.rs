@@ -13,6 +13,8 @@
 
 mod context;
 mod http;
+mod kube;
+mod persist;
 mod pipeline;
 mod registry;
 pub mod rescale;
@@ -65,6 +67,9 @@ pub enum RuntimeError {
     /// A server task panicked.
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Kubernetes integration could not start.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] crate::kube::KubeError),
     /// `explain` could not evaluate.
     #[error("{0}")]
     Evaluate(#[from] EvalError),
@@ -123,9 +128,15 @@ pub async fn serve(
         client_ca_file: t.client_ca_file.clone().map(Into::into),
     });
     let rescale_timeout = config.flink.rescale_timeout;
-    let ctx = Arc::new(Context::new(config, metrics.clone())?);
-    let flink_options = ctx.flink_options();
     let (shutdown, signal) = shutdown::Shutdown::new();
+    let mut ctx = Context::new(config, metrics.clone())?;
+    if ctx.config.kubernetes.enabled {
+        ctx.kube = Some(kube::KubeServices::start(&ctx.config.kubernetes, metrics.clone(), signal.clone()).await?);
+    } else {
+        metrics.set_leader(true);
+    }
+    let ctx = Arc::new(ctx);
+    let flink_options = ctx.flink_options();
     let registry = Arc::new(Registry::new(ctx.clone(), signal.clone()));
 
     let grpc_listener = bind(grpc_addr).await?;

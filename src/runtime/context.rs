@@ -22,6 +22,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Prometheus clients by configured server name.
     pub prometheus: BTreeMap<String, Arc<PromClient>>,
+    /// Kubernetes services, when enabled.
+    pub kube: Option<Arc<super::kube::KubeServices>>,
     flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
 }
 
@@ -36,8 +38,15 @@ impl Context {
             config,
             metrics,
             prometheus,
+            kube: None,
             flink: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// True when this instance may act (PUT, annotate, write state): the Lease holder, or
+    /// always when Kubernetes integration is off (single instance).
+    pub fn is_leader(&self) -> bool {
+        self.kube.as_ref().is_none_or(|k| k.leader.is_leader())
     }
 
     /// The Flink client for a JobManager URL (created on first use, then reused).

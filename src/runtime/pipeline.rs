@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{context::Context, settings::JobSettings};
 use crate::{
     core::{Observation, Topology},
-    flink::{self, FlinkClient, FlinkError, JobDetails, JobSelector, TaskManagerInfo},
+    flink::{self, FlinkClient, FlinkError, JobSelector, TaskManagerInfo},
     keda::{self, EvalError},
     prometheus::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
 };
@@ -20,8 +20,6 @@ use crate::{
 pub struct Observed {
     /// The core's view.
     pub observation: Observation,
-    /// Flink's job details.
-    pub details: JobDetails,
     /// Registered TaskManagers.
     pub task_managers: Vec<TaskManagerInfo>,
     /// Prometheus query statistics (one per signal).
@@ -163,7 +161,6 @@ pub async fn observe(
     };
     Ok(Observed {
         observation,
-        details,
         task_managers,
         queries: read.queries,
         issues: read.issues.iter().map(|i| format!("{i:?}")).collect(),

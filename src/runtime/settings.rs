@@ -27,6 +27,8 @@ pub struct JobSettings {
     pub prometheus: Arc<PromClient>,
     /// JobManager REST base URL.
     pub flink_url: String,
+    /// The scale target behind the ScaledObject (Kubernetes integration only).
+    pub scale_target: Option<crate::kube::ScaleTarget>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> EvalError {
@@ -101,12 +103,25 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
         }
     })?;
 
-    let flink_url = match &target.flink_rest_url {
-        Some(u) => u.as_str().trim_end_matches('/').to_string(),
-        None => {
+    let explicit = target
+        .flink_rest_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_string());
+    let scale_target = match &ctx.kube {
+        Some(k) => Some(
+            k.discovery
+                .resolve(&target.namespace, &target.name, explicit.as_deref())
+                .map_err(kube_error)?,
+        ),
+        None => None,
+    };
+    let flink_url = match (&scale_target, explicit) {
+        (Some(t), _) => t.rest_url.trim_end_matches('/').to_string(),
+        (None, Some(u)) => u,
+        (None, None) => {
             return Err(invalid(
                 "flinkRestUrl",
-                "required (the JobManager REST URL, e.g. http://my-job-rest:8081) when Kubernetes discovery does not provide it",
+                "required (the JobManager REST URL, e.g. http://my-job-rest:8081) when Kubernetes discovery is off (kubernetes.enabled: false)",
             ))
         }
     };
@@ -117,7 +132,18 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
         prometheus_name,
         prometheus,
         flink_url,
+        scale_target,
     })
+}
+
+fn kube_error(e: crate::kube::KubeError) -> EvalError {
+    use crate::kube::KubeError as K;
+    match e {
+        K::ScaledObjectNotFound { .. } | K::TargetNotFound { .. } => EvalError::NotFound(e.to_string()),
+        K::NoRestUrl { .. } => invalid("flinkRestUrl", e.to_string()),
+        K::UnsupportedTarget { .. } => invalid("scaleTargetRef", e.to_string()),
+        other => EvalError::Unavailable(format!("Kubernetes: {other}")),
+    }
 }
 
 /// Applies the per-ScaledObject overrides (already validated for type and range by the

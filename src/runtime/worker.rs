@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{
     context::Context,
+    persist::PersistState,
     pipeline::{self, flink_error, Observed, QuerySummary},
     settings::{self, JobSettings},
 };
@@ -72,12 +73,14 @@ pub struct JobReport {
 
 /// Per-job memory across ticks.
 pub struct Worker {
-    ctx: Arc<Context>,
-    target: ScalerTarget,
-    job_state: JobState,
-    rescale: Option<Rescale>,
+    pub(super) ctx: Arc<Context>,
+    pub(super) target: ScalerTarget,
+    pub(super) job_state: JobState,
+    pub(super) rescale: Option<Rescale>,
+    pub(super) persist: PersistState,
     last_rule: Option<Rule>,
     registered_job: Option<String>,
+    marked_pods: bool,
 }
 
 impl Worker {
@@ -88,8 +91,10 @@ impl Worker {
             target,
             job_state: JobState::default(),
             rescale: None,
+            persist: PersistState::default(),
             last_rule: None,
             registered_job: None,
+            marked_pods: false,
         }
     }
 
@@ -160,8 +165,16 @@ impl Worker {
         report.issues = observed.issues.clone();
 
         let now = Utc::now();
-        self.advance_rescale(&client, &observed.observation, now)
-            .await;
+        let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
+        let current = self.current_plan(&observed, &settings.policy);
+        self.persist_in(Some(&current), generation, now).await;
+        self.advance_rescale(
+            &client,
+            &observed.observation,
+            settings.scale_target.as_ref(),
+            now,
+        )
+        .await;
 
         let (decision, next_state) = core::decide(
             &observed.observation,
@@ -192,25 +205,28 @@ impl Worker {
             // While a rescale runs, the state it decided stays; the next decision waits.
             self.job_state = next_state;
         }
-        if decision.rescale && !in_flight {
+        if decision.rescale && !in_flight && self.ctx.is_leader() {
             if let Some(target) = decision.target.clone() {
-                self.start_rescale(&client, &settings, &observed, target, &decision)
-                    .await;
+                if settings.policy.dry_run || self.claim(&decision, &target, generation).await {
+                    self.start_rescale(&client, &settings, &observed, target, &decision)
+                        .await;
+                }
             }
         }
         self.log_decision(&observed.observation, &decision, settings.policy.dry_run);
 
-        let current = self.current_plan(&observed, &settings.policy);
         let reported = core::task_managers_to_report(
             &current,
             self.rescale.as_ref().filter(|r| !r.phase.is_terminal()),
         )
         .max(settings.policy.min_task_managers);
         self.record_metrics(&observed, &decision, Some(reported));
+        self.mark_pods(&settings, &observed, reported).await;
         report.rescale = self.rescale.clone();
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
             self.rescale = None;
         }
+        self.persist_out().await;
         report.observation = Some(observed.observation);
         report.decision = Some(decision);
         Ok(Evaluation {
@@ -239,6 +255,7 @@ impl Worker {
         &mut self,
         client: &FlinkClient,
         obs: &Observation,
+        scale_target: Option<&crate::kube::ScaleTarget>,
         now: DateTime<Utc>,
     ) {
         let Some(rescale) = self.rescale.as_mut() else {
@@ -256,8 +273,65 @@ impl Worker {
             }
         };
         let rescale = rescale.clone();
+        if !self.ctx.is_leader() {
+            return; // followers mirror the leader's state; only the leader records and publishes
+        }
         for event in events {
+            self.publish_event(scale_target, &rescale, &event).await;
             self.on_event(&rescale, obs, event, now);
+        }
+    }
+
+    /// Kubernetes Events for the rescale lifecycle (leader only; no-op without Kubernetes).
+    async fn publish_event(&self, scale_target: Option<&crate::kube::ScaleTarget>, rescale: &Rescale, event: &RescaleEvent) {
+        let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), scale_target) else { return };
+        let (phase, note) = match event {
+            RescaleEvent::Completed { took_ms } => (
+                crate::kube::RescalePhase::Completed,
+                format!("in-place rescale {} → {} TaskManagers completed in {:.1}s", rescale.from.task_managers, rescale.to.task_managers, *took_ms as f64 / 1000.0),
+            ),
+            RescaleEvent::TimedOut { phase } => (crate::kube::RescalePhase::Failed, format!("rescale timed out in phase {}", phase.as_str())),
+            RescaleEvent::Aborted { reason } => (crate::kube::RescalePhase::Failed, format!("rescale aborted: {reason}")),
+            RescaleEvent::Failover(cause) => (crate::kube::RescalePhase::Failed, format!("failover during rescale: {}", cause.as_str())),
+            _ => return,
+        };
+        if let Err(e) = k.events.rescale(t, phase, &note).await {
+            tracing::warn!(error = %e, "cannot write the rescale Event");
+        }
+    }
+
+    /// Marks idle TaskManager pods with the lowest pod-deletion-cost while KEDA is told
+    /// fewer TaskManagers than are registered, so the ReplicaSet removes idle pods; clears
+    /// the annotations once the surplus is gone (leader only).
+    async fn mark_pods(&mut self, settings: &JobSettings, observed: &Observed, reported: u32) {
+        let (Some(k), Some(t)) = (self.ctx.kube.clone(), settings.scale_target.as_ref()) else { return };
+        let Some(selector) = t.pod_selector.as_deref() else { return };
+        if !self.ctx.is_leader() {
+            return;
+        }
+        let registered = u32::try_from(observed.task_managers.len()).unwrap_or(u32::MAX);
+        let tms: Vec<crate::kube::TaskManagerSlots> = if registered > reported {
+            observed
+                .task_managers
+                .iter()
+                .map(|tm| crate::kube::TaskManagerSlots {
+                    id: tm.id.clone(),
+                    address: tm.path.clone(),
+                    slots: tm.slots_number,
+                    free_slots: tm.free_slots,
+                })
+                .collect()
+        } else if self.marked_pods {
+            Vec::new() // stale: clear
+        } else {
+            return;
+        };
+        match crate::kube::mark_deletion_costs(&k.client, &t.namespace, selector, &tms).await {
+            Ok(r) => {
+                self.marked_pods = !tms.is_empty();
+                tracing::info!(scaled_object = %self.target, idle = ?r.idle, busy = ?r.busy, cleared = ?r.cleared, "pod-deletion-cost updated");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot update pod-deletion-cost"),
         }
     }
 
@@ -393,6 +467,12 @@ impl Worker {
                     .metrics
                     .record_flink_error("resource_requirements", e.kind());
                 tracing::error!(job, error = %e, "rescale could not be started");
+                if let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref()) {
+                    let note = format!("rescale could not be started: {e}");
+                    if let Err(e) = k.events.rescale(t, crate::kube::RescalePhase::Failed, &note).await {
+                        tracing::warn!(error = %e, "cannot write the rescale Event");
+                    }
+                }
             }
         }
     }

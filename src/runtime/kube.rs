@@ -1,0 +1,106 @@
+//! Kubernetes services of the runtime (when `kubernetes.enabled`): discovery of the scale
+//! target behind each ScaledObject (watch-fed), the per-job state store (ConfigMaps with
+//! optimistic concurrency) and its watch-fed cache for followers, Lease-based leader
+//! election (only the leader PUTs, annotates pods and writes state and Events), and the
+//! Event publisher.
+
+use std::{sync::Arc, time::Duration};
+
+use super::shutdown::ShutdownSignal;
+use crate::{
+    config::KubernetesConfig,
+    exporter::Metrics,
+    kube::{self, Discovery, EventPublisher, KubeError, LeaderElector, StateCache, StateStore},
+};
+
+/// Everything the runtime uses from Kubernetes.
+pub struct KubeServices {
+    /// API client.
+    pub client: ::kube::Client,
+    /// Scale-target discovery (reflectors over ScaledObjects, Deployments, FlinkDeployments).
+    pub discovery: Discovery,
+    /// Per-job persisted state (leader writes, with resourceVersion).
+    pub store: StateStore,
+    /// Watch-fed copy of the state (followers read it).
+    pub cache: StateCache,
+    /// Leader election.
+    pub leader: LeaderElector,
+    /// Kubernetes Events on ScaledObjects and FlinkDeployments.
+    pub events: EventPublisher,
+    /// This instance's identity (pod name).
+    pub identity: String,
+}
+
+/// This instance's identity: `POD_NAME`, else host name + pid.
+pub fn identity() -> String {
+    if let Ok(p) = std::env::var("POD_NAME") {
+        if !p.is_empty() {
+            return p;
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "flink-keda-scaler".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The namespace for state and Lease: config, else `POD_NAMESPACE`, else `default`.
+pub fn namespace(config: &KubernetesConfig) -> String {
+    config
+        .namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+impl KubeServices {
+    /// Connects, starts the watches and the leader elector task.
+    pub async fn start(
+        config: &KubernetesConfig,
+        metrics: Arc<Metrics>,
+        shutdown: ShutdownSignal,
+    ) -> Result<Arc<Self>, KubeError> {
+        let client = kube::client().await?;
+        let ns = namespace(config);
+        let identity = identity();
+        let le = &config.leader_election;
+        let leader = LeaderElector::new(
+            client.clone(),
+            &ns,
+            &le.lease_name,
+            &identity,
+            le.lease_duration,
+            le.renew_deadline,
+            le.retry_period,
+        );
+        let discovery = Discovery::start(client.clone(), None);
+        let cache = StateCache::start(client.clone(), &ns);
+        let services = Arc::new(Self {
+            store: StateStore::new(client.clone(), &ns, &identity),
+            events: EventPublisher::new(client.clone(), &identity),
+            client,
+            discovery,
+            cache,
+            leader: leader.clone(),
+            identity: identity.clone(),
+        });
+        let stop = shutdown.clone();
+        tokio::spawn(leader.clone().run(async move { stop.wait().await }));
+        let mut rx = leader.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let is_leader = *rx.borrow_and_update();
+                metrics.set_leader(is_leader);
+                tracing::info!(identity = %identity, is_leader, "leadership");
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { break },
+                    () = shutdown.clone().wait() => break,
+                }
+            }
+        });
+        if let Err(e) = services.discovery.wait_ready(Duration::from_secs(30), true).await {
+            tracing::warn!(error = %e, "Kubernetes discovery caches not ready yet; requests will be UNAVAILABLE until they are");
+        }
+        Ok(services)
+    }
+}

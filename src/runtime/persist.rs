@@ -1,0 +1,163 @@
+//! Persisted job state (Kubernetes integration): the leader loads the job's state once
+//! (after start or after winning the Lease), resumes or abandons an in-flight rescale,
+//! claims every decision with a compare-and-swap write BEFORE its PUT (so two scalers can
+//! never PUT the same decision), and saves the core state and rescale after each tick.
+//! Followers read the watch-fed cache each tick, so they report what the leader decided
+//! and never disagree by more than one tick.
+
+use chrono::{DateTime, Utc};
+
+use super::worker::Worker;
+use crate::{
+    core::{Decision, Plan, Rescale},
+    kube::{check_decision, JobKey, PersistedDecision, PersistedJob, Staleness},
+};
+
+/// A persisted decision older than this is never acted on.
+const MAX_DECISION_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// What the worker knows about its persisted copy.
+#[derive(Debug, Default)]
+pub struct PersistState {
+    /// resourceVersion of the last read/write (leader).
+    pub version: Option<crate::kube::StateVersion>,
+    /// The persisted document as last read/written.
+    pub doc: PersistedJob,
+    /// Loaded as leader since the last leadership change.
+    pub loaded: bool,
+    /// JSON of the last save (skip identical writes).
+    pub last_saved: Option<String>,
+}
+
+impl Worker {
+    fn job_key(&self) -> JobKey {
+        JobKey::new(self.target.namespace.clone(), self.target.name.clone())
+    }
+
+    /// Before observing: leader loads once; follower mirrors the cache.
+    pub(super) async fn persist_in(&mut self, current: Option<&Plan>, generation: Option<i64>, now: DateTime<Utc>) {
+        let Some(k) = self.ctx.kube.clone() else { return };
+        let key = self.job_key();
+        if self.ctx.is_leader() {
+            if self.persist.loaded {
+                return;
+            }
+            match k.store.load(&key).await {
+                Ok(found) => {
+                    let (doc, version) = match found {
+                        Some((d, v)) => (d, Some(v)),
+                        None => (PersistedJob::default(), None),
+                    };
+                    self.restore(&doc, current, generation, now);
+                    self.persist.doc = doc;
+                    self.persist.version = version;
+                    self.persist.loaded = true;
+                }
+                Err(e) => tracing::warn!(scaled_object = %self.target, error = %e, "cannot load persisted state; acting on fresh state after retry"),
+            }
+        } else {
+            self.persist.loaded = false;
+            match k.cache.get(&key) {
+                Ok(Some((doc, version))) => {
+                    self.job_state = doc.job_state.clone();
+                    self.rescale = doc.rescale.clone().and_then(|v| serde_json::from_value::<Rescale>(v).ok());
+                    self.persist.doc = doc;
+                    self.persist.version = Some(version);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "state cache not ready"),
+            }
+        }
+    }
+
+    /// Restores state after a (re)start as leader: resume an in-flight rescale; drop a
+    /// stale, unapplied decision (it is recomputed from fresh signals anyway).
+    fn restore(&mut self, doc: &PersistedJob, current: Option<&Plan>, generation: Option<i64>, now: DateTime<Utc>) {
+        self.job_state = doc.job_state.clone();
+        if let Some(v) = &doc.rescale {
+            match serde_json::from_value::<Rescale>(v.clone()) {
+                Ok(r) if !r.phase.is_terminal() => {
+                    tracing::info!(scaled_object = %self.target, phase = r.phase.as_str(), to = r.to.task_managers, "resuming the in-flight rescale from persisted state");
+                    self.rescale = Some(r);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "persisted rescale unreadable; abandoning it"),
+            }
+        }
+        if let (Some(d), Some(current)) = (&doc.decision, current) {
+            match check_decision(d, now, MAX_DECISION_AGE, current, generation) {
+                Staleness::Fresh => {}
+                verdict => tracing::info!(
+                    scaled_object = %self.target,
+                    decision = d.id,
+                    applied = d.applied,
+                    verdict = verdict.as_str(),
+                    "persisted decision is stale: not acted on (decisions are recomputed from fresh signals)"
+                ),
+            }
+        }
+    }
+
+    /// Claims a decision before its PUT: a compare-and-swap write of the decision as
+    /// applied. False when another writer got there first (then nothing is PUT).
+    pub(super) async fn claim(&mut self, decision: &Decision, target: &Plan, generation: Option<i64>) -> bool {
+        let Some(k) = self.ctx.kube.clone() else { return true };
+        if !self.ctx.is_leader() {
+            return false;
+        }
+        let mut doc = self.persist.doc.clone();
+        let id = doc.next_decision_id();
+        doc.decision = Some(PersistedDecision {
+            id,
+            decided_at: decision.at,
+            observed_generation: generation,
+            current: decision.current.clone(),
+            target: target.clone(),
+            reason: decision.summary(),
+            applied: true,
+        });
+        doc.job_state = self.job_state.clone();
+        doc.updated_by = Some(k.identity.clone());
+        doc.updated_at = Some(Utc::now());
+        match k.store.save(&self.job_key(), &doc, self.persist.version.as_ref()).await {
+            Ok(v) => {
+                self.persist.version = Some(v);
+                self.persist.doc = doc;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(scaled_object = %self.target, error = %e, "decision not claimed (another scaler wrote first or the API failed); not applying it");
+                self.persist.loaded = false;
+                false
+            }
+        }
+    }
+
+    /// After a tick (leader): saves the core state and the rescale when they changed.
+    pub(super) async fn persist_out(&mut self) {
+        let Some(k) = self.ctx.kube.clone() else { return };
+        if !self.ctx.is_leader() || !self.persist.loaded {
+            return;
+        }
+        let mut doc = self.persist.doc.clone();
+        doc.job_state = self.job_state.clone();
+        doc.rescale = self.rescale.as_ref().and_then(|r| serde_json::to_value(r).ok());
+        let fingerprint = serde_json::to_string(&(&doc.job_state, &doc.rescale, &doc.decision)).unwrap_or_default();
+        if self.persist.last_saved.as_deref() == Some(fingerprint.as_str()) {
+            return;
+        }
+        doc.updated_by = Some(k.identity.clone());
+        doc.updated_at = Some(Utc::now());
+        match k.store.save(&self.job_key(), &doc, self.persist.version.as_ref()).await {
+            Ok(v) => {
+                self.persist.version = Some(v);
+                self.persist.doc = doc;
+                self.persist.last_saved = Some(fingerprint);
+            }
+            Err(e) => {
+                tracing::warn!(scaled_object = %self.target, error = %e, "cannot save state; reloading next tick");
+                self.persist.loaded = false;
+            }
+        }
+    }
+}
