@@ -9,19 +9,39 @@
 //!  now ──────────┘
 //! ```
 
+pub mod align;
 pub mod decide;
 pub mod decision;
+pub mod downscale;
+pub mod ds2;
+pub mod guards;
+pub mod inputs;
 pub mod observation;
 pub mod policy;
 pub mod rescale;
+pub mod schedule;
 pub mod signal;
+pub mod slots;
 pub mod state;
 pub mod topology;
+pub mod vertical;
 
-pub use decide::decide;
+#[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod props;
+
+pub use align::{align, alignment_units};
+pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
+pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy, Schedule, ScheduleKind};
+pub use schedule::validate_schedule;
 pub use signal::Signal;
+pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
 pub use topology::{Edge, ShipStrategy, Topology, Vertex, VertexId};
+pub use vertical::advise as vertical_advice;

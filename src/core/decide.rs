@@ -1,40 +1,405 @@
 //! `decide`: observation + state + policy + now → decision with reasons. Pure.
+//!
+//! ```text
+//! guards ─► signals ─► DS2 sizing ─► band? ─► alignment ─► scale-down rules
+//!   (NotRunning, Stabilizing,  (Ds2Size, CatchUp,  (WithinBand)  (Aligned)   (ScaleDownDelayed,
+//!    InvalidTopology,           IoBoundSource,                                CatchingUp,
+//!    MissingSignal)             Over/Underutilized)                           ScaleDownCapped)
+//!   ─► TaskManagers: max clamp, schedule ceiling/floor, min clamp
+//!   ─► cooldown, hourly budget ─► ScaleUp / ScaleDown / NoChange
+//! ```
+//!
+//! A refusal (first row) yields `target: None` and the state unchanged. Otherwise the
+//! target is always a full plan; `rescale` says whether to apply it now.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::{
+    align::{align, alignment_units},
     decision::{Decision, Direction, Plan, Reason, Rule},
+    downscale,
+    ds2::{self, Band, VertexSizing},
+    guards,
+    inputs::{self, VertexInputs},
     observation::Observation,
-    policy::Policy,
+    policy::{AlignmentMode, Policy},
+    schedule,
+    slots::{fit_to_task_managers, spread_to_task_managers, task_managers_for},
     state::JobState,
+    topology::{Topology, VertexId},
+    vertical,
 };
+
+/// Relative difference from today's TaskManager size above which vertical advice is
+/// worth a reason of its own.
+const VERTICAL_REPORT_DELTA: f64 = 0.1;
 
 /// Decides what the job should run at. Returns the decision and the updated state
 /// (scale-down window, cooldown, history) that the runtime must persist.
+///
+/// `rescale` is true only when the target parallelism differs from the current one and
+/// every guard (cooldown, hourly budget) allows it now; the returned state then records
+/// the rescale. A TaskManager-only difference (e.g. a minimum clamp) is not a rescale:
+/// KEDA applies it without touching the job. `policy.dry_run` is not looked at here: the
+/// runtime decides whether to apply, so a dry run reports realistic cadence.
 pub fn decide(
     obs: &Observation,
     state: &JobState,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> (Decision, JobState) {
-    let _ = policy;
-    let current = Plan {
-        parallelism: obs.topology.parallelism(),
-        task_managers: obs.task_managers_registered.unwrap_or(0),
-    };
-    (
-        Decision {
-            at: now,
-            current,
-            target: None,
-            direction: Direction::None,
-            rescale: false,
-            reasons: vec![Reason::new(
-                Rule::MissingSignal,
-                "decision core not implemented yet",
-            )],
-            vertical: None,
+    let current_parallelism = obs.topology.parallelism();
+    let slots = guards::slots_per_task_manager(obs, policy);
+    let current_tms = obs.task_managers_registered.unwrap_or_else(|| {
+        slots
+            .as_ref()
+            .map(|s| task_managers_for(&obs.topology, &current_parallelism, *s))
+            .unwrap_or(0)
+    });
+    let mut decision = Decision {
+        at: now,
+        current: Plan {
+            parallelism: current_parallelism,
+            task_managers: current_tms,
         },
-        state.clone(),
+        target: None,
+        direction: Direction::None,
+        rescale: false,
+        reasons: Vec::new(),
+        vertical: vertical::advise(&obs.task_managers, policy),
+    };
+    let checked = guards::running_and_stable(obs, policy, now)
+        .and_then(|()| guards::usable_topology(obs))
+        .and_then(|order| Ok((order, inputs::validate(obs)?)))
+        .and_then(|(order, inputs)| Ok((order, inputs, slots?)));
+    let (order, inputs, slots) = match checked {
+        Ok(ok) => ok,
+        Err(reason) => {
+            decision.reasons.push(reason);
+            return (decision, state.clone());
+        }
+    };
+    let mut next = state.clone();
+    settle(
+        &mut decision,
+        &mut next,
+        Sized::new(obs, &order, &inputs, policy),
+        obs,
+        policy,
+        slots,
+        now,
+    );
+    (decision, next)
+}
+
+/// DS2 output for the whole job.
+struct Sized {
+    sizings: Vec<VertexSizing>,
+    reasons: Vec<Reason>,
+    partitions: BTreeMap<VertexId, Option<u32>>,
+}
+
+impl Sized {
+    fn new(
+        obs: &Observation,
+        order: &[VertexId],
+        inputs: &BTreeMap<VertexId, VertexInputs>,
+        policy: &Policy,
+    ) -> Self {
+        let cpu = inputs::max_cpu_load(&obs.task_managers);
+        let (sizings, reasons) = ds2::size(&obs.topology, order, inputs, policy, cpu);
+        let partitions = inputs
+            .iter()
+            .map(|(id, i)| (id.clone(), i.partitions))
+            .collect();
+        Self {
+            sizings,
+            reasons,
+            partitions,
+        }
+    }
+}
+
+/// Required parallelism per vertex, aligned (BALANCED), with `Aligned` reasons.
+pub fn aligned_parallelism(
+    topology: &Topology,
+    sizings: &[VertexSizing],
+    partitions: &BTreeMap<VertexId, Option<u32>>,
+    mode: AlignmentMode,
+) -> (BTreeMap<VertexId, u32>, Vec<Reason>) {
+    let mut reasons = Vec::new();
+    let out = sizings
+        .iter()
+        .map(|s| {
+            let units = match mode {
+                AlignmentMode::Off => None,
+                AlignmentMode::Balanced => {
+                    alignment_units(topology, &s.id, partitions.get(&s.id).copied().flatten())
+                }
+            };
+            let p = match units {
+                Some(n) => align(s.current, s.required, n, s.max_parallelism),
+                None => s.required,
+            };
+            if p != s.required {
+                if let Some(n) = units {
+                    reasons.push(
+                        Reason::new(
+                            Rule::Aligned,
+                            format!("{} → {p} to split {n} units evenly", s.required),
+                        )
+                        .vertex(&s.id)
+                        .input("required", f64::from(s.required))
+                        .input("aligned", f64::from(p))
+                        .input("units", f64::from(n)),
+                    );
+                }
+            }
+            (s.id.clone(), p)
+        })
+        .collect();
+    (out, reasons)
+}
+
+/// Everything after sizing: band, alignment, scale-down rules, TaskManagers, schedules,
+/// guards; fills `decision` and `state`.
+fn settle(
+    decision: &mut Decision,
+    state: &mut JobState,
+    sized: Sized,
+    obs: &Observation,
+    policy: &Policy,
+    slots: u32,
+    now: DateTime<Utc>,
+) {
+    let topology = &obs.topology;
+    let current = decision.current.parallelism.clone();
+    let mut reasons = sized.reasons;
+    let catching_up = sized.sizings.iter().any(|s| s.catching_up);
+    let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
+    let mut hold: Option<Reason>;
+    let hold_at: usize;
+    let mut parallelism = if act {
+        let (aligned, r) = aligned_parallelism(
+            topology,
+            &sized.sizings,
+            &sized.partitions,
+            policy.alignment,
+        );
+        reasons.extend(r);
+        let shaped = downscale::shape(
+            &current,
+            aligned,
+            catching_up,
+            state.scale_down_window.as_ref(),
+            policy,
+            now,
+        );
+        hold_at = reasons.len();
+        reasons.extend(shaped.reasons);
+        hold = shaped.hold;
+        state.scale_down_window = shaped.window;
+        shaped.parallelism
+    } else {
+        // holding: per-vertex sizing of in-band vertices is noise, not a reason
+        reasons.retain(|r| r.rule != Rule::Ds2Size);
+        state.scale_down_window = None;
+        hold_at = reasons.len();
+        hold = Some(Reason::new(
+            Rule::WithinBand,
+            format!(
+                "every vertex within [{}, {}]",
+                policy.utilization_low, policy.utilization_high
+            ),
+        ));
+        current.clone()
+    };
+
+    // TaskManagers: policy max, schedule ceiling and floor, policy min.
+    let lo = policy.min_task_managers;
+    let hi = policy.max_task_managers.max(lo);
+    let mut tms = task_managers_for(topology, &parallelism, slots);
+    if tms > hi {
+        reasons.push(
+            Reason::new(
+                Rule::ClampedToMax,
+                format!("needs {tms} TaskManagers, max {hi}: parallelism reduced to fit"),
+            )
+            .input("needed", f64::from(tms))
+            .input("max", f64::from(hi)),
+        );
+        parallelism = fit_to_task_managers(topology, &parallelism, slots, hi);
+        tms = task_managers_for(topology, &parallelism, slots).min(hi);
+    }
+    let bounds = schedule::bounds(policy, now);
+    if let Some((ceiling, name)) = &bounds.ceiling {
+        let ceiling = (*ceiling).clamp(lo, hi);
+        if tms > ceiling {
+            reasons.push(
+                Reason::new(
+                    Rule::ScheduleCeiling,
+                    format!("schedule {name}: at most {ceiling} TaskManagers"),
+                )
+                .input("needed", f64::from(tms))
+                .input("ceiling", f64::from(ceiling)),
+            );
+            parallelism = fit_to_task_managers(topology, &parallelism, slots, ceiling);
+            tms = task_managers_for(topology, &parallelism, slots).min(ceiling);
+        }
+    }
+    if let Some((floor, name)) = &bounds.floor {
+        let floor = (*floor).clamp(lo, hi);
+        let capped = bounds
+            .ceiling
+            .as_ref()
+            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
+        if tms < capped {
+            reasons.push(
+                Reason::new(
+                    Rule::ScheduleFloor,
+                    format!("schedule {name}: at least {capped} TaskManagers"),
+                )
+                .input("needed", f64::from(tms))
+                .input("floor", f64::from(capped)),
+            );
+            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
+            tms = capped;
+        }
+    }
+    if tms < lo {
+        reasons.push(
+            Reason::new(
+                Rule::ClampedToMin,
+                format!("needs {tms} TaskManagers, min {lo}"),
+            )
+            .input("needed", f64::from(tms))
+            .input("min", f64::from(lo)),
+        );
+        tms = lo;
+    }
+
+    if let Some(r) = vertical_reason(decision, obs, policy) {
+        reasons.push(r);
+    }
+
+    let target = Plan {
+        parallelism,
+        task_managers: tms,
+    };
+    let changed = target.parallelism != current;
+    decision.direction = match tms.cmp(&decision.current.task_managers) {
+        std::cmp::Ordering::Greater => Direction::Up,
+        std::cmp::Ordering::Less => Direction::Down,
+        std::cmp::Ordering::Equal => Direction::None,
+    };
+    if changed {
+        if let Some(h) = hold.take() {
+            // keep firing order: the hold fired before the clamps and schedules
+            reasons.insert(hold_at.min(reasons.len()), h);
+        }
+        reasons.push(final_reason(decision, &target, state, policy, now));
+        decision.rescale = reasons
+            .last()
+            .is_some_and(|r| matches!(r.rule, Rule::ScaleUp | Rule::ScaleDown));
+        if decision.rescale {
+            state.record(now, decision.current.task_managers, tms);
+        }
+    } else {
+        reasons.push(
+            hold.unwrap_or_else(|| {
+                Reason::new(Rule::NoChange, "target equals current parallelism")
+            }),
+        );
+    }
+    decision.target = Some(target);
+    decision.reasons.extend(reasons);
+}
+
+/// Cooldown, budget, or the scale itself.
+fn final_reason(
+    decision: &Decision,
+    target: &Plan,
+    state: &JobState,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Reason {
+    if let Some(last) = state.last_rescale_at {
+        let cooldown =
+            chrono::Duration::from_std(policy.cooldown).unwrap_or(chrono::TimeDelta::MAX);
+        let since = now.signed_duration_since(last);
+        if since < cooldown {
+            let remaining = (cooldown - since).num_milliseconds() as f64 / 1000.0;
+            return Reason::new(
+                Rule::Cooldown,
+                format!(
+                    "last rescale {}s ago, cooldown {remaining:.0}s more",
+                    since.num_seconds()
+                ),
+            )
+            .input("remaining_s", remaining);
+        }
+    }
+    let used = state.rescales_in_last_hour(now);
+    if used >= policy.max_rescales_per_hour as usize {
+        return Reason::new(
+            Rule::BudgetExhausted,
+            format!(
+                "{used} rescales in the last hour, budget {}",
+                policy.max_rescales_per_hour
+            ),
+        )
+        .input("rescales_last_hour", used as f64);
+    }
+    let sum = |p: &BTreeMap<VertexId, u32>| p.values().map(|x| u64::from(*x)).sum::<u64>();
+    let up = match decision.direction {
+        Direction::Up => true,
+        Direction::Down => false,
+        Direction::None => sum(&target.parallelism) >= sum(&decision.current.parallelism),
+    };
+    let (rule, word) = if up {
+        (Rule::ScaleUp, "up")
+    } else {
+        (Rule::ScaleDown, "down")
+    };
+    Reason::new(
+        rule,
+        format!(
+            "scale {word}: {} → {} TaskManagers",
+            decision.current.task_managers, target.task_managers
+        ),
     )
+    .input(
+        "from_task_managers",
+        f64::from(decision.current.task_managers),
+    )
+    .input("to_task_managers", f64::from(target.task_managers))
+}
+
+/// A `VerticalAdvice` reason when the advice differs from today's size by more than
+/// [`VERTICAL_REPORT_DELTA`].
+fn vertical_reason(decision: &Decision, obs: &Observation, policy: &Policy) -> Option<Reason> {
+    let advice = decision.vertical.as_ref()?;
+    let differs = |advised: Option<f64>, now: Option<f64>| match (advised, now) {
+        (Some(a), Some(n)) if n > 0.0 => ((a - n) / n).abs() > VERTICAL_REPORT_DELTA,
+        _ => false,
+    };
+    let heap_now = inputs::max_finite(obs.task_managers.iter().map(|t| t.heap_max_bytes));
+    let heap = differs(advice.heap_bytes, heap_now);
+    let cpu = differs(advice.cpu_cores, policy.task_manager_cpu_cores);
+    if !heap && !cpu {
+        return None;
+    }
+    let mut r = Reason::new(
+        Rule::VerticalAdvice,
+        "TaskManager size differs from the advice (reported, not applied)",
+    );
+    if let (Some(a), Some(n)) = (advice.heap_bytes, heap_now) {
+        r = r.input("heap_bytes", a).input("heap_max_bytes", n);
+    }
+    if let (Some(a), Some(n)) = (advice.cpu_cores, policy.task_manager_cpu_cores) {
+        r = r.input("cpu_cores", a).input("cpu_cores_now", n);
+    }
+    Some(r)
 }

@@ -86,6 +86,10 @@ pub struct Policy {
     pub schedules: Vec<Schedule>,
     /// Compute and report, never apply.
     pub dry_run: bool,
+    /// CPU cores of one TaskManager today (for vertical advice in cores); `None` = advise
+    /// heap only.
+    #[serde(default)]
+    pub task_manager_cpu_cores: Option<f64>,
 }
 
 impl Default for Policy {
@@ -108,6 +112,7 @@ impl Default for Policy {
             io_bound_cpu_max: 0.3,
             schedules: Vec::new(),
             dry_run: false,
+            task_manager_cpu_cores: None,
         }
     }
 }

@@ -1,0 +1,170 @@
+//! Anti-flap rules for scale-downs (scale-ups are applied at once):
+//!
+//! * a scale-up anywhere holds every scale-down and clears the window;
+//! * no scale-down while a backlog is being caught up (FLINK-31318);
+//! * a scale-down waits for `scale_down_delay` of continuous scale-down
+//!   recommendations, then applies the **highest** recommendation seen in the window, so
+//!   several small shrinks merge into one restart (FLINK-36018/36535);
+//! * no vertex shrinks by more than `max_scale_down_factor` in one decision.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    decision::{Reason, Rule},
+    policy::Policy,
+    state::ScaleDownWindow,
+    topology::VertexId,
+};
+
+/// Parallelism after the scale-down rules, the window to persist, and the reasons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shaped {
+    /// Parallelism per vertex to go on with.
+    pub parallelism: BTreeMap<VertexId, u32>,
+    /// The scale-down window to persist (`None` closes it).
+    pub window: Option<ScaleDownWindow>,
+    /// Reasons that fired (caps), in order.
+    pub reasons: Vec<Reason>,
+    /// A hold that settles the decision if nothing else changes.
+    pub hold: Option<Reason>,
+}
+
+/// Smallest parallelism `current` may shrink to in one decision.
+pub fn scale_down_floor(current: u32, max_scale_down_factor: f64) -> u32 {
+    let f = if max_scale_down_factor.is_finite() {
+        max_scale_down_factor.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let floor = (f64::from(current) * (1.0 - f) - 1e-9).ceil();
+    if floor < 1.0 {
+        1
+    } else {
+        (floor as u32).min(current)
+    }
+}
+
+/// Applies the scale-down rules to `proposed` against `current`.
+pub fn shape(
+    current: &BTreeMap<VertexId, u32>,
+    proposed: BTreeMap<VertexId, u32>,
+    catching_up: bool,
+    window: Option<&ScaleDownWindow>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Shaped {
+    let cur = |v: &VertexId| current.get(v).copied().unwrap_or(1);
+    let ups = proposed.iter().any(|(v, p)| *p > cur(v));
+    let downs: Vec<&VertexId> = proposed
+        .iter()
+        .filter(|(v, p)| **p < cur(v))
+        .map(|(v, _)| v)
+        .collect();
+    if downs.is_empty() {
+        return Shaped {
+            parallelism: proposed,
+            window: None,
+            reasons: Vec::new(),
+            hold: None,
+        };
+    }
+    let held = |proposed: &BTreeMap<VertexId, u32>| -> BTreeMap<VertexId, u32> {
+        proposed
+            .iter()
+            .map(|(v, p)| (v.clone(), (*p).max(cur(v))))
+            .collect()
+    };
+    if ups {
+        let n = downs.len();
+        return Shaped {
+            parallelism: held(&proposed),
+            window: None,
+            reasons: Vec::new(),
+            hold: Some(Reason::new(
+                Rule::ScaleDownDelayed,
+                format!("{n} scale-down(s) held: the job scales up"),
+            )),
+        };
+    }
+    if catching_up {
+        return Shaped {
+            parallelism: held(&proposed),
+            window: None,
+            reasons: Vec::new(),
+            hold: Some(Reason::new(
+                Rule::CatchingUp,
+                "no scale-down while a backlog is being caught up",
+            )),
+        };
+    }
+    let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
+        started_at: now,
+        highest: BTreeMap::new(),
+    });
+    for (v, p) in &proposed {
+        let rec = (*p).min(cur(v));
+        let h = w.highest.entry(v.clone()).or_insert(rec);
+        *h = (*h).max(rec);
+    }
+    let delay =
+        chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
+    let open_for = now.signed_duration_since(w.started_at);
+    if open_for < delay {
+        let remaining = (delay - open_for).num_milliseconds() as f64 / 1000.0;
+        return Shaped {
+            parallelism: held(&proposed),
+            window: Some(w),
+            reasons: Vec::new(),
+            hold: Some(
+                Reason::new(
+                    Rule::ScaleDownDelayed,
+                    format!("scale-down waits {remaining:.0}s more (highest in window applies)"),
+                )
+                .input("window_s", open_for.num_milliseconds() as f64 / 1000.0)
+                .input("remaining_s", remaining),
+            ),
+        };
+    }
+    let mut reasons = Vec::new();
+    let parallelism: BTreeMap<VertexId, u32> = proposed
+        .keys()
+        .map(|v| {
+            let c = cur(v);
+            let highest = w.highest.get(v).copied().unwrap_or(c).min(c);
+            let floor = scale_down_floor(c, policy.max_scale_down_factor);
+            if highest < floor {
+                reasons.push(
+                    Reason::new(
+                        Rule::ScaleDownCapped,
+                        format!("{c} → {highest} capped at {floor}"),
+                    )
+                    .vertex(v)
+                    .input("current", f64::from(c))
+                    .input("required", f64::from(highest))
+                    .input("max_scale_down_factor", policy.max_scale_down_factor),
+                );
+            }
+            (v.clone(), highest.max(floor))
+        })
+        .collect();
+    if parallelism.iter().all(|(v, p)| *p >= cur(v)) {
+        // the window's highest recommendation is today's parallelism: start afresh
+        return Shaped {
+            parallelism,
+            window: None,
+            reasons,
+            hold: Some(Reason::new(
+                Rule::ScaleDownDelayed,
+                "highest recommendation in the scale-down window is the current parallelism",
+            )),
+        };
+    }
+    Shaped {
+        parallelism,
+        window: Some(w),
+        reasons,
+        hold: None,
+    }
+}
