@@ -4,7 +4,9 @@
 //! parallelism). Applied by snapshot and restart (AWS docs, "how-scaling-auto").
 
 use super::{
-    constants::{AWS_SCALE_DOWN_CPU, AWS_SCALE_DOWN_MINUTES, AWS_SCALE_UP_CPU, AWS_SCALE_UP_MINUTES},
+    constants::{
+        AWS_SCALE_DOWN_CPU, AWS_SCALE_DOWN_MINUTES, AWS_SCALE_UP_CPU, AWS_SCALE_UP_MINUTES,
+    },
     job::{Actuation, JobView, Target},
     policy::SimPolicy,
 };
@@ -25,7 +27,12 @@ pub struct AwsCpu {
 
 impl AwsCpu {
     /// The rule for a job configured at `min_parallelism`.
-    pub fn new(min_parallelism: u32, max_parallelism: u32, slots_per_tm: u32, vertices: usize) -> Self {
+    pub fn new(
+        min_parallelism: u32,
+        max_parallelism: u32,
+        slots_per_tm: u32,
+        vertices: usize,
+    ) -> Self {
         Self {
             min_parallelism,
             max_parallelism,

@@ -102,3 +102,7 @@ pub const FIXED_PEAK_UTILIZATION: f64 = 0.8;
 
 /// Baseline CPU load of an idle TaskManager (JVM, network threads, metrics). Assumption.
 pub const CPU_IDLE: f64 = 0.05;
+
+/// Tick of our scaler's runtime: one decision per HPA sync (15 s), the cadence at which
+/// KEDA asks for the metric. Assumption matching the runtime's default.
+pub const OURS_TICK_S: f64 = 15.0;

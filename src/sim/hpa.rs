@@ -122,7 +122,10 @@ mod tests {
             t += 15.0;
         }
         let d = down_at.unwrap_or(f64::INFINITY);
-        assert!(d >= 15.0 + HPA_SCALE_DOWN_STABILIZATION_S, "scaled down at {d}");
+        assert!(
+            d >= 15.0 + HPA_SCALE_DOWN_STABILIZATION_S,
+            "scaled down at {d}"
+        );
         assert!(first_down.is_some());
     }
 }

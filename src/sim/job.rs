@@ -281,7 +281,8 @@ impl JobModel {
             Actuation::InPlace | Actuation::Reactive => {
                 self.set_task_managers(t, tms);
                 if self.actuation == Actuation::InPlace {
-                    let changed = self.pending.as_ref().map(|(p, _)| p) != Some(&target.parallelism);
+                    let changed =
+                        self.pending.as_ref().map(|(p, _)| p) != Some(&target.parallelism);
                     if target.parallelism == self.parallelism {
                         self.pending = None;
                         self.trigger_at = None;
@@ -313,7 +314,10 @@ impl JobModel {
         match self.actuation {
             Actuation::Reactive => {
                 self.parallelism = self.reactive_parallelism();
-                self.pause(t, HEARTBEAT_TIMEOUT_S + IN_PLACE_PAUSE_S + KAFKA_REBALANCE_S);
+                self.pause(
+                    t,
+                    HEARTBEAT_TIMEOUT_S + IN_PLACE_PAUSE_S + KAFKA_REBALANCE_S,
+                );
                 self.counters.rescales += 1;
                 self.events.push((t, EventKind::Rescale));
             }
@@ -321,8 +325,13 @@ impl JobModel {
                 let slots = self.slots();
                 if self.parallelism.iter().any(|p| *p > slots) {
                     // a TaskManager with running tasks was removed: heartbeat timeout, failover
-                    self.parallelism.iter_mut().for_each(|p| *p = (*p).min(slots));
-                    self.pause(t, HEARTBEAT_TIMEOUT_S + IN_PLACE_PAUSE_S + KAFKA_REBALANCE_S);
+                    self.parallelism
+                        .iter_mut()
+                        .for_each(|p| *p = (*p).min(slots));
+                    self.pause(
+                        t,
+                        HEARTBEAT_TIMEOUT_S + IN_PLACE_PAUSE_S + KAFKA_REBALANCE_S,
+                    );
                     self.counters.restarts += 1;
                     self.events.push((t, EventKind::Failover));
                 }
@@ -412,7 +421,10 @@ impl JobModel {
         let bottleneck = busy
             .iter()
             .enumerate()
-            .fold((0, 0.0), |acc, (i, b)| if *b > acc.1 { (i, *b) } else { acc })
+            .fold(
+                (0, 0.0),
+                |acc, (i, b)| if *b > acc.1 { (i, *b) } else { acc },
+            )
             .0;
         let saturated = !restarting && processed >= capacity * 0.999;
         let backpressure: Vec<f64> = busy
@@ -471,7 +483,13 @@ mod tests {
     fn in_place_rescale_waits_for_task_managers_and_checkpoint() {
         let spec = JobSpec::default();
         let mut job = JobModel::new(spec, Actuation::InPlace, vec![4, 4, 4], 2);
-        job.apply(0.0, &Target { parallelism: vec![8, 8, 8], task_managers: 4 });
+        job.apply(
+            0.0,
+            &Target {
+                parallelism: vec![8, 8, 8],
+                task_managers: 4,
+            },
+        );
         let mut t = 0.0;
         while t < TM_STARTUP_S {
             let v = job.advance(t, 1_000.0, 5.0);
@@ -492,7 +510,13 @@ mod tests {
     fn removing_a_busy_task_manager_fails_over() {
         let spec = JobSpec::default();
         let mut job = JobModel::new(spec, Actuation::InPlace, vec![8, 8, 8], 4);
-        job.apply(0.0, &Target { parallelism: vec![8, 8, 8], task_managers: 2 });
+        job.apply(
+            0.0,
+            &Target {
+                parallelism: vec![8, 8, 8],
+                task_managers: 2,
+            },
+        );
         assert_eq!(job.counters.restarts, 1);
         assert_eq!(job.parallelism, vec![4, 4, 4]);
     }

@@ -57,9 +57,7 @@ impl OperatorAutoscaler {
 
     /// Smallest divisor of `max_p` that is ≥ `p` (EVENLY_SPREAD alignment).
     fn align(p: u32, max_p: u32) -> u32 {
-        (p.max(1)..=max_p)
-            .find(|d| max_p % d == 0)
-            .unwrap_or(max_p)
+        (p.max(1)..=max_p).find(|d| max_p % d == 0).unwrap_or(max_p)
     }
 
     fn evaluate(&mut self, view: &JobView) -> Option<Vec<u32>> {
@@ -90,7 +88,11 @@ impl OperatorAutoscaler {
         for (i, v) in self.spec.vertices.iter().enumerate() {
             let p = view.parallelism[i];
             let busy = self.samples.iter().map(|s| s.busy[i]).sum::<f64>() / n;
-            let tpr = if busy > 0.0 { avg_rate / busy } else { f64::INFINITY };
+            let tpr = if busy > 0.0 {
+                avg_rate / busy
+            } else {
+                f64::INFINITY
+            };
             let up_bound = catch_up + target_rate / u_max;
             let down_bound = if u_min > 0.0 {
                 catch_up + restart_term + target_rate / u_min
@@ -105,7 +107,9 @@ impl OperatorAutoscaler {
             } else {
                 1.0 - OPERATOR_SCALE_DOWN_MAX_FACTOR
             };
-            let raw = (factor * f64::from(p)).ceil().clamp(1.0, f64::from(v.max_parallelism));
+            let raw = (factor * f64::from(p))
+                .ceil()
+                .clamp(1.0, f64::from(v.max_parallelism));
             new.push(Self::align(raw as u32, v.max_parallelism));
         }
         out_of_bounds.then_some(new)
@@ -133,10 +137,18 @@ impl SimPolicy for OperatorAutoscaler {
         }
         self.next_loop = now + OPERATOR_LOOP_S;
         // RUNNING newer than the oldest sample ⇒ restarted: history cleared
-        if view.restarting || self.samples.front().is_some_and(|s| s.t < view.running_since) {
+        if view.restarting
+            || self
+                .samples
+                .front()
+                .is_some_and(|s| s.t < view.running_since)
+        {
             self.samples.clear();
         }
-        if view.restarting || view.rescale_pending || now - view.running_since < OPERATOR_STABILIZATION_S {
+        if view.restarting
+            || view.rescale_pending
+            || now - view.running_since < OPERATOR_STABILIZATION_S
+        {
             return None;
         }
         self.samples.push_back(Sample {

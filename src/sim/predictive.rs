@@ -42,12 +42,18 @@ pub fn predictive_floor(
         .iter()
         .copied()
         .filter(|r| r.is_finite() && *r >= 0.0)
-        .fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))))?;
+        .fold(None, |acc: Option<f64>, r| {
+            Some(acc.map_or(r, |a| a.max(r)))
+        })?;
     if !(rate_per_task_manager.is_finite() && rate_per_task_manager > 0.0 && headroom.is_finite()) {
         return None;
     }
     let n = (peak * headroom.max(0.0) / rate_per_task_manager).ceil();
-    Some(if n >= 1.0 { n.min(f64::from(u32::MAX)) as u32 } else { 1 })
+    Some(if n >= 1.0 {
+        n.min(f64::from(u32::MAX)) as u32
+    } else {
+        1
+    })
 }
 
 #[cfg(test)]
