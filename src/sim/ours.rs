@@ -187,7 +187,7 @@ impl Ours {
     }
 
     /// The predictive floor at `now`, if configured and history exists.
-    fn floor(&self, now: f64) -> Option<u32> {
+    fn floor(&self, now: f64, current_rate: f64) -> Option<u32> {
         let (cfg, trace) = self.predictive.as_ref()?;
         let from = now - cfg.period_s;
         if from < 0.0 {
@@ -200,7 +200,7 @@ impl Ours {
         let per_tm = self
             .spec
             .rate_per_task_manager(self.policy.target_utilization);
-        predictive_floor(&past, cfg.headroom, per_tm)
+        predictive_floor(&past, current_rate, cfg, per_tm)
     }
 }
 
@@ -235,7 +235,7 @@ impl SimPolicy for Ours {
             self.next_tick = now + OURS_TICK_S;
             let obs = self.observe(view, now);
             let mut policy = self.policy.clone();
-            if let Some(floor) = self.floor(now) {
+            if let Some(floor) = self.floor(now, view.input_rate) {
                 policy.schedules.push(Schedule {
                     name: "predictive".to_string(),
                     cron: "0 * * * * *".to_string(),

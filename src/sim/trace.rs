@@ -20,7 +20,8 @@ pub struct Trace {
 pub enum BuiltinTrace {
     /// 4 h: 4 000 rec/s, a 3× step to 12 000 rec/s for 1 h, back down.
     Step,
-    /// 2 days: daily sine (trough at 03:00) plus a sharp 09:00 morning peak.
+    /// 2 days: daily sine (trough 03:00, peak 15:00) plus a sharp 09:00 morning peak that
+    /// rises within ~5 min and decays over 90 min.
     Diurnal,
     /// 4 h: 4 000 rec/s with short seeded bursts of 2.5–3.5× lasting 1–5 min.
     Spikes,
@@ -90,12 +91,12 @@ fn diurnal() -> Vec<(f64, f64)> {
         .map(|i| {
             let t = f64::from(i) * 60.0;
             let day_phase = (t % DAY) / DAY;
-            let hour = (t % DAY) / HOUR;
             // daily sine, trough at 03:00, peak at 15:00
             let sine = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * (day_phase - 0.125)).cos());
-            // morning peak at 09:00, σ = 40 min
-            let z = (hour - 9.0) / (40.0 / 60.0);
-            let morning = (-0.5 * z * z).exp();
+            // morning peak: a sharp rise at 09:00 (logistic, 1 min time constant) that
+            // decays over 90 min (market open, morning push campaign)
+            let m = ((t % DAY) - 9.0 * HOUR) / 60.0;
+            let morning = 1.0 / (1.0 + (-m).exp()) * (-m.max(0.0) / 90.0).exp();
             (t, (2_000.0 + 5_000.0 * sine + 6_000.0 * morning).round())
         })
         .collect()
