@@ -39,7 +39,7 @@ pub use job::{Actuation, JobSpec, JobView, Target, VertexSpec};
 pub use policy::SimPolicy;
 pub use predictive::{predictive_floor, PredictiveConfig};
 pub use report::{Point, PolicyResult, Report};
-pub use trace::{load_csv, BuiltinTrace, Trace};
+pub use trace::{load_csv, write_builtin_traces, BuiltinTrace, Trace};
 
 use crate::core::Policy;
 

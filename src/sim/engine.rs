@@ -83,8 +83,10 @@ pub fn initial(trace: &Trace, config: &SimConfig) -> (u32, u32) {
 pub fn simulate(trace: &Trace, config: &SimConfig) -> Report {
     let results = policies(trace, config)
         .into_iter()
-        .enumerate()
-        .map(|(i, p)| run_one(trace, config, p, i as u64))
+        .map(|p| {
+            let salt = noise_salt(&p.name());
+            run_one(trace, config, p, salt)
+        })
         .collect();
     Report {
         trace: trace.name.clone(),
@@ -93,6 +95,17 @@ pub fn simulate(trace: &Trace, config: &SimConfig) -> Report {
         sample_every_s: config.sample_every_s,
         policies: results,
     }
+}
+
+/// Seed salt of a policy's measurement-noise stream: FNV-1a of its name without the
+/// `-predictive` suffix, so ours with and without pre-scaling see identical noise and their
+/// difference is the floor alone.
+fn noise_salt(name: &str) -> u64 {
+    name.trim_end_matches("-predictive")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 fn noisy(view: &JobView, rng: &mut SplitMix64, sigma: f64) -> JobView {

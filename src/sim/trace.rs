@@ -223,3 +223,15 @@ pub fn load_csv(path: &Path) -> Result<Trace, SimError> {
         .unwrap_or_else(|| "trace".to_string());
     Trace::parse_csv(&name, &text)
 }
+
+/// Writes every built-in trace as `<dir>/<name>.csv` (how `traces/*.csv` are produced).
+pub fn write_builtin_traces(dir: &Path) -> Result<(), SimError> {
+    for b in BuiltinTrace::ALL {
+        let path = dir.join(format!("{}.csv", b.name()));
+        std::fs::write(&path, b.generate().to_csv()).map_err(|source| SimError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
