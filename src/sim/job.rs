@@ -445,7 +445,7 @@ impl JobModel {
         }
         let requested = self.tms_ready + self.tms_starting.len() as u32;
         self.counters.tm_seconds += f64::from(requested) * dt;
-        let view = JobView {
+        JobView {
             t,
             input_rate,
             processed_rate: processed,
@@ -459,8 +459,7 @@ impl JobModel {
             restarting,
             running_since: self.running_since,
             rescale_pending: self.pending.is_some(),
-        };
-        view
+        }
     }
 }
 
