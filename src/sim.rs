@@ -84,6 +84,16 @@ pub enum TraceSource {
     Inline(Trace),
 }
 
+impl TraceSource {
+    /// A CLI argument: a built-in name (`step`, `diurnal`, `spikes`, `noisy`) or a CSV path.
+    pub fn from_arg(arg: &str) -> Self {
+        match BuiltinTrace::from_name(arg) {
+            Some(b) => TraceSource::Builtin(b),
+            None => TraceSource::File(PathBuf::from(arg)),
+        }
+    }
+}
+
 /// Simulator configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {

@@ -56,6 +56,10 @@ fn step_restart_based_policies_violate_the_slo_longer_than_in_place_ones() {
     );
     assert!(rs.downtime_s > ip.downtime_s);
     assert!(rs.restarts > ip.restarts);
+    // in-place actuation never restarts the job (no failover from TaskManager removal)
+    for name in ["fixed-peak", "operator-inplace", "ours"] {
+        assert_eq!(r.policy(name).expect(name).restarts, 0, "{name}");
+    }
 }
 
 #[test]

@@ -70,3 +70,34 @@ fn user_csv_errors_name_the_line() {
         Err(SimError::EmptyTrace(_))
     ));
 }
+
+#[test]
+fn cli_trace_argument_picks_builtin_or_file() {
+    use flink_keda_scaler::sim::TraceSource;
+    assert_eq!(
+        TraceSource::from_arg("diurnal"),
+        TraceSource::Builtin(BuiltinTrace::Diurnal)
+    );
+    let user = traces_dir().join("step.csv");
+    let arg = user.to_string_lossy().into_owned();
+    assert_eq!(TraceSource::from_arg(&arg), TraceSource::File(user.clone()));
+    let cfg = flink_keda_scaler::sim::SimConfig {
+        trace: TraceSource::from_arg(&arg),
+        ..Default::default()
+    };
+    let from_file = flink_keda_scaler::sim::run(&cfg).expect("runs");
+    let builtin = flink_keda_scaler::sim::run(&flink_keda_scaler::sim::SimConfig {
+        trace: TraceSource::Builtin(BuiltinTrace::Step),
+        ..Default::default()
+    })
+    .expect("runs");
+    assert_eq!(from_file, builtin);
+    let missing = flink_keda_scaler::sim::SimConfig {
+        trace: TraceSource::from_arg("/nonexistent/trace.csv"),
+        ..Default::default()
+    };
+    assert!(matches!(
+        flink_keda_scaler::sim::run(&missing),
+        Err(SimError::Io { .. })
+    ));
+}

@@ -106,3 +106,8 @@ pub const CPU_IDLE: f64 = 0.05;
 /// Tick of our scaler's runtime: one decision per HPA sync (15 s), the cadence at which
 /// KEDA asks for the metric. Assumption matching the runtime's default.
 pub const OURS_TICK_S: f64 = 15.0;
+
+/// `resourcemanager.taskmanager-timeout` default 30 s: Flink's native resource manager
+/// releases a TaskManager once it has been idle this long (Flink configuration docs). Used
+/// for the operator's in-place mode, where Flink, not KEDA, owns the TaskManager pods.
+pub const TM_IDLE_TIMEOUT_S: f64 = 30.0;

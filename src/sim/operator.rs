@@ -14,7 +14,7 @@ use super::{
         OPERATOR_BACKLOG_THRESHOLD_S, OPERATOR_CATCH_UP_S, OPERATOR_LOOP_S,
         OPERATOR_METRICS_WINDOW_S, OPERATOR_RESTART_TIME_S, OPERATOR_SCALE_DOWN_INTERVAL_S,
         OPERATOR_SCALE_DOWN_MAX_FACTOR, OPERATOR_STABILIZATION_S, OPERATOR_TARGET_UTILIZATION,
-        OPERATOR_UTILIZATION_BOUNDARY,
+        OPERATOR_UTILIZATION_BOUNDARY, TM_IDLE_TIMEOUT_S,
     },
     job::{Actuation, JobSpec, JobView, Target},
     policy::SimPolicy,
@@ -39,6 +39,7 @@ pub struct OperatorAutoscaler {
     samples: VecDeque<Sample>,
     scale_down_since: Option<f64>,
     scale_down_highest: Vec<u32>,
+    release: Option<(Vec<u32>, Option<f64>)>,
 }
 
 impl OperatorAutoscaler {
@@ -52,6 +53,7 @@ impl OperatorAutoscaler {
             samples: VecDeque::new(),
             scale_down_since: None,
             scale_down_highest: Vec::new(),
+            release: None,
         }
     }
 
@@ -116,6 +118,26 @@ impl OperatorAutoscaler {
     }
 }
 
+impl OperatorAutoscaler {
+    /// In-place mode: TaskManagers freed by a scale-down are released by Flink's resource
+    /// manager `TM_IDLE_TIMEOUT_S` after the job runs at the lower parallelism.
+    fn release_idle(&mut self, view: &JobView, now: f64) -> Option<Target> {
+        let (p, since) = self.release.as_mut()?;
+        if view.parallelism != *p || view.rescale_pending || view.restarting {
+            return None;
+        }
+        let since = *since.get_or_insert(now);
+        if now - since < TM_IDLE_TIMEOUT_S {
+            return None;
+        }
+        let (p, _) = self.release.take()?;
+        Some(Target {
+            task_managers: self.spec.task_managers_for(&p),
+            parallelism: p,
+        })
+    }
+}
+
 impl SimPolicy for OperatorAutoscaler {
     fn name(&self) -> String {
         if self.in_place {
@@ -132,6 +154,9 @@ impl SimPolicy for OperatorAutoscaler {
         }
     }
     fn step(&mut self, view: &JobView, now: f64) -> Option<Target> {
+        if let Some(t) = self.release_idle(view, now) {
+            return Some(t);
+        }
         if now < self.next_loop {
             return None;
         }
@@ -194,8 +219,17 @@ impl SimPolicy for OperatorAutoscaler {
             return None;
         }
         self.samples.clear();
+        let needed = self.spec.task_managers_for(&chosen);
+        let task_managers = if self.in_place && needed < view.tms_requested {
+            // Flink releases the freed TaskManagers itself once they are idle
+            self.release = Some((chosen.clone(), None));
+            view.tms_requested
+        } else {
+            self.release = None;
+            needed
+        };
         Some(Target {
-            task_managers: self.spec.task_managers_for(&chosen),
+            task_managers,
             parallelism: chosen,
         })
     }
