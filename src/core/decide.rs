@@ -231,7 +231,8 @@ fn settle(
             .input("max", f64::from(hi)),
         );
         parallelism = fit_to_task_managers(topology, &parallelism, slots, hi);
-        tms = task_managers_for(topology, &parallelism, slots).min(hi);
+        // the job gets every TaskManager it may have; rounding leaves spare slots at most
+        tms = hi;
     }
     let bounds = schedule::bounds(policy, now);
     if let Some((ceiling, name)) = &bounds.ceiling {
@@ -246,7 +247,7 @@ fn settle(
                 .input("ceiling", f64::from(ceiling)),
             );
             parallelism = fit_to_task_managers(topology, &parallelism, slots, ceiling);
-            tms = task_managers_for(topology, &parallelism, slots).min(ceiling);
+            tms = ceiling;
         }
     }
     if let Some((floor, name)) = &bounds.floor {
