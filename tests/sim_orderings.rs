@@ -180,4 +180,7 @@ fn predictive_pre_scaling_beats_reactive_only_on_the_diurnal_trace() {
         .position(|(a, b)| a != b)
         .unwrap_or(usize::MAX);
     assert!(first_floor >= day1_end);
+    // and with a tighter SLO the gap holds
+    let tight = run(BuiltinTrace::Diurnal, |c| c.lag_slo_s = 15.0);
+    assert!(above(&tight, "ours-predictive") < above(&tight, "ours"));
 }

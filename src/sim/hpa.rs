@@ -44,7 +44,9 @@ impl Hpa {
         self.next_sync = now + HPA_SYNC_PERIOD_S;
         let current = self.replicas.max(1);
         let ratio = usage / (target * f64::from(current));
-        let raw = if (1.0 - ratio).abs() <= self.tolerance || !ratio.is_finite() {
+        // Kubernetes ≥ 1.33 `Tolerances.isWithin`: (1 − tol) ≤ ratio ≤ (1 + tol)
+        let within = (1.0 - self.tolerance) <= ratio && ratio <= (1.0 + self.tolerance);
+        let raw = if within || !ratio.is_finite() {
             current
         } else {
             let d = (usage / target).ceil();
