@@ -14,13 +14,7 @@ use flink_keda_scaler::telemetry::LogFormat;
 #[command(name = "flink-keda-scaler", version, about, long_about = None)]
 pub struct Cli {
     /// Log format.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "pretty",
-        env = "FKS_LOG_FORMAT"
-    )]
+    #[arg(long, global = true, value_enum, default_value = "pretty", env = "FKS_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]

@@ -26,22 +26,10 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = load(path)?;
     println!("{}: OK", path.display());
-    println!(
-        "  grpc: {}  http: {}",
-        config.grpc.listen_address, config.http.listen_address
-    );
+    println!("  grpc: {}  http: {}", config.grpc.listen_address, config.http.listen_address);
     println!(
         "  prometheus servers: {}",
-        if config.prometheus.is_empty() {
-            "none".to_string()
-        } else {
-            config
-                .prometheus
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+        if config.prometheus.is_empty() { "none".to_string() } else { config.prometheus.keys().cloned().collect::<Vec<_>>().join(", ") }
     );
     let mut names: Vec<Option<&str>> = config.policies.keys().map(|k| Some(k.as_str())).collect();
     if !config.policies.contains_key("default") {

@@ -309,17 +309,11 @@ impl Config {
         if self.grpc.listen_address == self.http.listen_address {
             return Err(ConfigError::invalid(
                 "http.listenAddress",
-                format!(
-                    "must differ from grpc.listenAddress ({})",
-                    self.grpc.listen_address
-                ),
+                format!("must differ from grpc.listenAddress ({})", self.grpc.listen_address),
             ));
         }
         if self.evaluation.interval < Duration::from_secs(1) {
-            return Err(ConfigError::invalid(
-                "evaluation.interval",
-                "must be at least 1s",
-            ));
+            return Err(ConfigError::invalid("evaluation.interval", "must be at least 1s"));
         }
         if self.flink.timeout.is_zero() {
             return Err(ConfigError::invalid("flink.timeout", "must be > 0"));
@@ -356,10 +350,7 @@ impl Config {
                 let spec = self.policies.get(n).ok_or_else(|| {
                     ConfigError::invalid(
                         "policy",
-                        format!(
-                            "no policy named '{n}' in the config (known: {})",
-                            self.known_policies()
-                        ),
+                        format!("no policy named '{n}' in the config (known: {})", self.known_policies()),
                     )
                 })?;
                 spec.to_policy(&format!("policies.{n}"))

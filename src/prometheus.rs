@@ -23,10 +23,7 @@ impl ServerSettings {
     /// Validates.
     pub fn validate(&self, path: &str) -> Result<(), SettingsError> {
         if !matches!(self.url.scheme(), "http" | "https") {
-            return Err(SettingsError {
-                path: format!("{path}.url"),
-                message: "must be http or https".into(),
-            });
+            return Err(SettingsError { path: format!("{path}.url"), message: "must be http or https".into() });
         }
         Ok(())
     }

@@ -18,11 +18,7 @@ pub enum RuntimeError {
 }
 
 /// Runs the scaler until SIGINT/SIGTERM.
-pub async fn serve(
-    config: Config,
-    grpc: Option<SocketAddr>,
-    http: Option<SocketAddr>,
-) -> Result<(), RuntimeError> {
+pub async fn serve(config: Config, grpc: Option<SocketAddr>, http: Option<SocketAddr>) -> Result<(), RuntimeError> {
     let _ = (config, grpc, http);
     Ok(())
 }

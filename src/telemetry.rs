@@ -19,11 +19,7 @@ pub fn init(format: LogFormat) {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (e.g. in tests) is not an error worth failing for.
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }

@@ -31,8 +31,7 @@ fn example_configs_are_valid() {
         let cfg = Config::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         // every named policy resolves
         for name in cfg.policies.keys() {
-            cfg.policy(Some(name))
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            cfg.policy(Some(name)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         }
     }
 }
@@ -46,74 +45,40 @@ fn example_config_resolves_expected_values() {
     assert_eq!((p.min_task_managers, p.max_task_managers), (2, 20));
     assert_eq!(p.schedules.len(), 1);
     assert_eq!(p.schedules[0].task_managers, 6);
-    assert_eq!(
-        p.schedules[0].duration,
-        std::time::Duration::from_secs(3 * 3600)
-    );
+    assert_eq!(p.schedules[0].duration, std::time::Duration::from_secs(3 * 3600));
     let d = cfg.policy(None).expect("default");
     assert_eq!(d.cooldown, std::time::Duration::from_secs(60));
-    assert!(cfg
-        .policy(Some("nope"))
-        .expect_err("unknown policy")
-        .to_string()
-        .contains("no policy named 'nope'"));
+    assert!(cfg.policy(Some("nope")).expect_err("unknown policy").to_string().contains("no policy named 'nope'"));
 }
 
 #[test]
 fn invalid_configs_name_the_field_path() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/invalid");
     let files = yaml_files(&dir);
-    assert!(
-        files.len() >= 8,
-        "expected negative fixtures, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 8, "expected negative fixtures, found {}", files.len());
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
         let expect = expectation(&text);
         let err = Config::parse(&text).expect_err(&format!("{} must be rejected", f.display()));
         let msg = err.to_string();
-        assert!(
-            msg.starts_with(&expect),
-            "{}: expected error starting with {expect:?}, got {msg:?}",
-            f.display()
-        );
+        assert!(msg.starts_with(&expect), "{}: expected error starting with {expect:?}, got {msg:?}", f.display());
     }
 }
 
 #[test]
 fn check_config_cli_reports_field_path_and_fails() {
     let bin = env!("CARGO_BIN_EXE_flink-keda-scaler");
-    let bad = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/config/invalid/target-utilization.yaml");
-    let out = Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .expect("run");
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/invalid/target-utilization.yaml");
+    let out = Command::new(bin).args(["check-config", "--config"]).arg(&bad).output().expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("policies.default.targetUtilization: must be in (0, 1]"),
-        "stderr: {stderr}"
-    );
+    assert!(stderr.contains("policies.default.targetUtilization: must be in (0, 1]"), "stderr: {stderr}");
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scaler.yaml");
-    let out = Command::new(bin)
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(bin).args(["check-config", "--config"]).arg(&good).output().expect("run");
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("policy peak-hours: targetUtilization=0.6"),
-        "stdout: {stdout}"
-    );
+    assert!(stdout.contains("policy peak-hours: targetUtilization=0.6"), "stdout: {stdout}");
 }
 
 #[test]
@@ -121,9 +86,7 @@ fn secrets_are_not_inline() {
     // A password/token field inline must be rejected as an unknown field: secrets come
     // from files or env only.
     let text = "prometheus:\n  default:\n    url: http://p:9090\n    password: hunter2\n";
-    let err = Config::parse(text)
-        .expect_err("inline secret rejected")
-        .to_string();
+    let err = Config::parse(text).expect_err("inline secret rejected").to_string();
     assert!(err.starts_with("prometheus.default"), "{err}");
     assert!(!err.contains("hunter2"), "secret leaked into error: {err}");
 }

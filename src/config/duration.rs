@@ -8,9 +8,7 @@ use serde::{Deserialize, Deserializer};
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration '{s}': {e} (use e.g. 30s, 5m, 1h)"
-        ))
+        serde::de::Error::custom(format!("invalid duration '{s}': {e} (use e.g. 30s, 5m, 1h)"))
     })
 }
 
@@ -25,9 +23,7 @@ pub mod option {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| {
             humantime::parse_duration(&s).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration '{s}': {e} (use e.g. 30s, 5m, 1h)"
-                ))
+                serde::de::Error::custom(format!("invalid duration '{s}': {e} (use e.g. 30s, 5m, 1h)"))
             })
         })
         .transpose()

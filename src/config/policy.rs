@@ -93,10 +93,7 @@ fn in_unit(path: &str, v: f64, open_low: bool, closed_high: bool) -> Result<f64,
     } else {
         let lo = if open_low { "(0" } else { "[0" };
         let hi = if closed_high { "1]" } else { "1)" };
-        Err(ConfigError::invalid(
-            path,
-            format!("must be in {lo}, {hi}, got {v}"),
-        ))
+        Err(ConfigError::invalid(path, format!("must be in {lo}, {hi}, got {v}")))
     }
 }
 
@@ -129,24 +126,15 @@ impl PolicySpec {
             Some(v) => in_unit(&p("maxScaleDownFactor"), v, true, false)?,
             None => d.max_scale_down_factor,
         };
-        let positive =
-            |f: &str, v: Option<Duration>, def: Duration| -> Result<Duration, ConfigError> {
-                match v {
-                    Some(x) if x.is_zero() => Err(ConfigError::invalid(p(f), "must be > 0")),
-                    Some(x) => Ok(x),
-                    None => Ok(def),
-                }
-            };
-        let catch_up_duration = positive(
-            "catchUpDuration",
-            self.catch_up_duration,
-            d.catch_up_duration,
-        )?;
-        let backlog_threshold = positive(
-            "backlogThreshold",
-            self.backlog_threshold,
-            d.backlog_threshold,
-        )?;
+        let positive = |f: &str, v: Option<Duration>, def: Duration| -> Result<Duration, ConfigError> {
+            match v {
+                Some(x) if x.is_zero() => Err(ConfigError::invalid(p(f), "must be > 0")),
+                Some(x) => Ok(x),
+                None => Ok(def),
+            }
+        };
+        let catch_up_duration = positive("catchUpDuration", self.catch_up_duration, d.catch_up_duration)?;
+        let backlog_threshold = positive("backlogThreshold", self.backlog_threshold, d.backlog_threshold)?;
         let min_task_managers = self.min_task_managers.unwrap_or(d.min_task_managers);
         if min_task_managers == 0 {
             return Err(ConfigError::invalid(
@@ -154,31 +142,19 @@ impl PolicySpec {
                 "must be >= 1 (Flink cannot run a job on zero TaskManagers; suspend the job instead)",
             ));
         }
-        let max_task_managers = self
-            .max_task_managers
-            .unwrap_or(d.max_task_managers.max(min_task_managers));
+        let max_task_managers = self.max_task_managers.unwrap_or(d.max_task_managers.max(min_task_managers));
         if max_task_managers < min_task_managers {
             return Err(ConfigError::invalid(
                 p("maxTaskManagers"),
-                format!(
-                    "must be >= minTaskManagers ({min_task_managers}), got {max_task_managers}"
-                ),
+                format!("must be >= minTaskManagers ({min_task_managers}), got {max_task_managers}"),
             ));
         }
         if self.slots_per_task_manager == Some(0) {
-            return Err(ConfigError::invalid(
-                p("slotsPerTaskManager"),
-                "must be >= 1",
-            ));
+            return Err(ConfigError::invalid(p("slotsPerTaskManager"), "must be >= 1"));
         }
-        let max_rescales_per_hour = self
-            .max_rescales_per_hour
-            .unwrap_or(d.max_rescales_per_hour);
+        let max_rescales_per_hour = self.max_rescales_per_hour.unwrap_or(d.max_rescales_per_hour);
         if max_rescales_per_hour == 0 {
-            return Err(ConfigError::invalid(
-                p("maxRescalesPerHour"),
-                "must be >= 1",
-            ));
+            return Err(ConfigError::invalid(p("maxRescalesPerHour"), "must be >= 1"));
         }
         let io_bound_cpu_max = match self.io_bound_cpu_max {
             Some(v) => in_unit(&p("ioBoundCpuMax"), v, true, true)?,
@@ -193,10 +169,7 @@ impl PolicySpec {
                 ));
             }
             if query.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{path}.queries.{signal}"),
-                    "must not be empty",
-                ));
+                return Err(ConfigError::invalid(format!("{path}.queries.{signal}"), "must not be empty"));
             }
             let _ = i;
         }
@@ -238,31 +211,23 @@ impl PolicySpec {
 impl ScheduleSpec {
     fn to_schedule(&self, path: &str) -> Result<Schedule, ConfigError> {
         if self.name.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{path}.name"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::invalid(format!("{path}.name"), "must not be empty"));
         }
-        let (kind, task_managers) =
-            match (self.min_task_managers, self.max_task_managers) {
-                (Some(n), None) => (ScheduleKind::Floor, n),
-                (None, Some(n)) => (ScheduleKind::Ceiling, n),
-                _ => return Err(ConfigError::invalid(
+        let (kind, task_managers) = match (self.min_task_managers, self.max_task_managers) {
+            (Some(n), None) => (ScheduleKind::Floor, n),
+            (None, Some(n)) => (ScheduleKind::Ceiling, n),
+            _ => {
+                return Err(ConfigError::invalid(
                     path,
                     "set exactly one of minTaskManagers (a floor) or maxTaskManagers (a ceiling)",
-                )),
-            };
+                ))
+            }
+        };
         if task_managers == 0 {
-            return Err(ConfigError::invalid(
-                path,
-                "the TaskManager count must be >= 1",
-            ));
+            return Err(ConfigError::invalid(path, "the TaskManager count must be >= 1"));
         }
         if self.duration.is_zero() {
-            return Err(ConfigError::invalid(
-                format!("{path}.duration"),
-                "must be > 0",
-            ));
+            return Err(ConfigError::invalid(format!("{path}.duration"), "must be > 0"));
         }
         let schedule = Schedule {
             name: self.name.clone(),
