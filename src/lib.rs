@@ -28,4 +28,5 @@ pub mod keda;
 pub mod kube;
 pub mod prometheus;
 pub mod runtime;
+pub mod sim;
 pub mod telemetry;

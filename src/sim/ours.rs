@@ -1,0 +1,286 @@
+//! Policy 5, ours: every tick, build a core [`Observation`] from the model (busy time,
+//! rates, back-pressure, pendingRecords, lag growth, CPU, all averaged over a `[1m]`
+//! window as the Prometheus queries would), call [`crate::core::decide`], apply the
+//! target parallelism in place (the PUT) and report the target TaskManager count to KEDA,
+//! whose HPA (10 % tolerance, 5 min scale-down stabilization) sets the replicas. The
+//! reported count never drops below what the running parallelism needs, so TaskManagers
+//! go away only after the job runs at the lower parallelism. With
+//! [`PredictiveConfig`] a TaskManager floor from yesterday's input (a dynamic schedule
+//! floor in the core policy) pre-scales ahead of recurring peaks.
+
+use std::{collections::VecDeque, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{
+    constants::{OBS_WINDOW_S, OURS_TICK_S},
+    hpa::Hpa,
+    job::{Actuation, JobSpec, JobView, Target},
+    policy::SimPolicy,
+    predictive::{predictive_floor, PredictiveConfig},
+    trace::Trace,
+};
+use crate::core::{
+    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, Schedule, ScheduleKind,
+    ShipStrategy, TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
+};
+
+/// Simulation time 0 as a wall-clock instant (a Monday, 00:00 UTC), so daily traces line up
+/// with calendar days.
+pub fn epoch() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Simulation seconds as an instant.
+pub fn instant(t: f64) -> DateTime<Utc> {
+    epoch() + chrono::Duration::milliseconds((t * 1000.0).round() as i64)
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    t: f64,
+    rate: f64,
+    busy: Vec<f64>,
+    backpressure: Vec<f64>,
+    cpu: f64,
+    lag: f64,
+}
+
+/// Our scaler under simulation.
+#[derive(Debug, Clone)]
+pub struct Ours {
+    policy: Policy,
+    spec: JobSpec,
+    ids: Vec<VertexId>,
+    state: JobState,
+    window: VecDeque<Sample>,
+    next_tick: f64,
+    desired: Option<Vec<u32>>,
+    target_tms: Option<u32>,
+    hpa: Hpa,
+    predictive: Option<(PredictiveConfig, Trace)>,
+    last: Option<Target>,
+    /// Decisions taken (ticks where `decide` ran).
+    pub decisions: u32,
+}
+
+impl Ours {
+    /// Our scaler with core `policy` for `spec`, starting at `replicas` TaskManagers;
+    /// `predictive` adds the floor from the trace's own history.
+    pub fn new(
+        policy: Policy,
+        spec: JobSpec,
+        replicas: u32,
+        predictive: Option<(PredictiveConfig, Trace)>,
+    ) -> Self {
+        let ids = (0..spec.vertices.len())
+            .map(|i| VertexId::new(format!("{:032x}", 0xa0 + i)))
+            .collect();
+        let hpa = Hpa::new(replicas, policy.min_task_managers, policy.max_task_managers);
+        Self {
+            policy,
+            spec,
+            ids,
+            state: JobState::default(),
+            window: VecDeque::new(),
+            next_tick: OURS_TICK_S,
+            desired: None,
+            target_tms: None,
+            hpa,
+            predictive,
+            last: None,
+            decisions: 0,
+        }
+    }
+
+    fn topology(&self, parallelism: &[u32]) -> Topology {
+        let vertices = self
+            .spec
+            .vertices
+            .iter()
+            .zip(&self.ids)
+            .zip(parallelism)
+            .map(|((v, id), p)| Vertex {
+                id: id.clone(),
+                name: v.name.clone(),
+                parallelism: *p,
+                max_parallelism: v.max_parallelism,
+                slot_sharing_group: None,
+            })
+            .collect();
+        let edges = self
+            .ids
+            .windows(2)
+            .zip(self.spec.vertices.iter().skip(1))
+            .map(|(w, v)| Edge {
+                from: w[0].clone(),
+                to: w[1].clone(),
+                ship_strategy: if v.keyed {
+                    ShipStrategy::Hash
+                } else {
+                    ShipStrategy::Rebalance
+                },
+            })
+            .collect();
+        Topology { vertices, edges }
+    }
+
+    /// The observation the runtime would assemble from Prometheus and Flink REST.
+    fn observe(&self, view: &JobView, now: f64) -> Observation {
+        let n = self.window.len().max(1) as f64;
+        let avg = |f: &dyn Fn(&Sample) -> f64| self.window.iter().map(f).sum::<f64>() / n;
+        let rate = avg(&|s| s.rate);
+        let cpu = avg(&|s| s.cpu);
+        let lag_growth = match (self.window.front(), self.window.back()) {
+            (Some(a), Some(b)) if b.t > a.t => (b.lag - a.lag) / (b.t - a.t),
+            _ => 0.0,
+        };
+        let vertices = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let source = i == 0;
+                let sig = VertexSignals {
+                    busy_ms_per_s: Some(1000.0 * avg(&|s| s.busy[i])),
+                    backpressured_ms_per_s: Some(1000.0 * avg(&|s| s.backpressure[i])),
+                    records_in_per_s: Some(rate),
+                    records_out_per_s: Some(rate),
+                    pending_records: source.then_some(view.lag_records),
+                    lag_growth_per_s: source.then_some(lag_growth),
+                    partitions: None,
+                };
+                (id.clone(), sig)
+            })
+            .collect();
+        let slots_total = f64::from(view.tms_ready * self.spec.slots_per_tm);
+        let used = f64::from(view.parallelism.iter().copied().max().unwrap_or(0));
+        Observation {
+            at: instant(now),
+            job_id: "sim".to_string(),
+            job_name: "simulated".to_string(),
+            status: if view.restarting {
+                JobStatus::Restarting
+            } else {
+                JobStatus::Running
+            },
+            running_since: Some(instant(view.running_since)),
+            topology: self.topology(&view.parallelism),
+            slots_per_task_manager: Some(self.spec.slots_per_tm),
+            task_managers_registered: Some(view.tms_ready),
+            vertices,
+            task_managers: (0..view.tms_ready)
+                .map(|i| TaskManagerSignals {
+                    tm_id: format!("tm-{i}"),
+                    cpu_load: Some(cpu),
+                    ..Default::default()
+                })
+                .collect(),
+            job: JobSignals {
+                slots_total: Some(slots_total),
+                slots_available: Some((slots_total - used).max(0.0)),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The predictive floor at `now`, if configured and history exists.
+    fn floor(&self, now: f64, current_rate: f64) -> Option<u32> {
+        let (cfg, trace) = self.predictive.as_ref()?;
+        let from = now - cfg.period_s;
+        if from < 0.0 {
+            return None;
+        }
+        let steps = (cfg.lead_s / 60.0).ceil().max(0.0) as u32;
+        let past: Vec<f64> = (0..=steps)
+            .map(|k| trace.rate_at(from + f64::from(k) * 60.0))
+            .collect();
+        let per_tm = self
+            .spec
+            .rate_per_task_manager(self.policy.target_utilization);
+        predictive_floor(&past, current_rate, cfg, per_tm)
+    }
+}
+
+impl SimPolicy for Ours {
+    fn name(&self) -> String {
+        if self.predictive.is_some() {
+            "ours-predictive".to_string()
+        } else {
+            "ours".to_string()
+        }
+    }
+    fn actuation(&self) -> Actuation {
+        Actuation::InPlace
+    }
+    fn step(&mut self, view: &JobView, now: f64) -> Option<Target> {
+        self.window.push_back(Sample {
+            t: now,
+            rate: view.processed_rate,
+            busy: view.busy.clone(),
+            backpressure: view.backpressure.clone(),
+            cpu: view.cpu,
+            lag: view.lag_records,
+        });
+        while self
+            .window
+            .front()
+            .is_some_and(|s| s.t <= now - OBS_WINDOW_S)
+        {
+            self.window.pop_front();
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + OURS_TICK_S;
+            let obs = self.observe(view, now);
+            let mut policy = self.policy.clone();
+            if let Some(floor) = self.floor(now, view.input_rate) {
+                policy.schedules.push(Schedule {
+                    name: "predictive".to_string(),
+                    cron: "0 * * * * *".to_string(),
+                    timezone: "UTC".to_string(),
+                    duration: Duration::from_secs(120),
+                    kind: ScheduleKind::Floor,
+                    task_managers: floor,
+                });
+            }
+            let (decision, state) = decide(&obs, &self.state, &policy, instant(now));
+            self.state = state;
+            self.decisions += 1;
+            if let Some(plan) = &decision.target {
+                self.target_tms = Some(plan.task_managers);
+                if decision.rescale {
+                    self.desired = Some(
+                        self.ids
+                            .iter()
+                            .zip(&view.parallelism)
+                            .map(|(id, p)| plan.parallelism.get(id).copied().unwrap_or(*p))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        let desired = self
+            .desired
+            .clone()
+            .unwrap_or_else(|| view.parallelism.clone());
+        // never report fewer TaskManagers than the running or the target parallelism needs
+        let reported = self
+            .target_tms
+            .unwrap_or(view.tms_requested)
+            .max(self.spec.task_managers_for(&view.parallelism))
+            .max(self.spec.task_managers_for(&desired))
+            .min(self.policy.max_task_managers);
+        self.hpa.sync(now, f64::from(reported), 1.0);
+        let target = Target {
+            parallelism: desired,
+            task_managers: self.hpa.replicas,
+        };
+        if self.last.as_ref() == Some(&target) {
+            return None;
+        }
+        self.last = Some(target.clone());
+        Some(target)
+    }
+}
