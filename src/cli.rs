@@ -39,6 +39,33 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Rescale a job in place now (GET-edit-PUT resource requirements, wait for RUNNING).
     Rescale(RescaleArgs),
+    /// Compare scaling policies on a load trace with a deterministic model of a Flink job
+    /// (fixed peak, KEDA lag threshold + HPA, Flink operator autoscaler restart/in-place,
+    /// AWS CPU rule, ours with and without predictive pre-scaling).
+    Simulate(SimulateArgs),
+}
+
+/// `simulate` arguments.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Trace: `step`, `diurnal`, `spikes`, `noisy`, or a CSV file `t_seconds,input_rate`.
+    #[arg(long, default_value = "step")]
+    pub trace: String,
+    /// Lag SLO in seconds (time above it is counted).
+    #[arg(long, default_value_t = 30.0)]
+    pub lag_slo: f64,
+    /// Upper bound on TaskManagers for every policy.
+    #[arg(long, default_value_t = 16)]
+    pub max_task_managers: u32,
+    /// PRNG seed (the simulation is deterministic for a seed).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write the time series as CSV to this file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the SVG plot to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 /// `--config FILE`.

@@ -29,6 +29,30 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Simulate(args) => {
+            use flink_keda_scaler::sim::{self, SimConfig, TraceSource};
+            let config = SimConfig {
+                trace: TraceSource::from_arg(&args.trace),
+                lag_slo_s: args.lag_slo,
+                max_task_managers: args.max_task_managers,
+                seed: args.seed,
+                ..SimConfig::default()
+            };
+            config.validate()?;
+            let report = sim::run(&config)?;
+            println!("{}", report.to_table());
+            if let Some(p) = &args.csv {
+                std::fs::write(p, report.to_csv())
+                    .with_context(|| format!("write {}", p.display()))?;
+                eprintln!("time series written to {}", p.display());
+            }
+            if let Some(p) = &args.svg {
+                std::fs::write(p, report.to_svg())
+                    .with_context(|| format!("write {}", p.display()))?;
+                eprintln!("plot written to {}", p.display());
+            }
+            Ok(())
+        }
         Command::Rescale(args) => {
             use flink_keda_scaler::runtime::rescale;
             let request = rescale::Request {

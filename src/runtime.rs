@@ -131,7 +131,10 @@ pub async fn serve(
     let (shutdown, signal) = shutdown::Shutdown::new();
     let mut ctx = Context::new(config, metrics.clone())?;
     if ctx.config.kubernetes.enabled {
-        ctx.kube = Some(kube::KubeServices::start(&ctx.config.kubernetes, metrics.clone(), signal.clone()).await?);
+        ctx.kube = Some(
+            kube::KubeServices::start(&ctx.config.kubernetes, metrics.clone(), signal.clone())
+                .await?,
+        );
     } else {
         metrics.set_leader(true);
     }

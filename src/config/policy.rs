@@ -234,7 +234,6 @@ impl PolicySpec {
             schedules,
             task_manager_cpu_cores,
             dry_run: self.dry_run.unwrap_or(false),
-            task_manager_cpu_cores: d.task_manager_cpu_cores,
         })
     }
 

@@ -49,7 +49,11 @@ pub fn namespace(config: &KubernetesConfig) -> String {
     config
         .namespace
         .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
         .unwrap_or_else(|| "default".to_string())
 }
 
@@ -98,7 +102,11 @@ impl KubeServices {
                 }
             }
         });
-        if let Err(e) = services.discovery.wait_ready(Duration::from_secs(30), true).await {
+        if let Err(e) = services
+            .discovery
+            .wait_ready(Duration::from_secs(30), true)
+            .await
+        {
             tracing::warn!(error = %e, "Kubernetes discovery caches not ready yet; requests will be UNAVAILABLE until they are");
         }
         Ok(services)

@@ -35,8 +35,15 @@ impl Worker {
     }
 
     /// Before observing: leader loads once; follower mirrors the cache.
-    pub(super) async fn persist_in(&mut self, current: Option<&Plan>, generation: Option<i64>, now: DateTime<Utc>) {
-        let Some(k) = self.ctx.kube.clone() else { return };
+    pub(super) async fn persist_in(
+        &mut self,
+        current: Option<&Plan>,
+        generation: Option<i64>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(k) = self.ctx.kube.clone() else {
+            return;
+        };
         let key = self.job_key();
         if self.ctx.is_leader() {
             if self.persist.loaded {
@@ -53,14 +60,19 @@ impl Worker {
                     self.persist.version = version;
                     self.persist.loaded = true;
                 }
-                Err(e) => tracing::warn!(scaled_object = %self.target, error = %e, "cannot load persisted state; acting on fresh state after retry"),
+                Err(e) => {
+                    tracing::warn!(scaled_object = %self.target, error = %e, "cannot load persisted state; acting on fresh state after retry")
+                }
             }
         } else {
             self.persist.loaded = false;
             match k.cache.get(&key) {
                 Ok(Some((doc, version))) => {
                     self.job_state = doc.job_state.clone();
-                    self.rescale = doc.rescale.clone().and_then(|v| serde_json::from_value::<Rescale>(v).ok());
+                    self.rescale = doc
+                        .rescale
+                        .clone()
+                        .and_then(|v| serde_json::from_value::<Rescale>(v).ok());
                     self.persist.doc = doc;
                     self.persist.version = Some(version);
                 }
@@ -72,7 +84,13 @@ impl Worker {
 
     /// Restores state after a (re)start as leader: resume an in-flight rescale; drop a
     /// stale, unapplied decision (it is recomputed from fresh signals anyway).
-    fn restore(&mut self, doc: &PersistedJob, current: Option<&Plan>, generation: Option<i64>, now: DateTime<Utc>) {
+    fn restore(
+        &mut self,
+        doc: &PersistedJob,
+        current: Option<&Plan>,
+        generation: Option<i64>,
+        now: DateTime<Utc>,
+    ) {
         self.job_state = doc.job_state.clone();
         if let Some(v) = &doc.rescale {
             match serde_json::from_value::<Rescale>(v.clone()) {
@@ -100,8 +118,15 @@ impl Worker {
 
     /// Claims a decision before its PUT: a compare-and-swap write of the decision as
     /// applied. False when another writer got there first (then nothing is PUT).
-    pub(super) async fn claim(&mut self, decision: &Decision, target: &Plan, generation: Option<i64>) -> bool {
-        let Some(k) = self.ctx.kube.clone() else { return true };
+    pub(super) async fn claim(
+        &mut self,
+        decision: &Decision,
+        target: &Plan,
+        generation: Option<i64>,
+    ) -> bool {
+        let Some(k) = self.ctx.kube.clone() else {
+            return true;
+        };
         if !self.ctx.is_leader() {
             return false;
         }
@@ -119,7 +144,11 @@ impl Worker {
         doc.job_state = self.job_state.clone();
         doc.updated_by = Some(k.identity.clone());
         doc.updated_at = Some(Utc::now());
-        match k.store.save(&self.job_key(), &doc, self.persist.version.as_ref()).await {
+        match k
+            .store
+            .save(&self.job_key(), &doc, self.persist.version.as_ref())
+            .await
+        {
             Ok(v) => {
                 self.persist.version = Some(v);
                 self.persist.doc = doc;
@@ -135,20 +164,30 @@ impl Worker {
 
     /// After a tick (leader): saves the core state and the rescale when they changed.
     pub(super) async fn persist_out(&mut self) {
-        let Some(k) = self.ctx.kube.clone() else { return };
+        let Some(k) = self.ctx.kube.clone() else {
+            return;
+        };
         if !self.ctx.is_leader() || !self.persist.loaded {
             return;
         }
         let mut doc = self.persist.doc.clone();
         doc.job_state = self.job_state.clone();
-        doc.rescale = self.rescale.as_ref().and_then(|r| serde_json::to_value(r).ok());
-        let fingerprint = serde_json::to_string(&(&doc.job_state, &doc.rescale, &doc.decision)).unwrap_or_default();
+        doc.rescale = self
+            .rescale
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok());
+        let fingerprint = serde_json::to_string(&(&doc.job_state, &doc.rescale, &doc.decision))
+            .unwrap_or_default();
         if self.persist.last_saved.as_deref() == Some(fingerprint.as_str()) {
             return;
         }
         doc.updated_by = Some(k.identity.clone());
         doc.updated_at = Some(Utc::now());
-        match k.store.save(&self.job_key(), &doc, self.persist.version.as_ref()).await {
+        match k
+            .store
+            .save(&self.job_key(), &doc, self.persist.version.as_ref())
+            .await
+        {
             Ok(v) => {
                 self.persist.version = Some(v);
                 self.persist.doc = doc;

@@ -139,7 +139,9 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
 fn kube_error(e: crate::kube::KubeError) -> EvalError {
     use crate::kube::KubeError as K;
     match e {
-        K::ScaledObjectNotFound { .. } | K::TargetNotFound { .. } => EvalError::NotFound(e.to_string()),
+        K::ScaledObjectNotFound { .. } | K::TargetNotFound { .. } => {
+            EvalError::NotFound(e.to_string())
+        }
         K::NoRestUrl { .. } => invalid("flinkRestUrl", e.to_string()),
         K::UnsupportedTarget { .. } => invalid("scaleTargetRef", e.to_string()),
         other => EvalError::Unavailable(format!("Kubernetes: {other}")),

@@ -283,16 +283,37 @@ impl Worker {
     }
 
     /// Kubernetes Events for the rescale lifecycle (leader only; no-op without Kubernetes).
-    async fn publish_event(&self, scale_target: Option<&crate::kube::ScaleTarget>, rescale: &Rescale, event: &RescaleEvent) {
-        let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), scale_target) else { return };
+    async fn publish_event(
+        &self,
+        scale_target: Option<&crate::kube::ScaleTarget>,
+        rescale: &Rescale,
+        event: &RescaleEvent,
+    ) {
+        let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), scale_target) else {
+            return;
+        };
         let (phase, note) = match event {
             RescaleEvent::Completed { took_ms } => (
                 crate::kube::RescalePhase::Completed,
-                format!("in-place rescale {} → {} TaskManagers completed in {:.1}s", rescale.from.task_managers, rescale.to.task_managers, *took_ms as f64 / 1000.0),
+                format!(
+                    "in-place rescale {} → {} TaskManagers completed in {:.1}s",
+                    rescale.from.task_managers,
+                    rescale.to.task_managers,
+                    *took_ms as f64 / 1000.0
+                ),
             ),
-            RescaleEvent::TimedOut { phase } => (crate::kube::RescalePhase::Failed, format!("rescale timed out in phase {}", phase.as_str())),
-            RescaleEvent::Aborted { reason } => (crate::kube::RescalePhase::Failed, format!("rescale aborted: {reason}")),
-            RescaleEvent::Failover(cause) => (crate::kube::RescalePhase::Failed, format!("failover during rescale: {}", cause.as_str())),
+            RescaleEvent::TimedOut { phase } => (
+                crate::kube::RescalePhase::Failed,
+                format!("rescale timed out in phase {}", phase.as_str()),
+            ),
+            RescaleEvent::Aborted { reason } => (
+                crate::kube::RescalePhase::Failed,
+                format!("rescale aborted: {reason}"),
+            ),
+            RescaleEvent::Failover(cause) => (
+                crate::kube::RescalePhase::Failed,
+                format!("failover during rescale: {}", cause.as_str()),
+            ),
             _ => return,
         };
         if let Err(e) = k.events.rescale(t, phase, &note).await {
@@ -304,8 +325,12 @@ impl Worker {
     /// fewer TaskManagers than are registered, so the ReplicaSet removes idle pods; clears
     /// the annotations once the surplus is gone (leader only).
     async fn mark_pods(&mut self, settings: &JobSettings, observed: &Observed, reported: u32) {
-        let (Some(k), Some(t)) = (self.ctx.kube.clone(), settings.scale_target.as_ref()) else { return };
-        let Some(selector) = t.pod_selector.as_deref() else { return };
+        let (Some(k), Some(t)) = (self.ctx.kube.clone(), settings.scale_target.as_ref()) else {
+            return;
+        };
+        let Some(selector) = t.pod_selector.as_deref() else {
+            return;
+        };
         if !self.ctx.is_leader() {
             return;
         }
@@ -467,9 +492,14 @@ impl Worker {
                     .metrics
                     .record_flink_error("resource_requirements", e.kind());
                 tracing::error!(job, error = %e, "rescale could not be started");
-                if let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref()) {
+                if let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref())
+                {
                     let note = format!("rescale could not be started: {e}");
-                    if let Err(e) = k.events.rescale(t, crate::kube::RescalePhase::Failed, &note).await {
+                    if let Err(e) = k
+                        .events
+                        .rescale(t, crate::kube::RescalePhase::Failed, &note)
+                        .await
+                    {
                         tracing::warn!(error = %e, "cannot write the rescale Event");
                     }
                 }
