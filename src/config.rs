@@ -147,7 +147,7 @@ pub struct FlinkConfig {
 }
 
 /// Kubernetes integration settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubernetesConfig {
     /// Enable discovery, pod-deletion-cost, persisted state, leader election and Events.
@@ -250,15 +250,6 @@ impl Default for FlinkConfig {
         Self {
             timeout: defaults::flink_timeout(),
             rescale_timeout: defaults::rescale_timeout(),
-        }
-    }
-}
-impl Default for KubernetesConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            namespace: None,
-            leader_election: LeaderElectionConfig::default(),
         }
     }
 }

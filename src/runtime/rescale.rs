@@ -122,7 +122,7 @@ pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error
 
 /// Runs a manual rescale.
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error> {
-    if req.parallelism.is_some() == !req.vertices.is_empty() {
+    if req.parallelism.is_some() != req.vertices.is_empty() {
         return Err(Error::BadRequest(
             "give exactly one of parallelism or per-vertex parallelism".into(),
         ));
