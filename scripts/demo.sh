@@ -4,5 +4,6 @@
 # Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}/target}
 cargo build --release --locked --bin flink-keda-scaler
-exec target/release/flink-keda-scaler serve --config examples/scaler.yaml "$@"
+exec "$CARGO_TARGET_DIR/release/flink-keda-scaler" serve --config examples/scaler.yaml "$@"

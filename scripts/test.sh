@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
+# Builds are cached outside the checkout, so CI reruns on a fresh clone are incremental.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FKS_CACHE/target}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 log() { echo "[test $(date +%T)] $*" >&2; }
 
