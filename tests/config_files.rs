@@ -4,6 +4,7 @@
 use std::{path::Path, process::Command};
 
 use flink_keda_scaler::config::Config;
+use serde::Deserialize;
 
 fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
@@ -126,4 +127,29 @@ fn secrets_are_not_inline() {
         .to_string();
     assert!(err.starts_with("prometheus.default"), "{err}");
     assert!(!err.contains("hunter2"), "secret leaked into error: {err}");
+}
+
+#[test]
+fn configmap_manifest_config_is_valid() {
+    // The config shipped in manifests/configmap.yaml is the one the Deployment mounts.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/configmap.yaml");
+    let text = std::fs::read_to_string(&path).expect("read configmap.yaml");
+    let mut found = 0;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc).expect("yaml");
+        if value.get("kind").and_then(|k| k.as_str()) != Some("ConfigMap") {
+            continue;
+        }
+        let data = value.get("data").and_then(|d| d.as_mapping()).expect("ConfigMap data");
+        for (key, body) in data {
+            let key = key.as_str().unwrap_or_default();
+            if key.ends_with(".yaml") || key.ends_with(".yml") {
+                let body = body.as_str().expect("config text");
+                let cfg = Config::parse(body).unwrap_or_else(|e| panic!("{}: data.{key}: {e}", path.display()));
+                assert!(cfg.kubernetes.enabled, "the in-cluster config enables the Kubernetes integration");
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 1, "expected exactly one config file in the ConfigMap");
 }
