@@ -140,16 +140,26 @@ fn configmap_manifest_config_is_valid() {
         if value.get("kind").and_then(|k| k.as_str()) != Some("ConfigMap") {
             continue;
         }
-        let data = value.get("data").and_then(|d| d.as_mapping()).expect("ConfigMap data");
+        let data = value
+            .get("data")
+            .and_then(|d| d.as_mapping())
+            .expect("ConfigMap data");
         for (key, body) in data {
             let key = key.as_str().unwrap_or_default();
             if key.ends_with(".yaml") || key.ends_with(".yml") {
                 let body = body.as_str().expect("config text");
-                let cfg = Config::parse(body).unwrap_or_else(|e| panic!("{}: data.{key}: {e}", path.display()));
-                assert!(cfg.kubernetes.enabled, "the in-cluster config enables the Kubernetes integration");
+                let cfg = Config::parse(body)
+                    .unwrap_or_else(|e| panic!("{}: data.{key}: {e}", path.display()));
+                assert!(
+                    cfg.kubernetes.enabled,
+                    "the in-cluster config enables the Kubernetes integration"
+                );
                 found += 1;
             }
         }
     }
-    assert_eq!(found, 1, "expected exactly one config file in the ConfigMap");
+    assert_eq!(
+        found, 1,
+        "expected exactly one config file in the ConfigMap"
+    );
 }

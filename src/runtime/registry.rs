@@ -1,5 +1,7 @@
-//! One worker per ScaledObject (keyed by namespace, name and a hash of its metadata),
-//! started on KEDA's first call and stopped after `evaluation.idleTimeout` without calls.
+//! One worker per ScaledObject (namespace/name), started on KEDA's first call and stopped
+//! after `evaluation.idleTimeout` without calls. When the ScaledObject's metadata changes
+//! (a new metadata hash), the old worker is stopped before the new one starts, so two
+//! workers never act on one job.
 //! This is the [`Evaluator`] the gRPC layer calls: every GetMetrics, IsActive and HPA
 //! call between two ticks is answered from the same published evaluation (KEDA fans one
 //! poll out into three rpcs and the HPA polls again every 15 s).
@@ -15,19 +17,30 @@ use tokio::sync::watch;
 use super::{
     context::Context,
     shutdown::ShutdownSignal,
-    worker::{JobReport, Published, Worker},
+    worker::{Carry, JobReport, Published, Worker},
 };
 use crate::keda::{CacheKey, EvalError, Evaluation, Evaluator, ScalerTarget};
 
 struct Handle {
+    key: CacheKey,
     rx: watch::Receiver<Option<Published>>,
     touched: Arc<Mutex<Instant>>,
+    stop: watch::Sender<bool>,
+    /// Held by the running worker of this ScaledObject; the next one waits for it and
+    /// takes over its state (cooldown, scale-down window, in-flight rescale).
+    turn: Turn,
 }
+
+/// Registry key: the ScaledObject.
+type ObjectKey = (String, String);
+
+/// A worker generation's lock, carrying its state to the next generation.
+type Turn = Arc<tokio::sync::Mutex<Option<Carry>>>;
 
 /// The per-ScaledObject workers.
 pub struct Registry {
     ctx: Arc<Context>,
-    jobs: Mutex<HashMap<CacheKey, Handle>>,
+    jobs: Mutex<HashMap<ObjectKey, Handle>>,
     shutdown: ShutdownSignal,
 }
 
@@ -71,43 +84,68 @@ impl Registry {
 
     fn handle(self: &Arc<Self>, target: &ScalerTarget) -> watch::Receiver<Option<Published>> {
         let key = target.cache_key();
+        let object: ObjectKey = (target.namespace.clone(), target.name.clone());
         let mut jobs = lock(&self.jobs);
-        if let Some(h) = jobs.get(&key) {
-            *lock(&h.touched) = Instant::now();
-            return h.rx.clone();
+        let mut turn: Turn = Arc::new(tokio::sync::Mutex::new(None));
+        if let Some(h) = jobs.get(&object) {
+            if h.key == key {
+                *lock(&h.touched) = Instant::now();
+                return h.rx.clone();
+            }
+            tracing::info!(scaled_object = %target, "ScaledObject metadata changed; restarting its evaluation");
+            let _ = h.stop.send(true);
+            turn = h.turn.clone();
         }
         let (tx, rx) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(false);
         let touched = Arc::new(Mutex::new(Instant::now()));
         jobs.insert(
-            key.clone(),
+            object.clone(),
             Handle {
+                key: key.clone(),
                 rx: rx.clone(),
                 touched: touched.clone(),
+                stop,
+                turn: turn.clone(),
             },
         );
         let registry = Arc::clone(self);
-        let worker = Worker::new(self.ctx.clone(), target.clone());
+        let mut worker = Worker::new(self.ctx.clone(), target.clone());
         tracing::info!(scaled_object = %target, "evaluating a new ScaledObject");
-        tokio::spawn(async move { registry.run(key, worker, tx, touched).await });
+        tokio::spawn(async move {
+            // Wait until the previous worker of this ScaledObject (if any) has stopped,
+            // then continue from its state.
+            let mut turn = turn.lock_owned().await;
+            if let Some(carry) = turn.take() {
+                worker.resume(carry);
+            }
+            let carry = registry
+                .run(object, key, worker, tx, touched, stop_rx)
+                .await;
+            *turn = Some(carry);
+        });
         rx
     }
 
     async fn run(
         self: Arc<Self>,
+        object: ObjectKey,
         key: CacheKey,
         mut worker: Worker,
         tx: watch::Sender<Option<Published>>,
         touched: Arc<Mutex<Instant>>,
-    ) {
+        mut stop: watch::Receiver<bool>,
+    ) -> Carry {
         let idle = self.ctx.config.evaluation.idle_timeout;
         loop {
             let published = worker.tick().await;
             tx.send_replace(Some(published));
             let delay = worker.next_delay();
-            let stop = self.shutdown.clone();
+            let shutdown = self.shutdown.clone();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = stop.wait() => break,
+                () = shutdown.wait() => break,
+                _ = stop.wait_for(|s| *s) => break,
             }
             if lock(&touched).elapsed() > idle {
                 tracing::info!(scaled_object = %key, "no calls from KEDA for {idle:?}; stopping its evaluation");
@@ -115,7 +153,11 @@ impl Registry {
             }
         }
         worker.forget();
-        lock(&self.jobs).remove(&key);
+        let mut jobs = lock(&self.jobs);
+        if jobs.get(&object).is_some_and(|h| h.key == key) {
+            jobs.remove(&object);
+        }
+        worker.carry()
     }
 
     /// The freshest evaluation for `target`, waiting for the first tick of a new worker.

@@ -71,6 +71,13 @@ pub struct JobReport {
     pub policy: Option<Policy>,
 }
 
+/// What a stopping worker hands to the next worker of the same ScaledObject.
+#[derive(Debug)]
+pub struct Carry {
+    job_state: JobState,
+    rescale: Option<Rescale>,
+}
+
 /// Per-job memory across ticks.
 pub struct Worker {
     pub(super) ctx: Arc<Context>,
@@ -108,6 +115,20 @@ impl Worker {
             IN_FLIGHT_POLL
         } else {
             self.ctx.config.evaluation.interval
+        }
+    }
+
+    /// Continues from a previous worker's state (same ScaledObject, changed metadata).
+    pub fn resume(&mut self, carry: Carry) {
+        self.job_state = carry.job_state;
+        self.rescale = carry.rescale;
+    }
+
+    /// The state to hand to the next worker.
+    pub fn carry(self) -> Carry {
+        Carry {
+            job_state: self.job_state,
+            rescale: self.rescale,
         }
     }
 
