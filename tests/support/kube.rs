@@ -183,6 +183,10 @@ pub async fn install_crds(admin: &Client) -> Vec<String> {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read CRD");
+        let kind: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse YAML");
+        if kind.get("kind").and_then(|k| k.as_str()) != Some("CustomResourceDefinition") {
+            continue; // e.g. the kustomization.yaml next to the CRDs
+        }
         let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse CRD");
         let name = crd.metadata.name.clone().expect("CRD name");
         created_or_exists(api.create(&PostParams::default(), &crd).await, &name);
