@@ -155,15 +155,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for concurrency in CONCURRENCY_LEVELS {
             run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
+            let cpu_before = thread_cpu_secs("bench-server");
             let (lat, elapsed) =
                 run_level(&clients, &requests, concurrency, Duration::from_secs(secs)).await?;
             let rps = lat.len() as f64 / elapsed.as_secs_f64();
+            let server_cpu = thread_cpu_secs("bench-server") - cpu_before;
             println!(
-                "in flight {concurrency:>3}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs  ({} requests)",
+                "in flight {concurrency:>3}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs  \
+                 server CPU {:>4.0}% → {:>6.0} req per server-CPU-second  ({} requests)",
                 rps,
                 percentile(&lat, 0.50).as_secs_f64() * 1e6,
                 percentile(&lat, 0.99).as_secs_f64() * 1e6,
                 lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+                100.0 * server_cpu / elapsed.as_secs_f64(),
+                if server_cpu > 0.0 { lat.len() as f64 / server_cpu } else { 0.0 },
                 lat.len()
             );
         }
@@ -172,6 +177,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop_tx.send(());
     server_rt.block_on(server)??;
     Ok(())
+}
+
+/// CPU seconds used so far by the threads named `name` (Linux /proc; 0 elsewhere).
+fn thread_cpu_secs(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            for i in [11, 12] {
+                ticks += fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ticks as f64 / 100.0
 }
 
 /// Runs `concurrency` closed-loop workers for `duration`; returns sorted latencies.
