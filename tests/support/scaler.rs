@@ -21,12 +21,12 @@ pub struct ScalerProcess {
     http: reqwest::Client,
 }
 
-/// A config for tests: 1 s evaluation interval, 2 s rpc timeout, Prometheus at `prom_url`,
+/// A config for tests (listen addresses are overridden by `serve --grpc-addr/--http-addr`): 1 s evaluation interval, 2 s rpc timeout, Prometheus at `prom_url`,
 /// and `policy` (YAML lines indented by 4 spaces) as the `default` policy.
 pub fn config_yaml(prom_url: &str, policy: &str) -> String {
     format!(
-        "grpc:\n  listenAddress: \"127.0.0.1:0\"\n  rpcTimeout: 2s\n  streamInterval: 1s\n\
-         http:\n  listenAddress: \"127.0.0.1:0\"\n\
+        "grpc:\n  listenAddress: \"127.0.0.1:50051\"\n  rpcTimeout: 2s\n  streamInterval: 1s\n\
+         http:\n  listenAddress: \"127.0.0.1:8080\"\n\
          evaluation:\n  interval: 1s\n  idleTimeout: 10m\n\
          prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 1s\n\
          flink:\n  timeout: 2s\n  rescaleTimeout: 30s\n\
