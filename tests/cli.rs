@@ -55,10 +55,20 @@ async fn help_works_for_every_subcommand() {
     let cases: &[(&str, &[&str])] = &[
         ("serve", &["--config", "--grpc-addr", "--http-addr"]),
         ("check-config", &["--config"]),
-        ("explain", &["--config", "--flink", "--job", "--policy", "--prometheus"]),
+        (
+            "explain",
+            &["--config", "--flink", "--job", "--policy", "--prometheus"],
+        ),
         (
             "rescale",
-            &["--flink", "--job", "--parallelism", "--vertex", "--timeout", "--dry-run"],
+            &[
+                "--flink",
+                "--job",
+                "--parallelism",
+                "--vertex",
+                "--timeout",
+                "--dry-run",
+            ],
         ),
     ];
     for (sub, flags) in cases {
@@ -186,7 +196,11 @@ async fn rescale_dry_run_prints_the_plan_and_sends_no_put() {
         0
     );
     assert!(flink.puts().is_empty());
-    assert_eq!(flink.snapshot().vertices[1].parallelism, P, "fake untouched");
+    assert_eq!(
+        flink.snapshot().vertices[1].parallelism,
+        P,
+        "fake untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,10 +262,15 @@ async fn explain_prints_the_decision_with_reasons() {
         "{reasons:#?}"
     );
     assert!(
-        reasons.iter().all(|x| x["message"].as_str().is_some_and(|m| !m.is_empty())),
+        reasons
+            .iter()
+            .all(|x| x["message"].as_str().is_some_and(|m| !m.is_empty())),
         "{reasons:#?}"
     );
-    assert!(r["summary"].as_str().is_some_and(|s| !s.is_empty()), "{r:#}");
+    assert!(
+        r["summary"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r:#}"
+    );
     // The observation carries the signals read from Prometheus.
     for v in &job.vertices {
         let s = &r["observation"]["vertices"][&v.id];

@@ -181,7 +181,12 @@ fn rules(decision: &Value) -> Vec<String> {
 }
 
 fn current_tms(job: &SyntheticJob) -> u32 {
-    let max_p = job.vertices.iter().map(|v| v.parallelism).max().unwrap_or(1);
+    let max_p = job
+        .vertices
+        .iter()
+        .map(|v| v.parallelism)
+        .max()
+        .unwrap_or(1);
     max_p.div_ceil(SLOTS_PER_TM).clamp(MIN_TMS, MAX_TMS)
 }
 
@@ -195,10 +200,19 @@ async fn dry_run_load_step_yields_ds2_decision_without_put() {
     let now_tms = f64::from(current_tms(&e.job));
 
     // Steady load: within the band, no rescale; GetMetrics = what parallelism P needs.
-    assert_eq!(ds2_expected(&STEADY, P, SLOTS_PER_TM, MIN_TMS, MAX_TMS), None);
-    let v = wait_metrics(&mut client, &r, "steady GetMetrics", |g| g.is_ok(), &e.scaler)
-        .await
-        .expect("steady GetMetrics");
+    assert_eq!(
+        ds2_expected(&STEADY, P, SLOTS_PER_TM, MIN_TMS, MAX_TMS),
+        None
+    );
+    let v = wait_metrics(
+        &mut client,
+        &r,
+        "steady GetMetrics",
+        |g| g.is_ok(),
+        &e.scaler,
+    )
+    .await
+    .expect("steady GetMetrics");
     assert_eq!(v, now_tms);
     let d = wait_decision(&e.scaler, "steady decision", |d| d["current"].is_object()).await;
     assert_eq!(d["direction"], "none", "{d:#}");
@@ -210,7 +224,10 @@ async fn dry_run_load_step_yields_ds2_decision_without_put() {
     stepped.export(&e.job, &e.exporter);
     let (parallelism, tms) =
         ds2_expected(&stepped, P, SLOTS_PER_TM, MIN_TMS, MAX_TMS).expect("step leaves the band");
-    assert!(f64::from(tms) > now_tms, "the step must need more TaskManagers");
+    assert!(
+        f64::from(tms) > now_tms,
+        "the step must need more TaskManagers"
+    );
     let d = wait_decision(&e.scaler, "scale-up decision", |d| d["direction"] == "up").await;
     assert_eq!(d["target"]["task_managers"], tms, "{d:#}");
     for (i, v) in e.job.vertices.iter().enumerate() {
@@ -251,9 +268,15 @@ async fn load_step_rescales_in_place_and_get_metrics_answers_new_count() {
     let mut client = e.scaler.client().await;
     let r = object_ref(&e.flink.url(), &e.job.job_name, &[]);
     let now_tms = current_tms(&e.job);
-    let v = wait_metrics(&mut client, &r, "steady GetMetrics", |g| g.is_ok(), &e.scaler)
-        .await
-        .expect("steady GetMetrics");
+    let v = wait_metrics(
+        &mut client,
+        &r,
+        "steady GetMetrics",
+        |g| g.is_ok(),
+        &e.scaler,
+    )
+    .await
+    .expect("steady GetMetrics");
     assert_eq!(v, f64::from(now_tms));
     assert!(e.flink.puts().is_empty(), "no PUT under steady load");
 
@@ -304,14 +327,22 @@ async fn errors_map_to_grpc_codes() {
     let mut client = e.scaler.client().await;
     let flink = e.flink.url();
     let r = object_ref(&flink, &e.job.job_name, &[]);
-    let v = wait_metrics(&mut client, &r, "steady GetMetrics", |g| g.is_ok(), &e.scaler)
-        .await
-        .expect("GetMetrics");
+    let v = wait_metrics(
+        &mut client,
+        &r,
+        "steady GetMetrics",
+        |g| g.is_ok(),
+        &e.scaler,
+    )
+    .await
+    .expect("GetMetrics");
     assert_eq!(v, f64::from(current_tms(&e.job)));
 
     // Unknown metadata key → INVALID_ARGUMENT naming it.
     let bad = object_ref(&flink, &e.job.job_name, &[("jobNmae", "x")]);
-    let s = get_metrics(&mut client, &bad).await.expect_err("unknown key");
+    let s = get_metrics(&mut client, &bad)
+        .await
+        .expect_err("unknown key");
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("jobNmae"), "{s:?}");
 
@@ -357,7 +388,10 @@ async fn errors_map_to_grpc_codes() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    eprintln!("UNAVAILABLE {:?} after Prometheus stopped", stopped.elapsed());
+    eprintln!(
+        "UNAVAILABLE {:?} after Prometheus stopped",
+        stopped.elapsed()
+    );
     assert_eq!(s.code(), Code::Unavailable, "{s:?}");
     assert!(s.message().contains("Prometheus"), "{s:?}");
     assert!(stopped.elapsed() <= bound + Duration::from_secs(1));

@@ -303,56 +303,64 @@ impl FakeFlink {
             .await;
         Mock::given(method("GET"))
             .and(path("/taskmanagers"))
-            .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
-                json(s.task_managers_json())
-            }))
+            .respond_with(Responder(
+                st.clone(),
+                move |s: &mut FakeState, _: &Request| json(s.task_managers_json()),
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("GET"))
             .and(path(format!("/jobs/{jid}")))
-            .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
-                json(s.job_details())
-            }))
+            .respond_with(Responder(
+                st.clone(),
+                move |s: &mut FakeState, _: &Request| json(s.job_details()),
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("GET"))
             .and(path(format!("/jobs/{jid}/plan")))
-            .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
-                json(serde_json::json!({ "plan": s.plan() }))
-            }))
+            .respond_with(Responder(
+                st.clone(),
+                move |s: &mut FakeState, _: &Request| json(serde_json::json!({ "plan": s.plan() })),
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("GET"))
             .and(path(format!("/jobs/{jid}/resource-requirements")))
-            .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
-                json(s.requirements_json())
-            }))
+            .respond_with(Responder(
+                st.clone(),
+                move |s: &mut FakeState, _: &Request| json(s.requirements_json()),
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("PUT"))
             .and(path(format!("/jobs/{jid}/resource-requirements")))
-            .respond_with(Responder(st.clone(), move |s: &mut FakeState, r: &Request| {
-                let body: serde_json::Value =
-                    serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
-                s.puts.push(body.clone());
-                if !s.accept_puts {
-                    return ResponseTemplate::new(500)
-                        .set_body_json(serde_json::json!({"errors": ["Internal server error."]}));
-                }
-                for v in &mut s.vertices {
-                    if let Some(b) = body.get(&v.id) {
-                        if let Some(u) = b["parallelism"]["upperBound"].as_u64() {
-                            v.parallelism = u as u32;
-                        }
-                        if let Some(l) = b["parallelism"]["lowerBound"].as_i64() {
-                            v.lower_bound = l;
+            .respond_with(Responder(
+                st.clone(),
+                move |s: &mut FakeState, r: &Request| {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+                    s.puts.push(body.clone());
+                    if !s.accept_puts {
+                        return ResponseTemplate::new(500).set_body_json(
+                            serde_json::json!({"errors": ["Internal server error."]}),
+                        );
+                    }
+                    for v in &mut s.vertices {
+                        if let Some(b) = body.get(&v.id) {
+                            if let Some(u) = b["parallelism"]["upperBound"].as_u64() {
+                                v.parallelism = u as u32;
+                            }
+                            if let Some(l) = b["parallelism"]["lowerBound"].as_i64() {
+                                v.lower_bound = l;
+                            }
                         }
                     }
-                }
-                s.task_managers = s.needed_tms();
-                s.running_since_ms = chrono::Utc::now().timestamp_millis();
-                ResponseTemplate::new(200).set_body_json(serde_json::json!({}))
-            }))
+                    s.task_managers = s.needed_tms();
+                    s.running_since_ms = chrono::Utc::now().timestamp_millis();
+                    ResponseTemplate::new(200).set_body_json(serde_json::json!({}))
+                },
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("GET"))
@@ -371,7 +379,9 @@ impl FakeFlink {
             .await;
         Mock::given(method("GET"))
             .and(path(format!("/jobs/{jid}/metrics")))
-            .respond_with(json(serde_json::json!([{"id": "numRestarts", "value": "0"}])))
+            .respond_with(json(
+                serde_json::json!([{"id": "numRestarts", "value": "0"}]),
+            ))
             .mount(&self.server)
             .await;
         Mock::given(method("GET"))

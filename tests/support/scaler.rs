@@ -85,7 +85,10 @@ impl ScalerProcess {
                 break;
             }
             if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("scaler exited with {status} before ready; log:\n{}", me.log());
+                panic!(
+                    "scaler exited with {status} before ready; log:\n{}",
+                    me.log()
+                );
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
