@@ -399,3 +399,54 @@ async fn errors_map_to_grpc_codes() {
     let s = get_metrics(&mut client, &r).await.expect_err("still down");
     assert_eq!(s.code(), Code::Unavailable, "{s:?}");
 }
+
+/// A bad `<signal>Query` override → INVALID_ARGUMENT naming THAT key, even when another,
+/// valid override sorts before it. (Fails on the runtime as assembled: `settings::resolve`
+/// names the first override key, not the failing one; see the `fix(runtime):` commit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_query_override_names_its_own_key() {
+    let Some(e) = env(true, false).await else {
+        return;
+    };
+    let mut client = e.scaler.client().await;
+    let r = object_ref(
+        &e.flink.url(),
+        &e.job.job_name,
+        &[
+            // valid, and BusyTime sorts before RecordsIn
+            (
+                "busyTimeQuery",
+                "max by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id=\"{{job_id}}\"})",
+            ),
+            // a required signal cannot be disabled
+            ("recordsInQuery", ""),
+        ],
+    );
+    let s = get_metrics(&mut client, &r)
+        .await
+        .expect_err("recordsIn disabled");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("'recordsInQuery'"), "{s:?}");
+    assert!(!s.message().contains("busyTimeQuery"), "{s:?}");
+
+    // An unknown placeholder in an optional signal's override: same rule.
+    let r = object_ref(
+        &e.flink.url(),
+        &e.job.job_name,
+        &[
+            (
+                "busyTimeQuery",
+                "max by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id=\"{{job_id}}\"})",
+            ),
+            (
+                "pendingRecordsQuery",
+                "sum by (task_id) (flink_taskmanager_job_task_operator_pendingRecords{job=\"{{job}}\"})",
+            ),
+        ],
+    );
+    let s = get_metrics(&mut client, &r)
+        .await
+        .expect_err("unknown placeholder");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("'pendingRecordsQuery'"), "{s:?}");
+}
