@@ -450,3 +450,49 @@ async fn invalid_query_override_names_its_own_key() {
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("'pendingRecordsQuery'"), "{s:?}");
 }
+
+/// SIGTERM with a StreamIsActive stream open: the stream ends cleanly (KEDA reconnects
+/// elsewhere) and the process exits 0 promptly instead of waiting on the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_streams_and_exits_zero() {
+    let Some(mut e) = env(true, false).await else {
+        return;
+    };
+    let mut client = e.scaler.client().await;
+    let r = object_ref(&e.flink.url(), &e.job.job_name, &[]);
+    let mut stream = client
+        .stream_is_active(r.clone())
+        .await
+        .expect("StreamIsActive")
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("first StreamIsActive message in time")
+        .expect("stream ok")
+        .expect("a message");
+    assert!(first.result, "the job needs > 0 TaskManagers");
+
+    let status = e
+        .scaler
+        .terminate(Duration::from_secs(10))
+        .await
+        .expect("exits within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    // The stream ends (OK, or the transport closing), it never hangs.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => break other,
+            }
+        }
+    })
+    .await
+    .expect("stream ended");
+    assert!(
+        !matches!(&end, Err(s) if s.code() == Code::Unknown || s.code() == Code::Internal),
+        "{end:?}"
+    );
+    let log = e.scaler.log();
+    assert!(log.contains("stopped"), "{log}");
+}

@@ -111,6 +111,28 @@ impl ScalerProcess {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// Sends SIGTERM to this child (by its pid, nothing else) and waits up to `timeout`
+    /// for it to exit; returns its exit status (`None` if it did not exit in time).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// The scaler's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("scaler.log")).unwrap_or_default()
