@@ -354,6 +354,24 @@ async fn errors_map_to_grpc_codes() {
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
     assert!(s.message().contains("no-such-job"), "{s:?}");
 
+    // A policy the config does not have → INVALID_ARGUMENT naming `policy`.
+    let nopolicy = object_ref(&flink, &e.job.job_name, &[("policy", "no-such-policy")]);
+    let s = get_metrics(&mut client, &nopolicy)
+        .await
+        .expect_err("unknown policy");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("'policy'"), "{s:?}");
+    assert!(s.message().contains("no-such-policy"), "{s:?}");
+
+    // A JobManager that does not answer → UNAVAILABLE (never 0) naming Flink REST.
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let down = object_ref(&dead, &e.job.job_name, &[]);
+    let s = get_metrics(&mut client, &down)
+        .await
+        .expect_err("JobManager down");
+    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+    assert!(s.message().contains("Flink REST"), "{s:?}");
+
     // A required signal's query that matches nothing → UNAVAILABLE naming the signal.
     let empty = object_ref(
         &flink,
