@@ -285,3 +285,53 @@ async fn explain_prints_the_decision_with_reasons() {
     // explain never rescales.
     assert!(flink.puts().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescale_applies_in_place_and_reports_completion() {
+    let job = e2e_job(P);
+    let flink = FakeFlink::start(&job, true).await;
+    let target = 6u32;
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &flink.url(),
+        "--job",
+        &job.job_id,
+        "--parallelism",
+        &target.to_string(),
+        "--timeout",
+        "20s",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r = json_of(&out);
+    assert_eq!(r["dry_run"], false, "{r:#}");
+    assert_eq!(r["phase"], "completed", "{r:#}");
+    assert!(
+        r["put_to_running_seconds"]
+            .as_f64()
+            .is_some_and(|s| (0.0..20.0).contains(&s)),
+        "{r:#}"
+    );
+    assert_eq!(r["failovers"], 0, "{r:#}");
+    assert_eq!(r["task_managers"], target.div_ceil(SLOTS_PER_TM), "{r:#}");
+    // Exactly one PUT: every vertex, upperBound = target, lowerBound not raised.
+    let puts = flink.puts();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    let body = puts[0].as_object().expect("object");
+    assert_eq!(body.len(), job.vertices.len(), "{body:#?}");
+    for v in &job.vertices {
+        assert_eq!(
+            body[&v.id]["parallelism"]["upperBound"], target,
+            "{body:#?}"
+        );
+        assert_eq!(body[&v.id]["parallelism"]["lowerBound"], 1, "{body:#?}");
+    }
+    let snap = flink.snapshot();
+    assert!(snap.vertices.iter().all(|v| v.parallelism == target));
+}
