@@ -180,6 +180,16 @@ fn rules(decision: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The value of `flink_keda_scaler_<name>{..., scaled_object="orders-so", ...}`.
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    let prefix = format!("flink_keda_scaler_{name}{{");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains("scaled_object=\"orders-so\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 fn current_tms(job: &SyntheticJob) -> u32 {
     let max_p = job
         .vertices
@@ -253,6 +263,18 @@ async fn dry_run_load_step_yields_ds2_decision_without_put() {
         0
     );
     assert!(e.flink.puts().is_empty());
+    // The exporter shows the same numbers: desired = DS2 target, reported = current need.
+    let metrics = e.scaler.metrics().await;
+    assert_eq!(
+        gauge(&metrics, "desired_task_managers"),
+        Some(f64::from(tms)),
+        "{metrics}"
+    );
+    assert_eq!(
+        gauge(&metrics, "reported_task_managers"),
+        Some(now_tms),
+        "{metrics}"
+    );
     assert!(
         e.scaler.log().contains("dry run"),
         "dry run logged: {}",
@@ -513,4 +535,53 @@ async fn sigterm_ends_open_streams_and_exits_zero() {
     );
     let log = e.scaler.log();
     assert!(log.contains("stopped"), "{log}");
+}
+
+/// `POST /admin/rescale` on the binary's HTTP port: a dry run answers the plan and sends
+/// nothing; an unknown field is a client error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rescale_dry_run_over_http() {
+    let Some(e) = env(true, true).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/rescale", e.scaler.http_url());
+    let keyed = e.job.vertices[1].id.clone();
+    let resp = http
+        .post(&url)
+        .json(&serde_json::json!({
+            "flinkRestUrl": e.flink.url(),
+            "job": e.job.job_name,
+            "vertices": { keyed.clone(): 16 },
+            "dryRun": true
+        }))
+        .send()
+        .await
+        .expect("POST /admin/rescale");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["dry_run"], true, "{body:#}");
+    for v in &e.job.vertices {
+        let want = if v.id == keyed { 16 } else { P };
+        assert_eq!(body["to"][&v.id], want, "{body:#}");
+        assert_eq!(body["from"][&v.id], P, "{body:#}");
+    }
+    assert_eq!(
+        body["task_managers"],
+        16u32.div_ceil(SLOTS_PER_TM),
+        "{body:#}"
+    );
+
+    let resp = http
+        .post(&url)
+        .json(&serde_json::json!({"flinkRestUrl": e.flink.url(), "paralelism": 3}))
+        .send()
+        .await
+        .expect("POST /admin/rescale");
+    assert!(resp.status().is_client_error(), "{:?}", resp.status());
+    assert!(
+        e.flink.puts().is_empty(),
+        "dry run and bad request send nothing"
+    );
 }
