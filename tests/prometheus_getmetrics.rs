@@ -287,6 +287,11 @@ async fn load_step_rescales_in_place_and_get_metrics_answers_new_count() {
     let Some(e) = env(false, true).await else {
         return;
     };
+    // An operator-set lowerBound of 2 on every vertex: the scale-up must keep it.
+    const LOWER: i64 = 2;
+    for v in &mut e.flink.state.lock().expect("state").vertices {
+        v.lower_bound = LOWER;
+    }
     let mut client = e.scaler.client().await;
     let r = object_ref(&e.flink.url(), &e.job.job_name, &[]);
     let now_tms = current_tms(&e.job);
@@ -318,7 +323,7 @@ async fn load_step_rescales_in_place_and_get_metrics_answers_new_count() {
     .expect("GetMetrics");
     assert_eq!(v, f64::from(tms));
 
-    // Exactly one PUT: every vertex, upperBound = target, lowerBound kept at 1.
+    // Exactly one PUT: every vertex, upperBound = target, lowerBound kept (not raised).
     let puts = e.flink.puts();
     assert_eq!(puts.len(), 1, "{puts:#?}");
     let body = puts[0].as_object().expect("PUT body is an object");
@@ -326,7 +331,7 @@ async fn load_step_rescales_in_place_and_get_metrics_answers_new_count() {
     for (i, v) in e.job.vertices.iter().enumerate() {
         let b = &body[&v.id]["parallelism"];
         assert_eq!(b["upperBound"], parallelism[i], "vertex {}: {b}", v.name);
-        assert_eq!(b["lowerBound"], 1, "lowerBound not raised: {b}");
+        assert_eq!(b["lowerBound"], LOWER, "lowerBound not raised: {b}");
     }
     // The fake now runs the new parallelism; GetMetrics keeps answering its count once
     // the rescale completed.
