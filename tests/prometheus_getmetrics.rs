@@ -28,7 +28,9 @@ use serde_json::Value;
 use support::{
     fake_flink::{FakeFlink, SLOTS_PER_TM},
     prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob, FIRST_SCRAPE_WAIT},
-    scaler::{config_yaml, ds2_expected, e2e_job, e2e_policy, Load, ScalerProcess},
+    scaler::{
+        config_yaml, ds2_expected, e2e_job, e2e_policy, e2e_policy_with, Load, ScalerProcess,
+    },
 };
 use tonic::{transport::Channel, Code};
 
@@ -52,9 +54,19 @@ struct Env {
 }
 
 async fn env(dry_run: bool, accept_puts: bool) -> Option<Env> {
-    let job = e2e_job(P);
+    env_with(
+        P,
+        STEADY,
+        &e2e_policy(dry_run, MIN_TMS, MAX_TMS),
+        accept_puts,
+    )
+    .await
+}
+
+async fn env_with(p: u32, load: Load, policy: &str, accept_puts: bool) -> Option<Env> {
+    let job = e2e_job(p);
     let exporter = SyntheticExporter::new();
-    STEADY.export(&job, &exporter);
+    load.export(&job, &exporter);
     let prom = PrometheusHarness::start(&[exporter.target()]).await?;
     prom.wait_for(
         &format!(
@@ -65,11 +77,7 @@ async fn env(dry_run: bool, accept_puts: bool) -> Option<Env> {
     )
     .await;
     let flink = FakeFlink::start(&job, accept_puts).await;
-    let scaler = ScalerProcess::start(&config_yaml(
-        &prom.url(),
-        &e2e_policy(dry_run, MIN_TMS, MAX_TMS),
-    ))
-    .await;
+    let scaler = ScalerProcess::start(&config_yaml(&prom.url(), policy)).await;
     Some(Env {
         job,
         exporter,
@@ -589,4 +597,81 @@ async fn admin_rescale_dry_run_over_http() {
         e.flink.puts().is_empty(),
         "dry run and bad request send nothing"
     );
+}
+
+/// Scale-down in place: low load at parallelism 8 → after the (1 s) scale-down delay the
+/// scaler PUTs the DS2 parallelism bounded by maxScaleDownFactor 0.5, and what KEDA sees
+/// goes from what 8 needs down to what the new parallelism needs — never lower, never
+/// back up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_load_scales_down_in_place_never_below_the_need() {
+    const P8: u32 = 8;
+    let low = Load {
+        rate: 100.0,
+        busy: [0.1, 0.1, 0.1],
+    };
+    let Some(e) = env_with(
+        P8,
+        low,
+        &e2e_policy_with(false, MIN_TMS, MAX_TMS, "1s"),
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let (required, _) = ds2_expected(&low, P8, SLOTS_PER_TM, MIN_TMS, MAX_TMS).expect("under band");
+    // maxScaleDownFactor 0.5: no vertex below ceil(p × 0.5) in one decision.
+    let floor = (f64::from(P8) * 0.5).ceil() as u32;
+    let target: Vec<u32> = required.iter().map(|r| (*r).max(floor)).collect();
+    let target_tms = target
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .div_ceil(SLOTS_PER_TM)
+        .clamp(MIN_TMS, MAX_TMS);
+    let from_tms = current_tms(&e.job);
+    assert!(target_tms < from_tms);
+
+    let mut client = e.scaler.client().await;
+    let r = object_ref(&e.flink.url(), &e.job.job_name, &[]);
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let v = get_metrics(&mut client, &r).await.expect("GetMetrics");
+        seen.push(v);
+        if v == f64::from(target_tms) {
+            break;
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "no scale-down seen: {seen:?}; /debug/jobs {:#}",
+            e.scaler.debug_jobs().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("GetMetrics during the scale-down: {seen:?}");
+    assert_eq!(seen[0], f64::from(from_tms), "starts at what p=8 needs");
+    assert!(
+        seen.windows(2).all(|w| w[1] <= w[0]),
+        "never back up: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|v| *v >= f64::from(target_tms)),
+        "never below the need: {seen:?}"
+    );
+    let puts = e.flink.puts();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    for (i, v) in e.job.vertices.iter().enumerate() {
+        assert_eq!(
+            puts[0][&v.id]["parallelism"]["upperBound"], target[i],
+            "{puts:#?}"
+        );
+    }
+    // Stays there (cooldown): a few more ticks answer the same.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = get_metrics(&mut client, &r).await.expect("GetMetrics");
+    assert_eq!(v, f64::from(target_tms));
+    assert_eq!(e.flink.puts().len(), 1);
 }

@@ -356,7 +356,9 @@ impl FakeFlink {
                             }
                         }
                     }
-                    s.task_managers = s.needed_tms();
+                    // More TaskManagers come up for a scale-up; after a scale-down the surplus
+                    // ones stay registered (idle) until KEDA removes them.
+                    s.task_managers = s.task_managers.max(s.needed_tms());
                     s.running_since_ms = chrono::Utc::now().timestamp_millis();
                     ResponseTemplate::new(200).set_body_json(serde_json::json!({}))
                 },

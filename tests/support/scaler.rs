@@ -245,9 +245,20 @@ impl Load {
 /// The `default` policy of the end-to-end tests (4-space indented YAML): target
 /// utilization 0.5 in a [0.2, 0.85] band, 1 s stabilization, 10 min cooldown.
 pub fn e2e_policy(dry_run: bool, min_tms: u32, max_tms: u32) -> String {
+    e2e_policy_with(dry_run, min_tms, max_tms, "10m")
+}
+
+/// [`e2e_policy`] with another `scaleDownDelay` (and `maxScaleDownFactor` 0.5).
+pub fn e2e_policy_with(
+    dry_run: bool,
+    min_tms: u32,
+    max_tms: u32,
+    scale_down_delay: &str,
+) -> String {
     format!(
         "    targetUtilization: 0.5\n    utilizationLow: 0.2\n    utilizationHigh: 0.85\n\
-         \x20   catchUpDuration: 5m\n    stabilization: 1s\n    scaleDownDelay: 10m\n\
+         \x20   catchUpDuration: 5m\n    stabilization: 1s\n    scaleDownDelay: {scale_down_delay}\n\
+         \x20   maxScaleDownFactor: 0.5\n\
          \x20   cooldown: 10m\n    maxRescalesPerHour: 6\n    minTaskManagers: {min_tms}\n\
          \x20   maxTaskManagers: {max_tms}\n    dryRun: {dry_run}\n"
     )
