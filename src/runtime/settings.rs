@@ -10,7 +10,7 @@ use crate::{
     config::DEFAULT_NAME,
     core::Policy,
     keda::{EvalError, ScalerTarget},
-    prometheus::{PromClient, SignalQueries},
+    prometheus::{PromClient, SignalQueries, TemplateError},
 };
 
 /// What a job worker evaluates with.
@@ -74,10 +74,14 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
         queries = queries
             .with_overrides(&target.query_overrides)
             .map_err(|e| {
-                let key = target
-                    .query_overrides
-                    .keys()
-                    .next()
+                // Name the override that failed, not merely the first one.
+                let failing = match &e {
+                    TemplateError::UnknownPlaceholder { signal, .. }
+                    | TemplateError::RequiredDisabled { signal } => Some(*signal),
+                    _ => None,
+                };
+                let key = failing
+                    .or_else(|| target.query_overrides.keys().next().copied())
                     .map(|s| format!("{}Query", s.name()))
                     .unwrap_or_else(|| "query".to_string());
                 invalid(&key, e.to_string())

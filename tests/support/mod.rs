@@ -6,10 +6,12 @@
 //! the test prints `SKIPPED: <why>` to stderr and returns (run `scripts/install-components.sh`).
 #![allow(dead_code)]
 
+pub mod fake_flink;
 pub mod flink;
 pub mod kube;
 pub mod prometheus;
 pub mod python;
+pub mod scaler;
 
 use std::{net::TcpListener, path::PathBuf};
 

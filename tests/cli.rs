@@ -1,0 +1,337 @@
+//! The built binary's command line: `--help` of every subcommand, `check-config`,
+//! `rescale --dry-run` against a fake Flink JobManager (prints the plan, sends no PUT),
+//! and `explain` against the fake JobManager + a real Prometheus scraping a synthetic
+//! exporter (prints the decision JSON with its reasons and the DS2 target).
+//!
+//! Run: `cargo test --test cli -- --nocapture` (`explain` needs `/usr/bin/prometheus`;
+//! SKIPPED without it, fails in CI).
+
+mod support;
+
+use std::{process::Output, time::Duration};
+
+use serde_json::Value;
+use support::{
+    fake_flink::{FakeFlink, SLOTS_PER_TM},
+    prometheus::{PrometheusHarness, SyntheticExporter, FIRST_SCRAPE_WAIT},
+    scaler::{config_yaml, ds2_expected, e2e_job, e2e_policy, Load},
+};
+
+const P: u32 = 4;
+
+async fn run(args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(support::scaler_bin());
+    cmd.args(args)
+        .env_remove("FKS_CONFIG")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{args:?} did not finish within 30 s"))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The JSON document printed on stdout (the first `{` to the end).
+fn json_of(out: &Output) -> Value {
+    let s = text(&out.stdout);
+    let start = s
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON on stdout: {s}\nstderr: {}", text(&out.stderr)));
+    serde_json::from_str(&s[start..]).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[tokio::test]
+async fn help_works_for_every_subcommand() {
+    let top = run(&["--help"]).await;
+    assert!(top.status.success(), "{top:?}");
+    let t = text(&top.stdout);
+    for sub in ["serve", "check-config", "explain", "rescale"] {
+        assert!(t.contains(sub), "top-level help lists {sub}: {t}");
+    }
+    let cases: &[(&str, &[&str])] = &[
+        ("serve", &["--config", "--grpc-addr", "--http-addr"]),
+        ("check-config", &["--config"]),
+        (
+            "explain",
+            &["--config", "--flink", "--job", "--policy", "--prometheus"],
+        ),
+        (
+            "rescale",
+            &[
+                "--flink",
+                "--job",
+                "--parallelism",
+                "--vertex",
+                "--timeout",
+                "--dry-run",
+            ],
+        ),
+    ];
+    for (sub, flags) in cases {
+        for argv in [vec![*sub, "--help"], vec!["help", *sub]] {
+            let out = run(&argv).await;
+            assert!(out.status.success(), "{argv:?}: {out:?}");
+            let h = text(&out.stdout);
+            assert!(h.contains("Usage:"), "{argv:?}: {h}");
+            for f in *flags {
+                assert!(h.contains(f), "{argv:?} documents {f}: {h}");
+            }
+        }
+    }
+    // An unknown subcommand is a usage error (exit 2), not a crash.
+    let out = run(&["frobnicate"]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test]
+async fn check_config_accepts_the_test_config_and_rejects_a_typo() {
+    let dir = support::tempdir("fks-cli-");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        config_yaml("http://127.0.0.1:9090", &e2e_policy(true, 1, 10)),
+    )
+    .expect("write");
+    let out = run(&["check-config", "--config", good.to_str().expect("utf8")]).await;
+    assert!(out.status.success(), "{out:?}");
+    let s = text(&out.stdout);
+    assert!(s.contains("OK"), "{s}");
+    assert!(s.contains("targetUtilization=0.5"), "{s}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        config_yaml("http://127.0.0.1:9090", &e2e_policy(true, 1, 10))
+            .replace("targetUtilization", "targetUtilisation"),
+    )
+    .expect("write");
+    let out = run(&["check-config", "--config", bad.to_str().expect("utf8")]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let e = text(&out.stderr);
+    assert!(e.contains("targetUtilisation"), "names the field: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescale_dry_run_prints_the_plan_and_sends_no_put() {
+    let job = e2e_job(P);
+    let flink = FakeFlink::start(&job, true).await;
+    let url = flink.url();
+
+    // Every vertex to 6.
+    let target = 6u32;
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &url,
+        "--job",
+        &job.job_name,
+        "--parallelism",
+        &target.to_string(),
+        "--dry-run",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r = json_of(&out);
+    assert_eq!(r["dry_run"], true, "{r:#}");
+    assert_eq!(r["job_id"], job.job_id, "{r:#}");
+    assert_eq!(r["job_name"], job.job_name, "{r:#}");
+    for v in &job.vertices {
+        assert_eq!(r["from"][&v.id], v.parallelism, "{r:#}");
+        assert_eq!(r["to"][&v.id], target, "{r:#}");
+    }
+    assert_eq!(r["task_managers"], target.div_ceil(SLOTS_PER_TM), "{r:#}");
+    assert!(r["put_to_running_seconds"].is_null(), "{r:#}");
+
+    // One vertex only (the keyed operator): the others keep their parallelism.
+    let keyed = &job.vertices[1].id;
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &url,
+        "--vertex",
+        &format!("{keyed}=8"),
+        "--dry-run",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = json_of(&out);
+    for v in &job.vertices {
+        let want = if &v.id == keyed { 8 } else { v.parallelism };
+        assert_eq!(r["to"][&v.id], want, "{r:#}");
+    }
+    assert_eq!(r["task_managers"], 8u32.div_ceil(SLOTS_PER_TM), "{r:#}");
+
+    // An unknown vertex is refused, naming it.
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &url,
+        "--vertex",
+        "ffffffffffffffffffffffffffffffff=3",
+        "--dry-run",
+    ])
+    .await;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("ffffffffffffffffffffffffffffffff"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing was sent.
+    let jid = &job.job_id;
+    assert_eq!(
+        flink
+            .requests("PUT", &format!("/jobs/{jid}/resource-requirements"))
+            .await,
+        0
+    );
+    assert!(flink.puts().is_empty());
+    assert_eq!(
+        flink.snapshot().vertices[1].parallelism,
+        P,
+        "fake untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_prints_the_decision_with_reasons() {
+    let job = e2e_job(P);
+    let exporter = SyntheticExporter::new();
+    // A load 3× over a steady in-band load: DS2 scales up.
+    let load = Load {
+        rate: 500.0,
+        busy: [0.3, 0.3, 0.25],
+    }
+    .step(3.0);
+    load.export(&job, &exporter);
+    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+        return;
+    };
+    prom.wait_for(
+        &format!(
+            "flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{}\"}}",
+            job.job_id
+        ),
+        FIRST_SCRAPE_WAIT,
+    )
+    .await;
+    let flink = FakeFlink::start(&job, true).await;
+    let dir = support::tempdir("fks-cli-");
+    let config = dir.path().join("scaler.yaml");
+    std::fs::write(&config, config_yaml(&prom.url(), &e2e_policy(false, 1, 10))).expect("write");
+
+    let out = run(&[
+        "explain",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--flink",
+        &flink.url(),
+        "--job",
+        &job.job_name,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r = json_of(&out);
+    let (parallelism, tms) = ds2_expected(&load, P, SLOTS_PER_TM, 1, 10).expect("out of band");
+    assert_eq!(r["job"]["id"], job.job_id, "{r:#}");
+    assert_eq!(r["job"]["name"], job.job_name, "{r:#}");
+    let d = &r["decision"];
+    assert_eq!(d["direction"], "up", "{r:#}");
+    assert_eq!(d["target"]["task_managers"], tms, "{r:#}");
+    for (i, v) in job.vertices.iter().enumerate() {
+        assert_eq!(d["target"]["parallelism"][&v.id], parallelism[i], "{r:#}");
+    }
+    let reasons = d["reasons"].as_array().expect("reasons");
+    assert!(
+        reasons.iter().any(|x| x["rule"] == "ds2_size"),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|x| x["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "{reasons:#?}"
+    );
+    assert!(
+        r["summary"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r:#}"
+    );
+    // The observation carries the signals read from Prometheus.
+    for v in &job.vertices {
+        let s = &r["observation"]["vertices"][&v.id];
+        assert!(s.is_object(), "signals of {}: {r:#}", v.id);
+    }
+    let busy_query = r["queries"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["signal"] == "busyTime"))
+        .unwrap_or_else(|| panic!("busyTime query: {r:#}"));
+    assert_eq!(busy_query["outcome"], "ok", "{r:#}");
+    assert_eq!(busy_query["series"], job.vertices.len(), "{r:#}");
+    // explain never rescales.
+    assert!(flink.puts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescale_applies_in_place_and_reports_completion() {
+    let job = e2e_job(P);
+    let flink = FakeFlink::start(&job, true).await;
+    let target = 6u32;
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &flink.url(),
+        "--job",
+        &job.job_id,
+        "--parallelism",
+        &target.to_string(),
+        "--timeout",
+        "20s",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r = json_of(&out);
+    assert_eq!(r["dry_run"], false, "{r:#}");
+    assert_eq!(r["phase"], "completed", "{r:#}");
+    assert!(
+        r["put_to_running_seconds"]
+            .as_f64()
+            .is_some_and(|s| (0.0..20.0).contains(&s)),
+        "{r:#}"
+    );
+    assert_eq!(r["failovers"], 0, "{r:#}");
+    assert_eq!(r["task_managers"], target.div_ceil(SLOTS_PER_TM), "{r:#}");
+    // Exactly one PUT: every vertex, upperBound = target, lowerBound not raised.
+    let puts = flink.puts();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    let body = puts[0].as_object().expect("object");
+    assert_eq!(body.len(), job.vertices.len(), "{body:#?}");
+    for v in &job.vertices {
+        assert_eq!(
+            body[&v.id]["parallelism"]["upperBound"], target,
+            "{body:#?}"
+        );
+        assert_eq!(body[&v.id]["parallelism"]["lowerBound"], 1, "{body:#?}");
+    }
+    let snap = flink.snapshot();
+    assert!(snap.vertices.iter().all(|v| v.parallelism == target));
+}
