@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    align::{align, alignment_units},
+    align::align,
     decision::{Decision, Direction, Plan, Reason, Rule},
     downscale,
     ds2::{self, Band, VertexSizing},
@@ -28,7 +28,7 @@ use super::{
     schedule,
     slots::{fit_to_task_managers, spread_to_task_managers, task_managers_for},
     state::JobState,
-    topology::{Topology, VertexId},
+    topology::VertexId,
     vertical,
 };
 
@@ -85,7 +85,7 @@ pub fn decide(
     settle(
         &mut decision,
         &mut next,
-        Sized::new(obs, &order, &inputs, policy),
+        JobSizing::new(obs, &order, &inputs, policy),
         obs,
         policy,
         slots,
@@ -95,13 +95,13 @@ pub fn decide(
 }
 
 /// DS2 output for the whole job.
-struct Sized {
+struct JobSizing {
     sizings: Vec<VertexSizing>,
     reasons: Vec<Reason>,
     partitions: BTreeMap<VertexId, Option<u32>>,
 }
 
-impl Sized {
+impl JobSizing {
     fn new(
         obs: &Observation,
         order: &[VertexId],
@@ -122,9 +122,9 @@ impl Sized {
     }
 }
 
-/// Required parallelism per vertex, aligned (BALANCED), with `Aligned` reasons.
+/// Required parallelism per vertex, aligned (BALANCED: sources to their partition count,
+/// keyed vertices to their key groups; see [`align`]), with `Aligned` reasons.
 pub fn aligned_parallelism(
-    topology: &Topology,
     sizings: &[VertexSizing],
     partitions: &BTreeMap<VertexId, Option<u32>>,
     mode: AlignmentMode,
@@ -135,9 +135,11 @@ pub fn aligned_parallelism(
         .map(|s| {
             let units = match mode {
                 AlignmentMode::Off => None,
-                AlignmentMode::Balanced => {
-                    alignment_units(topology, &s.id, partitions.get(&s.id).copied().flatten())
+                AlignmentMode::Balanced if s.source => {
+                    partitions.get(&s.id).copied().flatten().filter(|n| *n > 0)
                 }
+                AlignmentMode::Balanced if s.keyed => Some(s.max_parallelism),
+                AlignmentMode::Balanced => None,
             };
             let p = match units {
                 Some(n) => align(s.current, s.required, n, s.max_parallelism),
@@ -168,7 +170,7 @@ pub fn aligned_parallelism(
 fn settle(
     decision: &mut Decision,
     state: &mut JobState,
-    sized: Sized,
+    sized: JobSizing,
     obs: &Observation,
     policy: &Policy,
     slots: u32,
@@ -182,12 +184,7 @@ fn settle(
     let mut hold: Option<Reason>;
     let hold_at: usize;
     let mut parallelism = if act {
-        let (aligned, r) = aligned_parallelism(
-            topology,
-            &sized.sizings,
-            &sized.partitions,
-            policy.alignment,
-        );
+        let (aligned, r) = aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
         reasons.extend(r);
         let shaped = downscale::shape(
             &current,

@@ -21,7 +21,7 @@ use super::{
     decision::{Reason, Rule},
     inputs::VertexInputs,
     policy::Policy,
-    topology::{Topology, VertexId},
+    topology::{ShipStrategy, Topology, VertexId},
 };
 
 /// Busy fractions below this count as idle (infinite true processing rate).
@@ -66,6 +66,57 @@ pub struct VertexSizing {
     pub catching_up: bool,
     /// The IO-bound seed policy sized this vertex.
     pub io_bound: bool,
+    /// The vertex has no inputs.
+    pub source: bool,
+    /// The vertex has a HASH input (key groups).
+    pub keyed: bool,
+}
+
+/// Index of a topology for O(1) neighbour lookups (vertex ids are 32-character strings;
+/// scanning edges per vertex dominated the decision time).
+#[derive(Debug, Clone)]
+pub struct Graph<'a> {
+    index: BTreeMap<&'a VertexId, usize>,
+    /// Upstream vertex indices per vertex (valid edges only).
+    pub inputs: Vec<Vec<usize>>,
+    /// Number of output edges per vertex.
+    pub outputs: Vec<usize>,
+    /// Whether a vertex has a HASH input.
+    pub keyed: Vec<bool>,
+}
+
+impl<'a> Graph<'a> {
+    /// Indexes `topology` (edges naming unknown vertices are ignored).
+    pub fn new(topology: &'a Topology) -> Self {
+        let n = topology.vertices.len();
+        let index: BTreeMap<&VertexId, usize> = topology
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (&v.id, i))
+            .collect();
+        let mut inputs = vec![Vec::new(); n];
+        let mut outputs = vec![0; n];
+        let mut keyed = vec![false; n];
+        for e in &topology.edges {
+            if let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) {
+                inputs[t].push(f);
+                outputs[f] += 1;
+                keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
+            }
+        }
+        Self {
+            index,
+            inputs,
+            outputs,
+            keyed,
+        }
+    }
+
+    /// Position of a vertex in `topology.vertices`.
+    pub fn index(&self, id: &VertexId) -> Option<usize> {
+        self.index.get(id).copied()
+    }
 }
 
 /// Ceiling of a non-negative ratio as a parallelism in `[1, max]` (NaN ⇒ `max`).
@@ -105,8 +156,14 @@ pub fn edge_output_ratio(
     let (Some(up), Some(down)) = (inputs.get(from), inputs.get(to)) else {
         return 1.0;
     };
-    let n_in = topology.inputs(to).count().max(1);
+    let n_in = topology.inputs(to).count();
     let n_out = topology.outputs(from).count();
+    ratio(up, down, n_in, n_out)
+}
+
+/// [`edge_output_ratio`] from the two vertices' inputs and edge counts.
+fn ratio(up: &VertexInputs, down: &VertexInputs, n_in: usize, n_out: usize) -> f64 {
+    let n_in = n_in.max(1);
     let edge_rate = match up.rate_out {
         _ if n_in == 1 => down.rate_in,
         Some(out) if n_out == 1 => out,
@@ -135,7 +192,14 @@ pub fn size(
     cpu_max: Option<f64>,
 ) -> (Vec<VertexSizing>, Vec<Reason>) {
     let mut out: Vec<VertexSizing> = Vec::with_capacity(order.len());
-    let mut targets: BTreeMap<&VertexId, f64> = BTreeMap::new();
+    let graph = Graph::new(topology);
+    let n = topology.vertices.len();
+    let by_index: Vec<Option<&VertexInputs>> = topology
+        .vertices
+        .iter()
+        .map(|v| inputs.get(&v.id))
+        .collect();
+    let mut targets: Vec<f64> = vec![0.0; n];
     let mut reasons = Vec::new();
     let catch_up_s = policy.catch_up_duration.as_secs_f64();
     let backlog_s = policy.backlog_threshold.as_secs_f64();
@@ -145,12 +209,16 @@ pub fn size(
         1.0
     };
     for id in order {
-        let (Some(v), Some(inp)) = (topology.vertex(id), inputs.get(id)) else {
+        let Some(i) = graph.index(id) else {
+            continue;
+        };
+        let (Some(v), Some(inp)) = (topology.vertices.get(i), by_index[i]) else {
             continue;
         };
         let p = v.parallelism.max(1);
         let max_p = v.max_parallelism.max(1);
-        let source = topology.is_source(id);
+        let source = graph.inputs[i].is_empty();
+        let keyed = graph.keyed[i];
         let mut catching_up = false;
         let target = if source {
             let pending = inp.pending.unwrap_or(0.0);
@@ -170,11 +238,12 @@ pub fn size(
             }
             inp.rate_in + inp.lag_growth.max(0.0) + catch_up
         } else {
-            topology
-                .inputs(id)
-                .map(|e| {
-                    targets.get(&e.from).copied().unwrap_or(0.0)
-                        * edge_output_ratio(topology, inputs, &e.from, id)
+            let n_in = graph.inputs[i].len();
+            graph.inputs[i]
+                .iter()
+                .map(|&u| match by_index[u] {
+                    Some(up) => targets[u] * ratio(up, inp, n_in, graph.outputs[u]),
+                    None => 0.0,
                 })
                 .sum()
         };
@@ -183,7 +252,7 @@ pub fn size(
         } else {
             f64::MAX
         };
-        targets.insert(id, target);
+        targets[i] = target;
 
         let tpr = true_rate(inp);
         let projected = if tpr.is_infinite() {
@@ -294,6 +363,8 @@ pub fn size(
             required,
             catching_up,
             io_bound,
+            source,
+            keyed,
         });
     }
     (out, reasons)
