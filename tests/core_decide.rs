@@ -147,7 +147,8 @@ fn task_managers_follow_slot_sharing_groups() {
         ],
     };
     // (parallelism override, slots per TM) → Σ group max = default max + heavy max
-    let cases: &[(&[(&str, u32)], u32, u32)] = &[
+    type Overrides = &'static [(&'static str, u32)];
+    let cases: &[(Overrides, u32, u32)] = &[
         (&[], 4, 3),                    // 6 + 3 = 9 slots → 3 TMs of 4
         (&[], 1, 9),                    // 9 TMs of 1
         (&[("c", 7)], 4, 4),            // 6 + 7 = 13 → 4
