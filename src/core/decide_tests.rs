@@ -142,6 +142,36 @@ fn guards_refuse_without_target() {
             expect: none(Rule::InvalidTopology, None),
         },
         Case {
+            name: "empty topology",
+            obs: Observation::test(),
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: none(Rule::InvalidTopology, None),
+        },
+        Case {
+            name: "no signals at all",
+            obs: Observation {
+                vertices: BTreeMap::new(),
+                ..steady()
+            },
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: none(Rule::MissingSignal, Some("src")),
+        },
+        Case {
+            name: "running since unknown",
+            obs: Observation {
+                running_since: None,
+                ..steady()
+            },
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: none(Rule::MissingSignal, None),
+        },
+        Case {
             name: "maxParallelism 0",
             obs: steady().vertex("bad", 1, 0).load("bad", 1.0, 1.0),
             state: JobState::default(),
@@ -726,4 +756,31 @@ fn summary_is_one_line_in_firing_order() {
     assert_eq!(order.len(), 4, "{s}");
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{s}");
     assert!(!s.contains('\n'));
+}
+
+/// Vertical advice is reported (with a reason when it differs from today's size by more
+/// than 10 %) and never changes the plan.
+#[test]
+fn vertical_advice_is_reported_not_applied() {
+    let mut obs = steady();
+    obs.task_managers = vec![super::observation::TaskManagerSignals {
+        tm_id: "tm-0".into(),
+        cpu_load: Some(0.3),
+        heap_used_bytes: Some(1e9),
+        heap_max_bytes: Some(4e9),
+        gc_ms_per_s: Some(5.0),
+    }];
+    check(Case {
+        name: "heap over-provisioned",
+        obs,
+        state: JobState::default(),
+        policy: Policy::test(),
+        now: t0(),
+        expect: Expect {
+            target: plan(&[("src", 2), ("map", 2)], 2),
+            direction: Direction::None,
+            rescale: false,
+            rules: vec![(Rule::VerticalAdvice, None), (Rule::WithinBand, None)],
+        },
+    });
 }
