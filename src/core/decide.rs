@@ -21,7 +21,7 @@ use super::{
     decision::{Decision, Direction, Plan, Reason, Rule},
     downscale,
     ds2::{self, Band, VertexSizing},
-    guards,
+    guards::{self, remaining_s},
     inputs::{self, VertexInputs},
     observation::Observation,
     policy::{AlignmentMode, Policy},
@@ -328,7 +328,7 @@ fn final_reason(
             chrono::Duration::from_std(policy.cooldown).unwrap_or(chrono::TimeDelta::MAX);
         let since = now.signed_duration_since(last);
         if since < cooldown {
-            let remaining = (cooldown - since).num_milliseconds() as f64 / 1000.0;
+            let remaining = remaining_s(cooldown, since);
             return Reason::new(
                 Rule::Cooldown,
                 format!(

@@ -112,7 +112,7 @@ pub fn shape(
         chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
     let open_for = now.signed_duration_since(w.started_at);
     if open_for < delay {
-        let remaining = (delay - open_for).num_milliseconds() as f64 / 1000.0;
+        let remaining = super::guards::remaining_s(delay, open_for);
         return Shaped {
             parallelism: held(&proposed),
             window: Some(w),

@@ -11,6 +11,13 @@ use super::{
     topology::VertexId,
 };
 
+/// Seconds left of `total` after `elapsed` (saturating; never panics on extreme durations).
+pub fn remaining_s(total: chrono::TimeDelta, elapsed: chrono::TimeDelta) -> f64 {
+    total
+        .checked_sub(&elapsed)
+        .map_or(f64::MAX, |d| d.num_milliseconds() as f64 / 1000.0)
+}
+
 /// Refuses unless the job is RUNNING and has been for `policy.stabilization`.
 pub fn running_and_stable(
     obs: &Observation,
@@ -33,7 +40,7 @@ pub fn running_and_stable(
         chrono::Duration::from_std(policy.stabilization).unwrap_or(chrono::TimeDelta::MAX);
     let running_for = now.signed_duration_since(since);
     if running_for < stabilization {
-        let remaining = (stabilization - running_for).num_milliseconds() as f64 / 1000.0;
+        let remaining = remaining_s(stabilization, running_for);
         return Err(Reason::new(
             Rule::Stabilizing,
             format!(

@@ -225,6 +225,47 @@ proptest! {
     }
 
     #[test]
+    fn extreme_durations_never_panic(
+        vs in prop::collection::vec(gen_vertex(), 1..5),
+        secs in prop_oneof![Just(0u64), Just(1), Just(u64::MAX)],
+        offset in prop_oneof![Just(i64::MIN / 4), Just(-1i64), Just(0), Just(i64::MAX / 4)],
+        window in any::<bool>(),
+        guard_stabilization in any::<bool>(),
+    ) {
+        let long = Duration::from_secs(secs);
+        let policy = Policy {
+            stabilization: if guard_stabilization { long } else { Duration::ZERO },
+            scale_down_delay: long,
+            cooldown: long,
+            catch_up_duration: long,
+            backlog_threshold: long,
+            schedules: vec![super::policy::Schedule {
+                name: "s".into(),
+                cron: "0 0 * * * *".into(),
+                timezone: "Europe/Berlin".into(),
+                duration: long,
+                kind: super::policy::ScheduleKind::Floor,
+                task_managers: 3,
+            }],
+            ..Policy::test()
+        };
+        let when = t0()
+            .checked_add_signed(chrono::Duration::milliseconds(offset))
+            .unwrap_or(t0());
+        let obs = Observation { running_since: Some(when), ..build(&vs, 2) };
+        let state = JobState {
+            last_rescale_at: Some(when),
+            scale_down_window: window.then(|| super::state::ScaleDownWindow {
+                started_at: when,
+                highest: Default::default(),
+            }),
+            history: Vec::new(),
+        };
+        let (d, _) = decide(&obs, &state, &policy, t0());
+        assert_bounds(&d, &obs, &policy)?;
+    }
+
+    #[test]
     fn more_lag_never_fewer_task_managers(
         vs in prop::collection::vec(gen_vertex(), 1..8),
         extra in 0.0f64..1e7,
