@@ -353,6 +353,32 @@ fn seed_policies() {
             },
         },
         Case {
+            // the sink behind a FORWARD edge keeps the source's parallelism (DS2 alone
+            // would give it ceil(2833.3 / (2000/0.2/4 × 0.7)) = 2)
+            name: "IO-bound source scales its FORWARD chain",
+            obs: io_bound(0.15)
+                .vertex("sink", 4, 128)
+                .edge("src", "sink", ShipStrategy::Forward)
+                .load("sink", 200.0, 2000.0),
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: plan(&[("src", 6), ("map", 5), ("sink", 6)], 3),
+                direction: Direction::Up,
+                rescale: true,
+                rules: vec![
+                    (Rule::CatchUp, Some("src")),
+                    (Rule::IoBoundSource, Some("src")),
+                    (Rule::Overutilized, Some("src")),
+                    (Rule::Ds2Size, Some("map")),
+                    (Rule::IoBoundSource, Some("sink")),
+                    (Rule::Overutilized, Some("sink")),
+                    (Rule::ScaleUp, None),
+                ],
+            },
+        },
+        Case {
             name: "same lag, CPU high: busy time is trusted",
             obs: io_bound(0.8),
             state: JobState::default(),

@@ -13,7 +13,8 @@
 //!
 //! Plus the seed policy "IO-bound source": lag high or growing while CPU is low means busy
 //! time under-reports the source's load, so the source is sized by its *observed* rate
-//! (`records_in / (1 − backpressure)`) instead.
+//! (`records_in / (1 − backpressure)`) instead, and the vertices behind it on FORWARD
+//! edges (its unchained "source chain") follow it out.
 
 use std::collections::BTreeMap;
 
@@ -83,6 +84,8 @@ pub struct Graph<'a> {
     pub outputs: Vec<usize>,
     /// Whether a vertex has a HASH input.
     pub keyed: Vec<bool>,
+    /// Upstream vertex indices reached through FORWARD edges.
+    pub forward_inputs: Vec<Vec<usize>>,
 }
 
 impl<'a> Graph<'a> {
@@ -98,11 +101,15 @@ impl<'a> Graph<'a> {
         let mut inputs = vec![Vec::new(); n];
         let mut outputs = vec![0; n];
         let mut keyed = vec![false; n];
+        let mut forward_inputs = vec![Vec::new(); n];
         for e in &topology.edges {
             if let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) {
                 inputs[t].push(f);
                 outputs[f] += 1;
                 keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
+                if e.ship_strategy == ShipStrategy::Forward {
+                    forward_inputs[t].push(f);
+                }
             }
         }
         Self {
@@ -110,6 +117,7 @@ impl<'a> Graph<'a> {
             inputs,
             outputs,
             keyed,
+            forward_inputs,
         }
     }
 
@@ -200,6 +208,8 @@ pub fn size(
         .map(|v| inputs.get(&v.id))
         .collect();
     let mut targets: Vec<f64> = vec![0.0; n];
+    // parallelism an IO-bound source imposes on its FORWARD chain (0 = none)
+    let mut chain: Vec<u32> = vec![0; n];
     let mut reasons = Vec::new();
     let catch_up_s = policy.catch_up_duration.as_secs_f64();
     let backlog_s = policy.backlog_threshold.as_secs_f64();
@@ -302,6 +312,27 @@ pub fn size(
                     .input("required", f64::from(required)),
                 );
             }
+        }
+        // ... and its FORWARD chain (one-to-one edges) follows it out.
+        let upstream_chain = graph.forward_inputs[i]
+            .iter()
+            .map(|&u| chain[u])
+            .max()
+            .unwrap_or(0);
+        if upstream_chain > required {
+            required = upstream_chain.min(max_p);
+            io_bound = true;
+            reasons.push(
+                Reason::new(
+                    Rule::IoBoundSource,
+                    "FORWARD chain of an IO-bound source scales with it",
+                )
+                .vertex(id)
+                .input("required", f64::from(required)),
+            );
+        }
+        if io_bound {
+            chain[i] = required;
         }
 
         let band = if io_bound || projected > policy.utilization_high {
