@@ -47,7 +47,7 @@ fn fan_in_job() -> Observation {
         .unwrap_or_default();
     let mut vertices = BTreeMap::new();
     let mut src = signals(500.0, 1000.0, 2000.0);
-    src.lag_growth_per_s = Some(500.0);
+    src.lag_growth_per_s = Some(1000.0);
     vertices.insert(VertexId::new("src"), src);
     vertices.insert(VertexId::new("map"), signals(500.0, 2000.0, 2000.0));
     vertices.insert(VertexId::new("src2"), signals(250.0, 500.0, 500.0));
@@ -79,10 +79,11 @@ fn fan_in_job() -> Observation {
     }
 }
 
-/// src: target 1000 + 500 growth = 1500, true rate 2000 → ceil(1500 / 700) = 3.
-/// map: target 1500 × (2000 / 1000) = 3000, true rate 4000 → ceil(3000 / 700) = 5.
+/// src: target 1000 + 1000 growth = 2000, true rate 2000 → ceil(2000 / 700) = 3.
+/// map: target 2000 × (2000 / 1000) = 4000, true rate 4000 → ceil(4000 / 700) = 6.
 /// src2: 25 % busy → under the band, but held because the job scales up.
-/// join: target 3000 × 1 + 500 × 1 = 3500, true rate 5000 → 5 = current.
+/// join: target 4000 × 1 + 500 × 1 = 4500, true rate 5000 → ceil(4500 / 700) = 7,
+/// aligned to 8 (a divisor of its 720 key groups).
 #[test]
 fn target_rates_follow_output_ratios_through_fan_in() {
     let (d, state) = decide(
@@ -97,13 +98,13 @@ fn target_rates_follow_output_ratios_through_fan_in() {
             .map(|(k, v)| (k.to_string(), *v))
             .collect()
     });
-    let want: BTreeMap<String, u32> = [("src", 3), ("map", 5), ("src2", 2), ("join", 5)]
+    let want: BTreeMap<String, u32> = [("src", 3), ("map", 6), ("src2", 2), ("join", 8)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     assert_eq!(target, Some(want), "{}", d.summary());
-    assert_eq!(d.target.as_ref().map(|t| t.task_managers), Some(5));
-    assert_eq!(d.direction, Direction::None);
+    assert_eq!(d.target.as_ref().map(|t| t.task_managers), Some(8));
+    assert_eq!(d.direction, Direction::Up);
     assert!(d.rescale);
     let rules: Vec<(Rule, Option<String>)> = d
         .reasons
@@ -113,9 +114,11 @@ fn target_rates_follow_output_ratios_through_fan_in() {
     assert_eq!(
         rules,
         vec![
-            (Rule::Ds2Size, Some("src".into())),
-            (Rule::Ds2Size, Some("map".into())),
+            (Rule::Overutilized, Some("src".into())),
+            (Rule::Overutilized, Some("map".into())),
             (Rule::Underutilized, Some("src2".into())),
+            (Rule::Overutilized, Some("join".into())),
+            (Rule::Aligned, Some("join".into())),
             (Rule::ScaleDownDelayed, None),
             (Rule::ScaleUp, None),
         ],
@@ -128,7 +131,7 @@ fn target_rates_follow_output_ratios_through_fan_in() {
         .find(|r| r.vertex.as_ref().is_some_and(|v| v.as_str() == "map"));
     assert_eq!(
         map_reason.and_then(|r| r.inputs.get("target_rate").copied()),
-        Some(3000.0)
+        Some(4000.0)
     );
     assert_eq!(state.last_rescale_at, Some(d.at));
 }

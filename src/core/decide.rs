@@ -184,8 +184,24 @@ fn settle(
     let mut hold: Option<Reason>;
     let hold_at: usize;
     let mut parallelism = if act {
-        let (aligned, r) = aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
+        let (mut aligned, r) =
+            aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
         reasons.extend(r);
+        let over = sized.sizings.iter().any(|s| s.band == Band::Over);
+        if !over && !catching_up {
+            // only under-utilized vertices triggered: a scale-down decision, in which
+            // in-band vertices do not grow (that keeps "more load ⇒ never fewer
+            // TaskManagers": a busier job that is merely in band holds instead)
+            for (v, p) in aligned.iter_mut() {
+                *p = (*p).min(current.get(v).copied().unwrap_or(*p));
+            }
+            reasons.retain(|r| {
+                r.rule != Rule::Ds2Size
+                    || r.vertex
+                        .as_ref()
+                        .is_none_or(|v| aligned.get(v).copied() != current.get(v).copied())
+            });
+        }
         let shaped = downscale::shape(
             &current,
             aligned,

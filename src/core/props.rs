@@ -162,8 +162,8 @@ fn target_tms(d: &Decision) -> u32 {
     d.target.as_ref().map_or(0, |t| t.task_managers)
 }
 
+// 256 cases by default; PROPTEST_CASES=5000 for a longer run.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn decisions_stay_within_bounds(
