@@ -285,7 +285,8 @@ pub fn size(
         let mut io_bound = false;
         let cpu_low = cpu_max.is_some_and(|c| c <= policy.io_bound_cpu_max);
         let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
-        if source && cpu_low && lagging && inp.rate_in > 0.0 {
+        let io_seed = source && cpu_low && lagging && inp.rate_in > 0.0;
+        if io_seed {
             let free = 1.0 - inp.backpressure.unwrap_or(0.0);
             let observed = if free > IDLE_BUSY {
                 inp.rate_in / free
@@ -331,7 +332,8 @@ pub fn size(
                 .input("required", f64::from(required)),
             );
         }
-        if io_bound {
+        if io_seed || io_bound {
+            // the chain follows whenever the seed applies, even if DS2 sized higher
             chain[i] = required;
         }
 
