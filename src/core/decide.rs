@@ -206,6 +206,7 @@ fn settle(
             &current,
             aligned,
             catching_up,
+            over,
             state.scale_down_window.as_ref(),
             policy,
             now,

@@ -628,6 +628,37 @@ fn guards_after_sizing() {
             },
         },
         Case {
+            // map needs ceil(1000 / (1000/0.95/4 × 0.7)) = 6 but maxParallelism is 4: it
+            // cannot grow, and src's due scale-down still waits (more load never shrinks)
+            name: "over-utilized vertex at its limit holds scale-downs",
+            obs: Observation::test()
+                .vertex("src", 8, 128)
+                .vertex("map", 4, 4)
+                .edge("src", "map", ShipStrategy::Rebalance)
+                .load("src", 100.0, 1000.0)
+                .load("map", 950.0, 1000.0),
+            state: JobState {
+                scale_down_window: Some(ScaleDownWindow {
+                    started_at: at(-301),
+                    highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
+                }),
+                ..JobState::default()
+            },
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 8), ("map", 4)], 8),
+                direction: Direction::None,
+                rescale: false,
+                rules: vec![
+                    (Rule::Underutilized, Some("src")),
+                    (Rule::ClampedToMaxParallelism, Some("map")),
+                    (Rule::Overutilized, Some("map")),
+                    (Rule::ScaleDownDelayed, None),
+                ],
+            },
+        },
+        Case {
             // 120 s of backlog > 60 s threshold: the idle vertices may not shrink
             name: "no scale-down while catching up",
             obs: catching,
