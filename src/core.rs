@@ -10,6 +10,7 @@
 //! ```
 
 pub mod align;
+pub mod bounds;
 pub mod decide;
 pub mod decision;
 pub mod downscale;

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     align::align,
+    bounds::bound_task_managers,
     decision::{Decision, Direction, Plan, Reason, Rule},
     downscale,
     ds2::{self, Band, VertexSizing},
@@ -25,8 +26,7 @@ use super::{
     inputs::{self, VertexInputs},
     observation::Observation,
     policy::{AlignmentMode, Policy},
-    schedule,
-    slots::{fit_to_task_managers, spread_to_task_managers, task_managers_for},
+    slots::task_managers_for,
     state::JobState,
     topology::VertexId,
     vertical,
@@ -183,7 +183,7 @@ fn settle(
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut hold: Option<Reason>;
     let hold_at: usize;
-    let mut parallelism = if act {
+    let parallelism = if act {
         let (mut aligned, r) =
             aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
         reasons.extend(r);
@@ -231,69 +231,8 @@ fn settle(
         current.clone()
     };
 
-    // TaskManagers: policy max, schedule ceiling and floor, policy min.
-    let lo = policy.min_task_managers;
-    let hi = policy.max_task_managers.max(lo);
-    let mut tms = task_managers_for(topology, &parallelism, slots);
-    if tms > hi {
-        reasons.push(
-            Reason::new(
-                Rule::ClampedToMax,
-                format!("needs {tms} TaskManagers, max {hi}: parallelism reduced to fit"),
-            )
-            .input("needed", f64::from(tms))
-            .input("max", f64::from(hi)),
-        );
-        parallelism = fit_to_task_managers(topology, &parallelism, slots, hi);
-        // the job gets every TaskManager it may have; rounding leaves spare slots at most
-        tms = hi;
-    }
-    let bounds = schedule::bounds(policy, now);
-    if let Some((ceiling, name)) = &bounds.ceiling {
-        let ceiling = (*ceiling).clamp(lo, hi);
-        if tms > ceiling {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleCeiling,
-                    format!("schedule {name}: at most {ceiling} TaskManagers"),
-                )
-                .input("needed", f64::from(tms))
-                .input("ceiling", f64::from(ceiling)),
-            );
-            parallelism = fit_to_task_managers(topology, &parallelism, slots, ceiling);
-            tms = ceiling;
-        }
-    }
-    if let Some((floor, name)) = &bounds.floor {
-        let floor = (*floor).clamp(lo, hi);
-        let capped = bounds
-            .ceiling
-            .as_ref()
-            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
-        if tms < capped {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleFloor,
-                    format!("schedule {name}: at least {capped} TaskManagers"),
-                )
-                .input("needed", f64::from(tms))
-                .input("floor", f64::from(capped)),
-            );
-            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
-            tms = capped;
-        }
-    }
-    if tms < lo {
-        reasons.push(
-            Reason::new(
-                Rule::ClampedToMin,
-                format!("needs {tms} TaskManagers, min {lo}"),
-            )
-            .input("needed", f64::from(tms))
-            .input("min", f64::from(lo)),
-        );
-        tms = lo;
-    }
+    let (parallelism, tms) =
+        bound_task_managers(topology, parallelism, slots, policy, now, &mut reasons);
 
     if let Some(r) = vertical_reason(decision, obs, policy) {
         reasons.push(r);
