@@ -119,6 +119,7 @@ fn main() {
         black_box(decide(black_box(&obs), &state, &policy, now));
     }
     let budget = Duration::from_secs(2);
+    let cpu_start = on_cpu_ns();
     let start = Instant::now();
     let mut n: u64 = 0;
     while start.elapsed() < budget {
@@ -130,9 +131,28 @@ fn main() {
     let elapsed = start.elapsed();
     let ns = elapsed.as_nanos() as f64 / n as f64;
     println!(
-        "decide/50-vertex: {n} decisions in {:.2?}: {:.0} decisions/s, {:.0} ns/decision",
+        "decide/50-vertex: {n} decisions in {:.2?}: {:.0} decisions/s, {:.0} ns/decision (wall)",
         elapsed,
         1e9 / ns,
         ns
     );
+    // on a shared machine wall time includes waiting for a CPU; on-CPU time does not
+    if let (Some(a), Some(b)) = (cpu_start, on_cpu_ns()) {
+        let cpu = (b - a) as f64 / n as f64;
+        println!(
+            "decide/50-vertex: {:.0} decisions/s, {:.0} ns/decision (on-CPU time of this thread)",
+            1e9 / cpu,
+            cpu
+        );
+    }
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`).
+fn on_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
