@@ -86,6 +86,10 @@ pub struct Graph<'a> {
     pub keyed: Vec<bool>,
     /// Upstream vertex indices reached through FORWARD edges.
     pub forward_inputs: Vec<Vec<usize>>,
+    /// Downstream vertex indices per vertex, in edge order (one entry per edge).
+    pub output_edges: Vec<Vec<usize>>,
+    /// Some edge names a vertex that is not in the topology.
+    pub dangling: bool,
 }
 
 impl<'a> Graph<'a> {
@@ -102,14 +106,19 @@ impl<'a> Graph<'a> {
         let mut outputs = vec![0; n];
         let mut keyed = vec![false; n];
         let mut forward_inputs = vec![Vec::new(); n];
+        let mut output_edges = vec![Vec::new(); n];
+        let mut dangling = false;
         for e in &topology.edges {
-            if let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) {
-                inputs[t].push(f);
-                outputs[f] += 1;
-                keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
-                if e.ship_strategy == ShipStrategy::Forward {
-                    forward_inputs[t].push(f);
-                }
+            let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) else {
+                dangling = true;
+                continue;
+            };
+            output_edges[f].push(t);
+            inputs[t].push(f);
+            outputs[f] += 1;
+            keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
+            if e.ship_strategy == ShipStrategy::Forward {
+                forward_inputs[t].push(f);
             }
         }
         Self {
@@ -118,7 +127,36 @@ impl<'a> Graph<'a> {
             outputs,
             keyed,
             forward_inputs,
+            output_edges,
+            dangling,
         }
+    }
+
+    /// Vertex indices in topological order, with exactly the tie-breaking of
+    /// [`Topology::topological_order`] (Kahn; Flink's vertex order among ready vertices)
+    /// in O(V + E) instead of a string comparison per edge and vertex. `None` on a cycle,
+    /// a dangling edge, or duplicate vertex ids.
+    pub fn topological_order(&self) -> Option<Vec<usize>> {
+        let n = self.inputs.len();
+        if self.dangling || self.index.len() != n {
+            return None;
+        }
+        let mut indegree: Vec<usize> = self.inputs.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).rev().collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            let mut next = Vec::new();
+            for &t in &self.output_edges[i] {
+                indegree[t] -= 1;
+                if indegree[t] == 0 {
+                    next.push(t);
+                }
+            }
+            next.sort_unstable();
+            ready.extend(next.into_iter().rev());
+        }
+        (order.len() == n).then_some(order)
     }
 
     /// Position of a vertex in `topology.vertices`.

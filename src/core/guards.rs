@@ -78,7 +78,13 @@ pub fn usable_topology(obs: &Observation) -> Result<Vec<VertexId>, Reason> {
         )
         .vertex(&v.id));
     }
-    t.topological_order().ok_or_else(|| {
+    let graph = super::ds2::Graph::new(t);
+    let order = graph.topological_order().map(|o| {
+        o.into_iter()
+            .filter_map(|i| t.vertices.get(i).map(|v| v.id.clone()))
+            .collect()
+    });
+    order.ok_or_else(|| {
         Reason::new(
             Rule::InvalidTopology,
             "topology has a cycle or an edge to an unknown vertex",

@@ -334,3 +334,26 @@ proptest! {
         prop_assert!(align(current, lo, n, max_p) <= align(current, hi, n, max_p));
     }
 }
+
+proptest! {
+    /// The O(V + E) order of the DS2 graph index is exactly `Topology::topological_order`
+    /// (same tie-breaking, same refusals), on random graphs with cycles and dangling edges.
+    #[test]
+    fn graph_order_matches_topology_order(
+        n in 1usize..10,
+        edges in prop::collection::vec((0usize..11, 0usize..11), 0..20),
+    ) {
+        let mut obs = Observation::test();
+        for i in 0..n {
+            obs = obs.vertex(&format!("v{i}"), 1, 1);
+        }
+        for (a, b) in edges {
+            obs = obs.edge(&format!("v{a}"), &format!("v{b}"), ShipStrategy::Rebalance);
+        }
+        let t = &obs.topology;
+        let ours = super::ds2::Graph::new(t).topological_order().map(|o| {
+            o.into_iter().map(|i| t.vertices[i].id.clone()).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(ours, t.topological_order());
+    }
+}
