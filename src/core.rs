@@ -8,6 +8,12 @@
 //!  Policy ───────┤
 //!  now ──────────┘
 //! ```
+//!
+//! Inside `decide` (one file per step): [`guards`] (status, stabilization, topology,
+//! slots) → [`inputs`] (signal validation) → [`ds2`] (sizing, seed policies) → [`align`]
+//! (key groups / partitions) → [`downscale`] (window, catch-up, cap) → [`bounds`]
+//! (TaskManager min/max, [`schedule`] floors/ceilings, using [`slots`]) → cooldown and
+//! budget; [`vertical`] advice on the side.
 
 pub mod align;
 pub mod bounds;
@@ -35,12 +41,13 @@ mod fixtures;
 mod props;
 
 pub use align::{align, alignment_units};
+pub use bounds::bound_task_managers;
 pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy, Schedule, ScheduleKind};
-pub use schedule::validate_schedule;
+pub use schedule::{open_since as schedule_open_since, validate_schedule};
 pub use signal::Signal;
 pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
