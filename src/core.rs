@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Inside `decide` (one file per step): [`guards`] (status, stabilization, topology,
-//! slots) → [`inputs`] (signal validation) → [`ds2`] (sizing, seed policies) → [`align`]
+//! slots) → [`inputs`] (signal validation) → [`ds2`] (sizing, seed policies) → [`align`](mod@align)
 //! (key groups / partitions) → [`downscale`] (window, catch-up, cap) → [`bounds`]
 //! (TaskManager min/max, [`schedule`] floors/ceilings, using [`slots`]) → cooldown and
 //! budget; [`vertical`] advice on the side.
