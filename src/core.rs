@@ -8,8 +8,15 @@
 //!  Policy ───────┤
 //!  now ──────────┘
 //! ```
+//!
+//! Inside `decide` (one file per step): [`guards`] (status, stabilization, topology,
+//! slots) → [`inputs`] (signal validation) → [`ds2`] (sizing, seed policies) → [`align`](mod@align)
+//! (key groups / partitions) → [`downscale`] (window, catch-up, cap) → [`bounds`]
+//! (TaskManager min/max, [`schedule`] floors/ceilings, using [`slots`]) → cooldown and
+//! budget; [`vertical`] advice on the side.
 
 pub mod align;
+pub mod bounds;
 pub mod decide;
 pub mod decision;
 pub mod downscale;
@@ -34,6 +41,7 @@ mod fixtures;
 mod props;
 
 pub use align::{align, alignment_units};
+pub use bounds::bound_task_managers;
 pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
@@ -43,7 +51,7 @@ pub use rescale::{
     required_task_managers, task_managers_to_report, FailoverCause, FailoverWatch, Rescale,
     RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts, TaskManagerSlots,
 };
-pub use schedule::validate_schedule;
+pub use schedule::{open_since as schedule_open_since, validate_schedule};
 pub use signal::Signal;
 pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};

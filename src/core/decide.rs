@@ -17,18 +17,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    align::{align, alignment_units},
+    align::align,
+    bounds::bound_task_managers,
     decision::{Decision, Direction, Plan, Reason, Rule},
     downscale,
     ds2::{self, Band, VertexSizing},
-    guards,
+    guards::{self, remaining_s},
     inputs::{self, VertexInputs},
     observation::Observation,
     policy::{AlignmentMode, Policy},
-    schedule,
-    slots::{fit_to_task_managers, spread_to_task_managers, task_managers_for},
+    slots::task_managers_for,
     state::JobState,
-    topology::{Topology, VertexId},
+    topology::VertexId,
     vertical,
 };
 
@@ -85,7 +85,7 @@ pub fn decide(
     settle(
         &mut decision,
         &mut next,
-        Sized::new(obs, &order, &inputs, policy),
+        JobSizing::new(obs, &order, &inputs, policy),
         obs,
         policy,
         slots,
@@ -95,13 +95,13 @@ pub fn decide(
 }
 
 /// DS2 output for the whole job.
-struct Sized {
+struct JobSizing {
     sizings: Vec<VertexSizing>,
     reasons: Vec<Reason>,
     partitions: BTreeMap<VertexId, Option<u32>>,
 }
 
-impl Sized {
+impl JobSizing {
     fn new(
         obs: &Observation,
         order: &[VertexId],
@@ -122,9 +122,9 @@ impl Sized {
     }
 }
 
-/// Required parallelism per vertex, aligned (BALANCED), with `Aligned` reasons.
+/// Required parallelism per vertex, aligned (BALANCED: sources to their partition count,
+/// keyed vertices to their key groups; see [`align`]), with `Aligned` reasons.
 pub fn aligned_parallelism(
-    topology: &Topology,
     sizings: &[VertexSizing],
     partitions: &BTreeMap<VertexId, Option<u32>>,
     mode: AlignmentMode,
@@ -135,9 +135,11 @@ pub fn aligned_parallelism(
         .map(|s| {
             let units = match mode {
                 AlignmentMode::Off => None,
-                AlignmentMode::Balanced => {
-                    alignment_units(topology, &s.id, partitions.get(&s.id).copied().flatten())
+                AlignmentMode::Balanced if s.source => {
+                    partitions.get(&s.id).copied().flatten().filter(|n| *n > 0)
                 }
+                AlignmentMode::Balanced if s.keyed => Some(s.max_parallelism),
+                AlignmentMode::Balanced => None,
             };
             let p = match units {
                 Some(n) => align(s.current, s.required, n, s.max_parallelism),
@@ -168,7 +170,7 @@ pub fn aligned_parallelism(
 fn settle(
     decision: &mut Decision,
     state: &mut JobState,
-    sized: Sized,
+    sized: JobSizing,
     obs: &Observation,
     policy: &Policy,
     slots: u32,
@@ -181,18 +183,30 @@ fn settle(
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut hold: Option<Reason>;
     let hold_at: usize;
-    let mut parallelism = if act {
-        let (aligned, r) = aligned_parallelism(
-            topology,
-            &sized.sizings,
-            &sized.partitions,
-            policy.alignment,
-        );
+    let parallelism = if act {
+        let (mut aligned, r) =
+            aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
         reasons.extend(r);
+        let over = sized.sizings.iter().any(|s| s.band == Band::Over);
+        if !over && !catching_up {
+            // only under-utilized vertices triggered: a scale-down decision, in which
+            // in-band vertices do not grow (that keeps "more load ⇒ never fewer
+            // TaskManagers": a busier job that is merely in band holds instead)
+            for (v, p) in aligned.iter_mut() {
+                *p = (*p).min(current.get(v).copied().unwrap_or(*p));
+            }
+            reasons.retain(|r| {
+                r.rule != Rule::Ds2Size
+                    || r.vertex
+                        .as_ref()
+                        .is_none_or(|v| aligned.get(v).copied() != current.get(v).copied())
+            });
+        }
         let shaped = downscale::shape(
             &current,
             aligned,
             catching_up,
+            over,
             state.scale_down_window.as_ref(),
             policy,
             now,
@@ -217,69 +231,8 @@ fn settle(
         current.clone()
     };
 
-    // TaskManagers: policy max, schedule ceiling and floor, policy min.
-    let lo = policy.min_task_managers;
-    let hi = policy.max_task_managers.max(lo);
-    let mut tms = task_managers_for(topology, &parallelism, slots);
-    if tms > hi {
-        reasons.push(
-            Reason::new(
-                Rule::ClampedToMax,
-                format!("needs {tms} TaskManagers, max {hi}: parallelism reduced to fit"),
-            )
-            .input("needed", f64::from(tms))
-            .input("max", f64::from(hi)),
-        );
-        parallelism = fit_to_task_managers(topology, &parallelism, slots, hi);
-        // the job gets every TaskManager it may have; rounding leaves spare slots at most
-        tms = hi;
-    }
-    let bounds = schedule::bounds(policy, now);
-    if let Some((ceiling, name)) = &bounds.ceiling {
-        let ceiling = (*ceiling).clamp(lo, hi);
-        if tms > ceiling {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleCeiling,
-                    format!("schedule {name}: at most {ceiling} TaskManagers"),
-                )
-                .input("needed", f64::from(tms))
-                .input("ceiling", f64::from(ceiling)),
-            );
-            parallelism = fit_to_task_managers(topology, &parallelism, slots, ceiling);
-            tms = ceiling;
-        }
-    }
-    if let Some((floor, name)) = &bounds.floor {
-        let floor = (*floor).clamp(lo, hi);
-        let capped = bounds
-            .ceiling
-            .as_ref()
-            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
-        if tms < capped {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleFloor,
-                    format!("schedule {name}: at least {capped} TaskManagers"),
-                )
-                .input("needed", f64::from(tms))
-                .input("floor", f64::from(capped)),
-            );
-            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
-            tms = capped;
-        }
-    }
-    if tms < lo {
-        reasons.push(
-            Reason::new(
-                Rule::ClampedToMin,
-                format!("needs {tms} TaskManagers, min {lo}"),
-            )
-            .input("needed", f64::from(tms))
-            .input("min", f64::from(lo)),
-        );
-        tms = lo;
-    }
+    let (parallelism, tms) =
+        bound_task_managers(topology, parallelism, slots, policy, now, &mut reasons);
 
     if let Some(r) = vertical_reason(decision, obs, policy) {
         reasons.push(r);
@@ -331,7 +284,7 @@ fn final_reason(
             chrono::Duration::from_std(policy.cooldown).unwrap_or(chrono::TimeDelta::MAX);
         let since = now.signed_duration_since(last);
         if since < cooldown {
-            let remaining = (cooldown - since).num_milliseconds() as f64 / 1000.0;
+            let remaining = remaining_s(cooldown, since);
             return Reason::new(
                 Rule::Cooldown,
                 format!(

@@ -210,7 +210,8 @@ impl Decision {
                 Some(v) => format!(
                     "{}[{}]: {}",
                     r.rule.as_str(),
-                    &v.as_str()[..v.as_str().len().min(8)],
+                    // first 8 characters (not bytes: never split a UTF-8 character)
+                    v.as_str().chars().take(8).collect::<String>(),
                     r.message
                 ),
                 None => format!("{}: {}", r.rule.as_str(), r.message),

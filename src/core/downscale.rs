@@ -1,7 +1,8 @@
 //! Anti-flap rules for scale-downs (scale-ups are applied at once):
 //!
 //! * a scale-up anywhere holds every scale-down and clears the window;
-//! * no scale-down while a backlog is being caught up (FLINK-31318);
+//! * no scale-down while a backlog is being caught up (FLINK-31318), nor while a vertex
+//!   is over-utilized (even one already at its maxParallelism);
 //! * a scale-down waits for `scale_down_delay` of continuous scale-down
 //!   recommendations, then applies the **highest** recommendation seen in the window, so
 //!   several small shrinks merge into one restart (FLINK-36018/36535);
@@ -46,11 +47,14 @@ pub fn scale_down_floor(current: u32, max_scale_down_factor: f64) -> u32 {
     }
 }
 
-/// Applies the scale-down rules to `proposed` against `current`.
+/// Applies the scale-down rules to `proposed` against `current`. `over` says some vertex
+/// is over-utilized: then nothing shrinks, even when that vertex cannot grow (it is at
+/// its maxParallelism), so more load never yields fewer TaskManagers.
 pub fn shape(
     current: &BTreeMap<VertexId, u32>,
     proposed: BTreeMap<VertexId, u32>,
     catching_up: bool,
+    over: bool,
     window: Option<&ScaleDownWindow>,
     policy: &Policy,
     now: DateTime<Utc>,
@@ -99,6 +103,17 @@ pub fn shape(
             )),
         };
     }
+    if over {
+        return Shaped {
+            parallelism: held(&proposed),
+            window: window.cloned(),
+            reasons: Vec::new(),
+            hold: Some(Reason::new(
+                Rule::ScaleDownDelayed,
+                "scale-downs held: an over-utilized vertex cannot grow further",
+            )),
+        };
+    }
     let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
         started_at: now,
         highest: BTreeMap::new(),
@@ -112,7 +127,7 @@ pub fn shape(
         chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
     let open_for = now.signed_duration_since(w.started_at);
     if open_for < delay {
-        let remaining = (delay - open_for).num_milliseconds() as f64 / 1000.0;
+        let remaining = super::guards::remaining_s(delay, open_for);
         return Shaped {
             parallelism: held(&proposed),
             window: Some(w),

@@ -13,7 +13,8 @@
 //!
 //! Plus the seed policy "IO-bound source": lag high or growing while CPU is low means busy
 //! time under-reports the source's load, so the source is sized by its *observed* rate
-//! (`records_in / (1 − backpressure)`) instead.
+//! (`records_in / (1 − backpressure)`) instead, and the vertices behind it on FORWARD
+//! edges (its unchained "source chain") follow it out.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use super::{
     decision::{Reason, Rule},
     inputs::VertexInputs,
     policy::Policy,
-    topology::{Topology, VertexId},
+    topology::{ShipStrategy, Topology, VertexId},
 };
 
 /// Busy fractions below this count as idle (infinite true processing rate).
@@ -66,6 +67,102 @@ pub struct VertexSizing {
     pub catching_up: bool,
     /// The IO-bound seed policy sized this vertex.
     pub io_bound: bool,
+    /// The vertex has no inputs.
+    pub source: bool,
+    /// The vertex has a HASH input (key groups).
+    pub keyed: bool,
+}
+
+/// Index of a topology for O(1) neighbour lookups (vertex ids are 32-character strings;
+/// scanning edges per vertex dominated the decision time).
+#[derive(Debug, Clone)]
+pub struct Graph<'a> {
+    index: BTreeMap<&'a VertexId, usize>,
+    /// Upstream vertex indices per vertex (valid edges only).
+    pub inputs: Vec<Vec<usize>>,
+    /// Number of output edges per vertex.
+    pub outputs: Vec<usize>,
+    /// Whether a vertex has a HASH input.
+    pub keyed: Vec<bool>,
+    /// Upstream vertex indices reached through FORWARD edges.
+    pub forward_inputs: Vec<Vec<usize>>,
+    /// Downstream vertex indices per vertex, in edge order (one entry per edge).
+    pub output_edges: Vec<Vec<usize>>,
+    /// Some edge names a vertex that is not in the topology.
+    pub dangling: bool,
+}
+
+impl<'a> Graph<'a> {
+    /// Indexes `topology` (edges naming unknown vertices are ignored).
+    pub fn new(topology: &'a Topology) -> Self {
+        let n = topology.vertices.len();
+        let index: BTreeMap<&VertexId, usize> = topology
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (&v.id, i))
+            .collect();
+        let mut inputs = vec![Vec::new(); n];
+        let mut outputs = vec![0; n];
+        let mut keyed = vec![false; n];
+        let mut forward_inputs = vec![Vec::new(); n];
+        let mut output_edges = vec![Vec::new(); n];
+        let mut dangling = false;
+        for e in &topology.edges {
+            let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) else {
+                dangling = true;
+                continue;
+            };
+            output_edges[f].push(t);
+            inputs[t].push(f);
+            outputs[f] += 1;
+            keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
+            if e.ship_strategy == ShipStrategy::Forward {
+                forward_inputs[t].push(f);
+            }
+        }
+        Self {
+            index,
+            inputs,
+            outputs,
+            keyed,
+            forward_inputs,
+            output_edges,
+            dangling,
+        }
+    }
+
+    /// Vertex indices in topological order, with exactly the tie-breaking of
+    /// [`Topology::topological_order`] (Kahn; Flink's vertex order among ready vertices)
+    /// in O(V + E) instead of a string comparison per edge and vertex. `None` on a cycle,
+    /// a dangling edge, or duplicate vertex ids.
+    pub fn topological_order(&self) -> Option<Vec<usize>> {
+        let n = self.inputs.len();
+        if self.dangling || self.index.len() != n {
+            return None;
+        }
+        let mut indegree: Vec<usize> = self.inputs.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).rev().collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            let mut next = Vec::new();
+            for &t in &self.output_edges[i] {
+                indegree[t] -= 1;
+                if indegree[t] == 0 {
+                    next.push(t);
+                }
+            }
+            next.sort_unstable();
+            ready.extend(next.into_iter().rev());
+        }
+        (order.len() == n).then_some(order)
+    }
+
+    /// Position of a vertex in `topology.vertices`.
+    pub fn index(&self, id: &VertexId) -> Option<usize> {
+        self.index.get(id).copied()
+    }
 }
 
 /// Ceiling of a non-negative ratio as a parallelism in `[1, max]` (NaN ⇒ `max`).
@@ -105,8 +202,14 @@ pub fn edge_output_ratio(
     let (Some(up), Some(down)) = (inputs.get(from), inputs.get(to)) else {
         return 1.0;
     };
-    let n_in = topology.inputs(to).count().max(1);
+    let n_in = topology.inputs(to).count();
     let n_out = topology.outputs(from).count();
+    ratio(up, down, n_in, n_out)
+}
+
+/// [`edge_output_ratio`] from the two vertices' inputs and edge counts.
+fn ratio(up: &VertexInputs, down: &VertexInputs, n_in: usize, n_out: usize) -> f64 {
+    let n_in = n_in.max(1);
     let edge_rate = match up.rate_out {
         _ if n_in == 1 => down.rate_in,
         Some(out) if n_out == 1 => out,
@@ -135,7 +238,16 @@ pub fn size(
     cpu_max: Option<f64>,
 ) -> (Vec<VertexSizing>, Vec<Reason>) {
     let mut out: Vec<VertexSizing> = Vec::with_capacity(order.len());
-    let mut targets: BTreeMap<&VertexId, f64> = BTreeMap::new();
+    let graph = Graph::new(topology);
+    let n = topology.vertices.len();
+    let by_index: Vec<Option<&VertexInputs>> = topology
+        .vertices
+        .iter()
+        .map(|v| inputs.get(&v.id))
+        .collect();
+    let mut targets: Vec<f64> = vec![0.0; n];
+    // parallelism an IO-bound source imposes on its FORWARD chain (0 = none)
+    let mut chain: Vec<u32> = vec![0; n];
     let mut reasons = Vec::new();
     let catch_up_s = policy.catch_up_duration.as_secs_f64();
     let backlog_s = policy.backlog_threshold.as_secs_f64();
@@ -145,12 +257,16 @@ pub fn size(
         1.0
     };
     for id in order {
-        let (Some(v), Some(inp)) = (topology.vertex(id), inputs.get(id)) else {
+        let Some(i) = graph.index(id) else {
+            continue;
+        };
+        let (Some(v), Some(inp)) = (topology.vertices.get(i), by_index[i]) else {
             continue;
         };
         let p = v.parallelism.max(1);
         let max_p = v.max_parallelism.max(1);
-        let source = topology.is_source(id);
+        let source = graph.inputs[i].is_empty();
+        let keyed = graph.keyed[i];
         let mut catching_up = false;
         let target = if source {
             let pending = inp.pending.unwrap_or(0.0);
@@ -170,11 +286,12 @@ pub fn size(
             }
             inp.rate_in + inp.lag_growth.max(0.0) + catch_up
         } else {
-            topology
-                .inputs(id)
-                .map(|e| {
-                    targets.get(&e.from).copied().unwrap_or(0.0)
-                        * edge_output_ratio(topology, inputs, &e.from, id)
+            let n_in = graph.inputs[i].len();
+            graph.inputs[i]
+                .iter()
+                .map(|&u| match by_index[u] {
+                    Some(up) => targets[u] * ratio(up, inp, n_in, graph.outputs[u]),
+                    None => 0.0,
                 })
                 .sum()
         };
@@ -183,7 +300,7 @@ pub fn size(
         } else {
             f64::MAX
         };
-        targets.insert(id, target);
+        targets[i] = target;
 
         let tpr = true_rate(inp);
         let projected = if tpr.is_infinite() {
@@ -206,7 +323,8 @@ pub fn size(
         let mut io_bound = false;
         let cpu_low = cpu_max.is_some_and(|c| c <= policy.io_bound_cpu_max);
         let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
-        if source && cpu_low && lagging && inp.rate_in > 0.0 {
+        let io_seed = source && cpu_low && lagging && inp.rate_in > 0.0;
+        if io_seed {
             let free = 1.0 - inp.backpressure.unwrap_or(0.0);
             let observed = if free > IDLE_BUSY {
                 inp.rate_in / free
@@ -233,6 +351,28 @@ pub fn size(
                     .input("required", f64::from(required)),
                 );
             }
+        }
+        // ... and its FORWARD chain (one-to-one edges) follows it out.
+        let upstream_chain = graph.forward_inputs[i]
+            .iter()
+            .map(|&u| chain[u])
+            .max()
+            .unwrap_or(0);
+        if upstream_chain > required {
+            required = upstream_chain.min(max_p);
+            io_bound = true;
+            reasons.push(
+                Reason::new(
+                    Rule::IoBoundSource,
+                    "FORWARD chain of an IO-bound source scales with it",
+                )
+                .vertex(id)
+                .input("required", f64::from(required)),
+            );
+        }
+        if io_seed || io_bound {
+            // the chain follows whenever the seed applies, even if DS2 sized higher
+            chain[i] = required;
         }
 
         let band = if io_bound || projected > policy.utilization_high {
@@ -294,6 +434,8 @@ pub fn size(
             required,
             catching_up,
             io_bound,
+            source,
+            keyed,
         });
     }
     (out, reasons)

@@ -11,6 +11,13 @@ use super::{
     topology::VertexId,
 };
 
+/// Seconds left of `total` after `elapsed` (saturating; never panics on extreme durations).
+pub fn remaining_s(total: chrono::TimeDelta, elapsed: chrono::TimeDelta) -> f64 {
+    total
+        .checked_sub(&elapsed)
+        .map_or(f64::MAX, |d| d.num_milliseconds() as f64 / 1000.0)
+}
+
 /// Refuses unless the job is RUNNING and has been for `policy.stabilization`.
 pub fn running_and_stable(
     obs: &Observation,
@@ -33,7 +40,7 @@ pub fn running_and_stable(
         chrono::Duration::from_std(policy.stabilization).unwrap_or(chrono::TimeDelta::MAX);
     let running_for = now.signed_duration_since(since);
     if running_for < stabilization {
-        let remaining = (stabilization - running_for).num_milliseconds() as f64 / 1000.0;
+        let remaining = remaining_s(stabilization, running_for);
         return Err(Reason::new(
             Rule::Stabilizing,
             format!(
@@ -71,7 +78,13 @@ pub fn usable_topology(obs: &Observation) -> Result<Vec<VertexId>, Reason> {
         )
         .vertex(&v.id));
     }
-    t.topological_order().ok_or_else(|| {
+    let graph = super::ds2::Graph::new(t);
+    let order = graph.topological_order().map(|o| {
+        o.into_iter()
+            .filter_map(|i| t.vertices.get(i).map(|v| v.id.clone()))
+            .collect()
+    });
+    order.ok_or_else(|| {
         Reason::new(
             Rule::InvalidTopology,
             "topology has a cycle or an edge to an unknown vertex",

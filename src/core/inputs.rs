@@ -62,6 +62,8 @@ pub fn missing(vertex: Option<&VertexId>, signal: Signal, what: &str) -> Reason 
 pub fn validate(obs: &Observation) -> Result<BTreeMap<VertexId, VertexInputs>, Reason> {
     let mut out = BTreeMap::new();
     let none = Default::default();
+    let has_inputs: std::collections::BTreeSet<&VertexId> =
+        obs.topology.edges.iter().map(|e| &e.to).collect();
     for v in &obs.topology.vertices {
         let s = obs.vertices.get(&v.id).unwrap_or(&none);
         let id = &v.id;
@@ -69,7 +71,7 @@ pub fn validate(obs: &Observation) -> Result<BTreeMap<VertexId, VertexInputs>, R
         let rate_in = required(s.records_in_per_s, id, Signal::RecordsIn)?;
         let rate_out = optional(s.records_out_per_s, id, Signal::RecordsOut)?;
         let bp = optional(s.backpressured_ms_per_s, id, Signal::BackPressuredTime)?;
-        let source = obs.topology.is_source(id);
+        let source = !has_inputs.contains(id);
         let (pending, lag_growth) = if source {
             (
                 optional(s.pending_records, id, Signal::PendingRecords)?,

@@ -162,8 +162,8 @@ fn target_tms(d: &Decision) -> u32 {
     d.target.as_ref().map_or(0, |t| t.task_managers)
 }
 
+// 256 cases by default; PROPTEST_CASES=5000 for a longer run.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn decisions_stay_within_bounds(
@@ -221,6 +221,47 @@ proptest! {
         }
         let policy = Policy { target_utilization: junk[0], max_scale_down_factor: junk[1], ..policy };
         let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        assert_bounds(&d, &obs, &policy)?;
+    }
+
+    #[test]
+    fn extreme_durations_never_panic(
+        vs in prop::collection::vec(gen_vertex(), 1..5),
+        secs in prop_oneof![Just(0u64), Just(1), Just(u64::MAX)],
+        offset in prop_oneof![Just(i64::MIN / 4), Just(-1i64), Just(0), Just(i64::MAX / 4)],
+        window in any::<bool>(),
+        guard_stabilization in any::<bool>(),
+    ) {
+        let long = Duration::from_secs(secs);
+        let policy = Policy {
+            stabilization: if guard_stabilization { long } else { Duration::ZERO },
+            scale_down_delay: long,
+            cooldown: long,
+            catch_up_duration: long,
+            backlog_threshold: long,
+            schedules: vec![super::policy::Schedule {
+                name: "s".into(),
+                cron: "0 0 * * * *".into(),
+                timezone: "Europe/Berlin".into(),
+                duration: long,
+                kind: super::policy::ScheduleKind::Floor,
+                task_managers: 3,
+            }],
+            ..Policy::test()
+        };
+        let when = t0()
+            .checked_add_signed(chrono::Duration::milliseconds(offset))
+            .unwrap_or(t0());
+        let obs = Observation { running_since: Some(when), ..build(&vs, 2) };
+        let state = JobState {
+            last_rescale_at: Some(when),
+            scale_down_window: window.then(|| super::state::ScaleDownWindow {
+                started_at: when,
+                highest: Default::default(),
+            }),
+            history: Vec::new(),
+        };
+        let (d, _) = decide(&obs, &state, &policy, t0());
         assert_bounds(&d, &obs, &policy)?;
     }
 
@@ -291,5 +332,28 @@ proptest! {
     ) {
         let (lo, hi) = (a.min(b), a.max(b));
         prop_assert!(align(current, lo, n, max_p) <= align(current, hi, n, max_p));
+    }
+}
+
+proptest! {
+    /// The O(V + E) order of the DS2 graph index is exactly `Topology::topological_order`
+    /// (same tie-breaking, same refusals), on random graphs with cycles and dangling edges.
+    #[test]
+    fn graph_order_matches_topology_order(
+        n in 1usize..10,
+        edges in prop::collection::vec((0usize..11, 0usize..11), 0..20),
+    ) {
+        let mut obs = Observation::test();
+        for i in 0..n {
+            obs = obs.vertex(&format!("v{i}"), 1, 1);
+        }
+        for (a, b) in edges {
+            obs = obs.edge(&format!("v{a}"), &format!("v{b}"), ShipStrategy::Rebalance);
+        }
+        let t = &obs.topology;
+        let ours = super::ds2::Graph::new(t).topological_order().map(|o| {
+            o.into_iter().map(|i| t.vertices[i].id.clone()).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(ours, t.topological_order());
     }
 }

@@ -41,10 +41,15 @@ pub fn validate_schedule(s: &Schedule) -> Result<(), String> {
 pub fn open_since(s: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let (cron, tz) = parse(s).ok()?;
     let duration = ChronoDuration::from_std(s.duration).ok()?;
-    let probe = now.with_timezone(&tz) + ChronoDuration::seconds(1);
+    let probe = now
+        .with_timezone(&tz)
+        .checked_add_signed(ChronoDuration::seconds(1))?;
     // latest fire at or before now (second resolution)
     let fired = cron.after(&probe).next_back()?.with_timezone(&Utc);
-    (fired <= now && now < fired + duration).then_some(fired)
+    let closes = fired
+        .checked_add_signed(duration)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    (fired <= now && now < closes).then_some(fired)
 }
 
 /// TaskManager bounds from the open schedules at `now`.

@@ -42,3 +42,67 @@ pub fn advise(tms: &[TaskManagerSignals], policy: &Policy) -> Option<VerticalAdv
         heap_bytes: heap,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tm(
+        cpu: Option<f64>,
+        used: Option<f64>,
+        max: Option<f64>,
+        gc: Option<f64>,
+    ) -> TaskManagerSignals {
+        TaskManagerSignals {
+            tm_id: "tm".into(),
+            cpu_load: cpu,
+            heap_used_bytes: used,
+            heap_max_bytes: max,
+            gc_ms_per_s: gc,
+        }
+    }
+
+    const GB: f64 = 1e9;
+
+    #[test]
+    fn advice_from_cpu_heap_and_gc() {
+        let two_cores = Policy {
+            task_manager_cpu_cores: Some(2.0),
+            ..Policy::default()
+        };
+        let cases = [
+            // heap: highest used × 1.2; CPU: 2 cores × 0.35 / 0.7
+            (
+                vec![
+                    tm(Some(0.35), Some(1.0 * GB), Some(4.0 * GB), Some(20.0)),
+                    tm(Some(0.1), Some(2.0 * GB), Some(4.0 * GB), Some(10.0)),
+                ],
+                two_cores.clone(),
+                Some((Some(2.0 * 0.35 / 0.7), Some(2.0 * GB * HEAP_HEADROOM))),
+            ),
+            // GC pressure: at least heap max × 1.25
+            (
+                vec![tm(None, Some(3.9 * GB), Some(4.0 * GB), Some(150.0))],
+                two_cores.clone(),
+                Some((None, Some(4.0 * GB * GC_HEAP_GROWTH))),
+            ),
+            // CPU cores unknown: heap only
+            (
+                vec![tm(Some(0.9), Some(GB), Some(2.0 * GB), None)],
+                Policy::default(),
+                Some((None, Some(GB * HEAP_HEADROOM))),
+            ),
+            // nothing usable (NaN, no TaskManagers)
+            (
+                vec![tm(Some(f64::NAN), None, None, Some(f64::INFINITY))],
+                Policy::default(),
+                None,
+            ),
+            (Vec::new(), two_cores, None),
+        ];
+        for (tms, policy, want) in cases {
+            let got = advise(&tms, &policy).map(|a| (a.cpu_cores, a.heap_bytes));
+            assert_eq!(got, want, "{tms:?}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Anti-flap: scale-down window (highest in window), catch-up, cooldown, budget, clamps.
+
+use super::*;
+
+#[test]
+fn scale_down_window_keeps_highest_and_clears_on_scale_up() {
+    let idle = Observation::test()
+        .vertex("src", 8, 128)
+        .vertex("map", 8, 128)
+        .edge("src", "map", ShipStrategy::Rebalance)
+        .load("src", 100.0, 1000.0)
+        .load("map", 100.0, 1000.0);
+    let policy = policy_with_delay(300);
+    // t0: window opens with the recommendation (2, 2)
+    let (_, s1) = decide(&idle, &JobState::default(), &policy, t0());
+    let w = s1.scale_down_window.clone();
+    assert_eq!(
+        w.as_ref().map(|w| (w.started_at, w.highest.clone())),
+        Some((
+            t0(),
+            [(vid("map"), 2), (vid("src"), 2)].into_iter().collect()
+        )),
+    );
+    // t0+100: more load, still under the band: true rate 3000/0.3 = 10000 at p=8 →
+    // ceil(3000 / (1250 × 0.7)) = 4 for both; the window keeps its start, highest = 4
+    let busier = idle
+        .clone()
+        .load("src", 300.0, 3000.0)
+        .load("map", 300.0, 3000.0);
+    let (d2, s2) = decide(&busier, &s1, &policy, at(100));
+    assert_eq!(
+        d2.main_rule(),
+        Some(Rule::ScaleDownDelayed),
+        "{}",
+        d2.summary()
+    );
+    assert_eq!(
+        s2.scale_down_window
+            .as_ref()
+            .map(|w| (w.started_at, w.highest.clone())),
+        Some((
+            t0(),
+            [(vid("map"), 4), (vid("src"), 4)].into_iter().collect()
+        )),
+    );
+    // t0+301: idle again (recommends 2), but the highest in the window (4) applies
+    let loose = Policy {
+        max_scale_down_factor: 0.9,
+        ..policy.clone()
+    };
+    let (d3, s3) = decide(&idle, &s2, &loose, at(301));
+    let target = d3.target.as_ref().map(|t| t.parallelism.clone());
+    assert_eq!(
+        target,
+        Some([(vid("map"), 4), (vid("src"), 4)].into_iter().collect()),
+        "{}",
+        d3.summary()
+    );
+    assert_eq!(d3.main_rule(), Some(Rule::ScaleDown));
+    assert!(d3.rescale && s3.scale_down_window.is_none());
+
+    // a scale-up anywhere clears an open window
+    let hot = idle.clone().load("map", 950.0, 1000.0);
+    let (d4, s4) = decide(&hot, &s2, &policy, at(200));
+    assert_eq!(d4.main_rule(), Some(Rule::ScaleUp), "{}", d4.summary());
+    assert_eq!(s4.scale_down_window, None);
+}
+
+#[test]
+fn guards_after_sizing() {
+    let l = line();
+    let step = l.observe(3000.0, &[4, 8, 8], 0.0);
+    let sized = |p: &[(&'static str, u32)], tms| plan(p, tms);
+    let step_rules = |last: Rule| {
+        vec![
+            (Rule::Overutilized, Some("src")),
+            (Rule::Overutilized, Some("map")),
+            (Rule::Overutilized, Some("agg")),
+            (Rule::Aligned, Some("agg")),
+            (last, None),
+        ]
+    };
+    let history: Vec<RescaleRecord> = (1..=6)
+        .map(|i| RescaleRecord {
+            at: at(-500 * i),
+            from_task_managers: 4,
+            to_task_managers: 8,
+        })
+        .collect();
+    // src 9, map 18, agg 16 (see three_x_step_lands_in_one_decision)
+    let full = [("src", 9), ("map", 18), ("agg", 16)];
+    let mut catching = Observation::test()
+        .vertex("src", 8, 128)
+        .vertex("map", 8, 128)
+        .edge("src", "map", ShipStrategy::Rebalance)
+        .load("src", 100.0, 1000.0)
+        .load("map", 100.0, 1000.0)
+        .lag("src", 120_000.0, 0.0);
+    catching.task_managers_registered = Some(8);
+    let cases = vec![
+        Case {
+            name: "cooldown: 30 s since the last rescale",
+            obs: step.clone(),
+            state: JobState {
+                last_rescale_at: Some(at(-30)),
+                ..JobState::default()
+            },
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&full, 18),
+                direction: Direction::Up,
+                rescale: false,
+                rules: step_rules(Rule::Cooldown),
+            },
+        },
+        Case {
+            name: "budget: 6 rescales in the last hour",
+            obs: step.clone(),
+            state: JobState {
+                last_rescale_at: Some(at(-500)),
+                history: history.clone(),
+                ..JobState::default()
+            },
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&full, 18),
+                direction: Direction::Up,
+                rescale: false,
+                rules: step_rules(Rule::BudgetExhausted),
+            },
+        },
+        Case {
+            name: "budget refills after an hour",
+            obs: step.clone(),
+            state: JobState {
+                last_rescale_at: Some(at(-500)),
+                history: history.iter().skip(1).cloned().collect(),
+                ..JobState::default()
+            },
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&full, 18),
+                direction: Direction::Up,
+                rescale: true,
+                rules: step_rules(Rule::ScaleUp),
+            },
+        },
+        Case {
+            // 18 slots needed, 6 TMs × 2 slots = 12: each vertex × 12/18
+            name: "clamped at max: parallelism shrinks proportionally",
+            obs: step.clone().slots(2),
+            state: JobState::default(),
+            policy: Policy {
+                max_task_managers: 6,
+                ..Policy::test()
+            },
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 6), ("map", 12), ("agg", 10)], 6),
+                direction: Direction::Up,
+                rescale: true,
+                rules: vec![
+                    (Rule::Overutilized, Some("src")),
+                    (Rule::Overutilized, Some("map")),
+                    (Rule::Overutilized, Some("agg")),
+                    (Rule::Aligned, Some("agg")),
+                    (Rule::ClampedToMax, None),
+                    (Rule::ScaleUp, None),
+                ],
+            },
+        },
+        Case {
+            name: "clamped at min: extra TaskManagers, same parallelism",
+            obs: steady(),
+            state: JobState::default(),
+            policy: Policy {
+                min_task_managers: 3,
+                ..Policy::test()
+            },
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 2), ("map", 2)], 3),
+                direction: Direction::Up,
+                rescale: false,
+                rules: vec![(Rule::ClampedToMin, None), (Rule::WithinBand, None)],
+            },
+        },
+        Case {
+            // map needs ceil(1000 / (1000/0.95/4 × 0.7)) = 6 but maxParallelism is 4: it
+            // cannot grow, and src's due scale-down still waits (more load never shrinks)
+            name: "over-utilized vertex at its limit holds scale-downs",
+            obs: Observation::test()
+                .vertex("src", 8, 128)
+                .vertex("map", 4, 4)
+                .edge("src", "map", ShipStrategy::Rebalance)
+                .load("src", 100.0, 1000.0)
+                .load("map", 950.0, 1000.0),
+            state: JobState {
+                scale_down_window: Some(ScaleDownWindow {
+                    started_at: at(-301),
+                    highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
+                }),
+                ..JobState::default()
+            },
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 8), ("map", 4)], 8),
+                direction: Direction::None,
+                rescale: false,
+                rules: vec![
+                    (Rule::Underutilized, Some("src")),
+                    (Rule::ClampedToMaxParallelism, Some("map")),
+                    (Rule::Overutilized, Some("map")),
+                    (Rule::ScaleDownDelayed, None),
+                ],
+            },
+        },
+        Case {
+            // 120 s of backlog > 60 s threshold: the idle vertices may not shrink
+            name: "no scale-down while catching up",
+            obs: catching,
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 8), ("map", 8)], 8),
+                direction: Direction::None,
+                rescale: false,
+                rules: vec![
+                    (Rule::CatchUp, Some("src")),
+                    (Rule::Underutilized, Some("src")),
+                    (Rule::Underutilized, Some("map")),
+                    (Rule::CatchingUp, None),
+                ],
+            },
+        },
+    ];
+    for c in cases {
+        check(c);
+    }
+}
