@@ -275,7 +275,11 @@ pub fn size(
             } else {
                 0.0
             };
-            catching_up = pending > 0.0 && pending > inp.rate_in * backlog_s;
+            // Backlog in seconds of *arrivals* (FLINK-31318): while catching up the source
+            // consumes faster than records arrive, so dividing by the consumption rate
+            // would under-state the backlog. Arrivals = consumption + lag growth.
+            let arrival = (inp.rate_in + inp.lag_growth).max(0.0);
+            catching_up = pending > 0.0 && pending > arrival * backlog_s;
             if catch_up > 0.0 {
                 reasons.push(
                     Reason::new(Rule::CatchUp, format!("backlog adds {catch_up:.1} rec/s"))

@@ -97,6 +97,16 @@ fn guards_after_sizing() {
         .load("map", 100.0, 1000.0)
         .lag("src", 120_000.0, 0.0);
     catching.task_managers_registered = Some(8);
+    // 50 s of backlog at the consumption rate (1000/s) but 250 s at the arrival rate
+    // (1000 - 800 = 200/s): the job is catching up (found by the simulator).
+    let mut draining = Observation::test()
+        .vertex("src", 8, 128)
+        .vertex("map", 8, 128)
+        .edge("src", "map", ShipStrategy::Rebalance)
+        .load("src", 100.0, 1000.0)
+        .load("map", 100.0, 1000.0)
+        .lag("src", 50_000.0, -800.0);
+    draining.task_managers_registered = Some(8);
     let cases = vec![
         Case {
             name: "cooldown: 30 s since the last rescale",
@@ -223,6 +233,24 @@ fn guards_after_sizing() {
             // 120 s of backlog > 60 s threshold: the idle vertices may not shrink
             name: "no scale-down while catching up",
             obs: catching,
+            state: JobState::default(),
+            policy: Policy::test(),
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 8), ("map", 8)], 8),
+                direction: Direction::None,
+                rescale: false,
+                rules: vec![
+                    (Rule::CatchUp, Some("src")),
+                    (Rule::Underutilized, Some("src")),
+                    (Rule::Underutilized, Some("map")),
+                    (Rule::CatchingUp, None),
+                ],
+            },
+        },
+        Case {
+            name: "catching up is measured in seconds of arrivals, not of consumption",
+            obs: draining,
             state: JobState::default(),
             policy: Policy::test(),
             now: t0(),
