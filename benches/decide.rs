@@ -95,6 +95,7 @@ fn job() -> Observation {
             })
             .collect(),
         job: JobSignals::default(),
+        predicted_floor: None,
     }
 }
 

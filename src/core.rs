@@ -25,6 +25,7 @@ pub mod guards;
 pub mod inputs;
 pub mod observation;
 pub mod policy;
+pub mod predictive;
 pub mod rescale;
 pub mod schedule;
 pub mod signal;
@@ -47,6 +48,7 @@ pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy, Schedule, ScheduleKind};
+pub use predictive::{predictive_floor, PredictiveConfig};
 pub use rescale::{
     required_task_managers, task_managers_to_report, FailoverCause, FailoverWatch, Rescale,
     RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts, TaskManagerSlots,

@@ -1,6 +1,7 @@
 //! TaskManager bounds, in order: the policy maximum (parallelism shrinks proportionally
 //! to fit), an open schedule ceiling (same), an open schedule floor (parallelism grows
-//! proportionally to use the slots: pre-scaling before a known peak), the policy minimum
+//! proportionally to use the slots: pre-scaling before a known peak), the predictive floor
+//! (same, from last period's history), the policy minimum
 //! (extra TaskManagers only; parallelism grows only if DS2 wants).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub fn bound_task_managers(
     mut parallelism: BTreeMap<VertexId, u32>,
     slots: u32,
     policy: &Policy,
+    predicted_floor: Option<u32>,
     now: DateTime<Utc>,
     reasons: &mut Vec<Reason>,
 ) -> (BTreeMap<VertexId, u32>, u32) {
@@ -70,6 +72,27 @@ pub fn bound_task_managers(
                 Reason::new(
                     Rule::ScheduleFloor,
                     format!("schedule {name}: at least {capped} TaskManagers"),
+                )
+                .input("needed", f64::from(tms))
+                .input("floor", f64::from(capped)),
+            );
+            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
+            tms = capped;
+        }
+    }
+    if let Some(floor) = predicted_floor {
+        let floor = floor.clamp(lo, hi);
+        let capped = bounds
+            .ceiling
+            .as_ref()
+            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
+        if tms < capped {
+            reasons.push(
+                Reason::new(
+                    Rule::PredictiveFloor,
+                    format!(
+                        "last period's peak at this time needs {capped} TaskManagers: pre-scaling"
+                    ),
                 )
                 .input("needed", f64::from(tms))
                 .input("floor", f64::from(capped)),

@@ -231,8 +231,15 @@ fn settle(
         current.clone()
     };
 
-    let (parallelism, tms) =
-        bound_task_managers(topology, parallelism, slots, policy, now, &mut reasons);
+    let (parallelism, tms) = bound_task_managers(
+        topology,
+        parallelism,
+        slots,
+        policy,
+        obs.predicted_floor,
+        now,
+        &mut reasons,
+    );
 
     if let Some(r) = vertical_reason(decision, obs, policy) {
         reasons.push(r);

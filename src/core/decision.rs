@@ -56,6 +56,8 @@ pub enum Rule {
     ScheduleFloor,
     /// A schedule ceiling lowered the TaskManagers.
     ScheduleCeiling,
+    /// Predictive pre-scaling: last period's peak at this time raised the TaskManagers.
+    PredictiveFloor,
     /// Vertical advice (reported, never applied).
     VerticalAdvice,
     /// Scale up.
@@ -91,6 +93,7 @@ impl Rule {
             Rule::ClampedToMax => "clamped_to_max",
             Rule::ScheduleFloor => "schedule_floor",
             Rule::ScheduleCeiling => "schedule_ceiling",
+            Rule::PredictiveFloor => "predictive_floor",
             Rule::VerticalAdvice => "vertical_advice",
             Rule::ScaleUp => "scale_up",
             Rule::ScaleDown => "scale_down",

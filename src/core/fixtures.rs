@@ -55,6 +55,7 @@ impl Observation {
             vertices: BTreeMap::new(),
             task_managers: Vec::new(),
             job: JobSignals::default(),
+            predicted_floor: None,
         }
     }
 

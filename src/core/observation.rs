@@ -101,4 +101,8 @@ pub struct Observation {
     pub task_managers: Vec<TaskManagerSignals>,
     /// Job-level signals.
     pub job: JobSignals,
+    /// Predictive pre-scaling: TaskManagers last period's peak at this time of day/week
+    /// needs (computed by the runtime from history with [`super::predictive_floor`]).
+    #[serde(default)]
+    pub predicted_floor: Option<u32>,
 }

@@ -158,6 +158,7 @@ pub async fn observe(
         vertices: read.vertices,
         task_managers: read.task_managers,
         job: read.job,
+        predicted_floor: None,
     };
     Ok(Observed {
         observation,

@@ -8,7 +8,7 @@
 //! [`PredictiveConfig`] a TaskManager floor from yesterday's input (a dynamic schedule
 //! floor in the core policy) pre-scales ahead of recurring peaks.
 
-use std::{collections::VecDeque, time::Duration};
+use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -21,8 +21,8 @@ use super::{
     trace::Trace,
 };
 use crate::core::{
-    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, Schedule, ScheduleKind,
-    ShipStrategy, TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
+    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, ShipStrategy,
+    TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
 };
 
 /// Simulation time 0 as a wall-clock instant (a Monday, 00:00 UTC), so daily traces line up
@@ -183,6 +183,7 @@ impl Ours {
                 slots_available: Some((slots_total - used).max(0.0)),
                 ..Default::default()
             },
+            predicted_floor: None,
         }
     }
 
@@ -233,19 +234,9 @@ impl SimPolicy for Ours {
         }
         if now >= self.next_tick {
             self.next_tick = now + OURS_TICK_S;
-            let obs = self.observe(view, now);
-            let mut policy = self.policy.clone();
-            if let Some(floor) = self.floor(now, view.input_rate) {
-                policy.schedules.push(Schedule {
-                    name: "predictive".to_string(),
-                    cron: "0 * * * * *".to_string(),
-                    timezone: "UTC".to_string(),
-                    duration: Duration::from_secs(120),
-                    kind: ScheduleKind::Floor,
-                    task_managers: floor,
-                });
-            }
-            let (decision, state) = decide(&obs, &self.state, &policy, instant(now));
+            let mut obs = self.observe(view, now);
+            obs.predicted_floor = self.floor(now, view.input_rate);
+            let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
             self.state = state;
             self.decisions += 1;
             if let Some(plan) = &decision.target {
