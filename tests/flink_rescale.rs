@@ -39,7 +39,10 @@ fn job_args(c: &FlinkCluster) -> Vec<String> {
     .collect()
 }
 
-async fn start(opts: ClusterOptions, parallelism: u32) -> Option<(FlinkCluster, FlinkClient, String)> {
+async fn start(
+    opts: ClusterOptions,
+    parallelism: u32,
+) -> Option<(FlinkCluster, FlinkClient, String)> {
     let installed = install()?;
     let c = FlinkCluster::start(installed, opts).await;
     let job = c.submit_job(&job_args(&c), parallelism).await;
@@ -49,7 +52,10 @@ async fn start(opts: ClusterOptions, parallelism: u32) -> Option<(FlinkCluster, 
 
 async fn wait_checkpoint(client: &FlinkClient, job: &str, after: u64) -> u64 {
     for _ in 0..240 {
-        let s = client.checkpoint_stats(job).await.expect("checkpoint stats");
+        let s = client
+            .checkpoint_stats(job)
+            .await
+            .expect("checkpoint stats");
         if s.completed > after {
             return s.completed;
         }
@@ -72,14 +78,21 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
         return;
     };
     assert_eq!(
-        client.resolve_job(&JobSelector::Name("fks-test-job".into())).await.expect("resolve").jid,
+        client
+            .resolve_job(&JobSelector::Name("fks-test-job".into()))
+            .await
+            .expect("resolve")
+            .jid,
         job
     );
     let completed = wait_checkpoint(&client, &job, 0).await;
     c.add_task_manager().await;
     let topo = client.topology(&job).await.expect("topology");
     assert_eq!(topo.vertices.len(), 2, "{topo:?}");
-    assert!(topo.vertices.iter().any(|v| topo.is_keyed(&v.id)), "keyBy edge expected: {topo:?}");
+    assert!(
+        topo.vertices.iter().any(|v| topo.is_keyed(&v.id)),
+        "keyBy edge expected: {topo:?}"
+    );
     let target = plan_for(&client, &topo, uniform_parallelism(&topo, 4), None)
         .await
         .expect("plan");
@@ -88,18 +101,32 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
     let out = apply_and_wait(&client, &job, target, &test_options())
         .await
         .expect("rescale");
-    assert_eq!(out.rescale.phase, RescalePhase::Completed, "{:?}", out.events);
+    assert_eq!(
+        out.rescale.phase,
+        RescalePhase::Completed,
+        "{:?}",
+        out.events
+    );
     assert!(matches!(out.change, RequirementsChange::Updated(_)));
     let details = client.job(&job).await.expect("job");
     assert_eq!(details.jid, job, "same job id");
     assert_eq!(details.state, "RUNNING");
-    assert!(details.vertices.iter().all(|v| v.parallelism == 4), "{:?}", details.vertices);
+    assert!(
+        details.vertices.iter().all(|v| v.parallelism == 4),
+        "{:?}",
+        details.vertices
+    );
     let stats = client.checkpoint_stats(&job).await.expect("stats");
     assert!(
         stats.restored_id.is_some_and(|id| id >= completed),
         "state restored from a checkpoint taken before the rescale: {stats:?}"
     );
-    assert!(client.exceptions(&job).await.expect("exceptions").entries.is_empty());
+    assert!(client
+        .exceptions(&job)
+        .await
+        .expect("exceptions")
+        .entries
+        .is_empty());
     assert_eq!(out.failovers(), 0, "{:?}", out.events);
     // the state keeps growing after the rescale (counts continue from the checkpoint)
     wait_checkpoint(&client, &job, stats.completed).await;
@@ -108,9 +135,15 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
         c.installed.version, out.put_to_running
     );
     // applying the same target again is idempotent: no PUT
-    let again = apply_target(&client, &job, &topo_target(&client, &job, 4).await, &Default::default(), false)
-        .await
-        .expect("idempotent");
+    let again = apply_target(
+        &client,
+        &job,
+        &topo_target(&client, &job, 4).await,
+        &Default::default(),
+        false,
+    )
+    .await
+    .expect("idempotent");
     assert_eq!(again, RequirementsChange::Unchanged);
 }
 
@@ -150,7 +183,13 @@ async fn scale_down_in_order_frees_a_task_manager_without_failover() {
         reported.push(r.task_managers_to_report());
     }
     let out = r.into_outcome();
-    assert_eq!(out.rescale.phase, RescalePhase::Completed, "{:?}\n{}", out.events, c.log_tail());
+    assert_eq!(
+        out.rescale.phase,
+        RescalePhase::Completed,
+        "{:?}\n{}",
+        out.events,
+        c.log_tail()
+    );
     // KEDA saw 2 until the very end, then 1
     let (last, before) = reported.split_last().expect("reports");
     assert_eq!(*last, 1);
@@ -166,24 +205,38 @@ async fn scale_down_in_order_frees_a_task_manager_without_failover() {
         .iter()
         .find(|t| t.free_slots == t.slots_number)
         .expect("an idle TaskManager");
-    let baseline = observe(&client, &job, chrono::Utc::now()).await.expect("observe");
+    let baseline = observe(&client, &job, chrono::Utc::now())
+        .await
+        .expect("observe");
     let mut watch = FailoverWatch::new(baseline.num_restarts, baseline.latest_exception_ms);
     c.stop_task_manager(FlinkCluster::tm_index(&idle.id).expect("our TaskManager"));
-    c.wait_until("TaskManager deregistration", Duration::from_secs(60), |c| async move {
-        c.registered_task_managers().await == 1
-    })
+    c.wait_until(
+        "TaskManager deregistration",
+        Duration::from_secs(60),
+        |c| async move { c.registered_task_managers().await == 1 },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = observe(&client, &job, chrono::Utc::now()).await.expect("observe");
+    let after = observe(&client, &job, chrono::Utc::now())
+        .await
+        .expect("observe");
     let failovers = watch.observe(after.status, after.num_restarts, after.latest_exception_ms);
     assert!(failovers.is_empty(), "{failovers:?}");
-    c.wait_job_running(&job, Some(2), Duration::from_secs(10)).await;
-    assert!(client.exceptions(&job).await.expect("exceptions").entries.is_empty());
+    c.wait_job_running(&job, Some(2), Duration::from_secs(10))
+        .await;
+    assert!(client
+        .exceptions(&job)
+        .await
+        .expect("exceptions")
+        .entries
+        .is_empty());
     eprintln!(
         "flink {}: scale-down 4→2 PUT→RUNNING {:?}, completed (slots freed) after {:?} ms",
         c.installed.version,
         out.put_to_running,
-        out.rescale.finished_at.map(|f| (f - out.rescale.started_at).num_milliseconds())
+        out.rescale
+            .finished_at
+            .map(|f| (f - out.rescale.started_at).num_milliseconds())
     );
 }
 
@@ -198,15 +251,22 @@ async fn stopping_a_busy_task_manager_is_reported_as_failover() {
         return;
     };
     wait_checkpoint(&client, &job, 0).await;
-    let baseline = observe(&client, &job, chrono::Utc::now()).await.expect("observe");
+    let baseline = observe(&client, &job, chrono::Utc::now())
+        .await
+        .expect("observe");
     let mut watch = FailoverWatch::new(baseline.num_restarts, baseline.latest_exception_ms);
     let tms = client.task_managers().await.expect("taskmanagers");
-    let busy = tms.iter().find(|t| t.free_slots < t.slots_number).expect("a busy TaskManager");
+    let busy = tms
+        .iter()
+        .find(|t| t.free_slots < t.slots_number)
+        .expect("a busy TaskManager");
     // the unsafe order: KEDA removes a TaskManager before Flink rescaled down
     c.stop_task_manager(FlinkCluster::tm_index(&busy.id).expect("our TaskManager"));
     let mut seen = Vec::new();
     for _ in 0..120 {
-        let o = observe(&client, &job, chrono::Utc::now()).await.expect("observe");
+        let o = observe(&client, &job, chrono::Utc::now())
+            .await
+            .expect("observe");
         seen.extend(watch.observe(o.status, o.num_restarts, o.latest_exception_ms));
         if !seen.is_empty() {
             break;
@@ -224,15 +284,44 @@ async fn default_scheduler_gives_the_adaptive_scheduler_error() {
         adaptive: false,
         ..ClusterOptions::default()
     };
-    let Some((_c, client, job)) = start(opts, 1).await else {
+    let Some((c, client, job)) = start(opts, 1).await else {
         return;
     };
     let target = topo_target(&client, &job, 2).await;
+    let (st, body) = c
+        .raw(
+            reqwest::Method::GET,
+            &format!("jobs/{job}/resource-requirements"),
+            None,
+        )
+        .await;
+    c.record("default_scheduler_get_requirements", st, &body);
+    let put: serde_json::Value = target
+        .keys()
+        .map(|v| {
+            (
+                v.to_string(),
+                serde_json::json!({"parallelism": {"lowerBound": 1, "upperBound": 2}}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let (st, body) = c
+        .raw(
+            reqwest::Method::PUT,
+            &format!("jobs/{job}/resource-requirements"),
+            Some(&put),
+        )
+        .await;
+    c.record("default_scheduler_put_requirements", st, &body);
     let err = apply_target(&client, &job, &target, &Default::default(), false)
         .await
         .expect_err("default scheduler cannot rescale in place");
     assert_eq!(err.kind(), "adaptive_scheduler_required", "{err}");
-    assert!(err.to_string().contains("jobmanager.scheduler: adaptive"), "{err}");
+    assert!(
+        err.to_string().contains("jobmanager.scheduler: adaptive"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +330,10 @@ async fn concurrent_puts_succeed_or_conflict() {
     let Some((_c, client, job)) = start(ClusterOptions::default(), 1).await else {
         return;
     };
-    let current = client.resource_requirements(&job).await.expect("requirements");
+    let current = client
+        .resource_requirements(&job)
+        .await
+        .expect("requirements");
     let mut conflicts = 0;
     for round in 0..5u32 {
         let mk = |p: i64| {
@@ -266,6 +358,14 @@ async fn concurrent_puts_succeed_or_conflict() {
         }
     }
     eprintln!("real Flink: {conflicts} of 10 concurrent PUTs answered 409");
+    // whatever won, the stored requirements are one of the two bodies, never a mix
+    let stored = client
+        .resource_requirements(&job)
+        .await
+        .expect("requirements");
+    let uppers: std::collections::BTreeSet<i64> =
+        stored.values().map(|r| r.parallelism.upper_bound).collect();
+    assert_eq!(uppers.len(), 1, "{stored:?}");
 }
 
 /// Prints PUT→RUNNING latencies of alternating 2↔4 rescales and their median.
@@ -282,7 +382,10 @@ async fn measure_put_to_running() {
         return;
     };
     wait_checkpoint(&client, &job, 0).await;
-    let n: usize = std::env::var("FKS_RESCALES").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    let n: usize = std::env::var("FKS_RESCALES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
     let topo = client.topology(&job).await.expect("topology");
     let mut ups = Vec::new();
     let mut downs = Vec::new();
@@ -291,11 +394,28 @@ async fn measure_put_to_running() {
         let target = plan_for(&client, &topo, uniform_parallelism(&topo, p), None)
             .await
             .expect("plan");
-        let out = apply_and_wait(&client, &job, target, &test_options()).await.expect("rescale");
-        assert_eq!(out.rescale.phase, RescalePhase::Completed, "{:?}", out.events);
-        let ms = out.put_to_running.map(|d| d.as_millis()).unwrap_or_default();
-        eprintln!("rescale {i}: → {p}: PUT→RUNNING {ms} ms, failovers {}", out.failovers());
-        if p == 4 { ups.push(ms) } else { downs.push(ms) }
+        let out = apply_and_wait(&client, &job, target, &test_options())
+            .await
+            .expect("rescale");
+        assert_eq!(
+            out.rescale.phase,
+            RescalePhase::Completed,
+            "{:?}",
+            out.events
+        );
+        let ms = out
+            .put_to_running
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        eprintln!(
+            "rescale {i}: → {p}: PUT→RUNNING {ms} ms, failovers {}",
+            out.failovers()
+        );
+        if p == 4 {
+            ups.push(ms)
+        } else {
+            downs.push(ms)
+        }
         // let the adaptive scheduler's cooldown pass
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -312,4 +432,176 @@ async fn measure_put_to_running() {
         median(&mut downs),
         c.opts.checkpoint_interval
     );
+}
+
+/// Records REST responses as fixtures for the wiremock tests:
+/// `FKS_RECORD_FIXTURES=1 cargo test --test flink_rescale -- --ignored record_fixtures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records tests/fixtures/flink/<version>; needs FKS_RECORD_FIXTURES=1"]
+async fn record_fixtures() {
+    use reqwest::Method;
+    let _g = LOCK.lock().await;
+    let opts = ClusterOptions {
+        task_managers: 2,
+        ..ClusterOptions::default()
+    };
+    let Some((mut c, client, job)) = start(opts, 2).await else {
+        return;
+    };
+    wait_checkpoint(&client, &job, 0).await;
+    for (name, path) in [
+        ("overview", "overview".to_string()),
+        ("jobs_overview", "jobs/overview".to_string()),
+        ("job", format!("jobs/{job}")),
+        ("plan", format!("jobs/{job}/plan")),
+        ("exceptions_empty", format!("jobs/{job}/exceptions")),
+        ("taskmanagers", "taskmanagers".to_string()),
+        (
+            "checkpoints_config",
+            format!("jobs/{job}/checkpoints/config"),
+        ),
+        ("checkpoints", format!("jobs/{job}/checkpoints")),
+        (
+            "resource_requirements",
+            format!("jobs/{job}/resource-requirements"),
+        ),
+        ("job_metrics", format!("jobs/{job}/metrics?get=numRestarts")),
+        (
+            "job_unknown",
+            "jobs/00000000000000000000000000000000".to_string(),
+        ),
+    ] {
+        c.record_get(name, &path).await;
+    }
+    let reqs = client
+        .resource_requirements(&job)
+        .await
+        .expect("requirements");
+    let first = reqs.keys().next().expect("a vertex").clone();
+    let body = |f: &dyn Fn(&str) -> Option<(i64, i64)>| -> serde_json::Value {
+        reqs.keys()
+            .filter_map(|k| {
+                f(k).map(|(l, u)| {
+                    (
+                        k.clone(),
+                        serde_json::json!({"parallelism": {"lowerBound": l, "upperBound": u}}),
+                    )
+                })
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let path = format!("jobs/{job}/resource-requirements");
+    for (name, b) in [
+        (
+            "put_missing_vertex",
+            body(&|k| (k != first).then_some((1, 2))),
+        ),
+        ("put_over_max_parallelism", body(&|_| Some((1, 500)))),
+        ("put_lower_above_upper", body(&|_| Some((3, 2)))),
+        ("put_ok", body(&|_| Some((1, 2)))),
+    ] {
+        let (st, text) = c.raw(Method::PUT, &path, Some(&b)).await;
+        c.record(name, st, &text);
+    }
+    let (st, text) = c
+        .raw(
+            Method::PUT,
+            "jobs/00000000000000000000000000000000/resource-requirements",
+            Some(&body(&|_| Some((1, 2)))),
+        )
+        .await;
+    c.record("put_unknown_job", st, &text);
+    let tms = client.task_managers().await.expect("taskmanagers");
+    let busy = tms
+        .iter()
+        .find(|t| t.free_slots < t.slots_number)
+        .expect("a busy TaskManager");
+    c.stop_task_manager(FlinkCluster::tm_index(&busy.id).expect("our TaskManager"));
+    for _ in 0..120 {
+        let h = client.exceptions(&job).await.expect("exceptions");
+        if !h.entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.record_get(
+        "exceptions_after_failover",
+        &format!("jobs/{job}/exceptions"),
+    )
+    .await;
+}
+
+/// Sum over subtasks of the first vertex metric whose name ends with `suffix`.
+async fn vertex_metric(c: &FlinkCluster, job: &str, vertex: &str, suffix: &str) -> Option<f64> {
+    let base = format!("jobs/{job}/vertices/{vertex}/subtasks/metrics");
+    let names = c.get_json(&base).await?;
+    let name = names
+        .as_array()?
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .find(|n| n.ends_with(suffix))?
+        .to_string();
+    let v = c.get_json(&format!("{base}?get={name}&agg=sum")).await?;
+    v.get(0)?["sum"].as_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_job_follows_the_rate_file_and_reports_pending_records() {
+    let _g = LOCK.lock().await;
+    let Some(installed) = install() else {
+        return;
+    };
+    let c = FlinkCluster::start(installed, ClusterOptions::default()).await;
+    let mut args = job_args(&c);
+    // ~0.1 ms of CPU per record in the keyed operator: a few thousand records/s per subtask
+    args.extend(["--work".to_string(), "50000".to_string()]);
+    let job = c.submit_job(&args, 1).await;
+    let client = FlinkClient::new(&c.rest_url, ClientOptions::default()).expect("client");
+    let topo = client.topology(&job).await.expect("topology");
+    let source = topo
+        .vertices
+        .iter()
+        .find(|v| topo.is_source(&v.id))
+        .expect("source")
+        .id
+        .to_string();
+    let keyed = topo
+        .vertices
+        .iter()
+        .find(|v| topo.is_keyed(&v.id))
+        .expect("keyed")
+        .id
+        .to_string();
+    // at 200 records/s the job keeps up: small backlog, records flow
+    let mut pending = None;
+    for _ in 0..120 {
+        pending = vertex_metric(&c, &job, &source, ".pendingRecords").await;
+        let flowing = vertex_metric(&c, &job, &keyed, ".numRecordsIn")
+            .await
+            .unwrap_or(0.0);
+        if pending.is_some() && flowing > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before = pending.expect("FLIP-33 pendingRecords is reported");
+    assert!(before < 1000.0, "backlog at low rate: {before}");
+    // load step: far above what one subtask can process → backlog grows
+    std::fs::write(c.path("rate"), "200000").expect("rate step");
+    let mut after = before;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = vertex_metric(&c, &job, &source, ".pendingRecords")
+            .await
+            .unwrap_or(after);
+        if after > 50_000.0 {
+            break;
+        }
+    }
+    assert!(
+        after > 50_000.0,
+        "backlog grows after the load step: {before} → {after}"
+    );
+    eprintln!("load step: pendingRecords {before} → {after}");
 }

@@ -241,7 +241,8 @@ impl FlinkCluster {
     }
 
     fn spawn(&self, script: &str, name: &str, args: &[String]) -> Child {
-        let out = fs::File::create(self.dir.path().join(format!("log/{name}.out"))).expect("log file");
+        let out =
+            fs::File::create(self.dir.path().join(format!("log/{name}.out"))).expect("log file");
         let err = out.try_clone().expect("dup log file");
         Command::new(self.installed.home.join("bin").join(script))
             .arg("start-foreground")
@@ -283,7 +284,10 @@ impl FlinkCluster {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("timed out after {timeout:?} waiting for {what}\n{}", self.log_tail());
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            self.log_tail()
+        );
     }
 
     /// Registered TaskManagers.
@@ -298,12 +302,17 @@ impl FlinkCluster {
     pub async fn add_task_manager(&mut self) -> usize {
         let before = self.registered_task_managers().await;
         let idx = self.tms.len();
-        let args = ["-D".to_string(), format!("taskmanager.resource-id={}", Self::tm_id(idx))];
+        let args = [
+            "-D".to_string(),
+            format!("taskmanager.resource-id={}", Self::tm_id(idx)),
+        ];
         let child = self.spawn("taskmanager.sh", &format!("tm{idx}"), &args);
         self.tms.push(Some(child));
-        self.wait_until("TaskManager registration", Duration::from_secs(90), |c| async move {
-            c.registered_task_managers().await > before
-        })
+        self.wait_until(
+            "TaskManager registration",
+            Duration::from_secs(90),
+            |c| async move { c.registered_task_managers().await > before },
+        )
         .await;
         idx
     }
@@ -354,7 +363,10 @@ impl FlinkCluster {
         let up: Value = self
             .http
             .post(format!("{}/jars/upload", self.rest_url))
-            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
             .body(body)
             .send()
             .await
@@ -381,7 +393,8 @@ impl FlinkCluster {
             .as_str()
             .unwrap_or_else(|| panic!("run failed: {run}"))
             .to_string();
-        self.wait_job_running(&job, None, Duration::from_secs(120)).await;
+        self.wait_job_running(&job, None, Duration::from_secs(120))
+            .await;
         job
     }
 
@@ -389,22 +402,69 @@ impl FlinkCluster {
     /// vertex at `parallelism`.
     pub async fn wait_job_running(&self, job: &str, parallelism: Option<u32>, timeout: Duration) {
         let path = format!("jobs/{job}");
-        self.wait_until(&format!("job {job} RUNNING at {parallelism:?}"), timeout, |c| {
-            let path = path.clone();
-            async move {
-                let Some(v) = c.get_json(&path).await else { return false };
-                v["state"] == "RUNNING"
-                    && v["vertices"].as_array().is_some_and(|vs| {
-                        vs.iter().all(|x| {
-                            let p = x["parallelism"].as_u64().unwrap_or(0);
-                            let t = &x["tasks"];
-                            let done = t["RUNNING"].as_u64().unwrap_or(0) + t["FINISHED"].as_u64().unwrap_or(0);
-                            done == p && parallelism.is_none_or(|want| p == u64::from(want))
+        self.wait_until(
+            &format!("job {job} RUNNING at {parallelism:?}"),
+            timeout,
+            |c| {
+                let path = path.clone();
+                async move {
+                    let Some(v) = c.get_json(&path).await else {
+                        return false;
+                    };
+                    v["state"] == "RUNNING"
+                        && v["vertices"].as_array().is_some_and(|vs| {
+                            vs.iter().all(|x| {
+                                let p = x["parallelism"].as_u64().unwrap_or(0);
+                                let t = &x["tasks"];
+                                let done = t["RUNNING"].as_u64().unwrap_or(0)
+                                    + t["FINISHED"].as_u64().unwrap_or(0);
+                                done == p && parallelism.is_none_or(|want| p == u64::from(want))
+                            })
                         })
-                    })
-            }
-        })
+                }
+            },
+        )
         .await;
+    }
+
+    /// A raw request: (status, body text).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/{path}", self.rest_url));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
+    /// Writes a recorded response to `tests/fixtures/flink/<version>/<name>.json`
+    /// (`{"status": .., "body": ..}`) when `FKS_RECORD_FIXTURES` is set.
+    pub fn record(&self, name: &str, status: u16, body: &str) {
+        if std::env::var_os("FKS_RECORD_FIXTURES").is_none() {
+            return;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/flink")
+            .join(&self.installed.version);
+        fs::create_dir_all(&dir).expect("fixture dir");
+        let body: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        let text =
+            serde_json::to_string_pretty(&json!({"status": status, "body": body})).expect("json");
+        fs::write(dir.join(format!("{name}.json")), text + "\n").expect("write fixture");
+    }
+
+    /// GETs `path` and records it as fixture `name`.
+    pub async fn record_get(&self, name: &str, path: &str) {
+        let (status, body) = self.raw(reqwest::Method::GET, path, None).await;
+        self.record(name, status, &body);
     }
 
     /// The last lines of every log file (for failure messages).
@@ -429,13 +489,21 @@ impl FlinkCluster {
 
 impl Drop for FlinkCluster {
     fn drop(&mut self) {
-        for child in self.tms.iter_mut().filter_map(Option::take).chain(self.jm.take()) {
+        for child in self
+            .tms
+            .iter_mut()
+            .filter_map(Option::take)
+            .chain(self.jm.take())
+        {
             let _ = child_kill(child);
         }
         if std::env::var_os("FKS_KEEP_TMP").is_some() {
             let p = self.dir.path().to_path_buf();
             eprintln!("keeping Flink work dir {}", p.display());
-            std::mem::forget(std::mem::replace(&mut self.dir, super::tempdir("fks-flink-void-")));
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                super::tempdir("fks-flink-void-"),
+            ));
         }
     }
 }

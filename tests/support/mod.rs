@@ -25,7 +25,9 @@ pub fn cache_dir() -> PathBuf {
 
 /// True when running in CI (`CI=true`): missing components are failures there.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Call when a component is missing: panics in CI, otherwise prints SKIPPED and returns
