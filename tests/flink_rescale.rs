@@ -67,6 +67,11 @@ async fn wait_checkpoint(client: &FlinkClient, job: &str, after: u64) -> u64 {
 fn test_options() -> ApplyOptions {
     ApplyOptions {
         poll_interval: Duration::from_millis(200),
+        timeouts: flink_keda_scaler::core::RescaleTimeouts {
+            base: Duration::from_secs(60),
+            checkpoint_intervals: 3,
+            drain: Duration::from_secs(40),
+        },
         ..ApplyOptions::default()
     }
 }

@@ -143,16 +143,20 @@ impl FlinkCluster {
         let rpc_port = super::free_port();
         let prom_base = super::free_port();
         let (major, minor) = major_minor(&installed.version);
+        // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
+        // TaskManagers (1.20 spreads them otherwise and no TaskManager ever becomes idle)
         let adaptive = if !opts.adaptive {
             String::new()
         } else if major >= 2 {
             "jobmanager.scheduler: adaptive\n\
+             jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
              jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 2s\n\
              jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
                 .to_string()
         } else if minor >= 19 {
             "jobmanager.scheduler: adaptive\n\
+             jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
              jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.scaling-interval.min: 2s\n"
                 .to_string()
