@@ -415,11 +415,10 @@ fn first_meaningful_line(m: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("at ")
-                && !(l.starts_with("...") && l.ends_with("more"))
-                && !l.starts_with("<Exception on server side")
-                && !l.starts_with("End of exception on server side")
+            let frame = l.starts_with("at ") || (l.starts_with("...") && l.ends_with("more"));
+            let wrapper = l.starts_with("<Exception on server side")
+                || l.starts_with("End of exception on server side");
+            !(l.is_empty() || frame || wrapper)
         })
         .collect();
     truncate(&lines.join(" | "), 800)
