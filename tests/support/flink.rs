@@ -155,8 +155,11 @@ impl FlinkCluster {
              jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
                 .to_string()
         } else if minor >= 19 {
+            // 1.19/1.20 honour prefer-minimal-taskmanagers only for execution.target
+            // "embedded" (application mode); a session cluster must say so explicitly
             "jobmanager.scheduler: adaptive\n\
              jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+             execution.target: embedded\n\
              jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.scaling-interval.min: 2s\n"
                 .to_string()
