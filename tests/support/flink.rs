@@ -144,19 +144,20 @@ impl FlinkCluster {
         let prom_base = super::free_port();
         let (major, minor) = major_minor(&installed.version);
         // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
-        // TaskManagers (1.20 spreads them otherwise and no TaskManager ever becomes idle)
+        // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
+        // "embedded" (application mode); a session cluster must say so explicitly, or the
+        // slots stay spread and no TaskManager ever becomes idle.
         let adaptive = if !opts.adaptive {
             String::new()
         } else if major >= 2 {
             "jobmanager.scheduler: adaptive\n\
              jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+             execution.target: embedded\n\
              jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 2s\n\
              jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
                 .to_string()
         } else if minor >= 19 {
-            // 1.19/1.20 honour prefer-minimal-taskmanagers only for execution.target
-            // "embedded" (application mode); a session cluster must say so explicitly
             "jobmanager.scheduler: adaptive\n\
              jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
              execution.target: embedded\n\
