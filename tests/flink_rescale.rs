@@ -67,6 +67,11 @@ async fn wait_checkpoint(client: &FlinkClient, job: &str, after: u64) -> u64 {
 fn test_options() -> ApplyOptions {
     ApplyOptions {
         poll_interval: Duration::from_millis(200),
+        timeouts: flink_keda_scaler::core::RescaleTimeouts {
+            base: Duration::from_secs(60),
+            checkpoint_intervals: 3,
+            drain: Duration::from_secs(40),
+        },
         ..ApplyOptions::default()
     }
 }
@@ -284,10 +289,36 @@ async fn default_scheduler_gives_the_adaptive_scheduler_error() {
         adaptive: false,
         ..ClusterOptions::default()
     };
-    let Some((_c, client, job)) = start(opts, 1).await else {
+    let Some((c, client, job)) = start(opts, 1).await else {
         return;
     };
     let target = topo_target(&client, &job, 2).await;
+    let (st, body) = c
+        .raw(
+            reqwest::Method::GET,
+            &format!("jobs/{job}/resource-requirements"),
+            None,
+        )
+        .await;
+    c.record("default_scheduler_get_requirements", st, &body);
+    let put: serde_json::Value = target
+        .keys()
+        .map(|v| {
+            (
+                v.to_string(),
+                serde_json::json!({"parallelism": {"lowerBound": 1, "upperBound": 2}}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let (st, body) = c
+        .raw(
+            reqwest::Method::PUT,
+            &format!("jobs/{job}/resource-requirements"),
+            Some(&put),
+        )
+        .await;
+    c.record("default_scheduler_put_requirements", st, &body);
     let err = apply_target(&client, &job, &target, &Default::default(), false)
         .await
         .expect_err("default scheduler cannot rescale in place");
@@ -332,6 +363,14 @@ async fn concurrent_puts_succeed_or_conflict() {
         }
     }
     eprintln!("real Flink: {conflicts} of 10 concurrent PUTs answered 409");
+    // whatever won, the stored requirements are one of the two bodies, never a mix
+    let stored = client
+        .resource_requirements(&job)
+        .await
+        .expect("requirements");
+    let uppers: std::collections::BTreeSet<i64> =
+        stored.values().map(|r| r.parallelism.upper_bound).collect();
+    assert_eq!(uppers.len(), 1, "{stored:?}");
 }
 
 /// Prints PUT→RUNNING latencies of alternating 2↔4 rescales and their median.
@@ -398,4 +437,176 @@ async fn measure_put_to_running() {
         median(&mut downs),
         c.opts.checkpoint_interval
     );
+}
+
+/// Records REST responses as fixtures for the wiremock tests:
+/// `FKS_RECORD_FIXTURES=1 cargo test --test flink_rescale -- --ignored record_fixtures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records tests/fixtures/flink/<version>; needs FKS_RECORD_FIXTURES=1"]
+async fn record_fixtures() {
+    use reqwest::Method;
+    let _g = LOCK.lock().await;
+    let opts = ClusterOptions {
+        task_managers: 2,
+        ..ClusterOptions::default()
+    };
+    let Some((mut c, client, job)) = start(opts, 2).await else {
+        return;
+    };
+    wait_checkpoint(&client, &job, 0).await;
+    for (name, path) in [
+        ("overview", "overview".to_string()),
+        ("jobs_overview", "jobs/overview".to_string()),
+        ("job", format!("jobs/{job}")),
+        ("plan", format!("jobs/{job}/plan")),
+        ("exceptions_empty", format!("jobs/{job}/exceptions")),
+        ("taskmanagers", "taskmanagers".to_string()),
+        (
+            "checkpoints_config",
+            format!("jobs/{job}/checkpoints/config"),
+        ),
+        ("checkpoints", format!("jobs/{job}/checkpoints")),
+        (
+            "resource_requirements",
+            format!("jobs/{job}/resource-requirements"),
+        ),
+        ("job_metrics", format!("jobs/{job}/metrics?get=numRestarts")),
+        (
+            "job_unknown",
+            "jobs/00000000000000000000000000000000".to_string(),
+        ),
+    ] {
+        c.record_get(name, &path).await;
+    }
+    let reqs = client
+        .resource_requirements(&job)
+        .await
+        .expect("requirements");
+    let first = reqs.keys().next().expect("a vertex").clone();
+    let body = |f: &dyn Fn(&str) -> Option<(i64, i64)>| -> serde_json::Value {
+        reqs.keys()
+            .filter_map(|k| {
+                f(k).map(|(l, u)| {
+                    (
+                        k.clone(),
+                        serde_json::json!({"parallelism": {"lowerBound": l, "upperBound": u}}),
+                    )
+                })
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let path = format!("jobs/{job}/resource-requirements");
+    for (name, b) in [
+        (
+            "put_missing_vertex",
+            body(&|k| (k != first).then_some((1, 2))),
+        ),
+        ("put_over_max_parallelism", body(&|_| Some((1, 500)))),
+        ("put_lower_above_upper", body(&|_| Some((3, 2)))),
+        ("put_ok", body(&|_| Some((1, 2)))),
+    ] {
+        let (st, text) = c.raw(Method::PUT, &path, Some(&b)).await;
+        c.record(name, st, &text);
+    }
+    let (st, text) = c
+        .raw(
+            Method::PUT,
+            "jobs/00000000000000000000000000000000/resource-requirements",
+            Some(&body(&|_| Some((1, 2)))),
+        )
+        .await;
+    c.record("put_unknown_job", st, &text);
+    let tms = client.task_managers().await.expect("taskmanagers");
+    let busy = tms
+        .iter()
+        .find(|t| t.free_slots < t.slots_number)
+        .expect("a busy TaskManager");
+    c.stop_task_manager(FlinkCluster::tm_index(&busy.id).expect("our TaskManager"));
+    for _ in 0..120 {
+        let h = client.exceptions(&job).await.expect("exceptions");
+        if !h.entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.record_get(
+        "exceptions_after_failover",
+        &format!("jobs/{job}/exceptions"),
+    )
+    .await;
+}
+
+/// Sum over subtasks of the first vertex metric whose name ends with `suffix`.
+async fn vertex_metric(c: &FlinkCluster, job: &str, vertex: &str, suffix: &str) -> Option<f64> {
+    let base = format!("jobs/{job}/vertices/{vertex}/subtasks/metrics");
+    let names = c.get_json(&base).await?;
+    let name = names
+        .as_array()?
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .find(|n| n.ends_with(suffix))?
+        .to_string();
+    let v = c.get_json(&format!("{base}?get={name}&agg=sum")).await?;
+    v.get(0)?["sum"].as_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_job_follows_the_rate_file_and_reports_pending_records() {
+    let _g = LOCK.lock().await;
+    let Some(installed) = install() else {
+        return;
+    };
+    let c = FlinkCluster::start(installed, ClusterOptions::default()).await;
+    let mut args = job_args(&c);
+    // ~0.1 ms of CPU per record in the keyed operator: a few thousand records/s per subtask
+    args.extend(["--work".to_string(), "50000".to_string()]);
+    let job = c.submit_job(&args, 1).await;
+    let client = FlinkClient::new(&c.rest_url, ClientOptions::default()).expect("client");
+    let topo = client.topology(&job).await.expect("topology");
+    let source = topo
+        .vertices
+        .iter()
+        .find(|v| topo.is_source(&v.id))
+        .expect("source")
+        .id
+        .to_string();
+    let keyed = topo
+        .vertices
+        .iter()
+        .find(|v| topo.is_keyed(&v.id))
+        .expect("keyed")
+        .id
+        .to_string();
+    // at 200 records/s the job keeps up: small backlog, records flow
+    let mut pending = None;
+    for _ in 0..120 {
+        pending = vertex_metric(&c, &job, &source, ".pendingRecords").await;
+        let flowing = vertex_metric(&c, &job, &keyed, ".numRecordsIn")
+            .await
+            .unwrap_or(0.0);
+        if pending.is_some() && flowing > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before = pending.expect("FLIP-33 pendingRecords is reported");
+    assert!(before < 1000.0, "backlog at low rate: {before}");
+    // load step: far above what one subtask can process → backlog grows
+    std::fs::write(c.path("rate"), "200000").expect("rate step");
+    let mut after = before;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = vertex_metric(&c, &job, &source, ".pendingRecords")
+            .await
+            .unwrap_or(after);
+        if after > 50_000.0 {
+            break;
+        }
+    }
+    assert!(
+        after > 50_000.0,
+        "backlog grows after the load step: {before} → {after}"
+    );
+    eprintln!("load step: pendingRecords {before} → {after}");
 }

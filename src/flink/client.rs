@@ -408,24 +408,20 @@ pub(crate) fn error_message(body: &str) -> String {
     }
 }
 
-/// For server-side stack traces keep the exception lines (`…Exception: message`), not frames.
+/// For server-side stack traces keep the message lines (`…Exception: message`, the
+/// validation messages, `Caused by:`), not the frames.
 fn first_meaningful_line(m: &str) -> String {
     let lines: Vec<&str> = m
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("..."))
+        .filter(|l| {
+            let frame = l.starts_with("at ") || (l.starts_with("...") && l.ends_with("more"));
+            let wrapper = l.starts_with("<Exception on server side")
+                || l.starts_with("End of exception on server side");
+            !(l.is_empty() || frame || wrapper)
+        })
         .collect();
-    if lines.len() <= 1 {
-        return truncate(m.trim(), 500);
-    }
-    // keep the "Caused by" chain, which carries the root cause
-    let mut out: Vec<&str> = Vec::new();
-    for l in lines {
-        if out.is_empty() || l.starts_with("Caused by:") || l.contains("Exception") {
-            out.push(l);
-        }
-    }
-    truncate(&out.join(" | "), 800)
+    truncate(&lines.join(" | "), 800)
 }
 
 fn map_status(what: &str, job: Option<&str>, status: StatusCode, body: &str) -> FlinkError {

@@ -9,6 +9,7 @@
 //!   `exceptionHistory.entries` is read (present since 1.13).
 //! * `/jobs/:id/checkpoints/config`: `interval` is `Long.MAX_VALUE` when checkpointing is
 //!   off (older versions answer 404 instead).
+//! * `/jobs/:id` reports `schedulerType` (`Adaptive`, `Default`) in newer versions only.
 //! * `/overview` gained `taskmanagers-blocked`/`slots-free-and-blocked` (ignored) and
 //!   `/jobs/:id/run` answers `applicationId` in 2.x (ignored).
 
@@ -95,6 +96,9 @@ pub struct JobDetails {
     pub timestamps: BTreeMap<String, i64>,
     /// Job vertices.
     pub vertices: Vec<VertexDetails>,
+    /// Scheduler (`Adaptive`, `Default`, ...); reported by newer versions only.
+    #[serde(rename = "schedulerType", default)]
+    pub scheduler_type: Option<String>,
     /// The embedded plan (object, or the `RawJson{json='…'}` string of 1.17–1.18).
     #[serde(default)]
     pub plan: Option<serde_json::Value>,

@@ -143,16 +143,24 @@ impl FlinkCluster {
         let rpc_port = super::free_port();
         let prom_base = super::free_port();
         let (major, minor) = major_minor(&installed.version);
+        // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
+        // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
+        // "embedded" (application mode); a session cluster must say so explicitly, or the
+        // slots stay spread and no TaskManager ever becomes idle.
         let adaptive = if !opts.adaptive {
             String::new()
         } else if major >= 2 {
             "jobmanager.scheduler: adaptive\n\
+             jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+             execution.target: embedded\n\
              jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 2s\n\
              jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
                 .to_string()
         } else if minor >= 19 {
             "jobmanager.scheduler: adaptive\n\
+             jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+             execution.target: embedded\n\
              jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n\
              jobmanager.adaptive-scheduler.scaling-interval.min: 2s\n"
                 .to_string()
@@ -425,6 +433,46 @@ impl FlinkCluster {
             },
         )
         .await;
+    }
+
+    /// A raw request: (status, body text).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/{path}", self.rest_url));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
+    /// Writes a recorded response to `tests/fixtures/flink/<version>/<name>.json`
+    /// (`{"status": .., "body": ..}`) when `FKS_RECORD_FIXTURES` is set.
+    pub fn record(&self, name: &str, status: u16, body: &str) {
+        if std::env::var_os("FKS_RECORD_FIXTURES").is_none() {
+            return;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/flink")
+            .join(&self.installed.version);
+        fs::create_dir_all(&dir).expect("fixture dir");
+        let body: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        let text =
+            serde_json::to_string_pretty(&json!({"status": status, "body": body})).expect("json");
+        fs::write(dir.join(format!("{name}.json")), text + "\n").expect("write fixture");
+    }
+
+    /// GETs `path` and records it as fixture `name`.
+    pub async fn record_get(&self, name: &str, path: &str) {
+        let (status, body) = self.raw(reqwest::Method::GET, path, None).await;
+        self.record(name, status, &body);
     }
 
     /// The last lines of every log file (for failure messages).
