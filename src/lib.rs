@@ -20,6 +20,7 @@
 //! the YAML file into core policies and adapter settings. `runtime` wires adapters to the
 //! core; `main` (the binary) parses the CLI and calls `runtime`.
 
+pub mod backtest;
 pub mod config;
 pub mod core;
 pub mod exporter;
