@@ -61,7 +61,7 @@ pub async fn run(
     queries: &SignalQueries,
     input: &Input,
 ) -> Result<Backtest, BacktestError> {
-    let history = fetch(client, queries, &input.vars, &input.range).await?;
+    let mut history = fetch(client, queries, &input.vars, &input.range).await?;
     let timeline = Timeline::build(&history, &input.topology, &input.range, &input.vars.job_id)?;
     let replayed = replay(
         &timeline,
@@ -70,5 +70,6 @@ pub async fn run(
         input.slots_per_task_manager,
         &input.vars,
     );
+    history.issues.extend(timeline.issues);
     Ok(Backtest::new(input, history, replayed))
 }

@@ -57,9 +57,20 @@ pub struct History {
     pub task_managers: Vec<Series>,
     /// Every query made, in signal order then the two counts.
     pub queries: Vec<RangeQuery>,
-    /// Non-fatal problems (empty optional signals).
+    /// Optional signals without any series over the range (left `None`).
+    pub empty_optional: Vec<Signal>,
+    /// Other non-fatal problems (unusable optional query templates).
     pub issues: Vec<String>,
 }
+
+/// `(index, target, promql, duration, result)` of one range query.
+type Outcome = (
+    usize,
+    Target,
+    String,
+    Duration,
+    Result<Vec<Series>, QueryError>,
+);
 
 enum Target {
     Signal(Signal),
@@ -108,13 +119,7 @@ pub async fn fetch(
         })?;
         jobs.push((Target::Count(what), q));
     }
-    let results: Vec<(
-        usize,
-        Target,
-        String,
-        Duration,
-        Result<Vec<Series>, QueryError>,
-    )> = stream::iter(jobs.into_iter().enumerate())
+    let results: Vec<Outcome> = stream::iter(jobs.into_iter().enumerate())
         .map(|(i, (target, promql))| async move {
             let t0 = Instant::now();
             let r = client

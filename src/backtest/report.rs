@@ -50,6 +50,10 @@ pub struct Backtest {
     pub actual_tm_hours: f64,
     /// TaskManager-hours ours would have run.
     pub ours_tm_hours: f64,
+    /// Optional signals without data over the range.
+    pub empty_optional: Vec<crate::core::Signal>,
+    /// Vertex ids in the topology's order (for parallelism lists).
+    pub vertex_order: Vec<VertexId>,
     /// The policy's backlog threshold in seconds (drawn as the lag line of the plot).
     pub backlog_threshold_s: f64,
 }
@@ -95,6 +99,13 @@ impl Backtest {
             rescales: replay.rescales,
             actual_changes: replay.actual_changes,
             queries: history.queries,
+            empty_optional: history.empty_optional,
+            vertex_order: input
+                .topology
+                .vertices
+                .iter()
+                .map(|v| v.id.clone())
+                .collect(),
             issues: history.issues,
             actual_tm_hours,
             ours_tm_hours,
@@ -102,21 +113,14 @@ impl Backtest {
         }
     }
 
-    fn vertex_order(&self) -> Vec<VertexId> {
-        self.ticks
-            .first()
-            .map(|t| t.actual_parallelism.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Text report: header, rescales with reasons, TaskManagers over time (sampled),
     /// TaskManager-hours.
     pub fn to_table(&self) -> String {
-        let order = self.vertex_order();
+        let order = &self.vertex_order;
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "backtest of job {} ({}) with policy {}: {} → {} every {}s, {} ticks, {} range queries",
+            "backtest of job {} ({}) with policy {}: {} → {} every {}s, {} ticks, {} range queries\nparallelism lists are in topology order: {}",
             self.job_name,
             self.job_id,
             self.policy,
@@ -124,7 +128,12 @@ impl Backtest {
             ts(self.to),
             self.step.as_secs(),
             self.ticks.len(),
-            self.queries.len()
+            self.queries.len(),
+            order
+                .iter()
+                .map(|v| &v.as_str()[..v.as_str().len().min(8)])
+                .collect::<Vec<_>>()
+                .join(",")
         );
         let _ = writeln!(
             s,
@@ -147,8 +156,8 @@ impl Backtest {
                 format!("{}→{}", r.from_task_managers, r.to_task_managers),
                 format!(
                     "{}→{}",
-                    plist(&r.from_parallelism, &order),
-                    plist(&r.to_parallelism, &order)
+                    plist(&r.from_parallelism, order),
+                    plist(&r.to_parallelism, order)
                 ),
                 r.summary
             );
@@ -163,8 +172,8 @@ impl Backtest {
                 s,
                 "{:<20} {}→{}",
                 ts(c.at),
-                plist(&c.from, &order),
-                plist(&c.to, &order)
+                plist(&c.from, order),
+                plist(&c.to, order)
             );
         }
         let _ = writeln!(s, "\nTaskManagers over time (sampled):");
@@ -203,6 +212,14 @@ impl Backtest {
             "\nTaskManager-hours: actual {:.2}, ours {:.2}{delta}",
             self.actual_tm_hours, self.ours_tm_hours
         );
+        if !self.empty_optional.is_empty() {
+            let names: Vec<&str> = self.empty_optional.iter().map(|s| s.name()).collect();
+            let _ = writeln!(
+                s,
+                "note: optional signals without data over the range (left empty): {}",
+                names.join(", ")
+            );
+        }
         for issue in &self.issues {
             let _ = writeln!(s, "note: {issue}");
         }
