@@ -154,10 +154,8 @@ pub async fn fetch(
                 history.task_managers = series;
                 None
             }
-            (Target::Signal(s), Err(QueryError::EmptyResult { query })) if !s.is_required() => {
-                history.issues.push(format!(
-                    "signal {s}: no series over the range (query: {query})"
-                ));
+            (Target::Signal(s), Err(QueryError::EmptyResult { .. })) if !s.is_required() => {
+                history.empty_optional.push(s);
                 None
             }
             (Target::Signal(signal), Err(QueryError::EmptyResult { query })) => {

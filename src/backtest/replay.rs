@@ -257,3 +257,88 @@ fn observation(
         job: tick.job.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        backtest::assemble::Tick,
+        core::{AlignmentMode, Vertex, VertexSignals},
+    };
+
+    fn source() -> Topology {
+        Topology {
+            vertices: vec![Vertex {
+                id: VertexId::new("src"),
+                name: "Source: s".into(),
+                parallelism: 2,
+                max_parallelism: 128,
+                slot_sharing_group: None,
+            }],
+            edges: vec![],
+        }
+    }
+
+    /// Overloaded from the start: ours scales up once stabilized, then sees the busy time
+    /// rescaled to its own parallelism (within band, holds); an observed parallelism
+    /// change is recorded as an actual change.
+    #[test]
+    fn applies_own_rescales_and_tracks_actual() {
+        let id = VertexId::new("src");
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).expect("ts");
+        let ticks: Vec<Tick> = (0..12)
+            .map(|i| {
+                let actual = if i >= 10 { 3 } else { 2 };
+                let mut vertices = BTreeMap::new();
+                vertices.insert(
+                    id.clone(),
+                    VertexSignals {
+                        busy_ms_per_s: Some(900.0 * 2.0 / f64::from(actual)),
+                        records_in_per_s: Some(1000.0),
+                        ..VertexSignals::default()
+                    },
+                );
+                Tick {
+                    at: Some(t0 + chrono::Duration::seconds(15 * i)),
+                    vertices,
+                    parallelism: [(id.clone(), actual)].into_iter().collect(),
+                    task_managers_running: Some(actual),
+                    ..Tick::default()
+                }
+            })
+            .collect();
+        let timeline = Timeline {
+            ticks,
+            issues: vec![],
+        };
+        let policy = Policy {
+            alignment: AlignmentMode::Off,
+            ..Policy::default()
+        };
+        let r = replay(&timeline, &source(), &policy, 1, &JobVars::new("j", "n"));
+        assert_eq!(r.ticks.len(), 12);
+        assert_eq!(r.ticks[0].rule, "stabilizing");
+        // 2 · 0.9 / 0.7 = 2.57 → 3, once 30 s of stabilization have passed
+        let want = (2.0_f64 * 0.9 / policy.target_utilization).ceil() as u32;
+        assert_eq!(r.rescales.len(), 1, "{:#?}", r.rescales);
+        let up = &r.rescales[0];
+        assert_eq!(up.at, t0 + chrono::Duration::seconds(30));
+        assert_eq!((up.from_task_managers, up.to_task_managers), (2, want));
+        assert!(r.ticks[2].rescaled);
+        // after our rescale: busy 900 at p=2 is 600 at p=3, within the band
+        let rules: Vec<&str> = r.ticks.iter().map(|t| t.rule).collect();
+        assert!(
+            rules[5..10].iter().all(|r| *r == "within_band"),
+            "{rules:?}"
+        );
+        // the observed parallelism change restarts the stabilization period
+        assert_eq!(rules[10], "stabilizing", "{rules:?}");
+        assert!(r.ticks.iter().skip(2).all(|t| t.ours_task_managers == want));
+        assert_eq!(r.ticks[9].actual_task_managers, 2);
+        assert_eq!(r.ticks[10].actual_task_managers, 3);
+        assert_eq!(r.actual_changes.len(), 1);
+        assert_eq!(r.actual_changes[0].at, t0 + chrono::Duration::seconds(150));
+        assert_eq!(r.ticks[0].input_rate, Some(1000.0));
+        assert_eq!(r.ticks[0].lag, None);
+    }
+}
