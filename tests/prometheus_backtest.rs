@@ -553,6 +553,10 @@ async fn backtest_on_backfilled_history() {
     let cli_queries = proxy.take();
     assert_eq!(cli_queries.len(), Signal::ALL.len() + 2, "{cli_queries:?}");
     let csv = std::fs::read_to_string(&csv_path).expect("csv written");
+    println!(
+        "CSV head:\n{}",
+        csv.lines().take(4).collect::<Vec<_>>().join("\n")
+    );
     assert_eq!(csv, report.to_csv(), "CLI and library agree");
     assert!(std::fs::read_to_string(&svg_path)
         .expect("svg written")
