@@ -104,9 +104,10 @@ async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
         slots_per_task_manager: args.slots_per_task_manager,
         range,
     };
+    // the library errors already carry their causes in their message: print it once
     let report = backtest::run_from_config(&config, &options)
         .await
-        .context("backtest failed")?;
+        .map_err(|e| anyhow::anyhow!("backtest failed: {e}"))?;
     println!("{}", report.to_table());
     if let Some(p) = &args.csv {
         std::fs::write(p, report.to_csv()).with_context(|| format!("write {}", p.display()))?;

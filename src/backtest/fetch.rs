@@ -174,7 +174,7 @@ pub async fn fetch(
                     source,
                 },
             })),
-            (Target::Count(what), Err(source)) => Some(BacktestError::Count { what, source }),
+            (Target::Count(what), Err(error)) => Some(BacktestError::Count { what, error }),
         };
         if first_error.is_none() {
             first_error = error;

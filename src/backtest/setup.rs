@@ -91,9 +91,9 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
             )
         }
         TopologySource::Flink(url) => {
-            let flink_err = |source| BacktestError::Flink {
+            let flink_err = |error| BacktestError::Flink {
                 url: url.clone(),
-                source,
+                error,
             };
             let flink = FlinkClient::new(
                 url,
