@@ -84,7 +84,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
     use flink_keda_scaler::backtest::{self, Options, TimeRange, TopologySource};
     let config = load(&args.config)?;
-    let now = chrono::Utc::now();
+    // whole seconds: ticks then print cleanly and match Prometheus' millisecond grid
+    let now = {
+        use chrono::Timelike;
+        let n = chrono::Utc::now();
+        n.with_nanosecond(0).unwrap_or(n)
+    };
     let range = TimeRange::new(
         backtest::parse_time(&args.from, now)?,
         backtest::parse_time(&args.to, now)?,
