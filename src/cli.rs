@@ -43,6 +43,57 @@ pub enum Command {
     /// (fixed peak, KEDA lag threshold + HPA, Flink operator autoscaler restart/in-place,
     /// AWS CPU rule, ours with and without predictive pre-scaling).
     Simulate(SimulateArgs),
+    /// Replay a policy over a job's Prometheus history (one range query per signal) and
+    /// compare the TaskManagers it would have run with what actually ran.
+    Backtest(BacktestArgs),
+}
+
+/// `backtest` arguments.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// YAML config file (policies, queries, Prometheus servers).
+    #[arg(long, short = 'c', env = "FKS_CONFIG")]
+    pub config: PathBuf,
+    /// JobManager REST URL (the current job graph gives the vertex ids).
+    #[arg(
+        long,
+        required_unless_present = "topology",
+        conflicts_with = "topology"
+    )]
+    pub flink: Option<url::Url>,
+    /// JSON file with a `core::Topology`, for jobs that no longer run (needs `--job ID`).
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Job name or id (default: the only running job).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Job name for `{{job_name}}` in queries when the topology comes from a file.
+    #[arg(long)]
+    pub job_name: Option<String>,
+    /// Policy name from the config (default: `default`).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Prometheus server name from the config (default: `default`).
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// Start: RFC3339 or `-<duration>` relative to now (e.g. `-2h`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: String,
+    /// End: RFC3339, `-<duration>` or `now`.
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    pub to: String,
+    /// Tick spacing (one decision per tick).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub step: std::time::Duration,
+    /// Slots per TaskManager (default: the policy's, then Flink's `/taskmanagers`).
+    #[arg(long)]
+    pub slots_per_task_manager: Option<u32>,
+    /// Write `t,actual_tms,ours_tms,input_rate,lag,decision_rule` to this file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the SVG plot to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 /// `simulate` arguments.

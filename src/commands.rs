@@ -53,6 +53,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backtest(args) => backtest(args).await,
         Command::Rescale(args) => {
             use flink_keda_scaler::runtime::rescale;
             let request = rescale::Request {
@@ -78,6 +79,50 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
+    use flink_keda_scaler::backtest::{self, Options, TimeRange, TopologySource};
+    let config = load(&args.config)?;
+    // whole seconds: ticks then print cleanly and match Prometheus' millisecond grid
+    let now = {
+        use chrono::Timelike;
+        let n = chrono::Utc::now();
+        n.with_nanosecond(0).unwrap_or(n)
+    };
+    let range = TimeRange::new(
+        backtest::parse_time(&args.from, now)?,
+        backtest::parse_time(&args.to, now)?,
+        args.step,
+    )?;
+    let topology = match (&args.topology, &args.flink) {
+        (Some(path), _) => TopologySource::File(path.clone()),
+        (None, Some(url)) => TopologySource::Flink(url.as_str().trim_end_matches('/').to_string()),
+        (None, None) => anyhow::bail!("--flink URL or --topology FILE is required"),
+    };
+    let options = Options {
+        topology,
+        job: args.job,
+        job_name: args.job_name,
+        policy: args.policy,
+        prometheus: args.prometheus,
+        slots_per_task_manager: args.slots_per_task_manager,
+        range,
+    };
+    // the library errors already carry their causes in their message: print it once
+    let report = backtest::run_from_config(&config, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("backtest failed: {e}"))?;
+    println!("{}", report.to_table());
+    if let Some(p) = &args.csv {
+        std::fs::write(p, report.to_csv()).with_context(|| format!("write {}", p.display()))?;
+        eprintln!("time series written to {}", p.display());
+    }
+    if let Some(p) = &args.svg {
+        std::fs::write(p, report.to_svg()).with_context(|| format!("write {}", p.display()))?;
+        eprintln!("plot written to {}", p.display());
+    }
+    Ok(())
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {

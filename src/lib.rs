@@ -18,8 +18,11 @@
 //! Layering: `core` is pure (no I/O). Adapters (`keda`, `prometheus`, `flink`, `kube`,
 //! `exporter`) depend on `core` only, never on each other. `config` parses and validates
 //! the YAML file into core policies and adapter settings. `runtime` wires adapters to the
-//! core; `main` (the binary) parses the CLI and calls `runtime`.
+//! core; `main` (the binary) parses the CLI and calls `runtime`. `backtest` is
+//! runtime-level too: it replays the core over Prometheus history (range queries) and
+//! `sim` over a modelled job.
 
+pub mod backtest;
 pub mod config;
 pub mod core;
 pub mod exporter;

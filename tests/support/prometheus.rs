@@ -366,17 +366,28 @@ impl PrometheusHarness {
     /// Starts Prometheus scraping `targets` (`host:port`) every second and waits until it
     /// is ready. `None` (after printing SKIPPED) when Prometheus is not installed outside CI.
     pub async fn start(targets: &[String]) -> Option<Self> {
-        Self::start_inner(targets, None).await
+        Self::start_inner(targets, None, None).await
+    }
+
+    /// Starts Prometheus on history: the TSDB blocks under `blocks` (e.g. the output of
+    /// `promtool tsdb create-blocks-from openmetrics`) are copied into the data dir before
+    /// the process starts. Scrapes nothing.
+    pub async fn start_with_blocks(blocks: &std::path::Path) -> Option<Self> {
+        Self::start_inner(&[], None, Some(blocks)).await
     }
 
     /// Like [`Self::start`] with a `--web.config.file` (TLS, client certificates, basic
     /// auth). The URL becomes `https` when the config has `tls_server_config`; readiness
     /// is then a TCP connect (the harness' own client has no certificates).
     pub async fn start_with_web_config(targets: &[String], web_config: &str) -> Option<Self> {
-        Self::start_inner(targets, Some(web_config)).await
+        Self::start_inner(targets, Some(web_config), None).await
     }
 
-    async fn start_inner(targets: &[String], web_config: Option<&str>) -> Option<Self> {
+    async fn start_inner(
+        targets: &[String],
+        web_config: Option<&str>,
+        blocks: Option<&std::path::Path>,
+    ) -> Option<Self> {
         let Some(bin) = Self::binary() else {
             let _ = super::component_missing("prometheus (apt-get install prometheus)");
             return None;
@@ -394,6 +405,9 @@ impl PrometheusHarness {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
+        if let Some(blocks) = blocks {
+            copy_dir(blocks, &dir.path().join("data"));
+        }
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let mut command = Command::new(&bin);
         let mut scheme = "http";
@@ -554,6 +568,20 @@ impl PrometheusHarness {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Recursively copies `from` into `to` (created).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create data dir");
+    for entry in std::fs::read_dir(from).expect("read blocks dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy block file");
         }
     }
 }

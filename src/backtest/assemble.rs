@@ -1,0 +1,309 @@
+//! Pure assembly of range-query series into per-tick signals: for every tick the
+//! per-vertex [`VertexSignals`] (keyed by `task_id`), per-TaskManager
+//! [`TaskManagerSignals`] (keyed by `tm_id`) and [`JobSignals`], plus the parallelism
+//! and TaskManager count that actually ran. Keying follows the live read
+//! (`prometheus::signals`): a required signal must have a series for every vertex of
+//! the topology somewhere in the range, series must be grouped by their key label, one
+//! series per key. A tick without a point keeps the signal `None` (the core then refuses
+//! to decide at that tick with `missing_signal`, never reads it as 0).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use super::{fetch::History, range::TimeRange};
+use crate::{
+    core::{JobSignals, Signal, TaskManagerSignals, Topology, VertexId, VertexSignals},
+    prometheus::{Scope, Series, SignalError, SignalErrorKind},
+};
+
+/// The signals of one tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tick {
+    /// Evaluation instant.
+    pub at: Option<DateTime<Utc>>,
+    /// Per-vertex signals (vertices of the topology only).
+    pub vertices: BTreeMap<VertexId, VertexSignals>,
+    /// Per-TaskManager signals, sorted by `tm_id`.
+    pub task_managers: Vec<TaskManagerSignals>,
+    /// Job and cluster signals.
+    pub job: JobSignals,
+    /// Subtasks per vertex seen at this tick (actual parallelism).
+    pub parallelism: BTreeMap<VertexId, u32>,
+    /// TaskManagers running a task of the job at this tick.
+    pub task_managers_running: Option<u32>,
+}
+
+/// Per-tick signals over the whole range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Timeline {
+    /// One entry per tick of the range.
+    pub ticks: Vec<Tick>,
+    /// Non-fatal problems (series for unknown vertices).
+    pub issues: Vec<String>,
+}
+
+impl Timeline {
+    /// Builds the timeline; fails when a required signal misses a vertex over the whole
+    /// range, or a signal's series are not grouped by their key label.
+    pub fn build(
+        history: &History,
+        topology: &Topology,
+        range: &TimeRange,
+        job_id: &str,
+    ) -> Result<Self, SignalError> {
+        let mut ticks: Vec<Tick> = range
+            .ticks()
+            .into_iter()
+            .map(|at| Tick {
+                at: Some(at),
+                ..Tick::default()
+            })
+            .collect();
+        let mut tms: Vec<BTreeMap<String, TaskManagerSignals>> = vec![BTreeMap::new(); ticks.len()];
+        let mut issues = Vec::new();
+        for (signal, series) in &history.signals {
+            let signal = *signal;
+            let keyed = key_series(signal, series, job_id)?;
+            if signal.is_required() {
+                if let Some(v) = topology
+                    .vertices
+                    .iter()
+                    .find(|v| !keyed.contains_key(v.id.as_str()))
+                {
+                    return Err(SignalError {
+                        signal,
+                        source: SignalErrorKind::MissingVertex {
+                            job_id: job_id.to_string(),
+                            vertex: v.id.clone(),
+                            name: v.name.clone(),
+                        },
+                    });
+                }
+            }
+            for (key, s) in keyed {
+                let scope = Scope::of(signal);
+                let vertex = VertexId::new(key.clone());
+                if scope == Scope::Vertex && topology.vertex(&vertex).is_none() {
+                    issues.push(format!(
+                        "signal {signal}: series for task_id {key} which is not a vertex of job {job_id}"
+                    ));
+                    continue;
+                }
+                for (at, value) in &s.points {
+                    let Some(i) = range.index_of(*at) else {
+                        continue;
+                    };
+                    match scope {
+                        Scope::Vertex => set_vertex(
+                            ticks[i].vertices.entry(vertex.clone()).or_default(),
+                            signal,
+                            *value,
+                        ),
+                        Scope::TaskManager => {
+                            let tm =
+                                tms[i]
+                                    .entry(key.clone())
+                                    .or_insert_with(|| TaskManagerSignals {
+                                        tm_id: key.clone(),
+                                        ..TaskManagerSignals::default()
+                                    });
+                            set_task_manager(tm, signal, *value);
+                        }
+                        Scope::Job => set_job(&mut ticks[i].job, signal, *value),
+                    }
+                }
+            }
+        }
+        for (tick, tms) in ticks.iter_mut().zip(tms) {
+            tick.task_managers = tms.into_values().collect();
+        }
+        for s in &history.parallelism {
+            let Some(task_id) = s.labels.get("task_id") else {
+                continue;
+            };
+            let id = VertexId::new(task_id.clone());
+            if topology.vertex(&id).is_none() {
+                continue;
+            }
+            for (at, value) in &s.points {
+                if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
+                    ticks[i].parallelism.insert(id.clone(), n);
+                }
+            }
+        }
+        for s in history.task_managers.iter().take(1) {
+            for (at, value) in &s.points {
+                if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
+                    ticks[i].task_managers_running = Some(n);
+                }
+            }
+        }
+        let unique: BTreeSet<String> = issues.into_iter().collect();
+        Ok(Self {
+            ticks,
+            issues: unique.into_iter().collect(),
+        })
+    }
+}
+
+fn count(v: f64) -> Option<u32> {
+    (v.is_finite() && v >= 1.0 && v <= f64::from(u32::MAX)).then(|| v.round() as u32)
+}
+
+/// Keys a signal's series by its scope's label (`""` for job scope).
+fn key_series<'a>(
+    signal: Signal,
+    series: &'a [Series],
+    job_id: &str,
+) -> Result<BTreeMap<String, &'a Series>, SignalError> {
+    let err = |source| SignalError { signal, source };
+    let Some(label) = Scope::of(signal).key_label() else {
+        if series.len() > 1 {
+            return Err(err(SignalErrorKind::Duplicate {
+                job_id: job_id.to_string(),
+                label: "job",
+                key: job_id.to_string(),
+                count: series.len(),
+            }));
+        }
+        return Ok(series.iter().map(|s| (String::new(), s)).collect());
+    };
+    let mut out = BTreeMap::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in series {
+        if let Some(key) = s.labels.get(label) {
+            *counts.entry(key.as_str()).or_default() += 1;
+            out.insert(key.clone(), s);
+        }
+    }
+    if out.is_empty() && !series.is_empty() {
+        return Err(err(SignalErrorKind::MissingLabel {
+            job_id: job_id.to_string(),
+            label,
+        }));
+    }
+    if let Some((key, count)) = counts.into_iter().find(|(_, c)| *c > 1) {
+        return Err(err(SignalErrorKind::Duplicate {
+            job_id: job_id.to_string(),
+            label,
+            key: key.to_string(),
+            count,
+        }));
+    }
+    Ok(out)
+}
+
+fn set_vertex(v: &mut VertexSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::BusyTime => v.busy_ms_per_s = Some(value),
+        Signal::BackPressuredTime => v.backpressured_ms_per_s = Some(value),
+        Signal::RecordsIn => v.records_in_per_s = Some(value),
+        Signal::RecordsOut => v.records_out_per_s = Some(value),
+        Signal::PendingRecords => v.pending_records = Some(value),
+        Signal::LagGrowth => v.lag_growth_per_s = Some(value),
+        Signal::SourcePartitions => {
+            v.partitions = (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
+                .then(|| value.round() as u32)
+        }
+        _ => {}
+    }
+}
+
+fn set_task_manager(tm: &mut TaskManagerSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::CpuLoad => tm.cpu_load = Some(value),
+        Signal::HeapUsed => tm.heap_used_bytes = Some(value),
+        Signal::HeapMax => tm.heap_max_bytes = Some(value),
+        Signal::GcTime => tm.gc_ms_per_s = Some(value),
+        _ => {}
+    }
+}
+
+fn set_job(job: &mut JobSignals, signal: Signal, value: f64) {
+    match signal {
+        Signal::NumRestarts => job.num_restarts = Some(value),
+        Signal::NumRescales => job.num_rescales = Some(value),
+        Signal::SlotsTotal => job.slots_total = Some(value),
+        Signal::SlotsAvailable => job.slots_available = Some(value),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Vertex;
+    use std::time::Duration;
+
+    fn series(labels: &[(&str, &str)], points: &[(DateTime<Utc>, f64)]) -> Series {
+        Series {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            points: points.to_vec(),
+        }
+    }
+
+    fn topo() -> Topology {
+        Topology {
+            vertices: vec![Vertex {
+                id: VertexId::new("v1"),
+                name: "Source: s".into(),
+                parallelism: 2,
+                max_parallelism: 128,
+                slot_sharing_group: None,
+            }],
+            edges: vec![],
+        }
+    }
+
+    /// Points land on their tick; a gap stays None; counts give parallelism and TMs;
+    /// a required signal without a series for a vertex is an error naming it.
+    #[test]
+    fn keys_points_by_tick() {
+        let from = DateTime::from_timestamp(1_700_000_000, 0).expect("ts");
+        let step = chrono::Duration::seconds(15);
+        let range = TimeRange::new(from, from + step * 2, Duration::from_secs(15)).expect("range");
+        let mut h = History::default();
+        h.signals.insert(
+            Signal::BusyTime,
+            vec![series(
+                &[("task_id", "v1")],
+                &[(from, 100.0), (from + step * 2, 300.0)],
+            )],
+        );
+        h.signals.insert(
+            Signal::RecordsIn,
+            vec![series(&[("task_id", "v1")], &[(from, 10.0)])],
+        );
+        h.signals.insert(
+            Signal::CpuLoad,
+            vec![series(&[("tm_id", "tm1")], &[(from + step, 0.5)])],
+        );
+        h.parallelism = vec![series(&[("task_id", "v1")], &[(from, 2.0)])];
+        h.task_managers = vec![series(&[], &[(from, 2.0)])];
+        let t = Timeline::build(&h, &topo(), &range, "j").expect("builds");
+        assert_eq!(t.ticks.len(), 3);
+        let v = VertexId::new("v1");
+        assert_eq!(t.ticks[0].vertices[&v].busy_ms_per_s, Some(100.0));
+        assert_eq!(t.ticks[1].vertices.get(&v), None);
+        assert_eq!(t.ticks[2].vertices[&v].records_in_per_s, None);
+        assert_eq!(t.ticks[1].task_managers[0].cpu_load, Some(0.5));
+        assert_eq!(t.ticks[0].parallelism[&v], 2);
+        assert_eq!(t.ticks[0].task_managers_running, Some(2));
+        assert_eq!(t.ticks[1].task_managers_running, None);
+
+        h.signals.insert(
+            Signal::RecordsIn,
+            vec![series(&[("task_id", "other")], &[(from, 10.0)])],
+        );
+        let e = Timeline::build(&h, &topo(), &range, "j").expect_err("missing vertex");
+        assert!(
+            e.to_string()
+                .starts_with("signal recordsIn: no series for vertex v1"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Reads the history: ONE `query_range` per enabled signal over the whole range at the
+//! step (grouped by `task_id`/`tm_id` exactly like the live queries, rendered from the
+//! same [`SignalQueries`] and [`JobVars`]), plus two count queries for what actually ran:
+//! subtasks per vertex and TaskManagers running a task of the job.
+//!
+//! A required signal that fails or is empty over the whole range, and any query that
+//! fails (unreachable, PromQL error), is an error naming the signal. An optional signal
+//! that is empty over the range is reported as an issue and stays `None`.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use futures_util::{stream, StreamExt};
+
+use super::{range::TimeRange, BacktestError};
+use crate::{
+    core::Signal,
+    prometheus::{
+        queries::render, JobVars, PromClient, QueryError, Series, SignalError, SignalErrorKind,
+        SignalQueries,
+    },
+};
+
+/// Range queries in flight at once.
+const CONCURRENCY: usize = 4;
+
+/// Subtasks per vertex over time (the job's actual parallelism).
+pub const PARALLELISM_QUERY: &str = r#"count by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{ {{matchers}}job_id="{{job_id}}"})"#;
+/// TaskManagers running a task of the job over time.
+pub const TASK_MANAGERS_QUERY: &str = r#"count(count by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{ {{matchers}}job_id="{{job_id}}"}))"#;
+
+/// One range query made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeQuery {
+    /// Signal name, `parallelism` or `taskManagers`.
+    pub name: String,
+    /// Rendered PromQL.
+    pub promql: String,
+    /// Series returned.
+    pub series: usize,
+    /// Wall time (retries included).
+    pub duration: Duration,
+    /// `ok` or the error kind.
+    pub outcome: &'static str,
+}
+
+/// The raw history of one job.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Series per signal (absent: disabled or empty optional signal).
+    pub signals: BTreeMap<Signal, Vec<Series>>,
+    /// `count by (task_id)` series.
+    pub parallelism: Vec<Series>,
+    /// The TaskManager count series.
+    pub task_managers: Vec<Series>,
+    /// Every query made, in signal order then the two counts.
+    pub queries: Vec<RangeQuery>,
+    /// Optional signals without any series over the range (left `None`).
+    pub empty_optional: Vec<Signal>,
+    /// Other non-fatal problems (unusable optional query templates).
+    pub issues: Vec<String>,
+}
+
+/// `(index, target, promql, duration, result)` of one range query.
+type Outcome = (
+    usize,
+    Target,
+    String,
+    Duration,
+    Result<Vec<Series>, QueryError>,
+);
+
+enum Target {
+    Signal(Signal),
+    Count(&'static str),
+}
+
+impl Target {
+    fn name(&self) -> String {
+        match self {
+            Target::Signal(s) => s.name().to_string(),
+            Target::Count(w) => (*w).to_string(),
+        }
+    }
+}
+
+/// Runs the range queries (at most [`CONCURRENCY`] at once).
+pub async fn fetch(
+    client: &PromClient,
+    queries: &SignalQueries,
+    vars: &JobVars,
+    range: &TimeRange,
+) -> Result<History, BacktestError> {
+    let mut jobs: Vec<(Target, String)> = Vec::new();
+    let mut history = History::default();
+    for (signal, _) in queries.enabled() {
+        match queries.render(signal, vars) {
+            Ok(Some(q)) => jobs.push((Target::Signal(signal), q)),
+            Ok(None) => {}
+            Err(e) if signal.is_required() => {
+                return Err(SignalError {
+                    signal,
+                    source: SignalErrorKind::Template(e),
+                }
+                .into())
+            }
+            Err(e) => history.issues.push(format!("signal {signal}: {e}")),
+        }
+    }
+    for (what, template) in [
+        ("parallelism", PARALLELISM_QUERY),
+        ("taskManagers", TASK_MANAGERS_QUERY),
+    ] {
+        let q = render(Signal::BusyTime, template, vars).map_err(|e| SignalError {
+            signal: Signal::BusyTime,
+            source: SignalErrorKind::Template(e),
+        })?;
+        jobs.push((Target::Count(what), q));
+    }
+    let results: Vec<Outcome> = stream::iter(jobs.into_iter().enumerate())
+        .map(|(i, (target, promql))| async move {
+            let t0 = Instant::now();
+            let r = client
+                .query_range(&promql, range.from, range.to, range.step)
+                .await;
+            (i, target, promql, t0.elapsed(), r)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut results = results;
+    results.sort_by_key(|r| r.0);
+    let mut first_error: Option<BacktestError> = None;
+    for (_, target, promql, duration, result) in results {
+        history.queries.push(RangeQuery {
+            name: target.name(),
+            promql: promql.clone(),
+            series: result.as_ref().map(Vec::len).unwrap_or(0),
+            duration,
+            outcome: result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind()),
+        });
+        let error = match (target, result) {
+            (Target::Signal(s), Ok(series)) => {
+                history.signals.insert(s, series);
+                None
+            }
+            (Target::Count("parallelism"), Ok(series)) => {
+                history.parallelism = series;
+                None
+            }
+            (Target::Count(_), Ok(series)) => {
+                history.task_managers = series;
+                None
+            }
+            (Target::Signal(s), Err(QueryError::EmptyResult { .. })) if !s.is_required() => {
+                history.empty_optional.push(s);
+                None
+            }
+            (Target::Signal(signal), Err(QueryError::EmptyResult { query })) => {
+                Some(BacktestError::from(SignalError {
+                    signal,
+                    source: SignalErrorKind::Empty {
+                        job_id: vars.job_id.clone(),
+                        query,
+                    },
+                }))
+            }
+            (Target::Signal(signal), Err(source)) => Some(BacktestError::from(SignalError {
+                signal,
+                source: SignalErrorKind::Query {
+                    job_id: vars.job_id.clone(),
+                    source,
+                },
+            })),
+            (Target::Count(what), Err(error)) => Some(BacktestError::Count { what, error }),
+        };
+        if first_error.is_none() {
+            first_error = error;
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(history),
+    }
+}

@@ -1,0 +1,161 @@
+//! Wiring for the CLI: resolves the policy, queries and Prometheus server from the config
+//! (as the live scaler does), the topology from the live Flink REST API or a JSON file
+//! (for jobs that no longer run), and the slots per TaskManager, then runs the backtest.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::{range::TimeRange, run, Backtest, BacktestError, Input};
+use crate::{
+    config::{Config, DEFAULT_NAME},
+    core::Topology,
+    flink::{ClientOptions, FlinkClient, JobSelector},
+    prometheus::{JobVars, PromClient, SignalQueries},
+};
+
+/// Flink REST request timeout.
+const FLINK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the topology comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopologySource {
+    /// The live JobManager REST API (current job graph).
+    Flink(String),
+    /// A JSON file holding a `core::Topology` (`--job` must then be the job id).
+    File(PathBuf),
+}
+
+/// What the CLI asks for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Topology source.
+    pub topology: TopologySource,
+    /// Job name or id (default: the only running job; required with a topology file).
+    pub job: Option<String>,
+    /// Job name for `{{job_name}}` when the topology comes from a file.
+    pub job_name: Option<String>,
+    /// Policy name (default `default`).
+    pub policy: Option<String>,
+    /// Prometheus server name (default `default`).
+    pub prometheus: Option<String>,
+    /// Slots per TaskManager (default: policy, then Flink's `/taskmanagers`).
+    pub slots_per_task_manager: Option<u32>,
+    /// Range and step.
+    pub range: TimeRange,
+}
+
+fn is_job_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Resolves everything from the config and runs the backtest.
+pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest, BacktestError> {
+    let policy = config.policy(opts.policy.as_deref())?;
+    let policy_name = opts.policy.clone().unwrap_or_else(|| DEFAULT_NAME.into());
+    let spec = config.policies.get(&policy_name);
+    let mut queries = SignalQueries::defaults();
+    if let Some(spec) = spec {
+        queries = queries
+            .with_overrides(&spec.query_overrides())
+            .map_err(|e| BacktestError::Setup(format!("policies.{policy_name}.queries: {e}")))?;
+    }
+    let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
+    let server = opts
+        .prometheus
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAME.into());
+    let settings = config.prometheus.get(&server).ok_or_else(|| {
+        BacktestError::Setup(format!(
+            "no Prometheus server named '{server}' in the config (known: {})",
+            config
+                .prometheus
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let client = PromClient::new(settings)?;
+
+    let (vars, topology, flink_slots) = match &opts.topology {
+        TopologySource::File(path) => {
+            let job_id = opts.job.clone().filter(|j| is_job_id(j)).ok_or_else(|| {
+                BacktestError::Setup(
+                    "--topology needs --job with the job id (32 hex characters)".into(),
+                )
+            })?;
+            let topology = read_topology(path)?;
+            (
+                JobVars::new(job_id, opts.job_name.clone().unwrap_or_default()),
+                topology,
+                None,
+            )
+        }
+        TopologySource::Flink(url) => {
+            let flink_err = |error| BacktestError::Flink {
+                url: url.clone(),
+                error,
+            };
+            let flink = FlinkClient::new(
+                url,
+                ClientOptions {
+                    request_timeout: FLINK_TIMEOUT,
+                    connect_timeout: Duration::from_secs(5),
+                    get_retries: 1,
+                },
+            )
+            .map_err(flink_err)?;
+            let selector = match &opts.job {
+                None => JobSelector::OnlyRunning,
+                Some(j) if is_job_id(j) => JobSelector::Id(j.clone()),
+                Some(j) => JobSelector::Name(j.clone()),
+            };
+            let job = flink.resolve_job(&selector).await.map_err(flink_err)?;
+            let topology = flink.topology(&job.jid).await.map_err(flink_err)?;
+            let slots = match opts
+                .slots_per_task_manager
+                .or(policy.slots_per_task_manager)
+            {
+                Some(_) => None,
+                None => flink
+                    .task_managers()
+                    .await
+                    .map_err(flink_err)?
+                    .first()
+                    .map(|t| t.slots_number),
+            };
+            (JobVars::new(job.jid, job.name), topology, slots)
+        }
+    };
+    let slots_per_task_manager = opts
+        .slots_per_task_manager
+        .or(policy.slots_per_task_manager)
+        .or(flink_slots)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| {
+            BacktestError::Setup(
+                "slots per TaskManager unknown: set --slots-per-task-manager or the policy's slotsPerTaskManager".into(),
+            )
+        })?;
+    let input = Input {
+        vars: vars.with_matchers(matchers),
+        topology,
+        policy,
+        slots_per_task_manager,
+        range: opts.range,
+        policy_name,
+    };
+    run(&client, &queries, &input).await
+}
+
+fn read_topology(path: &std::path::Path) -> Result<Topology, BacktestError> {
+    let err = |message: String| BacktestError::TopologyFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let topology: Topology = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    if topology.vertices.is_empty() {
+        return Err(err("no vertices".into()));
+    }
+    Ok(topology)
+}
