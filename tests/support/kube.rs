@@ -183,6 +183,9 @@ pub async fn install_crds(admin: &Client) -> Vec<String> {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read CRD");
+        if !text.contains("kind: CustomResourceDefinition") {
+            continue; // kustomization.yaml
+        }
         let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse CRD");
         let name = crd.metadata.name.clone().expect("CRD name");
         created_or_exists(api.create(&PostParams::default(), &crd).await, &name);
