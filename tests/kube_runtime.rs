@@ -4,7 +4,7 @@
 //! through kubeconfig impersonation), discover the JobManager from the TaskManager
 //! Deployment behind the ScaledObject, and elect a leader through a Lease. Proven:
 //!
-//! 1. exactly one leader (gauge + Lease holder), and exactly one resource-requirements
+//! 1. exactly one leader (`flink_keda_scaler_is_leader` gauge + Lease holder), and exactly one resource-requirements
 //!    PUT for the decision although both processes evaluate;
 //! 2. the state ConfigMap holds the decision (`applied: true`) and the in-flight rescale,
 //!    and the follower answers GetMetrics like the leader within a tick;
@@ -60,8 +60,8 @@ const P: u32 = 4;
 
 fn config(prom_url: &str) -> String {
     format!(
-        "grpc:\n  listenAddress: \"127.0.0.1:0\"\n  rpcTimeout: 10s\n  streamInterval: 1s\n\
-         http:\n  listenAddress: \"127.0.0.1:0\"\n\
+        "grpc:\n  listenAddress: \"127.0.0.1:1\"\n  rpcTimeout: 10s\n  streamInterval: 1s\n\
+         http:\n  listenAddress: \"127.0.0.1:2\"\n\
          evaluation:\n  interval: 1s\n  idleTimeout: 10m\n\
          prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 2s\n\
          flink:\n  timeout: 2s\n  rescaleTimeout: 60s\n\
@@ -337,8 +337,8 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     eventually("leader gauges 1/0", Duration::from_secs(10), || {
         let (l, f) = (&scalers[li], &scalers[fi]);
         async move {
-            (l.leader_gauge().await == Some(1.0) && f.leader_gauge().await == Some(0.0))
-                .then_some(())
+            let (gl, gf) = (l.leader_gauge().await, f.leader_gauge().await);
+            ((gl, gf) == (Some(1.0), Some(0.0))).then_some(())
         }
     })
     .await;

@@ -376,7 +376,8 @@ impl Scaler {
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", identity)
             .env("POD_NAMESPACE", namespace)
-            .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+            .env("RUST_LOG", "info,kube_client=error")
+            .env("NO_COLOR", "1")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone().expect("clone log")))
@@ -444,15 +445,12 @@ impl Scaler {
         }
     }
 
-    /// The `flink_keda_scaler_leader` gauge (None when absent or unreachable).
+    /// The `flink_keda_scaler_is_leader` gauge (None when absent or unreachable).
     pub async fn leader_gauge(&self) -> Option<f64> {
         self.metrics()
             .await
             .lines()
-            .find(|l| {
-                l.starts_with("flink_keda_scaler_leader ")
-                    || l.starts_with("flink_keda_scaler_leader{")
-            })
+            .find(|l| l.starts_with("flink_keda_scaler_is_leader "))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     }
