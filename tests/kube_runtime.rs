@@ -426,6 +426,19 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         f64::from(target_tms),
         "both report the rescale's target"
     );
+    // The leader publishes the start of the rescale as an Event on the ScaledObject.
+    let started = eventually("RescaleStarted Event", Duration::from_secs(5), || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            events_on_scaled_object(&admin, &ns)
+                .await
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("RescaleStarted"))
+        }
+    })
+    .await;
+    assert_eq!(started.reporting_instance.as_deref(), Some(holder.as_str()));
+    assert_eq!(started.type_.as_deref(), Some("Normal"));
 
     // 3. Kill the leader (SIGKILL: no Lease release). The other takes over.
     scalers[li].kill();
@@ -504,11 +517,12 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     assert_eq!(doc.updated_by.as_deref(), Some(new_leader.as_str()));
     assert_eq!(doc.decision.as_ref().map(|d| d.id), Some(1));
     let events = events_on_scaled_object(&admin, &ns).await;
-    let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
-    eprintln!("Events on the ScaledObject: {reasons:?}");
-    assert!(
-        reasons.contains(&"RescaleStarted"),
-        "the leader publishes an Event when it starts the rescale: {reasons:?}"
+    let mut reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        ["RescaleCompleted", "RescaleStarted"],
+        "one Event per phase, none from the follower"
     );
 
     // 4. Scale-down: the job runs one TaskManager's worth of slots lower (all slots of
