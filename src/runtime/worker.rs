@@ -478,6 +478,22 @@ impl Worker {
                     reasons = %decision.summary(),
                     "rescale started in place"
                 );
+                if let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref())
+                {
+                    let note = format!(
+                        "in-place rescale {} → {} TaskManagers started: {}",
+                        rescale.from.task_managers,
+                        rescale.to.task_managers,
+                        decision.summary()
+                    );
+                    if let Err(e) = k
+                        .events
+                        .rescale(t, crate::kube::RescalePhase::Started, &note)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot write the rescale Event");
+                    }
+                }
                 self.rescale = Some(rescale);
             }
             Err(e) => {
