@@ -363,6 +363,10 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     );
     assert_eq!(scalers[li].leader_gauge().await, Some(1.0));
     assert_eq!(scalers[fi].leader_gauge().await, Some(0.0));
+    assert!(
+        !scalers[fi].log().contains("rescale started"),
+        "the follower never starts a rescale"
+    );
     let follower_debug = scalers[fi].debug_jobs().await;
     assert!(
         follower_debug.to_string().contains("\"decision\""),
