@@ -571,5 +571,16 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         "no new decision within the cooldown, so no new PUT"
     );
     assert!(!scalers[li].running());
+    for s in &scalers {
+        for l in s
+            .log()
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        {
+            if !l.contains("cert bypassed") {
+                eprintln!("{}: {l}", s.identity);
+            }
+        }
+    }
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
 }
