@@ -572,14 +572,22 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     );
     assert!(!scalers[li].running());
     for s in &scalers {
-        for l in s
-            .log()
+        let log = s.log();
+        for l in log
             .lines()
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
         {
             if !l.contains("cert bypassed") {
                 eprintln!("{}: {l}", s.identity);
             }
+        }
+        for bad in [
+            "decision not claimed",
+            "cannot save state",
+            "cannot write the rescale Event",
+            "cannot update pod-deletion-cost",
+        ] {
+            assert!(!log.contains(bad), "{}: `{bad}` in its log", s.identity);
         }
     }
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
