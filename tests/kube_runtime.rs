@@ -13,7 +13,8 @@
 //!    few retry periods, resumes the in-flight rescale from the ConfigMap without a second
 //!    PUT, and completes it;
 //! 5. surplus TaskManagers: the leader gives the idle TaskManager's pod a lower
-//!    `controller.kubernetes.io/pod-deletion-cost` than the busy ones.
+//!    `controller.kubernetes.io/pod-deletion-cost` than the busy ones, and clears the
+//!    annotations once the idle pod is gone.
 //!
 //! `cargo test --test kube_runtime -- --nocapture` (needs kube-apiserver, etcd and
 //! Prometheus: `scripts/install-components.sh`; SKIPPED without them, fails in CI).
@@ -570,6 +571,21 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         1,
         "no new decision within the cooldown, so no new PUT"
     );
+    // The ReplicaSet removes the idle pod; its TaskManager deregisters. No surplus is
+    // left, so the leader clears the annotations it set.
+    Api::<Pod>::namespaced(admin.clone(), &ns)
+        .delete(&idle_pod, &Default::default())
+        .await
+        .expect("delete idle pod");
+    flink.with(|s| s.tm_ips.truncate(tms - 1));
+    eventually("deletion costs cleared", Duration::from_secs(10), || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let c = deletion_costs(&admin, &ns).await;
+            (c.len() == tms - 1 && c.values().all(Option::is_none)).then_some(())
+        }
+    })
+    .await;
     assert!(!scalers[li].running());
     for s in &scalers {
         let log = s.log();
