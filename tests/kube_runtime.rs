@@ -13,8 +13,9 @@
 //!    few retry periods, resumes the in-flight rescale from the ConfigMap without a second
 //!    PUT, and completes it;
 //! 5. surplus TaskManagers: the leader gives the idle TaskManager's pod a lower
-//!    `controller.kubernetes.io/pod-deletion-cost` than the busy ones, and clears the
-//!    annotations once the idle pod is gone.
+//!    `controller.kubernetes.io/pod-deletion-cost` than the busy ones; after a second
+//!    failover (a third replica), the new leader clears the annotations its predecessor
+//!    set once the idle pod is gone.
 //!
 //! `cargo test --test kube_runtime -- --nocapture` (needs kube-apiserver, etcd and
 //! Prometheus: `scripts/install-components.sh`; SKIPPED without them, fails in CI).
@@ -571,23 +572,51 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         1,
         "no new decision within the cooldown, so no new PUT"
     );
-    // The ReplicaSet removes the idle pod; its TaskManager deregisters. No surplus is
-    // left, so the leader clears the annotations it set.
+    // 5. A third replica joins (follower), then the leader dies while the idle pod is
+    // being removed: the ReplicaSet deletes it and its TaskManager deregisters before the
+    // new leader's first tick. No surplus is left, so the new leader must clear the
+    // annotations the old one set (it never set any itself).
+    let c = Scaler::start(dir.path(), "scaler-c", &ns, &kubeconfig, &cfg).await;
+    let c_client = c.client().await;
+    assert_eq!(
+        get_metrics(&c_client, &r)
+            .await
+            .expect("scaler-c GetMetrics"),
+        f64::from(target_tms - 1),
+        "the new follower answers like the leader"
+    );
+    assert_eq!(c.leader_gauge().await, Some(0.0));
+    scalers[fi].kill();
     Api::<Pod>::namespaced(admin.clone(), &ns)
         .delete(&idle_pod, &Default::default())
         .await
         .expect("delete idle pod");
     flink.with(|s| s.tm_ips.truncate(tms - 1));
-    eventually("deletion costs cleared", Duration::from_secs(10), || {
-        let (admin, ns) = (admin.clone(), ns.clone());
+    eventually("second failover", LEASE_DURATION + RETRY_PERIOD * 6, || {
+        let (admin, ns, c) = (admin.clone(), ns.clone(), &c);
         async move {
-            let c = deletion_costs(&admin, &ns).await;
-            (c.len() == tms - 1 && c.values().all(Option::is_none)).then_some(())
+            (lease_holder(&admin, &ns).await.as_deref() == Some("scaler-c")
+                && c.leader_gauge().await == Some(1.0))
+            .then_some(())
         }
     })
     .await;
-    assert!(!scalers[li].running());
-    for s in &scalers {
+    let c_costs = eventually("deletion costs cleared", Duration::from_secs(10), || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let c = deletion_costs(&admin, &ns).await;
+            (c.len() == tms - 1 && c.values().all(Option::is_none)).then_some(c)
+        }
+    })
+    .await;
+    eprintln!("pod-deletion-cost after the surplus is gone: {c_costs:?}");
+    assert_eq!(
+        flink.put_count().await,
+        1,
+        "still one PUT after two failovers"
+    );
+    assert!(!scalers[li].running() && !scalers[fi].running());
+    for s in scalers.iter().chain([&c]) {
         let log = s.log();
         for l in log
             .lines()
