@@ -167,7 +167,14 @@ impl Worker {
         let now = Utc::now();
         let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
         let current = self.current_plan(&observed, &settings.policy);
+        let was_loaded = self.persist.loaded;
         self.persist_in(Some(&current), generation, now).await;
+        if !was_loaded && self.persist.loaded {
+            // Just became leader (or reloaded): a predecessor may have left
+            // pod-deletion-cost annotations; reconcile them on this tick (they are
+            // cleared when no surplus is left).
+            self.marked_pods = true;
+        }
         self.advance_rescale(
             &client,
             &observed.observation,
