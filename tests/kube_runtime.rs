@@ -4,11 +4,12 @@
 //! through kubeconfig impersonation), discover the JobManager from the TaskManager
 //! Deployment behind the ScaledObject, and elect a leader through a Lease. Proven:
 //!
-//! 1. exactly one leader (`flink_keda_scaler_is_leader` gauge + Lease holder), and exactly one resource-requirements
-//!    PUT for the decision although both processes evaluate;
+//! 1. exactly one leader (`flink_keda_scaler_is_leader` gauge + Lease holder), and
+//!    exactly one resource-requirements PUT for the decision although both evaluate;
 //! 2. the state ConfigMap holds the decision (`applied: true`) and the in-flight rescale,
 //!    and the follower answers GetMetrics like the leader within a tick;
-//! 3. the rescale's Kubernetes Events land on the ScaledObject;
+//! 3. the rescale's Kubernetes Events (RescaleStarted by the leader that PUT,
+//!    RescaleCompleted by the leader that saw it through) land on the ScaledObject;
 //! 4. SIGKILL of the leader: the other process takes the Lease within leaseDuration + a
 //!    few retry periods, resumes the in-flight rescale from the ConfigMap without a second
 //!    PUT, and completes it;
@@ -432,7 +433,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         f64::from(target_tms),
         "both report the rescale's target"
     );
-    // The leader publishes the start of the rescale as an Event on the ScaledObject.
+    // 3. The leader publishes the start of the rescale as an Event on the ScaledObject.
     let started = eventually("RescaleStarted Event", Duration::from_secs(5), || {
         let (admin, ns) = (admin.clone(), ns.clone());
         async move {
@@ -446,7 +447,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     assert_eq!(started.reporting_instance.as_deref(), Some(holder.as_str()));
     assert_eq!(started.type_.as_deref(), Some("Normal"));
 
-    // 3. Kill the leader (SIGKILL: no Lease release). The other takes over.
+    // 4. Kill the leader (SIGKILL: no Lease release). The other takes over.
     scalers[li].kill();
     let killed = Instant::now();
     eventually("failover", LEASE_DURATION + RETRY_PERIOD * 6, || {
@@ -531,7 +532,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         "one Event per phase, none from the follower"
     );
 
-    // 4. Scale-down: the job runs one TaskManager's worth of slots lower (all slots of
+    // 5. Scale-down: the job runs one TaskManager's worth of slots lower (all slots of
     // the last TaskManager free) while the load drops. The leader reports fewer
     // TaskManagers than registered and marks the idle one's pod cheapest to delete.
     let lower = (target_tms - 1) * SLOTS_PER_TM;
@@ -572,7 +573,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         1,
         "no new decision within the cooldown, so no new PUT"
     );
-    // 5. A third replica joins (follower), then the leader dies while the idle pod is
+    // 5b. A third replica joins (follower), then the leader dies while the idle pod is
     // being removed: the ReplicaSet deletes it and its TaskManager deregisters before the
     // new leader's first tick. No surplus is left, so the new leader must clear the
     // annotations the old one set (it never set any itself).
