@@ -188,7 +188,14 @@ impl Worker {
         let now = Utc::now();
         let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
         let current = self.current_plan(&observed, &settings.policy);
+        let was_loaded = self.persist.loaded;
         self.persist_in(Some(&current), generation, now).await;
+        if !was_loaded && self.persist.loaded {
+            // Just became leader (or reloaded): a predecessor may have left
+            // pod-deletion-cost annotations; reconcile them on this tick (they are
+            // cleared when no surplus is left).
+            self.marked_pods = true;
+        }
         self.advance_rescale(
             &client,
             &observed.observation,
@@ -499,6 +506,22 @@ impl Worker {
                     reasons = %decision.summary(),
                     "rescale started in place"
                 );
+                if let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref())
+                {
+                    let note = format!(
+                        "in-place rescale {} → {} TaskManagers started: {}",
+                        rescale.from.task_managers,
+                        rescale.to.task_managers,
+                        decision.summary()
+                    );
+                    if let Err(e) = k
+                        .events
+                        .rescale(t, crate::kube::RescalePhase::Started, &note)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot write the rescale Event");
+                    }
+                }
                 self.rescale = Some(rescale);
             }
             Err(e) => {
