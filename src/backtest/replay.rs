@@ -255,6 +255,7 @@ fn observation(
         vertices,
         task_managers: tick.task_managers.clone(),
         job: tick.job.clone(),
+        predicted_floor: None,
     }
 }
 
