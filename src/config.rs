@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
-pub use policy::{PolicySpec, ScheduleSpec};
+pub use policy::{PolicySpec, PredictiveSpec, ScheduleSpec};
 
 use crate::prometheus::ServerSettings;
 

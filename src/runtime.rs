@@ -15,6 +15,7 @@ mod context;
 mod http;
 mod kube;
 mod persist;
+mod predictive;
 mod pipeline;
 mod registry;
 pub mod rescale;

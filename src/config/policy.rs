@@ -61,6 +61,48 @@ pub struct PolicySpec {
     /// Time windows with TaskManager floors or ceilings.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// Predictive pre-scaling from last period's input rate (off when absent).
+    #[serde(default)]
+    pub predictive: Option<PredictiveSpec>,
+}
+
+/// `predictive`: raise the TaskManager floor ahead of recurring peaks, from the source
+/// input rate one `period` ago over the coming `lead`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PredictiveSpec {
+    /// Seasonality: `1d` (same time yesterday) or `7d` (last week).
+    #[serde(default = "one_day", with = "duration")]
+    pub period: Duration,
+    /// How far ahead to provision; longer than a scale-up takes (TaskManager start-up +
+    /// checkpoint wait). Default `15m`.
+    #[serde(default = "fifteen_minutes", with = "duration")]
+    pub lead: Duration,
+    /// Multiplier on last period's peak (>= 1). Default 1.1.
+    #[serde(default = "headroom")]
+    pub headroom: f64,
+    /// Pre-scale only for a surge: last period's peak above the current rate by more than
+    /// this fraction. Default 0.3.
+    #[serde(default = "min_rise")]
+    pub min_rise: f64,
+    /// PromQL for the job's total source input rate (records/s), with the usual
+    /// placeholders; evaluated `offset` one period back. Default: the sum of the source
+    /// operators' `numRecordsOutPerSecond` by job name (job ids change on resubmission).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+fn one_day() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn fifteen_minutes() -> Duration {
+    Duration::from_secs(900)
+}
+fn headroom() -> f64 {
+    1.1
+}
+fn min_rise() -> f64 {
+    0.3
 }
 
 /// A schedule as written in YAML.
@@ -215,6 +257,30 @@ impl PolicySpec {
         for (i, s) in self.schedules.iter().enumerate() {
             schedules.push(s.to_schedule(&format!("{path}.schedules[{i}]"))?);
         }
+        let predictive = match &self.predictive {
+            None => None,
+            Some(pr) => {
+                let pp = |f: &str| format!("{path}.predictive.{f}");
+                if pr.lead.is_zero() || pr.lead >= pr.period {
+                    return Err(ConfigError::invalid(pp("lead"), "must be > 0 and shorter than period"));
+                }
+                if !(pr.headroom.is_finite() && pr.headroom >= 1.0) {
+                    return Err(ConfigError::invalid(pp("headroom"), format!("must be >= 1, got {}", pr.headroom)));
+                }
+                if !(pr.min_rise.is_finite() && pr.min_rise >= 0.0) {
+                    return Err(ConfigError::invalid(pp("minRise"), format!("must be >= 0, got {}", pr.min_rise)));
+                }
+                if pr.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+                    return Err(ConfigError::invalid(pp("query"), "must not be empty"));
+                }
+                Some(crate::core::PredictiveConfig {
+                    period_s: pr.period.as_secs_f64(),
+                    lead_s: pr.lead.as_secs_f64(),
+                    headroom: pr.headroom,
+                    min_rise: pr.min_rise,
+                })
+            }
+        };
         Ok(Policy {
             target_utilization,
             utilization_low,
@@ -234,6 +300,7 @@ impl PolicySpec {
             schedules,
             task_manager_cpu_cores,
             dry_run: self.dry_run.unwrap_or(false),
+            predictive,
         })
     }
 

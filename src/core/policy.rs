@@ -90,6 +90,9 @@ pub struct Policy {
     /// heap only.
     #[serde(default)]
     pub task_manager_cpu_cores: Option<f64>,
+    /// Predictive pre-scaling from last period's history (off when `None`).
+    #[serde(default)]
+    pub predictive: Option<super::predictive::PredictiveConfig>,
 }
 
 impl Default for Policy {
@@ -113,6 +116,7 @@ impl Default for Policy {
             schedules: Vec::new(),
             dry_run: false,
             task_manager_cpu_cores: None,
+            predictive: None,
         }
     }
 }

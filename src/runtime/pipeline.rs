@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use super::{context::Context, settings::JobSettings};
+use super::{context::Context, predictive, settings::JobSettings};
 use crate::{
-    core::{Observation, Topology},
+    core::{self, Observation},
     flink::{self, FlinkClient, FlinkError, JobSelector, TaskManagerInfo},
     keda::{self, EvalError},
     prometheus::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
@@ -142,7 +142,7 @@ pub async fn observe(
     }
 
     let slots_per_task_manager = task_managers.first().map(|t| t.slots_number);
-    let observation = Observation {
+    let mut observation = Observation {
         at: Utc::now(),
         job_id: details.jid.clone(),
         job_name: details.name.clone(),
@@ -152,7 +152,7 @@ pub async fn observe(
             .get("RUNNING")
             .copied()
             .and_then(ms_to_utc),
-        topology: with_slot_groups(topology),
+        topology,
         slots_per_task_manager,
         task_managers_registered: u32::try_from(task_managers.len()).ok(),
         vertices: read.vertices,
@@ -160,16 +160,33 @@ pub async fn observe(
         job: read.job,
         predicted_floor: None,
     };
+    let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
+    if let Some(cfg) = &settings.policy.predictive {
+        let slots = settings.policy.slots_per_task_manager.or(slots_per_task_manager);
+        let current_tms = slots.map_or(0, |s| {
+            core::required_task_managers(&observation.topology, &observation.topology.parallelism(), s)
+        });
+        match predictive::floor(
+            &settings.prometheus,
+            settings.predictive_query.as_deref(),
+            &vars,
+            cfg,
+            &observation,
+            current_tms,
+            settings.policy.target_utilization,
+        )
+        .await
+        {
+            Ok(floor) => observation.predicted_floor = floor,
+            Err(e) => issues.push(e),
+        }
+    }
     Ok(Observed {
         observation,
         task_managers,
         queries: read.queries,
-        issues: read.issues.iter().map(|i| format!("{i:?}")).collect(),
+        issues,
     })
-}
-
-fn with_slot_groups(topology: Topology) -> Topology {
-    topology
 }
 
 /// Summaries of the query statistics.

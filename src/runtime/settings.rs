@@ -29,6 +29,8 @@ pub struct JobSettings {
     pub flink_url: String,
     /// The scale target behind the ScaledObject (Kubernetes integration only).
     pub scale_target: Option<crate::kube::ScaleTarget>,
+    /// PromQL override of the predictive history's source rate.
+    pub predictive_query: Option<String>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> EvalError {
@@ -88,6 +90,9 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
             })?;
     }
     let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
+    let predictive_query = spec
+        .and_then(|s| s.predictive.as_ref())
+        .and_then(|p| p.query.clone());
 
     let prometheus_name = target
         .prometheus_server
@@ -137,6 +142,7 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
         prometheus,
         flink_url,
         scale_target,
+        predictive_query,
     })
 }
 
