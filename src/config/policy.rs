@@ -262,13 +262,22 @@ impl PolicySpec {
             Some(pr) => {
                 let pp = |f: &str| format!("{path}.predictive.{f}");
                 if pr.lead.is_zero() || pr.lead >= pr.period {
-                    return Err(ConfigError::invalid(pp("lead"), "must be > 0 and shorter than period"));
+                    return Err(ConfigError::invalid(
+                        pp("lead"),
+                        "must be > 0 and shorter than period",
+                    ));
                 }
                 if !(pr.headroom.is_finite() && pr.headroom >= 1.0) {
-                    return Err(ConfigError::invalid(pp("headroom"), format!("must be >= 1, got {}", pr.headroom)));
+                    return Err(ConfigError::invalid(
+                        pp("headroom"),
+                        format!("must be >= 1, got {}", pr.headroom),
+                    ));
                 }
                 if !(pr.min_rise.is_finite() && pr.min_rise >= 0.0) {
-                    return Err(ConfigError::invalid(pp("minRise"), format!("must be >= 0, got {}", pr.min_rise)));
+                    return Err(ConfigError::invalid(
+                        pp("minRise"),
+                        format!("must be >= 0, got {}", pr.min_rise),
+                    ));
                 }
                 if pr.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
                     return Err(ConfigError::invalid(pp("query"), "must not be empty"));

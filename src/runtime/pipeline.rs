@@ -162,9 +162,16 @@ pub async fn observe(
     };
     let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
     if let Some(cfg) = &settings.policy.predictive {
-        let slots = settings.policy.slots_per_task_manager.or(slots_per_task_manager);
+        let slots = settings
+            .policy
+            .slots_per_task_manager
+            .or(slots_per_task_manager);
         let current_tms = slots.map_or(0, |s| {
-            core::required_task_managers(&observation.topology, &observation.topology.parallelism(), s)
+            core::required_task_managers(
+                &observation.topology,
+                &observation.topology.parallelism(),
+                s,
+            )
         });
         match predictive::floor(
             &settings.prometheus,

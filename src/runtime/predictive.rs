@@ -24,7 +24,11 @@ pub fn history_query(rate: &str, cfg: &PredictiveConfig) -> String {
 /// Records/s one TaskManager carries at the target utilization, estimated from now: the
 /// job's current input rate over the TaskManagers its parallelism needs, scaled from the
 /// busiest vertex's busy ratio to the target utilization. `None` without a usable load.
-pub fn rate_per_task_manager(obs: &Observation, current_task_managers: u32, target_utilization: f64) -> Option<f64> {
+pub fn rate_per_task_manager(
+    obs: &Observation,
+    current_task_managers: u32,
+    target_utilization: f64,
+) -> Option<f64> {
     let rate = source_rate(obs)?;
     let busiest = obs
         .vertices
@@ -64,8 +68,12 @@ pub async fn floor(
     current_task_managers: u32,
     target_utilization: f64,
 ) -> Result<Option<u32>, String> {
-    let rate = queries::render(Signal::RecordsIn, template.unwrap_or(DEFAULT_SOURCE_RATE), vars)
-        .map_err(|e| format!("predictive query: {e}"))?;
+    let rate = queries::render(
+        Signal::RecordsIn,
+        template.unwrap_or(DEFAULT_SOURCE_RATE),
+        vars,
+    )
+    .map_err(|e| format!("predictive query: {e}"))?;
     let promql = history_query(&rate, cfg);
     let past = match client.query_value(&promql, None).await {
         Ok(v) => v,
