@@ -95,7 +95,7 @@ impl Timeline {
                         continue;
                     };
                     match scope {
-                        Scope::Vertex => set_vertex(
+                        Scope::Vertex => VertexSignals::set(
                             ticks[i].vertices.entry(vertex.clone()).or_default(),
                             signal,
                             *value,
@@ -108,9 +108,9 @@ impl Timeline {
                                         tm_id: key.clone(),
                                         ..TaskManagerSignals::default()
                                     });
-                            set_task_manager(tm, signal, *value);
+                            TaskManagerSignals::set(tm, signal, *value);
                         }
-                        Scope::Job => set_job(&mut ticks[i].job, signal, *value),
+                        Scope::Job => JobSignals::set(&mut ticks[i].job, signal, *value),
                     }
                 }
             }
@@ -192,42 +192,6 @@ fn key_series<'a>(
         }));
     }
     Ok(out)
-}
-
-fn set_vertex(v: &mut VertexSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::BusyTime => v.busy_ms_per_s = Some(value),
-        Signal::BackPressuredTime => v.backpressured_ms_per_s = Some(value),
-        Signal::RecordsIn => v.records_in_per_s = Some(value),
-        Signal::RecordsOut => v.records_out_per_s = Some(value),
-        Signal::PendingRecords => v.pending_records = Some(value),
-        Signal::LagGrowth => v.lag_growth_per_s = Some(value),
-        Signal::SourcePartitions => {
-            v.partitions = (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
-                .then(|| value.round() as u32)
-        }
-        _ => {}
-    }
-}
-
-fn set_task_manager(tm: &mut TaskManagerSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::CpuLoad => tm.cpu_load = Some(value),
-        Signal::HeapUsed => tm.heap_used_bytes = Some(value),
-        Signal::HeapMax => tm.heap_max_bytes = Some(value),
-        Signal::GcTime => tm.gc_ms_per_s = Some(value),
-        _ => {}
-    }
-}
-
-fn set_job(job: &mut JobSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::NumRestarts => job.num_restarts = Some(value),
-        Signal::NumRescales => job.num_rescales = Some(value),
-        Signal::SlotsTotal => job.slots_total = Some(value),
-        Signal::SlotsAvailable => job.slots_available = Some(value),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::topology::{Topology, VertexId};
+use super::{
+    signal::Signal,
+    topology::{Topology, VertexId},
+};
 
 /// Flink job status (subset of `JobStatus` that matters for scaling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,4 +108,50 @@ pub struct Observation {
     /// needs (computed by the runtime from history with [`super::predictive_floor`]).
     #[serde(default)]
     pub predicted_floor: Option<u32>,
+}
+
+impl VertexSignals {
+    /// Stores `value` as `signal` (per-vertex signals only; others are ignored).
+    pub fn set(&mut self, signal: Signal, value: f64) {
+        match signal {
+            Signal::BusyTime => self.busy_ms_per_s = Some(value),
+            Signal::BackPressuredTime => self.backpressured_ms_per_s = Some(value),
+            Signal::RecordsIn => self.records_in_per_s = Some(value),
+            Signal::RecordsOut => self.records_out_per_s = Some(value),
+            Signal::PendingRecords => self.pending_records = Some(value),
+            Signal::LagGrowth => self.lag_growth_per_s = Some(value),
+            Signal::SourcePartitions => {
+                self.partitions =
+                    (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
+                        .then(|| value.round() as u32)
+            }
+            _ => {}
+        }
+    }
+}
+
+impl TaskManagerSignals {
+    /// Stores `value` as `signal` (per-TaskManager signals only; others are ignored).
+    pub fn set(&mut self, signal: Signal, value: f64) {
+        match signal {
+            Signal::CpuLoad => self.cpu_load = Some(value),
+            Signal::HeapUsed => self.heap_used_bytes = Some(value),
+            Signal::HeapMax => self.heap_max_bytes = Some(value),
+            Signal::GcTime => self.gc_ms_per_s = Some(value),
+            _ => {}
+        }
+    }
+}
+
+impl JobSignals {
+    /// Stores `value` as `signal` (job and cluster signals only; others are ignored).
+    pub fn set(&mut self, signal: Signal, value: f64) {
+        match signal {
+            Signal::NumRestarts => self.num_restarts = Some(value),
+            Signal::NumRescales => self.num_rescales = Some(value),
+            Signal::SlotsTotal => self.slots_total = Some(value),
+            Signal::SlotsAvailable => self.slots_available = Some(value),
+            _ => {}
+        }
+    }
 }

@@ -346,14 +346,7 @@ pub fn required_task_managers(
     parallelism: &BTreeMap<VertexId, u32>,
     slots_per_task_manager: u32,
 ) -> u32 {
-    let mut groups: BTreeMap<&str, u32> = BTreeMap::new();
-    for v in &topology.vertices {
-        let p = parallelism.get(&v.id).copied().unwrap_or(v.parallelism);
-        let g = groups.entry(topology.slot_sharing_group(v)).or_default();
-        *g = (*g).max(p);
-    }
-    let slots: u32 = groups.values().sum();
-    slots.div_ceil(slots_per_task_manager.max(1)).max(1)
+    super::slots::task_managers_for(topology, parallelism, slots_per_task_manager).max(1)
 }
 
 /// The TaskManager count to report to KEDA now: the current plan's when no rescale is in

@@ -398,7 +398,7 @@ pub async fn read_signals(
                         continue;
                     }
                     let entry = read.vertices.entry(id).or_default();
-                    set_vertex(entry, *signal, *value);
+                    VertexSignals::set(entry, *signal, *value);
                 }
                 Scope::TaskManager => {
                     let entry = tms
@@ -407,9 +407,9 @@ pub async fn read_signals(
                             tm_id: key.clone(),
                             ..TaskManagerSignals::default()
                         });
-                    set_task_manager(entry, *signal, *value);
+                    TaskManagerSignals::set(entry, *signal, *value);
                 }
-                Scope::Job => set_job(&mut read.job, *signal, *value),
+                Scope::Job => JobSignals::set(&mut read.job, *signal, *value),
             }
         }
     }
@@ -469,40 +469,4 @@ fn key_samples(
         });
     }
     Ok(out)
-}
-
-fn set_vertex(v: &mut VertexSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::BusyTime => v.busy_ms_per_s = Some(value),
-        Signal::BackPressuredTime => v.backpressured_ms_per_s = Some(value),
-        Signal::RecordsIn => v.records_in_per_s = Some(value),
-        Signal::RecordsOut => v.records_out_per_s = Some(value),
-        Signal::PendingRecords => v.pending_records = Some(value),
-        Signal::LagGrowth => v.lag_growth_per_s = Some(value),
-        Signal::SourcePartitions => {
-            v.partitions = (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
-                .then(|| value.round() as u32)
-        }
-        _ => {}
-    }
-}
-
-fn set_task_manager(tm: &mut TaskManagerSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::CpuLoad => tm.cpu_load = Some(value),
-        Signal::HeapUsed => tm.heap_used_bytes = Some(value),
-        Signal::HeapMax => tm.heap_max_bytes = Some(value),
-        Signal::GcTime => tm.gc_ms_per_s = Some(value),
-        _ => {}
-    }
-}
-
-fn set_job(job: &mut JobSignals, signal: Signal, value: f64) {
-    match signal {
-        Signal::NumRestarts => job.num_restarts = Some(value),
-        Signal::NumRescales => job.num_rescales = Some(value),
-        Signal::SlotsTotal => job.slots_total = Some(value),
-        Signal::SlotsAvailable => job.slots_available = Some(value),
-        _ => {}
-    }
 }
