@@ -119,7 +119,12 @@ fn main() {
     for _ in 0..200 {
         black_box(decide(black_box(&obs), &state, &policy, now));
     }
-    let budget = Duration::from_secs(2);
+    // `cargo bench` passes `--bench`; under `cargo test` run one short smoke pass.
+    let budget = if std::env::args().any(|a| a == "--bench") {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(100)
+    };
     let cpu_start = on_cpu_ns();
     let start = Instant::now();
     let mut n: u64 = 0;
