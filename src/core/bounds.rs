@@ -61,26 +61,25 @@ pub fn bound_task_managers(
             tms = ceiling;
         }
     }
-    if let Some((floor, name)) = &bounds.floor {
-        let floor = (*floor).clamp(lo, hi);
-        let capped = bounds
-            .ceiling
-            .as_ref()
-            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
-        if tms < capped {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleFloor,
-                    format!("schedule {name}: at least {capped} TaskManagers"),
-                )
-                .input("needed", f64::from(tms))
-                .input("floor", f64::from(capped)),
-            );
-            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
-            tms = capped;
-        }
-    }
-    if let Some(floor) = predicted_floor {
+    // floors: an open schedule's, then the predictive one (both capped by the ceiling)
+    let floors = bounds
+        .floor
+        .iter()
+        .map(|(floor, name)| {
+            (
+                *floor,
+                Rule::ScheduleFloor,
+                format!("schedule {name}: at least"),
+            )
+        })
+        .chain(predicted_floor.map(|floor| {
+            (
+                floor,
+                Rule::PredictiveFloor,
+                "last period's peak at this time (pre-scaling): at least".to_string(),
+            )
+        }));
+    for (floor, rule, why) in floors {
         let floor = floor.clamp(lo, hi);
         let capped = bounds
             .ceiling
@@ -88,14 +87,9 @@ pub fn bound_task_managers(
             .map_or(floor, |(c, _)| floor.min(*c).max(lo));
         if tms < capped {
             reasons.push(
-                Reason::new(
-                    Rule::PredictiveFloor,
-                    format!(
-                        "last period's peak at this time needs {capped} TaskManagers: pre-scaling"
-                    ),
-                )
-                .input("needed", f64::from(tms))
-                .input("floor", f64::from(capped)),
+                Reason::new(rule, format!("{why} {capped} TaskManagers"))
+                    .input("needed", f64::from(tms))
+                    .input("floor", f64::from(capped)),
             );
             parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
             tms = capped;
