@@ -283,6 +283,13 @@ async fn dry_run_load_step_yields_ds2_decision_without_put() {
         Some(now_tms),
         "{metrics}"
     );
+    // the bounds the AtMaxTaskManagersWithLag alert compares against (metadata: 1..10)
+    assert_eq!(gauge(&metrics, "min_task_managers"), Some(1.0), "{metrics}");
+    assert_eq!(
+        gauge(&metrics, "max_task_managers"),
+        Some(10.0),
+        "{metrics}"
+    );
     assert!(
         e.scaler.log().contains("dry run"),
         "dry run logged: {}",

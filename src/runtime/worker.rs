@@ -220,7 +220,7 @@ impl Worker {
                 Some(Rule::MissingSignal | Rule::InvalidTopology)
             )
         {
-            self.record_metrics(&observed, &decision, None);
+            self.record_metrics(&observed, &decision, None, &settings.policy);
             report.observation = Some(observed.observation);
             report.decision = Some(decision.clone());
             return Err(EvalError::Unavailable(format!(
@@ -248,7 +248,7 @@ impl Worker {
             self.rescale.as_ref().filter(|r| !r.phase.is_terminal()),
         )
         .max(settings.policy.min_task_managers);
-        self.record_metrics(&observed, &decision, Some(reported));
+        self.record_metrics(&observed, &decision, Some(reported), &settings.policy);
         self.mark_pods(&settings, &observed, reported).await;
         report.rescale = self.rescale.clone();
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
@@ -572,7 +572,13 @@ impl Worker {
         self.last_rule = rule;
     }
 
-    fn record_metrics(&mut self, observed: &Observed, decision: &Decision, reported: Option<u32>) {
+    fn record_metrics(
+        &mut self,
+        observed: &Observed,
+        decision: &Decision,
+        reported: Option<u32>,
+        policy: &Policy,
+    ) {
         let m = &self.ctx.metrics;
         let obs = &observed.observation;
         let job = obs.job_name.as_str();
@@ -581,6 +587,7 @@ impl Worker {
             self.registered_job = Some(job.to_string());
         }
         let key = self.key(job);
+        m.set_task_manager_bounds(&key, policy.min_task_managers, policy.max_task_managers);
         m.record_decision_of(job, decision);
         m.set_current_task_managers(&key, obs.task_managers_registered.unwrap_or(0));
         if let Some(t) = &decision.target {
