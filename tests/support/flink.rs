@@ -190,6 +190,7 @@ impl FlinkCluster {
              heartbeat.interval: 2000\n\
              heartbeat.timeout: 10000\n\
              slot.idle.timeout: 5000\n\
+             metrics.fetcher.update-interval: 1000\n\
              execution.checkpointing.interval: {ckpt}ms\n\
              state.checkpoints.dir: file://{r}/ckpt\n\
              execution.checkpointing.dir: file://{r}/ckpt\n\
