@@ -682,3 +682,58 @@ async fn low_load_scales_down_in_place_never_below_the_need() {
     assert_eq!(v, f64::from(target_tms));
     assert_eq!(e.flink.puts().len(), 1);
 }
+
+/// KEDA re-sends a ScaledObject with changed metadata (the user edited the trigger): the
+/// old evaluation stops and exactly one worker (with the new settings) remains, so two
+/// workers never act on one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_metadata_replaces_the_worker() {
+    let Some(e) = env(true, false).await else {
+        return;
+    };
+    let mut client = e.scaler.client().await;
+    let before = object_ref(&e.flink.url(), &e.job.job_name, &[]);
+    wait_metrics(
+        &mut client,
+        &before,
+        "first answer",
+        Result::is_ok,
+        &e.scaler,
+    )
+    .await;
+    let after = object_ref(&e.flink.url(), &e.job.job_name, &[("maxTaskManagers", "5")]);
+    wait_metrics(
+        &mut client,
+        &after,
+        "answer after edit",
+        Result::is_ok,
+        &e.scaler,
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let jobs = e.scaler.debug_jobs().await;
+        let list = jobs["jobs"].as_array().cloned().unwrap_or_default();
+        let maxes: Vec<Option<u64>> = list
+            .iter()
+            .map(|j| j["policy"]["max_task_managers"].as_u64())
+            .collect();
+        if maxes == vec![Some(5)] {
+            break;
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "expected one worker with maxTaskManagers 5, got {maxes:?}: {jobs:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let metrics = e.scaler.metrics().await;
+    assert_eq!(gauge(&metrics, "max_task_managers"), Some(5.0), "{metrics}");
+    assert!(
+        e.scaler
+            .log()
+            .contains("ScaledObject metadata changed; restarting its evaluation"),
+        "{}",
+        e.scaler.log()
+    );
+}
