@@ -693,7 +693,7 @@ async fn changed_metadata_replaces_the_worker() {
     };
     let mut client = e.scaler.client().await;
     let before = object_ref(&e.flink.url(), &e.job.job_name, &[]);
-    wait_metrics(
+    let first = wait_metrics(
         &mut client,
         &before,
         "first answer",
@@ -702,7 +702,7 @@ async fn changed_metadata_replaces_the_worker() {
     )
     .await;
     let after = object_ref(&e.flink.url(), &e.job.job_name, &[("maxTaskManagers", "5")]);
-    wait_metrics(
+    let edited = wait_metrics(
         &mut client,
         &after,
         "answer after edit",
@@ -710,6 +710,8 @@ async fn changed_metadata_replaces_the_worker() {
         &e.scaler,
     )
     .await;
+    // the job needs 2 TaskManagers at steady load, within both bounds
+    assert_eq!(first.expect("first"), edited.expect("edited"));
     let started = Instant::now();
     loop {
         let jobs = e.scaler.debug_jobs().await;
