@@ -12,6 +12,7 @@ pub mod kube;
 pub mod prometheus;
 pub mod python;
 pub mod scaler;
+pub mod tls;
 
 use std::{net::TcpListener, path::PathBuf};
 
