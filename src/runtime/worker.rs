@@ -88,6 +88,7 @@ pub struct Worker {
     last_rule: Option<Rule>,
     registered_job: Option<String>,
     marked_pods: bool,
+    warned: bool,
 }
 
 impl Worker {
@@ -102,6 +103,7 @@ impl Worker {
             last_rule: None,
             registered_job: None,
             marked_pods: false,
+            warned: false,
         }
     }
 
@@ -175,6 +177,7 @@ impl Worker {
         let settings = settings::resolve(&self.ctx, &self.target)?;
         report.flink_url = Some(settings.flink_url.clone());
         report.policy = Some(settings.policy.clone());
+        self.warn_set_up(&settings).await;
         let client = self
             .ctx
             .flink_client(&settings.flink_url)
@@ -307,6 +310,25 @@ impl Worker {
         for event in events {
             self.publish_event(scale_target, &rescale, &event).await;
             self.on_event(&rescale, obs, event, now);
+        }
+    }
+
+    /// Once per worker (leader only): warns about scale-target set-ups where a replica
+    /// change restarts the job (operator native mode, standalone without reactive) or
+    /// `taskManager.replicas` is unset — in the log and as Warning Events.
+    async fn warn_set_up(&mut self, settings: &JobSettings) {
+        let (Some(k), Some(t)) = (self.ctx.kube.as_ref(), settings.scale_target.as_ref()) else {
+            return;
+        };
+        if self.warned || t.warnings.is_empty() || !self.ctx.is_leader() {
+            return;
+        }
+        for w in &t.warnings {
+            tracing::warn!(scaled_object = %self.target, warning = w.message(), "scale target set-up");
+        }
+        match k.events.target_warnings(t).await {
+            Ok(()) => self.warned = true,
+            Err(e) => tracing::warn!(error = %e, "cannot write the set-up warning Events"),
         }
     }
 
