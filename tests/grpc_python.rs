@@ -7,7 +7,6 @@ mod support;
 
 use flink_keda_scaler::keda::EvalError;
 use grpc_fake::{test_settings, Answer, TestServer};
-use serde_json::Value;
 
 const METADATA: &[(&str, &str)] = &[
     ("flinkRestUrl", "http://orders-rest.flink:8081"),
@@ -16,9 +15,7 @@ const METADATA: &[(&str, &str)] = &[
     ("scalerAddress", "flink-keda-scaler.keda:9090"),
 ];
 
-fn field<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    path.iter().fold(v, |v, k| &v[*k])
-}
+use support::python::field;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client_sees_every_rpc() {
@@ -43,22 +40,7 @@ async fn python_grpcio_client_sees_every_rpc() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
-    for service in ["", "externalscaler.ExternalScaler"] {
-        assert_eq!(
-            field(&out, &["health", service, "status"]),
-            "SERVING",
-            "{out:#}"
-        );
-    }
-    let services = field(&out, &["reflection", "services"])
-        .as_array()
-        .unwrap_or_else(|| panic!("no services in {out:#}"));
-    assert!(
-        services
-            .iter()
-            .any(|s| s == "externalscaler.ExternalScaler"),
-        "{out:#}"
-    );
+    support::python::assert_health_and_reflection(&out);
 
     let expected_name = "flink-taskmanagers-orders-";
     let specs = field(&out, &["getMetricSpec", "metricSpecs"])

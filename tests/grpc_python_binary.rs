@@ -13,7 +13,6 @@
 
 mod support;
 
-use serde_json::Value;
 use support::{
     fake_flink::{FakeFlink, SLOTS_PER_TM},
     prometheus::{PrometheusHarness, SyntheticExporter, FIRST_SCRAPE_WAIT},
@@ -21,10 +20,6 @@ use support::{
 };
 
 const P: u32 = 4;
-
-fn field<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    path.iter().fold(v, |v, k| &v[*k])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client_against_the_binary() {
@@ -71,22 +66,7 @@ async fn python_grpcio_client_against_the_binary() {
     eprintln!("{out:#}");
 
     // Health and reflection.
-    for service in ["", "externalscaler.ExternalScaler"] {
-        assert_eq!(
-            field(&out, &["health", service, "status"]),
-            "SERVING",
-            "{out:#}"
-        );
-    }
-    let services = field(&out, &["reflection", "services"])
-        .as_array()
-        .unwrap_or_else(|| panic!("no services in {out:#}"));
-    assert!(
-        services
-            .iter()
-            .any(|s| s == "externalscaler.ExternalScaler"),
-        "{out:#}"
-    );
+    support::python::assert_health_and_reflection(&out);
 
     // GetMetricSpec: one metric, AverageValue target 1 (value = TaskManagers).
     let spec = &out["getMetricSpec"];

@@ -86,3 +86,29 @@ pub async fn run_keda_client(
         )
     })
 }
+
+/// Follows `path` through the client's JSON output.
+pub fn field<'a>(v: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
+    path.iter().fold(v, |v, k| &v[*k])
+}
+
+/// The client saw grpc.health.v1 SERVING for the server and the scaler service, and
+/// reflection listing the scaler service.
+pub fn assert_health_and_reflection(out: &serde_json::Value) {
+    for service in ["", "externalscaler.ExternalScaler"] {
+        assert_eq!(
+            field(out, &["health", service, "status"]),
+            "SERVING",
+            "{out:#}"
+        );
+    }
+    let services = field(out, &["reflection", "services"])
+        .as_array()
+        .unwrap_or_else(|| panic!("no services in {out:#}"));
+    assert!(
+        services
+            .iter()
+            .any(|s| s == "externalscaler.ExternalScaler"),
+        "{out:#}"
+    );
+}
