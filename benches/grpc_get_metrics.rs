@@ -9,19 +9,15 @@
 //! Prints requests/s and p50/p99/max latency per concurrency level.
 //! Run: `cargo bench --bench grpc_get_metrics` (`FKS_BENCH_SECS` = seconds per level).
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use flink_keda_scaler::keda::{
-    pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef},
+    pb::{GetMetricsRequest, ScaledObjectRef},
     serve, CacheKey, EvalError, Evaluation, Evaluator, ExternalScalerService, ScalerTarget,
     ServiceSettings,
 };
-use tonic::transport::Channel;
+use flink_keda_scaler::lab::grpc_load::{self, percentile};
 
 const SCALED_OBJECTS: usize = 1_000;
 const CONNECTIONS: usize = 4;
@@ -61,14 +57,6 @@ fn scaled_object(i: usize) -> ScaledObjectRef {
         namespace: format!("team-{}", i % 10),
         scaler_metadata: md.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -126,25 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          client: 1 tokio worker, {CONNECTIONS} HTTP/2 connections; {secs}s per level"
     );
     client_rt.block_on(async {
-        let mut clients = Vec::new();
-        for _ in 0..CONNECTIONS {
-            let mut attempt = 0;
-            let channel = loop {
-                match Channel::from_shared(format!("http://{addr}"))?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await
-                {
-                    Ok(c) => break c,
-                    Err(e) if attempt > 50 => return Err(Box::new(e) as Box<dyn std::error::Error>),
-                    Err(_) => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            };
-            clients.push(ExternalScalerClient::new(channel));
-        }
+        let clients = grpc_load::connect(&addr.to_string(), CONNECTIONS).await?;
         // Sanity: every ScaledObject answers with its own value.
         for (i, req) in requests.iter().enumerate() {
             let v = clients[i % CONNECTIONS]
@@ -157,11 +127,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for concurrency in CONCURRENCY_LEVELS {
             if measuring {
-                run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
+                grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
             }
             let cpu_before = thread_cpu_secs("bench-server");
             let (lat, elapsed) =
-                run_level(&clients, &requests, concurrency, Duration::from_secs(secs.max(1)) / if measuring { 1 } else { 10 }).await?;
+                grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(secs.max(1)) / if measuring { 1 } else { 10 }).await?;
             let rps = lat.len() as f64 / elapsed.as_secs_f64();
             let server_cpu = thread_cpu_secs("bench-server") - cpu_before;
             println!(
@@ -207,42 +177,4 @@ fn thread_cpu_secs(name: &str) -> f64 {
         }
     }
     ticks as f64 / 100.0
-}
-
-/// Runs `concurrency` closed-loop workers for `duration`; returns sorted latencies.
-async fn run_level(
-    clients: &[ExternalScalerClient<Channel>],
-    requests: &Arc<Vec<GetMetricsRequest>>,
-    concurrency: usize,
-    duration: Duration,
-) -> Result<(Vec<Duration>, Duration), Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let mut client = clients[w % clients.len()].clone();
-        let requests = Arc::clone(requests);
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(64 * 1024);
-            let mut i = w;
-            while Instant::now() < deadline {
-                let req = requests[i % requests.len()].clone();
-                i += concurrency;
-                let t = Instant::now();
-                let resp = client.get_metrics(req).await;
-                lat.push(t.elapsed());
-                if let Err(status) = resp {
-                    return Err(format!("GetMetrics failed: {status}"));
-                }
-            }
-            Ok(lat)
-        }));
-    }
-    let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.await??);
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Ok((all, elapsed))
 }

@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# Runs the scaler's main loop locally with examples/scaler.yaml: the KEDA gRPC server on
-# 127.0.0.1:50051 and /metrics, /healthz, /readyz, /debug/jobs on 127.0.0.1:8080.
-# Ctrl-C stops it.
+# README command 1: the whole autoscaling loop on this machine, on real components.
+#
+# Installs what is missing (Prometheus from Debian, Apache Flink from PyPI jars; cached in
+# ~/.cache/flink-keda-scaler), builds the scaler (release), then `fks-lab demo` starts a
+# real Prometheus, a Flink session cluster (adaptive scheduler, PrometheusReporter) with a
+# load job whose source behaves like a Kafka topic, the scaler, and a driver that plays
+# KEDA + the HPA over gRPC and starts/stops TaskManager processes. Scenario: steady → 3×
+# load step → steady → back down (~7 min), with a live progress line; at the end a
+# timeline table, the figures (P1, lag, rescales, failovers, TaskManager-seconds), and
+# target/fks-lab/timeline.{csv,svg,txt}.
+#
+#   scripts/demo.sh                      # full profile (HPA sync 15 s, as in a cluster)
+#   scripts/demo.sh --profile short      # the CI profile (~3 min)
+#   FKS_FLINK_VERSION=1.20.5 scripts/demo.sh
+#   scripts/demo.sh serve                # only the scaler, serving examples/scaler.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}/target}
-cargo build --release --locked --bin flink-keda-scaler
-exec "$CARGO_TARGET_DIR/release/flink-keda-scaler" serve --config examples/scaler.yaml "$@"
+export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FKS_CACHE/target}
+if [ "${1:-}" = serve ]; then
+  shift
+  cargo build --release --locked --bin flink-keda-scaler
+  exec "$CARGO_TARGET_DIR/release/flink-keda-scaler" serve --config examples/scaler.yaml "$@"
+fi
+FKS_COMPONENTS=demo FKS_FLINK_VERSIONS=${FKS_FLINK_VERSION:-2.3.0} scripts/install-components.sh
+cargo build --release --locked --bins
+exec "$CARGO_TARGET_DIR/release/fks-lab" demo "$@"

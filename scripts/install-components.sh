@@ -6,6 +6,7 @@
 #   - kube-apiserver v1.20.2                          (built once from Debian's source; scripts/kube-apiserver.sh)
 #   - Python venv with grpcio/grpcio-tools            (PyPI; scripts/python-venv.sh)
 # A fresh machine needs only the Rust toolchain, Java 17, Python 3.11 and gcc.
+# FKS_COMPONENTS=demo installs only what the local demo needs (Prometheus, Flink).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}
@@ -15,7 +16,9 @@ log() { echo "[install $(date +%T)] $*" >&2; }
 need_apt=()
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
-command -v etcd >/dev/null || need_apt+=(etcd-server)
+demo_only=false
+[ "${FKS_COMPONENTS:-all}" = demo ] && demo_only=true
+$demo_only || command -v etcd >/dev/null || need_apt+=(etcd-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -30,10 +33,12 @@ for v in ${FKS_FLINK_VERSIONS:-2.3.0 1.20.5}; do
   scripts/flink.sh install "$v" >/dev/null
 done
 
-log "kube-apiserver"
-scripts/kube-apiserver.sh build >/dev/null
+if ! $demo_only; then
+  log "kube-apiserver"
+  scripts/kube-apiserver.sh build >/dev/null
 
-log "python venv"
-scripts/python-venv.sh >/dev/null
+  log "python venv"
+  scripts/python-venv.sh >/dev/null
+fi
 
 log "done (cache: $FKS_CACHE, $(du -sh "$FKS_CACHE" 2>/dev/null | cut -f1))"

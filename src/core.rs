@@ -32,6 +32,7 @@ pub mod signal;
 pub mod slots;
 pub mod state;
 pub mod topology;
+pub mod upscale;
 pub mod vertical;
 
 #[cfg(test)]

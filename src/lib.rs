@@ -20,7 +20,9 @@
 //! the YAML file into core policies and adapter settings. `runtime` wires adapters to the
 //! core; `main` (the binary) parses the CLI and calls `runtime`. `backtest` is
 //! runtime-level too: it replays the core over Prometheus history (range queries) and
-//! `sim` over a modelled job.
+//! `sim` over a modelled job. `lab` sits outside all of them: it starts real Flink,
+//! Prometheus and the built scaler as processes and drives the scaler over gRPC the way
+//! KEDA and the HPA do (the `fks-lab` binary: demo, benchmarks; the CI loop test).
 
 pub mod backtest;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod exporter;
 pub mod flink;
 pub mod keda;
 pub mod kube;
+pub mod lab;
 pub mod prometheus;
 pub mod runtime;
 pub mod sim;

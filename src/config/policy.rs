@@ -28,6 +28,9 @@ pub struct PolicySpec {
     /// Scale-down delay window.
     #[serde(default, with = "duration::option")]
     pub scale_down_delay: Option<Duration>,
+    /// Scale-up confirmation window (0 = at once).
+    #[serde(default, with = "duration::option")]
+    pub scale_up_delay: Option<Duration>,
     /// Max fraction a vertex may shrink per decision, in (0, 1).
     pub max_scale_down_factor: Option<f64>,
     /// Minimum time between rescales.
@@ -297,6 +300,7 @@ impl PolicySpec {
             catch_up_duration,
             stabilization: self.stabilization.unwrap_or(d.stabilization),
             scale_down_delay: self.scale_down_delay.unwrap_or(d.scale_down_delay),
+            scale_up_delay: self.scale_up_delay.unwrap_or(d.scale_up_delay),
             max_scale_down_factor,
             cooldown: self.cooldown.unwrap_or(d.cooldown),
             max_rescales_per_hour,

@@ -29,7 +29,7 @@ use super::{
     slots::task_managers_for,
     state::JobState,
     topology::VertexId,
-    vertical,
+    upscale, vertical,
 };
 
 /// Relative difference from today's TaskManager size above which vertical advice is
@@ -215,11 +215,23 @@ fn settle(
         reasons.extend(shaped.reasons);
         hold = shaped.hold;
         state.scale_down_window = shaped.window;
-        shaped.parallelism
+        let confirmed = upscale::confirm(
+            &current,
+            shaped.parallelism,
+            state.scale_up_window.as_ref(),
+            policy,
+            now,
+        );
+        state.scale_up_window = confirmed.window;
+        if confirmed.hold.is_some() {
+            hold = confirmed.hold;
+        }
+        confirmed.parallelism
     } else {
         // holding: per-vertex sizing of in-band vertices is noise, not a reason
         reasons.retain(|r| r.rule != Rule::Ds2Size);
         state.scale_down_window = None;
+        state.scale_up_window = None;
         hold_at = reasons.len();
         hold = Some(Reason::new(
             Rule::WithinBand,

@@ -36,6 +36,8 @@ pub enum Rule {
     WithinBand,
     /// Scale-down waiting for its delay window.
     ScaleDownDelayed,
+    /// Scale-up waiting for its confirmation window.
+    ScaleUpDelayed,
     /// Scale-down blocked while a backlog is being caught up (FLINK-31318).
     CatchingUp,
     /// Scale-down capped by the max scale-down factor.
@@ -83,6 +85,7 @@ impl Rule {
             Rule::Overutilized => "overutilized",
             Rule::WithinBand => "within_band",
             Rule::ScaleDownDelayed => "scale_down_delayed",
+            Rule::ScaleUpDelayed => "scale_up_delayed",
             Rule::CatchingUp => "catching_up",
             Rule::ScaleDownCapped => "scale_down_capped",
             Rule::Cooldown => "cooldown",

@@ -62,6 +62,12 @@ pub struct Policy {
     /// A scale-down is applied only after this long of continuous scale-down
     /// recommendations, using the highest recommendation seen in the window.
     pub scale_down_delay: Duration,
+    /// A scale-up is applied only after this long of continuous scale-up
+    /// recommendations, using the highest recommendation seen in the window (0 = at
+    /// once). Right after a load step the first ticks see a saturated vertex (busy 1.0
+    /// caps what it can show) before the backlog growth reveals the demand; a few seconds
+    /// of confirmation size the step in one rescale instead of two.
+    pub scale_up_delay: Duration,
     /// Maximum fraction a vertex may shrink in one decision (operator: 0.6).
     pub max_scale_down_factor: f64,
     /// Minimum time between two rescales of one job.
@@ -104,6 +110,7 @@ impl Default for Policy {
             catch_up_duration: Duration::from_secs(300),
             stabilization: Duration::from_secs(30),
             scale_down_delay: Duration::from_secs(300),
+            scale_up_delay: Duration::ZERO,
             max_scale_down_factor: 0.5,
             cooldown: Duration::from_secs(60),
             max_rescales_per_hour: 6,

@@ -259,6 +259,7 @@ proptest! {
                 started_at: when,
                 highest: Default::default(),
             }),
+            scale_up_window: None,
             history: Vec::new(),
         };
         let (d, _) = decide(&obs, &state, &policy, t0());

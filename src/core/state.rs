@@ -19,6 +19,15 @@ pub struct ScaleDownWindow {
     pub highest: BTreeMap<VertexId, u32>,
 }
 
+/// An open scale-up window: recommendations above current seen since `started_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleUpWindow {
+    /// When the first scale-up recommendation of the window was seen.
+    pub started_at: DateTime<Utc>,
+    /// Highest recommendation per vertex seen in the window.
+    pub highest: BTreeMap<VertexId, u32>,
+}
+
 /// One rescale, for the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RescaleRecord {
@@ -37,6 +46,9 @@ pub struct JobState {
     pub last_rescale_at: Option<DateTime<Utc>>,
     /// Open scale-down window, if any.
     pub scale_down_window: Option<ScaleDownWindow>,
+    /// Open scale-up window, if any (absent in state written by older versions).
+    #[serde(default)]
+    pub scale_up_window: Option<ScaleUpWindow>,
     /// Recent rescales (pruned to the last 24 h).
     pub history: Vec<RescaleRecord>,
 }
@@ -47,6 +59,7 @@ impl JobState {
     pub fn record(&mut self, at: DateTime<Utc>, from_task_managers: u32, to_task_managers: u32) {
         self.last_rescale_at = Some(at);
         self.scale_down_window = None;
+        self.scale_up_window = None;
         self.history.push(RescaleRecord {
             at,
             from_task_managers,

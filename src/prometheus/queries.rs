@@ -14,7 +14,13 @@
 //!
 //! # Choices made by the defaults
 //! * Load signals use Flink's Meters/Gauges that are already per-second rates
-//!   (`busyTimeMsPerSecond`, `numRecordsInPerSecond`), so no `rate()` window delays them.
+//!   (`busyTimeMsPerSecond`, `numRecordsInPerSecond`): they work with any scrape interval,
+//!   but Flink computes them over a 60 s moving window updated every 5 s (`MeterView`,
+//!   `TimerGauge`), so a load step shows in full only after about a minute (measured by
+//!   `fks-lab`). Jobs that must react within seconds override `busyTime`, `recordsIn`,
+//!   `recordsOut` and `lagGrowth` with `rate()` over Flink's counters
+//!   (`accumulateBusyTimeMs`, `numRecordsIn`, `numRecordsOut`): README "Reacting within
+//!   seconds", `lab::scenario::FAST_QUERIES`.
 //! * `recordsIn` of a **source** vertex is the source operator's
 //!   `numRecordsOutPerSecond` (records it emits): the task-level `numRecordsIn` of a
 //!   source task counts network input and is 0, and operator `numRecordsIn` is only

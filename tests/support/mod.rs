@@ -14,7 +14,7 @@ pub mod python;
 pub mod scaler;
 pub mod tls;
 
-use std::{net::TcpListener, path::PathBuf};
+use std::path::PathBuf;
 
 /// The cache where `scripts/install-components.sh` puts Flink, kube-apiserver, the venv.
 pub fn cache_dir() -> PathBuf {
@@ -46,16 +46,12 @@ pub fn component_missing(what: &str) -> bool {
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    flink_keda_scaler::lab::procs::free_port().expect("a free port")
 }
 
 /// Finds an executable on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    flink_keda_scaler::lab::procs::which(name)
 }
 
 /// Path of the built scaler binary.

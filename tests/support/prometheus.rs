@@ -17,7 +17,6 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -25,7 +24,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flink_keda_scaler::core::{Edge, ShipStrategy, Topology, Vertex, VertexId};
+use flink_keda_scaler::{
+    core::{Edge, ShipStrategy, Topology, Vertex, VertexId},
+    lab::prometheus_proc::{PrometheusOptions, PrometheusProcess},
+};
 
 /// Default wait for Prometheus' first scrape (it happens ~5–6 s after start).
 pub const FIRST_SCRAPE_WAIT: Duration = Duration::from_secs(30);
@@ -341,186 +343,94 @@ impl SyntheticJob {
     }
 }
 
-/// A running Prometheus, killed on drop.
+/// A running Prometheus (the lab's process in a temp dir), killed on drop.
 pub struct PrometheusHarness {
-    child: Option<Child>,
-    port: u16,
-    scheme: &'static str,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
+    inner: PrometheusProcess,
+    /// Kept for its lifetime; dropped after `inner`.
+    _dir: tempfile::TempDir,
 }
 
 impl PrometheusHarness {
     /// The Prometheus binary: `$FKS_PROMETHEUS`, `/usr/bin/prometheus` or `prometheus` on PATH.
     pub fn binary() -> Option<PathBuf> {
-        if let Some(p) = std::env::var_os("FKS_PROMETHEUS") {
-            return Some(PathBuf::from(p));
-        }
-        let usr = PathBuf::from("/usr/bin/prometheus");
-        if usr.is_file() {
-            return Some(usr);
-        }
-        super::which("prometheus")
+        PrometheusProcess::binary()
     }
 
     /// Starts Prometheus scraping `targets` (`host:port`) every second and waits until it
     /// is ready. `None` (after printing SKIPPED) when Prometheus is not installed outside CI.
     pub async fn start(targets: &[String]) -> Option<Self> {
-        Self::start_inner(targets, None, None).await
+        Self::start_with(PrometheusOptions {
+            targets: targets.to_vec(),
+            ..PrometheusOptions::default()
+        })
+        .await
     }
 
     /// Starts Prometheus on history: the TSDB blocks under `blocks` (e.g. the output of
     /// `promtool tsdb create-blocks-from openmetrics`) are copied into the data dir before
     /// the process starts. Scrapes nothing.
     pub async fn start_with_blocks(blocks: &std::path::Path) -> Option<Self> {
-        Self::start_inner(&[], None, Some(blocks)).await
+        Self::start_with(PrometheusOptions {
+            blocks: Some(blocks.to_path_buf()),
+            ..PrometheusOptions::default()
+        })
+        .await
     }
 
     /// Like [`Self::start`] with a `--web.config.file` (TLS, client certificates, basic
     /// auth). The URL becomes `https` when the config has `tls_server_config`; readiness
     /// is then a TCP connect (the harness' own client has no certificates).
     pub async fn start_with_web_config(targets: &[String], web_config: &str) -> Option<Self> {
-        Self::start_inner(targets, Some(web_config), None).await
+        Self::start_with(PrometheusOptions {
+            targets: targets.to_vec(),
+            web_config: Some(web_config.to_string()),
+            ..PrometheusOptions::default()
+        })
+        .await
     }
 
-    async fn start_inner(
-        targets: &[String],
-        web_config: Option<&str>,
-        blocks: Option<&std::path::Path>,
-    ) -> Option<Self> {
-        let Some(bin) = Self::binary() else {
+    async fn start_with(opts: PrometheusOptions) -> Option<Self> {
+        if Self::binary().is_none() {
             let _ = super::component_missing("prometheus (apt-get install prometheus)");
             return None;
-        };
+        }
         let dir = super::tempdir("fks-prom-");
-        let port = super::free_port();
-        let targets_yaml = targets
-            .iter()
-            .map(|t| format!("'{t}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let config = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
-             scrape_configs:\n  - job_name: synthetic\n    static_configs: [{{targets: [{targets_yaml}]}}]\n"
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write prometheus.yml");
-        if let Some(blocks) = blocks {
-            copy_dir(blocks, &dir.path().join("data"));
-        }
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let mut command = Command::new(&bin);
-        let mut scheme = "http";
-        if let Some(web) = web_config {
-            let web_path = dir.path().join("web.yml");
-            std::fs::write(&web_path, web).expect("write web.yml");
-            command.arg(format!("--web.config.file={}", web_path.display()));
-            if web.contains("tls_server_config") {
-                scheme = "https";
-            }
-        }
-        let child = command
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("clone log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let me = Self {
-            child: Some(child),
-            port,
-            scheme,
-            dir,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .expect("http client"),
-        };
         let started = Instant::now();
-        loop {
-            let ready = if web_config.is_some() {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            } else {
-                me.http
-                    .get(format!("{}/-/ready", me.url()))
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            };
-            if ready {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "Prometheus not ready after 20 s; log:\n{}",
-                me.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        eprintln!("prometheus ready on port {port} in {:?}", started.elapsed());
-        Some(me)
+        let inner = PrometheusProcess::start(&opts, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("start Prometheus: {e}"));
+        eprintln!(
+            "prometheus ready on port {} in {:?}",
+            inner.port(),
+            started.elapsed()
+        );
+        Some(Self { inner, _dir: dir })
     }
 
     /// Base URL (`http://127.0.0.1:<port>`, `https` with a TLS web config).
     pub fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+        self.inner.url()
     }
 
     /// The temp dir of this instance (config, data, log), e.g. for certificates.
     pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
+        self.inner.dir()
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.inner.port()
     }
 
     /// Prometheus' log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        self.inner.log()
     }
 
     /// Runs an instant query with a plain HTTP client (independent of the code under
-    /// test) and returns `(labels, value)` per series.
+    /// test) and returns `(labels, value)` per series (empty on any error).
     pub async fn instant(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let Ok(resp) = self
-            .http
-            .post(format!("{}/api/v1/query", self.url()))
-            .form(&[("query", promql)])
-            .send()
-            .await
-        else {
-            return Vec::new();
-        };
-        let Ok(body) = resp.json::<serde_json::Value>().await else {
-            return Vec::new();
-        };
-        body["data"]["result"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|s| {
-                        let labels =
-                            serde_json::from_value(s["metric"].clone()).unwrap_or_default();
-                        let value = s["value"][1]
-                            .as_str()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(f64::NAN);
-                        (labels, value)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.inner.query(promql).await.unwrap_or_default()
     }
 
     /// Waits until `promql` returns at least one series; returns them. Panics with the
@@ -565,29 +475,6 @@ impl PrometheusHarness {
 
     /// Kills the process (idempotent).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Recursively copies `from` into `to` (created).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("create data dir");
-    for entry in std::fs::read_dir(from).expect("read blocks dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy block file");
-        }
-    }
-}
-
-impl Drop for PrometheusHarness {
-    fn drop(&mut self) {
-        self.stop();
+        self.inner.stop();
     }
 }

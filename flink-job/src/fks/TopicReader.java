@@ -41,6 +41,11 @@ final class TopicReader implements SourceReader<Long, TopicSplit> {
             return t;
         });
         ctx.metricGroup().setPendingRecordsGauge(() -> pending);
+        // The topic's production rate for this reader's partitions (what a Kafka broker's
+        // bytes-in shows): summed over readers it is the scheduled rate, so the load step is
+        // visible in Prometheus independently of how fast the job consumes.
+        ctx.metricGroup().gauge("producedRecordsPerSecond",
+                (org.apache.flink.metrics.Gauge<Double>) () -> rate.current() * splits.size() / partitions);
     }
 
     private void produce() {

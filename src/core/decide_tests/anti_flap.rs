@@ -271,3 +271,65 @@ fn guards_after_sizing() {
         check(c);
     }
 }
+
+#[test]
+fn scale_up_delay_waits_for_the_demand_then_sizes_the_step_once() {
+    // a source and a keyed operator with 1000 records/s per subtask, target 0.5
+    let line = Line {
+        vertices: vec![("src", 128, 100_000.0, false), ("map", 128, 1000.0, true)],
+    };
+    let policy = Policy {
+        target_utilization: 0.5,
+        scale_up_delay: std::time::Duration::from_secs(10),
+        ..Policy::test()
+    };
+    // first saturated tick: the backlog has not grown yet, so the demand looks like the
+    // capacity (1000 at p=1) → 2; the scale-up waits
+    let early = line.observe(1000.0, &[1, 1], 0.0);
+    let (d1, s1) = decide(&early, &JobState::default(), &policy, t0());
+    assert_eq!(
+        d1.main_rule(),
+        Some(Rule::ScaleUpDelayed),
+        "{}",
+        d1.summary()
+    );
+    assert!(!d1.rescale);
+    assert!(s1.scale_up_window.is_some());
+    // 6 s later the backlog grows by 1000/s: demand 2000, plus 6000 to catch up in 5 min:
+    // ceil(2020 / 500) = 5; still within the window
+    let later = line.observe(2000.0, &[1, 1], 6000.0);
+    let (d2, s2) = decide(&later, &s1, &policy, at(6));
+    assert_eq!(
+        d2.main_rule(),
+        Some(Rule::ScaleUpDelayed),
+        "{}",
+        d2.summary()
+    );
+    // at 10 s: one rescale to the highest recommendation of the window
+    let (d3, s3) = decide(&later, &s2, &policy, at(10));
+    assert!(d3.rescale, "{}", d3.summary());
+    assert_eq!(d3.main_rule(), Some(Rule::ScaleUp));
+    let target = d3.target.clone().expect("target");
+    assert_eq!(
+        target.parallelism.get(&vid("map")),
+        Some(&5),
+        "{}",
+        d3.summary()
+    );
+    assert_eq!(s3.scale_up_window, None, "closed by the rescale");
+    // without a delay the first tick scales up at once, to the under-sized 2
+    let (d0, _) = decide(
+        &early,
+        &JobState::default(),
+        &Policy {
+            scale_up_delay: std::time::Duration::ZERO,
+            ..policy.clone()
+        },
+        t0(),
+    );
+    assert!(d0.rescale, "{}", d0.summary());
+    assert_eq!(
+        d0.target.expect("target").parallelism.get(&vid("map")),
+        Some(&2)
+    );
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Writes docs/benchmarks.md (and docs/benchmarks/timeline.{csv,svg,txt}): the demo's
+# scenario on real Flink + Prometheus + the KEDA/HPA driver (P1, peak lag and recovery,
+# P2 rescales per load change, P3 failovers, TaskManager-seconds), then P5 queries per
+# tick, P7 resident memory and P4 GetMetrics latency/throughput with 1,000 ScaledObjects.
+# Needs a quiet machine (~12 min). Installs what is missing first (cached).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FKS_CACHE/target}
+FKS_COMPONENTS=demo FKS_FLINK_VERSIONS=${FKS_FLINK_VERSION:-2.3.0} scripts/install-components.sh
+cargo build --release --locked --bins
+exec "$CARGO_TARGET_DIR/release/fks-lab" bench "$@"

@@ -1,0 +1,218 @@
+//! `fks-lab`: the whole loop on real components on this machine.
+//!
+//! * `fks-lab demo` — installs what is missing (cached), starts Prometheus, a Flink
+//!   session cluster with the load job, the scaler and the KEDA/HPA driver, plays
+//!   steady → 3× → steady, shows a live progress line, then prints the timeline table and
+//!   the figures and writes `timeline.csv` and `timeline.svg`.
+//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects, written
+//!   to `docs/benchmarks.md` (artefacts next to it).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use flink_keda_scaler::lab::{
+    fleet, report,
+    scenario::{Lab, LabOptions, Profile},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fks-lab",
+    version,
+    about = "The autoscaling loop on real Flink, Prometheus and a KEDA/HPA driver"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    /// KEDA/HPA timings as in a cluster (HPA sync 15 s), ~7 minutes.
+    Full,
+    /// The CI profile (2 s periods), ~3 minutes.
+    Short,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Scenario profile.
+    #[arg(long, value_enum, default_value = "full")]
+    profile: ProfileArg,
+    /// Apache Flink version (1.18+).
+    #[arg(long, env = "FKS_FLINK_VERSION", default_value = "2.3.0")]
+    flink_version: String,
+    /// The scaler binary (default: `flink-keda-scaler` next to this binary).
+    #[arg(long)]
+    scaler_bin: Option<PathBuf>,
+    /// Work dir for Flink, Prometheus and scaler files (default: a new temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the scenario and write the timeline (table, CSV, SVG plot).
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        /// Where timeline.csv / timeline.svg / timeline.txt go.
+        #[arg(long, default_value = "target/fks-lab")]
+        out: PathBuf,
+    },
+    /// Run the scenario plus the at-scale figures and write docs/benchmarks.md.
+    Bench {
+        #[command(flatten)]
+        common: Common,
+        /// The Markdown file to write (artefacts go to `<dir>/benchmarks/`).
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+        /// ScaledObjects for P4 and P7.
+        #[arg(long, default_value_t = 1000)]
+        scaled_objects: usize,
+        /// Seconds per GetMetrics load level.
+        #[arg(long, default_value_t = 10)]
+        level_secs: u64,
+    },
+}
+
+fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<tempfile_dir::Dir>)> {
+    let root = std::env::current_dir()?;
+    let flink_script = root.join("scripts/flink.sh");
+    if !flink_script.is_file() {
+        bail!(
+            "run fks-lab from the repository root (no scripts/flink.sh in {})",
+            root.display()
+        );
+    }
+    let scaler_bin = match &c.scaler_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the binary's directory")?
+            .join("flink-keda-scaler"),
+    };
+    if !scaler_bin.is_file() {
+        bail!(
+            "scaler binary {} not found (cargo build --release --bin flink-keda-scaler, or --scaler-bin)",
+            scaler_bin.display()
+        );
+    }
+    let (work_dir, guard) = match &c.work_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = tempfile_dir::Dir::new()?;
+            (d.path.clone(), Some(d))
+        }
+    };
+    let profile = match c.profile {
+        ProfileArg::Full => Profile::full(),
+        ProfileArg::Short => Profile::short(),
+    };
+    Ok((
+        LabOptions {
+            flink_version: c.flink_version.clone(),
+            flink_script,
+            scaler_bin,
+            work_dir,
+            progress: true,
+        },
+        profile,
+        guard,
+    ))
+}
+
+/// A work dir under the system temp dir, removed on drop unless `FKS_KEEP_TMP` is set.
+mod tempfile_dir {
+    use std::path::PathBuf;
+
+    pub struct Dir {
+        pub path: PathBuf,
+    }
+
+    impl Dir {
+        pub fn new() -> std::io::Result<Self> {
+            let path = std::env::temp_dir().join(format!(
+                "fks-lab-{}-{}",
+                std::process::id(),
+                chrono::Utc::now().format("%H%M%S")
+            ));
+            std::fs::create_dir_all(&path)?;
+            Ok(Self { path })
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if std::env::var_os("FKS_KEEP_TMP").is_some() {
+                eprintln!("keeping work dir {}", self.path.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Demo { common, out } => {
+            let (opts, profile, _guard) = options(&common)?;
+            let lab = Lab::start(&opts, profile).await?;
+            let outcome = lab.run().await?;
+            report::write_artefacts(&lab, &outcome, &out)?;
+            println!("{}", outcome.timeline.table(5.0));
+            println!("{}", outcome.measurements.markdown());
+            let v = outcome.violations();
+            if v.is_empty() {
+                println!("checks: same JobID, no failover, one rescale in flight at a time, reported ≥ required, no busy TaskManager stopped — all held");
+            } else {
+                println!("checks violated:\n  {}", v.join("\n  "));
+            }
+            println!(
+                "wrote {0}/timeline.csv, {0}/timeline.svg, {0}/timeline.txt",
+                out.display()
+            );
+            if !v.is_empty() {
+                bail!("{} check(s) violated", v.len());
+            }
+        }
+        Cmd::Bench {
+            common,
+            out,
+            scaled_objects,
+            level_secs,
+        } => {
+            let (opts, profile, _guard) = options(&common)?;
+            let lab = Lab::start(&opts, profile).await?;
+            let outcome = lab.run().await?;
+            let dir = out
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("benchmarks");
+            report::write_artefacts(&lab, &outcome, &dir)?;
+            eprintln!("[bench] P5 (30 s window), then P7/P4 with {scaled_objects} ScaledObjects");
+            let figures = fleet::measure(
+                &lab,
+                &opts.scaler_bin,
+                &opts.work_dir.join("fleet"),
+                scaled_objects,
+                std::time::Duration::from_secs(level_secs),
+            )
+            .await?;
+            let md = report::benchmarks_markdown(
+                &lab,
+                &outcome,
+                &figures,
+                "scripts/benchmarks.sh",
+                "benchmarks",
+            );
+            std::fs::write(&out, &md).with_context(|| format!("write {}", out.display()))?;
+            println!("{md}");
+            println!("wrote {} and {}/", out.display(), dir.display());
+        }
+    }
+    Ok(())
+}

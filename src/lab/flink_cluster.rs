@@ -1,0 +1,563 @@
+//! A standalone Flink session cluster as local processes: installs Flink from PyPI jars
+//! with `scripts/flink.sh` (which also builds the LoadJob jar), writes a config with the
+//! adaptive scheduler, slot packing and the PrometheusReporter, starts a JobManager and
+//! individually stoppable TaskManagers (`start-foreground` children with their own
+//! `FLINK_CONF_DIR`), submits the job over REST and kills exactly what it started on drop.
+//!
+//! This is the real Flink REST API and the real in-place rescale; only the pods are
+//! processes.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use super::{
+    error::{LabError, Result},
+    procs::{self, ChildGuard},
+};
+
+/// An installed Flink plus the LoadJob jar built against it.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// FLINK_HOME.
+    pub home: PathBuf,
+    /// `load-job.jar` (main class `fks.LoadJob`).
+    pub job_jar: PathBuf,
+    /// Version, e.g. `2.3.0`.
+    pub version: String,
+}
+
+/// `(major, minor)` of a version string.
+pub fn major_minor(v: &str) -> (u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// Installs Flink `version` and builds the job jar with `script` (`scripts/flink.sh`):
+/// cached under `$FKS_CACHE`, so only the first run downloads.
+pub fn install(script: &Path, version: &str) -> Result<Installed> {
+    for tool in ["java", "javac", "jar"] {
+        if procs::which(tool).is_none() {
+            return Err(LabError::Missing {
+                what: format!("{tool} (JDK 11+)"),
+                hint: "Apache Flink needs a JDK; install openjdk-17-jdk".into(),
+            });
+        }
+    }
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["job-jar", version])
+        .output()
+        .map_err(|e| LabError::io(format!("run {}", script.display()), e))?;
+    if !out.status.success() {
+        return Err(LabError::Missing {
+            what: format!("Apache Flink {version}"),
+            hint: format!(
+                "{} job-jar {version} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let job_jar = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let home = job_jar
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| LabError::Missing {
+            what: format!("Apache Flink {version}"),
+            hint: format!(
+                "job jar {} is not under FLINK_HOME/fks-job",
+                job_jar.display()
+            ),
+        })?
+        .to_path_buf();
+    Ok(Installed {
+        home,
+        job_jar,
+        version: version.to_string(),
+    })
+}
+
+/// Cluster settings.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// `jobmanager.scheduler: adaptive` (false = Flink's default scheduler).
+    pub adaptive: bool,
+    /// `taskmanager.numberOfTaskSlots`.
+    pub slots_per_task_manager: u32,
+    /// TaskManagers started with the cluster.
+    pub task_managers: usize,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// More config lines (`key: value\n`), appended as they are.
+    pub extra_config: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            adaptive: true,
+            slots_per_task_manager: 2,
+            task_managers: 1,
+            checkpoint_interval: Duration::from_secs(2),
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// One row of Flink's `/taskmanagers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskManagerInfo {
+    /// Resource id (`fks-tm-<n>` for ours).
+    pub id: String,
+    /// Slots.
+    pub slots: u64,
+    /// Free slots.
+    pub free_slots: u64,
+}
+
+/// A running standalone session cluster.
+pub struct FlinkCluster {
+    /// What runs.
+    pub installed: Installed,
+    /// Work dir (conf, log, pids, ckpt, tmp, upload).
+    pub root: PathBuf,
+    /// `FLINK_CONF_DIR`.
+    pub conf_dir: PathBuf,
+    /// REST base URL.
+    pub rest_url: String,
+    /// PrometheusReporter ports (JobManager and TaskManagers take the next free one).
+    pub reporter_ports: std::ops::RangeInclusive<u16>,
+    /// Settings it was started with.
+    pub opts: ClusterOptions,
+    jm: Option<ChildGuard>,
+    tms: Vec<Option<ChildGuard>>,
+    http: reqwest::Client,
+}
+
+fn java_opts(home: &Path) -> String {
+    for f in ["conf/config.yaml", "conf/flink-conf.yaml"] {
+        if let Ok(text) = fs::read_to_string(home.join(f)) {
+            for line in text.lines() {
+                let t = line.trim_start();
+                let rest = t
+                    .strip_prefix("env.java.opts.all:")
+                    .or_else(|| t.strip_prefix("all:"));
+                if let Some(r) = rest {
+                    if r.trim_start().starts_with("--add") {
+                        return r.trim().to_string();
+                    }
+                }
+            }
+        }
+    }
+    String::new()
+}
+
+/// The adaptive-scheduler lines for `version` (keys were renamed in 2.0 and 1.19).
+fn adaptive_conf(version: &str, adaptive: bool) -> &'static str {
+    let (major, minor) = major_minor(version);
+    // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
+    // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
+    // "embedded" (application mode); a session cluster must say so explicitly, or the
+    // slots stay spread and no TaskManager ever becomes idle.
+    if !adaptive {
+        ""
+    } else if major >= 2 {
+        "jobmanager.scheduler: adaptive\n\
+         jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+         execution.target: embedded\n\
+         jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
+         jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 2s\n\
+         jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
+    } else if minor >= 19 {
+        "jobmanager.scheduler: adaptive\n\
+         jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+         execution.target: embedded\n\
+         jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n\
+         jobmanager.adaptive-scheduler.scaling-interval.min: 2s\n"
+    } else {
+        "jobmanager.scheduler: adaptive\n\
+         jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n"
+    }
+}
+
+impl FlinkCluster {
+    /// Writes the config under `root` and starts the JobManager and
+    /// `opts.task_managers` TaskManagers; returns when the REST API answers and the
+    /// TaskManagers are registered.
+    pub async fn start(installed: Installed, opts: ClusterOptions, root: &Path) -> Result<Self> {
+        for d in ["conf", "log", "pids", "ckpt", "tmp", "upload"] {
+            fs::create_dir_all(root.join(d))
+                .map_err(|e| LabError::io(format!("create {}/{d}", root.display()), e))?;
+        }
+        let rest_port = procs::free_port()?;
+        let rpc_port = procs::free_port()?;
+        let prom_base = procs::free_port()?;
+        let prom_end = prom_base.saturating_add(9);
+        let r = root.display();
+        let conf = format!(
+            "jobmanager.rpc.address: 127.0.0.1\n\
+             jobmanager.rpc.port: {rpc_port}\n\
+             jobmanager.bind-host: 127.0.0.1\n\
+             jobmanager.memory.process.size: 1024m\n\
+             {adaptive}\
+             taskmanager.bind-host: 127.0.0.1\n\
+             taskmanager.host: 127.0.0.1\n\
+             taskmanager.numberOfTaskSlots: {slots}\n\
+             taskmanager.memory.process.size: 1024m\n\
+             taskmanager.data.port: 0\n\
+             taskmanager.rpc.port: 0\n\
+             blob.server.port: 0\n\
+             parallelism.default: 1\n\
+             rest.address: 127.0.0.1\n\
+             rest.bind-address: 127.0.0.1\n\
+             rest.port: {rest_port}\n\
+             heartbeat.interval: 2000\n\
+             heartbeat.timeout: 10000\n\
+             slot.idle.timeout: 5000\n\
+             metrics.fetcher.update-interval: 1000\n\
+             execution.checkpointing.interval: {ckpt}ms\n\
+             state.checkpoints.dir: file://{r}/ckpt\n\
+             execution.checkpointing.dir: file://{r}/ckpt\n\
+             state.backend.type: hashmap\n\
+             io.tmp.dirs: {r}/tmp\n\
+             web.tmpdir: {r}/tmp\n\
+             web.upload.dir: {r}/upload\n\
+             metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory\n\
+             metrics.reporter.prom.port: {prom_base}-{prom_end}\n\
+             env.pid.dir: {r}/pids\n\
+             env.log.dir: {r}/log\n\
+             env.java.opts.all: {javaopts}\n\
+             {extra}",
+            adaptive = adaptive_conf(&installed.version, opts.adaptive),
+            slots = opts.slots_per_task_manager,
+            ckpt = opts.checkpoint_interval.as_millis(),
+            javaopts = java_opts(&installed.home),
+            extra = opts.extra_config,
+        );
+        let (major, minor) = major_minor(&installed.version);
+        let conf_name = if major < 2 && minor < 19 {
+            "flink-conf.yaml"
+        } else {
+            "config.yaml"
+        };
+        let conf_dir = root.join("conf");
+        fs::write(conf_dir.join(conf_name), conf)
+            .map_err(|e| LabError::io("write the Flink config", e))?;
+        let home_conf = installed.home.join("conf");
+        let entries = fs::read_dir(&home_conf)
+            .map_err(|e| LabError::io(format!("read {}", home_conf.display()), e))?;
+        for p in entries.flatten().map(|f| f.path()) {
+            if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                if name.starts_with("log4j") || name.starts_with("logback") {
+                    fs::copy(&p, conf_dir.join(name))
+                        .map_err(|e| LabError::io(format!("copy {}", p.display()), e))?;
+                }
+            }
+        }
+        let mut cluster = FlinkCluster {
+            installed,
+            root: root.to_path_buf(),
+            conf_dir,
+            rest_url: format!("http://127.0.0.1:{rest_port}"),
+            reporter_ports: prom_base..=prom_end,
+            opts: opts.clone(),
+            jm: None,
+            tms: Vec::new(),
+            http: procs::http_client(Duration::from_secs(20))?,
+        };
+        cluster.jm = Some(cluster.spawn("jobmanager.sh", "jm", &[])?);
+        let c = &cluster;
+        procs::wait_for(
+            "the JobManager REST API",
+            Duration::from_secs(90),
+            Duration::from_millis(250),
+            || async move { c.get_json("overview").await.map(|_| ()) },
+            || c.log_tail(),
+        )
+        .await?;
+        for _ in 0..opts.task_managers {
+            cluster.add_task_manager().await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&self, script: &str, name: &str, args: &[String]) -> Result<ChildGuard> {
+        let (out, err) = procs::log_stdio(&self.root.join(format!("log/{name}.out")))?;
+        let child = Command::new(self.installed.home.join("bin").join(script))
+            .arg("start-foreground")
+            .args(args)
+            .env("FLINK_CONF_DIR", &self.conf_dir)
+            .env("FLINK_HOME", &self.installed.home)
+            .env_remove("FLINK_ENV_JAVA_OPTS")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| LabError::io(format!("start {script}"), e))?;
+        Ok(ChildGuard::new(child))
+    }
+
+    /// GET a REST path as JSON (`None` on any error).
+    pub async fn get_json(&self, path: &str) -> Option<Value> {
+        procs::get_json(&self.http, &format!("{}/{path}", self.rest_url)).await
+    }
+
+    /// Registered TaskManagers (0 when the REST API does not answer).
+    pub async fn registered_task_managers(&self) -> usize {
+        self.get_json("overview")
+            .await
+            .and_then(|v| v["taskmanagers"].as_u64())
+            .unwrap_or(0) as usize
+    }
+
+    /// Flink's `/taskmanagers`.
+    pub async fn task_managers(&self) -> Result<Vec<TaskManagerInfo>> {
+        let v = self
+            .get_json("taskmanagers")
+            .await
+            .ok_or_else(|| LabError::http("GET /taskmanagers", "no answer"))?;
+        Ok(v["taskmanagers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| TaskManagerInfo {
+                id: t["id"].as_str().unwrap_or("?").to_string(),
+                slots: t["slotsNumber"].as_u64().unwrap_or(0),
+                free_slots: t["freeSlots"].as_u64().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Starts one more TaskManager; returns its index once it is registered.
+    pub async fn add_task_manager(&mut self) -> Result<usize> {
+        let ids = self.add_task_managers(1).await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| LabError::Scenario("no TaskManager started".into()))
+    }
+
+    /// Starts `n` TaskManagers at once (as a ReplicaSet creates pods) and returns their
+    /// indexes once all are registered.
+    pub async fn add_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
+        let before = self.registered_task_managers().await;
+        let mut started = Vec::new();
+        for _ in 0..n {
+            let idx = self.tms.len();
+            let args = [
+                "-D".to_string(),
+                format!("taskmanager.resource-id={}", Self::tm_id(idx)),
+            ];
+            let child = self.spawn("taskmanager.sh", &format!("tm{idx}"), &args)?;
+            self.tms.push(Some(child));
+            started.push(idx);
+        }
+        let c = &*self;
+        procs::wait_for(
+            &format!("{n} TaskManager(s) to register"),
+            Duration::from_secs(90),
+            Duration::from_millis(250),
+            || async move { (c.registered_task_managers().await >= before + n).then_some(()) },
+            || c.log_tail(),
+        )
+        .await?;
+        Ok(started)
+    }
+
+    /// The resource id (= `/taskmanagers` id) of TaskManager `idx`.
+    pub fn tm_id(idx: usize) -> String {
+        format!("fks-tm-{idx}")
+    }
+
+    /// The index of the TaskManager with resource id `id`.
+    pub fn tm_index(id: &str) -> Option<usize> {
+        id.strip_prefix("fks-tm-")?.parse().ok()
+    }
+
+    /// Stops TaskManager `idx` with SIGTERM (graceful), SIGKILL after 20 s. Blocking.
+    pub fn stop_task_manager(&mut self, idx: usize) {
+        if let Some(mut child) = self.tms.get_mut(idx).and_then(Option::take) {
+            child.terminate(Duration::from_secs(20));
+        }
+    }
+
+    /// Stops the newest TaskManager with every slot free (what pod-deletion-cost makes the
+    /// ReplicaSet pick) and waits until Flink has deregistered it. `Err` with the slot
+    /// table when none is idle: nothing is stopped then.
+    pub async fn stop_idle_task_manager(&mut self) -> std::result::Result<String, String> {
+        let tms = self.task_managers().await.map_err(|e| e.to_string())?;
+        let idle = tms
+            .iter()
+            .filter(|t| t.slots > 0 && t.free_slots == t.slots)
+            .filter_map(|t| Self::tm_index(&t.id).map(|i| (i, t.id.clone())))
+            .max();
+        let Some((idx, id)) = idle else {
+            return Err(format!(
+                "no idle TaskManager: {}",
+                tms.iter()
+                    .map(|t| format!("{}={}/{} free", t.id, t.free_slots, t.slots))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        let before = self.registered_task_managers().await;
+        tokio::task::block_in_place(|| self.stop_task_manager(idx));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30)
+            && self.registered_task_managers().await >= before
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(id)
+    }
+
+    /// Uploads the job jar and runs it with `args` at `parallelism`; returns the job id
+    /// once the job is RUNNING with all tasks running.
+    pub async fn submit_job(&self, args: &[String], parallelism: u32) -> Result<String> {
+        let jar_path = &self.installed.job_jar;
+        let jar = fs::read(jar_path)
+            .map_err(|e| LabError::io(format!("read {}", jar_path.display()), e))?;
+        let boundary = "----fks-boundary-7d1f0c";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"jarfile\"; filename=\"load-job.jar\"\r\n\
+                 Content-Type: application/x-java-archive\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&jar);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let up = self
+            .post_json(
+                "jars/upload",
+                self.http
+                    .post(format!("{}/jars/upload", self.rest_url))
+                    .header(
+                        "Content-Type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(body),
+            )
+            .await?;
+        let jar_id = up["filename"]
+            .as_str()
+            .and_then(|f| f.rsplit('/').next())
+            .ok_or_else(|| LabError::http("POST /jars/upload", up.to_string()))?
+            .to_string();
+        let run = self
+            .post_json(
+                "jars/:id/run",
+                self.http
+                    .post(format!("{}/jars/{jar_id}/run", self.rest_url))
+                    .json(&json!({"entryClass": "fks.LoadJob", "parallelism": parallelism, "programArgsList": args})),
+            )
+            .await?;
+        let job = run["jobid"]
+            .as_str()
+            .ok_or_else(|| LabError::http("POST /jars/:id/run", run.to_string()))?
+            .to_string();
+        self.wait_job_running(&job, None, Duration::from_secs(120))
+            .await?;
+        Ok(job)
+    }
+
+    async fn post_json(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Value> {
+        let r = req
+            .send()
+            .await
+            .map_err(|e| LabError::http(format!("POST /{what}"), e))?;
+        r.json()
+            .await
+            .map_err(|e| LabError::http(format!("POST /{what} (body)"), e))
+    }
+
+    /// Waits until `job` is RUNNING, every subtask RUNNING/FINISHED and (if given) every
+    /// vertex at `parallelism`.
+    pub async fn wait_job_running(
+        &self,
+        job: &str,
+        parallelism: Option<u32>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let path = format!("jobs/{job}");
+        let c = self;
+        procs::wait_for(
+            &format!("job {job} RUNNING at {parallelism:?}"),
+            timeout,
+            Duration::from_millis(250),
+            || {
+                let path = path.clone();
+                async move {
+                    let v = c.get_json(&path).await?;
+                    let all = v["state"] == "RUNNING"
+                        && v["vertices"].as_array().is_some_and(|vs| {
+                            vs.iter().all(|x| {
+                                let p = x["parallelism"].as_u64().unwrap_or(0);
+                                let t = &x["tasks"];
+                                let done = t["RUNNING"].as_u64().unwrap_or(0)
+                                    + t["FINISHED"].as_u64().unwrap_or(0);
+                                done == p && parallelism.is_none_or(|want| p == u64::from(want))
+                            })
+                        });
+                    all.then_some(())
+                }
+            },
+            || c.log_tail(),
+        )
+        .await
+    }
+
+    /// A raw request: (status, body text).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String)> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}/{path}", self.rest_url));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req
+            .send()
+            .await
+            .map_err(|e| LabError::http(format!("{method} /{path}"), e))?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await.unwrap_or_default()))
+    }
+
+    /// The last lines of every log file (for failure messages).
+    pub fn log_tail(&self) -> String {
+        procs::log_tails(&self.root.join("log"), 15)
+    }
+
+    /// Path of a file in the work dir (e.g. the job's rate file).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// PrometheusReporter scrape targets (`127.0.0.1:<port>` for the whole range).
+    pub fn reporter_targets(&self) -> Vec<String> {
+        self.reporter_ports
+            .clone()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+impl Drop for FlinkCluster {
+    fn drop(&mut self) {
+        // TaskManagers first, then the JobManager (ChildGuard kills on drop).
+        self.tms.clear();
+        self.jm.take();
+    }
+}

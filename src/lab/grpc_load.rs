@@ -1,0 +1,154 @@
+//! Closed-loop GetMetrics load: `in_flight` workers over a few HTTP/2 connections, each
+//! sending the next request as soon as the previous answered, round-robin over the
+//! requests given; latencies sorted for percentiles. Used by `benches/grpc_get_metrics.rs`
+//! (in-process server) and `fks-lab bench` (the scaler process with 1,000 ScaledObjects).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tonic::transport::Channel;
+
+use crate::keda::pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest};
+
+use super::error::{LabError, Result};
+
+/// One load level's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadLevel {
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+    /// Requests answered.
+    pub requests: usize,
+}
+
+/// The `p` quantile (0..=1) of sorted latencies (nearest rank).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// `n` HTTP/2 connections to `addr` (`127.0.0.1:port`), retrying the connect for ~1 s.
+pub async fn connect(addr: &str, n: usize) -> Result<Vec<ExternalScalerClient<Channel>>> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let mut attempt = 0;
+        let endpoint =
+            Channel::from_shared(format!("http://{addr}")).map_err(|e| LabError::Grpc {
+                what: format!("endpoint {addr}"),
+                detail: e.to_string(),
+            })?;
+        let channel = loop {
+            match endpoint.clone().tcp_nodelay(true).connect().await {
+                Ok(c) => break c,
+                Err(e) if attempt > 50 => {
+                    return Err(LabError::Grpc {
+                        what: format!("connect to {addr}"),
+                        detail: e.to_string(),
+                    })
+                }
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        clients.push(ExternalScalerClient::new(channel));
+    }
+    Ok(clients)
+}
+
+/// Runs `in_flight` closed-loop workers for `duration`; returns sorted latencies and the
+/// wall time. Any failed GetMetrics is an error (a benchmark of errors is no benchmark).
+pub async fn run_level(
+    clients: &[ExternalScalerClient<Channel>],
+    requests: &Arc<Vec<GetMetricsRequest>>,
+    in_flight: usize,
+    duration: Duration,
+) -> Result<(Vec<Duration>, Duration)> {
+    if clients.is_empty() || requests.is_empty() {
+        return Err(LabError::Scenario(
+            "GetMetrics load needs clients and requests".into(),
+        ));
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = Vec::new();
+    for w in 0..in_flight {
+        let mut client = clients[w % clients.len()].clone();
+        let requests = Arc::clone(requests);
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(64 * 1024);
+            let mut i = w;
+            while Instant::now() < deadline {
+                let req = requests[i % requests.len()].clone();
+                i += in_flight;
+                let t = Instant::now();
+                let resp = client.get_metrics(req).await;
+                lat.push(t.elapsed());
+                if let Err(status) = resp {
+                    return Err(format!("GetMetrics failed: {status}"));
+                }
+            }
+            Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        let lat = w
+            .await
+            .map_err(|e| LabError::Scenario(e.to_string()))?
+            .map_err(|detail| LabError::Grpc {
+                what: "GetMetrics under load".into(),
+                detail,
+            })?;
+        all.extend(lat);
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Ok((all, elapsed))
+}
+
+/// [`run_level`] summarized.
+pub async fn measure_level(
+    clients: &[ExternalScalerClient<Channel>],
+    requests: &Arc<Vec<GetMetricsRequest>>,
+    in_flight: usize,
+    duration: Duration,
+) -> Result<LoadLevel> {
+    let (lat, elapsed) = run_level(clients, requests, in_flight, duration).await?;
+    Ok(LoadLevel {
+        in_flight,
+        rps: lat.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        max: lat.last().copied().unwrap_or_default(),
+        requests: lat.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let lat: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&lat, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&lat, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&lat, 1.0), Duration::from_millis(100));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+}

@@ -1,0 +1,272 @@
+//! The lab's own eyes, independent of the scaler's adapters: once per sample it reads
+//! Flink's REST API (job state and per-vertex parallelism, registered TaskManagers),
+//! Prometheus (lag, produced and consumed rates, with plain PromQL) and the scaler's
+//! `/debug/jobs` (the count it reports to KEDA and the rescale in flight), and turns
+//! rescales into timeline events with the scaler's own timestamps.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{
+    driver::FlinkView,
+    error::Result,
+    procs,
+    prometheus_proc::PrometheusProcess,
+    scaler_proc::ScalerProcess,
+    timeline::{EventKind, Point, Timeline},
+};
+
+/// What one sample needs to know about the scenario at that moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Scheduled records/s.
+    pub input_rate: f64,
+    /// Replicas the driver holds.
+    pub replicas: u32,
+}
+
+/// A rescale as `/debug/jobs` showed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenRescale {
+    /// `up`, `down` or `none`.
+    pub direction: String,
+    /// Scenario seconds of `started_at`.
+    pub started_at: f64,
+    /// Scenario seconds of `finished_at`.
+    pub finished_at: Option<f64>,
+    /// Phases seen, in order.
+    pub phases: Vec<String>,
+}
+
+/// Samples Flink, Prometheus and the scaler.
+pub struct Observer<'a> {
+    http: reqwest::Client,
+    flink_url: String,
+    job_id: String,
+    slots: u32,
+    prom: &'a PrometheusProcess,
+    scaler: &'a ScalerProcess,
+    origin: Instant,
+    origin_utc: DateTime<Utc>,
+    /// Rescales by their `started_at` string.
+    pub rescales: BTreeMap<String, SeenRescale>,
+    /// Prometheus queries this observer sent (to subtract from Prometheus' own count).
+    pub queries_sent: u64,
+}
+
+fn jobs_first(debug: &Value) -> Option<&Value> {
+    debug["jobs"].as_array().and_then(|a| a.first())
+}
+
+impl<'a> Observer<'a> {
+    /// An observer of `job_id` whose times count from `origin` (= `origin_utc`).
+    pub fn new(
+        flink_url: &str,
+        job_id: &str,
+        slots: u32,
+        prom: &'a PrometheusProcess,
+        scaler: &'a ScalerProcess,
+        origin: Instant,
+        origin_utc: DateTime<Utc>,
+    ) -> Result<Self> {
+        Ok(Self {
+            http: procs::http_client(Duration::from_secs(3))?,
+            flink_url: flink_url.to_string(),
+            job_id: job_id.to_string(),
+            slots,
+            prom,
+            scaler,
+            origin,
+            origin_utc,
+            rescales: BTreeMap::new(),
+            queries_sent: 0,
+        })
+    }
+
+    /// Scenario seconds of an RFC 3339 timestamp.
+    fn secs_of(&self, ts: &str) -> Option<f64> {
+        let t = DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc);
+        Some((t - self.origin_utc).num_milliseconds() as f64 / 1000.0)
+    }
+
+    /// Flink's view of the job: `(view, every subtask RUNNING)`.
+    pub async fn flink_view(&self) -> Option<(FlinkView, bool)> {
+        let details = procs::get_json(
+            &self.http,
+            &format!("{}/jobs/{}", self.flink_url, self.job_id),
+        )
+        .await?;
+        let overview = procs::get_json(&self.http, &format!("{}/overview", self.flink_url)).await;
+        let vs = details["vertices"].as_array()?;
+        let all_running = details["state"] == "RUNNING"
+            && vs.iter().all(|v| {
+                v["tasks"]["RUNNING"].as_u64().unwrap_or(0)
+                    == v["parallelism"].as_u64().unwrap_or(u64::MAX)
+            });
+        let view = FlinkView {
+            task_managers: overview
+                .and_then(|o| o["taskmanagers"].as_u64())
+                .unwrap_or(0) as u32,
+            vertices: vs
+                .iter()
+                .map(|v| {
+                    (
+                        v["name"].as_str().unwrap_or("?").to_string(),
+                        v["parallelism"].as_u64().unwrap_or(0) as u32,
+                    )
+                })
+                .collect(),
+            job_id: details["jid"].as_str().unwrap_or("?").to_string(),
+            job_state: details["state"].as_str().unwrap_or("?").to_string(),
+            slots_per_task_manager: self.slots,
+        };
+        Some((view, all_running))
+    }
+
+    async fn prom_sum(&mut self, metric: &str, extra: &str) -> Option<f64> {
+        self.queries_sent += 1;
+        self.prom
+            .scalar(&format!(
+                "sum({metric}{{job_id=\"{}\"{extra}}})",
+                self.job_id
+            ))
+            .await
+    }
+
+    /// One sample into `timeline` (rescale events included).
+    pub async fn sample(&mut self, m: Moment, timeline: &mut Timeline) -> Result<()> {
+        let at = self.origin.elapsed().as_secs_f64();
+        let flink = self.flink_view().await;
+        let lag = self
+            .prom_sum("flink_taskmanager_job_task_operator_pendingRecords", "")
+            .await;
+        let produced_rate = self
+            .prom_sum(
+                "flink_taskmanager_job_task_operator_producedRecordsPerSecond",
+                "",
+            )
+            .await;
+        let consumed_rate = self
+            .prom_sum(
+                "flink_taskmanager_job_task_operator_numRecordsOutPerSecond",
+                ",operator_name=~\"Source.*\"",
+            )
+            .await;
+        let debug = self.scaler.debug_jobs().await.ok();
+        let job = debug.as_ref().and_then(jobs_first);
+        let reported = job
+            .and_then(|j| j["reported_task_managers"].as_u64())
+            .map(|r| r as u32);
+        let rescale = job.map(|j| &j["rescale"]).filter(|r| !r.is_null());
+        let mut in_flight = None;
+        if let Some(r) = rescale {
+            self.track(r, timeline);
+            if r["finished_at"].is_null() {
+                in_flight = Some(format!(
+                    "{}:{}",
+                    r["direction"].as_str().unwrap_or("?"),
+                    r["phase"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+        if timeline.vertices.is_empty() {
+            if let Some((v, _)) = &flink {
+                timeline.vertices = v.vertices.iter().map(|(n, _)| n.clone()).collect();
+            }
+        }
+        let all_running = flink.as_ref().is_some_and(|(_, r)| *r);
+        timeline.points.push(Point {
+            at,
+            phase: m.phase,
+            input_rate: m.input_rate,
+            produced_rate,
+            consumed_rate,
+            lag,
+            flink: flink.map(|(v, _)| v),
+            all_running,
+            reported,
+            rescale: in_flight,
+            replicas: m.replicas,
+        });
+        Ok(())
+    }
+
+    fn track(&mut self, r: &Value, timeline: &mut Timeline) {
+        let Some(started) = r["started_at"].as_str() else {
+            return;
+        };
+        let phase = r["phase"].as_str().unwrap_or("?").to_string();
+        let started_at = self.secs_of(started).unwrap_or(0.0);
+        let finished_at = r["finished_at"].as_str().and_then(|f| self.secs_of(f));
+        let direction = r["direction"].as_str().unwrap_or("?").to_string();
+        let max_par = |plan: &Value| {
+            plan["parallelism"]
+                .as_object()
+                .map(|m| m.values().filter_map(Value::as_u64).max().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        let detail = format!(
+            "{direction} {}→{} TMs, parallelism {}→{}",
+            r["from"]["task_managers"].as_u64().unwrap_or(0),
+            r["to"]["task_managers"].as_u64().unwrap_or(0),
+            max_par(&r["from"]),
+            max_par(&r["to"]),
+        );
+        let entry = self.rescales.entry(started.to_string()).or_insert_with(|| {
+            timeline.push_event(started_at, EventKind::RescaleStarted, detail);
+            SeenRescale {
+                direction,
+                started_at,
+                finished_at: None,
+                phases: Vec::new(),
+            }
+        });
+        if entry.phases.last() != Some(&phase) {
+            entry.phases.push(phase.clone());
+        }
+        if entry.finished_at.is_none() {
+            if let Some(f) = finished_at {
+                entry.finished_at = Some(f);
+                timeline.push_event(
+                    f,
+                    EventKind::RescaleFinished,
+                    format!("{} {phase}", entry.direction),
+                );
+            }
+        }
+    }
+
+    /// Flink's exception history of the job as failover events; returns how many.
+    pub async fn failovers(&self, timeline: &mut Timeline) -> Result<usize> {
+        let url = format!(
+            "{}/jobs/{}/exceptions?maxExceptions=100",
+            self.flink_url, self.job_id
+        );
+        let v = procs::get_json(&self.http, &url)
+            .await
+            .ok_or_else(|| super::error::LabError::http("GET /jobs/:id/exceptions", "no answer"))?;
+        let entries = v["exceptionHistory"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for e in &entries {
+            let at = e["timestamp"]
+                .as_i64()
+                .map(|ms| (ms - self.origin_utc.timestamp_millis()) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            timeline.push_event(
+                at,
+                EventKind::Failover,
+                e["exceptionName"].as_str().unwrap_or("?").to_string(),
+            );
+        }
+        Ok(entries.len())
+    }
+}

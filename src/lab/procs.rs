@@ -1,0 +1,160 @@
+//! Process and polling helpers shared by the lab's components: free ports, `PATH` lookup,
+//! child processes killed on drop, bounded waits, HTTP JSON reads with timeouts.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::error::{LabError, Result};
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for local processes).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| LabError::io("bind a free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| LabError::io("read the free port", e))
+}
+
+/// `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// The OS pid, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    /// `Some(status)` when the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; blocks until reaped.
+    pub fn terminate(&mut self, grace: Duration) {
+        if let Some(mut child) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < grace {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` every `every` until it yields `Some`; a [`LabError::Timeout`] naming
+/// `what` (with `detail()` appended) after `timeout`.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+    detail: impl FnOnce() -> String,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() >= timeout {
+            let d = detail();
+            return Err(LabError::Timeout {
+                what: what.to_string(),
+                timeout,
+                detail: if d.is_empty() { d } else { format!("\n{d}") },
+            });
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// An HTTP client with a total timeout per request.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| LabError::http("build an HTTP client", e))
+}
+
+/// GET `url` as JSON; `None` on any error or non-2xx status.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let r = http.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// The last `lines` lines of every file in `dir` (for failure messages).
+pub fn log_tails(dir: &Path, lines: usize) -> String {
+    let mut out = String::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = rd.flatten().map(|f| f.path()).collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        out.push_str(&format!("--- {}\n{tail}\n", f.display()));
+    }
+    out
+}
+
+/// A log file at `path` (created) as stdout and stderr of a child process.
+pub fn log_stdio(path: &Path) -> Result<(std::process::Stdio, std::process::Stdio)> {
+    let out = std::fs::File::create(path)
+        .map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| LabError::io("duplicate a log file handle", e))?;
+    Ok((out.into(), err.into()))
+}
+
+/// Atomically replaces `path` with `text` (write a sibling, then rename).
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| LabError::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LabError::io(format!("replace {}", path.display()), e))
+}

@@ -1,0 +1,219 @@
+//! Writes a run's artefacts — `timeline.csv`, `timeline.svg`, `timeline.txt` — and the
+//! Markdown of `docs/benchmarks.md`, stating the machine and the versions next to the
+//! figures.
+
+use std::{fmt::Write as _, path::Path, process::Command};
+
+use super::{
+    error::{LabError, Result},
+    fleet::FleetFigures,
+    plot,
+    scenario::{Lab, Outcome, Profile},
+};
+
+/// The machine and versions, one Markdown bullet each.
+pub fn environment(flink_version: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let first_line = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| {
+                let s = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&s)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "not found".into())
+    };
+    format!(
+        "- Machine: {cores} cores ({cpu}), {mem_gib:.0} GiB RAM, Linux {}\n\
+         - Apache Flink {flink_version} (standalone session cluster, adaptive scheduler), {}\n\
+         - {}\n\
+         - flink-keda-scaler {} (release build)\n",
+        first_line("uname", &["-r"]),
+        first_line("java", &["-version"]),
+        first_line(
+            &super::prometheus_proc::PrometheusProcess::binary()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "prometheus".into()),
+            &["--version"]
+        ),
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The profile's settings as Markdown bullets.
+pub fn settings(p: &Profile) -> String {
+    format!(
+        "- Load: {} records/s → {} records/s ({}×) → {} records/s; ~0.7 ms CPU per record in the \
+         keyed operator ({} iterations), {} partitions\n\
+         - Flink: {} slot(s) per TaskManager, 1 TaskManager to start, {}–{} TaskManagers, \
+         buffer debloating on (`lab::scenario::LATENCY_CONFIG`)\n\
+         - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
+         tolerance 10 %, scale-down stabilization {:?}\n\
+         - Scaler: evaluation every {:?}, target utilization 0.5 (band 0.2–0.9), \
+         stabilization 15 s, scale-up delay 8 s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s; \
+         busy time and record rates from Flink's counters over 10 s (`lab::scenario::FAST_QUERIES`: \
+         Flink's own per-second gauges are 60 s moving averages)\n",
+        p.low_rate,
+        p.high_rate(),
+        p.factor,
+        p.low_rate,
+        p.work,
+        p.partitions,
+        p.slots,
+        p.min_task_managers,
+        p.max_task_managers,
+        p.polling_interval,
+        p.hpa_sync_period,
+        p.hpa_stabilization,
+        p.evaluation_interval,
+    )
+}
+
+/// Writes `timeline.csv`, `timeline.svg` and `timeline.txt` into `dir`.
+pub fn write_artefacts(lab: &Lab, outcome: &Outcome, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| LabError::io(format!("write {}", dir.join(name).display()), e))
+    };
+    write("timeline.csv", &outcome.timeline.to_csv())?;
+    write("timeline.txt", &outcome.timeline.table(5.0))?;
+    plot::svg(
+        &outcome.timeline,
+        &dir.join("timeline.svg"),
+        &format!(
+            "flink-keda-scaler: {}× load step on Flink {} ({} profile)",
+            lab.profile.factor, lab.flink_version, lab.profile.name
+        ),
+    )
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1024.0 / 1024.0
+}
+
+/// The whole `docs/benchmarks.md`.
+pub fn benchmarks_markdown(
+    lab: &Lab,
+    outcome: &Outcome,
+    fleet: &FleetFigures,
+    command: &str,
+    artefacts: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "# Benchmarks\n\n\
+         Written by `{command}` on {date}. Every figure below comes from that one run on real \
+         components: a Flink session cluster (JobManager and TaskManagers as local processes), \
+         a real Prometheus scraping Flink's PrometheusReporter every second, the release build \
+         of the scaler, and a driver playing KEDA + the HPA over gRPC (`src/lab/driver.rs`).\n\n\
+         ## Machine and versions\n\n{env}\n\
+         ## Scenario: steady → 3× load step → steady → back down\n\n{settings}\n\
+         ![timeline]({artefacts}/timeline.svg)\n\n\
+         Timeline data: [`timeline.csv`]({artefacts}/timeline.csv) (time, input rate, lag, per-vertex \
+         parallelism, TaskManagers, events), table: [`timeline.txt`]({artefacts}/timeline.txt).\n\n",
+        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        env = environment(&lab.flink_version),
+        settings = settings(&lab.profile),
+    );
+    out.push_str(&outcome.measurements.markdown());
+    let v = outcome.violations();
+    let _ = write!(
+        out,
+        "\nChecks over the whole run (same JobID, no failover, never two rescales in flight, never \
+         fewer TaskManagers reported than Flink's running slots need, no busy TaskManager stopped): \
+         {}\n\nRescales seen in `/debug/jobs`:\n\n| direction | started (s) | finished (s) | phases |\n|---|---|---|---|\n",
+        if v.is_empty() {
+            "**all held**".to_string()
+        } else {
+            format!("**{} violated**: {}", v.len(), v.join("; "))
+        }
+    );
+    for r in &outcome.rescales {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {} | {} |",
+            r.direction,
+            r.started_at,
+            r.finished_at.map_or("—".into(), |f| format!("{f:.1}")),
+            r.phases.join(" → ")
+        );
+    }
+    let _ = write!(
+        out,
+        "\n## At scale\n\n\
+         | Figure | Value |\n|---|---|\n\
+         | P5: Prometheus queries per evaluation tick (one job; Prometheus' own request counter \
+         ÷ the scaler's decisions over 30 s) | {:.1} ({:.0} queries / {:.0} ticks) |\n\
+         | P7: resident memory with {n} ScaledObjects configured and evaluated (each a worker \
+         on the real job, dryRun, evaluation every {:?}) | {:.1} MiB (empty process {:.1} MiB; \
+         {:.1} KiB per job; {:.1} MiB after the GetMetrics load) |\n\
+         | Time until all {n} ScaledObjects answered GetMetrics | {:.1} s |\n",
+        fleet.queries_per_tick,
+        fleet.queries,
+        fleet.ticks,
+        fleet.evaluation_interval,
+        mib(fleet.rss_loaded),
+        mib(fleet.rss_empty),
+        (fleet.rss_loaded.saturating_sub(fleet.rss_empty)) as f64 / 1024.0 / n_or_1(fleet),
+        mib(fleet.rss_after_load),
+        fleet.warm_up_s,
+        n = fleet.scaled_objects,
+    );
+    let _ = write!(
+        out,
+        "\nP4: GetMetrics against that scaler process ({} ScaledObjects round-robin, 4 HTTP/2 \
+         connections, closed loop, the client on the same 2-core machine as Flink, Prometheus and \
+         the scaler's 1,000 workers):\n\n| in flight | requests/s | p50 | p99 | max |\n|---|---|---|---|---|\n",
+        fleet.scaled_objects
+    );
+    for l in &fleet.get_metrics {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} µs | {:.0} µs | {:.1} ms |",
+            l.in_flight,
+            l.rps,
+            l.p50.as_secs_f64() * 1e6,
+            l.p99.as_secs_f64() * 1e6,
+            l.max.as_secs_f64() * 1e3
+        );
+    }
+    out.push_str(
+        "\nThe server-only figure (one tokio worker, no Flink or Prometheus on the machine) is \
+         `cargo bench --bench grpc_get_metrics`; the decision core alone is `cargo bench --bench decide`.\n",
+    );
+    out
+}
+
+fn n_or_1(f: &FleetFigures) -> f64 {
+    (f.scaled_objects as f64).max(1.0)
+}

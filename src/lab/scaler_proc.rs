@@ -1,0 +1,170 @@
+//! The built `flink-keda-scaler serve` binary as a child process: config file and log in a
+//! work dir, free gRPC/HTTP ports, readiness on `/readyz`, `/debug/jobs` reads, resident
+//! memory from `/proc`. Killed on drop.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use super::{
+    error::{LabError, Result},
+    procs::{self, ChildGuard},
+};
+
+/// A running scaler.
+pub struct ScalerProcess {
+    child: ChildGuard,
+    dir: PathBuf,
+    /// gRPC port.
+    pub grpc_port: u16,
+    /// HTTP port (`/metrics`, `/readyz`, `/debug/jobs`).
+    pub http_port: u16,
+    http: reqwest::Client,
+}
+
+impl ScalerProcess {
+    /// Writes `config` to `dir/scaler.yaml` and starts `binary serve` on free ports with
+    /// `RUST_LOG=info` (JSON logs in `dir/scaler.log`); returns once `/readyz` answers 200.
+    pub async fn start(binary: &Path, config: &str, dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+        let config_path = dir.join("scaler.yaml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| LabError::io("write the scaler config", e))?;
+        let (log, log2) = procs::log_stdio(&dir.join("scaler.log"))?;
+        let grpc_port = procs::free_port()?;
+        let http_port = procs::free_port()?;
+        let child = Command::new(binary)
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(&config_path)
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("FKS_SCALER_LOG").unwrap_or("info".into()),
+            )
+            .env_remove("FKS_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| LabError::io(format!("start {}", binary.display()), e))?;
+        let mut me = Self {
+            child: ChildGuard::new(child),
+            dir: dir.to_path_buf(),
+            grpc_port,
+            http_port,
+            http: procs::http_client(Duration::from_secs(5))?,
+        };
+        let url = format!("{}/readyz", me.http_url());
+        let http = me.http.clone();
+        let mut exited = None;
+        let ready = procs::wait_for(
+            "the scaler's /readyz",
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || {
+                exited = exited.or_else(|| me.child.exited());
+                let (url, http) = (url.clone(), http.clone());
+                let gone = exited.is_some();
+                async move {
+                    if gone {
+                        return Some(false);
+                    }
+                    let ok = http
+                        .get(&url)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    ok.then_some(true)
+                }
+            },
+            || std::fs::read_to_string(dir.join("scaler.log")).unwrap_or_default(),
+        )
+        .await?;
+        if !ready {
+            return Err(LabError::Scenario(format!(
+                "the scaler exited before it was ready; log:\n{}",
+                me.log()
+            )));
+        }
+        Ok(me)
+    }
+
+    /// `127.0.0.1:<grpc port>`.
+    pub fn grpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// `http://127.0.0.1:<http port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The scaler's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("scaler.log")).unwrap_or_default()
+    }
+
+    /// OS pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.pid()
+    }
+
+    /// Resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        rss_from_status(&status)
+    }
+
+    /// `GET /debug/jobs`.
+    pub async fn debug_jobs(&self) -> Result<serde_json::Value> {
+        let url = format!("{}/debug/jobs", self.http_url());
+        procs::get_json(&self.http, &url)
+            .await
+            .ok_or_else(|| LabError::http("GET /debug/jobs", "no answer"))
+    }
+
+    /// `GET /metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.http_url()))
+            .send()
+            .await
+            .map_err(|e| LabError::http("GET /metrics", e))?;
+        r.text()
+            .await
+            .map_err(|e| LabError::http("GET /metrics", e))
+    }
+
+    /// SIGTERM, SIGKILL after `grace`.
+    pub fn terminate(&mut self, grace: Duration) {
+        self.child.terminate(grace);
+    }
+}
+
+/// `VmRSS` (kB in the file) as bytes.
+pub fn rss_from_status(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_rss() {
+        let status = "Name:\tfks\nVmPeak:\t  900 kB\nVmRSS:\t   24576 kB\nThreads:\t3\n";
+        assert_eq!(rss_from_status(status), Some(24_576 * 1024));
+        assert_eq!(rss_from_status("Name:\tx\n"), None);
+    }
+}
