@@ -130,8 +130,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
             }
             let cpu_before = thread_cpu_secs("bench-server");
-            let (lat, elapsed) =
+            let run =
                 grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(secs.max(1)) / if measuring { 1 } else { 10 }).await?;
+            if let Some(e) = run.first_error {
+                return Err(format!("{} GetMetrics failed, first: {e}", run.errors).into());
+            }
+            let (lat, elapsed) = (run.latencies, run.elapsed);
             let rps = lat.len() as f64 / elapsed.as_secs_f64();
             let server_cpu = thread_cpu_secs("bench-server") - cpu_before;
             println!(

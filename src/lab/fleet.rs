@@ -146,7 +146,7 @@ pub async fn measure(
     level_duration: Duration,
 ) -> Result<FleetFigures> {
     let (queries_per_tick, queries, ticks) = queries_per_tick(lab, Duration::from_secs(30)).await?;
-    let interval = Duration::from_secs(60);
+    let interval = Duration::from_secs(120);
     let fleet = ScalerProcess::start(binary, &fleet_config(lab, interval), dir).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_empty = fleet.rss_bytes().unwrap_or(0);

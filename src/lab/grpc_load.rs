@@ -29,6 +29,23 @@ pub struct LoadLevel {
     pub max: Duration,
     /// Requests answered.
     pub requests: usize,
+    /// Of those, answered with an error status.
+    pub errors: usize,
+    /// The first error, if any.
+    pub first_error: Option<String>,
+}
+
+/// Latencies of one closed-loop run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadRun {
+    /// Every request's latency, sorted.
+    pub latencies: Vec<Duration>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Requests answered with an error status (counted in the latencies too).
+    pub errors: usize,
+    /// The first error.
+    pub first_error: Option<String>,
 }
 
 /// The `p` quantile (0..=1) of sorted latencies (nearest rank).
@@ -70,14 +87,14 @@ pub async fn connect(addr: &str, n: usize) -> Result<Vec<ExternalScalerClient<Ch
     Ok(clients)
 }
 
-/// Runs `in_flight` closed-loop workers for `duration`; returns sorted latencies and the
-/// wall time. Any failed GetMetrics is an error (a benchmark of errors is no benchmark).
+/// Runs `in_flight` closed-loop workers for `duration`. Error answers are counted (and
+/// timed) and the run goes on.
 pub async fn run_level(
     clients: &[ExternalScalerClient<Channel>],
     requests: &Arc<Vec<GetMetricsRequest>>,
     in_flight: usize,
     duration: Duration,
-) -> Result<(Vec<Duration>, Duration)> {
+) -> Result<LoadRun> {
     if clients.is_empty() || requests.is_empty() {
         return Err(LabError::Scenario(
             "GetMetrics load needs clients and requests".into(),
@@ -91,6 +108,7 @@ pub async fn run_level(
         let requests = Arc::clone(requests);
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(64 * 1024);
+            let (mut errors, mut first_error) = (0usize, None::<String>);
             let mut i = w;
             while Instant::now() < deadline {
                 let req = requests[i % requests.len()].clone();
@@ -99,26 +117,33 @@ pub async fn run_level(
                 let resp = client.get_metrics(req).await;
                 lat.push(t.elapsed());
                 if let Err(status) = resp {
-                    return Err(format!("GetMetrics failed: {status}"));
+                    errors += 1;
+                    first_error.get_or_insert_with(|| {
+                        format!("{:?}: {}", status.code(), status.message())
+                    });
                 }
             }
-            Ok(lat)
+            Ok::<_, String>((lat, errors, first_error))
         }));
     }
-    let mut all = Vec::new();
+    let mut run = LoadRun::default();
     for w in workers {
-        let lat = w
+        let (lat, errors, first_error) = w
             .await
             .map_err(|e| LabError::Scenario(e.to_string()))?
             .map_err(|detail| LabError::Grpc {
                 what: "GetMetrics under load".into(),
                 detail,
             })?;
-        all.extend(lat);
+        run.latencies.extend(lat);
+        run.errors += errors;
+        if run.first_error.is_none() {
+            run.first_error = first_error;
+        }
     }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Ok((all, elapsed))
+    run.elapsed = started.elapsed();
+    run.latencies.sort_unstable();
+    Ok(run)
 }
 
 /// [`run_level`] summarized.
@@ -128,14 +153,17 @@ pub async fn measure_level(
     in_flight: usize,
     duration: Duration,
 ) -> Result<LoadLevel> {
-    let (lat, elapsed) = run_level(clients, requests, in_flight, duration).await?;
+    let run = run_level(clients, requests, in_flight, duration).await?;
+    let lat = &run.latencies;
     Ok(LoadLevel {
         in_flight,
-        rps: lat.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50: percentile(&lat, 0.50),
-        p99: percentile(&lat, 0.99),
+        rps: lat.len() as f64 / run.elapsed.as_secs_f64().max(1e-9),
+        p50: percentile(lat, 0.50),
+        p99: percentile(lat, 0.99),
         max: lat.last().copied().unwrap_or_default(),
         requests: lat.len(),
+        errors: run.errors,
+        first_error: run.first_error,
     })
 }
 

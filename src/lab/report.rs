@@ -146,6 +146,7 @@ pub fn benchmarks_markdown(
         settings = settings(&lab.profile),
     );
     out.push_str(&outcome.measurements.markdown());
+    out.push_str(&reading(&lab.profile));
     let v = outcome.violations();
     let _ = write!(
         out,
@@ -193,18 +194,26 @@ pub fn benchmarks_markdown(
         out,
         "\nP4: GetMetrics against that scaler process ({} ScaledObjects round-robin, 4 HTTP/2 \
          connections, closed loop, the client on the same 2-core machine as Flink, Prometheus and \
-         the scaler's 1,000 workers):\n\n| in flight | requests/s | p50 | p99 | max |\n|---|---|---|---|---|\n",
+         the scaler's 1,000 workers; an evaluation that fails, e.g. a Prometheus timeout under \
+         this load, answers `UNAVAILABLE` and is counted as an error):\n\n\
+         | in flight | requests/s | p50 | p99 | max | errors |\n|---|---|---|---|---|---|\n",
         fleet.scaled_objects
     );
     for l in &fleet.get_metrics {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} µs | {:.0} µs | {:.1} ms |",
+            "| {} | {:.0} | {:.0} µs | {:.0} µs | {:.1} ms | {} of {}{} |",
             l.in_flight,
             l.rps,
             l.p50.as_secs_f64() * 1e6,
             l.p99.as_secs_f64() * 1e6,
-            l.max.as_secs_f64() * 1e3
+            l.max.as_secs_f64() * 1e3,
+            l.errors,
+            l.requests,
+            l.first_error
+                .as_ref()
+                .map(|e| format!(" (first: {})", e.chars().take(120).collect::<String>()))
+                .unwrap_or_default()
         );
     }
     out.push_str(
@@ -212,6 +221,25 @@ pub fn benchmarks_markdown(
          `cargo bench --bench grpc_get_metrics`; the decision core alone is `cargo bench --bench decide`.\n",
     );
     out
+}
+
+/// What the scenario figures are made of, for the reader of `docs/benchmarks.md`.
+pub fn reading(p: &Profile) -> String {
+    format!(
+        "\nReading the figures: P1 is the sum of the three parts of its breakdown. The scaler's \
+         part is the signal window (10 s of counters) plus `scaleUpDelay` ({:?}) plus one \
+         evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
+         starting the TaskManager JVMs, which on this 2-core machine compete with the saturated \
+         job; Flink's part is the in-place restart. The lag recovers as fast as the spare CPU \
+         allows: the scaled-up job shares the same two cores, so the backlog drains at the \
+         difference between what they can process and the arrival rate. The step down takes \
+         two rescales because the scale-down window applies the highest recommendation it saw, \
+         and the first recommendations after the load falls are made while the 10 s windows \
+         still hold part of the high load (safe, one extra restart).\n",
+        p.scale_up_delay(),
+        p.evaluation_interval,
+        p.hpa_sync_period,
+    )
 }
 
 fn n_or_1(f: &FleetFigures) -> f64 {

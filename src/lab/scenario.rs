@@ -126,6 +126,11 @@ impl Profile {
         self
     }
 
+    /// The scaler's `scaleUpDelay` in [`Self::scaler_config`].
+    pub fn scale_up_delay(&self) -> Duration {
+        Duration::from_secs(8)
+    }
+
     /// The high rate.
     pub fn high_rate(&self) -> u32 {
         self.low_rate * self.factor
@@ -143,11 +148,12 @@ impl Profile {
              kubernetes:\n  enabled: false\n\
              policies:\n  default:\n\
              \x20   targetUtilization: 0.5\n    utilizationLow: 0.2\n    utilizationHigh: 0.9\n\
-             \x20   catchUpDuration: 1m\n    stabilization: 15s\n    scaleUpDelay: 8s\n    scaleDownDelay: 20s\n\
+             \x20   catchUpDuration: 1m\n    stabilization: 15s\n    scaleUpDelay: {up}s\n    scaleDownDelay: 20s\n\
              \x20   maxScaleDownFactor: 0.75\n    cooldown: 20s\n    maxRescalesPerHour: 30\n\
              \x20   minTaskManagers: {min}\n    maxTaskManagers: {max}\n\
              \x20   slotsPerTaskManager: {slots}\n    queries:\n{queries}",
             eval = self.evaluation_interval.as_secs().max(1),
+            up = self.scale_up_delay().as_secs(),
             min = self.min_task_managers,
             max = self.max_task_managers,
             slots = self.slots,
@@ -515,32 +521,13 @@ impl Lab {
             }
             let idle = pt.rescale.is_none();
             let running = pt.all_running;
-            match phase {
-                "steady" if phase_at.elapsed() >= p.steady => {
-                    rate = high;
-                    set_rate(&self.rate_file, p.high_rate())?;
-                    timeline.push_event(
-                        origin.elapsed().as_secs_f64(),
-                        EventKind::Load,
-                        format!("{low:.0} → {high:.0} records/s"),
-                    );
-                    phase = "step";
-                    phase_at = Instant::now();
-                }
+            let next_phase = match phase {
+                "steady" if phase_at.elapsed() >= p.steady => Some(("step", high)),
                 "step" => {
                     let scaled = running && idle && pt.max_parallelism() > start_par;
                     let long_enough = phase_at.elapsed() >= p.step_min;
-                    if (scaled && long_enough) || phase_at.elapsed() >= p.step_max {
-                        rate = low;
-                        set_rate(&self.rate_file, p.low_rate)?;
-                        timeline.push_event(
-                            origin.elapsed().as_secs_f64(),
-                            EventKind::Load,
-                            format!("{high:.0} → {low:.0} records/s"),
-                        );
-                        phase = "back";
-                        phase_at = Instant::now();
-                    }
+                    ((scaled && long_enough) || phase_at.elapsed() >= p.step_max)
+                        .then_some(("back", low))
                 }
                 "back" => {
                     // scaled down in place and the surplus TaskManagers released
@@ -552,8 +539,20 @@ impl Lab {
                     if done_at.is_none() && (down || phase_at.elapsed() >= p.back_max) {
                         done_at = Some(Instant::now());
                     }
+                    None
                 }
-                _ => {}
+                _ => None,
+            };
+            if let Some((name, to)) = next_phase {
+                set_rate(&self.rate_file, to as u32)?;
+                timeline.push_event(
+                    origin.elapsed().as_secs_f64(),
+                    EventKind::Load,
+                    format!("{rate:.0} → {to:.0} records/s"),
+                );
+                rate = to;
+                phase = name;
+                phase_at = Instant::now();
             }
             if done_at.is_some_and(|d| d.elapsed() >= p.settle) {
                 break;
