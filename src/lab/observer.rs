@@ -153,11 +153,14 @@ impl<'a> Observer<'a> {
                 "",
             )
             .await;
+        // the counter over 10 s: Flink's own numRecordsOutPerSecond is a 60 s average
+        self.queries_sent += 1;
         let consumed_rate = self
-            .prom_sum(
-                "flink_taskmanager_job_task_operator_numRecordsOutPerSecond",
-                ",operator_name=~\"Source.*\"",
-            )
+            .prom
+            .scalar(&format!(
+                "sum(rate(flink_taskmanager_job_task_operator_numRecordsOut{{job_id=\"{}\",operator_name=~\"Source.*\"}}[10s]))",
+                self.job_id
+            ))
             .await;
         let debug = self.scaler.debug_jobs().await.ok();
         let job = debug.as_ref().and_then(jobs_first);
