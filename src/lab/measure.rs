@@ -6,7 +6,8 @@
 //! * **Peak lag** after the step, and **recovery**: seconds from the step being visible
 //!   until the lag is back at or under its pre-step level (the highest lag of the last
 //!   30 s before the step).
-//! * **P2** — rescales the scaler started per load change (the step up; the step down).
+//! * **P2** — rescales the scaler started per load change (the step up; the step down),
+//!   any direction: a parallelism-only rescale is a restart too.
 //! * **P3** — failovers: exceptions in Flink's exception history (an in-place rescale
 //!   records none) and JobID changes.
 //! * **TaskManager-seconds** used against a fixed allocation at the run's peak.
@@ -135,12 +136,11 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
             .map(|p| p.at)
     });
     let end = in_phase.last().map_or(changed_at, |p| p.at);
-    let direction = if up { "up" } else { "down" };
     let started: Vec<f64> = t
         .events
         .iter()
+        // every rescale is a restart, whatever its direction (a parallelism-only one too)
         .filter(|e| e.kind == EventKind::RescaleStarted && e.at >= changed_at && e.at <= end)
-        .filter(|e| e.detail.starts_with(direction))
         .map(|e| e.at)
         .collect();
     let rescales = started.len();
@@ -439,8 +439,14 @@ mod tests {
         let mut t = run();
         t.push_event(20.0, EventKind::RescaleStarted, "up 2→3 TMs");
         t.push_event(21.0, EventKind::Failover, "java.lang.Exception");
+        // a parallelism-only rescale in the step phase counts too
+        t.push_event(
+            40.0,
+            EventKind::RescaleStarted,
+            "none 2→2 TMs, parallelism 4→4",
+        );
         let m = measure(&t);
-        assert_eq!(m.up.rescales, 2);
+        assert_eq!(m.up.rescales, 3);
         assert_eq!(m.failovers, 1);
         assert!(m.markdown().contains("**missed**"));
     }

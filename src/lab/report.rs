@@ -235,7 +235,9 @@ pub fn reading(p: &Profile) -> String {
          difference between what they can process and the arrival rate. The step down takes \
          two rescales because the scale-down window applies the highest recommendation it saw, \
          and the first recommendations after the load falls are made while the 10 s windows \
-         still hold part of the high load (safe, one extra restart).\n",
+         still hold part of the high load (safe, one extra restart). A `none` rescale in the \
+         table below changes parallelism without changing TaskManagers (e.g. a source sized \
+         up to catch up its backlog, then back); it is a restart and counts in P2.\n",
         p.scale_up_delay(),
         p.evaluation_interval,
         p.hpa_sync_period,
