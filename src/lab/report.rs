@@ -76,7 +76,7 @@ pub fn settings(p: &Profile) -> String {
          buffer debloating on (`lab::scenario::LATENCY_CONFIG`)\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}\n\
-         - Scaler: evaluation every {:?}, target utilization 0.5 (band 0.2–0.9), \
+         - Scaler: evaluation every {:?}, target utilization 0.5 (band {}–0.9), \
          stabilization 15 s, scale-up delay 8 s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s; \
          busy time and record rates from Flink's counters over 10 s (`lab::scenario::FAST_QUERIES`: \
          Flink's own per-second gauges are 60 s moving averages)\n",
@@ -93,6 +93,7 @@ pub fn settings(p: &Profile) -> String {
         p.hpa_sync_period,
         p.hpa_stabilization,
         p.evaluation_interval,
+        p.utilization_low,
     )
 }
 
