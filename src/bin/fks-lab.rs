@@ -77,7 +77,7 @@ enum Cmd {
     },
 }
 
-fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<tempfile_dir::Dir>)> {
+fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)> {
     let root = std::env::current_dir()?;
     let flink_script = root.join("scripts/flink.sh");
     if !flink_script.is_file() {
@@ -102,8 +102,8 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<tempfile_d
     let (work_dir, guard) = match &c.work_dir {
         Some(d) => (d.clone(), None),
         None => {
-            let d = tempfile_dir::Dir::new()?;
-            (d.path.clone(), Some(d))
+            let d = tempfile::Builder::new().prefix("fks-lab-").tempdir()?;
+            (d.path().to_path_buf(), Some(WorkDir(Some(d))))
         }
     };
     let profile = match c.profile {
@@ -124,32 +124,12 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<tempfile_d
 }
 
 /// A work dir under the system temp dir, removed on drop unless `FKS_KEEP_TMP` is set.
-mod tempfile_dir {
-    use std::path::PathBuf;
+struct WorkDir(Option<tempfile::TempDir>);
 
-    pub struct Dir {
-        pub path: PathBuf,
-    }
-
-    impl Dir {
-        pub fn new() -> std::io::Result<Self> {
-            let path = std::env::temp_dir().join(format!(
-                "fks-lab-{}-{}",
-                std::process::id(),
-                chrono::Utc::now().format("%H%M%S")
-            ));
-            std::fs::create_dir_all(&path)?;
-            Ok(Self { path })
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            if std::env::var_os("FKS_KEEP_TMP").is_some() {
-                eprintln!("keeping work dir {}", self.path.display());
-            } else {
-                let _ = std::fs::remove_dir_all(&self.path);
-            }
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let (Some(d), true) = (self.0.take(), std::env::var_os("FKS_KEEP_TMP").is_some()) {
+            eprintln!("keeping work dir {}", d.keep().display());
         }
     }
 }

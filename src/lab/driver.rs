@@ -201,35 +201,16 @@ pub struct DriverReport {
 }
 
 impl DriverReport {
-    /// TaskManagers started.
-    pub fn started(&self) -> usize {
-        self.actions()
-            .filter(|a| matches!(a, Action::Started(_)))
-            .count()
-    }
-
-    /// TaskManagers stopped.
-    pub fn stopped(&self) -> Vec<String> {
-        self.actions()
-            .filter_map(|a| match a {
-                Action::Stopped(id) => Some(id.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// Refused or failed replica changes.
     pub fn refused(&self) -> Vec<String> {
-        self.actions()
+        self.samples
+            .iter()
+            .flat_map(|s| s.actions.iter())
             .filter_map(|a| match a {
                 Action::Refused(why) | Action::StartFailed(why) => Some(why.clone()),
                 _ => None,
             })
             .collect()
-    }
-
-    fn actions(&self) -> impl Iterator<Item = &Action> {
-        self.samples.iter().flat_map(|s| s.actions.iter())
     }
 }
 

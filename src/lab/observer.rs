@@ -57,8 +57,6 @@ pub struct Observer<'a> {
     origin_utc: DateTime<Utc>,
     /// Rescales by their `started_at` string.
     pub rescales: BTreeMap<String, SeenRescale>,
-    /// Prometheus queries this observer sent (to subtract from Prometheus' own count).
-    pub queries_sent: u64,
 }
 
 fn jobs_first(debug: &Value) -> Option<&Value> {
@@ -86,7 +84,6 @@ impl<'a> Observer<'a> {
             origin,
             origin_utc,
             rescales: BTreeMap::new(),
-            queries_sent: 0,
         })
     }
 
@@ -131,7 +128,6 @@ impl<'a> Observer<'a> {
     }
 
     async fn prom_sum(&mut self, metric: &str, extra: &str) -> Option<f64> {
-        self.queries_sent += 1;
         self.prom
             .scalar(&format!(
                 "sum({metric}{{job_id=\"{}\"{extra}}})",
@@ -140,8 +136,8 @@ impl<'a> Observer<'a> {
             .await
     }
 
-    /// One sample into `timeline` (rescale events included).
-    pub async fn sample(&mut self, m: Moment, timeline: &mut Timeline) -> Result<()> {
+    /// One sample into `timeline` (rescale events included); returns the new point.
+    pub async fn sample(&mut self, m: Moment, timeline: &mut Timeline) -> Result<Point> {
         let at = self.origin.elapsed().as_secs_f64();
         let flink = self.flink_view().await;
         let lag = self
@@ -154,7 +150,6 @@ impl<'a> Observer<'a> {
             )
             .await;
         // the counter over 10 s: Flink's own numRecordsOutPerSecond is a 60 s average
-        self.queries_sent += 1;
         let consumed_rate = self
             .prom
             .scalar(&format!(
@@ -185,7 +180,7 @@ impl<'a> Observer<'a> {
             }
         }
         let all_running = flink.as_ref().is_some_and(|(_, r)| *r);
-        timeline.points.push(Point {
+        let point = Point {
             at,
             phase: m.phase,
             input_rate: m.input_rate,
@@ -197,8 +192,9 @@ impl<'a> Observer<'a> {
             reported,
             rescale: in_flight,
             replicas: m.replicas,
-        });
-        Ok(())
+        };
+        timeline.points.push(point.clone());
+        Ok(point)
     }
 
     fn track(&mut self, r: &Value, timeline: &mut Timeline) {

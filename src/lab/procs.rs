@@ -50,12 +50,19 @@ impl ChildGuard {
         self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// Sends SIGTERM (graceful stop) to this child only.
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; blocks until reaped.
     pub fn terminate(&mut self, grace: Duration) {
+        self.sigterm();
         if let Some(mut child) = self.0.take() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
             let start = Instant::now();
             while start.elapsed() < grace {
                 if let Ok(Some(_)) = child.try_wait() {

@@ -62,33 +62,33 @@ impl ScalerProcess {
         };
         let url = format!("{}/readyz", me.http_url());
         let http = me.http.clone();
-        let mut exited = None;
+        let child = &mut me.child;
+        // Ok once ready; Err(status) when the process exited first
         let ready = procs::wait_for(
             "the scaler's /readyz",
             Duration::from_secs(20),
             Duration::from_millis(50),
             || {
-                exited = exited.or_else(|| me.child.exited());
+                let exited = child.exited();
                 let (url, http) = (url.clone(), http.clone());
-                let gone = exited.is_some();
                 async move {
-                    if gone {
-                        return Some(false);
+                    if let Some(status) = exited {
+                        return Some(Err(status));
                     }
                     let ok = http
                         .get(&url)
                         .send()
                         .await
                         .is_ok_and(|r| r.status().is_success());
-                    ok.then_some(true)
+                    ok.then_some(Ok(()))
                 }
             },
             || std::fs::read_to_string(dir.join("scaler.log")).unwrap_or_default(),
         )
         .await?;
-        if !ready {
+        if let Err(status) = ready {
             return Err(LabError::Scenario(format!(
-                "the scaler exited before it was ready; log:\n{}",
+                "the scaler exited with {status} before it was ready; log:\n{}",
                 me.log()
             )));
         }
@@ -142,9 +142,20 @@ impl ScalerProcess {
             .map_err(|e| LabError::http("GET /metrics", e))
     }
 
-    /// SIGTERM, SIGKILL after `grace`.
-    pub fn terminate(&mut self, grace: Duration) {
-        self.child.terminate(grace);
+    /// Sends SIGTERM and waits up to `timeout` for a graceful exit: its status, or
+    /// `None` when it still runs (it is killed on drop).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.child.sigterm();
+        let child = &mut self.child;
+        procs::wait_for(
+            "the scaler to exit",
+            timeout,
+            Duration::from_millis(50),
+            || std::future::ready(child.exited()),
+            String::new,
+        )
+        .await
+        .ok()
     }
 }
 

@@ -240,8 +240,6 @@ pub struct Lab {
     pub flink_version: String,
     rate_file: PathBuf,
     progress: bool,
-    /// Seconds the set-up took.
-    pub setup_s: f64,
 }
 
 /// The driver's process side: this lab's cluster.
@@ -272,8 +270,6 @@ pub struct Outcome {
     pub measurements: Measurements,
     /// Rescales seen (direction, start, end, phases).
     pub rescales: Vec<super::observer::SeenRescale>,
-    /// The job that ran.
-    pub job_id: String,
 }
 
 impl Outcome {
@@ -366,7 +362,7 @@ impl Lab {
         .await?;
         let rate_file = cluster.path("rate");
         set_rate(&rate_file, profile.low_rate)?;
-        let args: Vec<String> = [
+        let args = vec![
             "--name".to_string(),
             JOB_NAME.to_string(),
             "--partitions".to_string(),
@@ -377,8 +373,7 @@ impl Lab {
             rate_file.display().to_string(),
             "--work".to_string(),
             profile.work.to_string(),
-        ]
-        .to_vec();
+        ];
         say("submitting the load job");
         let job_id = cluster.submit_job(&args, 1).await?;
         say("starting Prometheus (scrapes every reporter port each second)");
@@ -420,7 +415,6 @@ impl Lab {
             flink_version: opts.flink_version.clone(),
             rate_file,
             progress: opts.progress,
-            setup_s: t0.elapsed().as_secs_f64(),
         })
     }
 
@@ -489,7 +483,7 @@ impl Lab {
         let mut last_line: Option<Instant> = None;
         loop {
             let replicas = driver.state().replicas;
-            observer
+            let pt = observer
                 .sample(
                     Moment {
                         phase,
@@ -499,9 +493,6 @@ impl Lab {
                     &mut timeline,
                 )
                 .await?;
-            let Some(pt) = timeline.points.last().cloned() else {
-                continue;
-            };
             if start_par == 0 {
                 start_par = pt.max_parallelism();
             }
@@ -543,7 +534,7 @@ impl Lab {
                     let needed = pt.flink.as_ref().map_or(u32::MAX, |f| {
                         f.required_task_managers().max(p.min_task_managers)
                     });
-                    let released = driver.state().replicas <= needed;
+                    let released = replicas <= needed;
                     let down = running && idle && pt.max_parallelism() < peak_par && released;
                     if done_at.is_none() && (down || phase_at.elapsed() >= p.back_max) {
                         done_at = Some(Instant::now());
@@ -595,7 +586,6 @@ impl Lab {
             measurements,
             rescales: observer.rescales.values().cloned().collect(),
             driver: report,
-            job_id: self.job_id.clone(),
             timeline,
         })
     }

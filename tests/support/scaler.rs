@@ -1,24 +1,21 @@
-//! The built `flink-keda-scaler serve` binary as a child process: a temp config file, free
-//! gRPC/HTTP ports, readiness wait on `/readyz`, killed on drop (only this child).
+//! The built `flink-keda-scaler serve` binary as a child process (`lab::scaler_proc` in a
+//! temp dir): free gRPC/HTTP ports, readiness wait on `/readyz`, killed on drop (only this
+//! child), the log printed when a test panics; plus the end-to-end job and load helpers.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+
+use flink_keda_scaler::{
+    keda::pb::external_scaler_client::ExternalScalerClient,
+    lab::scaler_proc::ScalerProcess as LabScaler,
 };
-
-use flink_keda_scaler::keda::pb::external_scaler_client::ExternalScalerClient;
 
 use super::prometheus::{SyntheticExporter, SyntheticJob};
 
-/// A running scaler binary.
+/// A running scaler binary: the lab's process in a temp dir, with panicking helpers.
 pub struct ScalerProcess {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// gRPC port.
-    pub grpc_port: u16,
-    /// HTTP port.
-    pub http_port: u16,
-    http: reqwest::Client,
+    inner: LabScaler,
+    /// Kept for its lifetime; dropped after `inner`.
+    _dir: tempfile::TempDir,
 }
 
 /// A config for tests (listen addresses are overridden by `serve --grpc-addr/--http-addr`): 1 s evaluation interval, 2 s rpc timeout, Prometheus at `prom_url`,
@@ -40,102 +37,33 @@ impl ScalerProcess {
     /// `/readyz` (panics with the log after 20 s).
     pub async fn start(config: &str) -> Self {
         let dir = super::tempdir("fks-scaler-");
-        let config_path = dir.path().join("scaler.yaml");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("scaler.log")).expect("log file");
-        let grpc_port = super::free_port();
-        let http_port = super::free_port();
-        let child = Command::new(super::scaler_bin())
-            .arg("--log-format")
-            .arg("json")
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--grpc-addr")
-            .arg(format!("127.0.0.1:{grpc_port}"))
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .env("RUST_LOG", "info")
-            .env_remove("FKS_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("clone log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn flink-keda-scaler");
-        let mut me = Self {
-            child: Some(child),
-            dir,
-            grpc_port,
-            http_port,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("http client"),
-        };
         let started = Instant::now();
-        loop {
-            let ready = me
-                .http
-                .get(format!("{}/readyz", me.http_url()))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!(
-                    "scaler exited with {status} before ready; log:\n{}",
-                    me.log()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "scaler not ready after 20 s; log:\n{}",
-                me.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let inner = LabScaler::start(&super::scaler_bin(), config, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("start the scaler: {e}"));
         eprintln!("scaler ready in {:?}", started.elapsed());
-        me
+        Self { inner, _dir: dir }
     }
 
     /// `127.0.0.1:<grpc port>`.
     pub fn grpc_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.grpc_port)
+        self.inner.grpc_addr()
     }
 
     /// `http://127.0.0.1:<http port>`.
     pub fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        self.inner.http_url()
     }
 
     /// Sends SIGTERM to this child (by its pid, nothing else) and waits up to `timeout`
     /// for it to exit; returns its exit status (`None` if it did not exit in time).
     pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM {pid}");
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
+        self.inner.terminate(timeout).await
     }
 
     /// The scaler's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("scaler.log")).unwrap_or_default()
+        self.inner.log()
     }
 
     /// A tonic client to the gRPC port.
@@ -147,35 +75,17 @@ impl ScalerProcess {
 
     /// `GET /debug/jobs` as JSON.
     pub async fn debug_jobs(&self) -> serde_json::Value {
-        self.http
-            .get(format!("{}/debug/jobs", self.http_url()))
-            .send()
-            .await
-            .expect("GET /debug/jobs")
-            .json()
-            .await
-            .expect("/debug/jobs JSON")
+        self.inner.debug_jobs().await.expect("GET /debug/jobs")
     }
 
     /// `GET /metrics` text.
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.http_url()))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("/metrics text")
+        self.inner.metrics().await.expect("GET /metrics")
     }
 }
 
 impl Drop for ScalerProcess {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         if std::thread::panicking() {
             eprintln!("--- scaler log ---\n{}", self.log());
         }
