@@ -14,6 +14,10 @@
 //! (key groups / partitions) → [`downscale`] (window, catch-up, cap) → [`bounds`]
 //! (TaskManager min/max, [`schedule`] floors/ceilings, using [`slots`]) → cooldown and
 //! budget; [`vertical`] advice on the side.
+//!
+//! Besides the decision, the vocabulary every layer shares lives here: [`JobId`] (parsed
+//! once), [`JobSelector`], [`ScaledObjectRef`], the parsed [`Schedule`], and the TLS file
+//! locations ([`ServerTls`], [`ClientTls`]) the config reads and the adapters load.
 
 pub mod align;
 pub mod bounds;
@@ -22,6 +26,7 @@ pub mod decision;
 pub mod downscale;
 pub mod ds2;
 pub mod guards;
+pub mod ids;
 pub mod inputs;
 pub mod observation;
 pub mod policy;
@@ -31,6 +36,7 @@ pub mod schedule;
 pub mod signal;
 pub mod slots;
 pub mod state;
+pub mod tls;
 pub mod topology;
 pub mod upscale;
 pub mod vertical;
@@ -47,16 +53,18 @@ pub use bounds::bound_task_managers;
 pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
+pub use ids::{InvalidJobId, JobId, JobSelector, ScaledObjectRef, JOB_ID_LEN};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
-pub use policy::{AlignmentMode, Policy, Schedule, ScheduleKind};
+pub use policy::{AlignmentMode, Policy};
 pub use predictive::{predictive_floor, PredictiveConfig};
 pub use rescale::{
     required_task_managers, task_managers_to_report, FailoverCause, FailoverWatch, Rescale,
     RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts, TaskManagerSlots,
 };
-pub use schedule::{open_since as schedule_open_since, validate_schedule};
+pub use schedule::{open_since as schedule_open_since, Schedule, ScheduleError, ScheduleKind};
 pub use signal::Signal;
 pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
+pub use tls::{ClientTls, ServerTls};
 pub use topology::{Edge, ShipStrategy, Topology, Vertex, VertexId};
 pub use vertical::advise as vertical_advice;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::schedule::{Schedule, ScheduleKind};
+
 /// How parallelism of keyed vertices and partitioned sources is aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -17,33 +19,6 @@ pub enum AlignmentMode {
     Balanced,
     /// No alignment.
     Off,
-}
-
-/// Whether a schedule sets a floor or a ceiling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ScheduleKind {
-    /// At least this many TaskManagers while the window is open (pre-scale for a peak).
-    Floor,
-    /// At most this many TaskManagers while the window is open.
-    Ceiling,
-}
-
-/// A time window (cron start + duration, in a time zone) that bounds TaskManagers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Schedule {
-    /// Name, used in reasons.
-    pub name: String,
-    /// Cron expression with seconds (`sec min hour dom month dow [year]`), validated by config.
-    pub cron: String,
-    /// IANA time zone name (e.g. `Europe/Berlin`), validated by config.
-    pub timezone: String,
-    /// How long the window stays open after each cron fire.
-    pub duration: Duration,
-    /// Floor or ceiling.
-    pub kind: ScheduleKind,
-    /// TaskManager count of the floor/ceiling.
-    pub task_managers: u32,
 }
 
 /// All parameters of the decision core.

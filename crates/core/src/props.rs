@@ -239,14 +239,17 @@ proptest! {
             cooldown: long,
             catch_up_duration: long,
             backlog_threshold: long,
-            schedules: vec![super::policy::Schedule {
-                name: "s".into(),
-                cron: "0 0 * * * *".into(),
-                timezone: "Europe/Berlin".into(),
-                duration: long,
-                kind: super::policy::ScheduleKind::Floor,
-                task_managers: 3,
-            }],
+            // a zero-length window is refused when built (never open, as before)
+            schedules: super::schedule::Schedule::new(
+                "s",
+                "0 0 * * * *",
+                "Europe/Berlin",
+                long,
+                super::schedule::ScheduleKind::Floor,
+                3,
+            )
+            .into_iter()
+            .collect(),
             ..Policy::test()
         };
         let when = t0()

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     decision::{Direction, Plan},
+    ids::JobId,
     observation::JobStatus,
     topology::{Topology, VertexId},
 };
@@ -291,7 +292,7 @@ pub enum RescaleEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InFlight {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Phase of the rescale in flight.
     pub phase: RescalePhase,
 }
@@ -300,7 +301,7 @@ pub struct InFlight {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rescale {
     /// Flink job id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Plan before.
     pub from: Plan,
     /// Target plan.
@@ -364,7 +365,7 @@ impl Rescale {
     /// watch built from the job's current restart counter and newest exception (it is
     /// given [`RESCALE_RESTARTS_ALLOWED`] expected restarts).
     pub fn new(
-        job_id: impl Into<String>,
+        job_id: JobId,
         from: Plan,
         to: Plan,
         now: DateTime<Utc>,
@@ -383,7 +384,7 @@ impl Rescale {
         let mut watch = baseline;
         watch.expect_restarts(RESCALE_RESTARTS_ALLOWED);
         Self {
-            job_id: job_id.into(),
+            job_id,
             from,
             to,
             direction,
@@ -517,7 +518,7 @@ impl Rescale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::topology::Vertex;
+    use crate::topology::Vertex;
 
     fn t0() -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000, 0).expect("valid timestamp")
@@ -554,9 +555,14 @@ mod tests {
             latest_exception_ms: None,
         }
     }
+    fn job() -> JobId {
+        "0123456789abcdef0123456789abcdef"
+            .parse()
+            .expect("a job id")
+    }
     fn rescale(from: Plan, to: Plan) -> Rescale {
         Rescale::new(
-            "job",
+            job(),
             from,
             to,
             t0(),
@@ -721,7 +727,7 @@ mod tests {
         assert_eq!(
             ensure_none_in_flight(Some(&r)),
             Err(InFlight {
-                job_id: "job".into(),
+                job_id: job(),
                 phase: RescalePhase::Pending
             })
         );

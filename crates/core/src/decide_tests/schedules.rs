@@ -3,14 +3,15 @@
 use super::*;
 
 fn schedule(kind: ScheduleKind, cron: &str, hours: u64, tms: u32) -> Schedule {
-    Schedule {
-        name: "peak".into(),
-        cron: cron.into(),
-        timezone: "Europe/Berlin".into(),
-        duration: Duration::from_secs(hours * 3600),
+    Schedule::new(
+        "peak",
+        cron,
+        "Europe/Berlin",
+        Duration::from_secs(hours * 3600),
         kind,
-        task_managers: tms,
-    }
+        tms,
+    )
+    .expect("valid schedule")
 }
 
 #[test]

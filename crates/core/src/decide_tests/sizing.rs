@@ -227,7 +227,7 @@ fn summary_is_one_line_in_firing_order() {
 #[test]
 fn vertical_advice_is_reported_not_applied() {
     let mut obs = steady();
-    obs.task_managers = vec![crate::core::observation::TaskManagerSignals {
+    obs.task_managers = vec![crate::observation::TaskManagerSignals {
         tm_id: "tm-0".into(),
         cpu_load: Some(0.3),
         heap_used_bytes: Some(1e9),
