@@ -16,8 +16,8 @@ use std::{
 
 use serde_json::{json, Value};
 
-use super::{
-    error::{LabError, Result},
+use crate::{
+    error::{ComponentError, Result},
     procs::{self, ChildGuard},
 };
 
@@ -32,6 +32,11 @@ pub struct Installed {
     pub version: String,
 }
 
+/// The Flink version tests run against: `FKS_FLINK_VERSION`, default 2.3.0.
+pub fn version_under_test() -> String {
+    std::env::var("FKS_FLINK_VERSION").unwrap_or_else(|_| "2.3.0".to_string())
+}
+
 /// `(major, minor)` of a version string.
 pub fn major_minor(v: &str) -> (u32, u32) {
     let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -43,7 +48,7 @@ pub fn major_minor(v: &str) -> (u32, u32) {
 pub fn install(script: &Path, version: &str) -> Result<Installed> {
     for tool in ["java", "javac", "jar"] {
         if procs::which(tool).is_none() {
-            return Err(LabError::Missing {
+            return Err(ComponentError::Missing {
                 what: format!("{tool} (JDK 11+)"),
                 hint: "Apache Flink needs a JDK; install openjdk-17-jdk".into(),
             });
@@ -53,9 +58,9 @@ pub fn install(script: &Path, version: &str) -> Result<Installed> {
         .arg(script)
         .args(["job-jar", version])
         .output()
-        .map_err(|e| LabError::io(format!("run {}", script.display()), e))?;
+        .map_err(|e| ComponentError::io(format!("run {}", script.display()), e))?;
     if !out.status.success() {
-        return Err(LabError::Missing {
+        return Err(ComponentError::Missing {
             what: format!("Apache Flink {version}"),
             hint: format!(
                 "{} job-jar {version} failed: {}",
@@ -68,7 +73,7 @@ pub fn install(script: &Path, version: &str) -> Result<Installed> {
     let home = job_jar
         .parent()
         .and_then(Path::parent)
-        .ok_or_else(|| LabError::Missing {
+        .ok_or_else(|| ComponentError::Missing {
             what: format!("Apache Flink {version}"),
             hint: format!(
                 "job jar {} is not under FLINK_HOME/fks-job",
@@ -194,7 +199,7 @@ impl FlinkCluster {
     pub async fn start(installed: Installed, opts: ClusterOptions, root: &Path) -> Result<Self> {
         for d in ["conf", "log", "pids", "ckpt", "tmp", "upload"] {
             fs::create_dir_all(root.join(d))
-                .map_err(|e| LabError::io(format!("create {}/{d}", root.display()), e))?;
+                .map_err(|e| ComponentError::io(format!("create {}/{d}", root.display()), e))?;
         }
         let rest_port = procs::free_port()?;
         let rpc_port = procs::free_port()?;
@@ -249,15 +254,15 @@ impl FlinkCluster {
         };
         let conf_dir = root.join("conf");
         fs::write(conf_dir.join(conf_name), conf)
-            .map_err(|e| LabError::io("write the Flink config", e))?;
+            .map_err(|e| ComponentError::io("write the Flink config", e))?;
         let home_conf = installed.home.join("conf");
         let entries = fs::read_dir(&home_conf)
-            .map_err(|e| LabError::io(format!("read {}", home_conf.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("read {}", home_conf.display()), e))?;
         for p in entries.flatten().map(|f| f.path()) {
             if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
                 if name.starts_with("log4j") || name.starts_with("logback") {
                     fs::copy(&p, conf_dir.join(name))
-                        .map_err(|e| LabError::io(format!("copy {}", p.display()), e))?;
+                        .map_err(|e| ComponentError::io(format!("copy {}", p.display()), e))?;
                 }
             }
         }
@@ -300,7 +305,7 @@ impl FlinkCluster {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| LabError::io(format!("start {script}"), e))?;
+            .map_err(|e| ComponentError::io(format!("start {script}"), e))?;
         Ok(ChildGuard::new(child))
     }
 
@@ -322,7 +327,7 @@ impl FlinkCluster {
         let v = self
             .get_json("taskmanagers")
             .await
-            .ok_or_else(|| LabError::http("GET /taskmanagers", "no answer"))?;
+            .ok_or_else(|| ComponentError::http("GET /taskmanagers", "no answer"))?;
         Ok(v["taskmanagers"]
             .as_array()
             .into_iter()
@@ -340,7 +345,7 @@ impl FlinkCluster {
         let ids = self.add_task_managers(1).await?;
         ids.first()
             .copied()
-            .ok_or_else(|| LabError::Scenario("no TaskManager started".into()))
+            .ok_or_else(|| ComponentError::Failed("no TaskManager started".into()))
     }
 
     /// Starts `n` TaskManagers at once (as a ReplicaSet creates pods) and returns their
@@ -422,7 +427,7 @@ impl FlinkCluster {
     pub async fn submit_job(&self, args: &[String], parallelism: u32) -> Result<String> {
         let jar_path = &self.installed.job_jar;
         let jar = fs::read(jar_path)
-            .map_err(|e| LabError::io(format!("read {}", jar_path.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("read {}", jar_path.display()), e))?;
         let boundary = "----fks-boundary-7d1f0c";
         let mut body = Vec::new();
         body.extend_from_slice(
@@ -449,7 +454,7 @@ impl FlinkCluster {
         let jar_id = up["filename"]
             .as_str()
             .and_then(|f| f.rsplit('/').next())
-            .ok_or_else(|| LabError::http("POST /jars/upload", up.to_string()))?
+            .ok_or_else(|| ComponentError::http("POST /jars/upload", up.to_string()))?
             .to_string();
         let run = self
             .post_json(
@@ -461,7 +466,7 @@ impl FlinkCluster {
             .await?;
         let job = run["jobid"]
             .as_str()
-            .ok_or_else(|| LabError::http("POST /jars/:id/run", run.to_string()))?
+            .ok_or_else(|| ComponentError::http("POST /jars/:id/run", run.to_string()))?
             .to_string();
         self.wait_job_running(&job, None, Duration::from_secs(120))
             .await?;
@@ -472,10 +477,10 @@ impl FlinkCluster {
         let r = req
             .send()
             .await
-            .map_err(|e| LabError::http(format!("POST /{what}"), e))?;
+            .map_err(|e| ComponentError::http(format!("POST /{what}"), e))?;
         r.json()
             .await
-            .map_err(|e| LabError::http(format!("POST /{what} (body)"), e))
+            .map_err(|e| ComponentError::http(format!("POST /{what} (body)"), e))
     }
 
     /// Waits until `job` is RUNNING, every subtask RUNNING/FINISHED and (if given) every
@@ -530,7 +535,7 @@ impl FlinkCluster {
         let r = req
             .send()
             .await
-            .map_err(|e| LabError::http(format!("{method} /{path}"), e))?;
+            .map_err(|e| ComponentError::http(format!("{method} /{path}"), e))?;
         let status = r.status().as_u16();
         Ok((status, r.text().await.unwrap_or_default()))
     }

@@ -1,4 +1,4 @@
-//! Process and polling helpers shared by the lab's components: free ports, `PATH` lookup,
+//! Process and polling helpers shared by the components: free ports, `PATH` lookup,
 //! child processes killed on drop, bounded waits, HTTP JSON reads with timeouts.
 
 use std::{
@@ -10,15 +10,21 @@ use std::{
 
 use serde_json::Value;
 
-use super::error::{LabError, Result};
+use crate::error::{ComponentError, Result};
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for local processes).
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| LabError::io("bind a free port", e))?;
+        .map_err(|e| ComponentError::io("bind a free port", e))?;
     l.local_addr()
         .map(|a| a.port())
-        .map_err(|e| LabError::io("read the free port", e))
+        .map_err(|e| ComponentError::io("read the free port", e))
+}
+
+/// True when running in CI (`CI=true` or `1`): a missing component fails a test there
+/// instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// `name` on `PATH`.
@@ -85,7 +91,7 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Polls `check` every `every` until it yields `Some`; a [`LabError::Timeout`] naming
+/// Polls `check` every `every` until it yields `Some`; a [`ComponentError::Timeout`] naming
 /// `what` (with `detail()` appended) after `timeout`.
 pub async fn wait_for<T, F, Fut>(
     what: &str,
@@ -105,7 +111,7 @@ where
         }
         if start.elapsed() >= timeout {
             let d = detail();
-            return Err(LabError::Timeout {
+            return Err(ComponentError::Timeout {
                 what: what.to_string(),
                 timeout,
                 detail: if d.is_empty() { d } else { format!("\n{d}") },
@@ -120,7 +126,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .build()
-        .map_err(|e| LabError::http("build an HTTP client", e))
+        .map_err(|e| ComponentError::http("build an HTTP client", e))
 }
 
 /// GET `url` as JSON; `None` on any error or non-2xx status.
@@ -152,16 +158,18 @@ pub fn log_tails(dir: &Path, lines: usize) -> String {
 /// A log file at `path` (created) as stdout and stderr of a child process.
 pub fn log_stdio(path: &Path) -> Result<(std::process::Stdio, std::process::Stdio)> {
     let out = std::fs::File::create(path)
-        .map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
+        .map_err(|e| ComponentError::io(format!("create {}", path.display()), e))?;
     let err = out
         .try_clone()
-        .map_err(|e| LabError::io("duplicate a log file handle", e))?;
+        .map_err(|e| ComponentError::io("duplicate a log file handle", e))?;
     Ok((out.into(), err.into()))
 }
 
 /// Atomically replaces `path` with `text` (write a sibling, then rename).
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| LabError::io(format!("write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LabError::io(format!("replace {}", path.display()), e))
+    std::fs::write(&tmp, text)
+        .map_err(|e| ComponentError::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| ComponentError::io(format!("replace {}", path.display()), e))
 }

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{
-    error::{LabError, Result},
+use crate::{
+    error::{ComponentError, Result},
     procs::{self, ChildGuard},
 };
 
@@ -53,12 +53,12 @@ impl PrometheusProcess {
     /// Starts Prometheus with config, data and log under `dir`; returns once it is ready
     /// (`/-/ready`, or a TCP connect with a TLS web config).
     pub async fn start(opts: &PrometheusOptions, dir: &Path) -> Result<Self> {
-        let bin = Self::binary().ok_or_else(|| LabError::Missing {
+        let bin = Self::binary().ok_or_else(|| ComponentError::Missing {
             what: "prometheus".into(),
             hint: "apt-get install prometheus (scripts/install-components.sh)".into(),
         })?;
         std::fs::create_dir_all(dir)
-            .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("create {}", dir.display()), e))?;
         let port = procs::free_port()?;
         let targets = opts
             .targets
@@ -72,7 +72,7 @@ impl PrometheusProcess {
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)
-            .map_err(|e| LabError::io("write prometheus.yml", e))?;
+            .map_err(|e| ComponentError::io("write prometheus.yml", e))?;
         if let Some(blocks) = &opts.blocks {
             copy_dir(blocks, &dir.join("data"))?;
         }
@@ -81,7 +81,7 @@ impl PrometheusProcess {
         let mut scheme = "http";
         if let Some(web) = &opts.web_config {
             let web_path = dir.join("web.yml");
-            std::fs::write(&web_path, web).map_err(|e| LabError::io("write web.yml", e))?;
+            std::fs::write(&web_path, web).map_err(|e| ComponentError::io("write web.yml", e))?;
             command.arg(format!("--web.config.file={}", web_path.display()));
             if web.contains("tls_server_config") {
                 scheme = "https";
@@ -99,7 +99,7 @@ impl PrometheusProcess {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|e| LabError::io(format!("start {}", bin.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("start {}", bin.display()), e))?;
         let me = Self {
             child: Some(ChildGuard::new(child)),
             port,
@@ -162,10 +162,13 @@ impl PrometheusProcess {
             .form(&[("query", promql)])
             .send()
             .await
-            .map_err(|e| LabError::http(&what, e))?;
-        let body: serde_json::Value = resp.json().await.map_err(|e| LabError::http(&what, e))?;
+            .map_err(|e| ComponentError::http(&what, e))?;
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| ComponentError::http(&what, e))?;
         if body["status"] != "success" {
-            return Err(LabError::http(&what, body["error"].to_string()));
+            return Err(ComponentError::http(&what, body["error"].to_string()));
         }
         Ok(body["data"]["result"]
             .as_array()
@@ -199,16 +202,17 @@ impl PrometheusProcess {
 
 /// Recursively copies `from` into `to` (created).
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| LabError::io(format!("create {}", to.display()), e))?;
-    let entries =
-        std::fs::read_dir(from).map_err(|e| LabError::io(format!("read {}", from.display()), e))?;
+    std::fs::create_dir_all(to)
+        .map_err(|e| ComponentError::io(format!("create {}", to.display()), e))?;
+    let entries = std::fs::read_dir(from)
+        .map_err(|e| ComponentError::io(format!("read {}", from.display()), e))?;
     for entry in entries.flatten() {
         let target = to.join(entry.file_name());
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             copy_dir(&entry.path(), &target)?;
         } else {
             std::fs::copy(entry.path(), &target)
-                .map_err(|e| LabError::io(format!("copy {}", entry.path().display()), e))?;
+                .map_err(|e| ComponentError::io(format!("copy {}", entry.path().display()), e))?;
         }
     }
     Ok(())

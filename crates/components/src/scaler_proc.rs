@@ -8,8 +8,8 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    error::{LabError, Result},
+use crate::{
+    error::{ComponentError, Result},
     procs::{self, ChildGuard},
 };
 
@@ -29,10 +29,10 @@ impl ScalerProcess {
     /// `RUST_LOG=info` (JSON logs in `dir/scaler.log`); returns once `/readyz` answers 200.
     pub async fn start(binary: &Path, config: &str, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("create {}", dir.display()), e))?;
         let config_path = dir.join("scaler.yaml");
         std::fs::write(&config_path, config)
-            .map_err(|e| LabError::io("write the scaler config", e))?;
+            .map_err(|e| ComponentError::io("write the scaler config", e))?;
         let (log, log2) = procs::log_stdio(&dir.join("scaler.log"))?;
         let grpc_port = procs::free_port()?;
         let http_port = procs::free_port()?;
@@ -52,7 +52,7 @@ impl ScalerProcess {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|e| LabError::io(format!("start {}", binary.display()), e))?;
+            .map_err(|e| ComponentError::io(format!("start {}", binary.display()), e))?;
         let mut me = Self {
             child: ChildGuard::new(child),
             dir: dir.to_path_buf(),
@@ -87,7 +87,7 @@ impl ScalerProcess {
         )
         .await?;
         if let Err(status) = ready {
-            return Err(LabError::Scenario(format!(
+            return Err(ComponentError::Failed(format!(
                 "the scaler exited with {status} before it was ready; log:\n{}",
                 me.log()
             )));
@@ -126,7 +126,7 @@ impl ScalerProcess {
         let url = format!("{}/debug/jobs", self.http_url());
         procs::get_json(&self.http, &url)
             .await
-            .ok_or_else(|| LabError::http("GET /debug/jobs", "no answer"))
+            .ok_or_else(|| ComponentError::http("GET /debug/jobs", "no answer"))
     }
 
     /// `GET /metrics` text.
@@ -136,10 +136,10 @@ impl ScalerProcess {
             .get(format!("{}/metrics", self.http_url()))
             .send()
             .await
-            .map_err(|e| LabError::http("GET /metrics", e))?;
+            .map_err(|e| ComponentError::http("GET /metrics", e))?;
         r.text()
             .await
-            .map_err(|e| LabError::http("GET /metrics", e))
+            .map_err(|e| ComponentError::http("GET /metrics", e))
     }
 
     /// Sends SIGTERM and waits up to `timeout` for a graceful exit: its status, or

@@ -12,12 +12,12 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use fks_lab::grpc_load::{self, percentile};
 use flink_keda_scaler::keda::{
     pb::{GetMetricsRequest, ScaledObjectRef},
     serve, CacheKey, EvalError, Evaluation, Evaluator, ExternalScalerService, ScalerTarget,
     ServiceSettings,
 };
-use flink_keda_scaler::lab::grpc_load::{self, percentile};
 
 const SCALED_OBJECTS: usize = 1_000;
 const CONNECTIONS: usize = 4;

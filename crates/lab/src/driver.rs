@@ -15,9 +15,13 @@
 //!   `AverageValue` target, `desired = ceil(sum(values) / target)`, applied only when
 //!   `|1 − sum / (target × current)| > 0.1` (`--horizontal-pod-autoscaler-tolerance`) —
 //!   <https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/#algorithm-details>.
-//! * Replicas are clamped to `[minReplicaCount, maxReplicaCount]`; scale-down is
+//! * Replicas are clamped to `[minReplicaCount, maxReplicaCount]`; scale-up is limited to
+//!   `max(100 %, 4 pods)` per sync (default `scaleUp` policies); scale-down is
 //!   stabilized: the HPA takes the **highest** recommendation of the stabilization window
 //!   (default 300 s; scale-up 0 s) — same page, "Stabilization window".
+//!
+//! The replica arithmetic is the simulator's pure HPA model
+//! (`flink_keda_scaler::sim::hpa`), so the lab and `simulate` share one HPA.
 //! * A failing `GetMetrics` leaves the replicas unchanged (no `fallback` configured).
 //! * Removing a pod: the ReplicaSet removes the pod with the lowest
 //!   `controller.kubernetes.io/pod-deletion-cost`, which the scaler sets on idle
@@ -27,7 +31,6 @@
 //!   busy one, and the refusal is recorded (it means the scaler reported too few).
 
 use std::{
-    collections::VecDeque,
     future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -36,80 +39,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::keda::pb::{
-    external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef,
+use flink_keda_scaler::{
+    keda::pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef},
+    sim::hpa::{Hpa, HpaConfig},
 };
 
 use super::error::{LabError, Result};
-
-/// The HPA's default tolerance.
-pub const HPA_TOLERANCE: f64 = 0.1;
-
-/// HPA `AverageValue` math: the replica count for metric values summing to `sum` with a
-/// per-pod `target`, or `current` when within `tolerance` of it. `None` for a
-/// non-positive target (the HPA rejects such a metric).
-pub fn hpa_desired(current: u32, sum: f64, target: f64, tolerance: f64) -> Option<u32> {
-    if target <= 0.0 || !sum.is_finite() {
-        return None;
-    }
-    let desired = (sum / target).ceil().max(0.0) as u32;
-    if current == 0 {
-        return Some(desired);
-    }
-    let ratio = sum / (target * f64::from(current));
-    Some(if (1.0 - ratio).abs() <= tolerance {
-        current
-    } else {
-        desired
-    })
-}
-
-/// `minReplicaCount` / `maxReplicaCount`.
-pub fn clamp_replicas(desired: u32, min: u32, max: u32) -> u32 {
-    desired.clamp(min, max)
-}
-
-/// Scale-down stabilization: the highest recommendation within `window` of `now`
-/// (recommendations are `(time, replicas)`, oldest first). Scale-up is immediate
-/// because the newest recommendation is part of the maximum.
-pub fn stabilized(
-    recommendations: &VecDeque<(Instant, u32)>,
-    now: Instant,
-    window: Duration,
-) -> u32 {
-    recommendations
-        .iter()
-        .filter(|(t, _)| now.saturating_duration_since(*t) <= window)
-        .map(|(_, r)| *r)
-        .max()
-        .unwrap_or(0)
-}
-
-/// Drops recommendations older than `window`.
-pub fn prune(recommendations: &mut VecDeque<(Instant, u32)>, now: Instant, window: Duration) {
-    while recommendations
-        .front()
-        .is_some_and(|(t, _)| now.saturating_duration_since(*t) > window)
-    {
-        recommendations.pop_front();
-    }
-}
 
 /// Driver settings (the ScaledObject's and the HPA's).
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     /// KEDA `pollingInterval`.
     pub polling_interval: Duration,
-    /// HPA sync period.
-    pub hpa_sync_period: Duration,
-    /// `minReplicaCount`.
-    pub min_replicas: u32,
-    /// `maxReplicaCount`.
-    pub max_replicas: u32,
-    /// HPA scale-down stabilization window.
-    pub stabilization: Duration,
-    /// HPA tolerance.
-    pub tolerance: f64,
+    /// The HPA: `minReplicaCount`/`maxReplicaCount` (KEDA copies them), tolerance, sync
+    /// period, scale-down stabilization window.
+    pub hpa: HpaConfig,
 }
 
 /// What the process side sees of Flink at one moment (REST, not the scaler).
@@ -249,8 +193,8 @@ impl Driver {
         let run = Run {
             addr: grpc_addr,
             so: scaled_object,
-            cfg: config,
-            replicas: initial,
+            polling_interval: config.polling_interval,
+            hpa: Hpa::with_config(initial, config.hpa),
             origin,
             stop: stop.clone(),
             state: state.clone(),
@@ -277,8 +221,9 @@ impl Driver {
 struct Run {
     addr: String,
     so: ScaledObjectRef,
-    cfg: DriverConfig,
-    replicas: u32,
+    polling_interval: Duration,
+    /// The HPA model; its `replicas` are the TaskManagers actually running.
+    hpa: Hpa,
     origin: Instant,
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<DriverState>>,
@@ -348,16 +293,16 @@ impl Run {
                 detail: e.to_string(),
             })?;
         let mut report = DriverReport::default();
-        let mut recs: VecDeque<(Instant, u32)> = VecDeque::new();
+        let sync_period = Duration::from_secs_f64(self.hpa.config.sync_period_s);
         let start = tokio::time::Instant::now();
-        let (mut next_poll, mut next_sync) = (start, start + self.cfg.hpa_sync_period);
+        let (mut next_poll, mut next_sync) = (start, start + sync_period);
         while !self.stop.load(Ordering::SeqCst) {
             let now = tokio::time::Instant::now();
             let round = if now >= next_sync {
-                next_sync += self.cfg.hpa_sync_period;
+                next_sync += sync_period;
                 Round::HpaSync
             } else if now >= next_poll {
-                next_poll += self.cfg.polling_interval;
+                next_poll += self.polling_interval;
                 Round::Poll
             } else {
                 let wake = next_poll.min(next_sync);
@@ -367,11 +312,11 @@ impl Run {
             let (value, active) = keda_round(&mut client, &self.so).await;
             let mut actions = Vec::new();
             if let (Round::HpaSync, Ok((sum, target))) = (&round, &value) {
-                actions = self.hpa_step(*sum, *target, &mut recs, &mut control).await;
+                actions = self.hpa_step(*sum, *target, &mut control).await;
             }
             let reported = value.map(|(sum, _)| sum);
             if let Ok(mut s) = self.state.lock() {
-                s.replicas = self.replicas;
+                s.replicas = self.hpa.replicas;
                 s.reported = Some(reported.clone());
             }
             report.samples.push(Sample {
@@ -379,44 +324,39 @@ impl Run {
                 round,
                 reported,
                 active,
-                replicas: self.replicas,
+                replicas: self.hpa.replicas,
                 actions,
             });
         }
         Ok(report)
     }
 
+    /// One HPA sync: the model's replica count, then pods started or idle ones stopped
+    /// until the running count reaches it (or the process side refuses).
     async fn hpa_step<C: TaskManagerControl>(
         &mut self,
         sum: f64,
         target: f64,
-        recs: &mut VecDeque<(Instant, u32)>,
         control: &mut C,
     ) -> Vec<Action> {
-        let now = Instant::now();
         let mut actions = Vec::new();
-        let Some(raw) = hpa_desired(self.replicas, sum, target, self.cfg.tolerance) else {
+        let now = self.origin.elapsed().as_secs_f64();
+        let Some(desired) = self.hpa.desired(now, sum, target) else {
             return actions;
         };
-        recs.push_back((
-            now,
-            clamp_replicas(raw, self.cfg.min_replicas, self.cfg.max_replicas),
-        ));
-        prune(recs, now, self.cfg.stabilization);
-        let desired = stabilized(recs, now, self.cfg.stabilization);
-        if self.replicas < desired {
-            match control.start(desired - self.replicas).await {
+        if self.hpa.replicas < desired {
+            match control.start(desired - self.hpa.replicas).await {
                 Ok(ids) => {
-                    self.replicas = desired;
+                    self.hpa.replicas = desired;
                     actions.extend(ids.into_iter().map(Action::Started));
                 }
                 Err(why) => actions.push(Action::StartFailed(why)),
             }
         }
-        while self.replicas > desired {
+        while self.hpa.replicas > desired {
             match control.stop_idle().await {
                 Ok(id) => {
-                    self.replicas -= 1;
+                    self.hpa.replicas -= 1;
                     actions.push(Action::Stopped(id));
                 }
                 Err(why) => {
@@ -432,50 +372,6 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn average_value_math_with_tolerance() {
-        let d = |c, s, t| hpa_desired(c, s, t, HPA_TOLERANCE);
-        // within 10 %: unchanged
-        assert_eq!(d(10, 10.5, 1.0), Some(10));
-        assert_eq!(d(10, 9.0, 1.0), Some(10));
-        // outside: ceil(sum / target)
-        assert_eq!(d(10, 11.5, 1.0), Some(12));
-        assert_eq!(d(1, 3.0, 1.0), Some(3));
-        assert_eq!(d(3, 2.0, 1.0), Some(2));
-        assert_eq!(d(2, 5.0, 2.0), Some(3));
-        // with more than 10 replicas a one-replica step is not applied
-        assert_eq!(d(11, 12.0, 1.0), Some(11));
-        assert_eq!(d(0, 2.0, 1.0), Some(2));
-        // a metric the HPA cannot use changes nothing
-        assert_eq!(d(2, 5.0, 0.0), None);
-        assert_eq!(d(2, f64::NAN, 1.0), None);
-    }
-
-    #[test]
-    fn min_max_clamp() {
-        assert_eq!(clamp_replicas(0, 1, 3), 1);
-        assert_eq!(clamp_replicas(7, 1, 3), 3);
-        assert_eq!(clamp_replicas(2, 1, 3), 2);
-    }
-
-    #[test]
-    fn scale_down_takes_the_highest_recommendation_of_the_window() {
-        let t0 = Instant::now();
-        let w = Duration::from_secs(20);
-        let mut recs: VecDeque<(Instant, u32)> = VecDeque::new();
-        recs.push_back((t0, 3));
-        recs.push_back((t0 + Duration::from_secs(10), 1));
-        // 3 still within the window: stays at 3
-        assert_eq!(stabilized(&recs, t0 + Duration::from_secs(15), w), 3);
-        // 3 left the window: 1
-        assert_eq!(stabilized(&recs, t0 + Duration::from_secs(25), w), 1);
-        // scale-up is immediate
-        recs.push_back((t0 + Duration::from_secs(26), 2));
-        assert_eq!(stabilized(&recs, t0 + Duration::from_secs(26), w), 2);
-        prune(&mut recs, t0 + Duration::from_secs(26), w);
-        assert_eq!(recs.len(), 2);
-    }
 
     #[test]
     fn required_task_managers_round_up() {

@@ -1,49 +1,17 @@
 //! Errors of the lab (the local loop on real components). Every variant names the
 //! component and what was being done, so a failed demo says which piece broke.
 
-use std::time::Duration;
+use fks_components::ComponentError;
 
 /// Lab result.
 pub type Result<T> = std::result::Result<T, LabError>;
 
-/// What went wrong while running real components.
+/// What went wrong while running the loop.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    /// A component is not installed (and how to install it).
-    #[error("{what} is not available: {hint}")]
-    Missing {
-        /// The component.
-        what: String,
-        /// How to get it.
-        hint: String,
-    },
-    /// File or process I/O.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Waited too long; `detail` carries log tails.
-    #[error("timed out after {timeout:?} waiting for {what}{detail}")]
-    Timeout {
-        /// What did not happen.
-        what: String,
-        /// How long we waited.
-        timeout: Duration,
-        /// Extra context (log tails), starting with a newline when present.
-        detail: String,
-    },
-    /// An HTTP call to Flink, Prometheus or the scaler failed.
-    #[error("{what}: {detail}")]
-    Http {
-        /// The call.
-        what: String,
-        /// Status or transport error.
-        detail: String,
-    },
+    /// A real component (Flink, Prometheus, the scaler process, a file) failed.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
     /// A gRPC call to the scaler failed (transport level; rpc errors are recorded).
     #[error("gRPC {what}: {detail}")]
     Grpc {
@@ -60,17 +28,16 @@ pub enum LabError {
 impl LabError {
     /// An I/O error with what was being done.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io {
-            what: what.into(),
-            source,
-        }
+        ComponentError::io(what, source).into()
     }
 
     /// An HTTP error with the call.
     pub fn http(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
-        Self::Http {
-            what: what.into(),
-            detail: detail.to_string(),
-        }
+        ComponentError::http(what, detail).into()
+    }
+
+    /// True when a component is not installed (tests skip outside CI then).
+    pub fn is_missing_component(&self) -> bool {
+        matches!(self, LabError::Component(ComponentError::Missing { .. }))
     }
 }

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::keda::pb::{GetMetricsRequest, ScaledObjectRef};
+use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 
 use super::{
     error::{LabError, Result},
@@ -176,11 +176,12 @@ pub async fn measure(
     let mut pending: Vec<usize> = (0..n).collect();
     while !pending.is_empty() {
         if started.elapsed() > Duration::from_secs(300) {
-            return Err(LabError::Timeout {
+            return Err(fks_components::ComponentError::Timeout {
                 what: format!("{} of {n} ScaledObjects to be evaluated", pending.len()),
                 timeout: Duration::from_secs(300),
                 detail: String::new(),
-            });
+            }
+            .into());
         }
         let mut still = Vec::new();
         for chunk in pending.chunks(64) {

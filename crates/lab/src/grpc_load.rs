@@ -10,7 +10,9 @@ use std::{
 
 use tonic::transport::Channel;
 
-use crate::keda::pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest};
+use flink_keda_scaler::keda::pb::{
+    external_scaler_client::ExternalScalerClient, GetMetricsRequest,
+};
 
 use super::error::{LabError, Result};
 

@@ -1,6 +1,6 @@
 //! The lab: the whole loop on real components on one machine, for the demo (README
 //! command 1), the benchmarks (`docs/benchmarks.md`) and the CI loop test
-//! (`tests/flink_loop.rs`, the short profile of the same scenario).
+//! (`crates/lab/tests/it/flink_loop.rs`, the short profile of the same scenario).
 //!
 //! ```text
 //!  rate file ──► LoadJob (Flink session cluster, adaptive scheduler, PrometheusReporter)
@@ -16,21 +16,19 @@
 //! ```
 //!
 //! Nothing here is used by the scaler itself; it only drives it from outside, as KEDA and
-//! a cluster would.
+//! a cluster would. The real components (Flink, Prometheus, the scaler process) come from
+//! `fks-components`, which the scaler's own integration tests use too.
 
 pub mod driver;
 pub mod error;
 pub mod fleet;
-pub mod flink_cluster;
 pub mod grpc_load;
 pub mod measure;
 pub mod observer;
 pub mod plot;
-pub mod procs;
-pub mod prometheus_proc;
 pub mod report;
-pub mod scaler_proc;
 pub mod scenario;
 pub mod timeline;
 
 pub use error::{LabError, Result};
+pub use fks_components::{flink_cluster, procs, prometheus_proc, scaler_proc};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use flink_keda_scaler::lab::{
+use fks_lab::{
     fleet, report,
     scenario::{Lab, LabOptions, Profile},
 };

@@ -343,7 +343,7 @@ impl Measurements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{driver::FlinkView, timeline::Point};
+    use crate::{driver::FlinkView, timeline::Point};
 
     fn point(at: f64, phase: &'static str, rate: f64, lag: f64, par: u32) -> Point {
         Point {

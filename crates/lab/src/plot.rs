@@ -1,4 +1,4 @@
-//! The timeline as an SVG (plotters, SVG backend only): lag; input, produced and consumed
+//! The timeline as a chart (drawn by `fks-plot`): lag; input, produced and consumed
 //! rates; per-vertex parallelism, registered TaskManagers and the count reported to KEDA.
 //! Every event is a vertical line across the three panels (load changes black, rescale
 //! starts blue, rescale ends green, TaskManagers started/stopped orange/purple, refusals
@@ -6,178 +6,82 @@
 
 use std::path::Path;
 
-use plotters::prelude::*;
+use fks_plot::{Chart, Color, EventLine, Legend, Line, Panel, PALETTE};
 
-use super::{
+use crate::{
     error::{LabError, Result},
     timeline::{EventKind, Timeline},
 };
 
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+const BLUE: Color = PALETTE[0];
+const ORANGE: Color = PALETTE[1];
+const GREEN: Color = PALETTE[2];
+const PURPLE: Color = PALETTE[4];
+/// Colours of the per-vertex parallelism lines (purple, brown, pink, cyan, blue, green).
+const VERTEX_COLORS: [usize; 6] = [4, 5, 6, 7, 0, 2];
 
-/// A named, coloured line.
-type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
-
-fn event_color(kind: EventKind) -> RGBColor {
+fn event_color(kind: EventKind) -> Color {
     match kind {
-        EventKind::Load => RGBColor(0, 0, 0),
-        EventKind::RescaleStarted => RGBColor(31, 119, 180),
-        EventKind::RescaleFinished => RGBColor(44, 160, 44),
-        EventKind::TaskManagerStarted => RGBColor(255, 127, 14),
-        EventKind::TaskManagerStopped => RGBColor(148, 103, 189),
-        EventKind::Refused | EventKind::Failover => RGBColor(214, 39, 40),
+        EventKind::Load => Color::BLACK,
+        EventKind::RescaleStarted => BLUE,
+        EventKind::RescaleFinished => GREEN,
+        EventKind::TaskManagerStarted => ORANGE,
+        EventKind::TaskManagerStopped => PURPLE,
+        EventKind::Refused | EventKind::Failover => Color::RED,
     }
 }
 
-fn draw_err(e: impl std::fmt::Display) -> LabError {
-    LabError::io(
-        "draw the timeline plot",
-        std::io::Error::other(e.to_string()),
-    )
-}
-
-type Panel<'a> = ChartContext<
-    'a,
-    SVGBackend<'a>,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
-
-fn events(chart: &mut Panel<'_>, t: &Timeline, top: f64, labels: bool) -> Result<()> {
-    for e in &t.events {
-        let c = event_color(e.kind);
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(e.at, 0.0), (e.at, top)],
-                c.mix(0.6).stroke_width(1),
-            )))
-            .map_err(draw_err)?;
-        if labels && e.kind != EventKind::RescaleFinished {
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    e.kind.label().to_string(),
-                    (e.at, top * 0.97),
-                    ("sans-serif", 11).into_font().color(&c),
-                )))
-                .map_err(draw_err)?;
-        }
-    }
-    Ok(())
-}
-
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-
-/// A panel over the whole run with events drawn.
-fn panel<'a>(
-    area: &Area<'a>,
-    t: &Timeline,
-    top: f64,
-    y_desc: &str,
-    labels: bool,
-) -> Result<Panel<'a>> {
-    let end = t.points.last().map_or(1.0, |p| p.at.max(1.0));
-    let mut c = ChartBuilder::on(area)
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..end, 0.0..top)
-        .map_err(draw_err)?;
-    c.configure_mesh()
-        .y_desc(y_desc)
-        .x_desc("seconds")
-        .draw()
-        .map_err(draw_err)?;
-    events(&mut c, t, top, labels)?;
-    Ok(c)
-}
-
-/// One labelled line.
-fn line(
-    c: &mut Panel<'_>,
-    data: Vec<(f64, f64)>,
-    color: RGBColor,
-    width: u32,
-    label: &str,
-) -> Result<()> {
-    c.draw_series(LineSeries::new(data, color.stroke_width(width)))
-        .map_err(draw_err)?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    Ok(())
-}
-
-fn legend(c: &mut Panel<'_>) -> Result<()> {
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(draw_err)
-}
-
-/// Writes the plot of `t` to `path` (SVG).
-pub fn svg(t: &Timeline, path: &Path, title: &str) -> Result<()> {
-    let root = SVGBackend::new(path, (1400, 1000)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err)?;
-    let root = root.titled(title, ("sans-serif", 20)).map_err(draw_err)?;
-    let panels = root.split_evenly((3, 1));
-
-    // 1: lag
-    let lag_max = t.points.iter().filter_map(|p| p.lag).fold(1.0, f64::max) * 1.1;
-    let mut c = panel(&panels[0], t, lag_max, "lag (pendingRecords)", true)?;
-    let lag = t
-        .points
+/// `(at, value)` of the points where `value` is known.
+fn series(t: &Timeline, value: impl Fn(&crate::timeline::Point) -> Option<f64>) -> Vec<(f64, f64)> {
+    t.points
         .iter()
-        .filter_map(|p| p.lag.map(|l| (p.at, l)))
-        .collect();
-    line(&mut c, lag, RED, 2, "lag")?;
-    legend(&mut c)?;
+        .filter_map(|p| value(p).map(|v| (p.at, v)))
+        .collect()
+}
 
-    // 2: rates
-    let rate_max = t
-        .points
-        .iter()
-        .flat_map(|p| [Some(p.input_rate), p.produced_rate, p.consumed_rate])
-        .flatten()
-        .fold(1.0, f64::max)
-        * 1.15;
-    let mut c = panel(&panels[1], t, rate_max, "records/s", false)?;
-    let series: [Line<'_>; 3] = [
-        (
+/// Top panel: the source's backlog.
+fn lag_panel(t: &Timeline) -> Panel {
+    let mut lag = Panel::new("lag (pendingRecords)");
+    let data = series(t, |p| p.lag);
+    lag.y_max = Some(data.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1);
+    lag.lines.push(Line::new("lag", Color::RED, data));
+    lag
+}
+
+/// Middle panel: the scheduled input rate and what Prometheus saw produced and consumed.
+fn rate_panel(t: &Timeline) -> Panel {
+    let mut rates = Panel::new("records/s");
+    rates.lines = vec![
+        Line::new(
             "input rate (schedule)",
-            RGBColor(0, 0, 0),
-            t.points.iter().map(|p| (p.at, p.input_rate)).collect(),
+            Color::BLACK,
+            series(t, |p| Some(p.input_rate)),
         ),
-        (
+        Line::new(
             "produced (Prometheus)",
-            PALETTE[0],
-            t.points
-                .iter()
-                .filter_map(|p| p.produced_rate.map(|r| (p.at, r)))
-                .collect(),
+            BLUE,
+            series(t, |p| p.produced_rate),
         ),
-        (
+        Line::new(
             "consumed by the source (Prometheus)",
-            PALETTE[1],
-            t.points
-                .iter()
-                .filter_map(|p| p.consumed_rate.map(|r| (p.at, r)))
-                .collect(),
+            GREEN,
+            series(t, |p| p.consumed_rate),
         ),
     ];
-    for (name, color, data) in series {
-        line(&mut c, data, color, 2, name)?;
-    }
-    legend(&mut c)?;
+    let max = rates
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    rates.y_max = Some(max * 1.15);
+    rates
+}
 
-    // 3: parallelism and TaskManagers
-    let count_max = t
+/// Bottom panel: parallelism per vertex, TaskManagers registered and reported to KEDA
+/// (small vertical offsets keep equal lines apart).
+fn count_panel(t: &Timeline) -> Panel {
+    let mut counts = Panel::new("parallelism / TaskManagers");
+    let top = t
         .points
         .iter()
         .flat_map(|p| {
@@ -188,63 +92,77 @@ pub fn svg(t: &Timeline, path: &Path, title: &str) -> Result<()> {
             ]
         })
         .max()
-        .unwrap_or(1) as f64
-        + 1.0;
-    let mut c = panel(
-        &panels[2],
-        t,
-        count_max,
-        "parallelism / TaskManagers",
-        false,
-    )?;
+        .unwrap_or(1);
+    counts.y_max = Some(f64::from(top) + 1.0);
     for (i, v) in t.vertices.iter().enumerate() {
-        // a small vertical offset per vertex keeps equal lines apart
         let off = 0.05 * i as f64;
-        let data = t
-            .points
-            .iter()
-            .filter_map(|p| {
-                let f = p.flink.as_ref()?;
-                let par = f.vertices.iter().find(|(n, _)| n == v)?.1;
-                Some((p.at, f64::from(par) + off))
-            })
-            .collect();
-        line(
-            &mut c,
+        let data = series(t, |p| {
+            let par = p.flink.as_ref()?.vertices.iter().find(|(n, _)| n == v)?.1;
+            Some(f64::from(par) + off)
+        });
+        counts.lines.push(Line::new(
+            format!("parallelism: {v}"),
+            PALETTE[VERTEX_COLORS[i % VERTEX_COLORS.len()]],
             data,
-            PALETTE[(i + 2) % PALETTE.len()],
-            2,
-            &format!("parallelism: {v}"),
-        )?;
+        ));
     }
-    let tms = t
-        .points
-        .iter()
-        .filter(|p| p.flink.is_some())
-        .map(|p| (p.at, f64::from(p.task_managers()) - 0.05))
-        .collect();
-    line(
-        &mut c,
-        tms,
-        RGBColor(255, 127, 14),
-        3,
+    let mut registered = Line::new(
         "TaskManagers registered",
-    )?;
-    let reported = t
-        .points
-        .iter()
-        .filter_map(|p| p.reported.map(|r| (p.at, f64::from(r) - 0.1)))
-        .collect();
-    line(&mut c, reported, RED, 1, "TaskManagers reported to KEDA")?;
-    legend(&mut c)?;
-    root.present().map_err(draw_err)?;
-    Ok(())
+        ORANGE,
+        series(t, |p| {
+            p.flink
+                .as_ref()
+                .map(|_| f64::from(p.task_managers()) - 0.05)
+        }),
+    );
+    registered.width = 3;
+    let mut reported = Line::new(
+        "TaskManagers reported to KEDA",
+        Color::RED,
+        series(t, |p| p.reported.map(|r| f64::from(r) - 0.1)),
+    );
+    reported.width = 1;
+    counts.lines.extend([registered, reported]);
+    counts
+}
+
+/// The chart of `t`.
+pub fn chart(t: &Timeline, title: &str) -> Chart {
+    Chart {
+        title: title.to_string(),
+        width: 1400,
+        panel_height: 320,
+        x_label: "seconds".into(),
+        x_max: t.points.last().map_or(1.0, |p| p.at.max(1.0)),
+        panels: vec![lag_panel(t), rate_panel(t), count_panel(t)],
+        events: t
+            .events
+            .iter()
+            .map(|e| EventLine {
+                x: e.at,
+                color: event_color(e.kind),
+                label: (e.kind != EventKind::RescaleFinished).then(|| e.kind.label().to_string()),
+            })
+            .collect(),
+        legend: Legend::InPanels,
+    }
+}
+
+/// Writes the plot of `t` to `path` (SVG).
+pub fn svg(t: &Timeline, path: &Path, title: &str) -> Result<()> {
+    let text = fks_plot::render_svg(&chart(t, title)).map_err(|e| {
+        LabError::io(
+            "draw the timeline plot",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    std::fs::write(path, text).map_err(|e| LabError::io(format!("write {}", path.display()), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{driver::FlinkView, timeline::Point};
+    use crate::{driver::FlinkView, timeline::Point};
 
     #[test]
     fn writes_an_svg_with_every_series_and_event() {

@@ -136,7 +136,7 @@ pub fn benchmarks_markdown(
          Written by `{command}` on {date}. Every figure below comes from that one run on real \
          components: a Flink session cluster (JobManager and TaskManagers as local processes), \
          a real Prometheus scraping Flink's PrometheusReporter every second, the release build \
-         of the scaler, and a driver playing KEDA + the HPA over gRPC (`src/lab/driver.rs`).\n\n\
+         of the scaler, and a driver playing KEDA + the HPA over gRPC (`crates/lab/src/driver.rs`).\n\n\
          ## Machine and versions\n\n{env}\n\
          ## Scenario: steady → 3× load step → steady → back down\n\n{settings}\n\
          ![timeline]({artefacts}/timeline.svg)\n\n\

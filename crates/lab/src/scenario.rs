@@ -12,10 +12,10 @@ use std::{
 
 use chrono::Utc;
 
-use crate::keda::pb::ScaledObjectRef;
+use flink_keda_scaler::{keda::pb::ScaledObjectRef, sim::hpa::HpaConfig};
 
 use super::{
-    driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl, HPA_TOLERANCE},
+    driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl},
     error::{LabError, Result},
     flink_cluster::{self, ClusterOptions, FlinkCluster},
     measure::{measure, Measurements},
@@ -325,7 +325,7 @@ impl Outcome {
 }
 
 fn set_rate(path: &std::path::Path, rate: u32) -> Result<()> {
-    procs::write_atomic(path, &rate.to_string())
+    Ok(procs::write_atomic(path, &rate.to_string())?)
 }
 
 impl Lab {
@@ -451,11 +451,11 @@ impl Lab {
             self.scaled_object(),
             DriverConfig {
                 polling_interval: p.polling_interval,
-                hpa_sync_period: p.hpa_sync_period,
-                min_replicas: p.min_task_managers,
-                max_replicas: p.max_task_managers,
-                stabilization: p.hpa_stabilization,
-                tolerance: HPA_TOLERANCE,
+                hpa: HpaConfig {
+                    sync_period_s: p.hpa_sync_period.as_secs_f64(),
+                    scale_down_stabilization_s: p.hpa_stabilization.as_secs_f64(),
+                    ..HpaConfig::new(p.min_task_managers, p.max_task_managers)
+                },
             },
             p.min_task_managers.max(1),
             Control(self.cluster.clone()),
@@ -594,7 +594,7 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use flink_keda_scaler::config::Config;
 
     #[test]
     fn both_profiles_give_a_valid_scaler_config_with_the_fast_queries() {

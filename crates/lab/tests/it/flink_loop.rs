@@ -1,8 +1,8 @@
 //! The closed loop on real Flink, short profile of the demo's scenario
-//! (`flink_keda_scaler::lab`, the same code `fks-lab demo` runs): a standalone session
+//! (`fks_lab`, the same code `fks-lab demo` runs): a standalone session
 //! cluster (adaptive scheduler, slot packing, 2 slots per TaskManager, 1 TaskManager to
 //! start) runs the LoadJob; Prometheus scrapes the PrometheusReporters; the built scaler
-//! (`serve`) decides and rescales in place; the KEDA + HPA driver (`lab::driver`, gRPC and
+//! (`serve`) decides and rescales in place; the KEDA + HPA driver (`fks_lab::driver`, gRPC and
 //! process control only) starts and stops TaskManagers from what the scaler reports.
 //!
 //! Scenario: steady → 3× load step → scale-up in place → low rate again → scale-down in
@@ -14,33 +14,30 @@
 //! (`ceil(max vertex parallelism / slots)`), the driver never found the TaskManager it
 //! had to stop busy, and the timeline's CSV and plot are written.
 //!
-//! `cargo test --test flink_loop -- --nocapture` prints the timeline. Version from
+//! `cargo test -p fks-lab --test it flink_loop -- --nocapture` prints the timeline. Version from
 //! `FKS_FLINK_VERSION` (default 2.3.0).
 
-mod support;
-
-use std::path::Path;
-
-use flink_keda_scaler::lab::{
+use fks_lab::{
     report,
     scenario::{Lab, LabOptions, Profile},
     timeline::EventKind,
-    LabError,
 };
+
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_loop_scales_up_and_down_in_place() {
     let work = support::tempdir("fks-loop-");
     let opts = LabOptions {
-        flink_version: support::flink::flink_version(),
-        flink_script: Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/flink.sh"),
+        flink_version: support::flink_version(),
+        flink_script: support::repo_root().join("scripts/flink.sh"),
         scaler_bin: support::scaler_bin(),
         work_dir: work.path().to_path_buf(),
         progress: true,
     };
     let lab = match Lab::start(&opts, Profile::short()).await {
         Ok(lab) => lab,
-        Err(e @ LabError::Missing { .. }) => {
+        Err(e) if e.is_missing_component() => {
             let _ = support::component_missing(&e.to_string());
             return;
         }

@@ -1,0 +1,52 @@
+//! Harness of the lab's suites: the repository root, the built scaler binary, temp dirs,
+//! and the CI policy for missing components (fail in CI, skip outside it).
+
+use std::path::PathBuf;
+
+pub use fks_components::flink_cluster::version_under_test as flink_version;
+
+/// The repository root (the lab runs `scripts/flink.sh` from there).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The built `flink-keda-scaler` binary: `$FKS_SCALER_BIN`, else the one in this test's
+/// target dir (`cargo test --workspace` builds it; `cargo build --bin flink-keda-scaler`
+/// after changing the scaler when running this crate alone).
+pub fn scaler_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FKS_SCALER_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/it-<hash> → target/<profile>/flink-keda-scaler
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("flink-keda-scaler");
+    assert!(
+        bin.is_file(),
+        "scaler binary {} not built: run `cargo build --bin flink-keda-scaler` (or `cargo test --workspace`), or set FKS_SCALER_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Call when a component is missing: panics in CI, otherwise prints SKIPPED and returns
+/// `false` so the test can `return`.
+#[must_use]
+pub fn component_missing(what: &str) -> bool {
+    if fks_components::procs::in_ci() {
+        panic!("required test component missing in CI: {what} (run scripts/install-components.sh)");
+    }
+    eprintln!("SKIPPED: {what} is not installed (run scripts/install-components.sh)");
+    false
+}
+
+/// A temporary directory that is removed on drop.
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create temp dir")
+}
