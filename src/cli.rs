@@ -91,7 +91,7 @@ pub struct BacktestArgs {
     /// Write `t,actual_tms,ours_tms,input_rate,lag,decision_rule` to this file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Write the SVG plot to this file.
+    /// Write the SVG plot to this file (builds with the `svg` feature; the workspace build has it).
     #[arg(long)]
     pub svg: Option<PathBuf>,
 }
@@ -114,7 +114,7 @@ pub struct SimulateArgs {
     /// Write the time series as CSV to this file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Write the SVG plot to this file.
+    /// Write the SVG plot to this file (builds with the `svg` feature; the workspace build has it).
     #[arg(long)]
     pub svg: Option<PathBuf>,
 }

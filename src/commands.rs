@@ -31,6 +31,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => {
             use flink_keda_scaler::sim::{self, SimConfig, TraceSource};
+            flink_keda_scaler::svg::check_available(args.svg.is_some())?;
             let config = SimConfig {
                 trace: TraceSource::from_arg(&args.trace),
                 lag_slo_s: args.lag_slo,
@@ -47,7 +48,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 eprintln!("time series written to {}", p.display());
             }
             if let Some(p) = &args.svg {
-                std::fs::write(p, report.to_svg())
+                std::fs::write(p, report.to_svg()?)
                     .with_context(|| format!("write {}", p.display()))?;
                 eprintln!("plot written to {}", p.display());
             }
@@ -83,6 +84,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
     use flink_keda_scaler::backtest::{self, Options, TimeRange, TopologySource};
+    flink_keda_scaler::svg::check_available(args.svg.is_some())?;
     let config = load(&args.config)?;
     // whole seconds: ticks then print cleanly and match Prometheus' millisecond grid
     let now = {
@@ -119,7 +121,7 @@ async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
         eprintln!("time series written to {}", p.display());
     }
     if let Some(p) = &args.svg {
-        std::fs::write(p, report.to_svg()).with_context(|| format!("write {}", p.display()))?;
+        std::fs::write(p, report.to_svg()?).with_context(|| format!("write {}", p.display()))?;
         eprintln!("plot written to {}", p.display());
     }
     Ok(())

@@ -5,14 +5,19 @@
 
 mod duration;
 mod policy;
+mod prometheus;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
 pub use policy::{PolicySpec, PredictiveSpec, ScheduleSpec};
+pub use prometheus::{
+    BasicAuthSettings, ServerAuth, ServerSettings, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
+    MAX_TIMEOUT,
+};
 
-use crate::prometheus::ServerSettings;
+use crate::core::{Policy, ServerTls};
 
 /// A configuration error with the path of the offending field.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,9 @@ pub struct Config {
     /// Named scaling policies; `default` applies when a ScaledObject names none.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicySpec>,
+    /// The core policy of every entry of `policies`, built by [`Config::validate`].
+    #[serde(skip)]
+    core_policies: BTreeMap<String, Policy>,
 }
 
 /// gRPC server settings.
@@ -95,20 +103,7 @@ pub struct GrpcConfig {
     pub stream_interval: Duration,
     /// Optional TLS (mTLS when `clientCaFile` is set).
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
-}
-
-/// TLS files for the gRPC server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TlsConfig {
-    /// PEM certificate chain.
-    pub cert_file: String,
-    /// PEM private key.
-    pub key_file: String,
-    /// PEM CA bundle; when set, clients must present a certificate signed by it (mTLS).
-    #[serde(default)]
-    pub client_ca_file: Option<String>,
+    pub tls: Option<ServerTls>,
 }
 
 /// HTTP server settings.
@@ -280,7 +275,7 @@ impl Config {
     /// Parses and validates YAML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let de = serde_yaml::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let message = strip_path_prefix(&strip_location(&e.inner().to_string()));
             ConfigError::Parse { path, message }
@@ -289,8 +284,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Semantic validation; every error names its field path.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Semantic validation; every error names its field path. Keeps the core policy built
+    /// from each `policies.<name>` (see [`Config::policy`]).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         if self.grpc.rpc_timeout.is_zero() {
             return Err(ConfigError::invalid("grpc.rpcTimeout", "must be > 0"));
         }
@@ -329,36 +325,34 @@ impl Config {
             ));
         }
         for (name, server) in &self.prometheus {
-            server
-                .validate(&format!("prometheus.{name}"))
-                .map_err(|e| ConfigError::invalid(e.path, e.message))?;
+            server.validate(&format!("prometheus.{name}"))?;
         }
-        for (name, policy) in &self.policies {
-            policy.to_policy(&format!("policies.{name}"))?;
-        }
+        self.core_policies = self
+            .policies
+            .iter()
+            .map(|(name, spec)| Ok((name.clone(), spec.to_policy(&format!("policies.{name}"))?)))
+            .collect::<Result<_, ConfigError>>()?;
         Ok(())
     }
 
     /// The core policy named `name` (or `default`; built-in defaults if the config has
     /// no `default` policy).
-    pub fn policy(&self, name: Option<&str>) -> Result<crate::core::Policy, ConfigError> {
+    pub fn policy(&self, name: Option<&str>) -> Result<Policy, ConfigError> {
         match name {
-            Some(n) => {
-                let spec = self.policies.get(n).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "policy",
-                        format!(
-                            "no policy named '{n}' in the config (known: {})",
-                            self.known_policies()
-                        ),
-                    )
-                })?;
-                spec.to_policy(&format!("policies.{n}"))
-            }
-            None => match self.policies.get(DEFAULT_NAME) {
-                Some(spec) => spec.to_policy("policies.default"),
-                None => Ok(crate::core::Policy::default()),
-            },
+            Some(n) => self.core_policies.get(n).cloned().ok_or_else(|| {
+                ConfigError::invalid(
+                    "policy",
+                    format!(
+                        "no policy named '{n}' in the config (known: {})",
+                        self.known_policies()
+                    ),
+                )
+            }),
+            None => Ok(self
+                .core_policies
+                .get(DEFAULT_NAME)
+                .cloned()
+                .unwrap_or_default()),
         }
     }
 

@@ -27,7 +27,7 @@ pub mod requirements;
 pub mod topology;
 
 pub use apply::{apply_and_wait, ApplyOptions, RescaleOutcome, Rescaler};
-pub use client::{is_terminal_state, ClientOptions, FlinkClient, JobSelector};
+pub use client::{is_terminal_state, ClientOptions, FlinkClient};
 pub use error::FlinkError;
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,

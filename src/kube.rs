@@ -44,6 +44,6 @@ pub use error::KubeError;
 pub use events::{EventPublisher, RescalePhase};
 pub use leader::{LeaderElector, LeaderElectorConfig};
 pub use staleness::{check_decision, Staleness};
-pub use state::{JobKey, PersistedDecision, PersistedJob, StateStore, StateVersion};
+pub use state::{PersistedDecision, PersistedJob, StateStore, StateVersion};
 pub use state_cache::StateCache;
 pub use timeout::API_TIMEOUT;

@@ -2,7 +2,7 @@
 //! standard Prometheus HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
 //!
 //! ```text
-//!  ServerSettings ──► PromClient ──► query / query_range   (/api/v1/query[_range], POST form)
+//!  Endpoint ──► PromClient ──► query / query_range   (/api/v1/query[_range], POST form)
 //!                          │
 //!  SignalQueries + JobVars ┴──► read_signals ──► SignalRead ──► Observation (core)
 //!  (one grouped query per signal per job per tick, run concurrently)
@@ -12,19 +12,19 @@
 
 pub mod auth;
 pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod queries;
 pub mod response;
-pub mod settings;
 pub mod signals;
 
 pub use client::PromClient;
+pub use endpoint::{Auth, Endpoint, PasswordSource};
 pub use error::{ClientBuildError, QueryError, SettingsError};
 pub use queries::{
     check_matchers, default_query, sanitize_label_value, JobVars, SignalQueries, TemplateError,
 };
 pub use response::{Sample, Series};
-pub use settings::{BasicAuthSettings, ServerAuth, ServerSettings, TlsSettings};
 pub use signals::{
     read_signals, QueryStat, ReadOptions, Scope, SignalError, SignalErrorKind, SignalIssue,
     SignalRead,

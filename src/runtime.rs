@@ -27,7 +27,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
 
-pub use context::Context;
+pub use context::{prometheus_endpoint, Context};
 pub use registry::{Registry, RegistryEvaluator};
 pub use worker::{JobReport, Published, Worker};
 
@@ -37,7 +37,7 @@ use crate::{
     exporter::{self, Metrics, Readiness},
     keda::{
         self, EvalError, ExternalScalerService, RpcObserver, ScalerTarget, ServeOptions,
-        ServiceSettings, TlsSettings,
+        ServiceSettings,
     },
 };
 
@@ -123,11 +123,7 @@ pub async fn serve(
         stream_interval: config.grpc.stream_interval,
         ..ServiceSettings::default()
     };
-    let tls = config.grpc.tls.as_ref().map(|t| TlsSettings {
-        cert_file: t.cert_file.clone().into(),
-        key_file: t.key_file.clone().into(),
-        client_ca_file: t.client_ca_file.clone().map(Into::into),
-    });
+    let tls = config.grpc.tls.clone();
     let rescale_timeout = config.flink.rescale_timeout;
     let (shutdown, signal) = shutdown::Shutdown::new();
     let mut ctx = Context::new(config, metrics.clone())?;
@@ -196,10 +192,9 @@ pub async fn explain(
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     metadata.insert("flinkRestUrl".into(), flink_url.into());
     if let Some(j) = job {
-        let key = if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) {
-            "jobId"
-        } else {
-            "jobName"
+        let key = match core::JobSelector::from_arg(Some(j)) {
+            core::JobSelector::Id(_) => "jobId",
+            _ => "jobName",
         };
         metadata.insert(key.into(), j.into());
     }

@@ -17,6 +17,8 @@
 //! [`Report`]. Constants and their sources: [`constants`] and `docs/simulator.md`.
 
 pub mod aws;
+#[cfg(feature = "svg")]
+pub mod chart;
 pub mod constants;
 pub mod engine;
 pub mod fixed;
@@ -29,7 +31,6 @@ pub mod policy;
 pub mod predictive;
 pub mod report;
 pub mod rng;
-pub mod svg;
 pub mod trace;
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The backtest report: rescales ours would have made (time, direction, TaskManagers
 //! from→to, reasons), TaskManagers over time (ours vs actual) and TaskManager-hours, as
 //! a text table, a CSV (`t,actual_tms,ours_tms,input_rate,lag,decision_rule`) and an SVG
-//! plot drawn by the simulator's plotter ([`crate::sim::svg`]) with two series,
+//! plot drawn by the simulator's chart (`crate::sim::chart`) with two series,
 //! `actual` and `ours`.
 
 use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
@@ -312,7 +312,7 @@ impl Backtest {
     }
 
     /// SVG plot: input rate, lag and TaskManagers (actual vs ours), rescales marked.
-    pub fn to_svg(&self) -> String {
+    pub fn to_svg(&self) -> Result<String, crate::svg::SvgError> {
         self.to_sim_report().to_svg()
     }
 }

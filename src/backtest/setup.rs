@@ -7,8 +7,8 @@ use std::{path::PathBuf, time::Duration};
 use super::{range::TimeRange, run, Backtest, BacktestError, Input};
 use crate::{
     config::{Config, DEFAULT_NAME},
-    core::Topology,
-    flink::{ClientOptions, FlinkClient, JobSelector},
+    core::{JobId, JobSelector, Topology},
+    flink::{ClientOptions, FlinkClient},
     prometheus::{JobVars, PromClient, SignalQueries},
 };
 
@@ -43,10 +43,6 @@ pub struct Options {
     pub range: TimeRange,
 }
 
-fn is_job_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Resolves everything from the config and runs the backtest.
 pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest, BacktestError> {
     let policy = config.policy(opts.policy.as_deref())?;
@@ -74,15 +70,19 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
                 .join(", ")
         ))
     })?;
-    let client = PromClient::new(settings)?;
+    let client = PromClient::new(&crate::runtime::prometheus_endpoint(settings))?;
 
     let (vars, topology, flink_slots) = match &opts.topology {
         TopologySource::File(path) => {
-            let job_id = opts.job.clone().filter(|j| is_job_id(j)).ok_or_else(|| {
-                BacktestError::Setup(
-                    "--topology needs --job with the job id (32 hex characters)".into(),
-                )
-            })?;
+            let job_id = opts
+                .job
+                .as_deref()
+                .and_then(|j| j.parse::<JobId>().ok())
+                .ok_or_else(|| {
+                    BacktestError::Setup(
+                        "--topology needs --job with the job id (32 hex characters)".into(),
+                    )
+                })?;
             let topology = read_topology(path)?;
             (
                 JobVars::new(job_id, opts.job_name.clone().unwrap_or_default()),
@@ -104,11 +104,7 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
                 },
             )
             .map_err(flink_err)?;
-            let selector = match &opts.job {
-                None => JobSelector::OnlyRunning,
-                Some(j) if is_job_id(j) => JobSelector::Id(j.clone()),
-                Some(j) => JobSelector::Name(j.clone()),
-            };
+            let selector = JobSelector::from_arg(opts.job.as_deref());
             let job = flink.resolve_job(&selector).await.map_err(flink_err)?;
             let topology = flink.topology(&job.jid).await.map_err(flink_err)?;
             let slots = match opts

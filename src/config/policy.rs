@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::Deserialize;
 
 use super::{duration, ConfigError};
-use crate::core::{AlignmentMode, Policy, Schedule, ScheduleKind, Signal};
+use crate::core::{AlignmentMode, Policy, Schedule, ScheduleError, ScheduleKind, Signal};
 
 /// A scaling policy as written in YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -349,32 +349,26 @@ impl ScheduleSpec {
                 "the TaskManager count must be >= 1",
             ));
         }
-        if self.duration.is_zero() {
-            return Err(ConfigError::invalid(
-                format!("{path}.duration"),
-                "must be > 0",
-            ));
-        }
-        let schedule = Schedule {
-            name: self.name.clone(),
-            cron: self.cron.clone(),
-            timezone: self.timezone.clone(),
-            duration: self.duration,
+        Schedule::new(
+            self.name.clone(),
+            &self.cron,
+            &self.timezone,
+            self.duration,
             kind,
             task_managers,
-        };
-        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(ConfigError::invalid(
-                format!("{path}.timezone"),
-                format!("unknown IANA time zone '{}'", self.timezone),
-            ));
-        }
-        if let Err(e) = self.cron.parse::<cron::Schedule>() {
-            return Err(ConfigError::invalid(
+        )
+        .map_err(|e| match e {
+            ScheduleError::Cron { cron, reason, .. } => ConfigError::invalid(
                 format!("{path}.cron"),
-                format!("invalid cron expression '{}': {e} (format: sec min hour day-of-month month day-of-week [year])", self.cron),
-            ));
-        }
-        Ok(schedule)
+                format!("invalid cron expression '{cron}': {reason} (format: sec min hour day-of-month month day-of-week [year])"),
+            ),
+            ScheduleError::TimeZone { timezone, .. } => ConfigError::invalid(
+                format!("{path}.timezone"),
+                format!("unknown IANA time zone '{timezone}'"),
+            ),
+            ScheduleError::Duration { .. } => {
+                ConfigError::invalid(format!("{path}.duration"), "must be > 0")
+            }
+        })
     }
 }

@@ -1,12 +1,15 @@
 //! `ServerSettings`: how to reach one Prometheus-compatible server (`prometheus.<name>` in
-//! the YAML config). Secrets are never inline: a bearer token comes from a file (re-read
-//! when it changes), a basic-auth password from a file or an environment variable.
+//! the YAML config), and its validation. Secrets are never inline: a bearer token comes
+//! from a file (re-read when it changes), a basic-auth password from a file or an
+//! environment variable. The runtime hands the validated values to the Prometheus client
+//! (`prometheus::Endpoint`).
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::SettingsError;
+use super::ConfigError;
+use crate::core::ClientTls;
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,7 +39,7 @@ pub struct ServerSettings {
     pub auth: Option<ServerAuth>,
     /// TLS settings (custom CA, client certificate for mTLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsSettings>,
+    pub tls: Option<ClientTls>,
     /// Extra headers sent with every request (e.g. `X-Scope-OrgID: tenant-a`).
     /// `Authorization` is refused here: use `auth`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -72,24 +75,6 @@ pub struct BasicAuthSettings {
     /// Environment variable holding the password (read once at client build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
-}
-
-/// TLS settings for `https` servers.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TlsSettings {
-    /// PEM bundle of CA certificates trusted in addition to the built-in roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (mTLS); requires `keyFile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of the client certificate; requires `certFile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
-    /// Accept any server certificate. For tests only.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
 }
 
 fn default_timeout() -> Duration {
@@ -129,11 +114,9 @@ impl ServerSettings {
     /// Checks the settings without any I/O. `path` is the config path of these settings
     /// (e.g. `prometheus.default`); errors name the offending field below it
     /// (`prometheus.default.url: must be http or https`).
-    pub fn validate(&self, path: &str) -> Result<(), SettingsError> {
-        let err = |field: &str, message: String| SettingsError {
-            path: format!("{path}.{field}"),
-            message,
-        };
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let err =
+            |field: &str, message: String| ConfigError::invalid(format!("{path}.{field}"), message);
         let url =
             url::Url::parse(&self.url).map_err(|e| err("url", format!("not a valid URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -313,6 +296,6 @@ mod tests {
         }
         let ok = parse("url: https://mimir:8080/prometheus\nauth: {bearerTokenFile: /t}\n")
             .expect("parses");
-        assert_eq!(ok.validate("prometheus.default"), Ok(()));
+        assert!(ok.validate("prometheus.default").is_ok());
     }
 }

@@ -9,6 +9,8 @@ use ::prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::core::ScaledObjectRef;
+
 /// Registry prefix: every exported name starts with `flink_keda_scaler_`.
 pub const PREFIX: &str = "flink_keda_scaler";
 
@@ -38,15 +40,25 @@ pub enum MetricsError {
     },
 }
 
-/// Identifies a scaled job: the ScaledObject (namespace + name) and the Flink job.
+/// Identifies a scaled job in the metrics: the ScaledObject and the Flink job name (from
+/// the trigger metadata `jobName`), the labels `namespace`, `scaled_object`, `job`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JobKey<'a> {
-    /// Namespace of the ScaledObject.
-    pub namespace: &'a str,
-    /// Name of the ScaledObject.
-    pub scaled_object: &'a str,
-    /// Flink job name (from the trigger metadata `jobName`).
+    /// The ScaledObject.
+    pub scaled_object: &'a ScaledObjectRef,
+    /// Flink job name.
     pub job: &'a str,
+}
+
+impl<'a> JobKey<'a> {
+    /// `[namespace, scaled_object, job]` label values.
+    pub fn labels(&self) -> [&'a str; 3] {
+        [
+            &self.scaled_object.namespace,
+            &self.scaled_object.name,
+            self.job,
+        ]
+    }
 }
 
 /// How an in-place rescale ended (bounded label `outcome`).
@@ -200,11 +212,12 @@ const SIGNAL: &[&str] = &[JOB_LABEL, "vertex"];
 
 impl Metrics {
     /// Builds every family on a fresh registry, with `build_info` for this crate's
-    /// version and the `GIT_SHA` compile-time environment variable (`unknown` if unset).
+    /// version and the `FKS_GIT_SHA` compile-time environment variable (`unknown` if
+    /// unset; the Dockerfile sets it from its `GIT_SHA` build argument).
     pub fn new() -> Result<Self, MetricsError> {
         Self::with_build_info(
             env!("CARGO_PKG_VERSION"),
-            option_env!("GIT_SHA").unwrap_or("unknown"),
+            option_env!("FKS_GIT_SHA").unwrap_or("unknown"),
         )
     }
 

@@ -56,15 +56,20 @@ impl Metrics {
         let d = direction.as_str();
         self.rescales
             .with_label_values(&[
-                key.namespace,
-                key.scaled_object,
+                &key.scaled_object.namespace,
+                &key.scaled_object.name,
                 key.job,
                 d,
                 outcome.as_str(),
             ])
             .inc();
         self.rescale_duration
-            .with_label_values(&[key.namespace, key.scaled_object, key.job, d])
+            .with_label_values(&[
+                &key.scaled_object.namespace,
+                &key.scaled_object.name,
+                key.job,
+                d,
+            ])
             .observe(duration.as_secs_f64());
     }
 
@@ -72,34 +77,34 @@ impl Metrics {
     pub fn set_last_rescale(&self, key: &JobKey<'_>, at: DateTime<Utc>) {
         let secs = at.timestamp_millis() as f64 / 1000.0;
         self.last_rescale_timestamp
-            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .with_label_values(&key.labels())
             .set(secs);
     }
 
     /// TaskManagers the last decision wants.
     pub fn set_desired_task_managers(&self, key: &JobKey<'_>, n: u32) {
         self.desired_task_managers
-            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
 
     /// TaskManagers registered with the JobManager.
     pub fn set_current_task_managers(&self, key: &JobKey<'_>, n: u32) {
         self.current_task_managers
-            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
 
     /// TaskManager count last reported to KEDA.
     pub fn set_reported_task_managers(&self, key: &JobKey<'_>, n: u32) {
         self.reported_task_managers
-            .with_label_values(&[key.namespace, key.scaled_object, key.job])
+            .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
 
     /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
     pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
-        let l = [key.namespace, key.scaled_object, key.job];
+        let l = key.labels();
         self.min_task_managers
             .with_label_values(&l)
             .set(clamp_i64(min));
@@ -114,8 +119,8 @@ impl Metrics {
         for d in [Direction::Up, Direction::Down, Direction::None] {
             for o in RescaleOutcome::ALL {
                 self.rescales.with_label_values(&[
-                    key.namespace,
-                    key.scaled_object,
+                    &key.scaled_object.namespace,
+                    &key.scaled_object.name,
                     key.job,
                     d.as_str(),
                     o.as_str(),
@@ -238,30 +243,35 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ScaledObjectRef;
 
-    const KEY: JobKey<'static> = JobKey {
-        namespace: "ns",
-        scaled_object: "so",
-        job: "wordcount",
-    };
+    static SO: std::sync::LazyLock<ScaledObjectRef> =
+        std::sync::LazyLock::new(|| ScaledObjectRef::new("ns", "so"));
+
+    fn key() -> JobKey<'static> {
+        JobKey {
+            scaled_object: &SO,
+            job: "wordcount",
+        }
+    }
 
     #[test]
     fn rescale_counts_by_direction_and_outcome_and_observes_duration() {
         let m = Metrics::new().unwrap();
         m.record_rescale(
-            &KEY,
+            &key(),
             Direction::Up,
             RescaleOutcome::Succeeded,
             Duration::from_secs(12),
         );
         m.record_rescale(
-            &KEY,
+            &key(),
             Direction::Up,
             RescaleOutcome::Succeeded,
             Duration::from_secs(3),
         );
         m.record_rescale(
-            &KEY,
+            &key(),
             Direction::Down,
             RescaleOutcome::TimedOut,
             Duration::from_secs(600),
@@ -285,11 +295,11 @@ mod tests {
     #[test]
     fn task_manager_gauges_and_last_rescale() {
         let m = Metrics::new().unwrap();
-        m.set_desired_task_managers(&KEY, 4);
-        m.set_current_task_managers(&KEY, 3);
-        m.set_reported_task_managers(&KEY, 4);
+        m.set_desired_task_managers(&key(), 4);
+        m.set_current_task_managers(&key(), 3);
+        m.set_reported_task_managers(&key(), 4);
         let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
-        m.set_last_rescale(&KEY, at);
+        m.set_last_rescale(&key(), at);
         let l = ["ns", "so", "wordcount"];
         assert_eq!(m.desired_task_managers.with_label_values(&l).get(), 4);
         assert_eq!(m.current_task_managers.with_label_values(&l).get(), 3);
@@ -303,8 +313,8 @@ mod tests {
     #[test]
     fn register_job_creates_zero_counters_and_bounds_are_set() {
         let m = Metrics::new().unwrap();
-        m.register_job(&KEY);
-        m.set_task_manager_bounds(&KEY, 1, 10);
+        m.register_job(&key());
+        m.set_task_manager_bounds(&key(), 1, 10);
         let text = m.encode();
         let zero_rescales = text
             .lines()
@@ -391,9 +401,9 @@ mod tests {
         let m = Metrics::new().unwrap();
         let other = JobKey {
             job: "other",
-            ..KEY
+            ..key()
         };
-        for k in [&KEY, &other] {
+        for k in [&key(), &other] {
             m.set_desired_task_managers(k, 2);
             m.record_rescale(
                 k,

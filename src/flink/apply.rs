@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use crate::core::{
     required_task_managers,
     rescale::{ensure_none_in_flight, FailoverWatch},
-    JobStatus, Plan, Rescale, RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts,
-    TaskManagerSlots, Topology, VertexId,
+    JobId, JobStatus, Plan, Rescale, RescaleEvent, RescaleObservation, RescalePhase,
+    RescaleTimeouts, TaskManagerSlots, Topology, VertexId,
 };
 
 use super::{
@@ -115,7 +115,7 @@ pub async fn plan_for(
 /// history are best effort (`None` when unreadable).
 pub async fn observe(
     client: &FlinkClient,
-    job_id: &str,
+    job_id: &JobId,
     now: DateTime<Utc>,
 ) -> Result<RescaleObservation, FlinkError> {
     let details = client.job(job_id).await?;
@@ -172,13 +172,13 @@ impl<'a> Rescaler<'a> {
     /// if any: a non-terminal one refuses the start ([`FlinkError::RescaleInFlight`]).
     pub async fn start(
         client: &'a FlinkClient,
-        job_id: &str,
+        job_id: &JobId,
         target: Plan,
         opts: &ApplyOptions,
         in_flight: Option<&Rescale>,
     ) -> Result<Self, FlinkError> {
         ensure_none_in_flight(in_flight).map_err(|f| FlinkError::RescaleInFlight {
-            job_id: f.job_id,
+            job_id: f.job_id.to_string(),
             phase: f.phase.as_str(),
         })?;
         let topology = client.topology(job_id).await?;
@@ -203,7 +203,7 @@ impl<'a> Rescaler<'a> {
             .map(|v| (v.id.clone(), v.max_parallelism))
             .collect();
         let mut rescale = Rescale::new(
-            job_id,
+            job_id.clone(),
             from,
             target,
             Utc::now(),
@@ -225,7 +225,7 @@ impl<'a> Rescaler<'a> {
                 Err(FlinkError::Conflict { .. }) if attempt < opts.conflict_retries => {
                     attempt += 1;
                     tracing::info!(
-                        job_id,
+                        job_id = %job_id,
                         attempt,
                         "resource requirements update in progress (409); retrying"
                     );
@@ -240,7 +240,7 @@ impl<'a> Rescaler<'a> {
             events.extend(rescale.accepted(now).into_iter().map(|e| (now, e)));
         }
         tracing::info!(
-            job_id,
+            job_id = %job_id,
             direction = rescale.direction.as_str(),
             from_tms = rescale.from.task_managers,
             to_tms = rescale.to.task_managers,
@@ -358,7 +358,7 @@ impl RescaleOutcome {
 /// deadline.
 pub async fn apply_and_wait(
     client: &FlinkClient,
-    job_id: &str,
+    job_id: &JobId,
     target: Plan,
     opts: &ApplyOptions,
 ) -> Result<RescaleOutcome, FlinkError> {
@@ -368,7 +368,7 @@ pub async fn apply_and_wait(
     }
     loop {
         if let Err(e) = r.poll().await {
-            tracing::warn!(job_id, error = %e, kind = e.kind(), "rescale observation failed");
+            tracing::warn!(job_id = %job_id, error = %e, kind = e.kind(), "rescale observation failed");
         }
         if r.phase().is_terminal() {
             return Ok(r.into_outcome());

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::JobId;
+
 /// `GET /overview`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterOverview {
@@ -39,8 +41,8 @@ pub struct ClusterOverview {
 /// One entry of `GET /jobs/overview`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSummary {
-    /// Job id (32 hex).
-    pub jid: String,
+    /// Job id.
+    pub jid: JobId,
     /// Job name.
     pub name: String,
     /// Job state (`RUNNING`, `RESTARTING`, `CREATED`, `FAILED`, ...).
@@ -83,7 +85,7 @@ pub struct VertexDetails {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetails {
     /// Job id.
-    pub jid: String,
+    pub jid: JobId,
     /// Job name.
     pub name: String,
     /// Job state.

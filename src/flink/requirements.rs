@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::VertexId;
+use crate::core::{JobId, VertexId};
 
 use super::{
     client::FlinkClient,
@@ -91,13 +91,13 @@ pub fn edit_requirements(
 /// [`FlinkError::AdaptiveSchedulerRequired`].
 pub async fn apply_target(
     client: &FlinkClient,
-    job_id: &str,
+    job_id: &JobId,
     target: &BTreeMap<VertexId, u32>,
     max_parallelism: &BTreeMap<VertexId, u32>,
     dry_run: bool,
 ) -> Result<RequirementsChange, FlinkError> {
     let current = client.resource_requirements(job_id).await?;
-    match edit_requirements(job_id, &current, target, max_parallelism)? {
+    match edit_requirements(job_id.as_str(), &current, target, max_parallelism)? {
         None => Ok(RequirementsChange::Unchanged),
         Some(body) if dry_run => Ok(RequirementsChange::WouldUpdate(body)),
         Some(body) => {

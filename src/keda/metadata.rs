@@ -10,9 +10,9 @@ use url::Url;
 
 use super::{
     suggest,
-    target::{metadata_hash, metric_name_for, JobSelector, ScalerTarget},
+    target::{metadata_hash, metric_name_for, ScalerTarget},
 };
-use crate::core::Signal;
+use crate::core::{JobId, JobSelector, ScaledObjectRef, Signal};
 
 /// `flinkRestUrl`.
 pub const KEY_FLINK_REST_URL: &str = "flinkRestUrl";
@@ -159,8 +159,7 @@ impl ScalerTarget {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let mut t = ScalerTarget {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+            scaled_object: ScaledObjectRef::new(namespace, name),
             flink_rest_url: None,
             job: JobSelector::OnlyRunning,
             min_task_managers: None,
@@ -281,15 +280,13 @@ fn parse_url(key: &str, value: &str) -> Result<Url, MetadataError> {
     Ok(url)
 }
 
-fn parse_job_id(key: &str, value: &str) -> Result<String, MetadataError> {
-    if value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(MetadataError::metadata(
+fn parse_job_id(key: &str, value: &str) -> Result<JobId, MetadataError> {
+    value.parse().map_err(|_| {
+        MetadataError::metadata(
             key,
             format!("must be a Flink job id (32 hex characters), got '{value}'"),
-        ))
-    }
+        )
+    })
 }
 
 fn parse_count(key: &str, value: &str) -> Result<u32, MetadataError> {

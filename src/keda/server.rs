@@ -8,6 +8,8 @@ use tokio::net::TcpListener;
 use tonic::transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
+use crate::core::ServerTls;
+
 use super::{
     evaluator::Evaluator,
     pb::{external_scaler_server::ExternalScalerServer, FILE_DESCRIPTOR_SET},
@@ -24,18 +26,6 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// HTTP/2 keepalive ping timeout.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// TLS for the gRPC server: PEM files read once at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// Server certificate chain (PEM). Its SAN must match the host in KEDA's `scalerAddress`.
-    pub cert_file: PathBuf,
-    /// Server private key (PEM).
-    pub key_file: PathBuf,
-    /// CA bundle (PEM) for client certificates: set → mTLS (clients without a certificate
-    /// signed by it are rejected).
-    pub client_ca_file: Option<PathBuf>,
-}
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -89,20 +79,19 @@ pub enum ServerError {
     },
 }
 
-impl TlsSettings {
-    /// Reads the PEM files and builds tonic's TLS config (ALPN `h2` included by tonic).
-    pub fn load(&self) -> Result<ServerTlsConfig, ServerError> {
-        let cert = read_pem(&self.cert_file, "certificate", "CERTIFICATE-----")?;
-        let key = read_pem(&self.key_file, "private key", "PRIVATE KEY-----")?;
-        let mut config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert, key))
-            .timeout(TLS_HANDSHAKE_TIMEOUT);
-        if let Some(ca_file) = &self.client_ca_file {
-            let ca = read_pem(ca_file, "client CA", "CERTIFICATE-----")?;
-            config = config.client_ca_root(Certificate::from_pem(ca));
-        }
-        Ok(config)
+/// Reads the PEM files of `tls` and builds tonic's TLS config (ALPN `h2` included by
+/// tonic); a client CA turns on mTLS.
+pub fn load_tls(tls: &ServerTls) -> Result<ServerTlsConfig, ServerError> {
+    let cert = read_pem(&tls.cert_file, "certificate", "CERTIFICATE-----")?;
+    let key = read_pem(&tls.key_file, "private key", "PRIVATE KEY-----")?;
+    let mut config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert, key))
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    if let Some(ca_file) = &tls.client_ca_file {
+        let ca = read_pem(ca_file, "client CA", "CERTIFICATE-----")?;
+        config = config.client_ca_root(Certificate::from_pem(ca));
     }
+    Ok(config)
 }
 
 fn read_pem(path: &PathBuf, what: &'static str, marker: &str) -> Result<Vec<u8>, ServerError> {
@@ -126,7 +115,7 @@ fn read_pem(path: &PathBuf, what: &'static str, marker: &str) -> Result<Vec<u8>,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
     /// TLS (mTLS when it has a client CA); `None`: plaintext.
-    pub tls: Option<TlsSettings>,
+    pub tls: Option<ServerTls>,
     /// How long the graceful shutdown may wait for in-flight calls and streams we do not
     /// end ourselves (e.g. a health `Watch`); then remaining connections are closed.
     pub shutdown_grace: Duration,
@@ -149,7 +138,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve<E: Evaluator>(
     listener: TcpListener,
     service: ExternalScalerService<E>,
-    tls: Option<TlsSettings>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let options = ServeOptions {
@@ -191,7 +180,7 @@ pub async fn serve_with<E: Evaluator>(
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
     if let Some(tls) = &tls {
         server = server
-            .tls_config(tls.load()?)
+            .tls_config(load_tls(tls)?)
             .map_err(|source| ServerError::TlsConfig {
                 cert: tls.cert_file.display().to_string(),
                 key: tls.key_file.display().to_string(),

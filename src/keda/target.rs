@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt, time::Duration};
 
 use url::Url;
 
-use crate::core::Signal;
+use crate::core::{JobSelector, ScaledObjectRef, Signal};
 
 /// Prefix of every metric name we publish.
 pub const METRIC_NAME_PREFIX: &str = "flink-taskmanagers";
@@ -14,26 +14,13 @@ pub const METRIC_NAME_PREFIX: &str = "flink-taskmanagers";
 /// Longest metric name we publish (a DNS label).
 pub const METRIC_NAME_MAX_LEN: usize = 63;
 
-/// Which Flink job of the cluster a trigger scales.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum JobSelector {
-    /// Neither `jobName` nor `jobId`: the only running job of the cluster.
-    OnlyRunning,
-    /// `jobName`: the running job with this exact name.
-    Name(String),
-    /// `jobId`: the job with this id (32 lowercase hex characters).
-    Id(String),
-}
-
 /// Identity of one ScaledObject trigger configuration, for the runtime's evaluation cache:
 /// namespace, name and a stable hash of the sorted raw scalerMetadata. Any metadata change
 /// gives a new key, so a cached evaluation never outlives the config it was made for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey {
-    /// ScaledObject namespace.
-    pub namespace: String,
-    /// ScaledObject name.
-    pub name: String,
+    /// The ScaledObject.
+    pub scaled_object: ScaledObjectRef,
     /// FNV-1a 64 hash of the sorted `key=value` metadata pairs (stable across processes
     /// and versions, unlike `std`'s `DefaultHasher`).
     pub metadata_hash: u64,
@@ -41,11 +28,7 @@ pub struct CacheKey {
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}#{:016x}",
-            self.namespace, self.name, self.metadata_hash
-        )
+        write!(f, "{}#{:016x}", self.scaled_object, self.metadata_hash)
     }
 }
 
@@ -55,10 +38,8 @@ impl fmt::Display for CacheKey {
 /// policy or config default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalerTarget {
-    /// ScaledObject namespace (non-empty).
-    pub namespace: String,
-    /// ScaledObject name (non-empty).
-    pub name: String,
+    /// The ScaledObject (namespace and name non-empty).
+    pub scaled_object: ScaledObjectRef,
     /// `flinkRestUrl`: JobManager REST API (http/https). `None`: Kubernetes discovery.
     pub flink_rest_url: Option<Url>,
     /// `jobName` / `jobId`.
@@ -96,8 +77,7 @@ impl ScalerTarget {
     /// Cache key: namespace, name and a hash of the sorted metadata.
     pub fn cache_key(&self) -> CacheKey {
         CacheKey {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
+            scaled_object: self.scaled_object.clone(),
             metadata_hash: self.metadata_hash,
         }
     }
@@ -115,7 +95,7 @@ impl ScalerTarget {
 
 impl fmt::Display for ScalerTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        self.scaled_object.fmt(f)
     }
 }
 
@@ -133,7 +113,8 @@ fn strip_index_prefix(name: &str) -> Option<&str> {
 pub(super) fn metric_name_for(job: &JobSelector) -> String {
     let raw = match job {
         JobSelector::OnlyRunning => return METRIC_NAME_PREFIX.to_string(),
-        JobSelector::Name(n) | JobSelector::Id(n) => n.as_str(),
+        JobSelector::Name(n) => n.as_str(),
+        JobSelector::Id(id) => id.as_str(),
     };
     let mut slug = String::with_capacity(raw.len());
     for c in raw.chars() {
@@ -208,7 +189,11 @@ mod tests {
             JobSelector::Name("ünïcode ✓".into()),
             JobSelector::Name("x".repeat(200)),
             JobSelector::Name(format!("{}y", "x".repeat(199))),
-            JobSelector::Id("0123456789abcdef0123456789abcdef".into()),
+            JobSelector::Id(
+                "0123456789abcdef0123456789abcdef"
+                    .parse()
+                    .expect("a job id"),
+            ),
         ];
         let names: Vec<String> = jobs.iter().map(metric_name_for).collect();
         for n in &names {

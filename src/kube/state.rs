@@ -8,7 +8,7 @@
 //! carries the version it read, and a concurrent writer's save fails with
 //! [`KubeError::Conflict`] (HTTP 409); reload and retry, or report.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -18,7 +18,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::core::{JobState, Plan};
+use crate::core::{JobState, Plan, ScaledObjectRef};
 
 use super::{error::KubeError, timeout::call};
 
@@ -28,31 +28,6 @@ pub const DATA_KEY: &str = "state.json";
 pub const JOB_ANNOTATION: &str = "flink-keda-scaler.io/job";
 /// Label on every state ConfigMap.
 pub const STATE_LABEL: &str = "flink-keda-scaler.io/state";
-
-/// A job, identified by its ScaledObject.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobKey {
-    /// Namespace of the ScaledObject.
-    pub namespace: String,
-    /// Name of the ScaledObject.
-    pub name: String,
-}
-
-impl JobKey {
-    /// A key.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for JobKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// Opaque optimistic-concurrency token (the ConfigMap's `resourceVersion`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +104,7 @@ impl StateStore {
     }
 
     /// Deterministic, DNS-1123-valid ConfigMap name of `job`'s state.
-    pub fn config_map_name(job: &JobKey) -> String {
+    pub fn config_map_name(job: &ScaledObjectRef) -> String {
         let readable: String = format!("{}-{}", job.namespace, job.name)
             .chars()
             .map(|c| {
@@ -147,7 +122,7 @@ impl StateStore {
         )
     }
 
-    fn what(&self, job: &JobKey) -> String {
+    fn what(&self, job: &ScaledObjectRef) -> String {
         format!(
             "ConfigMap {}/{} ({job})",
             self.namespace,
@@ -158,7 +133,7 @@ impl StateStore {
     /// Loads `job`'s state and its version; None when nothing was saved yet.
     pub async fn load(
         &self,
-        job: &JobKey,
+        job: &ScaledObjectRef,
     ) -> Result<Option<(PersistedJob, StateVersion)>, KubeError> {
         let name = Self::config_map_name(job);
         let Some(cm) = call(format!("get {}", self.what(job)), self.api.get_opt(&name)).await?
@@ -193,7 +168,7 @@ impl StateStore {
     /// another writer saved in between.
     pub async fn save(
         &self,
-        job: &JobKey,
+        job: &ScaledObjectRef,
         state: &PersistedJob,
         expected: Option<&StateVersion>,
     ) -> Result<StateVersion, KubeError> {
@@ -252,7 +227,7 @@ impl StateStore {
     /// to skip the write (nothing to change). Returns the state as stored.
     pub async fn update<F>(
         &self,
-        job: &JobKey,
+        job: &ScaledObjectRef,
         attempts: u32,
         mut f: F,
     ) -> Result<PersistedJob, KubeError>
@@ -288,11 +263,15 @@ mod tests {
     /// readable parts collide.
     #[test]
     fn config_map_names_are_valid_stable_and_distinct() {
-        let a = StateStore::config_map_name(&JobKey::new("ns", "a-b"));
-        let b = StateStore::config_map_name(&JobKey::new("ns-a", "b"));
+        let a = StateStore::config_map_name(&ScaledObjectRef::new("ns", "a-b"));
+        let b = StateStore::config_map_name(&ScaledObjectRef::new("ns-a", "b"));
         assert_ne!(a, b);
-        assert_eq!(a, StateStore::config_map_name(&JobKey::new("ns", "a-b")));
-        let long = StateStore::config_map_name(&JobKey::new("n".repeat(63), "x".repeat(253)));
+        assert_eq!(
+            a,
+            StateStore::config_map_name(&ScaledObjectRef::new("ns", "a-b"))
+        );
+        let long =
+            StateStore::config_map_name(&ScaledObjectRef::new("n".repeat(63), "x".repeat(253)));
         for n in [&a, &b, &long] {
             assert!(n.len() <= 253, "{n}");
             assert!(n

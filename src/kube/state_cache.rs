@@ -19,11 +19,11 @@ use kube::{
 };
 use tokio::task::JoinHandle;
 
+use crate::core::ScaledObjectRef;
+
 use super::{
     error::KubeError,
-    state::{
-        JobKey, PersistedJob, StateStore, StateVersion, DATA_KEY, JOB_ANNOTATION, STATE_LABEL,
-    },
+    state::{PersistedJob, StateStore, StateVersion, DATA_KEY, JOB_ANNOTATION, STATE_LABEL},
 };
 
 /// Read-only cache of every job's persisted state. Dropping it stops the watch.
@@ -81,7 +81,10 @@ impl StateCache {
 
     /// The cached state of `job` and its version (None: nothing persisted, or not cached
     /// yet — see [`Self::is_ready`]).
-    pub fn get(&self, job: &JobKey) -> Result<Option<(PersistedJob, StateVersion)>, KubeError> {
+    pub fn get(
+        &self,
+        job: &ScaledObjectRef,
+    ) -> Result<Option<(PersistedJob, StateVersion)>, KubeError> {
         if !self.is_ready() {
             return Err(KubeError::CacheNotReady { what: "configmaps" });
         }

@@ -13,8 +13,8 @@ use std::{
 use reqwest::header::HeaderValue;
 
 use super::{
+    endpoint::{Auth, PasswordSource},
     error::{ClientBuildError, QueryError},
-    settings::ServerAuth,
 };
 
 /// A secret kept in memory, printed as `<redacted>`.
@@ -127,38 +127,38 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// Builds credentials from validated settings, reading files/env once.
-    pub fn from_settings(auth: Option<&ServerAuth>) -> Result<Self, ClientBuildError> {
-        let Some(auth) = auth else {
-            return Ok(Credentials::None);
-        };
-        if let Some(path) = &auth.bearer_token_file {
-            return Ok(Credentials::Bearer(Arc::new(FileSecret::load(
+    /// Builds credentials, reading files/env once.
+    pub fn from_auth(auth: &Auth) -> Result<Self, ClientBuildError> {
+        match auth {
+            Auth::None => Ok(Credentials::None),
+            Auth::BearerTokenFile(path) => Ok(Credentials::Bearer(Arc::new(FileSecret::load(
                 path,
                 "bearer token",
-            )?)));
-        }
-        let Some(basic) = &auth.basic else {
-            return Ok(Credentials::None);
-        };
-        if let Some(path) = &basic.password_file {
-            return Ok(Credentials::BasicFile {
-                username: basic.username.clone(),
+            )?))),
+            Auth::Basic {
+                username,
+                password: PasswordSource::File(path),
+            } => Ok(Credentials::BasicFile {
+                username: username.clone(),
                 password: Arc::new(FileSecret::load(path, "basic auth password")?),
-            });
+            }),
+            Auth::Basic {
+                username,
+                password: PasswordSource::Env(var),
+            } => {
+                let value = std::env::var(var)
+                    .map_err(|_| ClientBuildError::MissingEnv { var: var.clone() })?;
+                if value.is_empty() {
+                    return Err(ClientBuildError::EmptyCredential {
+                        what: format!("env var {var}"),
+                    });
+                }
+                Ok(Credentials::BasicStatic {
+                    username: username.clone(),
+                    password: Secret(value),
+                })
+            }
         }
-        let var = basic.password_env.clone().unwrap_or_default();
-        let value =
-            std::env::var(&var).map_err(|_| ClientBuildError::MissingEnv { var: var.clone() })?;
-        if value.is_empty() {
-            return Err(ClientBuildError::EmptyCredential {
-                what: format!("env var {var}"),
-            });
-        }
-        Ok(Credentials::BasicStatic {
-            username: basic.username.clone(),
-            password: Secret(value),
-        })
     }
 
     /// The `Authorization` header value (marked sensitive) and the raw secret (so that

@@ -12,9 +12,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::{
     auth::{scrub, Credentials},
-    error::{ClientBuildError, QueryError},
+    endpoint::Endpoint,
+    error::{ClientBuildError, QueryError, SettingsError},
     response::{decode, QueryData, Sample, Series},
-    settings::ServerSettings,
 };
 
 /// First backoff delay between retries.
@@ -46,25 +46,11 @@ impl std::fmt::Debug for PromClient {
 }
 
 impl PromClient {
-    /// Validates the settings, reads credential and TLS files once and builds the client.
-    pub fn new(settings: &ServerSettings) -> Result<Self, ClientBuildError> {
-        settings.validate("prometheus")?;
-        let base = url::Url::parse(&settings.url).map_err(|e| {
-            ClientBuildError::Settings(super::SettingsError {
-                path: "prometheus.url".into(),
-                message: e.to_string(),
-            })
-        })?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &settings.headers {
-            // validated above
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
+    /// Checks the URL and headers, reads credential and TLS files once and builds the
+    /// client.
+    pub fn new(settings: &Endpoint) -> Result<Self, ClientBuildError> {
+        let base = base_url(&settings.url)?;
+        let headers = header_map(&settings.headers)?;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(settings.timeout)
@@ -108,7 +94,7 @@ impl PromClient {
             base,
             timeout: settings.timeout,
             retries: settings.retries,
-            credentials: Credentials::from_settings(settings.auth.as_ref())?,
+            credentials: Credentials::from_auth(&settings.auth)?,
         })
     }
 
@@ -328,6 +314,36 @@ fn transport_reason(e: &reqwest::Error) -> String {
     } else {
         parts.join(": ")
     }
+}
+
+fn settings_error(field: &str, message: impl Into<String>) -> ClientBuildError {
+    ClientBuildError::Settings(SettingsError {
+        path: format!("prometheus.{field}"),
+        message: message.into(),
+    })
+}
+
+/// The base URL the API paths are joined to (http or https). The config file checks
+/// the rest (host, no inline credentials) with the field's path.
+fn base_url(url: &str) -> Result<url::Url, ClientBuildError> {
+    let base = url::Url::parse(url).map_err(|e| settings_error("url", e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(settings_error("url", "must be http or https"));
+    }
+    Ok(base)
+}
+
+/// The extra headers as sent.
+fn header_map(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<HeaderMap, ClientBuildError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let invalid = || settings_error(&format!("headers.{name}"), "not a valid HTTP header");
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        map.insert(n, HeaderValue::from_str(value).map_err(|_| invalid())?);
+    }
+    Ok(map)
 }
 
 fn unix_seconds(at: DateTime<Utc>) -> String {

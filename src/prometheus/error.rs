@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-/// Invalid [`super::ServerSettings`]: the config path of the field and what is wrong.
+/// An invalid [`super::Endpoint`] field: its config path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct SettingsError {
@@ -17,7 +17,7 @@ pub struct SettingsError {
 /// Building a [`super::PromClient`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
-    /// The settings did not validate.
+    /// The endpoint's URL or headers are not usable.
     #[error("invalid Prometheus settings: {0}")]
     Settings(#[from] SettingsError),
     /// A file named by the settings (token, password, CA, certificate, key) could not be read.

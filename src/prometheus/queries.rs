@@ -20,7 +20,7 @@
 //!   `fks-lab`). Jobs that must react within seconds override `busyTime`, `recordsIn`,
 //!   `recordsOut` and `lagGrowth` with `rate()` over Flink's counters
 //!   (`accumulateBusyTimeMs`, `numRecordsIn`, `numRecordsOut`): README "Reacting within
-//!   seconds", `lab::scenario::FAST_QUERIES`.
+//!   seconds", `fks_lab::scenario::FAST_QUERIES`.
 //! * `recordsIn` of a **source** vertex is the source operator's
 //!   `numRecordsOutPerSecond` (records it emits): the task-level `numRecordsIn` of a
 //!   source task counts network input and is 0, and operator `numRecordsIn` is only

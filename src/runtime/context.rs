@@ -8,11 +8,38 @@ use std::{
 };
 
 use crate::{
-    config::Config,
+    config::{Config, ServerAuth, ServerSettings},
     exporter::Metrics,
     flink::{ClientOptions, FlinkClient, FlinkError},
-    prometheus::{ClientBuildError, PromClient},
+    prometheus::{Auth, ClientBuildError, Endpoint, PasswordSource, PromClient},
 };
+
+/// The Prometheus client's view of a configured server (`prometheus.<name>`, validated
+/// by the config loader: exactly one credential source).
+pub fn prometheus_endpoint(settings: &ServerSettings) -> Endpoint {
+    Endpoint {
+        url: settings.url.clone(),
+        timeout: settings.timeout,
+        retries: settings.retries,
+        headers: settings.headers.clone(),
+        auth: settings.auth.as_ref().map_or(Auth::None, auth),
+        tls: settings.tls.clone(),
+    }
+}
+
+fn auth(a: &ServerAuth) -> Auth {
+    match (&a.bearer_token_file, &a.basic) {
+        (Some(file), _) => Auth::BearerTokenFile(file.clone()),
+        (None, Some(b)) => Auth::Basic {
+            username: b.username.clone(),
+            password: match (&b.password_file, &b.password_env) {
+                (Some(file), _) => PasswordSource::File(file.clone()),
+                (None, var) => PasswordSource::Env(var.clone().unwrap_or_default()),
+            },
+        },
+        (None, None) => Auth::None,
+    }
+}
 
 /// Everything a job worker needs that is shared across jobs.
 pub struct Context {
@@ -32,7 +59,8 @@ impl Context {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ClientBuildError> {
         let mut prometheus = BTreeMap::new();
         for (name, settings) in &config.prometheus {
-            prometheus.insert(name.clone(), Arc::new(PromClient::new(settings)?));
+            let client = PromClient::new(&prometheus_endpoint(settings))?;
+            prometheus.insert(name.clone(), Arc::new(client));
         }
         Ok(Self {
             config,

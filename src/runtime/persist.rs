@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::worker::Worker;
 use crate::{
-    core::{Decision, Plan, Rescale},
-    kube::{check_decision, JobKey, PersistedDecision, PersistedJob, Staleness},
+    core::{Decision, Plan, Rescale, ScaledObjectRef},
+    kube::{check_decision, PersistedDecision, PersistedJob, Staleness},
 };
 
 /// A persisted decision older than this is never acted on.
@@ -30,8 +30,8 @@ pub struct PersistState {
 }
 
 impl Worker {
-    fn job_key(&self) -> JobKey {
-        JobKey::new(self.target.namespace.clone(), self.target.name.clone())
+    fn job_key(&self) -> ScaledObjectRef {
+        self.target.scaled_object.clone()
     }
 
     /// Before observing: leader loads once; follower mirrors the cache.

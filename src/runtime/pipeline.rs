@@ -10,14 +10,16 @@ use serde::Serialize;
 
 use super::{context::Context, predictive, settings::JobSettings};
 use crate::{
-    core::{self, Observation},
-    flink::{self, FlinkClient, FlinkError, JobSelector, TaskManagerInfo},
-    keda::{self, EvalError},
+    core::{self, JobId, JobSelector, Observation},
+    flink::{self, FlinkClient, FlinkError, TaskManagerInfo},
+    keda::EvalError,
     prometheus::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
 };
 
 /// Everything read in one observation.
 pub struct Observed {
+    /// The job's id, as Flink reported it.
+    pub job_id: JobId,
     /// The core's view.
     pub observation: Observation,
     /// Registered TaskManagers.
@@ -39,15 +41,6 @@ pub struct QuerySummary {
     pub series: usize,
     /// `ok` or the error kind.
     pub outcome: &'static str,
-}
-
-/// Maps the scaler's job selector onto the Flink client's.
-pub fn selector(job: &keda::JobSelector) -> JobSelector {
-    match job {
-        keda::JobSelector::OnlyRunning => JobSelector::OnlyRunning,
-        keda::JobSelector::Name(n) => JobSelector::Name(n.clone()),
-        keda::JobSelector::Id(i) => JobSelector::Id(i.clone()),
-    }
 }
 
 /// Maps a Flink error onto what KEDA should see.
@@ -81,12 +74,12 @@ pub async fn observe(
     ctx: &Context,
     settings: &JobSettings,
     client: &FlinkClient,
-    job: &keda::JobSelector,
+    job: &JobSelector,
 ) -> Result<Observed, EvalError> {
     let url = settings.flink_url.as_str();
     let started = Instant::now();
     let summary = client
-        .resolve_job(&selector(job))
+        .resolve_job(job)
         .await
         .map_err(|e| flink_error(url, e))?;
     let (details, topology, task_managers) = tokio::try_join!(
@@ -144,7 +137,7 @@ pub async fn observe(
     let slots_per_task_manager = task_managers.first().map(|t| t.slots_number);
     let mut observation = Observation {
         at: Utc::now(),
-        job_id: details.jid.clone(),
+        job_id: details.jid.to_string(),
         job_name: details.name.clone(),
         status: flink::apply::job_status(&details.state),
         running_since: details
@@ -189,6 +182,7 @@ pub async fn observe(
         }
     }
     Ok(Observed {
+        job_id: details.jid,
         observation,
         task_managers,
         queries: read.queries,

@@ -19,7 +19,10 @@ use super::{
     shutdown::ShutdownSignal,
     worker::{Carry, JobReport, Published, Worker},
 };
-use crate::keda::{CacheKey, EvalError, Evaluation, Evaluator, ScalerTarget};
+use crate::{
+    core::ScaledObjectRef,
+    keda::{CacheKey, EvalError, Evaluation, Evaluator, ScalerTarget},
+};
 
 struct Handle {
     key: CacheKey,
@@ -31,16 +34,13 @@ struct Handle {
     turn: Turn,
 }
 
-/// Registry key: the ScaledObject.
-type ObjectKey = (String, String);
-
 /// A worker generation's lock, carrying its state to the next generation.
 type Turn = Arc<tokio::sync::Mutex<Option<Carry>>>;
 
 /// The per-ScaledObject workers.
 pub struct Registry {
     ctx: Arc<Context>,
-    jobs: Mutex<HashMap<ObjectKey, Handle>>,
+    jobs: Mutex<HashMap<ScaledObjectRef, Handle>>,
     shutdown: ShutdownSignal,
 }
 
@@ -84,7 +84,7 @@ impl Registry {
 
     fn handle(self: &Arc<Self>, target: &ScalerTarget) -> watch::Receiver<Option<Published>> {
         let key = target.cache_key();
-        let object: ObjectKey = (target.namespace.clone(), target.name.clone());
+        let object = target.scaled_object.clone();
         let mut jobs = lock(&self.jobs);
         let mut turn: Turn = Arc::new(tokio::sync::Mutex::new(None));
         if let Some(h) = jobs.get(&object) {
@@ -129,7 +129,7 @@ impl Registry {
 
     async fn run(
         self: Arc<Self>,
-        object: ObjectKey,
+        object: ScaledObjectRef,
         key: CacheKey,
         mut worker: Worker,
         tx: watch::Sender<Option<Published>>,

@@ -9,10 +9,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::{
-    core::{RescaleTimeouts, VertexId},
+    core::{JobId, JobSelector, RescaleTimeouts, VertexId},
     flink::{
         self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
-        JobSelector,
     },
 };
 
@@ -37,7 +36,7 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Job id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Job name.
     pub job_name: String,
     /// Parallelism before, by vertex id.
@@ -88,16 +87,6 @@ impl Error {
     }
 }
 
-fn selector(job: Option<&str>) -> JobSelector {
-    match job {
-        None => JobSelector::OnlyRunning,
-        Some(j) if j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            JobSelector::Id(j.to_ascii_lowercase())
-        }
-        Some(j) => JobSelector::Name(j.to_string()),
-    }
-}
-
 /// Parses `ID=N` arguments.
 pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error> {
     let mut out = BTreeMap::new();
@@ -131,7 +120,9 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error>
         return Err(Error::BadRequest("parallelism must be >= 1".into()));
     }
     let client = FlinkClient::new(&req.flink_url, options)?;
-    let job = client.resolve_job(&selector(req.job.as_deref())).await?;
+    let job = client
+        .resolve_job(&JobSelector::from_arg(req.job.as_deref()))
+        .await?;
     let topology = client.topology(&job.jid).await?;
     let from = topology.parallelism();
     let to = match req.parallelism {

@@ -119,7 +119,11 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
     let scale_target = match &ctx.kube {
         Some(k) => Some(
             k.discovery
-                .resolve(&target.namespace, &target.name, explicit.as_deref())
+                .resolve(
+                    &target.scaled_object.namespace,
+                    &target.scaled_object.name,
+                    explicit.as_deref(),
+                )
                 .map_err(kube_error)?,
         ),
         None => None,

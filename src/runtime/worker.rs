@@ -412,8 +412,7 @@ impl Worker {
 
     fn key<'a>(&'a self, job: &'a str) -> JobKey<'a> {
         JobKey {
-            namespace: &self.target.namespace,
-            scaled_object: &self.target.name,
+            scaled_object: &self.target.scaled_object,
             job,
         }
     }
@@ -507,7 +506,7 @@ impl Worker {
         };
         match Rescaler::start(
             client,
-            &observed.observation.job_id,
+            &observed.job_id,
             target,
             &options,
             self.rescale.as_ref(),

@@ -1,71 +1,118 @@
 //! The Kubernetes HPA as KEDA drives it: a sync every 15 s, the AverageValue replica
 //! calculation with the 10 % tolerance, the default scale-up rate limit and the 300 s
-//! scale-down stabilization window. Pure.
+//! scale-down stabilization window. Pure; the simulator and the lab's KEDA/HPA driver
+//! (`fks-lab`) both use it.
+//!
+//! Sources (Kubernetes docs, "Horizontal Pod Autoscaling" → "Algorithm details",
+//! "Stabilization window", "Default Policies"): `desired = ceil(sum / target)` for an
+//! `AverageValue` external metric, unchanged while `|1 − sum / (target × current)| ≤
+//! tolerance`; clamped to `[minReplicas, maxReplicas]`; scale-up at most
+//! `max(100 %, 4 pods)` per 15 s; scale-down to the highest recommendation of the window.
 
 use std::collections::VecDeque;
 
 use super::constants::{HPA_SCALE_DOWN_STABILIZATION_S, HPA_SYNC_PERIOD_S, HPA_TOLERANCE};
+
+/// HPA settings: the scale target's bounds and the controller's documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HpaConfig {
+    /// `minReplicas`.
+    pub min: u32,
+    /// `maxReplicas`.
+    pub max: u32,
+    /// `--horizontal-pod-autoscaler-tolerance` (default 0.1).
+    pub tolerance: f64,
+    /// `--horizontal-pod-autoscaler-sync-period` in seconds (default 15).
+    pub sync_period_s: f64,
+    /// `behavior.scaleDown.stabilizationWindowSeconds` (default 300).
+    pub scale_down_stabilization_s: f64,
+}
+
+impl HpaConfig {
+    /// `[min, max]` with every default.
+    pub fn new(min: u32, max: u32) -> Self {
+        Self {
+            min,
+            max,
+            tolerance: HPA_TOLERANCE,
+            sync_period_s: HPA_SYNC_PERIOD_S,
+            scale_down_stabilization_s: HPA_SCALE_DOWN_STABILIZATION_S,
+        }
+    }
+}
 
 /// HPA state for one scale target.
 #[derive(Debug, Clone)]
 pub struct Hpa {
     /// Current replicas.
     pub replicas: u32,
-    /// `minReplicas`.
-    pub min: u32,
-    /// `maxReplicas`.
-    pub max: u32,
-    /// Tolerance (default 0.1).
-    pub tolerance: f64,
+    /// Settings.
+    pub config: HpaConfig,
     next_sync: f64,
     recommendations: VecDeque<(f64, u32)>,
 }
 
 impl Hpa {
-    /// An HPA at `replicas` within `[min, max]`, default tolerance.
+    /// An HPA at `replicas` within `[min, max]`, default tolerance, sync period and
+    /// stabilization window.
     pub fn new(replicas: u32, min: u32, max: u32) -> Self {
+        Self::with_config(replicas, HpaConfig::new(min, max))
+    }
+
+    /// An HPA at `replicas` with `config`.
+    pub fn with_config(replicas: u32, config: HpaConfig) -> Self {
         Self {
             replicas,
-            min,
-            max,
-            tolerance: HPA_TOLERANCE,
+            config,
             next_sync: 0.0,
             recommendations: VecDeque::new(),
         }
     }
 
-    /// Runs a sync if one is due at `now`, for an external metric of `usage` (sum of the
-    /// values) against an AverageValue `target` per replica. Returns the new replica count
-    /// when it changed.
+    /// Runs a sync if one is due at `now` (seconds), for an external metric of `usage`
+    /// (sum of the values) against an AverageValue `target` per replica, and applies it.
+    /// Returns the new replica count when it changed.
     pub fn sync(&mut self, now: f64, usage: f64, target: f64) -> Option<u32> {
         if now < self.next_sync {
             return None;
         }
-        self.next_sync = now + HPA_SYNC_PERIOD_S;
+        self.next_sync = now + self.config.sync_period_s;
+        let new = self.desired(now, usage, target)?;
+        (new != self.replicas).then(|| {
+            self.replicas = new;
+            new
+        })
+    }
+
+    /// One replica calculation at `now` (seconds) from the current [`Hpa::replicas`]:
+    /// records the recommendation and returns the count the HPA sets, without setting it
+    /// (a caller that cannot reach it — a pod that does not start — keeps `replicas`).
+    /// `None` when the metric is unusable (non-positive target, non-finite usage): the
+    /// HPA then changes nothing.
+    pub fn desired(&mut self, now: f64, usage: f64, target: f64) -> Option<u32> {
+        if target <= 0.0 || !usage.is_finite() {
+            return None;
+        }
         let current = self.replicas.max(1);
         let ratio = usage / (target * f64::from(current));
         // Kubernetes ≥ 1.33 `Tolerances.isWithin`: (1 − tol) ≤ ratio ≤ (1 + tol)
-        let within = (1.0 - self.tolerance) <= ratio && ratio <= (1.0 + self.tolerance);
+        let within =
+            (1.0 - self.config.tolerance) <= ratio && ratio <= (1.0 + self.config.tolerance);
         let raw = if within || !ratio.is_finite() {
             current
         } else {
-            let d = (usage / target).ceil();
-            if d.is_finite() && d > 0.0 {
-                d.min(f64::from(u32::MAX)) as u32
-            } else {
-                0
-            }
+            (usage / target).ceil().clamp(0.0, f64::from(u32::MAX)) as u32
         };
-        let rec = raw.clamp(self.min, self.max);
+        let rec = raw.clamp(self.config.min, self.config.max);
         self.recommendations.push_back((now, rec));
         while self
             .recommendations
             .front()
-            .is_some_and(|(t, _)| *t < now - HPA_SCALE_DOWN_STABILIZATION_S)
+            .is_some_and(|(t, _)| *t < now - self.config.scale_down_stabilization_s)
         {
             self.recommendations.pop_front();
         }
-        let new = if rec > current {
+        Some(if rec > current {
             // default scaleUp policies: max(100 %, 4 pods) per 15 s
             rec.min((current * 2).max(current + 4))
         } else {
@@ -77,10 +124,6 @@ impl Hpa {
                 .max()
                 .unwrap_or(rec);
             highest.min(current)
-        };
-        (new != self.replicas).then(|| {
-            self.replicas = new;
-            new
         })
     }
 }
@@ -94,6 +137,62 @@ mod tests {
         let mut h = Hpa::new(10, 1, 20);
         assert_eq!(h.sync(0.0, 11.0, 1.0), None);
         assert_eq!(h.sync(15.0, 12.0, 1.0), Some(12));
+    }
+
+    #[test]
+    fn average_value_math_with_tolerance() {
+        let d = |current: u32, sum: f64, target: f64| {
+            Hpa::new(current, 0, 100).desired(0.0, sum, target)
+        };
+        // within 10 %: unchanged
+        assert_eq!(d(10, 10.5, 1.0), Some(10));
+        assert_eq!(d(10, 9.0, 1.0), Some(10));
+        // outside: ceil(sum / target)
+        assert_eq!(d(10, 11.5, 1.0), Some(12));
+        assert_eq!(d(1, 3.0, 1.0), Some(3));
+        assert_eq!(d(3, 2.0, 1.0), Some(2));
+        assert_eq!(d(2, 5.0, 2.0), Some(3));
+        // with more than 10 replicas a one-replica step is not applied
+        assert_eq!(d(11, 12.0, 1.0), Some(11));
+        assert_eq!(d(0, 2.0, 1.0), Some(2));
+        // a metric the HPA cannot use changes nothing
+        assert_eq!(d(2, 5.0, 0.0), None);
+        assert_eq!(d(2, f64::NAN, 1.0), None);
+    }
+
+    #[test]
+    fn min_max_clamp() {
+        let d = |current: u32, sum: f64| Hpa::new(current, 1, 3).desired(0.0, sum, 1.0);
+        assert_eq!(d(2, 0.0), Some(1));
+        assert_eq!(d(2, 7.0), Some(3));
+        assert_eq!(d(2, 2.0), Some(2));
+    }
+
+    #[test]
+    fn scale_up_is_rate_limited_to_double_or_four_pods() {
+        let d = |current: u32, sum: f64| Hpa::new(current, 1, 100).desired(0.0, sum, 1.0);
+        assert_eq!(d(2, 8.0), Some(6), "max(2x, +4)");
+        assert_eq!(d(10, 40.0), Some(20), "max(2x, +4)");
+    }
+
+    #[test]
+    fn scale_down_takes_the_highest_recommendation_of_the_window() {
+        let mut h = Hpa::with_config(
+            3,
+            HpaConfig {
+                scale_down_stabilization_s: 20.0,
+                ..HpaConfig::new(1, 10)
+            },
+        );
+        assert_eq!(h.desired(0.0, 3.0, 1.0), Some(3));
+        // 3 still within the window: stays at 3
+        assert_eq!(h.desired(10.0, 1.0, 1.0), Some(3));
+        assert_eq!(h.desired(15.0, 1.0, 1.0), Some(3));
+        // 3 left the window: 1
+        assert_eq!(h.desired(25.0, 1.0, 1.0), Some(1));
+        h.replicas = 1;
+        // scale-up is immediate
+        assert_eq!(h.desired(26.0, 2.0, 1.0), Some(2));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The simulation report: per-policy summary, time series, and its three renderings
-//! (text table, long-format CSV, SVG plot in [`super::svg`]).
+//! (text table, long-format CSV, SVG chart built in `super::chart`).
 
 use super::job::EventKind;
+use crate::svg::SvgError;
 
 /// One sample of a policy's time series.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,8 +182,15 @@ impl Report {
     }
 
     /// SVG plot: input rate, lag and TaskManagers over time per policy, rescale events
-    /// marked.
-    pub fn to_svg(&self) -> String {
-        super::svg::render(self)
+    /// marked. [`SvgError::NotCompiled`] in builds without the `svg` feature.
+    pub fn to_svg(&self) -> Result<String, SvgError> {
+        #[cfg(feature = "svg")]
+        {
+            Ok(fks_plot::render_svg(&super::chart::chart(self))?)
+        }
+        #[cfg(not(feature = "svg"))]
+        {
+            Err(SvgError::NotCompiled)
+        }
     }
 }

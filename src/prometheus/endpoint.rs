@@ -1,0 +1,64 @@
+//! `Endpoint`: what the client needs to reach one Prometheus-compatible server, as plain
+//! values. The runtime builds it from the config file's `prometheus.<name>` (validated
+//! there); the client only re-checks what it builds URLs and headers from.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use crate::core::ClientTls;
+
+/// One server: base URL, bounds, credentials, TLS, extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Base URL (`http` or `https`), possibly with a path prefix; `/api/v1/...` is appended.
+    pub url: String,
+    /// Timeout of one HTTP attempt (connect included).
+    pub timeout: Duration,
+    /// Retries after the first attempt for retryable errors (unreachable, 5xx, 429).
+    pub retries: u32,
+    /// Extra headers sent with every request (never `Authorization`: see [`Endpoint::auth`]).
+    pub headers: BTreeMap<String, String>,
+    /// Credentials.
+    pub auth: Auth,
+    /// TLS (custom CA, client certificate); `None`: the built-in roots.
+    pub tls: Option<ClientTls>,
+}
+
+impl Endpoint {
+    /// `url` with a per-attempt `timeout` and `retries`, no credentials, no TLS options, no
+    /// extra headers.
+    pub fn new(url: impl Into<String>, timeout: Duration, retries: u32) -> Self {
+        Self {
+            url: url.into(),
+            timeout,
+            retries,
+            headers: BTreeMap::new(),
+            auth: Auth::None,
+            tls: None,
+        }
+    }
+}
+
+/// Where the `Authorization` header comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No `Authorization` header.
+    None,
+    /// `Bearer <token>`, the token read from this file (re-read when it changes).
+    BearerTokenFile(PathBuf),
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Where the password comes from.
+        password: PasswordSource,
+    },
+}
+
+/// A basic-auth password's origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// A file (re-read when it changes).
+    File(PathBuf),
+    /// An environment variable (read once when the client is built).
+    Env(String),
+}
