@@ -3,7 +3,7 @@
 //! (severity, summary, description, runbook linked to a `docs/deploy.md` section, and a
 //! firing plus a non-firing unit-test case).
 
-mod support;
+use crate::support;
 
 use std::{
     collections::BTreeMap,

@@ -3,18 +3,18 @@
 //! and `explain` against the fake JobManager + a real Prometheus scraping a synthetic
 //! exporter (prints the decision JSON with its reasons and the DS2 target).
 //!
-//! Run: `cargo test --test cli -- --nocapture` (`explain` needs `/usr/bin/prometheus`;
+//! Run: `cargo test --test it cli:: -- --nocapture` (`explain` needs `/usr/bin/prometheus`;
 //! SKIPPED without it, fails in CI).
 
-mod support;
+use crate::support;
 
 use std::{process::Output, time::Duration};
 
 use serde_json::Value;
 use support::{
     fake_flink::{FakeFlink, SLOTS_PER_TM},
-    prometheus::{PrometheusHarness, SyntheticExporter, FIRST_SCRAPE_WAIT},
     scaler::{config_yaml, ds2_expected, e2e_job, e2e_policy, Load},
+    stack::Stack,
 };
 
 const P: u32 = 4;
@@ -115,6 +115,39 @@ async fn check_config_accepts_the_test_config_and_rejects_a_typo() {
     assert!(e.contains("targetUtilisation"), "names the field: {e}");
 }
 
+/// `simulate --svg FILE` writes the chart in a build with the `svg` feature (the workspace
+/// build) and otherwise fails before simulating, naming the feature.
+#[tokio::test]
+async fn simulate_svg_needs_the_svg_feature() {
+    let dir = support::tempdir("fks-cli-svg-");
+    let svg = dir.path().join("sim.svg");
+    let out = run(&[
+        "simulate",
+        "--trace",
+        "step",
+        "--svg",
+        svg.to_str().expect("utf8"),
+    ])
+    .await;
+    if flink_keda_scaler::svg::AVAILABLE {
+        assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        let written = std::fs::read_to_string(&svg).expect("svg written");
+        assert!(written.starts_with("<svg") && written.contains(">ours</text>"));
+    } else {
+        assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("`svg` cargo feature"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "nothing simulated: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescale_dry_run_prints_the_plan_and_sends_no_put() {
     let job = e2e_job(P);
@@ -205,27 +238,18 @@ async fn rescale_dry_run_prints_the_plan_and_sends_no_put() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_the_decision_with_reasons() {
-    let job = e2e_job(P);
-    let exporter = SyntheticExporter::new();
     // A load 3× over a steady in-band load: DS2 scales up.
     let load = Load {
         rate: 500.0,
         busy: [0.3, 0.3, 0.25],
     }
     .step(3.0);
-    load.export(&job, &exporter);
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+    let Some(Stack {
+        job, prom, flink, ..
+    }) = Stack::start(e2e_job(P), &load, true).await
+    else {
         return;
     };
-    prom.wait_for(
-        &format!(
-            "flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{}\"}}",
-            job.job_id
-        ),
-        FIRST_SCRAPE_WAIT,
-    )
-    .await;
-    let flink = FakeFlink::start(&job, true).await;
     let dir = support::tempdir("fks-cli-");
     let config = dir.path().join("scaler.yaml");
     std::fs::write(&config, config_yaml(&prom.url(), &e2e_policy(false, 1, 10))).expect("write");

@@ -6,9 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use flink_keda_scaler::core::{
-    decide, task_managers_for, validate_schedule, Direction, Edge, JobSignals, JobState, JobStatus,
-    Observation, Policy, Rule, Schedule, ScheduleKind, ShipStrategy, Topology, Vertex, VertexId,
-    VertexSignals,
+    decide, task_managers_for, Direction, Edge, JobSignals, JobState, JobStatus, Observation,
+    Policy, Rule, Schedule, ScheduleKind, ShipStrategy, Topology, Vertex, VertexId, VertexSignals,
 };
 
 fn vertex(name: &str, parallelism: u32, max_parallelism: u32, group: &str) -> Vertex {
@@ -174,15 +173,18 @@ fn task_managers_follow_slot_sharing_groups() {
 
 #[test]
 fn schedules_are_validated_for_the_config_loader() {
-    let s = |cron: &str, tz: &str| Schedule {
-        name: "s".into(),
-        cron: cron.into(),
-        timezone: tz.into(),
-        duration: Duration::from_secs(600),
-        kind: ScheduleKind::Ceiling,
-        task_managers: 2,
+    let err = |cron: &str, tz: &str| {
+        Schedule::new(
+            "s",
+            cron,
+            tz,
+            Duration::from_secs(600),
+            ScheduleKind::Ceiling,
+            2,
+        )
+        .err()
+        .map(|e| e.to_string())
     };
-    let err = |cron: &str, tz: &str| validate_schedule(&s(cron, tz)).err();
     assert_eq!(err("0 30 7 * * Mon-Fri", "America/New_York"), None);
     let zone = err("0 30 7 * * *", "Nowhere/City");
     assert!(zone.is_some_and(|e| e.contains("time zone")));

@@ -5,9 +5,9 @@
 //! Also checks the dashboard JSON structurally and, with promtool, that every query
 //! parses as PromQL.
 
-#[path = "dashboard_metrics/promql.rs"]
 mod promql;
-mod support;
+
+use crate::support;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -19,7 +19,7 @@ use std::{
 
 use chrono::DateTime;
 use flink_keda_scaler::{
-    core::{Direction, Rule},
+    core::{Direction, Rule, ScaledObjectRef},
     exporter::{self, JobKey, Metrics, Readiness, RescaleOutcome, SignalValues},
 };
 use promql::{label_names, metric_names, selector_matchers, selectors};
@@ -56,9 +56,9 @@ fn dashboard() -> Value {
 /// A `Metrics` in which every family has at least one sample.
 fn populated_metrics() -> Metrics {
     let m = Metrics::with_build_info("0.0.0-test", "deadbeef").expect("metrics");
+    let so = ScaledObjectRef::new("ns", "so");
     let key = JobKey {
-        namespace: "ns",
-        scaled_object: "so",
+        scaled_object: &so,
         job: "wordcount",
     };
     m.register_job(&key);

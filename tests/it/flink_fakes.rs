@@ -1,7 +1,7 @@
 //! Flink REST client, PUT discipline and driver against a fake JobManager (wiremock)
 //! serving responses recorded from real Flink clusters (`tests/fixtures/flink/<version>/`,
-//! recorded with `FKS_RECORD_FIXTURES=1 cargo test --test flink_rescale -- --ignored
-//! record_fixtures`), plus fault injection: 409, 400, 500, unknown job, slow responses.
+//! recorded with `FKS_RECORD_FIXTURES=1 cargo test --test it flink_rescale::record_fixtures --
+//! --ignored`), plus fault injection: 409, 400, 500, unknown job, slow responses.
 
 use std::{
     collections::BTreeMap,
@@ -10,11 +10,8 @@ use std::{
 };
 
 use flink_keda_scaler::{
-    core::{Plan, RescalePhase, ShipStrategy, VertexId},
-    flink::{
-        apply_target, ApplyOptions, ClientOptions, FlinkClient, JobSelector, RequirementsChange,
-        Rescaler,
-    },
+    core::{JobId, JobSelector, Plan, RescalePhase, ShipStrategy, VertexId},
+    flink::{apply_target, ApplyOptions, ClientOptions, FlinkClient, RequirementsChange, Rescaler},
 };
 use serde_json::{json, Value};
 use wiremock::{
@@ -55,11 +52,12 @@ fn respond(version: &str, name: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(body)
 }
 
-fn job_id(version: &str) -> String {
+fn job_id(version: &str) -> JobId {
     fixture(version, "job").1["jid"]
         .as_str()
         .expect("jid")
-        .to_string()
+        .parse()
+        .expect("a job id")
 }
 
 fn client(server: &MockServer) -> FlinkClient {
@@ -75,7 +73,7 @@ fn client(server: &MockServer) -> FlinkClient {
 }
 
 /// Mounts the recorded GETs of a healthy running job.
-async fn mount_job(server: &MockServer, version: &str) -> String {
+async fn mount_job(server: &MockServer, version: &str) -> JobId {
     let job = job_id(version);
     for (p, name) in [
         ("/overview".to_string(), "overview"),
@@ -320,7 +318,9 @@ async fn recorded_error_responses_map_to_typed_errors() {
         }
         // a job the cluster does not know
         let server = MockServer::start().await;
-        let unknown = "00000000000000000000000000000000";
+        let unknown: JobId = "00000000000000000000000000000000"
+            .parse()
+            .expect("a job id");
         Mock::given(method("GET"))
             .and(path(format!("/jobs/{unknown}")))
             .respond_with(respond(&v, "job_unknown"))
@@ -333,12 +333,12 @@ async fn recorded_error_responses_map_to_typed_errors() {
             .await;
         let c = client(&server);
         assert_eq!(
-            c.job(unknown).await.expect_err("unknown").kind(),
+            c.job(&unknown).await.expect_err("unknown").kind(),
             "job_gone",
             "{v}"
         );
         let e = c
-            .put_resource_requirements(unknown, &BTreeMap::new())
+            .put_resource_requirements(&unknown, &BTreeMap::new())
             .await
             .expect_err("unknown");
         assert_eq!(e.kind(), "job_gone", "{v}: {e}");
@@ -481,7 +481,11 @@ async fn resolve_job_by_name_id_and_only_running() {
         .await;
     let c = client(&server);
     let name = running["name"].as_str().expect("name").to_string();
-    let jid = running["jid"].as_str().expect("jid").to_string();
+    let jid: JobId = running["jid"]
+        .as_str()
+        .expect("jid")
+        .parse()
+        .expect("a job id");
     assert_eq!(
         c.resolve_job(&JobSelector::Name(name.clone()))
             .await

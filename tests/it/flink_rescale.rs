@@ -2,19 +2,19 @@
 //! adaptive scheduler, TaskManagers as local processes). Version from `FKS_FLINK_VERSION`
 //! (default 2.3.0). Tests share the machine's CPUs, so they run one at a time (a lock).
 //!
-//! `cargo test --test flink_rescale -- --nocapture` (add `--ignored measure_put_to_running`
-//! for the latency figures).
+//! `cargo test --test it flink_rescale:: -- --nocapture`; the latency figures:
+//! `cargo test --test it flink_rescale::measure_put_to_running -- --ignored --nocapture`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use flink_keda_scaler::{
-    core::{FailoverWatch, RescaleEvent, RescalePhase},
+    core::{FailoverWatch, JobId, JobSelector, RescaleEvent, RescalePhase},
     flink::{
         apply::{observe, plan_for, uniform_parallelism},
         apply_and_wait, apply_target, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
-        JobSelector, RequirementsChange, Rescaler,
+        RequirementsChange, Rescaler,
     },
 };
 use support::flink::{install, ClusterOptions, FlinkCluster};
@@ -42,7 +42,7 @@ fn job_args(c: &FlinkCluster) -> Vec<String> {
 async fn start(
     opts: ClusterOptions,
     parallelism: u32,
-) -> Option<(FlinkCluster, FlinkClient, String)> {
+) -> Option<(FlinkCluster, FlinkClient, JobId)> {
     let installed = install()?;
     let c = FlinkCluster::start(installed, opts).await;
     let job = c.submit_job(&job_args(&c), parallelism).await;
@@ -50,7 +50,7 @@ async fn start(
     Some((c, client, job))
 }
 
-async fn wait_checkpoint(client: &FlinkClient, job: &str, after: u64) -> u64 {
+async fn wait_checkpoint(client: &FlinkClient, job: &JobId, after: u64) -> u64 {
     for _ in 0..240 {
         let s = client
             .checkpoint_stats(job)
@@ -154,7 +154,7 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
 
 async fn topo_target(
     client: &FlinkClient,
-    job: &str,
+    job: &JobId,
     p: u32,
 ) -> std::collections::BTreeMap<flink_keda_scaler::core::VertexId, u32> {
     uniform_parallelism(&client.topology(job).await.expect("topology"), p)
@@ -444,7 +444,7 @@ async fn measure_put_to_running() {
 }
 
 /// Records REST responses as fixtures for the wiremock tests:
-/// `FKS_RECORD_FIXTURES=1 cargo test --test flink_rescale -- --ignored record_fixtures`.
+/// `FKS_RECORD_FIXTURES=1 cargo test --test it flink_rescale::record_fixtures -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "records tests/fixtures/flink/<version>; needs FKS_RECORD_FIXTURES=1"]
 async fn record_fixtures() {
@@ -542,7 +542,7 @@ async fn record_fixtures() {
 }
 
 /// Sum over subtasks of the first vertex metric whose name ends with `suffix`.
-async fn vertex_metric(c: &FlinkCluster, job: &str, vertex: &str, suffix: &str) -> Option<f64> {
+async fn vertex_metric(c: &FlinkCluster, job: &JobId, vertex: &str, suffix: &str) -> Option<f64> {
     let base = format!("jobs/{job}/vertices/{vertex}/subtasks/metrics");
     let names = c.get_json(&base).await?;
     let name = names

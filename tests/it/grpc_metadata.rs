@@ -6,12 +6,12 @@
 use std::{collections::HashMap, time::Duration};
 
 use flink_keda_scaler::{
-    core::Signal,
+    core::{JobSelector, Signal},
     keda::{
         metadata::{known_keys, query_key, KEDA_KEYS, KEYS},
         pb::ScaledObjectRef,
         service::metric_spec_response,
-        JobSelector, ScalerTarget,
+        ScalerTarget,
     },
 };
 use proptest::prelude::*;
@@ -48,15 +48,19 @@ fn every_key_is_parsed_into_the_target() {
         ("caCert", "-----BEGIN CERTIFICATE-----"),
     ])
     .expect("valid metadata");
-    assert_eq!(t.namespace, "prod");
-    assert_eq!(t.name, "orders-so");
+    assert_eq!(t.scaled_object.namespace, "prod");
+    assert_eq!(t.scaled_object.name, "orders-so");
     assert_eq!(
         t.flink_rest_url.as_ref().map(|u| u.as_str()),
         Some("https://orders-rest.flink.svc:8081/")
     );
     assert_eq!(
         t.job,
-        JobSelector::Id("0123456789abcdef0123456789abcdef".into())
+        JobSelector::Id(
+            "0123456789abcdef0123456789abcdef"
+                .parse()
+                .expect("a job id")
+        )
     );
     assert_eq!(t.min_task_managers, Some(2));
     assert_eq!(t.max_task_managers, Some(12));
@@ -146,8 +150,8 @@ fn cache_key_is_stable_and_changes_with_any_metadata_change() {
         parse(&[("jobName", "orders")]).expect("x").cache_key(),
         other_so.cache_key()
     );
-    assert_eq!(a.cache_key().namespace, "prod");
-    assert_eq!(a.cache_key().name, "orders-so");
+    assert_eq!(a.cache_key().scaled_object.namespace, "prod");
+    assert_eq!(a.cache_key().scaled_object.name, "orders-so");
 }
 
 fn arbitrary_key() -> impl Strategy<Value = String> {

@@ -2,8 +2,7 @@
 //! time) against the in-process keda server: every rpc, health, reflection and an
 //! INVALID_ARGUMENT case, asserted on the client's JSON.
 
-mod grpc_fake;
-mod support;
+use crate::support::{self, grpc_fake};
 
 use flink_keda_scaler::keda::EvalError;
 use grpc_fake::{test_settings, Answer, TestServer};

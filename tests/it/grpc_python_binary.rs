@@ -8,15 +8,15 @@
 //! INVALID_ARGUMENT case are asserted on the script's JSON; a second run names a job the
 //! JobManager does not have (NOT_FOUND).
 //!
-//! Run: `cargo test --test grpc_python_binary -- --nocapture` (needs Prometheus and the
+//! Run: `cargo test --test it grpc_python_binary:: -- --nocapture` (needs Prometheus and the
 //! venv from `scripts/python-venv.sh`; SKIPPED without them, fails in CI).
 
-mod support;
+use crate::support;
 
 use support::{
-    fake_flink::{FakeFlink, SLOTS_PER_TM},
-    prometheus::{PrometheusHarness, SyntheticExporter, FIRST_SCRAPE_WAIT},
+    fake_flink::SLOTS_PER_TM,
     scaler::{config_yaml, e2e_job, e2e_policy, Load, ScalerProcess},
+    stack::Stack,
 };
 
 const P: u32 = 4;
@@ -26,25 +26,16 @@ async fn python_grpcio_client_against_the_binary() {
     let Some(python) = support::python::require_venv() else {
         return;
     };
-    let job = e2e_job(P);
-    let exporter = SyntheticExporter::new();
     let load = Load {
         rate: 500.0,
         busy: [0.3, 0.3, 0.25],
     };
-    load.export(&job, &exporter);
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+    let Some(Stack {
+        job, prom, flink, ..
+    }) = Stack::start(e2e_job(P), &load, false).await
+    else {
         return;
     };
-    prom.wait_for(
-        &format!(
-            "flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{}\"}}",
-            job.job_id
-        ),
-        FIRST_SCRAPE_WAIT,
-    )
-    .await;
-    let flink = FakeFlink::start(&job, false).await;
     let scaler = ScalerProcess::start(&config_yaml(&prom.url(), &e2e_policy(true, 1, 10))).await;
     let url = flink.url();
     let metadata = [

@@ -2,7 +2,7 @@
 //! 127.0.0.1:0, fake evaluator, generated client): every rpc, every error code, metric
 //! name matching, streaming, shutdown, health and reflection.
 
-mod grpc_fake;
+use crate::support::grpc_fake;
 
 use std::time::{Duration, Instant};
 

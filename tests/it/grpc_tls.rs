@@ -3,13 +3,13 @@
 //! clients check that mTLS rejects clients without a certificate. Certificates are made
 //! per test with the `openssl` CLI in a temp dir.
 
-mod grpc_fake;
-mod support;
+use crate::support::{self, grpc_fake};
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use flink_keda_scaler::keda::{
-    pb::external_scaler_client::ExternalScalerClient, ServeOptions, ServerError, TlsSettings,
+use flink_keda_scaler::{
+    core::ServerTls,
+    keda::{load_tls, pb::external_scaler_client::ExternalScalerClient, ServeOptions, ServerError},
 };
 use grpc_fake::{so_ref, test_settings, TestServer};
 use tokio_rustls::{
@@ -29,8 +29,8 @@ fn openssl_available() -> bool {
     support::which("openssl").is_some() || support::component_missing("openssl CLI")
 }
 
-fn tls_settings(dir: &Path, mtls: bool) -> TlsSettings {
-    TlsSettings {
+fn tls_settings(dir: &Path, mtls: bool) -> ServerTls {
+    ServerTls {
         cert_file: dir.join("server.crt"),
         key_file: dir.join("server.key"),
         client_ca_file: mtls.then(|| dir.join("ca.crt")),
@@ -178,34 +178,34 @@ async fn tls_file_errors_name_the_file() {
     }
     let dir = support::tempdir("fks-tls-bad-");
     make_certs(dir.path());
-    let missing = TlsSettings {
+    let missing = ServerTls {
         cert_file: dir.path().join("nope.crt"),
         key_file: dir.path().join("server.key"),
         client_ca_file: None,
     };
-    let err = missing.load().expect_err("missing cert");
+    let err = load_tls(&missing).expect_err("missing cert");
     assert!(matches!(err, ServerError::ReadTlsFile { .. }), "{err:?}");
     assert!(err.to_string().contains("nope.crt"), "{err}");
 
-    let swapped = TlsSettings {
+    let swapped = ServerTls {
         cert_file: dir.path().join("server.crt"),
         key_file: dir.path().join("server.crt"),
         client_ca_file: None,
     };
-    let err = swapped.load().expect_err("cert as key");
+    let err = load_tls(&swapped).expect_err("cert as key");
     assert!(err.to_string().contains("private key file"), "{err}");
     assert!(err.to_string().contains("server.crt"), "{err}");
 
-    let bad_ca = TlsSettings {
+    let bad_ca = ServerTls {
         client_ca_file: Some(dir.path().join("ca.key")),
         ..tls_settings(dir.path(), false)
     };
-    let err = bad_ca.load().expect_err("key as CA");
+    let err = load_tls(&bad_ca).expect_err("key as CA");
     assert!(err.to_string().contains("client CA file"), "{err}");
     assert!(err.to_string().contains("ca.key"), "{err}");
 
     // PEM markers but mismatched pair: rustls rejects it when the server starts.
-    let mismatched = TlsSettings {
+    let mismatched = ServerTls {
         cert_file: dir.path().join("server.crt"),
         key_file: dir.path().join("client.key"),
         client_ca_file: None,

@@ -3,7 +3,7 @@
 //! watch caches and the `/scale` subresource, pod-deletion-cost, Events, and the shipped
 //! RBAC (every adapter call runs as the `flink-keda-scaler` ServiceAccount).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! optimistic-concurrency conflicts, Lease leader election with failover, and "never two
 //! PUTs for one decision".
 
-mod support;
+use crate::support;
 
 use std::{
     collections::BTreeMap,
@@ -16,10 +16,10 @@ use std::{
 
 use chrono::Utc;
 use flink_keda_scaler::{
-    core::{JobState, Plan, VertexId},
+    core::{JobState, Plan, ScaledObjectRef, VertexId},
     kube::{
-        check_decision, JobKey, LeaderElector, PersistedDecision, PersistedJob, Staleness,
-        StateCache, StateStore,
+        check_decision, LeaderElector, PersistedDecision, PersistedJob, Staleness, StateCache,
+        StateStore,
     },
 };
 use k8s_openapi::api::coordination::v1::Lease;
@@ -64,7 +64,7 @@ async fn persisted_state_survives_restart_and_stale_decisions_are_discarded() {
     let Some((server, ns)) = setup("state").await else {
         return;
     };
-    let job = JobKey::new("flink", "orders");
+    let job = ScaledObjectRef::new("flink", "orders");
     let t0 = Instant::now();
     {
         let store = StateStore::new(server.scaler(&ns).await, &ns, "scaler-0");
@@ -173,7 +173,9 @@ async fn persisted_state_survives_restart_and_stale_decisions_are_discarded() {
     let (direct, direct_version) = store.load(&job).await.expect("load").expect("state");
     assert_eq!(cached, (direct, direct_version));
     assert_eq!(
-        cache.get(&JobKey::new("flink", "unknown")).expect("ready"),
+        cache
+            .get(&ScaledObjectRef::new("flink", "unknown"))
+            .expect("ready"),
         None
     );
     // A fresh decision made against another plan / generation is stale too.
@@ -200,7 +202,7 @@ async fn concurrent_writers_get_conflicts() {
     let Some((server, ns)) = setup("conflict").await else {
         return;
     };
-    let job = JobKey::new("flink", "payments");
+    let job = ScaledObjectRef::new("flink", "payments");
     let a = StateStore::new(server.scaler(&ns).await, &ns, "scaler-a");
     let b = StateStore::new(server.scaler(&ns).await, &ns, "scaler-b");
     a.save(&job, &PersistedJob::default(), None)
@@ -383,7 +385,7 @@ async fn lease_election_has_one_leader_and_fails_over() {
 async fn instance_loop(
     elector: LeaderElector,
     store: StateStore,
-    job: JobKey,
+    job: ScaledObjectRef,
     puts: Arc<Mutex<BTreeMap<u64, u32>>>,
 ) {
     loop {
@@ -416,7 +418,7 @@ async fn never_two_puts_for_one_decision() {
     let Some((server, ns)) = setup("puts").await else {
         return;
     };
-    let job = JobKey::new("flink", "clicks");
+    let job = ScaledObjectRef::new("flink", "clicks");
     let puts = Arc::new(Mutex::new(BTreeMap::<u64, u32>::new()));
     let writer = StateStore::new(server.scaler(&ns).await, &ns, "runtime");
     let mut instances = Vec::new();

@@ -5,7 +5,7 @@
 //! must be accepted. Also: every YAML file of the ops surface parses, and the kustomization
 //! lists every manifest.
 
-mod support;
+use crate::support;
 
 use std::{
     path::{Path, PathBuf},

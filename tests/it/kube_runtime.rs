@@ -18,12 +18,10 @@
 //!    failover (a third replica), the new leader clears the annotations its predecessor
 //!    set once the idle pod is gone.
 //!
-//! `cargo test --test kube_runtime -- --nocapture` (needs kube-apiserver, etcd and
+//! `cargo test --test it kube_runtime:: -- --nocapture` (needs kube-apiserver, etcd and
 //! Prometheus: `scripts/install-components.sh`; SKIPPED without them, fails in CI).
 
-#[path = "support/kube_runtime.rs"]
-mod kube_runtime;
-mod support;
+use crate::support::{self, kube_runtime};
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -31,8 +29,9 @@ use std::{
 };
 
 use flink_keda_scaler::{
+    core,
     keda::pb::{external_scaler_client::ExternalScalerClient, GetMetricsRequest, ScaledObjectRef},
-    kube::{resources, JobKey, PersistedJob, StateStore, DELETION_COST_ANNOTATION},
+    kube::{resources, PersistedJob, StateStore, DELETION_COST_ANNOTATION},
 };
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -48,7 +47,7 @@ use kube_runtime::{export_load, FakeFlink, Scaler, SLOTS_PER_TM};
 use serde_json::json;
 use support::{
     kube::{apply_rbac, install_crds, namespace, KubeApiServer, SERVICE_ACCOUNT},
-    prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob, FIRST_SCRAPE_WAIT},
+    prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob},
 };
 use tonic::transport::Channel;
 
@@ -167,7 +166,7 @@ async fn lease_holder(admin: &Client, ns: &str) -> Option<String> {
 
 async fn state(admin: &Client, ns: &str) -> Option<PersistedJob> {
     StateStore::new(admin.clone(), ns, "test")
-        .load(&JobKey::new(ns, SO))
+        .load(&core::ScaledObjectRef::new(ns, SO))
         .await
         .expect("load state")
         .map(|(doc, _)| doc)
@@ -300,14 +299,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
     apply_rbac(&server, &admin, &ns).await;
     let flink = FakeFlink::start(&job, vec![tm_ip(0), tm_ip(1)], false).await;
     create_scale_target(&admin, &ns, &flink.url(), &job.job_name).await;
-    prom.wait_for(
-        &format!(
-            "flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{}\"}}",
-            job.job_id
-        ),
-        FIRST_SCRAPE_WAIT,
-    )
-    .await;
+    prom.wait_for_job(&job.job_id).await;
     eprintln!("set-up done after {:.1} s", t0.elapsed().as_secs_f64());
 
     let dir = support::tempdir("fks-kube-runtime-");

@@ -2,17 +2,19 @@
 //! injection: every error type, retries, auth headers, redaction, range queries,
 //! multi-series parsing, per-signal failures.
 //!
-//! Run: `cargo test --test prometheus_client`.
+//! Run: `cargo test --test it prometheus_client::`.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use flink_keda_scaler::{
-    core::{Edge, ShipStrategy, Signal, Topology, Vertex, VertexId},
+    config::{BasicAuthSettings, ServerAuth, ServerSettings},
+    core::{ClientTls, Edge, ShipStrategy, Signal, Topology, Vertex, VertexId},
     prometheus::{
-        read_signals, BasicAuthSettings, ClientBuildError, JobVars, PromClient, QueryError,
-        ReadOptions, ServerAuth, ServerSettings, SignalErrorKind, SignalQueries, TlsSettings,
+        read_signals, ClientBuildError, JobVars, PromClient, QueryError, ReadOptions,
+        SignalErrorKind, SignalQueries,
     },
+    runtime::prometheus_endpoint,
 };
 use serde_json::{json, Value};
 use wiremock::{
@@ -29,7 +31,7 @@ fn settings(uri: &str) -> ServerSettings {
 }
 
 fn client(uri: &str) -> PromClient {
-    PromClient::new(&settings(uri)).expect("client")
+    PromClient::new(&prometheus_endpoint(&settings(uri))).expect("client")
 }
 
 fn vector(result: Value) -> Value {
@@ -132,7 +134,7 @@ async fn fail_with(response: ResponseTemplate, retries: u32) -> (QueryError, usi
     let mut s = settings(&server.uri());
     s.retries = retries;
     s.timeout = Duration::from_millis(300);
-    let c = PromClient::new(&s).expect("client");
+    let c = PromClient::new(&prometheus_endpoint(&s)).expect("client");
     let e = c.query("up", None).await.expect_err("must fail");
     let n = server
         .received_requests()
@@ -221,7 +223,7 @@ async fn errors_are_typed_and_only_server_errors_retried() {
         .port();
     let mut s = settings(&format!("http://127.0.0.1:{port}"));
     s.retries = 2;
-    let e = PromClient::new(&s)
+    let e = PromClient::new(&prometheus_endpoint(&s))
         .expect("client")
         .query("up", None)
         .await
@@ -302,7 +304,7 @@ async fn bearer_token_file_is_reread_after_rotation() {
         bearer_token_file: Some(token.clone()),
         basic: None,
     });
-    let c = PromClient::new(&s).expect("client");
+    let c = PromClient::new(&prometheus_endpoint(&s)).expect("client");
     c.query("up", None).await.expect("q1");
     c.query("up", None).await.expect("q2");
     std::fs::write(&token, "token-number-two").expect("rotate");
@@ -342,7 +344,7 @@ async fn basic_auth_and_custom_headers() {
             password_env: None,
         }),
     });
-    PromClient::new(&s)
+    PromClient::new(&prometheus_endpoint(&s))
         .expect("client")
         .query("up", None)
         .await
@@ -357,7 +359,7 @@ async fn basic_auth_and_custom_headers() {
             password_env: Some(var.into()),
         }),
     });
-    PromClient::new(&s)
+    PromClient::new(&prometheus_endpoint(&s))
         .expect("client")
         .query("up", None)
         .await
@@ -399,7 +401,7 @@ async fn secrets_are_redacted() {
             bearer_token_file: Some(token.clone()),
             basic: None,
         });
-        let c = PromClient::new(&s).expect("client");
+        let c = PromClient::new(&prometheus_endpoint(&s)).expect("client");
         let e = c.query("up", None).await.expect_err("rejected");
         for text in [e.to_string(), format!("{e:?}"), format!("{c:?}")] {
             assert!(!text.contains(secret), "secret leaked: {text}");
@@ -417,7 +419,7 @@ fn build_errors_name_what_is_wrong() {
         bearer_token_file: Some(dir.path().join("missing")),
         basic: None,
     });
-    let e = PromClient::new(&s).expect_err("missing token file");
+    let e = PromClient::new(&prometheus_endpoint(&s)).expect_err("missing token file");
     assert_eq!(e.kind(), "read_file");
     assert!(e.to_string().contains("bearer token file"), "{e}");
     let empty = dir.path().join("empty");
@@ -427,7 +429,7 @@ fn build_errors_name_what_is_wrong() {
         basic: None,
     });
     assert!(matches!(
-        PromClient::new(&s),
+        PromClient::new(&prometheus_endpoint(&s)),
         Err(ClientBuildError::EmptyCredential { .. })
     ));
     s.auth = Some(ServerAuth {
@@ -438,7 +440,7 @@ fn build_errors_name_what_is_wrong() {
             password_env: Some("FKS_TEST_SURELY_UNSET_VAR".into()),
         }),
     });
-    let e = PromClient::new(&s).expect_err("unset env");
+    let e = PromClient::new(&prometheus_endpoint(&s)).expect_err("unset env");
     assert!(e.to_string().contains("FKS_TEST_SURELY_UNSET_VAR"), "{e}");
     s.auth = None;
     let ca = dir.path().join("ca.pem");
@@ -447,18 +449,18 @@ fn build_errors_name_what_is_wrong() {
         "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
     )
     .expect("write");
-    s.tls = Some(TlsSettings {
+    s.tls = Some(ClientTls {
         ca_file: Some(ca),
-        ..TlsSettings::default()
+        ..ClientTls::default()
     });
-    let e = PromClient::new(&s).expect_err("bad CA");
+    let e = PromClient::new(&prometheus_endpoint(&s)).expect_err("bad CA");
     assert!(
         matches!(e, ClientBuildError::InvalidPem { what: "CA", .. }),
         "{e:?}"
     );
     s.tls = None;
     s.url = "ftp://x".into();
-    let e = PromClient::new(&s).expect_err("bad url");
+    let e = PromClient::new(&prometheus_endpoint(&s)).expect_err("bad url");
     assert!(e.to_string().contains("must be http or https"), "{e}");
 }
 
@@ -623,7 +625,7 @@ async fn required_signal_failures_are_errors() {
         .await;
     let mut s = settings(&server.uri());
     s.retries = 0;
-    let c = PromClient::new(&s).expect("client");
+    let c = PromClient::new(&prometheus_endpoint(&s)).expect("client");
     let e = read_signals(&c, &q, &vars, &topology(), &opts)
         .await
         .expect_err("502");

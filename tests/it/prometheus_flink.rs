@@ -7,17 +7,17 @@
 //!
 //! ```text
 //! FKS_FLINK_REST=http://127.0.0.1:8081 FKS_FLINK_REPORTERS=127.0.0.1:9249,127.0.0.1:9250 \
-//!   cargo test --test prometheus_flink -- --ignored --nocapture
+//!   cargo test --test it prometheus_flink:: -- --ignored --nocapture
 //! ```
 //! (`FKS_FLINK_JOB_ID` picks the job; default: the first RUNNING one.)
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
 use flink_keda_scaler::{
     core::{Signal, Topology, Vertex, VertexId},
-    prometheus::{read_signals, JobVars, PromClient, ReadOptions, ServerSettings, SignalQueries},
+    prometheus::{read_signals, JobVars, ReadOptions, SignalQueries},
 };
 use serde_json::Value;
 use support::prometheus::{PrometheusHarness, FIRST_SCRAPE_WAIT};
@@ -102,7 +102,7 @@ async fn default_queries_match_real_flink() {
         return;
     };
     prom.wait_up(targets.len(), FIRST_SCRAPE_WAIT).await;
-    let client = PromClient::new(&ServerSettings::new(prom.url())).expect("client");
+    let client = support::prometheus::prom_client(&prom.url());
     let queries = SignalQueries::defaults();
     let vars = JobVars::new(&job_id, &job_name);
     let source = topology

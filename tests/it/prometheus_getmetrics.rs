@@ -11,10 +11,10 @@
 //!   naming the signal; unknown metadata key → INVALID_ARGUMENT naming it; unknown job →
 //!   NOT_FOUND.
 //!
-//! Run: `cargo test --test prometheus_getmetrics -- --nocapture` (needs
+//! Run: `cargo test --test it prometheus_getmetrics:: -- --nocapture` (needs
 //! `/usr/bin/prometheus`; prints SKIPPED without it, fails in CI).
 
-mod support;
+use crate::support;
 
 use std::{
     collections::HashMap,
@@ -27,10 +27,11 @@ use flink_keda_scaler::keda::pb::{
 use serde_json::Value;
 use support::{
     fake_flink::{FakeFlink, SLOTS_PER_TM},
-    prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob, FIRST_SCRAPE_WAIT},
+    prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob},
     scaler::{
         config_yaml, ds2_expected, e2e_job, e2e_policy, e2e_policy_with, Load, ScalerProcess,
     },
+    stack::Stack,
 };
 use tonic::{transport::Channel, Code};
 
@@ -64,19 +65,12 @@ async fn env(dry_run: bool, accept_puts: bool) -> Option<Env> {
 }
 
 async fn env_with(p: u32, load: Load, policy: &str, accept_puts: bool) -> Option<Env> {
-    let job = e2e_job(p);
-    let exporter = SyntheticExporter::new();
-    load.export(&job, &exporter);
-    let prom = PrometheusHarness::start(&[exporter.target()]).await?;
-    prom.wait_for(
-        &format!(
-            "flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{}\"}}",
-            job.job_id
-        ),
-        FIRST_SCRAPE_WAIT,
-    )
-    .await;
-    let flink = FakeFlink::start(&job, accept_puts).await;
+    let Stack {
+        job,
+        exporter,
+        prom,
+        flink,
+    } = Stack::start(e2e_job(p), &load, accept_puts).await?;
     let scaler = ScalerProcess::start(&config_yaml(&prom.url(), policy)).await;
     Some(Env {
         job,

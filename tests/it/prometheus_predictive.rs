@@ -3,7 +3,7 @@
 //! (`max_over_time(...[lead] offset period-lead)`) finds yesterday's coming peak, the floor
 //! is the DS2-style capacity for it, and the core pre-scales with `predictive_floor`.
 
-mod support;
+use crate::support;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -13,7 +13,7 @@ use flink_keda_scaler::{
         decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, PredictiveConfig, Rule,
         ShipStrategy, Topology, Vertex, VertexId, VertexSignals,
     },
-    prometheus::{JobVars, PromClient, ServerSettings},
+    prometheus::JobVars,
     runtime::predictive,
 };
 use support::prometheus::PrometheusHarness;
@@ -126,7 +126,7 @@ async fn yesterdays_peak_raises_the_floor_ahead_of_time() {
         Duration::from_secs(20),
     )
     .await;
-    let client = PromClient::new(&ServerSettings::new(prom.url())).expect("client");
+    let client = support::prometheus::prom_client(&prom.url());
     let cfg = PredictiveConfig {
         period_s: 86_400.0,
         lead_s: 900.0,

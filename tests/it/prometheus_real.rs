@@ -1,10 +1,10 @@
 //! `read_signals` and `PromClient` against a real Prometheus scraping a synthetic
 //! exporter that serves Flink's PrometheusReporter series for a 3-vertex job.
 //!
-//! Run: `cargo test --test prometheus_real -- --nocapture` (needs `/usr/bin/prometheus`;
+//! Run: `cargo test --test it prometheus_real:: -- --nocapture` (needs `/usr/bin/prometheus`;
 //! prints SKIPPED without it, fails in CI).
 
-mod support;
+use crate::support;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,11 +12,14 @@ use chrono::Utc;
 use flink_keda_scaler::{
     core::{Signal, VertexId},
     prometheus::{
-        read_signals, JobVars, PromClient, QueryError, ReadOptions, ServerSettings,
-        SignalErrorKind, SignalQueries, SignalRead,
+        read_signals, JobVars, PromClient, QueryError, ReadOptions, SignalErrorKind, SignalQueries,
+        SignalRead,
     },
 };
-use support::prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob, FIRST_SCRAPE_WAIT};
+use support::{
+    prometheus::{PrometheusHarness, SyntheticExporter, SyntheticJob, FIRST_SCRAPE_WAIT},
+    stack::scraped,
+};
 
 /// Per-subtask load of the synthetic job: busy, backpressured, records in/out per
 /// subtask, source rate and pending records per source subtask.
@@ -179,7 +182,7 @@ fn export_other_job(e: &SyntheticExporter) -> SyntheticJob {
 }
 
 fn client(prom: &PrometheusHarness) -> PromClient {
-    PromClient::new(&ServerSettings::new(prom.url())).expect("client")
+    support::prometheus::prom_client(&prom.url())
 }
 
 fn max2(a: [f64; 2], p: u32) -> f64 {
@@ -288,17 +291,16 @@ fn report(label: &str, read: &SignalRead) {
 /// job fields, and follows a load step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_follow_a_load_step() {
-    let exporter = SyntheticExporter::new();
     let job = SyntheticJob::three_vertices();
     let base = Load::base();
-    base.export(&job, &exporter);
-    export_other_job(&exporter);
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+    let Some((exporter, prom)) = scraped(|e| {
+        base.export(&job, e);
+        export_other_job(e);
+    })
+    .await
+    else {
         return;
     };
-    prom.wait_up(1, FIRST_SCRAPE_WAIT).await;
-    // rate()/deriv() need two samples in their window.
-    exporter.wait_scrapes(2, FIRST_SCRAPE_WAIT).await;
     let client = client(&prom);
     let queries = SignalQueries::defaults();
     let vars = JobVars::new(&job.job_id, &job.job_name);
@@ -405,18 +407,17 @@ async fn signals_follow_a_load_step() {
 /// NaN is kept, range/scalar queries decode, and a stopped server is unreachable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_from_a_real_prometheus() {
-    let exporter = SyntheticExporter::new();
     let job = SyntheticJob::three_vertices();
     let base = Load::base();
-    base.export(&job, &exporter);
-    // A vertex whose busy time is NaN (Flink reports NaN before the first measurement).
-    job.set_task(&exporter, "busyTimeMsPerSecond", 2, 0, f64::NAN);
-    let Some(mut prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+    let Some((_exporter, mut prom)) = scraped(|e| {
+        base.export(&job, e);
+        // A vertex whose busy time is NaN (Flink reports NaN before the first measurement).
+        job.set_task(e, "busyTimeMsPerSecond", 2, 0, f64::NAN);
+    })
+    .await
+    else {
         return;
     };
-    prom.wait_up(1, FIRST_SCRAPE_WAIT).await;
-    // rate()/deriv() need two samples in their window.
-    exporter.wait_scrapes(2, FIRST_SCRAPE_WAIT).await;
     let client = client(&prom);
     let queries = SignalQueries::defaults();
     let vars = JobVars::new(&job.job_id, &job.job_name);

@@ -1,16 +1,19 @@
 //! TLS and mTLS against a real Prometheus (`--web.config.file` with a server certificate
 //! and `RequireAndVerifyClientCert`), certificates made by the `openssl` CLI per run.
 //!
-//! Run: `cargo test --test prometheus_tls -- --nocapture`.
+//! Run: `cargo test --test it prometheus_tls -- --nocapture`.
 
-mod support;
+use crate::support;
 
-use flink_keda_scaler::prometheus::{PromClient, QueryError, ServerSettings, TlsSettings};
+use flink_keda_scaler::{
+    config::DEFAULT_TIMEOUT,
+    core::ClientTls,
+    prometheus::{Endpoint, PromClient, QueryError},
+};
 use support::prometheus::PrometheusHarness;
 
-fn settings(url: &str, tls: TlsSettings) -> ServerSettings {
-    let mut s = ServerSettings::new(url);
-    s.retries = 0;
+fn settings(url: &str, tls: ClientTls) -> Endpoint {
+    let mut s = Endpoint::new(url, DEFAULT_TIMEOUT, 0);
     s.tls = Some(tls);
     s
 }
@@ -37,7 +40,7 @@ async fn mutual_tls_against_real_prometheus() {
     let url = prom.url();
     assert!(url.starts_with("https://"), "{url}");
 
-    let mtls = TlsSettings {
+    let mtls = ClientTls {
         ca_file: Some(c.ca.clone()),
         cert_file: Some(c.client_cert.clone()),
         key_file: Some(c.client_key.clone()),
@@ -51,7 +54,7 @@ async fn mutual_tls_against_real_prometheus() {
     assert_eq!(v, 42.0);
 
     // No client certificate: the server refuses the handshake.
-    let no_cert = TlsSettings {
+    let no_cert = ClientTls {
         cert_file: None,
         key_file: None,
         ..mtls.clone()
@@ -64,7 +67,7 @@ async fn mutual_tls_against_real_prometheus() {
     assert!(matches!(e, QueryError::Unreachable { .. }), "{e:?}");
 
     // Server certificate from an unknown CA.
-    let untrusted = TlsSettings {
+    let untrusted = ClientTls {
         ca_file: None,
         ..mtls.clone()
     };
@@ -81,7 +84,7 @@ async fn mutual_tls_against_real_prometheus() {
     }
 
     // insecureSkipVerify accepts the unknown CA (client certificate still sent).
-    let skip = TlsSettings {
+    let skip = ClientTls {
         ca_file: None,
         insecure_skip_verify: true,
         ..mtls

@@ -1,5 +1,5 @@
 //! The committed `traces/*.csv` are exactly the generators' output, and the CSV format
-//! round-trips. Regenerate with `SIM_WRITE_TRACES=1 cargo test --test sim_traces`.
+//! round-trips. Regenerate with `SIM_WRITE_TRACES=1 cargo test --test it sim_traces::`.
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
-//! Flink test harness over the lab's cluster (`flink_keda_scaler::lab::flink_cluster`):
+//! Flink test harness over the lab's cluster (`fks_components::flink_cluster`):
 //! installs Flink with `scripts/flink.sh` (version from `FKS_FLINK_VERSION`, default
-//! 2.3.0), starts a standalone session cluster in a temp dir, and turns the lab's errors
+//! 2.3.0), starts a standalone session cluster in a temp dir, and turns its errors
 //! into test failures with the log tail. A missing JDK or download fails in CI and skips
 //! outside it.
 
@@ -11,20 +11,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flink_keda_scaler::lab::flink_cluster::FlinkCluster as LabCluster;
-pub use flink_keda_scaler::lab::flink_cluster::{ClusterOptions, Installed};
+use fks_components::flink_cluster::FlinkCluster as LabCluster;
+pub use fks_components::flink_cluster::{ClusterOptions, Installed};
+use flink_keda_scaler::core::JobId;
 use serde_json::{json, Value};
 
-/// Flink version under test.
-pub fn flink_version() -> String {
-    std::env::var("FKS_FLINK_VERSION").unwrap_or_else(|_| "2.3.0".to_string())
-}
+pub use fks_components::flink_cluster::version_under_test as flink_version;
 
 /// Installs Flink and the job jar; `None` (after `component_missing`) when Java or the
 /// download is unavailable outside CI.
 pub fn install() -> Option<Installed> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/flink.sh");
-    match flink_keda_scaler::lab::flink_cluster::install(&script, &flink_version()) {
+    match fks_components::flink_cluster::install(&script, &flink_version()) {
         Ok(i) => Some(i),
         Err(e) => {
             let _ = super::component_missing(&e.to_string());
@@ -63,11 +61,6 @@ impl FlinkCluster {
         FlinkCluster { inner, _dir: dir }
     }
 
-    /// The resource id of TaskManager `idx`.
-    pub fn tm_id(idx: usize) -> String {
-        LabCluster::tm_id(idx)
-    }
-
     /// The index of the TaskManager with resource id `id`.
     pub fn tm_index(id: &str) -> Option<usize> {
         LabCluster::tm_index(id)
@@ -82,17 +75,19 @@ impl FlinkCluster {
     }
 
     /// Submits the job jar; the job id once RUNNING.
-    pub async fn submit_job(&self, args: &[String], parallelism: u32) -> String {
+    pub async fn submit_job(&self, args: &[String], parallelism: u32) -> JobId {
         self.inner
             .submit_job(args, parallelism)
             .await
             .unwrap_or_else(|e| panic!("submit the job: {e}"))
+            .parse()
+            .expect("Flink returns a job id")
     }
 
     /// Waits until `job` is RUNNING (every vertex at `parallelism` if given).
-    pub async fn wait_job_running(&self, job: &str, parallelism: Option<u32>, timeout: Duration) {
+    pub async fn wait_job_running(&self, job: &JobId, parallelism: Option<u32>, timeout: Duration) {
         self.inner
-            .wait_job_running(job, parallelism, timeout)
+            .wait_job_running(job.as_str(), parallelism, timeout)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }

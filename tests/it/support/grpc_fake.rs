@@ -1,6 +1,5 @@
 //! Fakes for the keda gRPC tests: a scripted `Evaluator`, a recording `RpcObserver`, and
 //! an in-process server on 127.0.0.1:0 that stops on Drop.
-#![allow(dead_code)]
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -63,7 +62,7 @@ impl Evaluator for FakeEvaluator {
             .answers
             .lock()
             .expect("answers lock")
-            .get(&target.name)
+            .get(&target.scaled_object.name)
             .cloned();
         match answer {
             Some(Answer::Ok {
@@ -82,8 +81,8 @@ impl Evaluator for FakeEvaluator {
             Some(Answer::Err(e)) => Err(e),
             Some(Answer::Hang) => std::future::pending().await,
             None => Err(EvalError::NotFound(format!(
-                "no Flink job for {}/{}",
-                target.namespace, target.name
+                "no Flink job for {}",
+                target.scaled_object
             ))),
         }
     }

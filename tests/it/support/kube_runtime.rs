@@ -1,9 +1,7 @@
-//! Helpers of `tests/kube_runtime.rs` (included there with `#[path]`, so the shared
-//! `support/mod.rs` stays untouched): a controllable fake Flink JobManager (wiremock)
+//! Helpers of the `kube_runtime` suite: a controllable fake Flink JobManager (wiremock)
 //! whose TaskManagers carry pod IPs, the built `flink-keda-scaler serve` binary as a child
 //! process with its own identity (`POD_NAME`) and kubeconfig, and a Flink-shaped load for
 //! the [`SyntheticExporter`].
-#![allow(dead_code)]
 
 use std::{
     process::{Child, Command, Stdio},

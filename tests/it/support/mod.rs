@@ -4,14 +4,16 @@
 //!
 //! A component that is not installed makes the test **fail** when `CI=true`; outside CI
 //! the test prints `SKIPPED: <why>` to stderr and returns (run `scripts/install-components.sh`).
-#![allow(dead_code)]
 
 pub mod fake_flink;
 pub mod flink;
+pub mod grpc_fake;
 pub mod kube;
+pub mod kube_runtime;
 pub mod prometheus;
 pub mod python;
 pub mod scaler;
+pub mod stack;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -26,12 +28,7 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// True when running in CI (`CI=true`): missing components are failures there.
-pub fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
-}
+pub use fks_components::procs::in_ci;
 
 /// Call when a component is missing: panics in CI, otherwise prints SKIPPED and returns
 /// `false` so the test can `return`.
@@ -46,12 +43,12 @@ pub fn component_missing(what: &str) -> bool {
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
 pub fn free_port() -> u16 {
-    flink_keda_scaler::lab::procs::free_port().expect("a free port")
+    fks_components::procs::free_port().expect("a free port")
 }
 
 /// Finds an executable on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
-    flink_keda_scaler::lab::procs::which(name)
+    fks_components::procs::which(name)
 }
 
 /// Path of the built scaler binary.

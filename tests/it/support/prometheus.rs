@@ -24,9 +24,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use fks_components::prometheus_proc::{PrometheusOptions, PrometheusProcess};
 use flink_keda_scaler::{
+    config::ServerSettings,
     core::{Edge, ShipStrategy, Topology, Vertex, VertexId},
-    lab::prometheus_proc::{PrometheusOptions, PrometheusProcess},
+    prometheus::PromClient,
+    runtime::prometheus_endpoint,
 };
 
 /// Default wait for Prometheus' first scrape (it happens ~5–6 s after start).
@@ -98,19 +101,6 @@ impl SyntheticExporter {
             .lock()
             .expect("series lock")
             .insert(series.to_string(), value);
-    }
-
-    /// Removes a series (Prometheus marks it stale at the next scrape).
-    pub fn remove(&self, series: &str) {
-        self.series.lock().expect("series lock").remove(series);
-    }
-
-    /// Removes every series whose text contains `needle`.
-    pub fn remove_matching(&self, needle: &str) {
-        self.series
-            .lock()
-            .expect("series lock")
-            .retain(|k, _| !k.contains(needle));
     }
 
     /// How many times `/metrics` was scraped.
@@ -343,7 +333,12 @@ impl SyntheticJob {
     }
 }
 
-/// A running Prometheus (the lab's process in a temp dir), killed on drop.
+/// A Prometheus client for `url` with the config file's defaults.
+pub fn prom_client(url: &str) -> PromClient {
+    PromClient::new(&prometheus_endpoint(&ServerSettings::new(url))).expect("client")
+}
+
+/// A running Prometheus (`fks_components::prometheus_proc` in a temp dir), killed on drop.
 pub struct PrometheusHarness {
     inner: PrometheusProcess,
     /// Kept for its lifetime; dropped after `inner`.
@@ -412,16 +407,6 @@ impl PrometheusHarness {
         self.inner.url()
     }
 
-    /// The temp dir of this instance (config, data, log), e.g. for certificates.
-    pub fn dir(&self) -> &std::path::Path {
-        self.inner.dir()
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.inner.port()
-    }
-
     /// Prometheus' log so far.
     pub fn log(&self) -> String {
         self.inner.log()
@@ -463,6 +448,15 @@ impl PrometheusHarness {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Waits until the busy time of job `job_id` is queryable (its first scrape).
+    pub async fn wait_for_job(&self, job_id: &str) {
+        self.wait_for(
+            &format!("flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{job_id}\"}}"),
+            FIRST_SCRAPE_WAIT,
+        )
+        .await;
     }
 
     /// Waits until every target is up (`up == 1`), i.e. the first scrape happened.

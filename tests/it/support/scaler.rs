@@ -1,17 +1,15 @@
-//! The built `flink-keda-scaler serve` binary as a child process (`lab::scaler_proc` in a
+//! The built `flink-keda-scaler serve` binary as a child process (`fks_components::scaler_proc` in a
 //! temp dir): free gRPC/HTTP ports, readiness wait on `/readyz`, killed on drop (only this
 //! child), the log printed when a test panics; plus the end-to-end job and load helpers.
 
 use std::time::{Duration, Instant};
 
-use flink_keda_scaler::{
-    keda::pb::external_scaler_client::ExternalScalerClient,
-    lab::scaler_proc::ScalerProcess as LabScaler,
-};
+use fks_components::scaler_proc::ScalerProcess as LabScaler;
+use flink_keda_scaler::keda::pb::external_scaler_client::ExternalScalerClient;
 
 use super::prometheus::{SyntheticExporter, SyntheticJob};
 
-/// A running scaler binary: the lab's process in a temp dir, with panicking helpers.
+/// A running scaler binary: `fks_components`' process in a temp dir, with panicking helpers.
 pub struct ScalerProcess {
     inner: LabScaler,
     /// Kept for its lifetime; dropped after `inner`.
