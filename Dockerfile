@@ -3,17 +3,20 @@
 # stage holding only the binary. Build:
 #   docker build --build-arg GIT_SHA=$(git rev-parse --short HEAD) -t flink-keda-scaler:0.1.0 .
 # No protoc needed: build.rs compiles proto/externalscaler.proto with protox (pure Rust).
+# Only the product package is built (`-p flink-keda-scaler`, no `svg` feature): the lab,
+# the chart renderer (plotters) and the test components are workspace members it never
+# compiles; their manifests are copied because cargo reads every member of the workspace.
 
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
-# Baked into the binary's build_info metric (option_env!("GIT_SHA")).
+# Baked into the binary's build_info metric (option_env!("FKS_GIT_SHA")).
 ARG GIT_SHA=unknown
-ENV GIT_SHA=${GIT_SHA}
+ENV FKS_GIT_SHA=${GIT_SHA}
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin flink-keda-scaler \
+    cargo build --release --locked -p flink-keda-scaler --bin flink-keda-scaler \
  && cp target/release/flink-keda-scaler /flink-keda-scaler
 
 # glibc + libgcc, no shell, no package manager; user nonroot = 65532:65532 (matches the
