@@ -11,7 +11,9 @@ import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
  * unevenly (the busiest of 8 subtasks gets 20 % of them instead of 12.5 %) and the busiest
  * subtask caps the whole shuffle: under backlog the job processes only 0.62 × 8 × C with
  * {@code io:<C>}. Here key i is the smallest long in key group {@code group(i)}, with
- * groups assigned round-robin (or spread out when there are fewer keys than groups).
+ * groups assigned round-robin (or spread out when there are fewer keys than groups). The
+ * split is exact when the key count is a multiple of the max parallelism; otherwise some
+ * groups hold one key more (128 keys over 120 groups give groups 0–7 twice the records).
  *
  * <p>A record picks its key from its offset in its partition ({@code v / partitions}), not
  * from {@code v}: every partition cycles through all keys, so the key mix stays even when the

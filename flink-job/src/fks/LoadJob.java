@@ -17,8 +17,9 @@ import org.apache.flink.util.Collector;
  *
  * <p>Args (all optional, {@code --name value}): {@code --name} job name (fks-load-job),
  * {@code --partitions} splits (8), {@code --rate} initial records/s (100), {@code --rate-file}
- * path re-read every second, {@code --keys} distinct keys (128, spread evenly over key
- * groups: {@link BalancedKeys}), {@code --max-parallelism} key groups (128), {@code --work}
+ * path re-read every second, {@code --max-parallelism} key groups (128), {@code --keys}
+ * distinct keys (= max parallelism; spread over the key groups by {@link BalancedKeys}, evenly
+ * when a multiple of the max parallelism), {@code --work}
  * the keyed operator's cost per record ({@link Work}): {@code io:<C>} waits so that one
  * subtask processes at most C records/s (I/O-bound, capacity = parallelism × C),
  * {@code cpu:<N>} or a bare {@code <N>} spins N iterations (CPU-bound), default none.
@@ -29,8 +30,9 @@ public final class LoadJob {
         int partitions = Integer.parseInt(arg(args, "partitions", "8"));
         double rate = Double.parseDouble(arg(args, "rate", "100"));
         String rateFile = arg(args, "rate-file", "");
-        int keys = Integer.parseInt(arg(args, "keys", "128"));
         int maxParallelism = Integer.parseInt(arg(args, "max-parallelism", "128"));
+        // one key per key group unless told otherwise
+        int keys = Integer.parseInt(arg(args, "keys", String.valueOf(maxParallelism)));
         Work work = Work.parse(arg(args, "work", "none"));
         if (partitions < 1 || rate < 0 || maxParallelism < 1 || maxParallelism > 32768) {
             throw new IllegalArgumentException(
