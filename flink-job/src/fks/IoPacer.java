@@ -27,7 +27,6 @@ final class IoPacer {
 
     private final double costNanos;
     private double debtNanos;
-    private long parks;
     private long parkedNanos;
 
     IoPacer(double recordsPerSecond) {
@@ -43,14 +42,8 @@ final class IoPacer {
         long start = System.nanoTime();
         LockSupport.parkNanos((long) debtNanos);
         long parked = System.nanoTime() - start;
-        parks++;
         parkedNanos += parked;
         debtNanos = Math.max(debtNanos - parked, -MAX_CREDIT_NANOS);
-    }
-
-    /** Parks so far. */
-    long parks() {
-        return parks;
     }
 
     /** Milliseconds parked so far (the operator's {@code ioWaitMs} gauge). */
