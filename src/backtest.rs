@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Runtime-level like `runtime`: `fetch` and `assemble`/`replay` use `core` and
-//! `prometheus`; [`setup`] wires the config and Flink REST for the CLI.
+//! `promql`; [`setup`] wires the config and Flink REST for the CLI.
 
 pub mod assemble;
 pub mod error;
@@ -34,7 +34,7 @@ pub use setup::{run_from_config, Options, TopologySource};
 
 use crate::{
     core::{Policy, Topology},
-    prometheus::{JobVars, PromClient, SignalQueries},
+    promql::{JobVars, PromClient, SignalQueries},
 };
 
 /// Everything one backtest needs besides the Prometheus client.

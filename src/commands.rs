@@ -56,7 +56,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Backtest(args) => backtest(args).await,
         Command::Rescale(args) => {
-            use flink_keda_scaler::runtime::rescale;
+            use flink_keda_scaler::{core::RescalePhase, runtime::rescale};
             let request = rescale::Request {
                 flink_url: args.flink.as_str().trim_end_matches('/').to_string(),
                 job: args.job,
@@ -74,8 +74,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .context("rescale failed")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
-            if report.phase != "completed" && !report.dry_run {
-                anyhow::bail!("rescale ended in phase {}", report.phase);
+            if report.phase != RescalePhase::Completed && !report.dry_run {
+                anyhow::bail!("rescale ended in phase {}", report.phase.as_str());
             }
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! flink-keda-scaler: a KEDA external scaler that autoscales Apache Flink jobs in place.
 //!
-//! The adapters (`keda`, `prometheus`, `flink`, `kube`, `exporter`) depend on the pure core
+//! The adapters (`keda`, `promql`, `flink`, `kube`, `exporter`) depend on the pure core
 //! ([`core`], crate `fks-core`) only; `config` parses the YAML file; `runtime` wires them;
 //! `backtest` and `sim` replay the core; the binary calls `runtime`. The crate graph, what
 //! lives where and the data flow of one tick: `docs/architecture.md`.
@@ -14,7 +14,7 @@ pub mod exporter;
 pub mod flink;
 pub mod keda;
 pub mod kube;
-pub mod prometheus;
+pub mod promql;
 pub mod runtime;
 pub mod sim;
 pub mod svg;

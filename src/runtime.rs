@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  serve ─► Context (config, metrics, Prometheus clients, Flink clients)
-//!        ├► gRPC: keda::ExternalScalerService ─► RegistryEvaluator ─► Registry
+//!        ├► gRPC: keda::ExternalScalerService ─► WorkersEvaluator ─► Workers
 //!        │                                            (one Worker per ScaledObject:
 //!        │                                             tick = observe ─► decide ─► rescale)
 //!        └► HTTP: exporter (/metrics /healthz /readyz) + /debug/jobs + /admin/rescale
@@ -17,19 +17,19 @@ mod kube;
 mod persist;
 mod pipeline;
 pub mod predictive;
-mod registry;
 pub mod rescale;
 mod settings;
 pub mod shutdown;
 mod worker;
+mod workers;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
 
 pub use context::{prometheus_endpoint, Context};
-pub use registry::{Registry, RegistryEvaluator};
 pub use worker::{JobReport, Published, Worker};
+pub use workers::{Workers, WorkersEvaluator};
 
 use crate::{
     config::Config,
@@ -58,7 +58,7 @@ pub enum RuntimeError {
     Metrics(#[from] exporter::MetricsError),
     /// A Prometheus client could not be built.
     #[error("prometheus client: {0}")]
-    Prometheus(#[from] crate::prometheus::ClientBuildError),
+    Prometheus(#[from] crate::promql::ClientBuildError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] keda::ServerError),
@@ -137,14 +137,14 @@ pub async fn serve(
     }
     let ctx = Arc::new(ctx);
     let flink_options = ctx.flink_options();
-    let registry = Arc::new(Registry::new(ctx.clone(), signal.clone()));
+    let workers = Arc::new(Workers::new(ctx.clone(), signal.clone()));
 
     let grpc_listener = bind(grpc_addr).await?;
     let http_listener = bind(http_addr).await?;
     let (ready_tx, ready_rx) = watch::channel(Readiness::starting());
 
     let service = ExternalScalerService::new(
-        Arc::new(RegistryEvaluator(registry.clone())),
+        Arc::new(WorkersEvaluator(workers.clone())),
         service_settings,
     )
     .with_observer(Arc::new(GrpcMetrics(metrics.clone())));
@@ -157,7 +157,7 @@ pub async fn serve(
         },
         signal.clone().wait(),
     ));
-    let routes = http::routes(registry.clone(), flink_options, rescale_timeout);
+    let routes = http::routes(workers.clone(), flink_options, rescale_timeout);
     let http_task = tokio::spawn(exporter::http::serve(
         http_listener,
         metrics.clone(),

@@ -2,7 +2,7 @@
 //! per-vertex [`VertexSignals`] (keyed by `task_id`), per-TaskManager
 //! [`TaskManagerSignals`] (keyed by `tm_id`) and [`JobSignals`], plus the parallelism
 //! and TaskManager count that actually ran. Keying follows the live read
-//! (`prometheus::signals`): a required signal must have a series for every vertex of
+//! (`promql::signals`): a required signal must have a series for every vertex of
 //! the topology somewhere in the range, series must be grouped by their key label, one
 //! series per key. A tick without a point keeps the signal `None` (the core then refuses
 //! to decide at that tick with `missing_signal`, never reads it as 0).
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::{fetch::History, range::TimeRange};
 use crate::{
     core::{JobSignals, Signal, TaskManagerSignals, Topology, VertexId, VertexSignals},
-    prometheus::{Scope, Series, SignalError, SignalErrorKind},
+    promql::{Scope, Series, SignalError, SignalErrorKind},
 };
 
 /// The signals of one tick.

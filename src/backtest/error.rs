@@ -5,7 +5,7 @@
 use crate::{
     config::ConfigError,
     flink::FlinkError,
-    prometheus::{ClientBuildError, QueryError, SignalError},
+    promql::{ClientBuildError, QueryError, SignalError},
 };
 
 /// A backtest could not run.

@@ -17,7 +17,7 @@ use futures_util::{stream, StreamExt};
 use super::{range::TimeRange, BacktestError};
 use crate::{
     core::Signal,
-    prometheus::{
+    promql::{
         queries::render, JobVars, PromClient, QueryError, Series, SignalError, SignalErrorKind,
         SignalQueries,
     },

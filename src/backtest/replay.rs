@@ -20,7 +20,7 @@ use crate::{
         decide, task_managers_for, Decision, Direction, JobState, JobStatus, Observation, Policy,
         Reason, Topology, VertexId,
     },
-    prometheus::JobVars,
+    promql::JobVars,
 };
 
 /// The outcome of one tick.

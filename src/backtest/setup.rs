@@ -9,7 +9,7 @@ use crate::{
     config::{Config, DEFAULT_NAME},
     core::{JobId, JobSelector, Topology},
     flink::{ClientOptions, FlinkClient},
-    prometheus::{JobVars, PromClient, SignalQueries},
+    promql::{JobVars, PromClient, SignalQueries},
 };
 
 /// Flink REST request timeout.

@@ -11,7 +11,7 @@ use crate::{
     config::{Config, ServerAuth, ServerSettings},
     exporter::Metrics,
     flink::{ClientOptions, FlinkClient, FlinkError},
-    prometheus::{Auth, ClientBuildError, Endpoint, PasswordSource, PromClient},
+    promql::{Auth, ClientBuildError, Endpoint, PasswordSource, PromClient},
 };
 
 /// The Prometheus client's view of a configured server (`prometheus.<name>`, validated

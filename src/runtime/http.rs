@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{registry::Registry, rescale};
+use super::{rescale, workers::Workers};
 
 /// `POST /admin/rescale` body.
 #[derive(Debug, Deserialize)]
@@ -34,13 +34,13 @@ pub struct RescaleRequest {
 
 /// The routes.
 pub fn routes(
-    registry: Arc<Registry>,
+    workers: Arc<Workers>,
     flink: crate::flink::ClientOptions,
     timeout: std::time::Duration,
 ) -> Router {
     Router::new()
         .route("/debug/jobs", get(debug_jobs))
-        .with_state(registry)
+        .with_state(workers)
         .merge(
             Router::new()
                 .route("/admin/rescale", post(admin_rescale))
@@ -48,8 +48,8 @@ pub fn routes(
         )
 }
 
-async fn debug_jobs(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {
-    let reports: Vec<serde_json::Value> = registry
+async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Value> {
+    let reports: Vec<serde_json::Value> = workers
         .reports()
         .iter()
         .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())

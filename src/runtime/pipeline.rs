@@ -13,7 +13,7 @@ use crate::{
     core::{self, JobId, JobSelector, Observation},
     flink::{self, FlinkClient, FlinkError, TaskManagerInfo},
     keda::EvalError,
-    prometheus::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
+    promql::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
 };
 
 /// Everything read in one observation.

@@ -7,7 +7,7 @@
 
 use crate::{
     core::{predictive_floor, Observation, PredictiveConfig, Signal},
-    prometheus::{queries, JobVars, PromClient, QueryError},
+    promql::{queries, JobVars, PromClient, QueryError},
 };
 
 /// Default PromQL for the job's total source input rate (records/s).

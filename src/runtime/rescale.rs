@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::{
-    core::{JobId, JobSelector, RescaleTimeouts, VertexId},
+    core::{JobId, JobSelector, RescalePhase, RescaleTimeouts, VertexId},
     flink::{
         self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
     },
@@ -45,8 +45,8 @@ pub struct Report {
     pub to: BTreeMap<VertexId, u32>,
     /// TaskManagers the target needs.
     pub task_managers: u32,
-    /// Final phase of the rescale.
-    pub phase: &'static str,
+    /// Final phase of the rescale (serialised snake_case: `completed`, `timed_out`, ...).
+    pub phase: RescalePhase,
     /// Seconds from the accepted PUT to RUNNING at the target (None in dry run or on failure).
     pub put_to_running_seconds: Option<f64>,
     /// Failovers seen while rescaling.
@@ -57,7 +57,7 @@ pub struct Report {
 
 /// Manual rescale errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum RescaleError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -66,41 +66,41 @@ pub enum Error {
     Flink(#[from] FlinkError),
 }
 
-impl Error {
+impl RescaleError {
     /// HTTP status for the admin endpoint.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => {
+            RescaleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RescaleError::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            Error::Flink(FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. }) => {
-                StatusCode::CONFLICT
-            }
-            Error::Flink(
+            RescaleError::Flink(
+                FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. },
+            ) => StatusCode::CONFLICT,
+            RescaleError::Flink(
                 FlinkError::BadRequest { .. }
                 | FlinkError::InvalidTarget { .. }
                 | FlinkError::AdaptiveSchedulerRequired { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Flink(_) => StatusCode::BAD_GATEWAY,
+            RescaleError::Flink(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
 
 /// Parses `ID=N` arguments.
-pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, RescaleError> {
     let mut out = BTreeMap::new();
     for a in args {
-        let (id, n) = a
-            .split_once('=')
-            .ok_or_else(|| Error::BadRequest(format!("--vertex {a:?}: expected VERTEX_ID=N")))?;
+        let (id, n) = a.split_once('=').ok_or_else(|| {
+            RescaleError::BadRequest(format!("--vertex {a:?}: expected VERTEX_ID=N"))
+        })?;
         let n: u32 = n.trim().parse().map_err(|_| {
-            Error::BadRequest(format!(
+            RescaleError::BadRequest(format!(
                 "--vertex {a:?}: parallelism must be a positive integer"
             ))
         })?;
         if n == 0 {
-            return Err(Error::BadRequest(format!(
+            return Err(RescaleError::BadRequest(format!(
                 "--vertex {a:?}: parallelism must be >= 1"
             )));
         }
@@ -110,14 +110,14 @@ pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Error
 }
 
 /// Runs a manual rescale.
-pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error> {
+pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, RescaleError> {
     if req.parallelism.is_some() != req.vertices.is_empty() {
-        return Err(Error::BadRequest(
+        return Err(RescaleError::BadRequest(
             "give exactly one of parallelism or per-vertex parallelism".into(),
         ));
     }
     if req.parallelism == Some(0) {
-        return Err(Error::BadRequest("parallelism must be >= 1".into()));
+        return Err(RescaleError::BadRequest("parallelism must be >= 1".into()));
     }
     let client = FlinkClient::new(&req.flink_url, options)?;
     let job = client
@@ -137,7 +137,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error>
                         .iter()
                         .map(|v| format!("{} ({})", v.id, v.name))
                         .collect();
-                    return Err(Error::BadRequest(format!(
+                    return Err(RescaleError::BadRequest(format!(
                         "job {} has no vertex {id}; vertices: {}",
                         job.name,
                         known.join(", ")
@@ -165,7 +165,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Error>
         from,
         to,
         task_managers,
-        phase: outcome.rescale.phase.as_str(),
+        phase: outcome.rescale.phase,
         put_to_running_seconds: outcome.put_to_running.map(|d| d.as_secs_f64()),
         failovers: outcome.failovers(),
         dry_run: req.dry_run,

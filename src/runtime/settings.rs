@@ -10,7 +10,7 @@ use crate::{
     config::DEFAULT_NAME,
     core::Policy,
     keda::{EvalError, ScalerTarget},
-    prometheus::{PromClient, SignalQueries, TemplateError},
+    promql::{PromClient, SignalQueries, TemplateError},
 };
 
 /// What a job worker evaluates with.

@@ -1,4 +1,4 @@
-//! The layering rule, checked on the source: an adapter (`keda`, `prometheus`, `flink`,
+//! The layering rule, checked on the source: an adapter (`keda`, `promql`, `flink`,
 //! `kube`, `exporter`) refers to the pure core and to itself only — never to another
 //! adapter, to `config`, to `runtime` or to any other module of the scaler. Every `use`
 //! tree (groups like `crate::{a, b::c}` included), every path in code and every
@@ -13,7 +13,7 @@ use std::{
 use syn::visit::Visit;
 
 /// The adapter modules of the scaler.
-const ADAPTERS: [&str; 5] = ["keda", "prometheus", "flink", "kube", "exporter"];
+const ADAPTERS: [&str; 5] = ["keda", "promql", "flink", "kube", "exporter"];
 /// What every adapter may use besides itself.
 const SHARED: [&str; 1] = ["core"];
 /// The scaler crate's name, as an absolute path root.
@@ -245,7 +245,7 @@ fn the_checker_resolves_groups_supers_inline_modules_and_macros() {
         use super::target::ScalerTarget;
         use super::super::runtime::Context;
         use flink_keda_scaler::kube::JobKey;
-        fn f() -> crate::prometheus::PromClient { todo!() }
+        fn f() -> crate::promql::PromClient { todo!() }
         fn g() -> bool { matches!(x(), crate::flink::FlinkError::NotFound { .. }) }
         mod tests {
             use super::super::super::exporter::Metrics;
@@ -264,7 +264,7 @@ fn the_checker_resolves_groups_supers_inline_modules_and_macros() {
             ("crate::config::Config", "config"),
             ("super::super::runtime::Context", "runtime"),
             ("flink_keda_scaler::kube::JobKey", "kube"),
-            ("crate::prometheus::PromClient", "prometheus"),
+            ("crate::promql::PromClient", "promql"),
             ("crate::flink::FlinkError::NotFound", "flink"),
             ("super::super::super::exporter::Metrics", "exporter"),
         ]

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use flink_keda_scaler::{
     config::{BasicAuthSettings, ServerAuth, ServerSettings},
     core::{ClientTls, Edge, ShipStrategy, Signal, Topology, Vertex, VertexId},
-    prometheus::{
+    promql::{
         read_signals, ClientBuildError, JobVars, PromClient, QueryError, ReadOptions,
         SignalErrorKind, SignalQueries,
     },

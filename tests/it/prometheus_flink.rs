@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use flink_keda_scaler::{
     core::{Signal, Topology, Vertex, VertexId},
-    prometheus::{read_signals, JobVars, ReadOptions, SignalQueries},
+    promql::{read_signals, JobVars, ReadOptions, SignalQueries},
 };
 use serde_json::Value;
 use support::prometheus::{PrometheusHarness, FIRST_SCRAPE_WAIT};

@@ -13,7 +13,7 @@ use flink_keda_scaler::{
         decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, PredictiveConfig, Rule,
         ShipStrategy, Topology, Vertex, VertexId, VertexSignals,
     },
-    prometheus::JobVars,
+    promql::JobVars,
     runtime::predictive,
 };
 use support::prometheus::PrometheusHarness;

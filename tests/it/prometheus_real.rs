@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::Utc;
 use flink_keda_scaler::{
     core::{Signal, VertexId},
-    prometheus::{
+    promql::{
         read_signals, JobVars, PromClient, QueryError, ReadOptions, SignalErrorKind, SignalQueries,
         SignalRead,
     },

@@ -8,7 +8,7 @@ use crate::support;
 use flink_keda_scaler::{
     config::DEFAULT_TIMEOUT,
     core::ClientTls,
-    prometheus::{Endpoint, PromClient, QueryError},
+    promql::{Endpoint, PromClient, QueryError},
 };
 use support::prometheus::PrometheusHarness;
 

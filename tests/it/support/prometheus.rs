@@ -28,7 +28,7 @@ use fks_components::prometheus_proc::{PrometheusOptions, PrometheusProcess};
 use flink_keda_scaler::{
     config::ServerSettings,
     core::{Edge, ShipStrategy, Topology, Vertex, VertexId},
-    prometheus::PromClient,
+    promql::PromClient,
     runtime::prometheus_endpoint,
 };
 

@@ -38,7 +38,7 @@ struct Handle {
 type Turn = Arc<tokio::sync::Mutex<Option<Carry>>>;
 
 /// The per-ScaledObject workers.
-pub struct Registry {
+pub struct Workers {
     ctx: Arc<Context>,
     jobs: Mutex<HashMap<ScaledObjectRef, Handle>>,
     shutdown: ShutdownSignal,
@@ -51,8 +51,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-impl Registry {
-    /// An empty registry.
+impl Workers {
+    /// No worker yet.
     pub fn new(ctx: Arc<Context>, shutdown: ShutdownSignal) -> Self {
         Self {
             ctx,
@@ -109,7 +109,7 @@ impl Registry {
                 turn: turn.clone(),
             },
         );
-        let registry = Arc::clone(self);
+        let workers = Arc::clone(self);
         let mut worker = Worker::new(self.ctx.clone(), target.clone());
         tracing::info!(scaled_object = %target, "evaluating a new ScaledObject");
         tokio::spawn(async move {
@@ -119,9 +119,7 @@ impl Registry {
             if let Some(carry) = turn.take() {
                 worker.resume(carry);
             }
-            let carry = registry
-                .run(object, key, worker, tx, touched, stop_rx)
-                .await;
+            let carry = workers.run(object, key, worker, tx, touched, stop_rx).await;
             *turn = Some(carry);
         });
         rx
@@ -187,11 +185,11 @@ impl Registry {
     }
 }
 
-/// The gRPC layer's view of the registry.
+/// The gRPC layer's view of the workers.
 #[derive(Clone)]
-pub struct RegistryEvaluator(pub Arc<Registry>);
+pub struct WorkersEvaluator(pub Arc<Workers>);
 
-impl Evaluator for RegistryEvaluator {
+impl Evaluator for WorkersEvaluator {
     async fn evaluate(&self, target: &ScalerTarget) -> Result<Evaluation, EvalError> {
         self.0.latest(target).await
     }

@@ -1,4 +1,5 @@
-//! Prometheus adapter: reads signals about Flink jobs from any server that speaks the
+//! PromQL adapter (`promql`, so it does not shadow the `prometheus` crate the exporter
+//! uses): reads signals about Flink jobs from any server that speaks the
 //! standard Prometheus HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
 //!
 //! ```text
