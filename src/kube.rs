@@ -1,7 +1,8 @@
-//! Kubernetes adapter: discovery of the scale target behind a ScaledObject (watch-fed
-//! caches), drain-safe TaskManager removal (`controller.kubernetes.io/pod-deletion-cost`),
-//! per-job persisted state in ConfigMaps (optimistic concurrency), Lease-based leader
-//! election and Kubernetes Events for rescales.
+//! Kubernetes adapter: the scale target behind a ScaledObject (pure parsing in [`target`],
+//! watch-fed caches in [`discovery`]), drain-safe TaskManager removal
+//! (`controller.kubernetes.io/pod-deletion-cost`), per-job persisted state in ConfigMaps
+//! (optimistic concurrency), Lease-based leader election and Kubernetes Events for
+//! rescales.
 //!
 //! Depends on [`crate::core`] only. Every one-shot API call is bounded by
 //! [`API_TIMEOUT`]; watches are long-lived and restart with backoff.
@@ -29,6 +30,7 @@ pub mod resources;
 pub mod staleness;
 pub mod state;
 pub mod state_cache;
+pub mod target;
 pub mod timeout;
 
 pub use client::client;
@@ -36,14 +38,15 @@ pub use deletion_cost::{
     mark_deletion_costs, plan_deletion_costs, CostChange, DeletionCostReport, PodView,
     TaskManagerSlots, DELETION_COST_ANNOTATION,
 };
-pub use discovery::{
-    Discovery, DiscoveryConfig, FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind,
-    TargetWarning, REST_URL_ANNOTATION, REST_URL_METADATA_KEY,
-};
+pub use discovery::{Discovery, DiscoveryConfig};
 pub use error::KubeError;
 pub use events::{EventPublisher, RescalePhase};
 pub use leader::{LeaderElector, LeaderElectorConfig};
 pub use staleness::{check_decision, Staleness};
 pub use state::{PersistedDecision, PersistedJob, StateStore, StateVersion};
 pub use state_cache::StateCache;
+pub use target::{
+    FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind, TargetRef, TargetWarning,
+    REST_URL_ANNOTATION, REST_URL_METADATA_KEY,
+};
 pub use timeout::API_TIMEOUT;

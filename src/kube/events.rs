@@ -11,9 +11,9 @@ use kube::{
 };
 
 use super::{
-    discovery::{ScaleTarget, TargetKind, TargetWarning},
     error::KubeError,
     resources,
+    target::{ScaleTarget, TargetKind, TargetWarning},
     timeout::call,
 };
 

@@ -8,8 +8,8 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use flink_keda_scaler::kube::{
-    discovery::TargetRef, mark_deletion_costs, resources, Discovery, DiscoveryConfig,
-    EventPublisher, FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetWarning,
+    mark_deletion_costs, resources, Discovery, DiscoveryConfig, EventPublisher,
+    FlinkDeploymentMode, KubeError, RescalePhase, TargetKind, TargetRef, TargetWarning,
     TaskManagerSlots, DELETION_COST_ANNOTATION, REST_URL_ANNOTATION,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod, events::v1::Event};
@@ -371,7 +371,7 @@ async fn discovers_deployment_and_flink_deployment_targets() {
             kind: "Deployment".into(),
             name: "tm".into()
         },
-        flink_keda_scaler::kube::discovery::scale_target_ref(
+        flink_keda_scaler::kube::target::scale_target_ref(
             &sos.get("so-dep").await.expect("get so")
         )
         .expect("ref")
