@@ -1,11 +1,13 @@
 //! The Flink adapter: a REST client for the JobManager ([`client`]), the GET-edit-PUT
 //! discipline for resource requirements ([`requirements`]), the job topology
-//! ([`topology`]) and the async rescale driver ([`apply`]) that runs the pure
-//! [`crate::core::rescale`] state machine against a real cluster.
+//! ([`topology`]), what a rescale observes of the job ([`observe`]) and target plans
+//! ([`plan`]). REST calls and pure mapping only: the loop that drives the
+//! [`crate::core::rescale`] state machine against a cluster lives in the runtime
+//! (`runtime::apply`).
 //!
 //! Depends on `core` only.
 //!
-//! Cluster prerequisites (found with the real-Flink tests, `tests/flink_rescale.rs`):
+//! Cluster prerequisites (found with the real-Flink tests, `tests/it/flink_rescale.rs`):
 //! * `jobmanager.scheduler: adaptive` (otherwise every requirements call is a 500 with
 //!   `UnsupportedOperationException`, surfaced as
 //!   [`FlinkError::AdaptiveSchedulerRequired`]).
@@ -19,18 +21,20 @@
 //! * Freed slots return to the ResourceManager after `slot.idle.timeout` (50 s default),
 //!   which bounds how fast a scale-down completes.
 
-pub mod apply;
 pub mod client;
 pub mod error;
 pub mod model;
+pub mod observe;
+pub mod plan;
 pub mod requirements;
 pub mod topology;
 
-pub use apply::{apply_and_wait, ApplyOptions, RescaleOutcome, Rescaler};
 pub use client::{is_terminal_state, ClientOptions, FlinkClient};
 pub use error::FlinkError;
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,
     JobSummary, ResourceRequirements, TaskManagerInfo, VertexDetails,
 };
+pub use observe::{all_tasks_running, job_status, observe_rescale};
+pub use plan::{plan_for, uniform_parallelism};
 pub use requirements::{apply_target, edit_requirements, RequirementsChange};

@@ -11,6 +11,7 @@
 //! `explain` runs one observation + decision outside the server; `rescale` applies a
 //! parallelism by hand through the same in-place path.
 
+pub mod apply;
 mod context;
 mod http;
 mod kube;

@@ -108,14 +108,6 @@ pub enum FlinkError {
         /// What is wrong.
         message: String,
     },
-    /// A rescale of this job is already in flight.
-    #[error("a rescale of job {job_id} is already in flight (phase {phase})")]
-    RescaleInFlight {
-        /// The job.
-        job_id: String,
-        /// The phase of the rescale in flight.
-        phase: &'static str,
-    },
 }
 
 impl FlinkError {
@@ -134,7 +126,6 @@ impl FlinkError {
             FlinkError::NotFound { .. } => "not_found",
             FlinkError::Ambiguous { .. } => "ambiguous",
             FlinkError::InvalidTarget { .. } => "invalid_target",
-            FlinkError::RescaleInFlight { .. } => "rescale_in_flight",
         }
     }
 

@@ -139,7 +139,7 @@ pub async fn observe(
         at: Utc::now(),
         job_id: details.jid.to_string(),
         job_name: details.name.clone(),
-        status: flink::apply::job_status(&details.state),
+        status: flink::job_status(&details.state),
         running_since: details
             .timestamps
             .get("RUNNING")

@@ -1,6 +1,6 @@
 //! Manual rescale (the `rescale` command and `POST /admin/rescale`): resolve the job, build
 //! the target plan from `--parallelism N` or per-vertex `ID=N`, then go through
-//! [`crate::flink::apply_and_wait`] — the same GET-edit-PUT and state machine as
+//! [`super::apply::apply_and_wait`] — the same GET-edit-PUT and state machine as
 //! automatic decisions — and report the time from PUT to RUNNING at the new parallelism.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -8,11 +8,10 @@ use std::{collections::BTreeMap, time::Duration};
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use super::apply::{apply_and_wait, ApplyError, ApplyOptions};
 use crate::{
     core::{JobId, JobSelector, RescalePhase, RescaleTimeouts, VertexId},
-    flink::{
-        self, apply::uniform_parallelism, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
-    },
+    flink::{plan_for, uniform_parallelism, ClientOptions, FlinkClient, FlinkError},
 };
 
 /// A manual rescale request.
@@ -64,6 +63,18 @@ pub enum RescaleError {
     /// Flink said no (or could not be reached).
     #[error(transparent)]
     Flink(#[from] FlinkError),
+    /// Another rescale of the job is in flight.
+    #[error(transparent)]
+    InFlight(ApplyError),
+}
+
+impl From<ApplyError> for RescaleError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Flink(e) => RescaleError::Flink(e),
+            in_flight @ ApplyError::InFlight { .. } => RescaleError::InFlight(in_flight),
+        }
+    }
 }
 
 impl RescaleError {
@@ -74,9 +85,9 @@ impl RescaleError {
             RescaleError::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            RescaleError::Flink(
-                FlinkError::Conflict { .. } | FlinkError::RescaleInFlight { .. },
-            ) => StatusCode::CONFLICT,
+            RescaleError::Flink(FlinkError::Conflict { .. }) | RescaleError::InFlight(_) => {
+                StatusCode::CONFLICT
+            }
             RescaleError::Flink(
                 FlinkError::BadRequest { .. }
                 | FlinkError::InvalidTarget { .. }
@@ -148,7 +159,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Rescal
             to
         }
     };
-    let plan = flink::apply::plan_for(&client, &topology, to.clone(), None).await?;
+    let plan = plan_for(&client, &topology, to.clone(), None).await?;
     let opts = ApplyOptions {
         dry_run: req.dry_run,
         timeouts: RescaleTimeouts {
@@ -158,7 +169,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Rescal
         ..ApplyOptions::default()
     };
     let task_managers = plan.task_managers;
-    let outcome = flink::apply_and_wait(&client, &job.jid, plan, &opts).await?;
+    let outcome = apply_and_wait(&client, &job.jid, plan, &opts).await?;
     Ok(Report {
         job_id: job.jid,
         job_name: job.name,

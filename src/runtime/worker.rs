@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
+    apply::{ApplyOptions, Rescaler},
     context::Context,
     persist::PersistState,
     pipeline::{self, flink_error, Observed, QuerySummary},
@@ -24,7 +25,7 @@ use crate::{
         RescaleTimeouts, Rule,
     },
     exporter::{JobKey, RescaleOutcome, SignalValues},
-    flink::{self, ApplyOptions, FlinkClient, FlinkError, Rescaler},
+    flink::{self, FlinkClient, FlinkError},
     keda::{EvalError, Evaluation, ScalerTarget},
 };
 
@@ -295,7 +296,7 @@ impl Worker {
         if rescale.phase.is_terminal() {
             return;
         }
-        let events = match flink::apply::observe(client, &rescale.job_id, now).await {
+        let events = match flink::observe_rescale(client, &rescale.job_id, now).await {
             Ok(o) => rescale.observe(&o),
             Err(FlinkError::JobGone { .. }) => rescale.job_gone(now),
             Err(e) => {

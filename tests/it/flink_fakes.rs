@@ -11,7 +11,8 @@ use std::{
 
 use flink_keda_scaler::{
     core::{JobId, JobSelector, Plan, RescalePhase, ShipStrategy, VertexId},
-    flink::{apply_target, ApplyOptions, ClientOptions, FlinkClient, RequirementsChange, Rescaler},
+    flink::{apply_target, ClientOptions, FlinkClient, RequirementsChange},
+    runtime::apply::{ApplyOptions, Rescaler},
 };
 use serde_json::{json, Value};
 use wiremock::{

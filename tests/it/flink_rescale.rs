@@ -12,10 +12,10 @@ use std::time::Duration;
 use flink_keda_scaler::{
     core::{FailoverWatch, JobId, JobSelector, RescaleEvent, RescalePhase},
     flink::{
-        apply::{observe, plan_for, uniform_parallelism},
-        apply_and_wait, apply_target, ApplyOptions, ClientOptions, FlinkClient, FlinkError,
-        RequirementsChange, Rescaler,
+        apply_target, observe_rescale as observe, plan_for, uniform_parallelism, ClientOptions,
+        FlinkClient, FlinkError, RequirementsChange,
     },
+    runtime::apply::{apply_and_wait, ApplyOptions, Rescaler},
 };
 use support::flink::{install, ClusterOptions, FlinkCluster};
 

@@ -1,0 +1,79 @@
+//! What the rescale state machine observes of a job, read over REST and mapped to the
+//! core's [`RescaleObservation`]: state, per-vertex parallelism, task states, registered
+//! TaskManagers and their slots, and the failover signals (`numRestarts`, the newest
+//! exception) — the last two best effort.
+
+use chrono::{DateTime, Utc};
+
+use crate::core::{JobId, JobStatus, RescaleObservation, TaskManagerSlots, VertexId};
+
+use super::{
+    client::{is_terminal_state, FlinkClient},
+    error::FlinkError,
+    model::JobDetails,
+};
+
+/// Maps Flink's job state string to the core status.
+pub fn job_status(state: &str) -> JobStatus {
+    match state {
+        "RUNNING" => JobStatus::Running,
+        "RESTARTING" => JobStatus::Restarting,
+        "FAILING" => JobStatus::Failing,
+        "CANCELLING" => JobStatus::Cancelling,
+        "CREATED" | "INITIALIZING" | "RECONCILING" => JobStatus::Created,
+        _ => JobStatus::Other,
+    }
+}
+
+/// True when every subtask of every vertex is RUNNING or FINISHED.
+pub fn all_tasks_running(details: &JobDetails) -> bool {
+    details.vertices.iter().all(|v| {
+        let n = |s: &str| v.tasks.get(s).copied().unwrap_or(0);
+        n("RUNNING") + n("FINISHED") == v.parallelism
+    })
+}
+
+/// Reads everything the state machine needs at `now`. `numRestarts` and the exception
+/// history are best effort (`None` when unreadable).
+pub async fn observe_rescale(
+    client: &FlinkClient,
+    job_id: &JobId,
+    now: DateTime<Utc>,
+) -> Result<RescaleObservation, FlinkError> {
+    let details = client.job(job_id).await?;
+    let task_managers = client
+        .task_managers()
+        .await?
+        .into_iter()
+        .map(|t| TaskManagerSlots {
+            id: t.id,
+            slots_total: t.slots_number,
+            slots_free: t.free_slots,
+        })
+        .collect();
+    let num_restarts = client
+        .job_metrics(job_id, &["numRestarts"])
+        .await
+        .ok()
+        .and_then(|m| m.get("numRestarts").copied())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v as u64);
+    let latest_exception_ms = match client.exceptions(job_id).await {
+        Ok(h) => h.entries.iter().map(|e| e.timestamp).max(),
+        Err(_) => None,
+    };
+    Ok(RescaleObservation {
+        at: now,
+        status: job_status(&details.state),
+        terminal: is_terminal_state(&details.state),
+        parallelism: details
+            .vertices
+            .iter()
+            .map(|v| (VertexId::new(v.id.clone()), v.parallelism))
+            .collect(),
+        all_tasks_running: all_tasks_running(&details),
+        task_managers,
+        num_restarts,
+        latest_exception_ms,
+    })
+}

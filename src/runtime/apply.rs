@@ -1,0 +1,351 @@
+//! The rescale driver: runs the pure [`crate::core::rescale`] state machine against a
+//! real cluster through the Flink adapter. It reads the job, PUTs the new requirements
+//! (GET-edit-PUT of every vertex, retrying a 409 after a backoff; or only computes them
+//! in dry-run mode) and feeds observations of the cluster into the state machine until it
+//! completes, times out or aborts. Used by the `rescale` CLI, `POST /admin/rescale` and
+//! automatic decisions alike.
+//!
+//! ```text
+//! Rescaler::start(client, job, target, opts)   GET job/topology/TMs/ckpt interval/baseline, PUT
+//!   loop: rescaler.poll()                      GET job, TMs, numRestarts, exceptions → events
+//!         rescaler.task_managers_to_report()   → KEDA
+//! apply_and_wait(...) = start + poll until terminal
+//! ```
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    core::{
+        rescale::{ensure_none_in_flight, FailoverWatch},
+        JobId, Plan, Rescale, RescaleEvent, RescalePhase, RescaleTimeouts, Topology, VertexId,
+    },
+    flink::{
+        apply_target, is_terminal_state, observe_rescale, FlinkClient, FlinkError,
+        RequirementsChange,
+    },
+};
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Compute and report, never PUT.
+    pub dry_run: bool,
+    /// Deadline budget.
+    pub timeouts: RescaleTimeouts,
+    /// Time between observations in [`apply_and_wait`].
+    pub poll_interval: Duration,
+    /// PUT attempts after a 409 (another update in progress) before giving up.
+    pub conflict_retries: usize,
+    /// Wait between those attempts.
+    pub conflict_backoff: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            timeouts: RescaleTimeouts::default(),
+            poll_interval: Duration::from_millis(500),
+            conflict_retries: 3,
+            conflict_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a rescale could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A rescale of this job is already in flight.
+    #[error("a rescale of job {job_id} is already in flight (phase {})", phase.as_str())]
+    InFlight {
+        /// The job.
+        job_id: JobId,
+        /// The phase of the rescale in flight.
+        phase: RescalePhase,
+    },
+    /// Flink REST failed or refused the target.
+    #[error(transparent)]
+    Flink(#[from] FlinkError),
+}
+
+impl ApplyError {
+    /// A bounded label value for metrics (the Flink error's kind for Flink failures).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::InFlight { .. } => "rescale_in_flight",
+            ApplyError::Flink(e) => e.kind(),
+        }
+    }
+}
+
+/// The job as a rescale starts from: its plan, each vertex's max parallelism, the
+/// checkpoint interval and the failover baseline.
+struct Start {
+    from: Plan,
+    max_parallelism: BTreeMap<VertexId, u32>,
+    checkpoint_interval: Option<Duration>,
+    watch: FailoverWatch,
+}
+
+/// Reads [`Start`]; a job in a terminal state cannot be rescaled.
+async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, FlinkError> {
+    let topology = client.topology(job_id).await?;
+    let details = client.job(job_id).await?;
+    if is_terminal_state(&details.state) {
+        return Err(FlinkError::InvalidTarget {
+            job_id: job_id.to_string(),
+            message: format!("job is {}", details.state),
+        });
+    }
+    let registered = u32::try_from(client.task_managers().await?.len()).unwrap_or(u32::MAX);
+    let checkpoint_interval = client.checkpoint_interval(job_id).await?;
+    let baseline = observe_rescale(client, job_id, Utc::now()).await?;
+    Ok(Start {
+        from: Plan {
+            parallelism: topology.parallelism(),
+            task_managers: registered,
+        },
+        max_parallelism: max_parallelism(&topology),
+        checkpoint_interval,
+        watch: FailoverWatch::new(baseline.num_restarts, baseline.latest_exception_ms),
+    })
+}
+
+fn max_parallelism(topology: &Topology) -> BTreeMap<VertexId, u32> {
+    topology
+        .vertices
+        .iter()
+        .map(|v| (v.id.clone(), v.max_parallelism))
+        .collect()
+}
+
+/// GET-edit-PUT of the target parallelism; a 409 (another update in progress) is retried
+/// `conflict_retries` times after `conflict_backoff`.
+async fn put_target(
+    client: &FlinkClient,
+    job_id: &JobId,
+    target: &BTreeMap<VertexId, u32>,
+    max_parallelism: &BTreeMap<VertexId, u32>,
+    opts: &ApplyOptions,
+) -> Result<RequirementsChange, FlinkError> {
+    let mut attempt = 0;
+    loop {
+        match apply_target(client, job_id, target, max_parallelism, opts.dry_run).await {
+            Err(FlinkError::Conflict { .. }) if attempt < opts.conflict_retries => {
+                attempt += 1;
+                tracing::info!(
+                    attempt,
+                    "resource requirements update in progress (409); retrying"
+                );
+                tokio::time::sleep(opts.conflict_backoff).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An in-flight rescale of one job against a real cluster.
+#[derive(Debug)]
+pub struct Rescaler<'a> {
+    client: &'a FlinkClient,
+    rescale: Rescale,
+    change: RequirementsChange,
+    events: Vec<(DateTime<Utc>, RescaleEvent)>,
+}
+
+impl<'a> Rescaler<'a> {
+    /// Starts a rescale of `job_id` to `target`: reads the current plan, checkpoint
+    /// interval and failover baseline, then GET-edit-PUTs the requirements (unless dry
+    /// run, which leaves the rescale `Pending`). `in_flight` is the job's previous rescale,
+    /// if any: a non-terminal one refuses the start ([`ApplyError::InFlight`]).
+    #[tracing::instrument(
+        name = "rescale_start",
+        skip_all,
+        fields(
+            job_id = %job_id,
+            from_tms = tracing::field::Empty,
+            to_tms = target.task_managers,
+            direction = tracing::field::Empty,
+            dry_run = opts.dry_run,
+        )
+    )]
+    pub async fn start(
+        client: &'a FlinkClient,
+        job_id: &JobId,
+        target: Plan,
+        opts: &ApplyOptions,
+        in_flight: Option<&Rescale>,
+    ) -> Result<Self, ApplyError> {
+        ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
+            job_id: f.job_id,
+            phase: f.phase,
+        })?;
+        let start = read_start(client, job_id).await?;
+        let mut rescale = Rescale::new(
+            job_id.clone(),
+            start.from,
+            target,
+            Utc::now(),
+            &opts.timeouts,
+            start.checkpoint_interval,
+            start.watch,
+        );
+        let span = tracing::Span::current();
+        span.record("from_tms", rescale.from.task_managers);
+        span.record("direction", rescale.direction.as_str());
+        let change = put_target(
+            client,
+            job_id,
+            &rescale.to.parallelism,
+            &start.max_parallelism,
+            opts,
+        )
+        .await?;
+        let mut events = Vec::new();
+        if !matches!(change, RequirementsChange::WouldUpdate(_)) {
+            let now = Utc::now();
+            events.extend(rescale.accepted(now).into_iter().map(|e| (now, e)));
+        }
+        tracing::info!("rescale started");
+        Ok(Self {
+            client,
+            rescale,
+            change,
+            events,
+        })
+    }
+
+    /// Observes the cluster once and advances the state machine. A vanished job aborts the
+    /// rescale; other read errors are returned (the rescale stays as it was).
+    #[tracing::instrument(
+        name = "rescale_poll",
+        skip_all,
+        fields(
+            job_id = %self.rescale.job_id,
+            direction = self.rescale.direction.as_str(),
+            from_tms = self.rescale.from.task_managers,
+            to_tms = self.rescale.to.task_managers,
+        )
+    )]
+    pub async fn poll(&mut self) -> Result<Vec<RescaleEvent>, FlinkError> {
+        if self.rescale.phase.is_terminal() || self.rescale.phase == RescalePhase::Pending {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let events = match observe_rescale(self.client, &self.rescale.job_id, now).await {
+            Ok(obs) => self.rescale.observe(&obs),
+            Err(FlinkError::JobGone { .. }) => self.rescale.job_gone(now),
+            // a read error still counts against the deadline
+            Err(_) if now >= self.rescale.deadline => self.time_out(now),
+            Err(e) => return Err(e),
+        };
+        log_events(&events);
+        self.events.extend(events.iter().cloned().map(|e| (now, e)));
+        Ok(events)
+    }
+
+    fn time_out(&mut self, now: DateTime<Utc>) -> Vec<RescaleEvent> {
+        let phase = self.rescale.phase;
+        self.rescale.phase = RescalePhase::TimedOut;
+        self.rescale.finished_at = Some(now);
+        vec![RescaleEvent::TimedOut { phase }]
+    }
+
+    /// The rescale (phase, plans, timestamps).
+    pub fn rescale(&self) -> &Rescale {
+        &self.rescale
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> RescalePhase {
+        self.rescale.phase
+    }
+
+    /// What the requirements step did (or would do in dry run).
+    pub fn change(&self) -> &RequirementsChange {
+        &self.change
+    }
+
+    /// The TaskManager count to report to KEDA now.
+    pub fn task_managers_to_report(&self) -> u32 {
+        self.rescale.task_managers_to_report()
+    }
+
+    /// Consumes the driver into its outcome.
+    pub fn into_outcome(self) -> RescaleOutcome {
+        let put_to_running = match (self.rescale.accepted_at, self.rescale.reached_at) {
+            (Some(a), Some(r)) => (r - a).to_std().ok(),
+            _ => None,
+        };
+        RescaleOutcome {
+            rescale: self.rescale,
+            change: self.change,
+            events: self.events,
+            put_to_running,
+        }
+    }
+}
+
+fn log_events(events: &[RescaleEvent]) {
+    for e in events {
+        match e {
+            RescaleEvent::Failover(c) => {
+                tracing::warn!(cause = c.as_str(), "failover during rescale")
+            }
+            RescaleEvent::TimedOut { phase } => {
+                tracing::warn!(phase = phase.as_str(), "rescale timed out")
+            }
+            other => tracing::info!(event = ?other, "rescale progress"),
+        }
+    }
+}
+
+/// The result of [`apply_and_wait`].
+#[derive(Debug, Clone)]
+pub struct RescaleOutcome {
+    /// The final state of the rescale.
+    pub rescale: Rescale,
+    /// What the requirements step did.
+    pub change: RequirementsChange,
+    /// Everything that happened, with times.
+    pub events: Vec<(DateTime<Utc>, RescaleEvent)>,
+    /// Time from the accepted PUT to RUNNING at the target parallelism.
+    pub put_to_running: Option<Duration>,
+}
+
+impl RescaleOutcome {
+    /// Failovers seen while rescaling.
+    pub fn failovers(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|(_, e)| matches!(e, RescaleEvent::Failover(_)))
+            .count()
+    }
+}
+
+/// Applies `target` to `job_id` and waits until the rescale is terminal (Completed,
+/// TimedOut or Aborted). In dry run it returns at once with the rescale `Pending` and the
+/// body that would be PUT. Read errors while waiting are logged and retried until the
+/// deadline.
+pub async fn apply_and_wait(
+    client: &FlinkClient,
+    job_id: &JobId,
+    target: Plan,
+    opts: &ApplyOptions,
+) -> Result<RescaleOutcome, ApplyError> {
+    let mut r = Rescaler::start(client, job_id, target, opts, None).await?;
+    if opts.dry_run {
+        return Ok(r.into_outcome());
+    }
+    loop {
+        if let Err(e) = r.poll().await {
+            tracing::warn!(job_id = %job_id, error = %e, kind = e.kind(), "rescale observation failed");
+        }
+        if r.phase().is_terminal() {
+            return Ok(r.into_outcome());
+        }
+        tokio::time::sleep(opts.poll_interval).await;
+    }
+}
