@@ -15,7 +15,6 @@ pub mod apply;
 mod context;
 mod http;
 mod kube;
-mod persist;
 mod pipeline;
 pub mod predictive;
 pub mod rescale;

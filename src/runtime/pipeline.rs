@@ -82,6 +82,10 @@ pub async fn observe(
         .resolve_job(job)
         .await
         .map_err(|e| flink_error(url, e))?;
+    // From here on every log line of the tick carries the job (`tick` span fields).
+    let span = tracing::Span::current();
+    span.record("job_id", tracing::field::display(&summary.jid));
+    span.record("job_name", summary.name.as_str());
     let (details, topology, task_managers) = tokio::try_join!(
         client.job(&summary.jid),
         client.topology(&summary.jid),

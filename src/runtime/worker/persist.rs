@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::worker::Worker;
+use super::Worker;
 use crate::{
     core::{Decision, Plan, Rescale, ScaledObjectRef},
     kube::{check_decision, PersistedDecision, PersistedJob, Staleness},
@@ -61,7 +61,7 @@ impl Worker {
                     self.persist.loaded = true;
                 }
                 Err(e) => {
-                    tracing::warn!(scaled_object = %self.target, error = %e, "cannot load persisted state; acting on fresh state after retry")
+                    tracing::warn!(error = %e, "cannot load persisted state; acting on fresh state after retry")
                 }
             }
         } else {
@@ -95,7 +95,11 @@ impl Worker {
         if let Some(v) = &doc.rescale {
             match serde_json::from_value::<Rescale>(v.clone()) {
                 Ok(r) if !r.phase.is_terminal() => {
-                    tracing::info!(scaled_object = %self.target, phase = r.phase.as_str(), to = r.to.task_managers, "resuming the in-flight rescale from persisted state");
+                    tracing::info!(
+                        phase = r.phase.as_str(),
+                        to = r.to.task_managers,
+                        "resuming the in-flight rescale from persisted state"
+                    );
                     self.rescale = Some(r);
                 }
                 Ok(_) => {}
@@ -106,7 +110,6 @@ impl Worker {
             match check_decision(d, now, MAX_DECISION_AGE, current, generation) {
                 Staleness::Fresh => {}
                 verdict => tracing::info!(
-                    scaled_object = %self.target,
                     decision = d.id,
                     applied = d.applied,
                     verdict = verdict.as_str(),
@@ -155,7 +158,7 @@ impl Worker {
                 true
             }
             Err(e) => {
-                tracing::warn!(scaled_object = %self.target, error = %e, "decision not claimed (another scaler wrote first or the API failed); not applying it");
+                tracing::warn!(error = %e, "decision not claimed (another scaler wrote first or the API failed); not applying it");
                 self.persist.loaded = false;
                 false
             }
@@ -194,7 +197,7 @@ impl Worker {
                 self.persist.last_saved = Some(fingerprint);
             }
             Err(e) => {
-                tracing::warn!(scaled_object = %self.target, error = %e, "cannot save state; reloading next tick");
+                tracing::warn!(error = %e, "cannot save state; reloading next tick");
                 self.persist.loaded = false;
             }
         }
