@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod keying;
 pub mod queries;
 pub mod response;
 pub mod signals;

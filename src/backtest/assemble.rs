@@ -1,8 +1,8 @@
 //! Pure assembly of range-query series into per-tick signals: for every tick the
 //! per-vertex [`VertexSignals`] (keyed by `task_id`), per-TaskManager
 //! [`TaskManagerSignals`] (keyed by `tm_id`) and [`JobSignals`], plus the parallelism
-//! and TaskManager count that actually ran. Keying follows the live read
-//! (`promql::signals`): a required signal must have a series for every vertex of
+//! and TaskManager count that actually ran. Keying is the live read's
+//! ([`crate::promql::keying`]): a required signal must have a series for every vertex of
 //! the topology somewhere in the range, series must be grouped by their key label, one
 //! series per key. A tick without a point keeps the signal `None` (the core then refuses
 //! to decide at that tick with `missing_signal`, never reads it as 0).
@@ -14,7 +14,10 @@ use chrono::{DateTime, Utc};
 use super::{fetch::History, range::TimeRange};
 use crate::{
     core::{JobSignals, Signal, TaskManagerSignals, Topology, VertexId, VertexSignals},
-    promql::{Scope, Series, SignalError, SignalErrorKind},
+    promql::{
+        keying::{check_coverage, key_by_scope, unknown_vertex},
+        Scope, Series, SignalError,
+    },
 };
 
 /// The signals of one tick.
@@ -61,137 +64,93 @@ impl Timeline {
             })
             .collect();
         let mut tms: Vec<BTreeMap<String, TaskManagerSignals>> = vec![BTreeMap::new(); ticks.len()];
-        let mut issues = Vec::new();
+        let mut issues = BTreeSet::new();
         for (signal, series) in &history.signals {
             let signal = *signal;
-            let keyed = key_series(signal, series, job_id)?;
-            if signal.is_required() {
-                if let Some(v) = topology
-                    .vertices
-                    .iter()
-                    .find(|v| !keyed.contains_key(v.id.as_str()))
-                {
-                    return Err(SignalError {
-                        signal,
-                        source: SignalErrorKind::MissingVertex {
-                            job_id: job_id.to_string(),
-                            vertex: v.id.clone(),
-                            name: v.name.clone(),
-                        },
-                    });
-                }
-            }
+            let keyed = key_by_scope(signal, series, job_id)
+                .map_err(|source| SignalError { signal, source })?;
+            check_coverage(signal, &keyed, topology, job_id)?;
             for (key, s) in keyed {
-                let scope = Scope::of(signal);
-                let vertex = VertexId::new(key.clone());
-                if scope == Scope::Vertex && topology.vertex(&vertex).is_none() {
-                    issues.push(format!(
-                        "signal {signal}: series for task_id {key} which is not a vertex of job {job_id}"
-                    ));
+                if Scope::of(signal) == Scope::Vertex
+                    && topology.vertex(&VertexId::new(key.clone())).is_none()
+                {
+                    issues.insert(unknown_vertex(signal, &key, job_id));
                     continue;
                 }
-                for (at, value) in &s.points {
-                    let Some(i) = range.index_of(*at) else {
-                        continue;
-                    };
-                    match scope {
-                        Scope::Vertex => VertexSignals::set(
-                            ticks[i].vertices.entry(vertex.clone()).or_default(),
-                            signal,
-                            *value,
-                        ),
-                        Scope::TaskManager => {
-                            let tm =
-                                tms[i]
-                                    .entry(key.clone())
-                                    .or_insert_with(|| TaskManagerSignals {
-                                        tm_id: key.clone(),
-                                        ..TaskManagerSignals::default()
-                                    });
-                            TaskManagerSignals::set(tm, signal, *value);
-                        }
-                        Scope::Job => JobSignals::set(&mut ticks[i].job, signal, *value),
-                    }
-                }
+                place(signal, &key, s, range, &mut ticks, &mut tms);
             }
         }
         for (tick, tms) in ticks.iter_mut().zip(tms) {
             tick.task_managers = tms.into_values().collect();
         }
-        for s in &history.parallelism {
-            let Some(task_id) = s.labels.get("task_id") else {
-                continue;
-            };
-            let id = VertexId::new(task_id.clone());
-            if topology.vertex(&id).is_none() {
-                continue;
-            }
-            for (at, value) in &s.points {
-                if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
-                    ticks[i].parallelism.insert(id.clone(), n);
-                }
-            }
-        }
-        for s in history.task_managers.iter().take(1) {
-            for (at, value) in &s.points {
-                if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
-                    ticks[i].task_managers_running = Some(n);
-                }
-            }
-        }
-        let unique: BTreeSet<String> = issues.into_iter().collect();
+        ran(history, topology, range, &mut ticks);
         Ok(Self {
             ticks,
-            issues: unique.into_iter().collect(),
+            issues: issues.into_iter().collect(),
         })
+    }
+}
+
+/// Puts the points of one keyed series on their ticks (a point off the grid is dropped).
+fn place(
+    signal: Signal,
+    key: &str,
+    series: &Series,
+    range: &TimeRange,
+    ticks: &mut [Tick],
+    tms: &mut [BTreeMap<String, TaskManagerSignals>],
+) {
+    for (at, value) in &series.points {
+        let Some(i) = range.index_of(*at) else {
+            continue;
+        };
+        match Scope::of(signal) {
+            Scope::Vertex => VertexSignals::set(
+                ticks[i].vertices.entry(VertexId::new(key)).or_default(),
+                signal,
+                *value,
+            ),
+            Scope::TaskManager => {
+                let tm = tms[i]
+                    .entry(key.to_string())
+                    .or_insert_with(|| TaskManagerSignals {
+                        tm_id: key.to_string(),
+                        ..TaskManagerSignals::default()
+                    });
+                TaskManagerSignals::set(tm, signal, *value);
+            }
+            Scope::Job => JobSignals::set(&mut ticks[i].job, signal, *value),
+        }
+    }
+}
+
+/// What actually ran at each tick: subtasks per vertex and TaskManagers running a task.
+fn ran(history: &History, topology: &Topology, range: &TimeRange, ticks: &mut [Tick]) {
+    for s in &history.parallelism {
+        let Some(task_id) = s.labels.get("task_id") else {
+            continue;
+        };
+        let id = VertexId::new(task_id.clone());
+        if topology.vertex(&id).is_none() {
+            continue;
+        }
+        for (at, value) in &s.points {
+            if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
+                ticks[i].parallelism.insert(id.clone(), n);
+            }
+        }
+    }
+    for s in history.task_managers.iter().take(1) {
+        for (at, value) in &s.points {
+            if let (Some(i), Some(n)) = (range.index_of(*at), count(*value)) {
+                ticks[i].task_managers_running = Some(n);
+            }
+        }
     }
 }
 
 fn count(v: f64) -> Option<u32> {
     (v.is_finite() && v >= 1.0 && v <= f64::from(u32::MAX)).then(|| v.round() as u32)
-}
-
-/// Keys a signal's series by its scope's label (`""` for job scope).
-fn key_series<'a>(
-    signal: Signal,
-    series: &'a [Series],
-    job_id: &str,
-) -> Result<BTreeMap<String, &'a Series>, SignalError> {
-    let err = |source| SignalError { signal, source };
-    let Some(label) = Scope::of(signal).key_label() else {
-        if series.len() > 1 {
-            return Err(err(SignalErrorKind::Duplicate {
-                job_id: job_id.to_string(),
-                label: "job",
-                key: job_id.to_string(),
-                count: series.len(),
-            }));
-        }
-        return Ok(series.iter().map(|s| (String::new(), s)).collect());
-    };
-    let mut out = BTreeMap::new();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in series {
-        if let Some(key) = s.labels.get(label) {
-            *counts.entry(key.as_str()).or_default() += 1;
-            out.insert(key.clone(), s);
-        }
-    }
-    if out.is_empty() && !series.is_empty() {
-        return Err(err(SignalErrorKind::MissingLabel {
-            job_id: job_id.to_string(),
-            label,
-        }));
-    }
-    if let Some((key, count)) = counts.into_iter().find(|(_, c)| *c > 1) {
-        return Err(err(SignalErrorKind::Duplicate {
-            job_id: job_id.to_string(),
-            label,
-            key: key.to_string(),
-            count,
-        }));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

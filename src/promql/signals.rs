@@ -18,6 +18,7 @@ use futures_util::{stream, StreamExt};
 use super::{
     client::PromClient,
     error::QueryError,
+    keying::{check_coverage, key_by_scope, unknown_vertex},
     queries::{JobVars, SignalQueries, TemplateError},
     response::Sample,
 };
@@ -251,6 +252,9 @@ impl SignalRead {
 /// The outcome of one signal's query.
 type Outcome = (Signal, Duration, Result<Vec<Sample>, SignalErrorKind>);
 
+/// A signal's rendered query (or why it could not be rendered).
+type Rendered = (Signal, Result<String, TemplateError>);
+
 /// Reads every enabled signal of one job: one query per signal, concurrently, under one
 /// deadline. Fails only when a required signal cannot be read for every vertex.
 pub async fn read_signals(
@@ -262,7 +266,37 @@ pub async fn read_signals(
 ) -> Result<SignalRead, SignalError> {
     let started = Instant::now();
     let at = options.at.unwrap_or_else(Utc::now);
-    let deadline = tokio::time::Instant::now() + options.timeout;
+    let job_id = vars.job_id.as_str();
+    let rendered = render_all(queries, vars)?;
+    let outcomes = run_queries(client, rendered, job_id, options).await;
+    let mut read = SignalRead {
+        at,
+        vertices: BTreeMap::new(),
+        task_managers: Vec::new(),
+        job: JobSignals::default(),
+        queries: Vec::with_capacity(outcomes.len()),
+        issues: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let by_signal = key_outcomes(outcomes, job_id, &mut read)?;
+    for (signal, values) in &by_signal {
+        check_coverage(*signal, values, topology, job_id)?;
+    }
+    distribute(&by_signal, topology, job_id, &mut read);
+    read.elapsed = started.elapsed();
+    tracing::debug!(
+        job_id,
+        queries = read.queries.len(),
+        issues = read.issues.len(),
+        elapsed_ms = read.elapsed.as_millis() as u64,
+        "read signals"
+    );
+    Ok(read)
+}
+
+/// Renders the query of every enabled signal; a required signal's template error stops
+/// the read, an optional one's is kept to be reported.
+fn render_all(queries: &SignalQueries, vars: &JobVars) -> Result<Vec<Rendered>, SignalError> {
     let mut rendered = Vec::new();
     for (signal, _) in queries.enabled() {
         match queries.render(signal, vars) {
@@ -277,56 +311,75 @@ pub async fn read_signals(
             Err(e) => rendered.push((signal, Err(e))),
         }
     }
-    let job_id = vars.job_id.as_str();
-    let outcomes: Vec<Outcome> = stream::iter(rendered)
-        .map(
-            |(signal, promql): (Signal, Result<String, TemplateError>)| async move {
-                let t0 = Instant::now();
-                let promql = match promql {
-                    Ok(q) => q,
-                    Err(e) => return (signal, t0.elapsed(), Err(SignalErrorKind::Template(e))),
-                };
-                let result = match tokio::time::timeout_at(
-                    deadline,
-                    client.query(&promql, options.at),
-                )
-                .await
-                {
-                    Err(_) => Err(SignalErrorKind::Timeout {
-                        job_id: job_id.to_string(),
-                        timeout: options.timeout,
-                    }),
-                    Ok(Err(QueryError::EmptyResult { query })) => Err(SignalErrorKind::Empty {
-                        job_id: job_id.to_string(),
-                        query,
-                    }),
-                    Ok(Err(source)) => Err(SignalErrorKind::Query {
-                        job_id: job_id.to_string(),
-                        source,
-                    }),
-                    Ok(Ok(samples)) => Ok(samples),
-                };
-                (signal, t0.elapsed(), result)
-            },
-        )
+    Ok(rendered)
+}
+
+/// Runs the rendered queries, `options.concurrency` at a time, under one deadline;
+/// returns the outcomes sorted by signal.
+async fn run_queries(
+    client: &PromClient,
+    rendered: Vec<Rendered>,
+    job_id: &str,
+    options: &ReadOptions,
+) -> Vec<Outcome> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let mut outcomes: Vec<Outcome> = stream::iter(rendered)
+        .map(|(signal, promql)| async move {
+            let t0 = Instant::now();
+            let result = match promql {
+                Ok(q) => query_one(client, &q, job_id, options, deadline).await,
+                Err(e) => Err(SignalErrorKind::Template(e)),
+            };
+            (signal, t0.elapsed(), result)
+        })
         .buffer_unordered(options.concurrency.max(1))
         .collect()
         .await;
-
-    let mut read = SignalRead {
-        at,
-        vertices: BTreeMap::new(),
-        task_managers: Vec::new(),
-        job: JobSignals::default(),
-        queries: Vec::with_capacity(outcomes.len()),
-        issues: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    let mut by_signal: BTreeMap<Signal, BTreeMap<String, f64>> = BTreeMap::new();
-    let mut outcomes = outcomes;
     outcomes.sort_by_key(|o| o.0);
+    outcomes
+}
+
+/// One signal's query, bounded by the read's deadline; an empty result is its own error.
+async fn query_one(
+    client: &PromClient,
+    promql: &str,
+    job_id: &str,
+    options: &ReadOptions,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Sample>, SignalErrorKind> {
+    match tokio::time::timeout_at(deadline, client.query(promql, options.at)).await {
+        Err(_) => Err(SignalErrorKind::Timeout {
+            job_id: job_id.to_string(),
+            timeout: options.timeout,
+        }),
+        Ok(Err(QueryError::EmptyResult { query })) => Err(SignalErrorKind::Empty {
+            job_id: job_id.to_string(),
+            query,
+        }),
+        Ok(Err(source)) => Err(SignalErrorKind::Query {
+            job_id: job_id.to_string(),
+            source,
+        }),
+        Ok(Ok(samples)) => Ok(samples),
+    }
+}
+
+/// Keys each outcome's samples ([`key_by_scope`]) and records one [`QueryStat`] per
+/// query; a required signal's failure stops the read, an optional one's is an issue.
+fn key_outcomes(
+    outcomes: Vec<Outcome>,
+    job_id: &str,
+    read: &mut SignalRead,
+) -> Result<BTreeMap<Signal, BTreeMap<String, f64>>, SignalError> {
+    let mut by_signal = BTreeMap::new();
     for (signal, duration, result) in outcomes {
-        let keyed = result.and_then(|samples| key_samples(signal, samples, job_id));
+        let keyed = result.and_then(|samples| {
+            key_by_scope(signal, samples, job_id).map(|m| {
+                m.into_iter()
+                    .map(|(k, s)| (k, s.value))
+                    .collect::<BTreeMap<_, _>>()
+            })
+        });
         let (series, outcome) = match &keyed {
             Ok(map) => (map.len(), "ok"),
             Err(e) => (0, e.kind()),
@@ -352,53 +405,40 @@ pub async fn read_signals(
             }
         }
     }
+    Ok(by_signal)
+}
 
-    // Required signals must cover every vertex.
-    for signal in Signal::ALL.into_iter().filter(|s| s.is_required()) {
-        let Some(values) = by_signal.get(&signal) else {
-            continue; // disabled is refused by SignalQueries; nothing to check
-        };
-        if let Some(v) = topology
-            .vertices
-            .iter()
-            .find(|v| !values.contains_key(v.id.as_str()))
-        {
-            return Err(SignalError {
-                signal,
-                source: SignalErrorKind::MissingVertex {
-                    job_id: job_id.to_string(),
-                    vertex: v.id.clone(),
-                    name: v.name.clone(),
-                },
-            });
-        }
-    }
-
+/// Puts every keyed value on its vertex, TaskManager or the job; non-finite values and
+/// series for unknown vertices become issues.
+fn distribute(
+    by_signal: &BTreeMap<Signal, BTreeMap<String, f64>>,
+    topology: &Topology,
+    job_id: &str,
+    read: &mut SignalRead,
+) {
     let mut tms: BTreeMap<String, TaskManagerSignals> = BTreeMap::new();
-    for (signal, values) in &by_signal {
+    for (signal, values) in by_signal {
+        let signal = *signal;
         for (key, value) in values {
             if !value.is_finite() {
                 read.issues.push(SignalIssue {
-                    signal: *signal,
+                    signal,
                     kind: "non_finite",
                     message: format!("signal {signal}: non-finite value {value} for {key}"),
                 });
             }
-            match Scope::of(*signal) {
+            match Scope::of(signal) {
                 Scope::Vertex => {
                     let id = VertexId::new(key.clone());
                     if topology.vertex(&id).is_none() {
                         read.issues.push(SignalIssue {
-                            signal: *signal,
+                            signal,
                             kind: "unknown_vertex",
-                            message: format!(
-                                "signal {signal}: series for task_id {key} which is not a vertex of job {job_id}"
-                            ),
+                            message: unknown_vertex(signal, key, job_id),
                         });
                         continue;
                     }
-                    let entry = read.vertices.entry(id).or_default();
-                    VertexSignals::set(entry, *signal, *value);
+                    VertexSignals::set(read.vertices.entry(id).or_default(), signal, *value);
                 }
                 Scope::TaskManager => {
                     let entry = tms
@@ -407,66 +447,11 @@ pub async fn read_signals(
                             tm_id: key.clone(),
                             ..TaskManagerSignals::default()
                         });
-                    TaskManagerSignals::set(entry, *signal, *value);
+                    TaskManagerSignals::set(entry, signal, *value);
                 }
-                Scope::Job => JobSignals::set(&mut read.job, *signal, *value),
+                Scope::Job => JobSignals::set(&mut read.job, signal, *value),
             }
         }
     }
     read.task_managers = tms.into_values().collect();
-    read.elapsed = started.elapsed();
-    tracing::debug!(
-        job_id,
-        queries = read.queries.len(),
-        issues = read.issues.len(),
-        elapsed_ms = read.elapsed.as_millis() as u64,
-        "read signals"
-    );
-    Ok(read)
-}
-
-/// Keys the samples of one signal by its scope's label (`""` for job scope).
-fn key_samples(
-    signal: Signal,
-    samples: Vec<Sample>,
-    job_id: &str,
-) -> Result<BTreeMap<String, f64>, SignalErrorKind> {
-    let scope = Scope::of(signal);
-    let mut out = BTreeMap::new();
-    let Some(label) = scope.key_label() else {
-        if samples.len() > 1 {
-            return Err(SignalErrorKind::Duplicate {
-                job_id: job_id.to_string(),
-                label: "job",
-                key: job_id.to_string(),
-                count: samples.len(),
-            });
-        }
-        if let Some(s) = samples.first() {
-            out.insert(String::new(), s.value);
-        }
-        return Ok(out);
-    };
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for s in &samples {
-        if let Some(key) = s.label(label) {
-            *counts.entry(key.to_string()).or_default() += 1;
-            out.insert(key.to_string(), s.value);
-        }
-    }
-    if out.is_empty() {
-        return Err(SignalErrorKind::MissingLabel {
-            job_id: job_id.to_string(),
-            label,
-        });
-    }
-    if let Some((key, count)) = counts.into_iter().find(|(_, c)| *c > 1) {
-        return Err(SignalErrorKind::Duplicate {
-            job_id: job_id.to_string(),
-            label,
-            key,
-            count,
-        });
-    }
-    Ok(out)
 }
