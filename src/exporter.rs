@@ -3,7 +3,7 @@
 //! with `/healthz` and `/readyz`.
 //!
 //! ```text
-//!   runtime / keda / prometheus / flink ──(typed helpers)──► Arc<Metrics> ──► GET /metrics
+//!   runtime / keda / promql / flink ──(typed helpers)──► Arc<Metrics> ──► GET /metrics
 //!   runtime ──(watch::Sender<Readiness>)───────────────────────────────────► GET /readyz
 //! ```
 //!
@@ -12,6 +12,7 @@
 //! Error strings, URLs and PromQL never become labels.
 
 pub mod clients;
+mod families;
 pub mod http;
 pub mod metrics;
 pub mod scaling;

@@ -7,7 +7,9 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::Deserialize;
 
 use super::{duration, ConfigError};
-use crate::core::{AlignmentMode, Policy, Schedule, ScheduleError, ScheduleKind, Signal};
+use crate::core::{
+    AlignmentMode, Policy, PredictiveConfig, Schedule, ScheduleError, ScheduleKind, Signal,
+};
 
 /// A scaling policy as written in YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +97,40 @@ pub struct PredictiveSpec {
     pub query: Option<String>,
 }
 
+impl PredictiveSpec {
+    /// Validates and converts; `path` is e.g. `policies.default.predictive`.
+    fn to_config(&self, path: &str) -> Result<PredictiveConfig, ConfigError> {
+        let p = |f: &str| format!("{path}.{f}");
+        if self.lead.is_zero() || self.lead >= self.period {
+            return Err(ConfigError::invalid(
+                p("lead"),
+                "must be > 0 and shorter than period",
+            ));
+        }
+        if !(self.headroom.is_finite() && self.headroom >= 1.0) {
+            return Err(ConfigError::invalid(
+                p("headroom"),
+                format!("must be >= 1, got {}", self.headroom),
+            ));
+        }
+        if !(self.min_rise.is_finite() && self.min_rise >= 0.0) {
+            return Err(ConfigError::invalid(
+                p("minRise"),
+                format!("must be >= 0, got {}", self.min_rise),
+            ));
+        }
+        if self.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+            return Err(ConfigError::invalid(p("query"), "must not be empty"));
+        }
+        Ok(PredictiveConfig {
+            period_s: self.period.as_secs_f64(),
+            lead_s: self.lead.as_secs_f64(),
+            headroom: self.headroom,
+            min_rise: self.min_rise,
+        })
+    }
+}
+
 fn one_day() -> Duration {
     Duration::from_secs(86_400)
 }
@@ -147,71 +183,50 @@ fn in_unit(path: &str, v: f64, open_low: bool, closed_high: bool) -> Result<f64,
     }
 }
 
+/// The utilization band, validated: each edge in range, `low < target <= high`.
+struct Band {
+    target: f64,
+    low: f64,
+    high: f64,
+}
+
+/// The TaskManager bounds, validated: `1 <= min <= max`.
+struct TaskManagerBounds {
+    min: u32,
+    max: u32,
+}
+
+/// `v` when set (and > 0), else `default`.
+fn positive(path: String, v: Option<Duration>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        Some(x) if x.is_zero() => Err(ConfigError::invalid(path, "must be > 0")),
+        Some(x) => Ok(x),
+        None => Ok(default),
+    }
+}
+
 impl PolicySpec {
-    /// Validates and converts to a core policy; `path` is e.g. `policies.default`.
+    /// Validates and converts to a core policy; `path` is e.g. `policies.default`. The
+    /// fields are checked in a fixed order, so the first error reported is stable.
     pub fn to_policy(&self, path: &str) -> Result<Policy, ConfigError> {
         let d = Policy::default();
         let p = |f: &str| format!("{path}.{f}");
-        let target_utilization = match self.target_utilization {
-            Some(v) => in_unit(&p("targetUtilization"), v, true, true)?,
-            None => d.target_utilization,
-        };
-        let utilization_low = match self.utilization_low {
-            Some(v) => in_unit(&p("utilizationLow"), v, false, false)?,
-            None => d.utilization_low.min(target_utilization * 0.6),
-        };
-        let utilization_high = match self.utilization_high {
-            Some(v) => in_unit(&p("utilizationHigh"), v, true, true)?,
-            None => d.utilization_high.max(target_utilization).min(1.0),
-        };
-        if !(utilization_low < target_utilization && target_utilization <= utilization_high) {
-            return Err(ConfigError::invalid(
-                p("targetUtilization"),
-                format!(
-                    "must lie inside the band: utilizationLow ({utilization_low}) < targetUtilization ({target_utilization}) <= utilizationHigh ({utilization_high})"
-                ),
-            ));
-        }
+        let band = self.band(path, &d)?;
         let max_scale_down_factor = match self.max_scale_down_factor {
             Some(v) => in_unit(&p("maxScaleDownFactor"), v, true, false)?,
             None => d.max_scale_down_factor,
         };
-        let positive =
-            |f: &str, v: Option<Duration>, def: Duration| -> Result<Duration, ConfigError> {
-                match v {
-                    Some(x) if x.is_zero() => Err(ConfigError::invalid(p(f), "must be > 0")),
-                    Some(x) => Ok(x),
-                    None => Ok(def),
-                }
-            };
         let catch_up_duration = positive(
-            "catchUpDuration",
+            p("catchUpDuration"),
             self.catch_up_duration,
             d.catch_up_duration,
         )?;
         let backlog_threshold = positive(
-            "backlogThreshold",
+            p("backlogThreshold"),
             self.backlog_threshold,
             d.backlog_threshold,
         )?;
-        let min_task_managers = self.min_task_managers.unwrap_or(d.min_task_managers);
-        if min_task_managers == 0 {
-            return Err(ConfigError::invalid(
-                p("minTaskManagers"),
-                "must be >= 1 (Flink cannot run a job on zero TaskManagers; suspend the job instead)",
-            ));
-        }
-        let max_task_managers = self
-            .max_task_managers
-            .unwrap_or(d.max_task_managers.max(min_task_managers));
-        if max_task_managers < min_task_managers {
-            return Err(ConfigError::invalid(
-                p("maxTaskManagers"),
-                format!(
-                    "must be >= minTaskManagers ({min_task_managers}), got {max_task_managers}"
-                ),
-            ));
-        }
+        let bounds = self.task_manager_bounds(path, &d)?;
         if self.slots_per_task_manager == Some(0) {
             return Err(ConfigError::invalid(
                 p("slotsPerTaskManager"),
@@ -231,7 +246,107 @@ impl PolicySpec {
             Some(v) => in_unit(&p("ioBoundCpuMax"), v, true, true)?,
             None => d.io_bound_cpu_max,
         };
-        for (i, (signal, query)) in self.queries.iter().enumerate() {
+        self.check_queries(path)?;
+        let task_manager_cpu_cores = match self.task_manager_cpu_cores {
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                return Err(ConfigError::invalid(
+                    p("taskManagerCpuCores"),
+                    format!("must be > 0, got {v}"),
+                ))
+            }
+            other => other,
+        };
+        let schedules = self
+            .schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.to_schedule(&format!("{path}.schedules[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let predictive = self
+            .predictive
+            .as_ref()
+            .map(|pr| pr.to_config(&p("predictive")))
+            .transpose()?;
+        Ok(Policy {
+            target_utilization: band.target,
+            utilization_low: band.low,
+            utilization_high: band.high,
+            catch_up_duration,
+            stabilization: self.stabilization.unwrap_or(d.stabilization),
+            scale_down_delay: self.scale_down_delay.unwrap_or(d.scale_down_delay),
+            scale_up_delay: self.scale_up_delay.unwrap_or(d.scale_up_delay),
+            max_scale_down_factor,
+            cooldown: self.cooldown.unwrap_or(d.cooldown),
+            max_rescales_per_hour,
+            backlog_threshold,
+            min_task_managers: bounds.min,
+            max_task_managers: bounds.max,
+            slots_per_task_manager: self.slots_per_task_manager,
+            alignment: self.alignment.unwrap_or(d.alignment),
+            io_bound_cpu_max,
+            schedules,
+            task_manager_cpu_cores,
+            dry_run: self.dry_run.unwrap_or(false),
+            predictive,
+        })
+    }
+
+    /// The band; unset edges derive from the target (low: 0.6 × target at most, high:
+    /// at least the target).
+    fn band(&self, path: &str, d: &Policy) -> Result<Band, ConfigError> {
+        let p = |f: &str| format!("{path}.{f}");
+        let target = match self.target_utilization {
+            Some(v) => in_unit(&p("targetUtilization"), v, true, true)?,
+            None => d.target_utilization,
+        };
+        let low = match self.utilization_low {
+            Some(v) => in_unit(&p("utilizationLow"), v, false, false)?,
+            None => d.utilization_low.min(target * 0.6),
+        };
+        let high = match self.utilization_high {
+            Some(v) => in_unit(&p("utilizationHigh"), v, true, true)?,
+            None => d.utilization_high.max(target).min(1.0),
+        };
+        if !(low < target && target <= high) {
+            return Err(ConfigError::invalid(
+                p("targetUtilization"),
+                format!(
+                    "must lie inside the band: utilizationLow ({low}) < targetUtilization ({target}) <= utilizationHigh ({high})"
+                ),
+            ));
+        }
+        Ok(Band { target, low, high })
+    }
+
+    /// `minTaskManagers` (>= 1) and `maxTaskManagers` (>= min; unset: the default, raised
+    /// to the min).
+    fn task_manager_bounds(
+        &self,
+        path: &str,
+        d: &Policy,
+    ) -> Result<TaskManagerBounds, ConfigError> {
+        let min = self.min_task_managers.unwrap_or(d.min_task_managers);
+        if min == 0 {
+            return Err(ConfigError::invalid(
+                format!("{path}.minTaskManagers"),
+                "must be >= 1 (Flink cannot run a job on zero TaskManagers; suspend the job instead)",
+            ));
+        }
+        let max = self
+            .max_task_managers
+            .unwrap_or(d.max_task_managers.max(min));
+        if max < min {
+            return Err(ConfigError::invalid(
+                format!("{path}.maxTaskManagers"),
+                format!("must be >= minTaskManagers ({min}), got {max}"),
+            ));
+        }
+        Ok(TaskManagerBounds { min, max })
+    }
+
+    /// Every query override names a known signal and is not empty.
+    fn check_queries(&self, path: &str) -> Result<(), ConfigError> {
+        for (signal, query) in &self.queries {
             if Signal::from_name(signal).is_none() {
                 let known: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
                 return Err(ConfigError::invalid(
@@ -245,76 +360,8 @@ impl PolicySpec {
                     "must not be empty",
                 ));
             }
-            let _ = i;
         }
-        let task_manager_cpu_cores = match self.task_manager_cpu_cores {
-            Some(v) if !(v.is_finite() && v > 0.0) => {
-                return Err(ConfigError::invalid(
-                    p("taskManagerCpuCores"),
-                    format!("must be > 0, got {v}"),
-                ))
-            }
-            other => other,
-        };
-        let mut schedules = Vec::with_capacity(self.schedules.len());
-        for (i, s) in self.schedules.iter().enumerate() {
-            schedules.push(s.to_schedule(&format!("{path}.schedules[{i}]"))?);
-        }
-        let predictive = match &self.predictive {
-            None => None,
-            Some(pr) => {
-                let pp = |f: &str| format!("{path}.predictive.{f}");
-                if pr.lead.is_zero() || pr.lead >= pr.period {
-                    return Err(ConfigError::invalid(
-                        pp("lead"),
-                        "must be > 0 and shorter than period",
-                    ));
-                }
-                if !(pr.headroom.is_finite() && pr.headroom >= 1.0) {
-                    return Err(ConfigError::invalid(
-                        pp("headroom"),
-                        format!("must be >= 1, got {}", pr.headroom),
-                    ));
-                }
-                if !(pr.min_rise.is_finite() && pr.min_rise >= 0.0) {
-                    return Err(ConfigError::invalid(
-                        pp("minRise"),
-                        format!("must be >= 0, got {}", pr.min_rise),
-                    ));
-                }
-                if pr.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
-                    return Err(ConfigError::invalid(pp("query"), "must not be empty"));
-                }
-                Some(crate::core::PredictiveConfig {
-                    period_s: pr.period.as_secs_f64(),
-                    lead_s: pr.lead.as_secs_f64(),
-                    headroom: pr.headroom,
-                    min_rise: pr.min_rise,
-                })
-            }
-        };
-        Ok(Policy {
-            target_utilization,
-            utilization_low,
-            utilization_high,
-            catch_up_duration,
-            stabilization: self.stabilization.unwrap_or(d.stabilization),
-            scale_down_delay: self.scale_down_delay.unwrap_or(d.scale_down_delay),
-            scale_up_delay: self.scale_up_delay.unwrap_or(d.scale_up_delay),
-            max_scale_down_factor,
-            cooldown: self.cooldown.unwrap_or(d.cooldown),
-            max_rescales_per_hour,
-            backlog_threshold,
-            min_task_managers,
-            max_task_managers,
-            slots_per_task_manager: self.slots_per_task_manager,
-            alignment: self.alignment.unwrap_or(d.alignment),
-            io_bound_cpu_max,
-            schedules,
-            task_manager_cpu_cores,
-            dry_run: self.dry_run.unwrap_or(false),
-            predictive,
-        })
+        Ok(())
     }
 
     /// Query overrides keyed by signal (names were validated by `to_policy`).

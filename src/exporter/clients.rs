@@ -13,7 +13,8 @@ impl Metrics {
     /// Observes one Prometheus query. `server` is the configured server name (not its
     /// URL); `signal` the signal name (e.g. [`crate::core::Signal::name`]).
     pub fn observe_prometheus_query(&self, server: &str, signal: &'static str, secs: f64) {
-        self.prometheus_query_duration
+        self.clients
+            .prometheus_query_duration
             .with_label_values(&[server, signal])
             .observe(secs);
     }
@@ -22,7 +23,8 @@ impl Metrics {
     /// (the Prometheus client's `QueryError::kind`: `unreachable`,
     /// `http_status`, `empty_result`, `promql`, ...), never the error text.
     pub fn record_prometheus_error(&self, server: &str, signal: &'static str, kind: &'static str) {
-        self.prometheus_query_errors
+        self.clients
+            .prometheus_query_errors
             .with_label_values(&[server, signal, kind])
             .inc();
     }
@@ -32,14 +34,16 @@ impl Metrics {
     pub fn observe_flink_request(&self, endpoint: &'static str, status: Option<u16>, secs: f64) {
         let status = status.map(|s| s.to_string());
         let status = status.as_deref().unwrap_or(NO_STATUS);
-        self.flink_request_duration
+        self.clients
+            .flink_request_duration
             .with_label_values(&[endpoint, status])
             .observe(secs);
     }
 
     /// Counts a failed Flink REST request by closed-set error kind.
     pub fn record_flink_error(&self, endpoint: &'static str, kind: &'static str) {
-        self.flink_request_errors
+        self.clients
+            .flink_request_errors
             .with_label_values(&[endpoint, kind])
             .inc();
     }
@@ -47,8 +51,12 @@ impl Metrics {
     /// Records one completed gRPC call: `method` is the bare method name
     /// (`GetMetrics`), `code` the gRPC code name (`OK`, `InvalidArgument`, ...).
     pub fn observe_grpc(&self, method: &'static str, code: &'static str, secs: f64) {
-        self.grpc_handled.with_label_values(&[method, code]).inc();
-        self.grpc_handling
+        self.clients
+            .grpc_handled
+            .with_label_values(&[method, code])
+            .inc();
+        self.clients
+            .grpc_handling
             .with_label_values(&[method])
             .observe(secs);
     }
@@ -103,12 +111,14 @@ mod tests {
         m.observe_prometheus_query("default", "busyTime", 0.3);
         m.record_prometheus_error("default", "pendingRecords", "empty");
         let h = m
+            .clients
             .prometheus_query_duration
             .with_label_values(&["default", "busyTime"]);
         assert_eq!(h.get_sample_count(), 2);
         assert!((h.get_sample_sum() - 0.5).abs() < 1e-9);
         assert_eq!(
-            m.prometheus_query_errors
+            m.clients
+                .prometheus_query_errors
                 .with_label_values(&["default", "pendingRecords", "empty"])
                 .get(),
             1
@@ -122,19 +132,22 @@ mod tests {
         m.observe_flink_request("/jobs/:id", None, 10.0);
         m.record_flink_error("/jobs/:id", "timeout");
         assert_eq!(
-            m.flink_request_duration
+            m.clients
+                .flink_request_duration
                 .with_label_values(&["/jobs/:id", "200"])
                 .get_sample_count(),
             1
         );
         assert_eq!(
-            m.flink_request_duration
+            m.clients
+                .flink_request_duration
                 .with_label_values(&["/jobs/:id", NO_STATUS])
                 .get_sample_count(),
             1
         );
         assert_eq!(
-            m.flink_request_errors
+            m.clients
+                .flink_request_errors
                 .with_label_values(&["/jobs/:id", "timeout"])
                 .get(),
             1
@@ -151,19 +164,22 @@ mod tests {
         }
         m.observe_grpc("IsActive", "OK", 0.001);
         assert_eq!(
-            m.grpc_handled
+            m.clients
+                .grpc_handled
                 .with_label_values(&["GetMetrics", "OK"])
                 .get(),
             1
         );
         assert_eq!(
-            m.grpc_handled
+            m.clients
+                .grpc_handled
                 .with_label_values(&["GetMetrics", "NotFound"])
                 .get(),
             1
         );
         assert_eq!(
-            m.grpc_handling
+            m.clients
+                .grpc_handling
                 .with_label_values(&["GetMetrics"])
                 .get_sample_count(),
             2

@@ -54,7 +54,8 @@ impl Metrics {
         duration: Duration,
     ) {
         let d = direction.as_str();
-        self.rescales
+        self.job
+            .rescales
             .with_label_values(&[
                 &key.scaled_object.namespace,
                 &key.scaled_object.name,
@@ -63,7 +64,8 @@ impl Metrics {
                 outcome.as_str(),
             ])
             .inc();
-        self.rescale_duration
+        self.job
+            .rescale_duration
             .with_label_values(&[
                 &key.scaled_object.namespace,
                 &key.scaled_object.name,
@@ -76,28 +78,32 @@ impl Metrics {
     /// Sets the time of the last rescale applied to the job.
     pub fn set_last_rescale(&self, key: &JobKey<'_>, at: DateTime<Utc>) {
         let secs = at.timestamp_millis() as f64 / 1000.0;
-        self.last_rescale_timestamp
+        self.job
+            .last_rescale_timestamp
             .with_label_values(&key.labels())
             .set(secs);
     }
 
     /// TaskManagers the last decision wants.
     pub fn set_desired_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.desired_task_managers
+        self.job
+            .desired_task_managers
             .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
 
     /// TaskManagers registered with the JobManager.
     pub fn set_current_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.current_task_managers
+        self.job
+            .current_task_managers
             .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
 
     /// TaskManager count last reported to KEDA.
     pub fn set_reported_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.reported_task_managers
+        self.job
+            .reported_task_managers
             .with_label_values(&key.labels())
             .set(clamp_i64(n));
     }
@@ -105,10 +111,12 @@ impl Metrics {
     /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
     pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
         let l = key.labels();
-        self.min_task_managers
+        self.job
+            .min_task_managers
             .with_label_values(&l)
             .set(clamp_i64(min));
-        self.max_task_managers
+        self.job
+            .max_task_managers
             .with_label_values(&l)
             .set(clamp_i64(max));
     }
@@ -118,7 +126,7 @@ impl Metrics {
     pub fn register_job(&self, key: &JobKey<'_>) {
         for d in [Direction::Up, Direction::Down, Direction::None] {
             for o in RescaleOutcome::ALL {
-                self.rescales.with_label_values(&[
+                self.job.rescales.with_label_values(&[
                     &key.scaled_object.namespace,
                     &key.scaled_object.name,
                     key.job,
@@ -127,7 +135,7 @@ impl Metrics {
                 ]);
             }
         }
-        self.failovers.with_label_values(&[key.job]);
+        self.job.failovers.with_label_values(&[key.job]);
     }
 
     /// Desired and current parallelism of one vertex (`vertex` is the JobVertexID).
@@ -140,17 +148,20 @@ impl Metrics {
         current: u32,
     ) {
         let labels = [job, vertex, vertex_name];
-        self.vertex_desired_parallelism
+        self.job
+            .vertex_desired_parallelism
             .with_label_values(&labels)
             .set(clamp_i64(desired));
-        self.vertex_current_parallelism
+        self.job
+            .vertex_current_parallelism
             .with_label_values(&labels)
             .set(clamp_i64(current));
     }
 
     /// Counts one decision under the rule that settled it.
     pub fn record_decision(&self, job: &str, rule: Rule) {
-        self.decisions
+        self.job
+            .decisions
             .with_label_values(&[job, rule.as_str()])
             .inc();
     }
@@ -167,7 +178,7 @@ impl Metrics {
     /// when idle. Exactly one `rescale_phase` series per job is 1; others are removed.
     pub fn set_rescale_phase(&self, job: &str, phase: Option<&'static str>) {
         let phase = phase.unwrap_or(IDLE_PHASE);
-        for family in self.rescale_phase.collect() {
+        for family in self.job.rescale_phase.collect() {
             for metric in family.get_metric() {
                 let mut is_job = false;
                 let mut other_phase = None;
@@ -179,63 +190,69 @@ impl Metrics {
                     }
                 }
                 if let (true, Some(p)) = (is_job, other_phase) {
-                    let _ = self.rescale_phase.remove_label_values(&[job, p]);
+                    let _ = self.job.rescale_phase.remove_label_values(&[job, p]);
                 }
             }
         }
-        self.rescale_phase.with_label_values(&[job, phase]).set(1);
+        self.job
+            .rescale_phase
+            .with_label_values(&[job, phase])
+            .set(1);
     }
 
     /// The signal values a decision used for one vertex; absent values remove the series.
     pub fn set_signals(&self, job: &str, vertex: &str, values: &SignalValues) {
         let labels = [job, vertex];
         set_or_remove(
-            &self.signal_pending_records,
+            &self.signals.signal_pending_records,
             &labels,
             values.pending_records,
         );
-        set_or_remove(&self.signal_busy_ratio, &labels, values.busy_ratio);
+        set_or_remove(&self.signals.signal_busy_ratio, &labels, values.busy_ratio);
         set_or_remove(
-            &self.signal_true_processing_rate,
+            &self.signals.signal_true_processing_rate,
             &labels,
             values.true_processing_rate,
         );
-        set_or_remove(&self.signal_input_rate, &labels, values.input_rate);
+        set_or_remove(&self.signals.signal_input_rate, &labels, values.input_rate);
     }
 
     /// Counts a job failover (a restart not caused by our rescale).
     pub fn record_failover(&self, job: &str) {
-        self.failovers.with_label_values(&[job]).inc();
+        self.job.failovers.with_label_values(&[job]).inc();
     }
 
     /// Drops every series of a job (all families with a job label), e.g. when its
     /// ScaledObject is deleted.
     pub fn remove_job(&self, job: &str) {
-        remove_where(&self.rescales, &[(JOB_LABEL, job)]);
-        remove_where(&self.rescale_duration, &[(JOB_LABEL, job)]);
-        remove_where(&self.desired_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.current_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.reported_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.min_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.max_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
-        remove_where(&self.vertex_current_parallelism, &[(JOB_LABEL, job)]);
-        remove_where(&self.decisions, &[(JOB_LABEL, job)]);
-        remove_where(&self.rescale_phase, &[(JOB_LABEL, job)]);
-        remove_where(&self.last_rescale_timestamp, &[(JOB_LABEL, job)]);
-        remove_where(&self.signal_pending_records, &[(JOB_LABEL, job)]);
-        remove_where(&self.signal_busy_ratio, &[(JOB_LABEL, job)]);
-        remove_where(&self.signal_true_processing_rate, &[(JOB_LABEL, job)]);
-        remove_where(&self.signal_input_rate, &[(JOB_LABEL, job)]);
-        remove_where(&self.failovers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.rescales, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.rescale_duration, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.desired_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.current_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.reported_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.min_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.max_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.vertex_current_parallelism, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.decisions, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.rescale_phase, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.last_rescale_timestamp, &[(JOB_LABEL, job)]);
+        remove_where(&self.signals.signal_pending_records, &[(JOB_LABEL, job)]);
+        remove_where(&self.signals.signal_busy_ratio, &[(JOB_LABEL, job)]);
+        remove_where(
+            &self.signals.signal_true_processing_rate,
+            &[(JOB_LABEL, job)],
+        );
+        remove_where(&self.signals.signal_input_rate, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.failovers, &[(JOB_LABEL, job)]);
     }
 
     /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a
     /// job graph change.
     pub fn remove_vertex(&self, job: &str, vertex: &str) {
         let m = [(JOB_LABEL, job), ("vertex", vertex)];
-        remove_where(&self.vertex_desired_parallelism, &m);
-        remove_where(&self.vertex_current_parallelism, &m);
+        remove_where(&self.job.vertex_desired_parallelism, &m);
+        remove_where(&self.job.vertex_current_parallelism, &m);
         self.set_signals(job, vertex, &SignalValues::default());
     }
 }
@@ -277,15 +294,18 @@ mod tests {
             Duration::from_secs(600),
         );
         let ok = m
+            .job
             .rescales
             .with_label_values(&["ns", "so", "wordcount", "up", "succeeded"])
             .get();
         let timed_out = m
+            .job
             .rescales
             .with_label_values(&["ns", "so", "wordcount", "down", "timed_out"])
             .get();
         assert_eq!((ok, timed_out), (2, 1));
         let h = m
+            .job
             .rescale_duration
             .with_label_values(&["ns", "so", "wordcount", "up"]);
         assert_eq!(h.get_sample_count(), 2);
@@ -301,11 +321,11 @@ mod tests {
         let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
         m.set_last_rescale(&key(), at);
         let l = ["ns", "so", "wordcount"];
-        assert_eq!(m.desired_task_managers.with_label_values(&l).get(), 4);
-        assert_eq!(m.current_task_managers.with_label_values(&l).get(), 3);
-        assert_eq!(m.reported_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(m.job.desired_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(m.job.current_task_managers.with_label_values(&l).get(), 3);
+        assert_eq!(m.job.reported_task_managers.with_label_values(&l).get(), 4);
         assert_eq!(
-            m.last_rescale_timestamp.with_label_values(&l).get(),
+            m.job.last_rescale_timestamp.with_label_values(&l).get(),
             1_700_000_000.5
         );
     }
@@ -323,8 +343,8 @@ mod tests {
         assert_eq!(zero_rescales, 3 * RescaleOutcome::ALL.len(), "{text}");
         assert!(text.contains(r#"flink_keda_scaler_failovers_total{job_name="wordcount"} 0"#));
         let l = ["ns", "so", "wordcount"];
-        assert_eq!(m.max_task_managers.with_label_values(&l).get(), 10);
-        assert_eq!(m.min_task_managers.with_label_values(&l).get(), 1);
+        assert_eq!(m.job.max_task_managers.with_label_values(&l).get(), 10);
+        assert_eq!(m.job.min_task_managers.with_label_values(&l).get(), 1);
     }
 
     #[test]
@@ -334,12 +354,16 @@ mod tests {
         m.record_decision("j", Rule::Cooldown);
         m.record_decision("j", Rule::ScaleUp);
         assert_eq!(
-            m.decisions
+            m.job
+                .decisions
                 .with_label_values(&["j", Rule::Cooldown.as_str()])
                 .get(),
             2
         );
-        assert_eq!(m.decisions.with_label_values(&["j", "scale_up"]).get(), 1);
+        assert_eq!(
+            m.job.decisions.with_label_values(&["j", "scale_up"]).get(),
+            1
+        );
     }
 
     #[test]
@@ -370,13 +394,15 @@ mod tests {
         };
         m.set_signals("j", "v1", &v);
         assert_eq!(
-            m.signal_pending_records
+            m.signals
+                .signal_pending_records
                 .with_label_values(&["j", "v1"])
                 .get(),
             1200.0
         );
         assert_eq!(
-            m.signal_true_processing_rate
+            m.signals
+                .signal_true_processing_rate
                 .with_label_values(&["j", "v1"])
                 .get(),
             5000.0
@@ -391,7 +417,10 @@ mod tests {
         );
         assert!(!m.encode().contains("signal_pending_records{"));
         assert_eq!(
-            m.signal_busy_ratio.with_label_values(&["j", "v1"]).get(),
+            m.signals
+                .signal_busy_ratio
+                .with_label_values(&["j", "v1"])
+                .get(),
             0.8
         );
     }
@@ -420,7 +449,7 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains(r#"job_name="wordcount""#), "{text}");
         assert_eq!(
-            m.failovers.with_label_values(&["other"]).get(),
+            m.job.failovers.with_label_values(&["other"]).get(),
             1,
             "other job kept"
         );
@@ -433,7 +462,8 @@ mod tests {
         m.set_vertex_parallelism("j", "v1", "Source: Kafka", 4, 2);
         m.set_vertex_parallelism("j", "v2", "Sink", 1, 1);
         assert_eq!(
-            m.vertex_desired_parallelism
+            m.job
+                .vertex_desired_parallelism
                 .with_label_values(&["j", "v1", "Source: Kafka"])
                 .get(),
             4
