@@ -28,6 +28,9 @@ pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_STREAM_INTERVAL: Duration = Duration::from_secs(5);
 /// Default maximum age of an evaluation before it is refused as stale.
 pub const DEFAULT_MAX_EVALUATION_AGE: Duration = Duration::from_secs(300);
+/// Longest status message sent for a failed evaluation (bytes). The message travels in
+/// the HTTP/2 trailers (`grpc-message`); an upstream error never makes it unbounded.
+pub const MAX_STATUS_MESSAGE: usize = 4096;
 
 /// Tunables of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +190,23 @@ pub(super) fn invalid(e: MetadataError) -> Status {
 }
 
 fn eval_status(target: &ScalerTarget, e: &EvalError) -> Status {
-    Status::new(e.code(), format!("evaluation of {target} failed: {e}"))
+    let message = format!("evaluation of {target} failed: {e}");
+    Status::new(e.code(), cap(message, MAX_STATUS_MESSAGE))
+}
+
+/// `message` cut to at most `max` bytes (on a character boundary, ending in `…`).
+fn cap(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let ellipsis = '…';
+    let mut end = max.saturating_sub(ellipsis.len_utf8());
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push(ellipsis);
+    message
 }
 
 fn check_metric_name(target: &ScalerTarget, requested: &str) -> Result<(), MetadataError> {
@@ -290,5 +309,22 @@ impl<E: Evaluator> ExternalScaler for ExternalScalerService<E> {
             )))),
             Err(e) => call.finish(Err(invalid(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short messages pass unchanged; long ones are cut on a character boundary, within
+    /// the bound, and say so.
+    #[test]
+    fn status_messages_are_capped() {
+        assert_eq!(cap("short".to_string(), 16), "short");
+        let long = "é".repeat(100);
+        let capped = cap(long, 51);
+        assert!(capped.len() <= 51, "{}", capped.len());
+        assert!(capped.ends_with('…'));
+        assert!(capped.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 }

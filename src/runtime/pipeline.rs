@@ -3,17 +3,24 @@
 //! signal), and assemble the core's [`Observation`]. Shared by the per-job tick and
 //! `explain`, so both see exactly the same inputs.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use super::{context::Context, predictive, settings::JobSettings};
+use super::{
+    context::Context,
+    predictive::{self, PredictiveError},
+    settings::JobSettings,
+};
 use crate::{
-    core::{self, JobId, JobSelector, Observation},
-    flink::{self, FlinkClient, FlinkError, TaskManagerInfo},
+    core::{self, JobId, JobSelector, Observation, PredictiveConfig, Topology},
+    flink::{self, FlinkClient, FlinkError, JobDetails, TaskManagerInfo},
     keda::EvalError,
-    promql::{read_signals, JobVars, QueryStat, ReadOptions, SignalError},
+    promql::{read_signals, JobVars, QueryStat, ReadOptions, SignalError, SignalRead},
 };
 
 /// Everything read in one observation.
@@ -46,20 +53,19 @@ pub struct QuerySummary {
 /// Maps a Flink error onto what KEDA should see.
 pub fn flink_error(url: &str, e: FlinkError) -> EvalError {
     match e {
-        FlinkError::NotFound { .. } | FlinkError::JobGone { .. } => {
-            EvalError::NotFound(e.to_string())
-        }
+        FlinkError::NotFound { .. } | FlinkError::JobGone { .. } => EvalError::not_found_from(e),
         FlinkError::Ambiguous { .. } => EvalError::InvalidArgument {
             key: "jobName".to_string(),
             message: format!("{e}; set jobName or jobId"),
+            source: Some(Arc::new(e)),
         },
-        other => EvalError::Unavailable(format!("Flink REST {url}: {other}")),
+        other => EvalError::unavailable_from(&format!("Flink REST {url}"), other),
     }
 }
 
 /// Maps a signal read error onto what KEDA should see (always UNAVAILABLE: never a 0).
 pub fn signal_error(server: &str, e: SignalError) -> EvalError {
-    EvalError::Unavailable(format!("Prometheus '{server}': {e}"))
+    EvalError::unavailable_from(&format!("Prometheus '{server}'"), e)
 }
 
 fn ms_to_utc(ms: i64) -> Option<DateTime<Utc>> {
@@ -69,6 +75,13 @@ fn ms_to_utc(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
+/// What Flink REST says about the job.
+struct FlinkView {
+    details: JobDetails,
+    topology: Topology,
+    task_managers: Vec<TaskManagerInfo>,
+}
+
 /// Reads one observation of the job the target selects.
 pub async fn observe(
     ctx: &Context,
@@ -76,6 +89,40 @@ pub async fn observe(
     client: &FlinkClient,
     job: &JobSelector,
 ) -> Result<Observed, EvalError> {
+    let flink = read_flink(ctx, settings, client, job).await?;
+    let vars = JobVars::new(flink.details.jid.clone(), flink.details.name.clone())
+        .with_matchers(settings.matchers.clone());
+    let mut read = read_prometheus(ctx, settings, &vars, &flink.topology).await?;
+    let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
+    let queries = std::mem::take(&mut read.queries);
+    let FlinkView {
+        details,
+        topology,
+        task_managers,
+    } = flink;
+    let mut observation = assemble(&details, topology, &task_managers, read);
+    if let Some(cfg) = &settings.policy.predictive {
+        match predict(settings, &vars, cfg, &observation).await {
+            Ok(floor) => observation.predicted_floor = floor,
+            Err(e) => issues.push(e.to_string()),
+        }
+    }
+    Ok(Observed {
+        job_id: details.jid,
+        observation,
+        task_managers,
+        queries,
+        issues,
+    })
+}
+
+/// Resolves the job and reads its details, topology and the TaskManagers.
+async fn read_flink(
+    ctx: &Context,
+    settings: &JobSettings,
+    client: &FlinkClient,
+    job: &JobSelector,
+) -> Result<FlinkView, EvalError> {
     let url = settings.flink_url.as_str();
     let started = Instant::now();
     let summary = client
@@ -94,52 +141,62 @@ pub async fn observe(
     .map_err(|e| flink_error(url, e))?;
     ctx.metrics
         .observe_flink_request("observe", Some(200), started.elapsed().as_secs_f64());
+    Ok(FlinkView {
+        details,
+        topology,
+        task_managers,
+    })
+}
 
-    let vars = JobVars::new(details.jid.clone(), details.name.clone())
-        .with_matchers(settings.matchers.clone());
+/// Reads the job's signals (one query per signal) and records each query's duration
+/// and failure in the metrics.
+async fn read_prometheus(
+    ctx: &Context,
+    settings: &JobSettings,
+    vars: &JobVars,
+    topology: &Topology,
+) -> Result<SignalRead, EvalError> {
+    let options = ReadOptions {
+        at: None,
+        timeout: settings
+            .prometheus
+            .max_call_duration()
+            .max(Duration::from_secs(1)),
+        concurrency: 8,
+    };
+    let server = settings.prometheus_name.as_str();
     let read = read_signals(
         &settings.prometheus,
         &settings.queries,
-        &vars,
-        &topology,
-        &ReadOptions {
-            at: None,
-            timeout: settings
-                .prometheus
-                .max_call_duration()
-                .max(Duration::from_secs(1)),
-            concurrency: 8,
-        },
+        vars,
+        topology,
+        &options,
     )
-    .await;
-    let read = match read {
-        Ok(r) => r,
-        Err(e) => {
-            ctx.metrics.record_prometheus_error(
-                &settings.prometheus_name,
-                e.signal.name(),
-                e.source.kind(),
-            );
-            return Err(signal_error(&settings.prometheus_name, e));
-        }
-    };
+    .await
+    .map_err(|e| {
+        ctx.metrics
+            .record_prometheus_error(server, e.signal.name(), e.source.kind());
+        signal_error(server, e)
+    })?;
     for q in &read.queries {
-        ctx.metrics.observe_prometheus_query(
-            &settings.prometheus_name,
-            q.signal.name(),
-            q.duration.as_secs_f64(),
-        );
+        ctx.metrics
+            .observe_prometheus_query(server, q.signal.name(), q.duration.as_secs_f64());
         if q.outcome != "ok" {
-            ctx.metrics.record_prometheus_error(
-                &settings.prometheus_name,
-                q.signal.name(),
-                q.outcome,
-            );
+            ctx.metrics
+                .record_prometheus_error(server, q.signal.name(), q.outcome);
         }
     }
+    Ok(read)
+}
 
-    let slots_per_task_manager = task_managers.first().map(|t| t.slots_number);
-    let mut observation = Observation {
+/// The core's view of the job (without the predicted floor).
+fn assemble(
+    details: &JobDetails,
+    topology: Topology,
+    task_managers: &[TaskManagerInfo],
+    read: SignalRead,
+) -> Observation {
+    Observation {
         at: Utc::now(),
         job_id: details.jid.to_string(),
         job_name: details.name.clone(),
@@ -150,48 +207,43 @@ pub async fn observe(
             .copied()
             .and_then(ms_to_utc),
         topology,
-        slots_per_task_manager,
+        slots_per_task_manager: task_managers.first().map(|t| t.slots_number),
         task_managers_registered: u32::try_from(task_managers.len()).ok(),
         vertices: read.vertices,
         task_managers: read.task_managers,
         job: read.job,
         predicted_floor: None,
-    };
-    let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
-    if let Some(cfg) = &settings.policy.predictive {
-        let slots = settings
-            .policy
-            .slots_per_task_manager
-            .or(slots_per_task_manager);
-        let current_tms = slots.map_or(0, |s| {
-            core::required_task_managers(
-                &observation.topology,
-                &observation.topology.parallelism(),
-                s,
-            )
-        });
-        match predictive::floor(
-            &settings.prometheus,
-            settings.predictive_query.as_deref(),
-            &vars,
-            cfg,
-            &observation,
-            current_tms,
-            settings.policy.target_utilization,
-        )
-        .await
-        {
-            Ok(floor) => observation.predicted_floor = floor,
-            Err(e) => issues.push(e),
-        }
     }
-    Ok(Observed {
-        job_id: details.jid,
+}
+
+/// The predictive floor of this tick (see [`predictive::floor`]).
+async fn predict(
+    settings: &JobSettings,
+    vars: &JobVars,
+    cfg: &PredictiveConfig,
+    observation: &Observation,
+) -> Result<Option<u32>, PredictiveError> {
+    let slots = settings
+        .policy
+        .slots_per_task_manager
+        .or(observation.slots_per_task_manager);
+    let current_tms = slots.map_or(0, |s| {
+        core::required_task_managers(
+            &observation.topology,
+            &observation.topology.parallelism(),
+            s,
+        )
+    });
+    predictive::floor(
+        &settings.prometheus,
+        settings.predictive_query.as_deref(),
+        vars,
+        cfg,
         observation,
-        task_managers,
-        queries: read.queries,
-        issues,
-    })
+        current_tms,
+        settings.policy.target_utilization,
+    )
+    .await
 }
 
 /// Summaries of the query statistics.

@@ -7,8 +7,19 @@
 
 use crate::{
     core::{predictive_floor, Observation, PredictiveConfig, Signal},
-    promql::{queries, JobVars, PromClient, QueryError},
+    promql::{queries, JobVars, PromClient, QueryError, TemplateError},
 };
+
+/// Why there is no predictive floor this tick (a non-fatal issue of the observation).
+#[derive(Debug, thiserror::Error)]
+pub enum PredictiveError {
+    /// The source-rate query template could not be rendered.
+    #[error("predictive query: {0}")]
+    Template(#[source] TemplateError),
+    /// The history query failed (an empty history is no error: no floor).
+    #[error("predictive history query failed: {0}")]
+    Query(#[source] QueryError),
+}
 
 /// Default PromQL for the job's total source input rate (records/s).
 pub const DEFAULT_SOURCE_RATE: &str = r#"sum(flink_taskmanager_job_task_operator_numRecordsOutPerSecond{ {{matchers}}job_name="{{job_name}}",operator_name=~"Source.*"})"#;
@@ -58,7 +69,8 @@ pub fn source_rate(obs: &Observation) -> Option<f64> {
     sum
 }
 
-/// The floor for this tick, or `None` (with the reason, for `/debug/jobs` issues).
+/// The floor for this tick, `None` without history or load, or why it could not be read
+/// (for `/debug/jobs` issues).
 pub async fn floor(
     client: &PromClient,
     template: Option<&str>,
@@ -67,19 +79,19 @@ pub async fn floor(
     obs: &Observation,
     current_task_managers: u32,
     target_utilization: f64,
-) -> Result<Option<u32>, String> {
+) -> Result<Option<u32>, PredictiveError> {
     let rate = queries::render(
         Signal::RecordsIn,
         template.unwrap_or(DEFAULT_SOURCE_RATE),
         vars,
     )
-    .map_err(|e| format!("predictive query: {e}"))?;
+    .map_err(PredictiveError::Template)?;
     let promql = history_query(&rate, cfg);
     let past = match client.query_value(&promql, None).await {
         Ok(v) => v,
         // no history yet (new job, or retention shorter than the period): no floor
         Err(QueryError::EmptyResult { .. }) => return Ok(None),
-        Err(e) => return Err(format!("predictive history query failed: {e}")),
+        Err(e) => return Err(PredictiveError::Query(e)),
     };
     let (Some(current), Some(per_tm)) = (
         source_rate(obs),

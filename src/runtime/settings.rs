@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use super::context::Context;
 use crate::{
-    config::DEFAULT_NAME,
+    config::{Config, PolicySpec, DEFAULT_NAME},
     core::Policy,
     keda::{EvalError, ScalerTarget},
+    kube::{KubeError, ScaleTarget},
     promql::{PromClient, SignalQueries, TemplateError},
 };
 
@@ -28,90 +29,122 @@ pub struct JobSettings {
     /// JobManager REST base URL.
     pub flink_url: String,
     /// The scale target behind the ScaledObject (Kubernetes integration only).
-    pub scale_target: Option<crate::kube::ScaleTarget>,
+    pub scale_target: Option<ScaleTarget>,
     /// PromQL override of the predictive history's source rate.
     pub predictive_query: Option<String>,
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> EvalError {
-    EvalError::InvalidArgument {
-        key: key.to_string(),
-        message: message.into(),
-    }
 }
 
 /// Resolves a target against the config.
 pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, EvalError> {
     let config = &ctx.config;
-    let policy_name = target.policy.as_deref();
-    let spec = match policy_name {
-        Some(n) => Some(config.policies.get(n).ok_or_else(|| {
-            invalid(
-                "policy",
-                format!(
-                    "no policy named '{n}' in the scaler config (known: {})",
-                    config
-                        .policies
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?),
-        None => config.policies.get(DEFAULT_NAME),
-    };
+    let spec = policy_spec(config, target)?;
     let mut policy = config
-        .policy(policy_name)
-        .map_err(|e| EvalError::Internal(format!("config policy: {e}")))?;
+        .policy(target.policy.as_deref())
+        .map_err(|e| EvalError::internal_from("config policy", e))?;
     apply_overrides(&mut policy, target)?;
+    let queries = queries(spec, target)?;
+    let (prometheus_name, prometheus) = prometheus(ctx, target)?;
+    let (flink_url, scale_target) = flink(ctx, target)?;
+    Ok(JobSettings {
+        policy,
+        queries,
+        matchers: spec.and_then(|s| s.matchers.clone()).unwrap_or_default(),
+        prometheus_name,
+        prometheus,
+        flink_url,
+        scale_target,
+        predictive_query: spec
+            .and_then(|s| s.predictive.as_ref())
+            .and_then(|p| p.query.clone()),
+    })
+}
 
+/// The policy the `policy` key names (unknown: `INVALID_ARGUMENT`), else `default` if
+/// the config has one.
+fn policy_spec<'a>(
+    config: &'a Config,
+    target: &ScalerTarget,
+) -> Result<Option<&'a PolicySpec>, EvalError> {
+    let Some(n) = target.policy.as_deref() else {
+        return Ok(config.policies.get(DEFAULT_NAME));
+    };
+    let spec = config.policies.get(n).ok_or_else(|| {
+        let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
+        EvalError::invalid_argument(
+            "policy",
+            format!(
+                "no policy named '{n}' in the scaler config (known: {})",
+                known.join(", ")
+            ),
+        )
+    })?;
+    Ok(Some(spec))
+}
+
+/// Default queries, then the policy's overrides, then the ScaledObject's (a bad one is
+/// `INVALID_ARGUMENT` naming its own `<signal>Query` key).
+fn queries(spec: Option<&PolicySpec>, target: &ScalerTarget) -> Result<SignalQueries, EvalError> {
     let mut queries = SignalQueries::defaults();
     if let Some(spec) = spec {
         queries = queries
             .with_overrides(&spec.query_overrides())
-            .map_err(|e| EvalError::Internal(format!("policy queries: {e}")))?;
+            .map_err(|e| EvalError::internal_from("policy queries", e))?;
     }
-    if !target.query_overrides.is_empty() {
-        queries = queries
-            .with_overrides(&target.query_overrides)
-            .map_err(|e| {
-                // Name the override that failed, not merely the first one.
-                let failing = match &e {
-                    TemplateError::UnknownPlaceholder { signal, .. }
-                    | TemplateError::RequiredDisabled { signal } => Some(*signal),
-                    _ => None,
-                };
-                let key = failing
-                    .or_else(|| target.query_overrides.keys().next().copied())
-                    .map(|s| format!("{}Query", s.name()))
-                    .unwrap_or_else(|| "query".to_string());
-                invalid(&key, e.to_string())
-            })?;
+    if target.query_overrides.is_empty() {
+        return Ok(queries);
     }
-    let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
-    let predictive_query = spec
-        .and_then(|s| s.predictive.as_ref())
-        .and_then(|p| p.query.clone());
+    queries
+        .with_overrides(&target.query_overrides)
+        .map_err(|e| {
+            // Name the override that failed, not merely the first one.
+            let failing = match &e {
+                TemplateError::UnknownPlaceholder { signal, .. }
+                | TemplateError::RequiredDisabled { signal } => Some(*signal),
+                _ => None,
+            };
+            let key = failing
+                .or_else(|| target.query_overrides.keys().next().copied())
+                .map(|s| format!("{}Query", s.name()))
+                .unwrap_or_else(|| "query".to_string());
+            EvalError::invalid_argument_from(key, e)
+        })
+}
 
-    let prometheus_name = target
+/// The Prometheus server the ScaledObject names (`prometheusServer`), else `default`.
+fn prometheus(
+    ctx: &Context,
+    target: &ScalerTarget,
+) -> Result<(String, Arc<PromClient>), EvalError> {
+    let name = target
         .prometheus_server
         .clone()
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
-    let prometheus = ctx.prometheus.get(&prometheus_name).cloned().ok_or_else(|| {
-        let known = ctx.prometheus.keys().cloned().collect::<Vec<_>>().join(", ");
-        if target.prometheus_server.is_some() {
-            invalid(
+    let Some(client) = ctx.prometheus.get(&name).cloned() else {
+        let known = ctx
+            .prometheus
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(if target.prometheus_server.is_some() {
+            EvalError::invalid_argument(
                 "prometheusServer",
-                format!("no Prometheus server named '{prometheus_name}' in the scaler config (known: {known})"),
+                format!(
+                    "no Prometheus server named '{name}' in the scaler config (known: {known})"
+                ),
             )
         } else {
-            EvalError::Internal(format!(
+            EvalError::internal(format!(
                 "the scaler config has no 'prometheus.default' server and the ScaledObject names none (set prometheusServer; known: {known})"
             ))
-        }
-    })?;
+        });
+    };
+    Ok((name, client))
+}
 
+/// The JobManager URL: from the discovered scale target (Kubernetes integration), else
+/// the `flinkRestUrl` key, which is then required.
+fn flink(ctx: &Context, target: &ScalerTarget) -> Result<(String, Option<ScaleTarget>), EvalError> {
     let explicit = target
         .flink_rest_url
         .as_ref()
@@ -128,37 +161,29 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
         ),
         None => None,
     };
-    let flink_url = match (&scale_target, explicit) {
+    let url = match (&scale_target, explicit) {
         (Some(t), _) => t.rest_url.trim_end_matches('/').to_string(),
         (None, Some(u)) => u,
         (None, None) => {
-            return Err(invalid(
+            return Err(EvalError::invalid_argument(
                 "flinkRestUrl",
                 "required (the JobManager REST URL, e.g. http://my-job-rest:8081) when Kubernetes discovery is off (kubernetes.enabled: false)",
             ))
         }
     };
-    Ok(JobSettings {
-        policy,
-        queries,
-        matchers,
-        prometheus_name,
-        prometheus,
-        flink_url,
-        scale_target,
-        predictive_query,
-    })
+    Ok((url, scale_target))
 }
 
-fn kube_error(e: crate::kube::KubeError) -> EvalError {
-    use crate::kube::KubeError as K;
+fn kube_error(e: KubeError) -> EvalError {
     match e {
-        K::ScaledObjectNotFound { .. } | K::TargetNotFound { .. } => {
-            EvalError::NotFound(e.to_string())
+        KubeError::ScaledObjectNotFound { .. } | KubeError::TargetNotFound { .. } => {
+            EvalError::not_found_from(e)
         }
-        K::NoRestUrl { .. } => invalid("flinkRestUrl", e.to_string()),
-        K::UnsupportedTarget { .. } => invalid("scaleTargetRef", e.to_string()),
-        other => EvalError::Unavailable(format!("Kubernetes: {other}")),
+        KubeError::NoRestUrl { .. } => EvalError::invalid_argument_from("flinkRestUrl", e),
+        KubeError::UnsupportedTarget { .. } => {
+            EvalError::invalid_argument_from("scaleTargetRef", e)
+        }
+        other => EvalError::unavailable_from("Kubernetes", other),
     }
 }
 
@@ -177,7 +202,7 @@ fn apply_overrides(policy: &mut Policy, target: &ScalerTarget) -> Result<(), Eva
         } else {
             "minTaskManagers"
         };
-        return Err(invalid(
+        return Err(EvalError::invalid_argument(
             key,
             format!(
                 "minTaskManagers ({}) must not exceed maxTaskManagers ({})",

@@ -177,7 +177,7 @@ impl Workers {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(EvalError::Unavailable(format!(
+                return Err(EvalError::unavailable(format!(
                     "evaluation of {target} stopped (scaler shutting down)"
                 )));
             }

@@ -92,8 +92,8 @@ async fn python_grpcio_client_sees_upstream_failures_as_unavailable() {
     let server = TestServer::start(test_settings()).await;
     server.evaluator.set(
         "orders-so",
-        Answer::Err(EvalError::Unavailable(
-            "prometheus 'main': connection refused".into(),
+        Answer::Err(EvalError::unavailable(
+            "prometheus 'main': connection refused",
         )),
     );
     let out = support::python::run_keda_client(

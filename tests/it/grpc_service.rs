@@ -262,30 +262,28 @@ async fn evaluator_errors_map_to_grpc_codes_with_their_cause() {
     let cases = [
         (
             "inv",
-            Answer::Err(EvalError::InvalidArgument {
-                key: "policy".into(),
-                message: "no policy named 'fast' in the config".into(),
-            }),
+            Answer::Err(EvalError::invalid_argument(
+                "policy",
+                "no policy named 'fast' in the config",
+            )),
             Code::InvalidArgument,
             "'policy'",
         ),
         (
             "nf",
-            Answer::Err(EvalError::NotFound("no running job named 'orders'".into())),
+            Answer::Err(EvalError::not_found("no running job named 'orders'")),
             Code::NotFound,
             "no running job named 'orders'",
         ),
         (
             "down",
-            Answer::Err(EvalError::Unavailable(
-                "prometheus: connection refused".into(),
-            )),
+            Answer::Err(EvalError::unavailable("prometheus: connection refused")),
             Code::Unavailable,
             "connection refused",
         ),
         (
             "bug",
-            Answer::Err(EvalError::Internal("decision missing".into())),
+            Answer::Err(EvalError::internal("decision missing")),
             Code::Internal,
             "decision missing",
         ),
@@ -405,10 +403,9 @@ async fn stream_is_active_sends_first_result_then_only_changes_then_error_ends_i
         .expect("ok message");
     assert!(changed.result);
 
-    server.evaluator.set(
-        "s",
-        Answer::Err(EvalError::Unavailable("prometheus down".into())),
-    );
+    server
+        .evaluator
+        .set("s", Answer::Err(EvalError::unavailable("prometheus down")));
     let err = tokio::time::timeout(Duration::from_secs(2), stream.next())
         .await
         .expect("error in time")

@@ -33,7 +33,7 @@ impl Evaluator for CachedEvaluator {
         self.cache
             .get(&target.cache_key())
             .copied()
-            .ok_or_else(|| EvalError::NotFound(format!("{target} not cached")))
+            .ok_or_else(|| EvalError::not_found(format!("{target} not cached")))
     }
 }
 

@@ -76,7 +76,7 @@ impl Worker {
         );
         if undecidable(&decision) {
             self.record_metrics(&observed, &decision, None, &settings.policy);
-            let error = EvalError::Unavailable(format!(
+            let error = EvalError::unavailable(format!(
                 "no decision possible for job {}: {}",
                 observed.observation.job_name,
                 decision.summary()

@@ -80,7 +80,7 @@ impl Evaluator for FakeEvaluator {
             }),
             Some(Answer::Err(e)) => Err(e),
             Some(Answer::Hang) => std::future::pending().await,
-            None => Err(EvalError::NotFound(format!(
+            None => Err(EvalError::not_found(format!(
                 "no Flink job for {}",
                 target.scaled_object
             ))),
