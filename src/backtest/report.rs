@@ -116,8 +116,18 @@ impl Backtest {
     /// Text report: header, rescales with reasons, TaskManagers over time (sampled),
     /// TaskManager-hours.
     pub fn to_table(&self) -> String {
-        let order = &self.vertex_order;
         let mut s = String::new();
+        self.write_header(&mut s);
+        self.write_rescales(&mut s);
+        self.write_actual_changes(&mut s);
+        self.write_timeline(&mut s);
+        self.write_totals(&mut s);
+        s
+    }
+
+    /// The job, policy, range and the vertex order of the parallelism lists.
+    fn write_header(&self, s: &mut String) {
+        let order = &self.vertex_order;
         let _ = writeln!(
             s,
             "backtest of job {} ({}) with policy {}: {} → {} every {}s, {} ticks, {} range queries\nparallelism lists are in topology order: {}",
@@ -135,6 +145,11 @@ impl Backtest {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+    }
+
+    /// The rescales ours would have made, with their reasons.
+    fn write_rescales(&self, s: &mut String) {
+        let order = &self.vertex_order;
         let _ = writeln!(
             s,
             "\nrescales ours would have made: {}",
@@ -162,6 +177,11 @@ impl Backtest {
                 r.summary
             );
         }
+    }
+
+    /// The parallelism changes that actually happened.
+    fn write_actual_changes(&self, s: &mut String) {
+        let order = &self.vertex_order;
         let _ = writeln!(
             s,
             "\nactual parallelism changes: {}",
@@ -176,6 +196,10 @@ impl Backtest {
                 plist(&c.to, order)
             );
         }
+    }
+
+    /// TaskManagers over time, about `TABLE_ROWS` rows (every rescale tick kept).
+    fn write_timeline(&self, s: &mut String) {
         let _ = writeln!(s, "\nTaskManagers over time (sampled):");
         let _ = writeln!(
             s,
@@ -199,6 +223,10 @@ impl Backtest {
                 if t.rescaled { "  ← rescale" } else { "" }
             );
         }
+    }
+
+    /// TaskManager-hours of both, and the notes.
+    fn write_totals(&self, s: &mut String) {
         let delta = if self.actual_tm_hours > 0.0 {
             format!(
                 " ({:+.1}%)",
@@ -223,7 +251,6 @@ impl Backtest {
         for issue in &self.issues {
             let _ = writeln!(s, "note: {issue}");
         }
-        s
     }
 
     /// `t,actual_tms,ours_tms,input_rate,lag,decision_rule`, one row per tick.

@@ -115,28 +115,43 @@ impl ServerSettings {
     /// (e.g. `prometheus.default`); errors name the offending field below it
     /// (`prometheus.default.url: must be http or https`).
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let err =
-            |field: &str, message: String| ConfigError::invalid(format!("{path}.{field}"), message);
-        let url =
-            url::Url::parse(&self.url).map_err(|e| err("url", format!("not a valid URL ({e})")))?;
+        let err = FieldError(path);
+        let url = self.check_url(err)?;
+        self.check_limits(err)?;
+        if let Some(auth) = &self.auth {
+            auth.check(err)?;
+        }
+        self.check_tls(err, &url)?;
+        self.check_headers(err)
+    }
+
+    /// An http(s) URL with a host, no credentials, no query or fragment.
+    fn check_url(&self, err: FieldError<'_>) -> Result<url::Url, ConfigError> {
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| err.at("url", format!("not a valid URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(err("url", "must be http or https".into()));
+            return Err(err.at("url", "must be http or https".into()));
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(err("url", "has no host".into()));
+            return Err(err.at("url", "has no host".into()));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(err(
+            return Err(err.at(
                 "url",
                 "must not contain credentials (use auth.basic with passwordFile or passwordEnv)"
                     .into(),
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(err("url", "must not have a query or fragment".into()));
+            return Err(err.at("url", "must not have a query or fragment".into()));
         }
+        Ok(url)
+    }
+
+    /// `timeout` in (0, MAX_TIMEOUT], `retries` at most MAX_RETRIES.
+    fn check_limits(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
-            return Err(err(
+            return Err(err.at(
                 "timeout",
                 format!(
                     "must be > 0 and <= {}",
@@ -145,73 +160,93 @@ impl ServerSettings {
             ));
         }
         if self.retries > MAX_RETRIES {
-            return Err(err("retries", format!("must be <= {MAX_RETRIES}")));
+            return Err(err.at("retries", format!("must be <= {MAX_RETRIES}")));
         }
-        if let Some(auth) = &self.auth {
-            match (&auth.bearer_token_file, &auth.basic) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        "auth",
-                        "set exactly one of bearerTokenFile or basic, not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(err(
-                        "auth",
-                        "set exactly one of bearerTokenFile or basic".into(),
-                    ))
-                }
-                (Some(file), None) if file.as_os_str().is_empty() => {
-                    return Err(err("auth.bearerTokenFile", "must not be empty".into()))
-                }
-                (None, Some(basic)) => {
-                    if basic.username.is_empty() {
-                        return Err(err("auth.basic.username", "must not be empty".into()));
-                    }
-                    match (&basic.password_file, &basic.password_env) {
-                        (Some(_), Some(_)) | (None, None) => {
-                            return Err(err(
-                                "auth.basic",
-                                "set exactly one of passwordFile or passwordEnv".into(),
-                            ))
-                        }
-                        (None, Some(var)) if var.is_empty() || var.contains('=') => {
-                            return Err(err(
-                                "auth.basic.passwordEnv",
-                                "must be an environment variable name".into(),
-                            ))
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
-            }
-        }
+        Ok(())
+    }
+
+    /// A client certificate comes with its key; CA and certificate need https.
+    fn check_tls(&self, err: FieldError<'_>, url: &url::Url) -> Result<(), ConfigError> {
         if let Some(tls) = &self.tls {
             if tls.cert_file.is_some() != tls.key_file.is_some() {
-                return Err(err(
-                    "tls",
-                    "certFile and keyFile must be set together".into(),
-                ));
+                return Err(err.at("tls", "certFile and keyFile must be set together".into()));
             }
             if url.scheme() != "https" && (tls.ca_file.is_some() || tls.cert_file.is_some()) {
-                return Err(err("tls", "is set but url is not https".into()));
+                return Err(err.at("tls", "is set but url is not https".into()));
             }
         }
+        Ok(())
+    }
+
+    /// Valid header names and values; credentials never inline.
+    fn check_headers(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         for (name, value) in &self.headers {
             let field = format!("headers.{name}");
             let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| err(&field, "not a valid HTTP header name".into()))?;
+                .map_err(|_| err.at(&field, "not a valid HTTP header name".into()))?;
             if header == reqwest::header::AUTHORIZATION
                 || header == reqwest::header::PROXY_AUTHORIZATION
             {
-                return Err(err(
+                return Err(err.at(
                     &field,
                     "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
                 ));
             }
             reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| err(&field, "not a valid HTTP header value".into()))?;
+                .map_err(|_| err.at(&field, "not a valid HTTP header value".into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds errors naming a field below one server's config path.
+#[derive(Clone, Copy)]
+struct FieldError<'a>(&'a str);
+
+impl FieldError<'_> {
+    fn at(self, field: &str, message: String) -> ConfigError {
+        ConfigError::invalid(format!("{}.{field}", self.0), message)
+    }
+}
+
+impl ServerAuth {
+    /// Exactly one credential source: a bearer token file, or basic auth with exactly one
+    /// password source.
+    fn check(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
+        match (&self.bearer_token_file, &self.basic) {
+            (Some(_), Some(_)) => {
+                return Err(err.at(
+                    "auth",
+                    "set exactly one of bearerTokenFile or basic, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err.at("auth", "set exactly one of bearerTokenFile or basic".into()))
+            }
+            (Some(file), None) if file.as_os_str().is_empty() => {
+                return Err(err.at("auth.bearerTokenFile", "must not be empty".into()))
+            }
+            (None, Some(basic)) => {
+                if basic.username.is_empty() {
+                    return Err(err.at("auth.basic.username", "must not be empty".into()));
+                }
+                match (&basic.password_file, &basic.password_env) {
+                    (Some(_), Some(_)) | (None, None) => {
+                        return Err(err.at(
+                            "auth.basic",
+                            "set exactly one of passwordFile or passwordEnv".into(),
+                        ))
+                    }
+                    (None, Some(var)) if var.is_empty() || var.contains('=') => {
+                        return Err(err.at(
+                            "auth.basic.passwordEnv",
+                            "must be an environment variable name".into(),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
