@@ -111,10 +111,9 @@ async fn backtest(args: crate::cli::BacktestArgs) -> anyhow::Result<()> {
         slots_per_task_manager: args.slots_per_task_manager,
         range,
     };
-    // the library errors already carry their causes in their message: print it once
     let report = backtest::run_from_config(&config, &options)
         .await
-        .map_err(|e| anyhow::anyhow!("backtest failed: {e}"))?;
+        .context("backtest failed")?;
     println!("{}", report.to_table());
     if let Some(p) = &args.csv {
         std::fs::write(p, report.to_csv()).with_context(|| format!("write {}", p.display()))?;

@@ -93,8 +93,37 @@ pub async fn fetch(
     vars: &JobVars,
     range: &TimeRange,
 ) -> Result<History, BacktestError> {
-    let mut jobs: Vec<(Target, String)> = Vec::new();
     let mut history = History::default();
+    let jobs = plan(queries, vars, &mut history.issues)?;
+    let results = run(client, jobs, range).await;
+    let mut first_error: Option<BacktestError> = None;
+    for (_, target, promql, duration, result) in results {
+        history.queries.push(RangeQuery {
+            name: target.name(),
+            promql,
+            series: result.as_ref().map(Vec::len).unwrap_or(0),
+            duration,
+            outcome: result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind()),
+        });
+        let error = keep(&mut history, target, result, &vars.job_id);
+        if first_error.is_none() {
+            first_error = error;
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(history),
+    }
+}
+
+/// The queries to run: every enabled signal's (a required signal's template error
+/// stops the backtest, an optional one's is an issue), then the two counts.
+fn plan(
+    queries: &SignalQueries,
+    vars: &JobVars,
+    issues: &mut Vec<String>,
+) -> Result<Vec<(Target, String)>, BacktestError> {
+    let mut jobs: Vec<(Target, String)> = Vec::new();
     for (signal, _) in queries.enabled() {
         match queries.render(signal, vars) {
             Ok(Some(q)) => jobs.push((Target::Signal(signal), q)),
@@ -106,7 +135,7 @@ pub async fn fetch(
                 }
                 .into())
             }
-            Err(e) => history.issues.push(format!("signal {signal}: {e}")),
+            Err(e) => issues.push(format!("signal {signal}: {e}")),
         }
     }
     for (what, template) in [
@@ -119,7 +148,12 @@ pub async fn fetch(
         })?;
         jobs.push((Target::Count(what), q));
     }
-    let results: Vec<Outcome> = stream::iter(jobs.into_iter().enumerate())
+    Ok(jobs)
+}
+
+/// Runs the queries concurrently; the outcomes in the order they were planned.
+async fn run(client: &PromClient, jobs: Vec<(Target, String)>, range: &TimeRange) -> Vec<Outcome> {
+    let mut results: Vec<Outcome> = stream::iter(jobs.into_iter().enumerate())
         .map(|(i, (target, promql))| async move {
             let t0 = Instant::now();
             let r = client
@@ -130,58 +164,51 @@ pub async fn fetch(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut results = results;
     results.sort_by_key(|r| r.0);
-    let mut first_error: Option<BacktestError> = None;
-    for (_, target, promql, duration, result) in results {
-        history.queries.push(RangeQuery {
-            name: target.name(),
-            promql: promql.clone(),
-            series: result.as_ref().map(Vec::len).unwrap_or(0),
-            duration,
-            outcome: result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind()),
-        });
-        let error = match (target, result) {
-            (Target::Signal(s), Ok(series)) => {
-                history.signals.insert(s, series);
-                None
-            }
-            (Target::Count("parallelism"), Ok(series)) => {
-                history.parallelism = series;
-                None
-            }
-            (Target::Count(_), Ok(series)) => {
-                history.task_managers = series;
-                None
-            }
-            (Target::Signal(s), Err(QueryError::EmptyResult { .. })) if !s.is_required() => {
-                history.empty_optional.push(s);
-                None
-            }
-            (Target::Signal(signal), Err(QueryError::EmptyResult { query })) => {
-                Some(BacktestError::from(SignalError {
-                    signal,
-                    source: SignalErrorKind::Empty {
-                        job_id: vars.job_id.clone(),
-                        query,
-                    },
-                }))
-            }
-            (Target::Signal(signal), Err(source)) => Some(BacktestError::from(SignalError {
-                signal,
-                source: SignalErrorKind::Query {
-                    job_id: vars.job_id.clone(),
-                    source,
-                },
-            })),
-            (Target::Count(what), Err(error)) => Some(BacktestError::Count { what, error }),
-        };
-        if first_error.is_none() {
-            first_error = error;
+    results
+}
+
+/// Keeps one query's series in the history, or returns why it cannot be used (an empty
+/// optional signal is no error: it is listed and stays `None`).
+fn keep(
+    history: &mut History,
+    target: Target,
+    result: Result<Vec<Series>, QueryError>,
+    job_id: &str,
+) -> Option<BacktestError> {
+    match (target, result) {
+        (Target::Signal(s), Ok(series)) => {
+            history.signals.insert(s, series);
+            None
         }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(history),
+        (Target::Count("parallelism"), Ok(series)) => {
+            history.parallelism = series;
+            None
+        }
+        (Target::Count(_), Ok(series)) => {
+            history.task_managers = series;
+            None
+        }
+        (Target::Signal(s), Err(QueryError::EmptyResult { .. })) if !s.is_required() => {
+            history.empty_optional.push(s);
+            None
+        }
+        (Target::Signal(signal), Err(QueryError::EmptyResult { query })) => {
+            Some(BacktestError::from(SignalError {
+                signal,
+                source: SignalErrorKind::Empty {
+                    job_id: job_id.to_string(),
+                    query,
+                },
+            }))
+        }
+        (Target::Signal(signal), Err(source)) => Some(BacktestError::from(SignalError {
+            signal,
+            source: SignalErrorKind::Query {
+                job_id: job_id.to_string(),
+                source,
+            },
+        })),
+        (Target::Count(what), Err(source)) => Some(BacktestError::Count { what, source }),
     }
 }

@@ -97,19 +97,24 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Backt
         return Ok(now);
     }
     if let Some(rel) = t.strip_prefix('-') {
-        let d = humantime::parse_duration(rel)
-            .map_err(|e| BacktestError::Range(format!("{text:?}: {e}")))?;
-        let d = chrono::Duration::from_std(d)
-            .map_err(|e| BacktestError::Range(format!("{text:?}: {e}")))?;
+        let d = humantime::parse_duration(rel).map_err(|e| time_error(text, "", e))?;
+        let d = chrono::Duration::from_std(d).map_err(|e| time_error(text, "", e))?;
         return Ok(now - d);
     }
     DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| {
-            BacktestError::Range(format!(
-                "{text:?} is neither now, -<duration> nor RFC3339: {e}"
-            ))
-        })
+        .map_err(|e| time_error(text, " is neither now, -<duration> nor RFC3339", e))
+}
+
+fn time_error<E>(text: &str, hint: &'static str, source: E) -> BacktestError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    BacktestError::Time {
+        text: text.to_string(),
+        hint,
+        source: Box::new(source),
+    }
 }
 
 #[cfg(test)]

@@ -52,9 +52,49 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
     if let Some(spec) = spec {
         queries = queries
             .with_overrides(&spec.query_overrides())
-            .map_err(|e| BacktestError::Setup(format!("policies.{policy_name}.queries: {e}")))?;
+            .map_err(|source| BacktestError::Queries {
+                policy: policy_name.clone(),
+                source,
+            })?;
     }
     let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
+    let client = prometheus_client(config, opts)?;
+    let slots_given = opts
+        .slots_per_task_manager
+        .or(policy.slots_per_task_manager);
+    let job = match &opts.topology {
+        TopologySource::File(path) => job_from_file(path, opts)?,
+        TopologySource::Flink(url) => job_from_flink(url, opts, slots_given.is_none()).await?,
+    };
+    let slots_per_task_manager = slots_given
+        .or(job.slots_per_task_manager)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| {
+            BacktestError::Setup(
+                "slots per TaskManager unknown: set --slots-per-task-manager or the policy's slotsPerTaskManager".into(),
+            )
+        })?;
+    let input = Input {
+        vars: job.vars.with_matchers(matchers),
+        topology: job.topology,
+        policy,
+        slots_per_task_manager,
+        range: opts.range,
+        policy_name,
+    };
+    run(&client, &queries, &input).await
+}
+
+/// The job a backtest replays: its template variables, its topology and, when read from
+/// Flink, the slots of its TaskManagers.
+struct Job {
+    vars: JobVars,
+    topology: Topology,
+    slots_per_task_manager: Option<u32>,
+}
+
+/// The client of the Prometheus server `--prometheus` names (default `default`).
+fn prometheus_client(config: &Config, opts: &Options) -> Result<PromClient, BacktestError> {
     let server = opts
         .prometheus
         .clone()
@@ -70,88 +110,78 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
                 .join(", ")
         ))
     })?;
-    let client = PromClient::new(&crate::runtime::prometheus_endpoint(settings))?;
+    Ok(PromClient::new(&crate::runtime::prometheus_endpoint(
+        settings,
+    ))?)
+}
 
-    let (vars, topology, flink_slots) = match &opts.topology {
-        TopologySource::File(path) => {
-            let job_id = opts
-                .job
-                .as_deref()
-                .and_then(|j| j.parse::<JobId>().ok())
-                .ok_or_else(|| {
-                    BacktestError::Setup(
-                        "--topology needs --job with the job id (32 hex characters)".into(),
-                    )
-                })?;
-            let topology = read_topology(path)?;
-            (
-                JobVars::new(job_id, opts.job_name.clone().unwrap_or_default()),
-                topology,
-                None,
-            )
-        }
-        TopologySource::Flink(url) => {
-            let flink_err = |error| BacktestError::Flink {
-                url: url.clone(),
-                error,
-            };
-            let flink = FlinkClient::new(
-                url,
-                ClientOptions {
-                    request_timeout: FLINK_TIMEOUT,
-                    connect_timeout: Duration::from_secs(5),
-                    get_retries: 1,
-                },
-            )
-            .map_err(flink_err)?;
-            let selector = JobSelector::from_arg(opts.job.as_deref());
-            let job = flink.resolve_job(&selector).await.map_err(flink_err)?;
-            let topology = flink.topology(&job.jid).await.map_err(flink_err)?;
-            let slots = match opts
-                .slots_per_task_manager
-                .or(policy.slots_per_task_manager)
-            {
-                Some(_) => None,
-                None => flink
-                    .task_managers()
-                    .await
-                    .map_err(flink_err)?
-                    .first()
-                    .map(|t| t.slots_number),
-            };
-            (JobVars::new(job.jid, job.name), topology, slots)
-        }
-    };
-    let slots_per_task_manager = opts
-        .slots_per_task_manager
-        .or(policy.slots_per_task_manager)
-        .or(flink_slots)
-        .filter(|s| *s > 0)
+/// A job that may no longer run: the topology from a JSON file, the id from `--job`.
+fn job_from_file(path: &std::path::Path, opts: &Options) -> Result<Job, BacktestError> {
+    let job_id = opts
+        .job
+        .as_deref()
+        .and_then(|j| j.parse::<JobId>().ok())
         .ok_or_else(|| {
             BacktestError::Setup(
-                "slots per TaskManager unknown: set --slots-per-task-manager or the policy's slotsPerTaskManager".into(),
+                "--topology needs --job with the job id (32 hex characters)".into(),
             )
         })?;
-    let input = Input {
-        vars: vars.with_matchers(matchers),
-        topology,
-        policy,
-        slots_per_task_manager,
-        range: opts.range,
-        policy_name,
+    Ok(Job {
+        vars: JobVars::new(job_id, opts.job_name.clone().unwrap_or_default()),
+        topology: read_topology(path)?,
+        slots_per_task_manager: None,
+    })
+}
+
+/// A running job: resolved and read over Flink REST (the TaskManagers' slots only when
+/// `read_slots`).
+async fn job_from_flink(url: &str, opts: &Options, read_slots: bool) -> Result<Job, BacktestError> {
+    let flink_err = |source| BacktestError::Flink {
+        url: url.to_string(),
+        source,
     };
-    run(&client, &queries, &input).await
+    let flink = FlinkClient::new(
+        url,
+        ClientOptions {
+            request_timeout: FLINK_TIMEOUT,
+            connect_timeout: Duration::from_secs(5),
+            get_retries: 1,
+        },
+    )
+    .map_err(flink_err)?;
+    let selector = JobSelector::from_arg(opts.job.as_deref());
+    let job = flink.resolve_job(&selector).await.map_err(flink_err)?;
+    let topology = flink.topology(&job.jid).await.map_err(flink_err)?;
+    let slots_per_task_manager = if read_slots {
+        flink
+            .task_managers()
+            .await
+            .map_err(flink_err)?
+            .first()
+            .map(|t| t.slots_number)
+    } else {
+        None
+    };
+    Ok(Job {
+        vars: JobVars::new(job.jid, job.name),
+        topology,
+        slots_per_task_manager,
+    })
 }
 
 fn read_topology(path: &std::path::Path) -> Result<Topology, BacktestError> {
-    let err = |message: String| BacktestError::TopologyFile {
-        path: path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let topology: Topology = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let path_text = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| BacktestError::TopologyRead {
+        path: path_text(),
+        source,
+    })?;
+    let topology: Topology =
+        serde_json::from_str(&text).map_err(|source| BacktestError::TopologyParse {
+            path: path_text(),
+            source,
+        })?;
     if topology.vertices.is_empty() {
-        return Err(err("no vertices".into()));
+        return Err(BacktestError::TopologyEmpty { path: path_text() });
     }
     Ok(topology)
 }
