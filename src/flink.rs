@@ -30,7 +30,7 @@ pub mod requirements;
 pub mod topology;
 
 pub use client::{is_terminal_state, ClientOptions, FlinkClient};
-pub use error::FlinkError;
+pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,
     JobSummary, ResourceRequirements, TaskManagerInfo, VertexDetails,

@@ -22,11 +22,11 @@ pub mod signals;
 
 pub use client::PromClient;
 pub use endpoint::{Auth, Endpoint, PasswordSource};
-pub use error::{ClientBuildError, QueryError, SettingsError};
+pub use error::{ClientBuildError, CredentialError, QueryError, SettingsError};
 pub use queries::{
     check_matchers, default_query, sanitize_label_value, JobVars, SignalQueries, TemplateError,
 };
-pub use response::{Sample, Series};
+pub use response::{ResponseError, Sample, Series};
 pub use signals::{
     read_signals, QueryStat, ReadOptions, Scope, SignalError, SignalErrorKind, SignalIssue,
     SignalRead,

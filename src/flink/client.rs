@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::{
-    error::FlinkError,
+    error::{DecodeError, FlinkError, UrlError},
     model::{
         parse_plan, CheckpointConfig, CheckpointStats, ClusterOverview, ExceptionHistory,
         JobDetails, JobExceptions, JobPlan, JobSummary, JobsOverview, ResourceRequirements,
@@ -61,24 +61,19 @@ impl FlinkClient {
         if !text.ends_with('/') {
             text.push('/');
         }
-        let base = Url::parse(&text).map_err(|e| FlinkError::InvalidUrl {
+        let invalid = |source| FlinkError::InvalidUrl {
             url: base_url.to_string(),
-            message: e.to_string(),
-        })?;
+            source,
+        };
+        let base = Url::parse(&text).map_err(|e| invalid(UrlError::Parse(e)))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(FlinkError::InvalidUrl {
-                url: base_url.to_string(),
-                message: "scheme must be http or https".into(),
-            });
+            return Err(invalid(UrlError::Scheme));
         }
         let http = reqwest::Client::builder()
             .timeout(opts.request_timeout)
             .connect_timeout(opts.connect_timeout)
             .build()
-            .map_err(|e| FlinkError::InvalidUrl {
-                url: base_url.to_string(),
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+            .map_err(|e| invalid(UrlError::Client(e)))?;
         Ok(Self { base, http, opts })
     }
 
@@ -90,7 +85,7 @@ impl FlinkClient {
     fn url(&self, path: &str) -> Result<Url, FlinkError> {
         self.base.join(path).map_err(|e| FlinkError::InvalidUrl {
             url: format!("{}{path}", self.base),
-            message: e.to_string(),
+            source: UrlError::Parse(e),
         })
     }
 
@@ -125,16 +120,9 @@ impl FlinkClient {
                 after: self.opts.request_timeout,
             }
         } else {
-            let mut message = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                src = s.source();
-            }
             FlinkError::Transport {
                 what: what.to_string(),
-                message,
+                source: e,
             }
         }
     }
@@ -182,9 +170,9 @@ impl FlinkClient {
     pub async fn plan(&self, job_id: &JobId) -> Result<JobPlan, FlinkError> {
         let path = format!("jobs/{}/plan", job_id);
         let v: serde_json::Value = self.get(&path, Some(job_id.as_str())).await?;
-        parse_plan(&v).map_err(|message| FlinkError::Decode {
+        parse_plan(&v).map_err(|e| FlinkError::Decode {
             what: format!("GET /{path}"),
-            message,
+            source: e.into(),
         })
     }
 
@@ -292,7 +280,7 @@ impl FlinkClient {
         let path = format!("jobs/{}/resource-requirements", job_id);
         let value = serde_json::to_value(body).map_err(|e| FlinkError::Decode {
             what: format!("PUT /{path}"),
-            message: format!("cannot encode body: {e}"),
+            source: DecodeError::Encode(e),
         })?;
         self.send(Method::PUT, &path, Some(job_id.as_str()), Some(&value))
             .await?;
@@ -307,9 +295,9 @@ impl FlinkClient {
             Some(Ok(p)) => p,
             _ => self.plan(job_id).await?,
         };
-        build_topology(&details, &plan).map_err(|message| FlinkError::Decode {
+        build_topology(&details, &plan).map_err(|e| FlinkError::Decode {
             what: format!("GET /jobs/{job_id}"),
-            message,
+            source: e.into(),
         })
     }
 
@@ -347,9 +335,12 @@ impl FlinkClient {
 }
 
 fn decode<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, FlinkError> {
-    serde_json::from_str(text).map_err(|e| FlinkError::Decode {
+    serde_json::from_str(text).map_err(|source| FlinkError::Decode {
         what: what.to_string(),
-        message: format!("{e} (body: {})", truncate(text, 300)),
+        source: DecodeError::Json {
+            source,
+            body: truncate(text, 300),
+        },
     })
 }
 

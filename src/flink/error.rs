@@ -1,18 +1,20 @@
 //! Typed errors of the Flink REST adapter. Every variant names the request (`what`) or
 //! the job it concerns, and [`FlinkError::kind`] maps it to a closed set of metric labels.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 /// An error talking to the Flink REST API or applying resource requirements.
 #[derive(Debug, thiserror::Error)]
 pub enum FlinkError {
-    /// The base URL or a path could not be turned into a URL.
-    #[error("invalid Flink REST URL {url:?}: {message}")]
+    /// The base URL or a path could not be turned into a URL, or no HTTP client can be
+    /// built for it.
+    #[error("invalid Flink REST URL {url:?}: {source}")]
     InvalidUrl {
         /// The offending URL text.
         url: String,
         /// Why it is invalid.
-        message: String,
+        #[source]
+        source: UrlError,
     },
     /// The request did not complete within its timeout.
     #[error("Flink REST {what} timed out after {after:?}")]
@@ -23,12 +25,13 @@ pub enum FlinkError {
         after: Duration,
     },
     /// The connection failed (refused, reset, DNS, TLS).
-    #[error("Flink REST {what} failed: {message}")]
+    #[error("Flink REST {what} failed: {}", Chain(source))]
     Transport {
         /// The request.
         what: String,
-        /// The transport error text.
-        message: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
     },
     /// 400: Flink rejected the request; `message` is Flink's own explanation.
     #[error("Flink rejected {what}: {message}")]
@@ -79,12 +82,13 @@ pub enum FlinkError {
         message: String,
     },
     /// The response body was not the JSON we expect.
-    #[error("Flink REST {what}: unexpected response: {message}")]
+    #[error("Flink REST {what}: unexpected response: {source}")]
     Decode {
         /// The request.
         what: String,
         /// What did not parse.
-        message: String,
+        #[source]
+        source: DecodeError,
     },
     /// No job matches the selector.
     #[error("no Flink job matches {selector}")]
@@ -108,6 +112,97 @@ pub enum FlinkError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Why a Flink REST URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL.
+    #[error("{0}")]
+    Parse(#[source] url::ParseError),
+    /// Neither http nor https.
+    #[error("scheme must be http or https")]
+    Scheme,
+    /// The HTTP client (TLS backend) could not be built.
+    #[error("cannot build HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why a Flink REST body could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not the JSON shape expected; `body` is an excerpt of what came.
+    #[error("{source} (body: {body})")]
+    Json {
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+        /// The start of the body.
+        body: String,
+    },
+    /// A request body could not be encoded.
+    #[error("cannot encode body: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The job plan is unusable.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The plan and the job's vertices do not match.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+/// Why a job plan value is unusable (see [`super::model::parse_plan`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A plan string that is not JSON.
+    #[error("plan string is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A plan object without the expected fields.
+    #[error("plan: {0}")]
+    Shape(#[source] serde_json::Error),
+    /// Neither an object nor a string.
+    #[error("plan has unexpected JSON type: {0}")]
+    Type(String),
+}
+
+/// The plan names a vertex the job's details do not have (see
+/// [`super::topology::build_topology`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// A plan node.
+    #[error("plan node {node} is not a vertex of job {job_id}")]
+    UnknownNode {
+        /// The node id.
+        node: String,
+        /// The job.
+        job_id: String,
+    },
+    /// An input of a plan node.
+    #[error("plan input {input} of node {node} is not a vertex of job {job_id}")]
+    UnknownInput {
+        /// The input's id.
+        input: String,
+        /// The node id.
+        node: String,
+        /// The job.
+        job_id: String,
+    },
+}
+
+/// An error and its causes, `: `-separated (a transport error's useful part, e.g.
+/// `Connection refused`, is in its causes).
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 impl FlinkError {

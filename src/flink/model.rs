@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::PlanError;
 use crate::core::JobId;
 
 /// `GET /overview`.
@@ -141,7 +142,7 @@ pub struct JobPlan {
 
 /// Parses a plan value: an object `{nodes: […]}` (possibly wrapped as `{plan: {…}}`), a
 /// JSON string, or Flink 1.17–1.18's `RawJson{json='…'}` string.
-pub fn parse_plan(value: &serde_json::Value) -> Result<JobPlan, String> {
+pub fn parse_plan(value: &serde_json::Value) -> Result<JobPlan, PlanError> {
     match value {
         serde_json::Value::String(s) => {
             let s = s.trim();
@@ -149,17 +150,16 @@ pub fn parse_plan(value: &serde_json::Value) -> Result<JobPlan, String> {
                 .strip_prefix("RawJson{json='")
                 .and_then(|r| r.strip_suffix("'}"))
                 .unwrap_or(s);
-            let v: serde_json::Value =
-                serde_json::from_str(inner).map_err(|e| format!("plan string is not JSON: {e}"))?;
+            let v: serde_json::Value = serde_json::from_str(inner).map_err(PlanError::NotJson)?;
             parse_plan(&v)
         }
         serde_json::Value::Object(map) => {
             if let Some(inner) = map.get("plan") {
                 return parse_plan(inner);
             }
-            serde_json::from_value(value.clone()).map_err(|e| format!("plan: {e}"))
+            serde_json::from_value(value.clone()).map_err(PlanError::Shape)
         }
-        other => Err(format!("plan has unexpected JSON type: {other}")),
+        other => Err(PlanError::Type(other.to_string())),
     }
 }
 

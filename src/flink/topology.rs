@@ -3,14 +3,17 @@
 
 use crate::core::{Edge, ShipStrategy, Topology, Vertex, VertexId};
 
-use super::model::{JobDetails, JobPlan};
+use super::{
+    error::TopologyError,
+    model::{JobDetails, JobPlan},
+};
 
 /// Max parallelism assumed when Flink does not report one (Flink's hard upper limit,
 /// `KeyGroupRangeAssignment.UPPER_BOUND_MAX_PARALLELISM`); the PUT validates the real one.
 pub const UNKNOWN_MAX_PARALLELISM: u32 = 32_768;
 
 /// Joins details and plan. Errors when the plan names a vertex the details do not have.
-pub fn build_topology(details: &JobDetails, plan: &JobPlan) -> Result<Topology, String> {
+pub fn build_topology(details: &JobDetails, plan: &JobPlan) -> Result<Topology, TopologyError> {
     let vertices: Vec<Vertex> = details
         .vertices
         .iter()
@@ -29,17 +32,18 @@ pub fn build_topology(details: &JobDetails, plan: &JobPlan) -> Result<Topology, 
     let mut edges = Vec::new();
     for node in &plan.nodes {
         if !known(&node.id) {
-            return Err(format!(
-                "plan node {} is not a vertex of job {}",
-                node.id, details.jid
-            ));
+            return Err(TopologyError::UnknownNode {
+                node: node.id.clone(),
+                job_id: details.jid.to_string(),
+            });
         }
         for input in &node.inputs {
             if !known(&input.id) {
-                return Err(format!(
-                    "plan input {} of node {} is not a vertex of job {}",
-                    input.id, node.id, details.jid
-                ));
+                return Err(TopologyError::UnknownInput {
+                    input: input.id.clone(),
+                    node: node.id.clone(),
+                    job_id: details.jid.to_string(),
+                });
             }
             edges.push(Edge {
                 from: VertexId::new(input.id.clone()),

@@ -17,11 +17,11 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`CONNECT_TIMEOUT`] and [`WRITE_TIMEOUT`].
 pub async fn client() -> Result<Client, KubeError> {
     let mut config = Config::infer().await.map_err(|e| KubeError::ClientConfig {
-        reason: e.to_string(),
+        source: Box::new(e),
     })?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.write_timeout = Some(WRITE_TIMEOUT);
     Client::try_from(config).map_err(|e| KubeError::ClientConfig {
-        reason: e.to_string(),
+        source: Box::new(e),
     })
 }

@@ -78,10 +78,11 @@ pub enum KubeError {
         what: &'static str,
     },
     /// No usable Kubernetes client configuration (in-cluster or kubeconfig).
-    #[error("kubernetes client configuration: {reason}")]
+    #[error("kubernetes client configuration: {source}")]
     ClientConfig {
-        /// Why.
-        reason: String,
+        /// Why: the config could not be inferred, or no client built from it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Persisted state could not be (de)serialized.
     #[error("persisted state of {job}: {source}")]
@@ -177,7 +178,7 @@ mod tests {
                 name: "x".into(),
             },
             KubeError::CacheNotReady { what: "pods" },
-            KubeError::ClientConfig { reason: "r".into() },
+            KubeError::ClientConfig { source: "r".into() },
         ];
         let mut kinds: Vec<&str> = errors.iter().map(KubeError::kind).collect();
         assert!(kinds

@@ -14,7 +14,7 @@ use reqwest::header::HeaderValue;
 
 use super::{
     endpoint::{Auth, PasswordSource},
-    error::{ClientBuildError, QueryError},
+    error::{ClientBuildError, CredentialError, QueryError},
 };
 
 /// A secret kept in memory, printed as `<redacted>`.
@@ -74,11 +74,11 @@ impl FileSecret {
 
     /// The current secret: cached unless the file's mtime or size changed.
     pub fn current(&self) -> Result<Secret, QueryError> {
-        let cred_err = |reason: String| QueryError::Credentials {
+        let cred_err = |source: CredentialError| QueryError::Credentials {
             origin: format!("file {}", self.path.display()),
-            reason,
+            source,
         };
-        let meta = std::fs::metadata(&self.path).map_err(|e| cred_err(e.to_string()))?;
+        let meta = std::fs::metadata(&self.path).map_err(|e| cred_err(CredentialError::Io(e)))?;
         let stamp = FileStamp {
             modified: meta.modified().ok(),
             len: meta.len(),
@@ -86,16 +86,17 @@ impl FileSecret {
         let mut cache = self
             .cache
             .lock()
-            .map_err(|_| cred_err("credential cache poisoned".into()))?;
+            .map_err(|_| cred_err(CredentialError::Poisoned))?;
         if let Some((cached, secret)) = cache.as_ref() {
             if *cached == stamp && stamp.modified.is_some() {
                 return Ok(secret.clone());
             }
         }
-        let text = std::fs::read_to_string(&self.path).map_err(|e| cred_err(e.to_string()))?;
+        let text =
+            std::fs::read_to_string(&self.path).map_err(|e| cred_err(CredentialError::Io(e)))?;
         let value = text.trim();
         if value.is_empty() {
-            return Err(cred_err("empty".into()));
+            return Err(cred_err(CredentialError::Empty));
         }
         let secret = Secret(value.to_string());
         *cache = Some((stamp, secret.clone()));
@@ -182,7 +183,7 @@ impl Credentials {
         };
         let mut header = HeaderValue::from_str(&value).map_err(|_| QueryError::Credentials {
             origin,
-            reason: "contains characters not allowed in an HTTP header".into(),
+            source: CredentialError::NotHeaderValue,
         })?;
         header.set_sensitive(true);
         Ok(Some((header, secret)))

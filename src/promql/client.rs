@@ -14,7 +14,7 @@ use super::{
     auth::{scrub, Credentials},
     endpoint::Endpoint,
     error::{ClientBuildError, QueryError, SettingsError},
-    response::{decode, QueryData, Sample, Series},
+    response::{decode, QueryData, ResponseError, Sample, Series},
 };
 
 /// First backoff delay between retries.
@@ -132,10 +132,10 @@ impl PromClient {
             QueryData::Vector(v) => v,
             QueryData::Scalar(s) => vec![s],
             QueryData::String { at, text } => {
-                let value = super::response::parse_value(&text).map_err(|reason| {
+                let value = super::response::parse_value(&text).map_err(|source| {
                     QueryError::MalformedJson {
                         endpoint: self.endpoint("query"),
-                        reason,
+                        source,
                     }
                 })?;
                 vec![Sample {
@@ -267,7 +267,9 @@ impl PromClient {
         if body.len() > MAX_BODY_BYTES {
             return Err(QueryError::MalformedJson {
                 endpoint: endpoint.to_string(),
-                reason: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+                source: ResponseError::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                },
             });
         }
         let decoded = decode(status, &body, endpoint).map_err(|e| redact(e, secret.as_ref()))?;

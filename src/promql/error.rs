@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::response::ResponseError;
+
 /// An invalid [`super::Endpoint`] field: its config path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -81,7 +83,8 @@ pub enum QueryError {
         endpoint: String,
         /// Attempts made (1 + retries).
         attempts: u32,
-        /// `timeout` or the transport error chain.
+        /// `timeout` or the transport error chain, as text scrubbed of the credentials (so
+        /// not the `reqwest::Error` itself, whose chain could carry them).
         reason: String,
     },
     /// The server answered with a non-success HTTP status.
@@ -95,12 +98,13 @@ pub enum QueryError {
         message: Option<String>,
     },
     /// The body is not the Prometheus API JSON we expect.
-    #[error("Prometheus at {endpoint} returned malformed JSON: {reason}")]
+    #[error("Prometheus at {endpoint} returned malformed JSON: {source}")]
     MalformedJson {
         /// Endpoint URL (no credentials).
         endpoint: String,
         /// What did not parse.
-        reason: String,
+        #[source]
+        source: ResponseError,
     },
     /// Prometheus rejected the query (`status: error`): bad syntax, execution error.
     #[error("PromQL error ({error_type}): {error}")]
@@ -141,13 +145,31 @@ pub enum QueryError {
         got: String,
     },
     /// The credentials could not be (re-)read or used.
-    #[error("credentials from {origin} unusable: {reason}")]
+    #[error("credentials from {origin} unusable: {source}")]
     Credentials {
         /// Where they come from (`file /var/run/token`, `env var PROM_PW`).
         origin: String,
-        /// I/O error, `empty`, or why the value cannot go in a header.
-        reason: String,
+        /// Why.
+        #[source]
+        source: CredentialError,
     },
+}
+
+/// Why credentials could not be (re-)read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// The file is empty.
+    #[error("empty")]
+    Empty,
+    /// The cache lock was poisoned by a panic elsewhere.
+    #[error("credential cache poisoned")]
+    Poisoned,
+    /// The value cannot go in an HTTP header.
+    #[error("contains characters not allowed in an HTTP header")]
+    NotHeaderValue,
 }
 
 impl QueryError {

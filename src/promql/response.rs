@@ -11,6 +11,53 @@ use serde_json::Value;
 
 use super::error::QueryError;
 
+/// Why a response body is not the Prometheus API JSON we expect.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// The body is not JSON, or not the API envelope.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// The body exceeds the client's bound.
+    #[error("response body larger than {limit} bytes")]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// `status: success` without `data`.
+    #[error("status success without data")]
+    NoData,
+    /// A `resultType` this client does not know.
+    #[error("unknown resultType {0:?}")]
+    UnknownResultType(String),
+    /// A part of the result that must be an array is not.
+    #[error("{0} is not an array")]
+    NotArray(&'static str),
+    /// A series' `metric` is not a string map.
+    #[error("bad metric labels: {0}")]
+    Labels(#[source] serde_json::Error),
+    /// A vector element without `value` (a native histogram).
+    #[error("vector element without value (native histograms are not supported)")]
+    NoValue,
+    /// A sample that is not `[timestamp, value]`.
+    #[error("sample is not a [timestamp, value] pair")]
+    NotPair,
+    /// A timestamp that is not a finite number of seconds.
+    #[error("bad timestamp {0}")]
+    Timestamp(String),
+    /// A sample value that is not a JSON string.
+    #[error("sample value {0} is not a string")]
+    ValueNotString(String),
+    /// A sample value that is not a number (`"1.5"`, `"NaN"`, `"+Inf"`).
+    #[error("sample value {0:?} is not a number")]
+    NotANumber(String),
+    /// A `string` result without its timestamp.
+    #[error("string result without timestamp")]
+    StringWithoutTimestamp,
+    /// A `string` result without its text.
+    #[error("string result without text")]
+    StringWithoutText,
+}
+
 /// One sample of an instant query: a series' labels and its value at one time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -108,7 +155,7 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
         Err(e) if success => {
             return Err(QueryError::MalformedJson {
                 endpoint: endpoint.to_string(),
-                reason: e.to_string(),
+                source: ResponseError::Json(e),
             })
         }
         Err(_) => {
@@ -139,13 +186,13 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
             message: excerpt(body),
         });
     }
-    let malformed = |reason: String| QueryError::MalformedJson {
+    let malformed = |source: ResponseError| QueryError::MalformedJson {
         endpoint: endpoint.to_string(),
-        reason,
+        source,
     };
     let data = envelope
         .data
-        .ok_or_else(|| malformed("status success without data".into()))?;
+        .ok_or_else(|| malformed(ResponseError::NoData))?;
     let parsed = match data.result_type.as_str() {
         "vector" => QueryData::Vector(
             as_array(&data.result, "result")
@@ -177,17 +224,21 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
                 .first()
                 .and_then(Value::as_f64)
                 .and_then(timestamp)
-                .ok_or_else(|| malformed("string result without timestamp".into()))?;
+                .ok_or_else(|| malformed(ResponseError::StringWithoutTimestamp))?;
             let text = pair
                 .get(1)
                 .and_then(Value::as_str)
-                .ok_or_else(|| malformed("string result without text".into()))?;
+                .ok_or_else(|| malformed(ResponseError::StringWithoutText))?;
             QueryData::String {
                 at,
                 text: text.to_string(),
             }
         }
-        other => return Err(malformed(format!("unknown resultType {other:?}"))),
+        other => {
+            return Err(malformed(ResponseError::UnknownResultType(
+                other.to_string(),
+            )))
+        }
     };
     Ok(Decoded {
         data: parsed,
@@ -208,22 +259,19 @@ fn excerpt(body: &[u8]) -> Option<String> {
     Some(cut)
 }
 
-fn as_array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("{what} is not an array"))
+fn as_array<'a>(v: &'a Value, what: &'static str) -> Result<&'a Vec<Value>, ResponseError> {
+    v.as_array().ok_or(ResponseError::NotArray(what))
 }
 
-fn labels(v: &Value) -> Result<BTreeMap<String, String>, String> {
+fn labels(v: &Value) -> Result<BTreeMap<String, String>, ResponseError> {
     match v.get("metric") {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(m) => serde_json::from_value(m.clone()).map_err(|e| format!("bad metric labels: {e}")),
+        Some(m) => serde_json::from_value(m.clone()).map_err(ResponseError::Labels),
     }
 }
 
-fn parse_sample(v: &Value) -> Result<Sample, String> {
-    let value = v.get("value").ok_or_else(|| {
-        "vector element without value (native histograms are not supported)".to_string()
-    })?;
+fn parse_sample(v: &Value) -> Result<Sample, ResponseError> {
+    let value = v.get("value").ok_or(ResponseError::NoValue)?;
     let (at, value) = parse_point(value)?;
     Ok(Sample {
         labels: labels(v)?,
@@ -232,7 +280,7 @@ fn parse_sample(v: &Value) -> Result<Sample, String> {
     })
 }
 
-fn parse_series(v: &Value) -> Result<Series, String> {
+fn parse_series(v: &Value) -> Result<Series, ResponseError> {
     let points = match v.get("values") {
         None | Some(Value::Null) => Vec::new(),
         Some(values) => as_array(values, "values")?
@@ -247,26 +295,26 @@ fn parse_series(v: &Value) -> Result<Series, String> {
 }
 
 /// Parses `[<unix seconds>, "<value>"]`.
-fn parse_point(v: &Value) -> Result<(DateTime<Utc>, f64), String> {
+fn parse_point(v: &Value) -> Result<(DateTime<Utc>, f64), ResponseError> {
     let pair = as_array(v, "sample")?;
     let (Some(ts), Some(val)) = (pair.first(), pair.get(1)) else {
-        return Err("sample is not a [timestamp, value] pair".into());
+        return Err(ResponseError::NotPair);
     };
     let at = ts
         .as_f64()
         .and_then(timestamp)
-        .ok_or_else(|| format!("bad timestamp {ts}"))?;
+        .ok_or_else(|| ResponseError::Timestamp(ts.to_string()))?;
     let text = val
         .as_str()
-        .ok_or_else(|| format!("sample value {val} is not a string"))?;
+        .ok_or_else(|| ResponseError::ValueNotString(val.to_string()))?;
     Ok((at, parse_value(text)?))
 }
 
 /// Parses a Prometheus sample value (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`).
-pub fn parse_value(text: &str) -> Result<f64, String> {
+pub fn parse_value(text: &str) -> Result<f64, ResponseError> {
     text.trim()
         .parse::<f64>()
-        .map_err(|_| format!("sample value {text:?} is not a number"))
+        .map_err(|_| ResponseError::NotANumber(text.to_string()))
 }
 
 fn timestamp(secs: f64) -> Option<DateTime<Utc>> {
