@@ -36,7 +36,8 @@ pub enum ConfigError {
     Parse {
         /// Field path (`policies.default.cooldown`), or `.` for the document.
         path: String,
-        /// What is wrong.
+        /// What is wrong: the YAML error's text without its path and location prefix
+        /// (`path` names the field), so not the `serde_yaml::Error` itself.
         message: String,
     },
     /// A semantic validation error, with its field path.

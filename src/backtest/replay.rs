@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::assemble::Timeline;
+use super::assemble::{Tick, Timeline};
 use crate::{
     core::{
         decide, task_managers_for, Decision, Direction, JobState, JobStatus, Observation, Policy,
@@ -105,21 +105,13 @@ pub fn replay(
     let mut running_since: Option<DateTime<Utc>> = None;
     for tick in &timeline.ticks {
         let Some(at) = tick.at else { continue };
-        // what actually ran
-        let mut observed = actual.clone();
-        for (id, n) in &tick.parallelism {
-            observed.insert(id.clone(), *n);
-        }
-        if observed != actual && running_since.is_some() {
-            out.actual_changes.push(ActualChange {
-                at,
-                from: actual.clone(),
-                to: observed.clone(),
-            });
-            running_since = Some(at);
-        }
-        running_since.get_or_insert(at);
-        actual = observed;
+        actual = what_ran(
+            tick,
+            at,
+            actual,
+            &mut running_since,
+            &mut out.actual_changes,
+        );
         let tms_now = tick
             .task_managers_running
             .or(actual_tms)
@@ -144,21 +136,7 @@ pub fn replay(
         if rescaled {
             running_since = Some(at);
         }
-        let sources = topology
-            .vertices
-            .iter()
-            .filter(|v| topology.is_source(&v.id));
-        let (mut rate, mut lag) = (None::<f64>, None::<f64>);
-        for v in sources {
-            if let Some(s) = tick.vertices.get(&v.id) {
-                if let Some(r) = s.records_in_per_s.filter(|x| x.is_finite()) {
-                    rate = Some(rate.unwrap_or(0.0) + r);
-                }
-                if let Some(p) = s.pending_records.filter(|x| x.is_finite()) {
-                    lag = Some(lag.unwrap_or(0.0) + p);
-                }
-            }
-        }
+        let (rate, lag) = source_load(tick, topology);
         out.ticks.push(TickResult {
             at,
             actual_parallelism: actual.clone(),
@@ -172,6 +150,52 @@ pub fn replay(
         });
     }
     out
+}
+
+/// The parallelism that ran at this tick (the last one known for vertices without a
+/// count); a change is recorded and restarts the stabilization clock.
+fn what_ran(
+    tick: &Tick,
+    at: DateTime<Utc>,
+    actual: BTreeMap<VertexId, u32>,
+    running_since: &mut Option<DateTime<Utc>>,
+    changes: &mut Vec<ActualChange>,
+) -> BTreeMap<VertexId, u32> {
+    let mut observed = actual.clone();
+    for (id, n) in &tick.parallelism {
+        observed.insert(id.clone(), *n);
+    }
+    if observed != actual && running_since.is_some() {
+        changes.push(ActualChange {
+            at,
+            from: actual,
+            to: observed.clone(),
+        });
+        *running_since = Some(at);
+    }
+    running_since.get_or_insert(at);
+    observed
+}
+
+/// The job's input rate and lag: the sums over its source vertices (`None` when no
+/// source has a finite value).
+fn source_load(tick: &Tick, topology: &Topology) -> (Option<f64>, Option<f64>) {
+    let (mut rate, mut lag) = (None::<f64>, None::<f64>);
+    let sources = topology
+        .vertices
+        .iter()
+        .filter(|v| topology.is_source(&v.id));
+    for v in sources {
+        if let Some(s) = tick.vertices.get(&v.id) {
+            if let Some(r) = s.records_in_per_s.filter(|x| x.is_finite()) {
+                rate = Some(rate.unwrap_or(0.0) + r);
+            }
+            if let Some(p) = s.pending_records.filter(|x| x.is_finite()) {
+                lag = Some(lag.unwrap_or(0.0) + p);
+            }
+        }
+    }
+    (rate, lag)
 }
 
 /// Applies a decision to the simulated job; returns true on a rescale.
@@ -210,7 +234,7 @@ fn apply(
 /// The observation of one tick, at our simulated parallelism.
 #[allow(clippy::too_many_arguments)]
 fn observation(
-    tick: &super::assemble::Tick,
+    tick: &Tick,
     topology: &Topology,
     actual: &BTreeMap<VertexId, u32>,
     ours: &BTreeMap<VertexId, u32>,

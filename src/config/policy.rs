@@ -247,21 +247,8 @@ impl PolicySpec {
             None => d.io_bound_cpu_max,
         };
         self.check_queries(path)?;
-        let task_manager_cpu_cores = match self.task_manager_cpu_cores {
-            Some(v) if !(v.is_finite() && v > 0.0) => {
-                return Err(ConfigError::invalid(
-                    p("taskManagerCpuCores"),
-                    format!("must be > 0, got {v}"),
-                ))
-            }
-            other => other,
-        };
-        let schedules = self
-            .schedules
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.to_schedule(&format!("{path}.schedules[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let task_manager_cpu_cores = self.task_manager_cpu_cores(path)?;
+        let schedules = self.schedules(path)?;
         let predictive = self
             .predictive
             .as_ref()
@@ -342,6 +329,26 @@ impl PolicySpec {
             ));
         }
         Ok(TaskManagerBounds { min, max })
+    }
+
+    /// `taskManagerCpuCores`, when set, is > 0.
+    fn task_manager_cpu_cores(&self, path: &str) -> Result<Option<f64>, ConfigError> {
+        match self.task_manager_cpu_cores {
+            Some(v) if !(v.is_finite() && v > 0.0) => Err(ConfigError::invalid(
+                format!("{path}.taskManagerCpuCores"),
+                format!("must be > 0, got {v}"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// The schedules, each validated under `schedules[i]`.
+    fn schedules(&self, path: &str) -> Result<Vec<Schedule>, ConfigError> {
+        self.schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.to_schedule(&format!("{path}.schedules[{i}]")))
+            .collect()
     }
 
     /// Every query override names a known signal and is not empty.

@@ -148,6 +148,38 @@ pub async fn serve<E: Evaluator>(
     serve_with(listener, service, options, shutdown).await
 }
 
+/// The server with HTTP/2 keepalives and, when configured, (m)TLS.
+fn builder(tls: Option<&ServerTls>) -> Result<Server, ServerError> {
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
+    let Some(tls) = tls else {
+        return Ok(server);
+    };
+    server
+        .tls_config(load_tls(tls)?)
+        .map_err(|source| ServerError::TlsConfig {
+            cert: tls.cert_file.display().to_string(),
+            key: tls.key_file.display().to_string(),
+            source,
+        })
+}
+
+/// Health turns NOT_SERVING (the scaler's and the overall status) and the open scaler
+/// streams end.
+async fn stop_serving<E: Evaluator>(
+    health: &tonic_health::server::HealthReporter,
+    streams: &ExternalScalerService<E>,
+) {
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    streams.begin_shutdown();
+}
+
 /// Serves `service`, `grpc.health.v1` and reflection on `listener` until `shutdown`
 /// resolves. On shutdown: health turns NOT_SERVING, open scaler streams end (status OK),
 /// then tonic drains in-flight calls (each bounded by the service's rpc timeout) for at
@@ -175,18 +207,7 @@ pub async fn serve_with<E: Evaluator>(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let mut server = Server::builder()
-        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
-    if let Some(tls) = &tls {
-        server = server
-            .tls_config(load_tls(tls)?)
-            .map_err(|source| ServerError::TlsConfig {
-                cert: tls.cert_file.display().to_string(),
-                key: tls.key_file.display().to_string(),
-                source,
-            })?;
-    }
+    let mut server = builder(tls.as_ref())?;
 
     // serve_with_incoming ignores the builder's TCP settings: set them on the incoming.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -197,13 +218,7 @@ pub async fn serve_with<E: Evaluator>(
     let signal = async move {
         shutdown.await;
         tracing::info!(%addr, "gRPC server shutting down.");
-        health
-            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-            .await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        streams.begin_shutdown();
+        stop_serving(&health, &streams).await;
         let _ = fired_tx.send(());
     };
     let grace_expired = async move {

@@ -149,7 +149,29 @@ const EXCERPT_LEN: usize = 200;
 
 /// Decodes a response body given its HTTP status. `endpoint` is used in errors.
 pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, QueryError> {
+    let envelope = envelope(status, body, endpoint)?;
+    let malformed = |source: ResponseError| QueryError::MalformedJson {
+        endpoint: endpoint.to_string(),
+        source,
+    };
+    let data = envelope
+        .data
+        .ok_or_else(|| malformed(ResponseError::NoData))?;
+    Ok(Decoded {
+        data: result(&data).map_err(malformed)?,
+        warnings: envelope.warnings,
+    })
+}
+
+/// The API envelope of a successful answer; an error status or an API error body is
+/// the matching [`QueryError`] (a PromQL error, or an HTTP error with its message).
+fn envelope(status: u16, body: &[u8], endpoint: &str) -> Result<Envelope, QueryError> {
     let success = (200..300).contains(&status);
+    let http_error = |message| QueryError::HttpStatus {
+        endpoint: endpoint.to_string(),
+        status,
+        message,
+    };
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
         Err(e) if success => {
@@ -158,60 +180,40 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
                 source: ResponseError::Json(e),
             })
         }
-        Err(_) => {
-            return Err(QueryError::HttpStatus {
-                endpoint: endpoint.to_string(),
-                status,
-                message: excerpt(body),
-            })
-        }
+        Err(_) => return Err(http_error(excerpt(body))),
     };
     if envelope.status != "success" {
         let error = envelope.error.unwrap_or_default();
         let error_type = envelope.error_type.unwrap_or_default();
         // 5xx/429 with an API error body (timeout, unavailable) is a server problem.
         if status >= 500 || status == 429 {
-            return Err(QueryError::HttpStatus {
-                endpoint: endpoint.to_string(),
-                status,
-                message: Some(format!("{error_type}: {error}")),
-            });
+            return Err(http_error(Some(format!("{error_type}: {error}"))));
         }
         return Err(QueryError::PromQl { error_type, error });
     }
     if !success {
-        return Err(QueryError::HttpStatus {
-            endpoint: endpoint.to_string(),
-            status,
-            message: excerpt(body),
-        });
+        return Err(http_error(excerpt(body)));
     }
-    let malformed = |source: ResponseError| QueryError::MalformedJson {
-        endpoint: endpoint.to_string(),
-        source,
-    };
-    let data = envelope
-        .data
-        .ok_or_else(|| malformed(ResponseError::NoData))?;
-    let parsed = match data.result_type.as_str() {
+    Ok(envelope)
+}
+
+/// The `data.result` of each result type.
+fn result(data: &Data) -> Result<QueryData, ResponseError> {
+    Ok(match data.result_type.as_str() {
         "vector" => QueryData::Vector(
-            as_array(&data.result, "result")
-                .map_err(&malformed)?
+            as_array(&data.result, "result")?
                 .iter()
                 .map(parse_sample)
-                .collect::<Result<_, _>>()
-                .map_err(&malformed)?,
+                .collect::<Result<_, _>>()?,
         ),
         "matrix" => QueryData::Matrix(
-            as_array(&data.result, "result")
-                .map_err(&malformed)?
+            as_array(&data.result, "result")?
                 .iter()
                 .map(parse_series)
-                .collect::<Result<_, _>>()
-                .map_err(&malformed)?,
+                .collect::<Result<_, _>>()?,
         ),
         "scalar" => {
-            let (at, value) = parse_point(&data.result).map_err(&malformed)?;
+            let (at, value) = parse_point(&data.result)?;
             QueryData::Scalar(Sample {
                 labels: BTreeMap::new(),
                 at,
@@ -219,30 +221,22 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
             })
         }
         "string" => {
-            let pair = as_array(&data.result, "string result").map_err(&malformed)?;
+            let pair = as_array(&data.result, "string result")?;
             let at = pair
                 .first()
                 .and_then(Value::as_f64)
                 .and_then(timestamp)
-                .ok_or_else(|| malformed(ResponseError::StringWithoutTimestamp))?;
+                .ok_or(ResponseError::StringWithoutTimestamp)?;
             let text = pair
                 .get(1)
                 .and_then(Value::as_str)
-                .ok_or_else(|| malformed(ResponseError::StringWithoutText))?;
+                .ok_or(ResponseError::StringWithoutText)?;
             QueryData::String {
                 at,
                 text: text.to_string(),
             }
         }
-        other => {
-            return Err(malformed(ResponseError::UnknownResultType(
-                other.to_string(),
-            )))
-        }
-    };
-    Ok(Decoded {
-        data: parsed,
-        warnings: envelope.warnings,
+        other => return Err(ResponseError::UnknownResultType(other.to_string())),
     })
 }
 

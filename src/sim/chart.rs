@@ -11,9 +11,37 @@ use super::{job::EventKind, report::Report};
 /// Lags below this many seconds are drawn on the log axis' floor.
 const LAG_FLOOR_S: f64 = 0.1;
 
+fn hours(t: f64) -> f64 {
+    t / 3600.0
+}
+
 /// The chart of a report.
 pub fn chart(r: &Report) -> Chart {
-    let hours = |t: f64| t / 3600.0;
+    Chart {
+        title: format!(
+            "flink-keda-scaler simulate — trace {} (lag SLO {} s)",
+            r.trace, r.lag_slo_s
+        ),
+        width: 1200,
+        panel_height: 240,
+        x_label: "hours".into(),
+        x_max: hours(r.duration_s),
+        panels: vec![input_panel(r), lag_panel(r), task_manager_panel(r)],
+        events: Vec::new(),
+        legend: Legend::Side {
+            entries: r
+                .policies
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.name.clone(), Color::palette(i)))
+                .collect(),
+            notes: vec!["● rescale ■ restart ✕ failover".into()],
+        },
+    }
+}
+
+/// The input rate (the same for every policy: drawn once, grey).
+fn input_panel(r: &Report) -> Panel {
     let mut input = Panel::new("input rate (records/s)");
     if let Some(p) = r.policies.first() {
         let mut line = Line::new(
@@ -30,6 +58,11 @@ pub fn chart(r: &Report) -> Chart {
         input.y_max = Some(max.max(1.0) * 1.05);
         input.lines.push(line);
     }
+    input
+}
+
+/// Each policy's lag on a log scale, the SLO dashed.
+fn lag_panel(r: &Report) -> Panel {
     let mut lag = Panel::new("lag (seconds of input, log scale)");
     lag.scale = Scale::Log { floor: LAG_FLOOR_S };
     lag.y_max = Some(
@@ -44,6 +77,20 @@ pub fn chart(r: &Report) -> Chart {
         color: Color(221, 0, 0),
         dashed: true,
     });
+    for (i, p) in r.policies.iter().enumerate() {
+        let mut l = Line::new(
+            p.name.clone(),
+            Color::palette(i),
+            p.series.iter().map(|q| (hours(q.t), q.lag_s)).collect(),
+        );
+        l.width = 1;
+        lag.lines.push(l);
+    }
+    lag
+}
+
+/// Each policy's TaskManagers as steps, its events as one row of markers along the top.
+fn task_manager_panel(r: &Report) -> Panel {
     let tm_max = r
         .policies
         .iter()
@@ -56,13 +103,6 @@ pub fn chart(r: &Report) -> Chart {
     tms.y_max = Some(top);
     for (i, p) in r.policies.iter().enumerate() {
         let color = Color::palette(i);
-        let mut l = Line::new(
-            p.name.clone(),
-            color,
-            p.series.iter().map(|q| (hours(q.t), q.lag_s)).collect(),
-        );
-        l.width = 1;
-        lag.lines.push(l);
         let mut steps = Line::new(
             p.name.clone(),
             color,
@@ -74,7 +114,6 @@ pub fn chart(r: &Report) -> Chart {
         steps.width = 1;
         steps.step = true;
         tms.lines.push(steps);
-        // one row of markers per policy along the top of the panel
         let y = top * (0.96 - 0.035 * i as f64);
         tms.markers.extend(p.events.iter().map(|(t, kind)| Marker {
             at: (hours(*t), y),
@@ -86,25 +125,5 @@ pub fn chart(r: &Report) -> Chart {
             color,
         }));
     }
-    Chart {
-        title: format!(
-            "flink-keda-scaler simulate — trace {} (lag SLO {} s)",
-            r.trace, r.lag_slo_s
-        ),
-        width: 1200,
-        panel_height: 240,
-        x_label: "hours".into(),
-        x_max: hours(r.duration_s),
-        panels: vec![input, lag, tms],
-        events: Vec::new(),
-        legend: Legend::Side {
-            entries: r
-                .policies
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.name.clone(), Color::palette(i)))
-                .collect(),
-            notes: vec!["● rescale ■ restart ✕ failover".into()],
-        },
-    }
+    tms
 }

@@ -122,6 +122,61 @@ fn noisy(view: &JobView, rng: &mut SplitMix64, sigma: f64) -> JobView {
     v
 }
 
+/// What one run tallies besides the job model's own counters.
+#[derive(Default)]
+struct Tally {
+    series: Vec<Point>,
+    next_sample: f64,
+    seconds_above_slo: f64,
+    peak_lag_s: f64,
+    peak_lag_records: f64,
+    max_task_managers: u32,
+    max_parallelism: u32,
+    requests: Vec<Request>,
+    last_requested: Option<Vec<u32>>,
+}
+
+impl Tally {
+    /// One step's state: time above the SLO, peaks, and a sample every `sample_every_s`.
+    fn observe(&mut self, t: f64, input: f64, view: &JobView, config: &SimConfig) {
+        if view.lag_records > config.lag_slo_s * input.max(1.0) {
+            self.seconds_above_slo += config.step_s;
+        }
+        self.peak_lag_s = self.peak_lag_s.max(view.lag_seconds());
+        self.peak_lag_records = self.peak_lag_records.max(view.lag_records);
+        self.max_task_managers = self.max_task_managers.max(view.tms_requested);
+        let p = view.parallelism.iter().copied().max().unwrap_or(0);
+        self.max_parallelism = self.max_parallelism.max(p);
+        if t >= self.next_sample {
+            self.next_sample += config.sample_every_s;
+            self.series.push(Point {
+                t,
+                input_rate: input,
+                lag_records: view.lag_records,
+                lag_s: view.lag_seconds(),
+                parallelism: p,
+                task_managers: view.tms_requested,
+                task_managers_ready: view.tms_ready,
+                restarting: view.restarting,
+            });
+        }
+    }
+
+    /// A target the policy asked for: recorded when it is new and differs from what runs.
+    fn requested(&mut self, t: f64, view: &JobView, target: &Target) {
+        let changed = self.last_requested.as_ref() != Some(&target.parallelism);
+        if changed && target.parallelism != view.parallelism {
+            self.requests.push(Request {
+                t,
+                lag_s: view.lag_seconds(),
+                from: view.parallelism.clone(),
+                to: target.parallelism.clone(),
+            });
+        }
+        self.last_requested = Some(target.parallelism.clone());
+    }
+}
+
 fn run_one(
     trace: &Trace,
     config: &SimConfig,
@@ -144,68 +199,31 @@ fn run_one(
     let mut rng = SplitMix64::new(config.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let dt = config.step_s;
     let steps = (trace.duration() / dt).ceil() as u64;
-    let mut series = Vec::new();
-    let mut next_sample = 0.0;
-    let mut above = 0.0;
-    let mut peak_lag_s: f64 = 0.0;
-    let mut peak_lag_records: f64 = 0.0;
-    let mut max_tms = 0;
-    let mut max_p = 0;
-    let mut requests = Vec::new();
-    let mut last_requested: Option<Vec<u32>> = None;
+    let mut tally = Tally::default();
     for i in 0..steps {
         let t = i as f64 * dt;
         let input = trace.rate_at(t);
         let view = job.advance(t, input, dt);
-        if view.lag_records > config.lag_slo_s * input.max(1.0) {
-            above += dt;
-        }
-        peak_lag_s = peak_lag_s.max(view.lag_seconds());
-        peak_lag_records = peak_lag_records.max(view.lag_records);
-        max_tms = max_tms.max(view.tms_requested);
-        let p = view.parallelism.iter().copied().max().unwrap_or(0);
-        max_p = max_p.max(p);
-        if t >= next_sample {
-            next_sample += config.sample_every_s;
-            series.push(Point {
-                t,
-                input_rate: input,
-                lag_records: view.lag_records,
-                lag_s: view.lag_seconds(),
-                parallelism: p,
-                task_managers: view.tms_requested,
-                task_managers_ready: view.tms_ready,
-                restarting: view.restarting,
-            });
-        }
+        tally.observe(t, input, &view, config);
         let seen = noisy(&view, &mut rng, config.signal_noise);
         if let Some(target) = policy.step(&seen, t) {
-            let changed = last_requested.as_ref() != Some(&target.parallelism);
-            if changed && target.parallelism != view.parallelism {
-                requests.push(Request {
-                    t,
-                    lag_s: view.lag_seconds(),
-                    from: view.parallelism.clone(),
-                    to: target.parallelism.clone(),
-                });
-            }
-            last_requested = Some(target.parallelism.clone());
+            tally.requested(t, &view, &target);
             job.apply(t, &target);
         }
     }
     PolicyResult {
         name: policy.name(),
-        seconds_above_slo: above,
-        peak_lag_s,
-        peak_lag_records,
+        seconds_above_slo: tally.seconds_above_slo,
+        peak_lag_s: tally.peak_lag_s,
+        peak_lag_records: tally.peak_lag_records,
         tm_hours: job.counters.tm_seconds / 3600.0,
         rescales: job.counters.rescales,
         restarts: job.counters.restarts,
         downtime_s: job.counters.downtime_s,
-        max_task_managers: max_tms,
-        max_parallelism: max_p,
-        series,
+        max_task_managers: tally.max_task_managers,
+        max_parallelism: tally.max_parallelism,
+        series: tally.series,
         events: job.events.clone(),
-        requests,
+        requests: tally.requests,
     }
 }

@@ -136,6 +136,48 @@ impl OperatorAutoscaler {
             parallelism: p,
         })
     }
+
+    /// Adds a sample and drops those older than the metrics window.
+    fn record(&mut self, view: &JobView, now: f64) {
+        self.samples.push_back(Sample {
+            t: now,
+            rate: view.processed_rate,
+            busy: view.busy.clone(),
+            lag: view.lag_records,
+        });
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| s.t < now - OPERATOR_METRICS_WINDOW_S)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// A scale-up at once (never lowering a vertex); a scale-down only after the
+    /// scale-down interval, to the highest parallelism evaluated meanwhile.
+    fn choose(&mut self, new: Vec<u32>, current: &[u32], now: f64) -> Option<Vec<u32>> {
+        let up = new.iter().zip(current).any(|(n, c)| n > c);
+        if up {
+            self.scale_down_since = None;
+            self.scale_down_highest.clear();
+            return Some(new.iter().zip(current).map(|(n, c)| (*n).max(*c)).collect());
+        }
+        let since = *self.scale_down_since.get_or_insert(now);
+        if self.scale_down_highest.len() != new.len() {
+            self.scale_down_highest = new.clone();
+        }
+        for (h, n) in self.scale_down_highest.iter_mut().zip(&new) {
+            *h = (*h).max(*n);
+        }
+        if now - since < OPERATOR_SCALE_DOWN_INTERVAL_S {
+            return None;
+        }
+        let chosen = self.scale_down_highest.clone();
+        self.scale_down_since = None;
+        self.scale_down_highest.clear();
+        Some(chosen)
+    }
 }
 
 impl SimPolicy for OperatorAutoscaler {
@@ -176,42 +218,10 @@ impl SimPolicy for OperatorAutoscaler {
         {
             return None;
         }
-        self.samples.push_back(Sample {
-            t: now,
-            rate: view.processed_rate,
-            busy: view.busy.clone(),
-            lag: view.lag_records,
-        });
-        while self
-            .samples
-            .front()
-            .is_some_and(|s| s.t < now - OPERATOR_METRICS_WINDOW_S)
-        {
-            self.samples.pop_front();
-        }
+        self.record(view, now);
         let new = self.evaluate(view)?;
         let current = &view.parallelism;
-        let up = new.iter().zip(current).any(|(n, c)| n > c);
-        let chosen: Vec<u32> = if up {
-            self.scale_down_since = None;
-            self.scale_down_highest.clear();
-            new.iter().zip(current).map(|(n, c)| (*n).max(*c)).collect()
-        } else {
-            let since = *self.scale_down_since.get_or_insert(now);
-            if self.scale_down_highest.len() != new.len() {
-                self.scale_down_highest = new.clone();
-            }
-            for (h, n) in self.scale_down_highest.iter_mut().zip(&new) {
-                *h = (*h).max(*n);
-            }
-            if now - since < OPERATOR_SCALE_DOWN_INTERVAL_S {
-                return None;
-            }
-            let chosen = self.scale_down_highest.clone();
-            self.scale_down_since = None;
-            self.scale_down_highest.clear();
-            chosen
-        };
+        let chosen = self.choose(new, current, now)?;
         // quota: at most max_task_managers × slots per vertex
         let cap = self.max_task_managers * self.spec.slots_per_tm;
         let chosen: Vec<u32> = chosen.into_iter().map(|p| p.min(cap)).collect();
