@@ -1,5 +1,12 @@
 //! Logging setup: `tracing` with an `EnvFilter` from `RUST_LOG` (default
 //! `info,flink_keda_scaler=info`), as JSON lines or human-readable text.
+//!
+//! Every log line carries the fields of the spans it is emitted in: a worker's `tick`
+//! (`scaled_object`, and `job_id`/`job_name` once the job is resolved), an `rpc`
+//! (`method`, `scaled_object`), a `rescale_start`/`rescale_advance` (`job_id`,
+//! `direction`, `from_tms`, `to_tms`) and the admin `http` handlers. In JSON the
+//! innermost span is `span` and the whole list, root first, is `spans`, so every line of
+//! one ScaledObject is found by `spans[].scaled_object`.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -22,7 +29,8 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
+            .with_span_list(true)
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };

@@ -1,11 +1,13 @@
-//! `Call`: a drop guard around one rpc. It logs a failed rpc once, with the ScaledObject,
-//! method and code as fields, and reports every rpc to the [`RpcObserver`] exactly once,
-//! including rpcs the client cancels (the handler future or the stream is dropped before
-//! it finishes → `CANCELLED`).
+//! `Call`: a drop guard around one rpc. It owns the rpc's `rpc` span (fields `method` and
+//! `scaled_object`, the request's `namespace/name`), which the handler and the stream
+//! run in, logs a failed rpc once with its code, and reports every rpc to the
+//! [`RpcObserver`] exactly once, including rpcs the client cancels (the handler future or
+//! the stream is dropped before it finishes → `CANCELLED`).
 
 use std::{sync::Arc, time::Instant};
 
 use tonic::{Code, Status};
+use tracing::Span;
 
 use super::evaluator::RpcObserver;
 
@@ -14,8 +16,7 @@ pub(crate) struct Call {
     method: &'static str,
     started: Instant,
     observer: Arc<dyn RpcObserver>,
-    namespace: String,
-    name: String,
+    span: Span,
     code: Option<Code>,
 }
 
@@ -28,14 +29,23 @@ impl Call {
         namespace: &str,
         name: &str,
     ) -> Self {
+        let span = tracing::info_span!(
+            "rpc",
+            method,
+            scaled_object = %format_args!("{namespace}/{name}"),
+        );
         Self {
             method,
             started: Instant::now(),
             observer,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+            span,
             code: None,
         }
+    }
+
+    /// The rpc's span: the handler and the stream run in it.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
     }
 
     /// Records the final outcome (logs it when it is an error) and passes the result on.
@@ -55,10 +65,8 @@ impl Call {
     /// Records and logs a failure.
     pub(crate) fn fail(&mut self, status: &Status) {
         self.code = Some(status.code());
+        let _in_rpc = self.span.enter();
         tracing::warn!(
-            namespace = %self.namespace,
-            name = %self.name,
-            method = self.method,
             code = ?status.code(),
             error = %status.message(),
             "KEDA rpc failed",
@@ -69,12 +77,8 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         let code = self.code.unwrap_or_else(|| {
-            tracing::debug!(
-                namespace = %self.namespace,
-                name = %self.name,
-                method = self.method,
-                "KEDA rpc cancelled by the client",
-            );
+            let _in_rpc = self.span.enter();
+            tracing::debug!("KEDA rpc cancelled by the client");
             Code::Cancelled
         });
         self.observer

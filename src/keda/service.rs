@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures_util::Stream;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::{
     call::Call,
@@ -240,6 +241,7 @@ impl<E: Evaluator> ExternalScaler for ExternalScalerService<E> {
                 result: evaluation.active,
             }))
         }
+        .instrument(call.span().clone())
         .await;
         call.finish(result)
     }
@@ -289,6 +291,7 @@ impl<E: Evaluator> ExternalScaler for ExternalScalerService<E> {
             let evaluation = self.evaluate(&target).await?;
             Ok(Response::new(metric_value(&target, &evaluation)))
         }
+        .instrument(call.span().clone())
         .await;
         call.finish(result)
     }

@@ -11,6 +11,7 @@
 use futures_util::{stream, Stream};
 use tokio::sync::watch;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{
     call::Call,
@@ -49,45 +50,53 @@ pub(super) fn is_active<E: Evaluator>(
         done: false,
         call,
     };
-    stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        let interval = s.service.settings.stream_interval;
-        loop {
-            if s.last.is_some() {
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {}
-                    () = shut_down(&mut s.shutdown) => {
-                        s.call.succeed();
-                        return None;
-                    }
-                }
-            }
-            let result = tokio::select! {
-                r = s.service.evaluate(&s.target) => r,
+    stream::unfold(state, |s| {
+        let span = s.call.span().clone();
+        next_active(s).instrument(span)
+    })
+}
+
+/// The next message of a `StreamIsActive` (in the rpc's span).
+async fn next_active<E: Evaluator>(
+    mut s: ActiveState<E>,
+) -> Option<(Result<IsActiveResponse, Status>, ActiveState<E>)> {
+    if s.done {
+        return None;
+    }
+    let interval = s.service.settings.stream_interval;
+    loop {
+        if s.last.is_some() {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
                 () = shut_down(&mut s.shutdown) => {
                     s.call.succeed();
                     return None;
                 }
-            };
-            match result {
-                Ok(evaluation) if s.last == Some(evaluation.active) => {}
-                Ok(evaluation) => {
-                    s.last = Some(evaluation.active);
-                    let message = IsActiveResponse {
-                        result: evaluation.active,
-                    };
-                    return Some((Ok(message), s));
-                }
-                Err(status) => {
-                    s.call.fail(&status);
-                    s.done = true;
-                    return Some((Err(status), s));
-                }
             }
         }
-    })
+        let result = tokio::select! {
+            r = s.service.evaluate(&s.target) => r,
+            () = shut_down(&mut s.shutdown) => {
+                s.call.succeed();
+                return None;
+            }
+        };
+        match result {
+            Ok(evaluation) if s.last == Some(evaluation.active) => {}
+            Ok(evaluation) => {
+                s.last = Some(evaluation.active);
+                let message = IsActiveResponse {
+                    result: evaluation.active,
+                };
+                return Some((Ok(message), s));
+            }
+            Err(status) => {
+                s.call.fail(&status);
+                s.done = true;
+                return Some((Err(status), s));
+            }
+        }
+    }
 }
 
 enum SpecState {

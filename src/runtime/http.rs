@@ -48,6 +48,7 @@ pub fn routes(
         )
 }
 
+#[tracing::instrument(name = "http", skip_all, fields(route = "/debug/jobs"))]
 async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Value> {
     let reports: Vec<serde_json::Value> = workers
         .reports()
@@ -57,6 +58,16 @@ async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Val
     Json(serde_json::json!({ "jobs": reports }))
 }
 
+#[tracing::instrument(
+    name = "http",
+    skip_all,
+    fields(
+        route = "/admin/rescale",
+        flink_rest_url = %req.flink_rest_url,
+        job = req.job.as_deref().unwrap_or(""),
+        dry_run = req.dry_run,
+    )
+)]
 async fn admin_rescale(
     State(opts): State<Arc<(crate::flink::ClientOptions, std::time::Duration)>>,
     Json(req): Json<RescaleRequest>,
@@ -74,9 +85,12 @@ async fn admin_rescale(
             StatusCode::OK,
             Json(serde_json::to_value(report).unwrap_or_default()),
         ),
-        Err(e) => (
-            e.status(),
-            Json(serde_json::json!({ "error": e.to_string() })),
-        ),
+        Err(e) => {
+            tracing::warn!(status = e.status().as_u16(), error = %e, "manual rescale failed");
+            (
+                e.status(),
+                Json(serde_json::json!({ "error": e.to_string() })),
+            )
+        }
     }
 }

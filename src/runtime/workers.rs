@@ -146,7 +146,7 @@ impl Workers {
                 _ = stop.wait_for(|s| *s) => break,
             }
             if lock(&touched).elapsed() > idle {
-                tracing::info!(scaled_object = %key, "no calls from KEDA for {idle:?}; stopping its evaluation");
+                tracing::info!(scaled_object = %object, "no calls from KEDA for {idle:?}; stopping its evaluation");
                 break;
             }
         }

@@ -24,6 +24,7 @@ mod kube_ha;
 mod kube_manifests;
 mod kube_runtime;
 mod layering;
+mod logs_json;
 mod prometheus_backtest;
 mod prometheus_client;
 mod prometheus_flink;
