@@ -5,6 +5,9 @@
 //! component is missing and fail in CI (`CI=true`); `scripts/install-components.sh`
 //! installs them.
 
+// Test code throughout (the harness included): a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::panic)]
+
 mod support;
 
 mod alerts_promtool;

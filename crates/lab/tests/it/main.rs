@@ -2,6 +2,9 @@
 //! with the built scaler and the KEDA/HPA driver (`cargo test -p fks-lab --test it
 //! flink_loop::`). A missing component skips outside CI and fails in CI (`CI=true`).
 
+// Test code throughout (the harness included): a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::panic)]
+
 mod support;
 
 mod flink_loop;
