@@ -351,6 +351,7 @@ fn check_placeholders(signal: Signal, template: &str) -> Result<(), TemplateErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::promql::Scope;
 
     const JOB: &str = "0123456789abcdef0123456789abcdef";
 
@@ -374,16 +375,7 @@ mod tests {
         for signal in Signal::ALL {
             let rendered = q.render(signal, &vars).expect("renders").expect("enabled");
             assert!(!rendered.contains("{{"), "{signal}: {rendered}");
-            let per_vertex = matches!(
-                signal,
-                Signal::BusyTime
-                    | Signal::BackPressuredTime
-                    | Signal::RecordsIn
-                    | Signal::RecordsOut
-                    | Signal::PendingRecords
-                    | Signal::LagGrowth
-                    | Signal::SourcePartitions
-            );
+            let per_vertex = Scope::of(signal) == Scope::Vertex;
             assert_eq!(
                 rendered.contains("by (task_id)"),
                 per_vertex,

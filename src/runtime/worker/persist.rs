@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use super::Worker;
 use crate::{
     core::{Decision, Plan, Rescale, ScaledObjectRef},
-    kube::{check_decision, PersistedDecision, PersistedJob, Staleness},
+    kube::{check_decision, KubeError, PersistedDecision, PersistedJob, Staleness},
+    runtime::kube::KubeServices,
 };
 
 /// A persisted decision older than this is never acted on.
@@ -145,21 +146,10 @@ impl Worker {
             applied: true,
         });
         doc.job_state = self.job_state.clone();
-        doc.updated_by = Some(k.identity.clone());
-        doc.updated_at = Some(Utc::now());
-        match k
-            .store
-            .save(&self.job_key(), &doc, self.persist.version.as_ref())
-            .await
-        {
-            Ok(v) => {
-                self.persist.version = Some(v);
-                self.persist.doc = doc;
-                true
-            }
+        match self.save(&k, doc).await {
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "decision not claimed (another scaler wrote first or the API failed); not applying it");
-                self.persist.loaded = false;
                 false
             }
         }
@@ -184,6 +174,16 @@ impl Worker {
         if self.persist.last_saved.as_deref() == Some(fingerprint.as_str()) {
             return;
         }
+        match self.save(&k, doc).await {
+            Ok(()) => self.persist.last_saved = Some(fingerprint),
+            Err(e) => tracing::warn!(error = %e, "cannot save state; reloading next tick"),
+        }
+    }
+
+    /// Stamps `doc` with this instance and the time and writes it, compare-and-swap on the
+    /// version last read or written; on success it is the persisted copy, on failure the
+    /// state is reloaded on the next tick.
+    async fn save(&mut self, k: &KubeServices, mut doc: PersistedJob) -> Result<(), KubeError> {
         doc.updated_by = Some(k.identity.clone());
         doc.updated_at = Some(Utc::now());
         match k
@@ -194,11 +194,11 @@ impl Worker {
             Ok(v) => {
                 self.persist.version = Some(v);
                 self.persist.doc = doc;
-                self.persist.last_saved = Some(fingerprint);
+                Ok(())
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot save state; reloading next tick");
                 self.persist.loaded = false;
+                Err(e)
             }
         }
     }
