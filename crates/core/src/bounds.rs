@@ -22,7 +22,7 @@ use super::{
 /// the TaskManager count (always within `[min, max(min, max)]`).
 pub fn bound_task_managers(
     topology: &Topology,
-    mut parallelism: BTreeMap<VertexId, u32>,
+    parallelism: BTreeMap<VertexId, u32>,
     slots: u32,
     policy: &Policy,
     predicted_floor: Option<u32>,
@@ -31,9 +31,40 @@ pub fn bound_task_managers(
 ) -> (BTreeMap<VertexId, u32>, u32) {
     let lo = policy.min_task_managers;
     let hi = policy.max_task_managers.max(lo);
-    let mut tms = task_managers_for(topology, &parallelism, slots);
-    if tms > hi {
-        reasons.push(
+    let mut fit = Fit {
+        topology,
+        slots,
+        tms: task_managers_for(topology, &parallelism, slots),
+        parallelism,
+        reasons,
+    };
+    fit.clamp_to_max(hi);
+    let bounds = schedule::bounds(policy, now);
+    if let Some((ceiling, name)) = &bounds.ceiling {
+        fit.schedule_ceiling((*ceiling).clamp(lo, hi), name);
+    }
+    fit.floors(&bounds, predicted_floor, lo, hi);
+    fit.clamp_to_min(lo);
+    (fit.parallelism, fit.tms)
+}
+
+/// The parallelism and TaskManager count as each bound moves them.
+struct Fit<'a> {
+    topology: &'a Topology,
+    slots: u32,
+    parallelism: BTreeMap<VertexId, u32>,
+    tms: u32,
+    reasons: &'a mut Vec<Reason>,
+}
+
+impl Fit<'_> {
+    /// The policy maximum: parallelism shrinks proportionally to fit.
+    fn clamp_to_max(&mut self, hi: u32) {
+        let tms = self.tms;
+        if tms <= hi {
+            return;
+        }
+        self.reasons.push(
             Reason::new(
                 Rule::ClampedToMax,
                 format!("needs {tms} TaskManagers, max {hi}: parallelism reduced to fit"),
@@ -41,62 +72,82 @@ pub fn bound_task_managers(
             .input("needed", f64::from(tms))
             .input("max", f64::from(hi)),
         );
-        parallelism = fit_to_task_managers(topology, &parallelism, slots, hi);
+        self.parallelism = fit_to_task_managers(self.topology, &self.parallelism, self.slots, hi);
         // the job gets every TaskManager it may have; rounding leaves spare slots at most
-        tms = hi;
+        self.tms = hi;
     }
-    let bounds = schedule::bounds(policy, now);
-    if let Some((ceiling, name)) = &bounds.ceiling {
-        let ceiling = (*ceiling).clamp(lo, hi);
-        if tms > ceiling {
-            reasons.push(
-                Reason::new(
-                    Rule::ScheduleCeiling,
-                    format!("schedule {name}: at most {ceiling} TaskManagers"),
+
+    /// An open schedule's ceiling (already within `[min, max]`): shrinks like the maximum.
+    fn schedule_ceiling(&mut self, ceiling: u32, name: &str) {
+        let tms = self.tms;
+        if tms <= ceiling {
+            return;
+        }
+        self.reasons.push(
+            Reason::new(
+                Rule::ScheduleCeiling,
+                format!("schedule {name}: at most {ceiling} TaskManagers"),
+            )
+            .input("needed", f64::from(tms))
+            .input("ceiling", f64::from(ceiling)),
+        );
+        self.parallelism =
+            fit_to_task_managers(self.topology, &self.parallelism, self.slots, ceiling);
+        self.tms = ceiling;
+    }
+
+    /// Floors: an open schedule's, then the predictive one (both capped by the ceiling);
+    /// parallelism grows proportionally to use the slots.
+    fn floors(
+        &mut self,
+        bounds: &schedule::ScheduleBounds,
+        predicted_floor: Option<u32>,
+        lo: u32,
+        hi: u32,
+    ) {
+        let floors = bounds
+            .floor
+            .iter()
+            .map(|(floor, name)| {
+                (
+                    *floor,
+                    Rule::ScheduleFloor,
+                    format!("schedule {name}: at least"),
                 )
-                .input("needed", f64::from(tms))
-                .input("ceiling", f64::from(ceiling)),
-            );
-            parallelism = fit_to_task_managers(topology, &parallelism, slots, ceiling);
-            tms = ceiling;
+            })
+            .chain(predicted_floor.map(|floor| {
+                (
+                    floor,
+                    Rule::PredictiveFloor,
+                    "last period's peak at this time (pre-scaling): at least".to_string(),
+                )
+            }));
+        for (floor, rule, why) in floors {
+            let floor = floor.clamp(lo, hi);
+            let capped = bounds
+                .ceiling
+                .as_ref()
+                .map_or(floor, |(c, _)| floor.min(*c).max(lo));
+            if self.tms < capped {
+                self.reasons.push(
+                    Reason::new(rule, format!("{why} {capped} TaskManagers"))
+                        .input("needed", f64::from(self.tms))
+                        .input("floor", f64::from(capped)),
+                );
+                self.parallelism =
+                    spread_to_task_managers(self.topology, &self.parallelism, self.slots, capped);
+                self.tms = capped;
+            }
         }
     }
-    // floors: an open schedule's, then the predictive one (both capped by the ceiling)
-    let floors = bounds
-        .floor
-        .iter()
-        .map(|(floor, name)| {
-            (
-                *floor,
-                Rule::ScheduleFloor,
-                format!("schedule {name}: at least"),
-            )
-        })
-        .chain(predicted_floor.map(|floor| {
-            (
-                floor,
-                Rule::PredictiveFloor,
-                "last period's peak at this time (pre-scaling): at least".to_string(),
-            )
-        }));
-    for (floor, rule, why) in floors {
-        let floor = floor.clamp(lo, hi);
-        let capped = bounds
-            .ceiling
-            .as_ref()
-            .map_or(floor, |(c, _)| floor.min(*c).max(lo));
-        if tms < capped {
-            reasons.push(
-                Reason::new(rule, format!("{why} {capped} TaskManagers"))
-                    .input("needed", f64::from(tms))
-                    .input("floor", f64::from(capped)),
-            );
-            parallelism = spread_to_task_managers(topology, &parallelism, slots, capped);
-            tms = capped;
+
+    /// The policy minimum: extra TaskManagers only (parallelism grows only if DS2 wants).
+    fn clamp_to_min(&mut self, lo: u32) {
+        let tms = self.tms;
+        if tms >= lo {
+            return;
         }
-    }
-    if tms < lo {
-        reasons.push(
+        self.reasons.push(
             Reason::new(
                 Rule::ClampedToMin,
                 format!("needs {tms} TaskManagers, min {lo}"),
@@ -104,8 +155,6 @@ pub fn bound_task_managers(
             .input("needed", f64::from(tms))
             .input("min", f64::from(lo)),
         );
-        tms = lo;
+        self.tms = lo;
     }
-
-    (parallelism, tms)
 }

@@ -176,101 +176,40 @@ fn settle(
     slots: u32,
     now: DateTime<Utc>,
 ) {
-    let topology = &obs.topology;
     let current = decision.current.parallelism.clone();
-    let mut reasons = sized.reasons;
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
-    let mut hold: Option<Reason>;
-    let hold_at: usize;
-    let parallelism = if act {
-        let (mut aligned, r) =
-            aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
-        reasons.extend(r);
-        let over = sized.sizings.iter().any(|s| s.band == Band::Over);
-        if !over && !catching_up {
-            // only under-utilized vertices triggered: a scale-down decision, in which
-            // in-band vertices do not grow (that keeps "more load ⇒ never fewer
-            // TaskManagers": a busier job that is merely in band holds instead)
-            for (v, p) in aligned.iter_mut() {
-                *p = (*p).min(current.get(v).copied().unwrap_or(*p));
-            }
-            reasons.retain(|r| {
-                r.rule != Rule::Ds2Size
-                    || r.vertex
-                        .as_ref()
-                        .is_none_or(|v| aligned.get(v).copied() != current.get(v).copied())
-            });
-        }
-        let shaped = downscale::shape(
-            &current,
-            aligned,
-            catching_up,
-            over,
-            state.scale_down_window.as_ref(),
-            policy,
-            now,
-        );
-        hold_at = reasons.len();
-        reasons.extend(shaped.reasons);
-        hold = shaped.hold;
-        state.scale_down_window = shaped.window;
-        let confirmed = upscale::confirm(
-            &current,
-            shaped.parallelism,
-            state.scale_up_window.as_ref(),
-            policy,
-            now,
-        );
-        state.scale_up_window = confirmed.window;
-        if confirmed.hold.is_some() {
-            hold = confirmed.hold;
-        }
-        confirmed.parallelism
+    let mut proposal = if act {
+        Proposal::act_on_bands(sized, &current, catching_up, state, policy, now)
     } else {
-        // holding: per-vertex sizing of in-band vertices is noise, not a reason
-        reasons.retain(|r| r.rule != Rule::Ds2Size);
-        state.scale_down_window = None;
-        state.scale_up_window = None;
-        hold_at = reasons.len();
-        hold = Some(Reason::new(
-            Rule::WithinBand,
-            format!(
-                "every vertex within [{}, {}]",
-                policy.utilization_low, policy.utilization_high
-            ),
-        ));
-        current.clone()
+        Proposal::within_band(sized.reasons, &current, state, policy)
     };
-
     let (parallelism, tms) = bound_task_managers(
-        topology,
-        parallelism,
+        &obs.topology,
+        proposal.parallelism,
         slots,
         policy,
         obs.predicted_floor,
         now,
-        &mut reasons,
+        &mut proposal.reasons,
     );
-
     if let Some(r) = vertical_reason(decision, obs, policy) {
-        reasons.push(r);
+        proposal.reasons.push(r);
     }
-
     let target = Plan {
         parallelism,
         task_managers: tms,
     };
-    let changed = target.parallelism != current;
     decision.direction = match tms.cmp(&decision.current.task_managers) {
         std::cmp::Ordering::Greater => Direction::Up,
         std::cmp::Ordering::Less => Direction::Down,
         std::cmp::Ordering::Equal => Direction::None,
     };
-    if changed {
-        if let Some(h) = hold.take() {
+    let mut reasons = proposal.reasons;
+    if target.parallelism != current {
+        if let Some(h) = proposal.hold {
             // keep firing order: the hold fired before the clamps and schedules
-            reasons.insert(hold_at.min(reasons.len()), h);
+            reasons.insert(proposal.hold_at.min(reasons.len()), h);
         }
         reasons.push(final_reason(decision, &target, state, policy, now));
         decision.rescale = reasons
@@ -281,13 +220,117 @@ fn settle(
         }
     } else {
         reasons.push(
-            hold.unwrap_or_else(|| {
+            proposal.hold.unwrap_or_else(|| {
                 Reason::new(Rule::NoChange, "target equals current parallelism")
             }),
         );
     }
     decision.target = Some(target);
     decision.reasons.extend(reasons);
+}
+
+/// The parallelism the bands call for, before the TaskManager bounds: with the reasons so
+/// far and the hold that settles the decision if nothing else changes it.
+struct Proposal {
+    parallelism: BTreeMap<VertexId, u32>,
+    reasons: Vec<Reason>,
+    hold: Option<Reason>,
+    /// Where the hold goes among `reasons` when it is reported next to a change.
+    hold_at: usize,
+}
+
+impl Proposal {
+    /// Some vertex is out of band or catching up: alignment, the scale-down rules and the
+    /// scale-up confirmation (updating both windows in `state`).
+    fn act_on_bands(
+        sized: JobSizing,
+        current: &BTreeMap<VertexId, u32>,
+        catching_up: bool,
+        state: &mut JobState,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut reasons = sized.reasons;
+        let (mut aligned, r) =
+            aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
+        reasons.extend(r);
+        let over = sized.sizings.iter().any(|s| s.band == Band::Over);
+        if !over && !catching_up {
+            scale_down_only(&mut aligned, &mut reasons, current);
+        }
+        let shaped = downscale::shape(
+            current,
+            aligned,
+            catching_up,
+            over,
+            state.scale_down_window.as_ref(),
+            policy,
+            now,
+        );
+        let hold_at = reasons.len();
+        reasons.extend(shaped.reasons);
+        state.scale_down_window = shaped.window;
+        let confirmed = upscale::confirm(
+            current,
+            shaped.parallelism,
+            state.scale_up_window.as_ref(),
+            policy,
+            now,
+        );
+        state.scale_up_window = confirmed.window;
+        Self {
+            parallelism: confirmed.parallelism,
+            reasons,
+            hold: confirmed.hold.or(shaped.hold),
+            hold_at,
+        }
+    }
+
+    /// Every vertex is within the band: hold at the current parallelism and close both
+    /// windows.
+    fn within_band(
+        mut reasons: Vec<Reason>,
+        current: &BTreeMap<VertexId, u32>,
+        state: &mut JobState,
+        policy: &Policy,
+    ) -> Self {
+        // holding: per-vertex sizing of in-band vertices is noise, not a reason
+        reasons.retain(|r| r.rule != Rule::Ds2Size);
+        state.scale_down_window = None;
+        state.scale_up_window = None;
+        let hold = Reason::new(
+            Rule::WithinBand,
+            format!(
+                "every vertex within [{}, {}]",
+                policy.utilization_low, policy.utilization_high
+            ),
+        );
+        Self {
+            parallelism: current.clone(),
+            hold_at: reasons.len(),
+            reasons,
+            hold: Some(hold),
+        }
+    }
+}
+
+/// Only under-utilized vertices triggered: a scale-down decision, in which in-band
+/// vertices do not grow (that keeps "more load ⇒ never fewer TaskManagers": a busier job
+/// that is merely in band holds instead); their DS2 sizing is then no reason.
+fn scale_down_only(
+    aligned: &mut BTreeMap<VertexId, u32>,
+    reasons: &mut Vec<Reason>,
+    current: &BTreeMap<VertexId, u32>,
+) {
+    for (v, p) in aligned.iter_mut() {
+        *p = (*p).min(current.get(v).copied().unwrap_or(*p));
+    }
+    reasons.retain(|r| {
+        r.rule != Rule::Ds2Size
+            || r.vertex
+                .as_ref()
+                .is_none_or(|v| aligned.get(v).copied() != current.get(v).copied())
+    });
 }
 
 /// Cooldown, budget, or the scale itself.

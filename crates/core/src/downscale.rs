@@ -59,14 +59,12 @@ pub fn shape(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Shaped {
-    let cur = |v: &VertexId| current.get(v).copied().unwrap_or(1);
-    let ups = proposed.iter().any(|(v, p)| *p > cur(v));
-    let downs: Vec<&VertexId> = proposed
+    let ups = proposed.iter().any(|(v, p)| *p > cur(current, v));
+    let downs = proposed
         .iter()
-        .filter(|(v, p)| **p < cur(v))
-        .map(|(v, _)| v)
-        .collect();
-    if downs.is_empty() {
+        .filter(|(v, p)| **p < cur(current, v))
+        .count();
+    if downs == 0 {
         return Shaped {
             parallelism: proposed,
             window: None,
@@ -74,97 +72,15 @@ pub fn shape(
             hold: None,
         };
     }
-    let held = |proposed: &BTreeMap<VertexId, u32>| -> BTreeMap<VertexId, u32> {
-        proposed
-            .iter()
-            .map(|(v, p)| (v.clone(), (*p).max(cur(v))))
-            .collect()
-    };
-    if ups {
-        let n = downs.len();
-        return Shaped {
-            parallelism: held(&proposed),
-            window: None,
-            reasons: Vec::new(),
-            hold: Some(Reason::new(
-                Rule::ScaleDownDelayed,
-                format!("{n} scale-down(s) held: the job scales up"),
-            )),
-        };
+    if let Some((hold, window)) = held_outright(ups, downs, catching_up, over, window) {
+        return Shaped::held(current, &proposed, window, hold);
     }
-    if catching_up {
-        return Shaped {
-            parallelism: held(&proposed),
-            window: None,
-            reasons: Vec::new(),
-            hold: Some(Reason::new(
-                Rule::CatchingUp,
-                "no scale-down while a backlog is being caught up",
-            )),
-        };
+    let w = widen_window(current, &proposed, window, now);
+    if let Some(hold) = window_still_open(&w, policy, now) {
+        return Shaped::held(current, &proposed, Some(w), hold);
     }
-    if over {
-        return Shaped {
-            parallelism: held(&proposed),
-            window: window.cloned(),
-            reasons: Vec::new(),
-            hold: Some(Reason::new(
-                Rule::ScaleDownDelayed,
-                "scale-downs held: an over-utilized vertex cannot grow further",
-            )),
-        };
-    }
-    let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
-        started_at: now,
-        highest: BTreeMap::new(),
-    });
-    for (v, p) in &proposed {
-        let rec = (*p).min(cur(v));
-        let h = w.highest.entry(v.clone()).or_insert(rec);
-        *h = (*h).max(rec);
-    }
-    let delay =
-        chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
-    let open_for = now.signed_duration_since(w.started_at);
-    if open_for < delay {
-        let remaining = super::guards::remaining_s(delay, open_for);
-        return Shaped {
-            parallelism: held(&proposed),
-            window: Some(w),
-            reasons: Vec::new(),
-            hold: Some(
-                Reason::new(
-                    Rule::ScaleDownDelayed,
-                    format!("scale-down waits {remaining:.0}s more (highest in window applies)"),
-                )
-                .input("window_s", open_for.num_milliseconds() as f64 / 1000.0)
-                .input("remaining_s", remaining),
-            ),
-        };
-    }
-    let mut reasons = Vec::new();
-    let parallelism: BTreeMap<VertexId, u32> = proposed
-        .keys()
-        .map(|v| {
-            let c = cur(v);
-            let highest = w.highest.get(v).copied().unwrap_or(c).min(c);
-            let floor = scale_down_floor(c, policy.max_scale_down_factor);
-            if highest < floor {
-                reasons.push(
-                    Reason::new(
-                        Rule::ScaleDownCapped,
-                        format!("{c} → {highest} capped at {floor}"),
-                    )
-                    .vertex(v)
-                    .input("current", f64::from(c))
-                    .input("required", f64::from(highest))
-                    .input("max_scale_down_factor", policy.max_scale_down_factor),
-                );
-            }
-            (v.clone(), highest.max(floor))
-        })
-        .collect();
-    if parallelism.iter().all(|(v, p)| *p >= cur(v)) {
+    let (parallelism, reasons) = highest_capped(current, &proposed, &w, policy);
+    if parallelism.iter().all(|(v, p)| *p >= cur(current, v)) {
         // the window's highest recommendation is today's parallelism: start afresh
         return Shaped {
             parallelism,
@@ -182,4 +98,133 @@ pub fn shape(
         reasons,
         hold: None,
     }
+}
+
+impl Shaped {
+    /// Every vertex kept at least at its current parallelism, settled by `hold`.
+    fn held(
+        current: &BTreeMap<VertexId, u32>,
+        proposed: &BTreeMap<VertexId, u32>,
+        window: Option<ScaleDownWindow>,
+        hold: Reason,
+    ) -> Self {
+        Self {
+            parallelism: proposed
+                .iter()
+                .map(|(v, p)| (v.clone(), (*p).max(cur(current, v))))
+                .collect(),
+            window,
+            reasons: Vec::new(),
+            hold: Some(hold),
+        }
+    }
+}
+
+/// Current parallelism of `v` (1 when unknown).
+fn cur(current: &BTreeMap<VertexId, u32>, v: &VertexId) -> u32 {
+    current.get(v).copied().unwrap_or(1)
+}
+
+/// The hold when `downs` scale-downs wait whatever the window says: a scale-up elsewhere or
+/// a backlog (both close the window), an over-utilized vertex (keeps it).
+fn held_outright(
+    ups: bool,
+    downs: usize,
+    catching_up: bool,
+    over: bool,
+    window: Option<&ScaleDownWindow>,
+) -> Option<(Reason, Option<ScaleDownWindow>)> {
+    if ups {
+        let hold = Reason::new(
+            Rule::ScaleDownDelayed,
+            format!("{downs} scale-down(s) held: the job scales up"),
+        );
+        Some((hold, None))
+    } else if catching_up {
+        let hold = Reason::new(
+            Rule::CatchingUp,
+            "no scale-down while a backlog is being caught up",
+        );
+        Some((hold, None))
+    } else if over {
+        let hold = Reason::new(
+            Rule::ScaleDownDelayed,
+            "scale-downs held: an over-utilized vertex cannot grow further",
+        );
+        Some((hold, window.cloned()))
+    } else {
+        None
+    }
+}
+
+/// The scale-down window (opened `now` if none is) with today's recommendations merged
+/// into its highest-per-vertex.
+fn widen_window(
+    current: &BTreeMap<VertexId, u32>,
+    proposed: &BTreeMap<VertexId, u32>,
+    window: Option<&ScaleDownWindow>,
+    now: DateTime<Utc>,
+) -> ScaleDownWindow {
+    let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
+        started_at: now,
+        highest: BTreeMap::new(),
+    });
+    for (v, p) in proposed {
+        let rec = (*p).min(cur(current, v));
+        let h = w.highest.entry(v.clone()).or_insert(rec);
+        *h = (*h).max(rec);
+    }
+    w
+}
+
+/// The hold while the window has been open for less than `scale_down_delay`.
+fn window_still_open(w: &ScaleDownWindow, policy: &Policy, now: DateTime<Utc>) -> Option<Reason> {
+    let delay =
+        chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
+    let open_for = now.signed_duration_since(w.started_at);
+    if open_for >= delay {
+        return None;
+    }
+    let remaining = super::guards::remaining_s(delay, open_for);
+    Some(
+        Reason::new(
+            Rule::ScaleDownDelayed,
+            format!("scale-down waits {remaining:.0}s more (highest in window applies)"),
+        )
+        .input("window_s", open_for.num_milliseconds() as f64 / 1000.0)
+        .input("remaining_s", remaining),
+    )
+}
+
+/// The window's highest recommendation per vertex, capped by `max_scale_down_factor`
+/// (with a [`Rule::ScaleDownCapped`] reason per capped vertex).
+fn highest_capped(
+    current: &BTreeMap<VertexId, u32>,
+    proposed: &BTreeMap<VertexId, u32>,
+    w: &ScaleDownWindow,
+    policy: &Policy,
+) -> (BTreeMap<VertexId, u32>, Vec<Reason>) {
+    let mut reasons = Vec::new();
+    let parallelism = proposed
+        .keys()
+        .map(|v| {
+            let c = cur(current, v);
+            let highest = w.highest.get(v).copied().unwrap_or(c).min(c);
+            let floor = scale_down_floor(c, policy.max_scale_down_factor);
+            if highest < floor {
+                reasons.push(
+                    Reason::new(
+                        Rule::ScaleDownCapped,
+                        format!("{c} → {highest} capped at {floor}"),
+                    )
+                    .vertex(v)
+                    .input("current", f64::from(c))
+                    .input("required", f64::from(highest))
+                    .input("max_scale_down_factor", policy.max_scale_down_factor),
+                );
+            }
+            (v.clone(), highest.max(floor))
+        })
+        .collect();
+    (parallelism, reasons)
 }

@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 
 use super::{
     decision::{Reason, Rule},
+    graph::Graph,
     inputs::VertexInputs,
     policy::Policy,
-    topology::{ShipStrategy, Topology, VertexId},
+    topology::{Topology, VertexId},
 };
 
 /// Busy fractions below this count as idle (infinite true processing rate).
@@ -71,98 +72,6 @@ pub struct VertexSizing {
     pub source: bool,
     /// The vertex has a HASH input (key groups).
     pub keyed: bool,
-}
-
-/// Index of a topology for O(1) neighbour lookups (vertex ids are 32-character strings;
-/// scanning edges per vertex dominated the decision time).
-#[derive(Debug, Clone)]
-pub struct Graph<'a> {
-    index: BTreeMap<&'a VertexId, usize>,
-    /// Upstream vertex indices per vertex (valid edges only).
-    pub inputs: Vec<Vec<usize>>,
-    /// Number of output edges per vertex.
-    pub outputs: Vec<usize>,
-    /// Whether a vertex has a HASH input.
-    pub keyed: Vec<bool>,
-    /// Upstream vertex indices reached through FORWARD edges.
-    pub forward_inputs: Vec<Vec<usize>>,
-    /// Downstream vertex indices per vertex, in edge order (one entry per edge).
-    pub output_edges: Vec<Vec<usize>>,
-    /// Some edge names a vertex that is not in the topology.
-    pub dangling: bool,
-}
-
-impl<'a> Graph<'a> {
-    /// Indexes `topology` (edges naming unknown vertices are ignored).
-    pub fn new(topology: &'a Topology) -> Self {
-        let n = topology.vertices.len();
-        let index: BTreeMap<&VertexId, usize> = topology
-            .vertices
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (&v.id, i))
-            .collect();
-        let mut inputs = vec![Vec::new(); n];
-        let mut outputs = vec![0; n];
-        let mut keyed = vec![false; n];
-        let mut forward_inputs = vec![Vec::new(); n];
-        let mut output_edges = vec![Vec::new(); n];
-        let mut dangling = false;
-        for e in &topology.edges {
-            let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) else {
-                dangling = true;
-                continue;
-            };
-            output_edges[f].push(t);
-            inputs[t].push(f);
-            outputs[f] += 1;
-            keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
-            if e.ship_strategy == ShipStrategy::Forward {
-                forward_inputs[t].push(f);
-            }
-        }
-        Self {
-            index,
-            inputs,
-            outputs,
-            keyed,
-            forward_inputs,
-            output_edges,
-            dangling,
-        }
-    }
-
-    /// Vertex indices in topological order, with exactly the tie-breaking of
-    /// [`Topology::topological_order`] (Kahn; Flink's vertex order among ready vertices)
-    /// in O(V + E) instead of a string comparison per edge and vertex. `None` on a cycle,
-    /// a dangling edge, or duplicate vertex ids.
-    pub fn topological_order(&self) -> Option<Vec<usize>> {
-        let n = self.inputs.len();
-        if self.dangling || self.index.len() != n {
-            return None;
-        }
-        let mut indegree: Vec<usize> = self.inputs.iter().map(Vec::len).collect();
-        let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).rev().collect();
-        let mut order = Vec::with_capacity(n);
-        while let Some(i) = ready.pop() {
-            order.push(i);
-            let mut next = Vec::new();
-            for &t in &self.output_edges[i] {
-                indegree[t] -= 1;
-                if indegree[t] == 0 {
-                    next.push(t);
-                }
-            }
-            next.sort_unstable();
-            ready.extend(next.into_iter().rev());
-        }
-        (order.len() == n).then_some(order)
-    }
-
-    /// Position of a vertex in `topology.vertices`.
-    pub fn index(&self, id: &VertexId) -> Option<usize> {
-        self.index.get(id).copied()
-    }
 }
 
 /// Ceiling of a non-negative ratio as a parallelism in `[1, max]` (NaN ⇒ `max`).
@@ -237,162 +146,296 @@ pub fn size(
     policy: &Policy,
     cpu_max: Option<f64>,
 ) -> (Vec<VertexSizing>, Vec<Reason>) {
+    let mut sizer = Sizer::new(topology, inputs, policy, cpu_max);
     let mut out: Vec<VertexSizing> = Vec::with_capacity(order.len());
-    let graph = Graph::new(topology);
-    let n = topology.vertices.len();
-    let by_index: Vec<Option<&VertexInputs>> = topology
-        .vertices
-        .iter()
-        .map(|v| inputs.get(&v.id))
-        .collect();
-    let mut targets: Vec<f64> = vec![0.0; n];
-    // parallelism an IO-bound source imposes on its FORWARD chain (0 = none)
-    let mut chain: Vec<u32> = vec![0; n];
-    let mut reasons = Vec::new();
-    let catch_up_s = policy.catch_up_duration.as_secs_f64();
-    let backlog_s = policy.backlog_threshold.as_secs_f64();
-    let util = if policy.target_utilization.is_finite() && policy.target_utilization > 0.0 {
-        policy.target_utilization.min(1.0)
-    } else {
-        1.0
-    };
     for id in order {
-        let Some(i) = graph.index(id) else {
+        let Some(i) = sizer.graph.index(id) else {
             continue;
         };
-        let (Some(v), Some(inp)) = (topology.vertices.get(i), by_index[i]) else {
+        let (Some(v), Some(inp)) = (topology.vertices.get(i), sizer.by_index[i]) else {
             continue;
         };
-        let p = v.parallelism.max(1);
-        let max_p = v.max_parallelism.max(1);
-        let source = graph.inputs[i].is_empty();
-        let keyed = graph.keyed[i];
-        let mut catching_up = false;
-        let target = if source {
-            let pending = inp.pending.unwrap_or(0.0);
-            let catch_up = if catch_up_s > 0.0 {
-                pending / catch_up_s
-            } else {
-                0.0
-            };
-            // Backlog in seconds of *arrivals* (FLINK-31318): while catching up the source
-            // consumes faster than records arrive, so dividing by the consumption rate
-            // would under-state the backlog. Arrivals = consumption + lag growth.
-            let arrival = (inp.rate_in + inp.lag_growth).max(0.0);
-            catching_up = pending > 0.0 && pending > arrival * backlog_s;
-            if catch_up > 0.0 {
-                reasons.push(
-                    Reason::new(Rule::CatchUp, format!("backlog adds {catch_up:.1} rec/s"))
-                        .vertex(id)
-                        .input("lag", pending)
-                        .input("catch_up_rate", catch_up),
-                );
-            }
-            inp.rate_in + inp.lag_growth.max(0.0) + catch_up
+        out.push(sizer.vertex(i, id, v.parallelism.max(1), v.max_parallelism.max(1), inp));
+    }
+    (out, sizer.reasons)
+}
+
+/// The state of one [`size`] pass: the indexed graph, the target rates and IO-bound chain
+/// parallelisms of the vertices sized so far, and the reasons fired so far.
+struct Sizer<'a> {
+    graph: Graph<'a>,
+    /// Each vertex's inputs, by position in `topology.vertices`.
+    by_index: Vec<Option<&'a VertexInputs>>,
+    /// Target input rate per vertex (set once the vertex is sized).
+    targets: Vec<f64>,
+    /// Parallelism an IO-bound source imposes on its FORWARD chain (0 = none).
+    chain: Vec<u32>,
+    reasons: Vec<Reason>,
+    policy: &'a Policy,
+    cpu_max: Option<f64>,
+    catch_up_s: f64,
+    backlog_s: f64,
+    /// The target utilization, in `(0, 1]`.
+    util: f64,
+}
+
+/// DS2's rates for one vertex at its current parallelism.
+struct Rates {
+    /// Target input rate (records/s), catch-up included.
+    target: f64,
+    /// True processing rate of the whole vertex (may be ∞).
+    tpr: f64,
+    /// Utilization at the target rate.
+    projected: f64,
+}
+
+impl<'a> Sizer<'a> {
+    fn new(
+        topology: &'a Topology,
+        inputs: &'a BTreeMap<VertexId, VertexInputs>,
+        policy: &'a Policy,
+        cpu_max: Option<f64>,
+    ) -> Self {
+        let n = topology.vertices.len();
+        let util = if policy.target_utilization.is_finite() && policy.target_utilization > 0.0 {
+            policy.target_utilization.min(1.0)
         } else {
-            let n_in = graph.inputs[i].len();
-            graph.inputs[i]
+            1.0
+        };
+        Self {
+            graph: Graph::new(topology),
+            by_index: topology
+                .vertices
                 .iter()
-                .map(|&u| match by_index[u] {
-                    Some(up) => targets[u] * ratio(up, inp, n_in, graph.outputs[u]),
-                    None => 0.0,
-                })
-                .sum()
+                .map(|v| inputs.get(&v.id))
+                .collect(),
+            targets: vec![0.0; n],
+            chain: vec![0; n],
+            reasons: Vec::new(),
+            policy,
+            cpu_max,
+            catch_up_s: policy.catch_up_duration.as_secs_f64(),
+            backlog_s: policy.backlog_threshold.as_secs_f64(),
+            util,
+        }
+    }
+
+    /// Sizes vertex `i` (current parallelism `p`, max parallelism `max_p`): its target
+    /// rate, DS2's required parallelism, the IO-bound seed policy and its FORWARD chain,
+    /// the band, and the reasons.
+    fn vertex(
+        &mut self,
+        i: usize,
+        id: &VertexId,
+        p: u32,
+        max_p: u32,
+        inp: &VertexInputs,
+    ) -> VertexSizing {
+        let source = self.graph.inputs[i].is_empty();
+        let (target, catching_up) = if source {
+            self.source_target(id, inp)
+        } else {
+            (self.downstream_target(i, inp), false)
         };
         let target = if target.is_finite() {
             target.max(0.0)
         } else {
             f64::MAX
         };
-        targets[i] = target;
-
-        let tpr = true_rate(inp);
-        let projected = if tpr.is_infinite() {
-            0.0
-        } else if tpr > 0.0 {
-            target / tpr
-        } else {
-            inp.busy
-        };
-        let mut required = if target <= 0.0 || tpr.is_infinite() {
-            1
-        } else if tpr > 0.0 {
-            ceil_parallelism(target / (tpr / f64::from(p) * util), max_p)
-        } else {
-            // busy but no records (e.g. a stalled source): size by busy time alone
-            ceil_parallelism(f64::from(p) * inp.busy / util, max_p)
-        };
-
-        // Seed policy (a): IO-bound source — lag high or growing while CPU is low.
+        self.targets[i] = target;
+        let rates = rates(target, inp);
+        let mut required = self.ds2_required(&rates, p, max_p, inp);
+        let io_seed = self.io_seed_applies(source, catching_up, inp);
         let mut io_bound = false;
-        let cpu_low = cpu_max.is_some_and(|c| c <= policy.io_bound_cpu_max);
-        let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
-        let io_seed = source && cpu_low && lagging && inp.rate_in > 0.0;
         if io_seed {
-            let free = 1.0 - inp.backpressure.unwrap_or(0.0);
-            let observed = if free > IDLE_BUSY {
-                inp.rate_in / free
-            } else {
-                f64::INFINITY
-            };
-            let io_required = ceil_parallelism(target / (observed / f64::from(p)), max_p);
-            if io_required > required {
+            if let Some(io_required) = self.io_bound_required(id, &rates, p, max_p, required, inp) {
                 required = io_required;
                 io_bound = true;
-                reasons.push(
-                    Reason::new(
-                        Rule::IoBoundSource,
-                        format!(
-                            "lag with CPU ≤ {}: size by observed rate",
-                            policy.io_bound_cpu_max
-                        ),
-                    )
-                    .vertex(id)
-                    .input("observed_rate", observed)
-                    .input("target_rate", target)
-                    .input("lag_growth", inp.lag_growth)
-                    .input("cpu", cpu_max.unwrap_or(0.0))
-                    .input("required", f64::from(required)),
-                );
             }
         }
-        // ... and its FORWARD chain (one-to-one edges) follows it out.
-        let upstream_chain = graph.forward_inputs[i]
-            .iter()
-            .map(|&u| chain[u])
-            .max()
-            .unwrap_or(0);
-        if upstream_chain > required {
-            required = upstream_chain.min(max_p);
+        if let Some(chained) = self.forward_chain_required(i, id, max_p, required) {
+            required = chained;
             io_bound = true;
-            reasons.push(
-                Reason::new(
-                    Rule::IoBoundSource,
-                    "FORWARD chain of an IO-bound source scales with it",
-                )
-                .vertex(id)
-                .input("required", f64::from(required)),
-            );
         }
         if io_seed || io_bound {
             // the chain follows whenever the seed applies, even if DS2 sized higher
-            chain[i] = required;
+            self.chain[i] = required;
         }
+        let band = self.band(io_bound, rates.projected);
+        self.clamp_reason(id, &rates, p, max_p);
+        if required != p || band != Band::Within {
+            self.sizing_reason(id, &rates, band, p, required, inp);
+        }
+        VertexSizing {
+            id: id.clone(),
+            current: p,
+            max_parallelism: max_p,
+            busy: inp.busy,
+            true_rate: rates.tpr,
+            target_rate: target,
+            projected_utilization: rates.projected,
+            band,
+            required,
+            catching_up,
+            io_bound,
+            source,
+            keyed: self.graph.keyed[i],
+        }
+    }
 
-        let band = if io_bound || projected > policy.utilization_high {
+    /// A source's target rate (records in + lag growth + backlog over the catch-up
+    /// duration) and whether it is catching up.
+    fn source_target(&mut self, id: &VertexId, inp: &VertexInputs) -> (f64, bool) {
+        let pending = inp.pending.unwrap_or(0.0);
+        let catch_up = if self.catch_up_s > 0.0 {
+            pending / self.catch_up_s
+        } else {
+            0.0
+        };
+        // Backlog in seconds of *arrivals* (FLINK-31318): while catching up the source
+        // consumes faster than records arrive, so dividing by the consumption rate
+        // would under-state the backlog. Arrivals = consumption + lag growth.
+        let arrival = (inp.rate_in + inp.lag_growth).max(0.0);
+        let catching_up = pending > 0.0 && pending > arrival * self.backlog_s;
+        if catch_up > 0.0 {
+            self.reasons.push(
+                Reason::new(Rule::CatchUp, format!("backlog adds {catch_up:.1} rec/s"))
+                    .vertex(id)
+                    .input("lag", pending)
+                    .input("catch_up_rate", catch_up),
+            );
+        }
+        (
+            inp.rate_in + inp.lag_growth.max(0.0) + catch_up,
+            catching_up,
+        )
+    }
+
+    /// A non-source vertex's target rate: its upstreams' targets through the edge output
+    /// ratios.
+    fn downstream_target(&self, i: usize, inp: &VertexInputs) -> f64 {
+        let n_in = self.graph.inputs[i].len();
+        self.graph.inputs[i]
+            .iter()
+            .map(|&u| match self.by_index[u] {
+                Some(up) => self.targets[u] * ratio(up, inp, n_in, self.graph.outputs[u]),
+                None => 0.0,
+            })
+            .sum()
+    }
+
+    /// DS2's required parallelism in `[1, max_p]`.
+    fn ds2_required(&self, rates: &Rates, p: u32, max_p: u32, inp: &VertexInputs) -> u32 {
+        let Rates { target, tpr, .. } = *rates;
+        if target <= 0.0 || tpr.is_infinite() {
+            1
+        } else if tpr > 0.0 {
+            ceil_parallelism(target / (tpr / f64::from(p) * self.util), max_p)
+        } else {
+            // busy but no records (e.g. a stalled source): size by busy time alone
+            ceil_parallelism(f64::from(p) * inp.busy / self.util, max_p)
+        }
+    }
+
+    /// Seed policy (a): IO-bound source — lag high or growing while CPU is low.
+    fn io_seed_applies(&self, source: bool, catching_up: bool, inp: &VertexInputs) -> bool {
+        let cpu_low = self
+            .cpu_max
+            .is_some_and(|c| c <= self.policy.io_bound_cpu_max);
+        let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
+        source && cpu_low && lagging && inp.rate_in > 0.0
+    }
+
+    /// The parallelism the IO-bound seed sizes by the *observed* rate, when it is above
+    /// DS2's `required` (with its reason).
+    fn io_bound_required(
+        &mut self,
+        id: &VertexId,
+        rates: &Rates,
+        p: u32,
+        max_p: u32,
+        required: u32,
+        inp: &VertexInputs,
+    ) -> Option<u32> {
+        let free = 1.0 - inp.backpressure.unwrap_or(0.0);
+        let observed = if free > IDLE_BUSY {
+            inp.rate_in / free
+        } else {
+            f64::INFINITY
+        };
+        let io_required = ceil_parallelism(rates.target / (observed / f64::from(p)), max_p);
+        if io_required <= required {
+            return None;
+        }
+        self.reasons.push(
+            Reason::new(
+                Rule::IoBoundSource,
+                format!(
+                    "lag with CPU ≤ {}: size by observed rate",
+                    self.policy.io_bound_cpu_max
+                ),
+            )
+            .vertex(id)
+            .input("observed_rate", observed)
+            .input("target_rate", rates.target)
+            .input("lag_growth", inp.lag_growth)
+            .input("cpu", self.cpu_max.unwrap_or(0.0))
+            .input("required", f64::from(io_required)),
+        );
+        Some(io_required)
+    }
+
+    /// ... and its FORWARD chain (one-to-one edges) follows it out: the parallelism an
+    /// IO-bound upstream imposes on vertex `i`, when it is above `required` (with its
+    /// reason).
+    fn forward_chain_required(
+        &mut self,
+        i: usize,
+        id: &VertexId,
+        max_p: u32,
+        required: u32,
+    ) -> Option<u32> {
+        let upstream_chain = self.graph.forward_inputs[i]
+            .iter()
+            .map(|&u| self.chain[u])
+            .max()
+            .unwrap_or(0);
+        if upstream_chain <= required {
+            return None;
+        }
+        let required = upstream_chain.min(max_p);
+        self.reasons.push(
+            Reason::new(
+                Rule::IoBoundSource,
+                "FORWARD chain of an IO-bound source scales with it",
+            )
+            .vertex(id)
+            .input("required", f64::from(required)),
+        );
+        Some(required)
+    }
+
+    /// The band of the projected utilization (an IO-bound vertex is over).
+    fn band(&self, io_bound: bool, projected: f64) -> Band {
+        if io_bound || projected > self.policy.utilization_high {
             Band::Over
-        } else if projected < policy.utilization_low {
+        } else if projected < self.policy.utilization_low {
             Band::Under
         } else {
             Band::Within
-        };
+        }
+    }
+
+    /// A [`Rule::ClampedToMaxParallelism`] reason when DS2 needs more than `max_p`.
+    fn clamp_reason(&mut self, id: &VertexId, rates: &Rates, p: u32, max_p: u32) {
+        let Rates { target, tpr, .. } = *rates;
         let raw = if tpr.is_finite() && tpr > 0.0 && target > 0.0 {
-            target / (tpr / f64::from(p) * util)
+            target / (tpr / f64::from(p) * self.util)
         } else {
             0.0
         };
         if raw > f64::from(max_p) {
-            reasons.push(
+            self.reasons.push(
                 Reason::new(
                     Rule::ClampedToMaxParallelism,
                     format!("needs {raw:.1}, maxParallelism {max_p}"),
@@ -402,45 +445,61 @@ pub fn size(
                 .input("max_parallelism", f64::from(max_p)),
             );
         }
-        if required != p || band != Band::Within {
-            let rule = match band {
-                Band::Over => Rule::Overutilized,
-                Band::Under => Rule::Underutilized,
-                Band::Within => Rule::Ds2Size,
-            };
-            let mut r = Reason::new(
-                rule,
-                format!(
-                    "busy {:.2} projected {projected:.2}: {p} → {required}",
-                    inp.busy
-                ),
-            )
-            .vertex(id)
-            .input("busy", inp.busy)
-            .input("target_rate", target)
-            .input("projected", projected)
-            .input("current", f64::from(p))
-            .input("required", f64::from(required));
-            if tpr.is_finite() {
-                r = r.input("true_rate", tpr);
-            }
-            reasons.push(r);
-        }
-        out.push(VertexSizing {
-            id: id.clone(),
-            current: p,
-            max_parallelism: max_p,
-            busy: inp.busy,
-            true_rate: tpr,
-            target_rate: target,
-            projected_utilization: projected,
-            band,
-            required,
-            catching_up,
-            io_bound,
-            source,
-            keyed,
-        });
     }
-    (out, reasons)
+
+    /// The reason for a vertex that changes or sits outside the band.
+    fn sizing_reason(
+        &mut self,
+        id: &VertexId,
+        rates: &Rates,
+        band: Band,
+        p: u32,
+        required: u32,
+        inp: &VertexInputs,
+    ) {
+        let Rates {
+            target,
+            tpr,
+            projected,
+        } = *rates;
+        let rule = match band {
+            Band::Over => Rule::Overutilized,
+            Band::Under => Rule::Underutilized,
+            Band::Within => Rule::Ds2Size,
+        };
+        let mut r = Reason::new(
+            rule,
+            format!(
+                "busy {:.2} projected {projected:.2}: {p} → {required}",
+                inp.busy
+            ),
+        )
+        .vertex(id)
+        .input("busy", inp.busy)
+        .input("target_rate", target)
+        .input("projected", projected)
+        .input("current", f64::from(p))
+        .input("required", f64::from(required));
+        if tpr.is_finite() {
+            r = r.input("true_rate", tpr);
+        }
+        self.reasons.push(r);
+    }
+}
+
+/// True processing rate and projected utilization of a vertex at target rate `target`.
+fn rates(target: f64, inp: &VertexInputs) -> Rates {
+    let tpr = true_rate(inp);
+    let projected = if tpr.is_infinite() {
+        0.0
+    } else if tpr > 0.0 {
+        target / tpr
+    } else {
+        inp.busy
+    };
+    Rates {
+        target,
+        tpr,
+        projected,
+    }
 }

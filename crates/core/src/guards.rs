@@ -78,7 +78,7 @@ pub fn usable_topology(obs: &Observation) -> Result<Vec<VertexId>, Reason> {
         )
         .vertex(&v.id));
     }
-    let graph = super::ds2::Graph::new(t);
+    let graph = super::graph::Graph::new(t);
     let order = graph.topological_order().map(|o| {
         o.into_iter()
             .filter_map(|i| t.vertices.get(i).map(|v| v.id.clone()))

@@ -25,6 +25,8 @@ pub mod decide;
 pub mod decision;
 pub mod downscale;
 pub mod ds2;
+pub mod failover;
+pub mod graph;
 pub mod guards;
 pub mod ids;
 pub mod inputs;
@@ -53,13 +55,14 @@ pub use bounds::bound_task_managers;
 pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
+pub use failover::{FailoverCause, FailoverWatch};
 pub use ids::{InvalidJobId, JobId, JobSelector, ScaledObjectRef, JOB_ID_LEN};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy};
 pub use predictive::{predictive_floor, PredictiveConfig};
 pub use rescale::{
-    required_task_managers, task_managers_to_report, FailoverCause, FailoverWatch, Rescale,
-    RescaleEvent, RescaleObservation, RescalePhase, RescaleTimeouts, TaskManagerSlots,
+    required_task_managers, task_managers_to_report, Rescale, RescaleEvent, RescaleObservation,
+    RescalePhase, RescaleTimeouts, TaskManagerSlots,
 };
 pub use schedule::{open_since as schedule_open_since, Schedule, ScheduleError, ScheduleKind};
 pub use signal::Signal;

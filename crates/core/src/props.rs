@@ -355,7 +355,7 @@ proptest! {
             obs = obs.edge(&format!("v{a}"), &format!("v{b}"), ShipStrategy::Rebalance);
         }
         let t = &obs.topology;
-        let ours = super::ds2::Graph::new(t).topological_order().map(|o| {
+        let ours = super::graph::Graph::new(t).topological_order().map(|o| {
             o.into_iter().map(|i| t.vertices[i].id.clone()).collect::<Vec<_>>()
         });
         prop_assert_eq!(ours, t.topological_order());
