@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod flink_cluster;
+mod flink_conf;
 pub mod procs;
 pub mod prometheus_proc;
 pub mod scaler_proc;

@@ -16,7 +16,7 @@ use fks_lab::grpc_load::{self, percentile};
 use flink_keda_scaler::keda::{
     pb::{GetMetricsRequest, ScaledObjectRef},
     serve, CacheKey, EvalError, Evaluation, Evaluator, ExternalScalerService, ScalerTarget,
-    ServiceSettings,
+    ServerError, ServiceSettings,
 };
 
 const SCALED_OBJECTS: usize = 1_000;
@@ -59,49 +59,18 @@ fn scaled_object(i: usize) -> ScaledObjectRef {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), BoxError> {
     // `cargo bench` passes `--bench`; under `cargo test` run one short smoke pass.
     let measuring = std::env::args().any(|a| a == "--bench");
     let secs: u64 = std::env::var("FKS_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if measuring { 5 } else { 0 });
-    let refs: Vec<ScaledObjectRef> = (0..SCALED_OBJECTS).map(scaled_object).collect();
-    let mut cache = HashMap::new();
-    let mut requests = Vec::new();
-    for (i, r) in refs.iter().enumerate() {
-        let target = ScalerTarget::parse(&r.namespace, &r.name, &r.scaler_metadata)?;
-        cache.insert(
-            target.cache_key(),
-            Evaluation {
-                task_managers: 1 + (i % 20) as u32,
-                active: true,
-                evaluated_at: Utc::now(),
-            },
-        );
-        requests.push(GetMetricsRequest {
-            scaled_object_ref: Some(r.clone()),
-            metric_name: format!("s0-{}", target.metric_name()),
-        });
-    }
+    let (cache, requests) = cached_fleet()?;
     let requests = Arc::new(requests);
-
-    // Server: one worker thread.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-server")
-        .enable_all()
-        .build()?;
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let service = ExternalScalerService::new(
-        Arc::new(CachedEvaluator { cache }),
-        ServiceSettings::default(),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(serve(listener, service, None, async {
-        let _ = stop_rx.await;
-    }));
+    let server = Server::start(cache)?;
 
     // Client: its own runtime.
     let client_rt = tokio::runtime::Builder::new_multi_thread()
@@ -114,46 +83,131 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          client: 1 tokio worker, {CONNECTIONS} HTTP/2 connections; {secs}s per level"
     );
     client_rt.block_on(async {
-        let clients = grpc_load::connect(&addr.to_string(), CONNECTIONS).await?;
-        // Sanity: every ScaledObject answers with its own value.
-        for (i, req) in requests.iter().enumerate() {
-            let v = clients[i % CONNECTIONS]
-                .clone()
-                .get_metrics(req.clone())
-                .await?
-                .into_inner();
-            assert_eq!(v.metric_values.len(), 1);
-            assert_eq!(v.metric_values[0].metric_value_float, (1 + i % 20) as f64);
-        }
+        let clients = grpc_load::connect(&server.addr.to_string(), CONNECTIONS).await?;
+        check_every_answer(&clients, &requests).await?;
+        let duration = Duration::from_secs(secs.max(1)) / if measuring { 1 } else { 10 };
         for concurrency in CONCURRENCY_LEVELS {
             if measuring {
-                grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(1)).await?;
+                grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(1))
+                    .await?;
             }
-            let cpu_before = thread_cpu_secs("bench-server");
-            let run =
-                grpc_load::run_level(&clients, &requests, concurrency, Duration::from_secs(secs.max(1)) / if measuring { 1 } else { 10 }).await?;
-            if let Some(e) = run.first_error {
-                return Err(format!("{} GetMetrics failed, first: {e}", run.errors).into());
-            }
-            let (lat, elapsed) = (run.latencies, run.elapsed);
-            let rps = lat.len() as f64 / elapsed.as_secs_f64();
-            let server_cpu = thread_cpu_secs("bench-server") - cpu_before;
-            println!(
-                "in flight {concurrency:>3}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs  \
-                 server CPU {:>4.0}% → {:>6.0} req per server-CPU-second  ({} requests)",
-                rps,
-                percentile(&lat, 0.50).as_secs_f64() * 1e6,
-                percentile(&lat, 0.99).as_secs_f64() * 1e6,
-                lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
-                100.0 * server_cpu / elapsed.as_secs_f64(),
-                if server_cpu > 0.0 { lat.len() as f64 / server_cpu } else { 0.0 },
-                lat.len()
-            );
+            measure_level(&clients, &requests, concurrency, duration).await?;
         }
-        Ok::<(), Box<dyn std::error::Error>>(())
+        Ok::<(), BoxError>(())
     })?;
-    let _ = stop_tx.send(());
-    server_rt.block_on(server)??;
+    server.stop()
+}
+
+/// The evaluator's cache and one GetMetrics request per ScaledObject.
+fn cached_fleet() -> Result<(HashMap<CacheKey, Evaluation>, Vec<GetMetricsRequest>), BoxError> {
+    let mut cache = HashMap::new();
+    let mut requests = Vec::new();
+    for i in 0..SCALED_OBJECTS {
+        let r = scaled_object(i);
+        let target = ScalerTarget::parse(&r.namespace, &r.name, &r.scaler_metadata)?;
+        cache.insert(
+            target.cache_key(),
+            Evaluation {
+                task_managers: 1 + (i % 20) as u32,
+                active: true,
+                evaluated_at: Utc::now(),
+            },
+        );
+        requests.push(GetMetricsRequest {
+            scaled_object_ref: Some(r),
+            metric_name: format!("s0-{}", target.metric_name()),
+        });
+    }
+    Ok((cache, requests))
+}
+
+/// The gRPC server on its own one-worker runtime.
+struct Server {
+    rt: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    fn start(cache: HashMap<CacheKey, Evaluation>) -> Result<Self, BoxError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-server")
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let service = ExternalScalerService::new(
+            Arc::new(CachedEvaluator { cache }),
+            ServiceSettings::default(),
+        );
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = rt.spawn(serve(listener, service, None, async {
+            let _ = stop_rx.await;
+        }));
+        Ok(Self {
+            rt,
+            addr,
+            stop,
+            handle,
+        })
+    }
+
+    fn stop(self) -> Result<(), BoxError> {
+        let _ = self.stop.send(());
+        self.rt.block_on(self.handle)??;
+        Ok(())
+    }
+}
+
+/// Sanity: every ScaledObject answers with its own value.
+async fn check_every_answer(
+    clients: &[grpc_load::Client],
+    requests: &[GetMetricsRequest],
+) -> Result<(), BoxError> {
+    for (i, req) in requests.iter().enumerate() {
+        let v = clients[i % CONNECTIONS]
+            .clone()
+            .get_metrics(req.clone())
+            .await?
+            .into_inner();
+        assert_eq!(v.metric_values.len(), 1);
+        assert_eq!(v.metric_values[0].metric_value_float, (1 + i % 20) as f64);
+    }
+    Ok(())
+}
+
+/// One load level: prints requests/s, latency percentiles and the server's CPU.
+async fn measure_level(
+    clients: &[grpc_load::Client],
+    requests: &Arc<Vec<GetMetricsRequest>>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<(), BoxError> {
+    let cpu_before = thread_cpu_secs("bench-server");
+    let run = grpc_load::run_level(clients, requests, concurrency, duration).await?;
+    if let Some(e) = run.first_error {
+        return Err(format!("{} GetMetrics failed, first: {e}", run.errors).into());
+    }
+    let (lat, elapsed) = (run.latencies, run.elapsed);
+    let rps = lat.len() as f64 / elapsed.as_secs_f64();
+    let server_cpu = thread_cpu_secs("bench-server") - cpu_before;
+    println!(
+        "in flight {concurrency:>3}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs  \
+         server CPU {:>4.0}% → {:>6.0} req per server-CPU-second  ({} requests)",
+        rps,
+        percentile(&lat, 0.50).as_secs_f64() * 1e6,
+        percentile(&lat, 0.99).as_secs_f64() * 1e6,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+        100.0 * server_cpu / elapsed.as_secs_f64(),
+        if server_cpu > 0.0 {
+            lat.len() as f64 / server_cpu
+        } else {
+            0.0
+        },
+        lat.len()
+    );
     Ok(())
 }
 

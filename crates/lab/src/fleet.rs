@@ -19,7 +19,7 @@ use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 
 use super::{
     error::{LabError, Result},
-    grpc_load::{self, LoadLevel},
+    grpc_load::{self, Client, LoadLevel},
     procs,
     scaler_proc::ScalerProcess,
     scenario::{Lab, JOB_NAME},
@@ -151,60 +151,9 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_empty = fleet.rss_bytes().unwrap_or(0);
     let clients = grpc_load::connect(&fleet.grpc_addr(), 4).await?;
-    let mut client = clients[0].clone();
-    let spec = client
-        .get_metric_spec(scaled_object(lab, 0))
-        .await
-        .map_err(|e| LabError::Grpc {
-            what: "GetMetricSpec".into(),
-            detail: e.to_string(),
-        })?
-        .into_inner();
-    let metric = spec
-        .metric_specs
-        .first()
-        .map(|m| m.metric_name.clone())
-        .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
-    let requests: Vec<GetMetricsRequest> = (0..n)
-        .map(|i| GetMetricsRequest {
-            scaled_object_ref: Some(scaled_object(lab, i)),
-            metric_name: metric.clone(),
-        })
-        .collect();
-    // Every ScaledObject answers OK once its worker has evaluated.
+    let requests = fleet_requests(lab, &clients[0], n).await?;
     let started = Instant::now();
-    let mut pending: Vec<usize> = (0..n).collect();
-    while !pending.is_empty() {
-        if started.elapsed() > Duration::from_secs(300) {
-            return Err(fks_components::ComponentError::Timeout {
-                what: format!("{} of {n} ScaledObjects to be evaluated", pending.len()),
-                timeout: Duration::from_secs(300),
-                detail: String::new(),
-            }
-            .into());
-        }
-        let mut still = Vec::new();
-        for chunk in pending.chunks(64) {
-            let mut calls = Vec::new();
-            for (k, &i) in chunk.iter().enumerate() {
-                let mut c = clients[k % clients.len()].clone();
-                let req = requests[i].clone();
-                calls.push(tokio::spawn(async move {
-                    (i, c.get_metrics(req).await.is_ok())
-                }));
-            }
-            for call in calls {
-                let (i, ok) = call.await.map_err(|e| LabError::Scenario(e.to_string()))?;
-                if !ok {
-                    still.push(i);
-                }
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    }
+    wait_all_evaluated(&clients, &requests).await?;
     let warm_up_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_loaded = fleet.rss_bytes().unwrap_or(0);
@@ -228,6 +177,80 @@ pub async fn measure(
         ticks,
         queries,
     })
+}
+
+/// One GetMetrics request per ScaledObject `so-0` … `so-<n-1>`, for the metric name the
+/// fleet scaler's GetMetricSpec gives.
+async fn fleet_requests(lab: &Lab, client: &Client, n: usize) -> Result<Vec<GetMetricsRequest>> {
+    let spec = client
+        .clone()
+        .get_metric_spec(scaled_object(lab, 0))
+        .await
+        .map_err(|e| LabError::Grpc {
+            what: "GetMetricSpec".into(),
+            detail: e.to_string(),
+        })?
+        .into_inner();
+    let metric = spec
+        .metric_specs
+        .first()
+        .map(|m| m.metric_name.clone())
+        .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
+    Ok((0..n)
+        .map(|i| GetMetricsRequest {
+            scaled_object_ref: Some(scaled_object(lab, i)),
+            metric_name: metric.clone(),
+        })
+        .collect())
+}
+
+/// Waits (at most 300 s) until every ScaledObject answers OK: its worker has evaluated.
+async fn wait_all_evaluated(clients: &[Client], requests: &[GetMetricsRequest]) -> Result<()> {
+    const TIMEOUT: Duration = Duration::from_secs(300);
+    let n = requests.len();
+    let started = Instant::now();
+    let mut pending: Vec<usize> = (0..n).collect();
+    while !pending.is_empty() {
+        if started.elapsed() > TIMEOUT {
+            return Err(fks_components::ComponentError::Timeout {
+                what: format!("{} of {n} ScaledObjects to be evaluated", pending.len()),
+                timeout: TIMEOUT,
+                detail: String::new(),
+            }
+            .into());
+        }
+        pending = not_evaluated(clients, requests, &pending).await?;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Which of the `pending` requests still fail, asked 64 at a time.
+async fn not_evaluated(
+    clients: &[Client],
+    requests: &[GetMetricsRequest],
+    pending: &[usize],
+) -> Result<Vec<usize>> {
+    let mut still = Vec::new();
+    for chunk in pending.chunks(64) {
+        let mut calls = Vec::new();
+        for (k, &i) in chunk.iter().enumerate() {
+            let mut c = clients[k % clients.len()].clone();
+            let req = requests[i].clone();
+            calls.push(tokio::spawn(async move {
+                (i, c.get_metrics(req).await.is_ok())
+            }));
+        }
+        for call in calls {
+            let (i, ok) = call.await.map_err(|e| LabError::Scenario(e.to_string()))?;
+            if !ok {
+                still.push(i);
+            }
+        }
+    }
+    Ok(still)
 }
 
 #[cfg(test)]

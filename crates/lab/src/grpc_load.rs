@@ -16,6 +16,9 @@ use flink_keda_scaler::keda::pb::{
 
 use super::error::{LabError, Result};
 
+/// A gRPC client of the scaler over one HTTP/2 connection.
+pub type Client = ExternalScalerClient<Channel>;
+
 /// One load level's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadLevel {
@@ -60,7 +63,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// `n` HTTP/2 connections to `addr` (`127.0.0.1:port`), retrying the connect for ~1 s.
-pub async fn connect(addr: &str, n: usize) -> Result<Vec<ExternalScalerClient<Channel>>> {
+pub async fn connect(addr: &str, n: usize) -> Result<Vec<Client>> {
     let mut clients = Vec::new();
     for _ in 0..n {
         let mut attempt = 0;
@@ -92,7 +95,7 @@ pub async fn connect(addr: &str, n: usize) -> Result<Vec<ExternalScalerClient<Ch
 /// Runs `in_flight` closed-loop workers for `duration`. Error answers are counted (and
 /// timed) and the run goes on.
 pub async fn run_level(
-    clients: &[ExternalScalerClient<Channel>],
+    clients: &[Client],
     requests: &Arc<Vec<GetMetricsRequest>>,
     in_flight: usize,
     duration: Duration,
@@ -150,7 +153,7 @@ pub async fn run_level(
 
 /// [`run_level`] summarized.
 pub async fn measure_level(
-    clients: &[ExternalScalerClient<Channel>],
+    clients: &[Client],
     requests: &Arc<Vec<GetMetricsRequest>>,
     in_flight: usize,
     duration: Duration,

@@ -26,6 +26,7 @@ pub mod grpc_load;
 pub mod measure;
 pub mod observer;
 pub mod plot;
+pub mod profile;
 pub mod report;
 pub mod scenario;
 pub mod timeline;

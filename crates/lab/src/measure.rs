@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 
-use super::timeline::{EventKind, Timeline};
+use super::timeline::{EventKind, Point, Timeline};
 
 /// Seconds before the step used for the pre-step lag level.
 pub const PRE_STEP_WINDOW_S: f64 = 30.0;
@@ -74,76 +74,29 @@ pub struct Measurements {
     pub duration_s: f64,
 }
 
+/// The figures of the load change into `phase` (`up`: a step up).
 fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
-    let Some(load) = t
-        .events
-        .iter()
-        .filter(|e| e.kind == EventKind::Load)
-        .find(|e| {
-            t.points
-                .iter()
-                .find(|p| p.at >= e.at)
-                .is_some_and(|p| p.phase == phase)
-        })
-    else {
+    let Some(changed_at) = load_change_into(t, phase) else {
         return StepFigures::default();
     };
-    let changed_at = load.at;
-    let in_phase: Vec<_> = t.points.iter().filter(|p| p.phase == phase).collect();
-    let new_rate = in_phase.first().map_or(0.0, |p| p.input_rate);
+    let in_phase: Vec<&Point> = t.points.iter().filter(|p| p.phase == phase).collect();
     let from_parallelism = t
         .points
         .iter()
         .rev()
         .find(|p| p.at < changed_at && p.flink.is_some())
         .map_or(0, |p| p.max_parallelism());
-    let visible_at = in_phase
-        .iter()
-        .find(|p| {
-            p.produced_rate.is_some_and(|r| {
-                if up {
-                    r >= VISIBLE_FRACTION * new_rate
-                } else {
-                    r <= new_rate / VISIBLE_FRACTION
-                }
-            })
-        })
-        .map(|p| p.at);
+    let visible_at = visible_at(&in_phase, up);
     let pars = in_phase
         .iter()
         .filter(|p| p.flink.is_some())
         .map(|p| p.max_parallelism());
     let to_parallelism = if up { pars.max() } else { pars.min() }.unwrap_or(from_parallelism);
-    let running_at = visible_at.and_then(|v| {
-        in_phase
-            .iter()
-            .filter(|p| p.at >= v)
-            .find(|p| {
-                p.all_running
-                    && p.max_parallelism() == to_parallelism
-                    && p.flink.as_ref().is_some_and(|f| f.job_state == "RUNNING")
-            })
-            .map(|p| p.at)
-    });
-    let first_running_at = visible_at.and_then(|v| {
-        in_phase
-            .iter()
-            .filter(|p| p.at >= v && p.all_running)
-            .find(|p| {
-                let par = p.max_parallelism();
-                par != from_parallelism && (par > from_parallelism) == up
-            })
-            .map(|p| p.at)
-    });
+    let running_at = visible_at.and_then(|v| running_at(&in_phase, v, to_parallelism));
+    let first_running_at =
+        visible_at.and_then(|v| first_running_at(&in_phase, v, from_parallelism, up));
     let end = in_phase.last().map_or(changed_at, |p| p.at);
-    let started: Vec<f64> = t
-        .events
-        .iter()
-        // every rescale is a restart, whatever its direction (a parallelism-only one too)
-        .filter(|e| e.kind == EventKind::RescaleStarted && e.at >= changed_at && e.at <= end)
-        .map(|e| e.at)
-        .collect();
-    let rescales = started.len();
+    let started = rescales_started(t, changed_at, end);
     let decided_at = started.first().copied();
     let capacity_at = decided_at.and_then(|d| {
         t.events
@@ -162,10 +115,84 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
             .map(|(v, r)| r - v)
             .filter(|_| to_parallelism != from_parallelism),
         first_reaction_s: visible_at.zip(first_running_at).map(|(v, r)| r - v),
-        rescales,
+        rescales: started.len(),
         decided_at,
         capacity_at,
     }
+}
+
+/// When the rate changed into `phase`: the first load event followed by a point of it.
+fn load_change_into(t: &Timeline, phase: &str) -> Option<f64> {
+    t.events
+        .iter()
+        .filter(|e| e.kind == EventKind::Load)
+        .find(|e| {
+            t.points
+                .iter()
+                .find(|p| p.at >= e.at)
+                .is_some_and(|p| p.phase == phase)
+        })
+        .map(|e| e.at)
+}
+
+/// The first point of the phase at which Prometheus shows the new rate (within
+/// [`VISIBLE_FRACTION`]).
+fn visible_at(in_phase: &[&Point], up: bool) -> Option<f64> {
+    let new_rate = in_phase.first().map_or(0.0, |p| p.input_rate);
+    in_phase
+        .iter()
+        .find(|p| {
+            p.produced_rate.is_some_and(|r| {
+                if up {
+                    r >= VISIBLE_FRACTION * new_rate
+                } else {
+                    r <= new_rate / VISIBLE_FRACTION
+                }
+            })
+        })
+        .map(|p| p.at)
+}
+
+/// The first point from `visible` on with the job RUNNING at `to_parallelism`, every
+/// subtask running.
+fn running_at(in_phase: &[&Point], visible: f64, to_parallelism: u32) -> Option<f64> {
+    in_phase
+        .iter()
+        .filter(|p| p.at >= visible)
+        .find(|p| {
+            p.all_running
+                && p.max_parallelism() == to_parallelism
+                && p.flink.as_ref().is_some_and(|f| f.job_state == "RUNNING")
+        })
+        .map(|p| p.at)
+}
+
+/// The first point from `visible` on with every subtask running at any parallelism past
+/// `from_parallelism` in the step's direction.
+fn first_running_at(
+    in_phase: &[&Point],
+    visible: f64,
+    from_parallelism: u32,
+    up: bool,
+) -> Option<f64> {
+    in_phase
+        .iter()
+        .filter(|p| p.at >= visible && p.all_running)
+        .find(|p| {
+            let par = p.max_parallelism();
+            par != from_parallelism && (par > from_parallelism) == up
+        })
+        .map(|p| p.at)
+}
+
+/// When the scaler started rescales in `[from, end]`.
+fn rescales_started(t: &Timeline, from: f64, end: f64) -> Vec<f64> {
+    t.events
+        .iter()
+        // every rescale is a restart, whatever its direction (a parallelism-only one too)
+        .filter(|e| e.kind == EventKind::RescaleStarted && e.at >= from && e.at <= end)
+        .map(|e| e.at)
+        .collect()
 }
 
 /// Computes the figures of `t` (phases `steady` → `step` → `back`).

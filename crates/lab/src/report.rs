@@ -129,9 +129,22 @@ pub fn benchmarks_markdown(
     command: &str,
     artefacts: &str,
 ) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
+    let mut out = header(lab, command, artefacts);
+    out.push_str(&outcome.measurements.markdown());
+    out.push_str(&reading(&lab.profile));
+    out.push_str(&checks_and_rescales(outcome));
+    out.push_str(&at_scale(fleet));
+    out.push_str(&get_metrics_levels(fleet));
+    out.push_str(
+        "\nThe server-only figure (one tokio worker, no Flink or Prometheus on the machine) is \
+         `cargo bench --bench grpc_get_metrics`; the decision core alone is `cargo bench --bench decide`.\n",
+    );
+    out
+}
+
+/// The title, how the run was made, the machine, the scenario's settings and its plot.
+fn header(lab: &Lab, command: &str, artefacts: &str) -> String {
+    format!(
         "# Benchmarks\n\n\
          Written by `{command}` on {date}. Every figure below comes from that one run on real \
          components: a Flink session cluster (JobManager and TaskManagers as local processes), \
@@ -145,9 +158,12 @@ pub fn benchmarks_markdown(
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         env = environment(&lab.flink_version),
         settings = settings(&lab.profile),
-    );
-    out.push_str(&outcome.measurements.markdown());
-    out.push_str(&reading(&lab.profile));
+    )
+}
+
+/// The run's checks ([`Outcome::violations`]) and the table of the rescales seen.
+fn checks_and_rescales(outcome: &Outcome) -> String {
+    let mut out = String::new();
     let v = outcome.violations();
     let _ = write!(
         out,
@@ -170,8 +186,12 @@ pub fn benchmarks_markdown(
             r.phases.join(" → ")
         );
     }
-    let _ = write!(
-        out,
+    out
+}
+
+/// P5 and P7: queries per tick, memory with the fleet, its warm-up.
+fn at_scale(fleet: &FleetFigures) -> String {
+    format!(
         "\n## At scale\n\n\
          | Figure | Value |\n|---|---|\n\
          | P5: Prometheus queries per evaluation tick (one job; Prometheus' own request counter \
@@ -190,7 +210,12 @@ pub fn benchmarks_markdown(
         mib(fleet.rss_after_load),
         fleet.warm_up_s,
         n = fleet.scaled_objects,
-    );
+    )
+}
+
+/// P4: the GetMetrics load levels against the fleet.
+fn get_metrics_levels(fleet: &FleetFigures) -> String {
+    let mut out = String::new();
     let _ = write!(
         out,
         "\nP4: GetMetrics against that scaler process ({} ScaledObjects round-robin, 4 HTTP/2 \
@@ -217,10 +242,6 @@ pub fn benchmarks_markdown(
                 .unwrap_or_default()
         );
     }
-    out.push_str(
-        "\nThe server-only figure (one tokio worker, no Flink or Prometheus on the machine) is \
-         `cargo bench --bench grpc_get_metrics`; the decision core alone is `cargo bench --bench decide`.\n",
-    );
     out
 }
 

@@ -1,7 +1,7 @@
 //! The scenario: steady → 3× load step → steady → back down, on a real Flink session
 //! cluster with a real Prometheus, the built scaler and the KEDA/HPA driver. [`Lab::start`]
-//! sets everything up; [`Lab::run`] plays the profile, samples every second and returns
-//! the [`Outcome`]: the timeline, the driver's rounds, the figures and the checks.
+//! sets everything up; [`Lab::run`] plays the [`Profile`], samples every second and
+//! returns the [`Outcome`]: the timeline, the driver's rounds, the figures and the checks.
 
 use std::{
     io::{IsTerminal, Write as _},
@@ -14,198 +14,18 @@ use chrono::Utc;
 
 use flink_keda_scaler::{keda::pb::ScaledObjectRef, sim::hpa::HpaConfig};
 
+pub use super::profile::{Profile, FAST_QUERIES, JOB_NAME, LATENCY_CONFIG};
 use super::{
     driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl},
     error::{LabError, Result},
-    flink_cluster::{self, ClusterOptions, FlinkCluster},
+    flink_cluster::{self, ClusterOptions, FlinkCluster, Installed},
     measure::{measure, Measurements},
     observer::{Moment, Observer},
     procs,
     prometheus_proc::{self, PrometheusOptions, PrometheusProcess},
     scaler_proc::ScalerProcess,
-    timeline::{EventKind, Timeline},
+    timeline::{EventKind, Point, Timeline},
 };
-
-/// Job name in Flink (and `jobName` in the trigger metadata).
-pub const JOB_NAME: &str = "fks-demo-job";
-
-/// Timings, load and sizes of one run.
-#[derive(Debug, Clone)]
-pub struct Profile {
-    /// Name (`full`, `short`).
-    pub name: &'static str,
-    /// Steady phase before the step.
-    pub steady: Duration,
-    /// Least time at the high rate.
-    pub step_min: Duration,
-    /// Most time at the high rate before giving up on the scale-up.
-    pub step_max: Duration,
-    /// Most time at the low rate before giving up on the scale-down.
-    pub back_max: Duration,
-    /// Extra seconds after the scale-down (to show the settled state).
-    pub settle: Duration,
-    /// Records/s when steady.
-    pub low_rate: u32,
-    /// The step factor.
-    pub factor: u32,
-    /// CPU iterations per record in the keyed operator.
-    pub work: u32,
-    /// Topic partitions.
-    pub partitions: u32,
-    /// Slots per TaskManager.
-    pub slots: u32,
-    /// `minReplicaCount` / `minTaskManagers`.
-    pub min_task_managers: u32,
-    /// `maxReplicaCount` / `maxTaskManagers`.
-    pub max_task_managers: u32,
-    /// KEDA `pollingInterval`.
-    pub polling_interval: Duration,
-    /// HPA sync period.
-    pub hpa_sync_period: Duration,
-    /// HPA scale-down stabilization window.
-    pub hpa_stabilization: Duration,
-    /// The scaler's `evaluation.interval`.
-    pub evaluation_interval: Duration,
-    /// The policy's `utilizationLow` (the band's lower edge).
-    pub utilization_low: f64,
-    /// Sample period of the observer.
-    pub sample_every: Duration,
-}
-
-impl Profile {
-    /// The demo and benchmark run: KEDA's and the HPA's timings as in a cluster
-    /// (HPA sync 15 s = Kubernetes' default, pollingInterval 5 s, scale-down
-    /// stabilization 30 s), one minute steady, at least two minutes at 3×.
-    pub fn full() -> Self {
-        Self {
-            name: "full",
-            steady: Duration::from_secs(60),
-            step_min: Duration::from_secs(120),
-            step_max: Duration::from_secs(240),
-            back_max: Duration::from_secs(300),
-            settle: Duration::from_secs(20),
-            utilization_low: 0.2,
-            ..Self::short()
-        }
-        .with_keda(
-            Duration::from_secs(5),
-            Duration::from_secs(15),
-            Duration::from_secs(30),
-        )
-    }
-
-    /// The CI profile: the same scenario, shorter phases and 2 s KEDA/HPA periods; the
-    /// step ends as soon as the job scaled up.
-    pub fn short() -> Self {
-        Self {
-            name: "short",
-            steady: Duration::from_secs(20),
-            step_min: Duration::ZERO,
-            step_max: Duration::from_secs(180),
-            back_max: Duration::from_secs(180),
-            settle: Duration::from_secs(4),
-            // ~0.7 ms of CPU per record: 650 records/s keep one keyed subtask ~45 % busy,
-            // 3× saturates it and needs 2–3 subtasks, still within a 2-core machine's
-            // reach. One slot per TaskManager: every parallelism step is a TaskManager.
-            low_rate: 650,
-            factor: 3,
-            work: 400_000,
-            partitions: 8,
-            slots: 1,
-            min_task_managers: 1,
-            max_task_managers: 4,
-            polling_interval: Duration::from_secs(2),
-            hpa_sync_period: Duration::from_secs(2),
-            hpa_stabilization: Duration::from_secs(20),
-            evaluation_interval: Duration::from_secs(2),
-            // The product default. On a contended 2-core CI runner four TaskManagers show
-            // busy ≈ 0.36 at the low rate (busy time counts time waiting for a CPU): inside a
-            // 0.2 band, where the anti-flap rightly holds and the test would see no
-            // scale-down.
-            utilization_low: 0.4,
-            sample_every: Duration::from_secs(1),
-        }
-    }
-
-    fn with_keda(mut self, polling: Duration, sync: Duration, stabilization: Duration) -> Self {
-        self.polling_interval = polling;
-        self.hpa_sync_period = sync;
-        self.hpa_stabilization = stabilization;
-        self
-    }
-
-    /// The scaler's `scaleUpDelay` in [`Self::scaler_config`].
-    pub fn scale_up_delay(&self) -> Duration {
-        Duration::from_secs(8)
-    }
-
-    /// The high rate.
-    pub fn high_rate(&self) -> u32 {
-        self.low_rate * self.factor
-    }
-
-    /// The scaler's config for this profile: the policy below and the fast signal queries
-    /// of [`FAST_QUERIES`].
-    pub fn scaler_config(&self, prom_url: &str) -> String {
-        format!(
-            "grpc:\n  listenAddress: \"127.0.0.1:50051\"\n  rpcTimeout: 5s\n  streamInterval: 2s\n\
-             http:\n  listenAddress: \"127.0.0.1:8080\"\n\
-             evaluation:\n  interval: {eval}s\n  idleTimeout: 10m\n\
-             prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 3s\n\
-             flink:\n  timeout: 3s\n  rescaleTimeout: 90s\n\
-             kubernetes:\n  enabled: false\n\
-             policies:\n  default:\n\
-             \x20   targetUtilization: 0.5\n    utilizationLow: {low}\n    utilizationHigh: 0.9\n\
-             \x20   catchUpDuration: 1m\n    stabilization: 15s\n    scaleUpDelay: {up}s\n    scaleDownDelay: 20s\n\
-             \x20   maxScaleDownFactor: 0.75\n    cooldown: 20s\n    maxRescalesPerHour: 30\n\
-             \x20   minTaskManagers: {min}\n    maxTaskManagers: {max}\n\
-             \x20   slotsPerTaskManager: {slots}\n    queries:\n{queries}",
-            eval = self.evaluation_interval.as_secs().max(1),
-            up = self.scale_up_delay().as_secs(),
-            low = self.utilization_low,
-            min = self.min_task_managers,
-            max = self.max_task_managers,
-            slots = self.slots,
-            queries = FAST_QUERIES
-                .iter()
-                .map(|(k, v)| format!("      {k}: '{v}'\n"))
-                .collect::<String>(),
-        )
-    }
-}
-
-/// Signal queries that react within seconds. Flink's own per-second metrics
-/// (`busyTimeMsPerSecond`, `numRecordsInPerSecond`, ...) are 60 s moving averages updated
-/// every 5 s (`TimerGauge` and `MeterView` windows), so a load step takes a minute to show
-/// in full. These use the counters behind them (`accumulateBusyTimeMs`, `numRecordsIn`,
-/// `numRecordsOut`) over a 10 s window instead; the window must cover at least two
-/// scrapes (here: Prometheus scrapes every second).
-pub const FAST_QUERIES: [(&str, &str); 4] = [
-    (
-        "busyTime",
-        r#"max by (task_id) (rate(flink_taskmanager_job_task_accumulateBusyTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
-    ),
-    (
-        "recordsIn",
-        r#"sum by (task_id) (rate(flink_taskmanager_job_task_operator_numRecordsOut{ {{matchers}}job_id="{{job_id}}",operator_name=~"Source.*"}[10s])) or sum by (task_id) (rate(flink_taskmanager_job_task_numRecordsIn{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
-    ),
-    (
-        "recordsOut",
-        r#"sum by (task_id) (rate(flink_taskmanager_job_task_numRecordsOut{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
-    ),
-    (
-        "lagGrowth",
-        r#"sum by (task_id) (deriv(flink_taskmanager_job_task_operator_pendingRecords{ {{matchers}}job_id="{{job_id}}"}[5s]))"#,
-    ),
-];
-
-/// Flink settings of a latency-critical job: buffer debloating keeps about one second of
-/// records in flight between tasks, so a backlog shows in the source's `pendingRecords`
-/// (where the scaler sees it) instead of hiding in network buffers — with Flink's default
-/// 32 KiB buffers tens of thousands of small records fit in flight, ~20 s of this job's
-/// excess load after a step.
-pub const LATENCY_CONFIG: &str = "taskmanager.network.memory.buffer-debloat.enabled: true\n\
-     taskmanager.network.memory.buffer-debloat.target: 1s\n";
 
 /// Where things are and which Flink to run.
 #[derive(Debug, Clone)]
@@ -342,55 +162,15 @@ impl Lab {
             "installing Flink {} (cached after the first run)",
             opts.flink_version
         ));
-        let script = opts.flink_script.clone();
-        let version = opts.flink_version.clone();
-        let installed =
-            tokio::task::spawn_blocking(move || flink_cluster::install(&script, &version))
-                .await
-                .map_err(|e| LabError::Scenario(e.to_string()))??;
+        let installed = install_flink(opts).await?;
         say("starting a Flink session cluster (adaptive scheduler, 1 TaskManager)");
-        let cluster = FlinkCluster::start(
-            installed,
-            ClusterOptions {
-                slots_per_task_manager: profile.slots,
-                task_managers: profile.min_task_managers.max(1) as usize,
-                extra_config: LATENCY_CONFIG.to_string(),
-                ..ClusterOptions::default()
-            },
-            &opts.work_dir.join("flink"),
-        )
-        .await?;
-        let rate_file = cluster.path("rate");
-        set_rate(&rate_file, profile.low_rate)?;
-        let args = vec![
-            "--name".to_string(),
-            JOB_NAME.to_string(),
-            "--partitions".to_string(),
-            profile.partitions.to_string(),
-            "--rate".to_string(),
-            profile.low_rate.to_string(),
-            "--rate-file".to_string(),
-            rate_file.display().to_string(),
-            "--work".to_string(),
-            profile.work.to_string(),
-        ];
+        let (cluster, rate_file) = start_flink(installed, opts, &profile).await?;
         say("submitting the load job");
-        let job_id = cluster.submit_job(&args, 1).await?;
+        let job_id = cluster
+            .submit_job(&job_args(&profile, &rate_file), 1)
+            .await?;
         say("starting Prometheus (scrapes every reporter port each second)");
-        let prometheus = PrometheusProcess::start(
-            &PrometheusOptions {
-                targets: cluster.reporter_targets(),
-                ..PrometheusOptions::default()
-            },
-            &opts.work_dir.join("prometheus"),
-        )
-        .await?;
-        prometheus_proc::wait_series(
-            &prometheus,
-            &format!("flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{job_id}\"}}"),
-            Duration::from_secs(90),
-        )
-        .await?;
+        let prometheus = start_prometheus(&cluster, &job_id, opts).await?;
         say("starting the scaler");
         let scaler = ScalerProcess::start(
             &opts.scaler_bin,
@@ -446,7 +226,66 @@ impl Lab {
         let p = &self.profile;
         let origin = Instant::now();
         let origin_utc = Utc::now();
-        let driver = Driver::start(
+        let driver = self.start_driver(origin);
+        let mut observer = Observer::new(
+            &self.rest_url,
+            &self.job_id,
+            p.slots,
+            &self.prometheus,
+            &self.scaler,
+            origin,
+            origin_utc,
+        )?;
+        let mut timeline = Timeline::default();
+        let mut phases = Phases::new(p);
+        let mut progress = Progress::new(self.progress);
+        let mut next = tokio::time::Instant::now();
+        loop {
+            let replicas = driver.state().replicas;
+            let moment = Moment {
+                phase: phases.phase,
+                input_rate: phases.rate,
+                replicas,
+            };
+            let pt = observer.sample(moment, &mut timeline).await?;
+            phases.saw(&pt);
+            progress.line(&pt, phases.phase, phases.rate);
+            if let Some((name, to)) = phases.next(&pt, replicas, p) {
+                set_rate(&self.rate_file, to as u32)?;
+                timeline.push_event(
+                    origin.elapsed().as_secs_f64(),
+                    EventKind::Load,
+                    format!("{:.0} → {to:.0} records/s", phases.rate),
+                );
+                phases.enter(name, to);
+            }
+            if phases.settled(p) {
+                break;
+            }
+            next += p.sample_every;
+            let now = tokio::time::Instant::now();
+            if next < now {
+                next = now;
+            }
+            tokio::time::sleep_until(next).await;
+        }
+        progress.finish();
+        let report = driver.finish().await?;
+        driver_events(&report, &mut timeline);
+        observer.failovers(&mut timeline).await?;
+        let measurements = measure(&timeline);
+        Ok(Outcome {
+            measurements,
+            rescales: observer.rescales.values().cloned().collect(),
+            driver: report,
+            timeline,
+        })
+    }
+
+    /// The KEDA/HPA driver for this lab's ScaledObject, with the profile's periods.
+    fn start_driver(&self, origin: Instant) -> Driver {
+        let p = &self.profile;
+        Driver::start(
             self.scaler.grpc_addr(),
             self.scaled_object(),
             DriverConfig {
@@ -460,160 +299,223 @@ impl Lab {
             p.min_task_managers.max(1),
             Control(self.cluster.clone()),
             origin,
-        );
-        let mut observer = Observer::new(
-            &self.rest_url,
-            &self.job_id,
-            p.slots,
-            &self.prometheus,
-            &self.scaler,
-            origin,
-            origin_utc,
-        )?;
-        let mut timeline = Timeline::default();
-        let (low, high) = (f64::from(p.low_rate), f64::from(p.high_rate()));
-        let mut phase: &'static str = "steady";
-        let mut phase_at = Instant::now();
-        let mut rate = low;
-        let mut start_par = 0u32;
-        let mut peak_par = 0u32;
-        let mut done_at: Option<Instant> = None;
-        let mut next = tokio::time::Instant::now();
-        let tty = std::io::stderr().is_terminal();
-        let mut last_line: Option<Instant> = None;
-        loop {
-            let replicas = driver.state().replicas;
-            let pt = observer
-                .sample(
-                    Moment {
-                        phase,
-                        input_rate: rate,
-                        replicas,
-                    },
-                    &mut timeline,
-                )
-                .await?;
-            if start_par == 0 {
-                start_par = pt.max_parallelism();
-            }
-            peak_par = peak_par.max(pt.max_parallelism());
-            if self.progress
-                && (tty || last_line.is_none_or(|l| l.elapsed() >= Duration::from_secs(10)))
-            {
-                last_line = Some(Instant::now());
-                let line = format!(
-                    "[{:>5.0}s] {:<6} rate {:>5.0}/s  lag {:>7}  parallelism {:>2}  TaskManagers {}  reported {}  {}",
-                    pt.at,
-                    phase,
-                    rate,
-                    pt.lag.map(|l| format!("{l:.0}")).unwrap_or("-".into()),
-                    pt.max_parallelism(),
-                    pt.task_managers(),
-                    pt.reported.map(|r| r.to_string()).unwrap_or("-".into()),
-                    pt.rescale.as_deref().unwrap_or(""),
-                );
-                if tty {
-                    eprint!("\r\x1b[2K{line}");
-                } else {
-                    eprintln!("{line}");
-                }
-                let _ = std::io::stderr().flush();
-            }
-            let idle = pt.rescale.is_none();
-            let running = pt.all_running;
-            let next_phase = match phase {
-                "steady" if phase_at.elapsed() >= p.steady => Some(("step", high)),
-                "step" => {
-                    let scaled = running && idle && pt.max_parallelism() > start_par;
-                    let long_enough = phase_at.elapsed() >= p.step_min;
-                    ((scaled && long_enough) || phase_at.elapsed() >= p.step_max)
-                        .then_some(("back", low))
-                }
-                "back" => {
-                    // scaled down in place and the surplus TaskManagers released
-                    let needed = pt.flink.as_ref().map_or(u32::MAX, |f| {
-                        f.required_task_managers().max(p.min_task_managers)
-                    });
-                    let released = replicas <= needed;
-                    let down = running && idle && pt.max_parallelism() < peak_par && released;
-                    if done_at.is_none() && (down || phase_at.elapsed() >= p.back_max) {
-                        done_at = Some(Instant::now());
-                    }
-                    None
-                }
-                _ => None,
-            };
-            if let Some((name, to)) = next_phase {
-                set_rate(&self.rate_file, to as u32)?;
-                timeline.push_event(
-                    origin.elapsed().as_secs_f64(),
-                    EventKind::Load,
-                    format!("{rate:.0} → {to:.0} records/s"),
-                );
-                rate = to;
-                phase = name;
-                phase_at = Instant::now();
-            }
-            if done_at.is_some_and(|d| d.elapsed() >= p.settle) {
-                break;
-            }
-            next += p.sample_every;
-            let now = tokio::time::Instant::now();
-            if next < now {
-                next = now;
-            }
-            tokio::time::sleep_until(next).await;
-        }
-        if self.progress && tty {
-            eprintln!();
-        }
-        let report = driver.finish().await?;
-        for s in &report.samples {
-            for a in &s.actions {
-                let (kind, detail) = match a {
-                    Action::Started(id) => (EventKind::TaskManagerStarted, id.clone()),
-                    Action::Stopped(id) => (EventKind::TaskManagerStopped, id.clone()),
-                    Action::StartFailed(why) | Action::Refused(why) => {
-                        (EventKind::Refused, why.clone())
-                    }
-                };
-                timeline.push_event(s.at.as_secs_f64(), kind, detail);
-            }
-        }
-        observer.failovers(&mut timeline).await?;
-        let measurements = measure(&timeline);
-        Ok(Outcome {
-            measurements,
-            rescales: observer.rescales.values().cloned().collect(),
-            driver: report,
-            timeline,
-        })
+        )
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flink_keda_scaler::config::Config;
+/// Installs Flink `opts.flink_version` with `opts.flink_script` (cached).
+async fn install_flink(opts: &LabOptions) -> Result<Installed> {
+    let script = opts.flink_script.clone();
+    let version = opts.flink_version.clone();
+    tokio::task::spawn_blocking(move || flink_cluster::install(&script, &version))
+        .await
+        .map_err(|e| LabError::Scenario(e.to_string()))?
+        .map_err(LabError::from)
+}
 
-    #[test]
-    fn both_profiles_give_a_valid_scaler_config_with_the_fast_queries() {
-        for p in [Profile::full(), Profile::short()] {
-            let text = p.scaler_config("http://127.0.0.1:9090");
-            let config = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.name));
-            let policy = config.policies.get("default").expect("default policy");
-            assert_eq!(policy.queries.len(), FAST_QUERIES.len(), "{}", p.name);
-            for (signal, query) in FAST_QUERIES {
-                assert_eq!(policy.queries.get(signal).map(String::as_str), Some(query));
-            }
+/// A session cluster with the profile's TaskManagers and the latency settings, and its
+/// rate file at the low rate.
+async fn start_flink(
+    installed: Installed,
+    opts: &LabOptions,
+    profile: &Profile,
+) -> Result<(FlinkCluster, PathBuf)> {
+    let cluster = FlinkCluster::start(
+        installed,
+        ClusterOptions {
+            slots_per_task_manager: profile.slots,
+            task_managers: profile.min_task_managers.max(1) as usize,
+            extra_config: LATENCY_CONFIG.to_string(),
+            ..ClusterOptions::default()
+        },
+        &opts.work_dir.join("flink"),
+    )
+    .await?;
+    let rate_file = cluster.path("rate");
+    set_rate(&rate_file, profile.low_rate)?;
+    Ok((cluster, rate_file))
+}
+
+/// The LoadJob's arguments: its name, partitions, rate (and rate file), work per record.
+fn job_args(profile: &Profile, rate_file: &std::path::Path) -> Vec<String> {
+    vec![
+        "--name".to_string(),
+        JOB_NAME.to_string(),
+        "--partitions".to_string(),
+        profile.partitions.to_string(),
+        "--rate".to_string(),
+        profile.low_rate.to_string(),
+        "--rate-file".to_string(),
+        rate_file.display().to_string(),
+        "--work".to_string(),
+        profile.work.to_string(),
+    ]
+}
+
+/// Prometheus scraping the cluster's reporters, once the job's busy time is in.
+async fn start_prometheus(
+    cluster: &FlinkCluster,
+    job_id: &str,
+    opts: &LabOptions,
+) -> Result<PrometheusProcess> {
+    let prometheus = PrometheusProcess::start(
+        &PrometheusOptions {
+            targets: cluster.reporter_targets(),
+            ..PrometheusOptions::default()
+        },
+        &opts.work_dir.join("prometheus"),
+    )
+    .await?;
+    prometheus_proc::wait_series(
+        &prometheus,
+        &format!("flink_taskmanager_job_task_busyTimeMsPerSecond{{job_id=\"{job_id}\"}}"),
+        Duration::from_secs(90),
+    )
+    .await?;
+    Ok(prometheus)
+}
+
+/// Where the run is: the phase (`steady` → `step` → `back`), since when, at which rate,
+/// the parallelism it started at and its peak, and when the scale-down was done.
+struct Phases {
+    phase: &'static str,
+    phase_at: Instant,
+    rate: f64,
+    low: f64,
+    high: f64,
+    start_par: u32,
+    peak_par: u32,
+    done_at: Option<Instant>,
+}
+
+impl Phases {
+    fn new(p: &Profile) -> Self {
+        let (low, high) = (f64::from(p.low_rate), f64::from(p.high_rate()));
+        Self {
+            phase: "steady",
+            phase_at: Instant::now(),
+            rate: low,
+            low,
+            high,
+            start_par: 0,
+            peak_par: 0,
+            done_at: None,
         }
     }
 
-    #[test]
-    fn the_full_profile_uses_cluster_timings() {
-        let p = Profile::full();
-        assert_eq!(p.hpa_sync_period, Duration::from_secs(15));
-        assert_eq!(p.high_rate(), 3 * p.low_rate);
-        assert!(p.step_min >= Duration::from_secs(60));
+    /// Notes the sampled parallelism (the first one and the peak).
+    fn saw(&mut self, pt: &Point) {
+        if self.start_par == 0 {
+            self.start_par = pt.max_parallelism();
+        }
+        self.peak_par = self.peak_par.max(pt.max_parallelism());
+    }
+
+    /// The phase to enter and its rate, if this sample ends the current one; in `back`,
+    /// notes when the job scaled down in place and released the surplus TaskManagers.
+    fn next(&mut self, pt: &Point, replicas: u32, p: &Profile) -> Option<(&'static str, f64)> {
+        let idle = pt.rescale.is_none();
+        let running = pt.all_running;
+        match self.phase {
+            "steady" if self.phase_at.elapsed() >= p.steady => Some(("step", self.high)),
+            "step" => {
+                let scaled = running && idle && pt.max_parallelism() > self.start_par;
+                let long_enough = self.phase_at.elapsed() >= p.step_min;
+                ((scaled && long_enough) || self.phase_at.elapsed() >= p.step_max)
+                    .then_some(("back", self.low))
+            }
+            "back" => {
+                // scaled down in place and the surplus TaskManagers released
+                let needed = pt.flink.as_ref().map_or(u32::MAX, |f| {
+                    f.required_task_managers().max(p.min_task_managers)
+                });
+                let released = replicas <= needed;
+                let down = running && idle && pt.max_parallelism() < self.peak_par && released;
+                if self.done_at.is_none() && (down || self.phase_at.elapsed() >= p.back_max) {
+                    self.done_at = Some(Instant::now());
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn enter(&mut self, phase: &'static str, rate: f64) {
+        self.rate = rate;
+        self.phase = phase;
+        self.phase_at = Instant::now();
+    }
+
+    /// The scale-down is done and the profile's settle time has passed.
+    fn settled(&self, p: &Profile) -> bool {
+        self.done_at.is_some_and(|d| d.elapsed() >= p.settle)
+    }
+}
+
+/// The live progress line on stderr: rewritten in place on a terminal, every 10 s
+/// otherwise.
+struct Progress {
+    on: bool,
+    tty: bool,
+    last_line: Option<Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Self {
+            on,
+            tty: std::io::stderr().is_terminal(),
+            last_line: None,
+        }
+    }
+
+    fn line(&mut self, pt: &Point, phase: &str, rate: f64) {
+        let due = self.tty
+            || self
+                .last_line
+                .is_none_or(|l| l.elapsed() >= Duration::from_secs(10));
+        if !self.on || !due {
+            return;
+        }
+        self.last_line = Some(Instant::now());
+        let line = format!(
+            "[{:>5.0}s] {:<6} rate {:>5.0}/s  lag {:>7}  parallelism {:>2}  TaskManagers {}  reported {}  {}",
+            pt.at,
+            phase,
+            rate,
+            pt.lag.map(|l| format!("{l:.0}")).unwrap_or("-".into()),
+            pt.max_parallelism(),
+            pt.task_managers(),
+            pt.reported.map(|r| r.to_string()).unwrap_or("-".into()),
+            pt.rescale.as_deref().unwrap_or(""),
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&self) {
+        if self.on && self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// The driver's TaskManager starts, stops and refusals as timeline events.
+fn driver_events(report: &DriverReport, timeline: &mut Timeline) {
+    for s in &report.samples {
+        for a in &s.actions {
+            let (kind, detail) = match a {
+                Action::Started(id) => (EventKind::TaskManagerStarted, id.clone()),
+                Action::Stopped(id) => (EventKind::TaskManagerStopped, id.clone()),
+                Action::StartFailed(why) | Action::Refused(why) => {
+                    (EventKind::Refused, why.clone())
+                }
+            };
+            timeline.push_event(s.at.as_secs_f64(), kind, detail);
+        }
     }
 }
