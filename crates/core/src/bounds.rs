@@ -61,39 +61,37 @@ impl Fit<'_> {
     /// The policy maximum: parallelism shrinks proportionally to fit.
     fn clamp_to_max(&mut self, hi: u32) {
         let tms = self.tms;
-        if tms <= hi {
-            return;
-        }
-        self.reasons.push(
-            Reason::new(
+        if tms > hi {
+            let reason = Reason::new(
                 Rule::ClampedToMax,
                 format!("needs {tms} TaskManagers, max {hi}: parallelism reduced to fit"),
             )
             .input("needed", f64::from(tms))
-            .input("max", f64::from(hi)),
-        );
-        self.parallelism = fit_to_task_managers(self.topology, &self.parallelism, self.slots, hi);
-        // the job gets every TaskManager it may have; rounding leaves spare slots at most
-        self.tms = hi;
+            .input("max", f64::from(hi));
+            self.shrink_to(hi, reason);
+        }
     }
 
     /// An open schedule's ceiling (already within `[min, max]`): shrinks like the maximum.
     fn schedule_ceiling(&mut self, ceiling: u32, name: &str) {
         let tms = self.tms;
-        if tms <= ceiling {
-            return;
-        }
-        self.reasons.push(
-            Reason::new(
+        if tms > ceiling {
+            let reason = Reason::new(
                 Rule::ScheduleCeiling,
                 format!("schedule {name}: at most {ceiling} TaskManagers"),
             )
             .input("needed", f64::from(tms))
-            .input("ceiling", f64::from(ceiling)),
-        );
-        self.parallelism =
-            fit_to_task_managers(self.topology, &self.parallelism, self.slots, ceiling);
-        self.tms = ceiling;
+            .input("ceiling", f64::from(ceiling));
+            self.shrink_to(ceiling, reason);
+        }
+    }
+
+    /// Fits the parallelism into `tms` TaskManagers, proportionally, for `reason`: the job
+    /// gets every TaskManager it may have (rounding leaves spare slots at most).
+    fn shrink_to(&mut self, tms: u32, reason: Reason) {
+        self.reasons.push(reason);
+        self.parallelism = fit_to_task_managers(self.topology, &self.parallelism, self.slots, tms);
+        self.tms = tms;
     }
 
     /// Floors: an open schedule's, then the predictive one (both capped by the ceiling);
