@@ -5,6 +5,7 @@
 #   - Apache Flink 2.3.0 and 1.20.5 + the test job    (PyPI jars + javac; scripts/flink.sh)
 #   - kube-apiserver v1.20.2                          (built once from Debian's source; scripts/kube-apiserver.sh)
 #   - Python venv with grpcio/grpcio-tools            (PyPI; scripts/python-venv.sh)
+#   - cargo-deny (pinned)                             (crates.io; $FKS_CACHE/tools/bin)
 # A fresh machine needs only the Rust toolchain, Java 17, Python 3.11 and gcc.
 # FKS_COMPONENTS=demo installs only what the local demo needs (Prometheus, Flink).
 set -euo pipefail
@@ -39,6 +40,16 @@ if ! $demo_only; then
 
   log "python venv"
   scripts/python-venv.sh >/dev/null
+
+  # `cargo deny check licenses bans sources` in scripts/test.sh (deny.toml)
+  deny_version=0.20.2
+  deny_bin="$FKS_CACHE/tools/bin/cargo-deny"
+  if [ "$("$deny_bin" --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+    log "cargo-deny $deny_version (built once)"
+    # a temporary target dir: not the tests' (CARGO_TARGET_DIR), removed afterwards
+    env -u CARGO_TARGET_DIR cargo install --quiet --locked --force cargo-deny \
+      --version "$deny_version" --root "$FKS_CACHE/tools"
+  fi
 fi
 
 log "done (cache: $FKS_CACHE, $(du -sh "$FKS_CACHE" 2>/dev/null | cut -f1))"

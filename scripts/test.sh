@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, unit + property tests, and the suites against
-# real components (Prometheus, Flink 2.3.0 and 1.20.5, kube-apiserver + etcd, a Python
-# grpcio client), plus promtool rule tests. Installs missing components first (cached).
+# Runs every test: formatting and lints, the dependency checks (cargo-deny: licenses, bans,
+# sources), unit + property tests, and the suites against real components (Prometheus,
+# Flink 2.3.0 and 1.20.5, kube-apiserver + etcd, a Python grpcio client), plus promtool
+# rule tests. Installs missing components first (cached).
 #
 #   scripts/test.sh            # everything
 #   FKS_SKIP_INSTALL=1 scripts/test.sh   # assume components are installed
@@ -20,6 +21,12 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# licenses, banned crates, sources (deny.toml); offline: advisories would fetch a database
+log "cargo deny check licenses bans sources"
+export PATH="$FKS_CACHE/tools/bin:$PATH"
+command -v cargo-deny >/dev/null || { log "cargo-deny missing: run scripts/install-components.sh"; exit 1; }
+cargo deny --offline --locked check licenses bans sources
 
 log "cargo test (Flink ${FKS_FLINK_VERSION:-2.3.0})"
 cargo test --workspace --all-targets --locked
