@@ -15,6 +15,7 @@ mod cli;
 mod config_files;
 mod core_decide;
 mod dashboard_metrics;
+mod docs_paths;
 mod file_sizes;
 mod flink_fakes;
 mod flink_rescale;

@@ -9,7 +9,7 @@
 //!   lowerBound not raised) and GetMetrics answers the new, higher count;
 //! * Prometheus stopped → UNAVAILABLE (never 0); a query matching nothing → UNAVAILABLE
 //!   naming the signal; unknown metadata key → INVALID_ARGUMENT naming it; unknown job →
-//!   NOT_FOUND.
+//!   NOT_FOUND (in [`errors`]); SIGTERM and edited metadata (in [`lifecycle`]).
 //!
 //! Run: `cargo test --test it prometheus_getmetrics:: -- --nocapture` (needs
 //! `/usr/bin/prometheus`; prints SKIPPED without it, fails in CI).
