@@ -49,10 +49,9 @@ async fn stream_is_active_sends_first_result_then_only_changes_then_error_ends_i
         .expect("ok message");
     assert!(changed.result);
 
-    server.evaluator.set(
-        "s",
-        Answer::Err(EvalError::unavailable("prometheus down")),
-    );
+    server
+        .evaluator
+        .set("s", Answer::Err(EvalError::unavailable("prometheus down")));
     let err = tokio::time::timeout(Duration::from_secs(2), stream.next())
         .await
         .expect("error in time")
