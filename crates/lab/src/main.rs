@@ -35,11 +35,22 @@ enum ProfileArg {
     Short,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// I/O-bound keyed operator: capacity = parallelism × 500 records/s, 2 → 6 TaskManagers.
+    Io,
+    /// CPU-bound keyed operator: capacity = this machine's cores, 1 → 4 TaskManagers.
+    Cpu,
+}
+
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Scenario profile.
     #[arg(long, value_enum, default_value = "full")]
     profile: ProfileArg,
+    /// Workload of the keyed operator.
+    #[arg(long, value_enum, default_value = "io")]
+    scenario: ScenarioArg,
     /// Apache Flink version (1.18+).
     #[arg(long, env = "FKS_FLINK_VERSION", default_value = "2.3.0")]
     flink_version: String,
@@ -109,6 +120,10 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)>
     let profile = match c.profile {
         ProfileArg::Full => Profile::full(),
         ProfileArg::Short => Profile::short(),
+    };
+    let profile = match c.scenario {
+        ScenarioArg::Io => profile,
+        ScenarioArg::Cpu => profile.cpu(),
     };
     Ok((
         LabOptions {
