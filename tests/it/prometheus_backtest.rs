@@ -400,16 +400,27 @@ async fn backtest_on_backfilled_history() {
         .expect("backtest runs");
     println!("{}", report.to_table());
 
-    // exactly one range query per signal (+ the two counts), no instant queries
+    // exactly one range query per signal (+ the two counts); one instant query: the
+    // scrape-interval probe for `{{window}}` (no scrapeInterval configured)
     let seen = proxy.take();
     let range_queries: Vec<&(String, String)> = seen
         .iter()
         .filter(|(p, _)| p == "/api/v1/query_range")
         .collect();
+    let instant: Vec<&(String, String)> = seen
+        .iter()
+        .filter(|(p, _)| p != "/api/v1/query_range")
+        .collect();
     assert_eq!(
-        seen.len(),
-        range_queries.len(),
-        "only range queries: {seen:?}"
+        instant.len(),
+        1,
+        "only the probe is an instant query: {seen:?}"
+    );
+    assert!(
+        instant[0]
+            .1
+            .contains("timestamp(flink_taskmanager_Status_JVM_CPU_Load"),
+        "{instant:?}"
     );
     assert_eq!(range_queries.len(), Signal::ALL.len() + 2, "{seen:?}");
     for signal in Signal::ALL {
@@ -553,7 +564,8 @@ async fn backtest_on_backfilled_history() {
     );
     assert!(stdout.contains(&format!("2→{want_tms}")), "{stdout}");
     let cli_queries = proxy.take();
-    assert_eq!(cli_queries.len(), Signal::ALL.len() + 2, "{cli_queries:?}");
+    // one range query per signal, the two counts and the scrape-interval probe
+    assert_eq!(cli_queries.len(), Signal::ALL.len() + 3, "{cli_queries:?}");
     let csv = std::fs::read_to_string(&csv_path).expect("csv written");
     println!(
         "CSV head:\n{}",
