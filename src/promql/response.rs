@@ -382,6 +382,20 @@ mod tests {
         assert_eq!(v[3].value, f64::NEG_INFINITY);
     }
 
+    /// More series than the bound is an error naming the limit, never a partial answer.
+    #[test]
+    fn series_bound() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"task_id":"a"},"value":[1,"1"]},
+            {"metric":{"task_id":"b"},"value":[1,"2"]},
+            {"metric":{"task_id":"c"},"value":[1,"3"]}]}}"#;
+        assert!(decode_capped(200, body, "e", 3).is_ok());
+        let e = decode_capped(200, body, "e", 2).expect_err("over the bound");
+        let msg = e.to_string();
+        assert!(msg.contains("3 series exceed the limit of 2"), "{msg}");
+        assert!(msg.contains("maxSeries"), "{msg}");
+    }
+
     /// Scalar and string result types decode.
     #[test]
     fn scalar_and_string() {

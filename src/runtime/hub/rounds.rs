@@ -79,7 +79,11 @@ impl SignalHub {
         if planned.is_empty() {
             return;
         }
-        let jobs: usize = planned.iter().map(|p| p.jobs.len()).sum();
+        let jobs = planned
+            .iter()
+            .flat_map(|p| p.jobs.iter().map(|j| j.job_id.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         let queries = planned.len();
         let mut per_server: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for p in &planned {
