@@ -34,7 +34,6 @@ mod logs_json;
 mod prometheus_backtest;
 mod prometheus_client;
 mod prometheus_fleet;
-mod prometheus_flink;
 mod prometheus_getmetrics;
 mod prometheus_predictive;
 mod prometheus_real;
