@@ -166,8 +166,17 @@ async fn fifty_jobs_one_query_per_signal_one_broken_job() {
     };
 
     // first reads: every job new to its batches, answered by one catch-up round
+    let started = Instant::now();
     let first = fleet.read_all(&hub).await;
+    let first_answer = started.elapsed();
     check_answers(&first, &jobs);
+    let catch_up = hub.rounds().borrow().clone();
+    eprintln!("{JOBS} new jobs answered in {first_answer:?} by {catch_up:?}");
+    // answered by catch-up rounds (one when they all arrive at once), not by the next
+    // full round nor by one direct read per job
+    assert!(!catch_up.full, "{catch_up:?}");
+    let sent = metrics.encode();
+    assert!(!sent.contains(r#"kind="job""#), "{sent}");
 
     // a full round, then reads from its rows, then the next full round
     let mut rounds = hub.rounds();
