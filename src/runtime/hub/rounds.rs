@@ -257,3 +257,45 @@ fn each(
         .map(|j| (j.job_id.clone(), Err(error(j))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{core::Signal, promql::Endpoint};
+
+    fn batch(template: &str) -> (BatchKey, Batch) {
+        let endpoint = Endpoint::new("http://127.0.0.1:9", Duration::from_secs(1), 0);
+        let client = Arc::new(PromClient::new(&endpoint).expect("client"));
+        let key = BatchKey {
+            server: "default".into(),
+            signal: Signal::BusyTime,
+            template: template.into(),
+            matchers: "".into(),
+        };
+        let batch = Batch {
+            client,
+            members: BTreeMap::new(),
+            rows: std::collections::HashMap::new(),
+        };
+        (key, batch)
+    }
+
+    fn jobs(n: usize) -> Vec<JobVars> {
+        (0..n)
+            .map(|i| JobVars::new(format!("{i:032x}"), format!("j{i}")))
+            .collect()
+    }
+
+    /// A `{{job_ids}}` batch is cut at MAX_JOBS_PER_QUERY ids per query; a shared
+    /// (cluster-wide) template is one query whatever the jobs; no jobs, no query.
+    #[test]
+    fn chunks_bound_the_ids_per_query() {
+        let (key, b) = batch("max by (job_id, task_id) (m{job_id=~\"{{job_ids}}\"})");
+        let planned = chunks(&key, &b, jobs(2 * MAX_JOBS_PER_QUERY + 1));
+        let sizes: Vec<usize> = planned.iter().map(|p| p.jobs.len()).collect();
+        assert_eq!(sizes, [MAX_JOBS_PER_QUERY, MAX_JOBS_PER_QUERY, 1]);
+        let (key, b) = batch("max(slots)");
+        assert_eq!(chunks(&key, &b, jobs(5000)).len(), 1);
+        assert!(chunks(&key, &b, Vec::new()).is_empty());
+    }
+}
