@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
-pub use policy::{PolicySpec, PredictiveSpec, ScheduleSpec};
+pub use policy::{PolicySpec, PredictiveSpec, QueryPresetSpec, ScheduleSpec};
 pub use prometheus::{
     BasicAuthSettings, ServerAuth, ServerSettings, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
     MAX_TIMEOUT,

@@ -14,6 +14,7 @@
 pub mod apply;
 mod context;
 mod http;
+pub mod hub;
 mod kube;
 mod pipeline;
 pub mod predictive;
@@ -28,6 +29,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 use tokio::{net::TcpListener, sync::watch};
 
 pub use context::{prometheus_endpoint, Context};
+pub use settings::policy_queries;
 pub use worker::{JobReport, Published, Worker};
 pub use workers::{Workers, WorkersEvaluator};
 
@@ -136,6 +138,7 @@ pub async fn serve(
         metrics.set_leader(true);
     }
     let ctx = Arc::new(ctx);
+    let hub_task = ctx.hub.spawn(signal.clone());
     let flink_options = ctx.flink_options();
     let workers = Arc::new(Workers::new(ctx.clone(), signal.clone()));
 
@@ -174,9 +177,10 @@ pub async fn serve(
     }
     let _ = ready_tx.send(Readiness::NotReady("shutting down".into()));
     shutdown.trigger();
-    let (g, h) = tokio::join!(grpc_task, http_task);
+    let (g, h, hub) = tokio::join!(grpc_task, http_task, hub_task);
     g??;
     h??;
+    hub?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -225,6 +229,8 @@ pub async fn explain(
         "decision": decision,
         "observation": observed.observation,
         "queries": pipeline::query_summaries(&observed.queries),
+        "signals": observed.signals_summary(),
+        "scrapeIntervals": ctx.hub.scrape_intervals(),
         "issues": observed.issues,
         "policy": settings.policy,
     }))

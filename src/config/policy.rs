@@ -57,6 +57,11 @@ pub struct PolicySpec {
     pub task_manager_cpu_cores: Option<f64>,
     /// Compute and report, never apply.
     pub dry_run: Option<bool>,
+    /// The default queries the overrides apply to: `counters` (default; slopes of Flink's
+    /// counters over a window derived from the scrape interval) or `gauges` (Flink's
+    /// per-second gauges, 60 s moving averages).
+    #[serde(default)]
+    pub query_preset: QueryPresetSpec,
     /// PromQL overrides by signal name (`busyTime`, `pendingRecords`, ...).
     #[serde(default)]
     pub queries: BTreeMap<String, String>,
@@ -69,6 +74,17 @@ pub struct PolicySpec {
     /// Predictive pre-scaling from last period's input rate (off when absent).
     #[serde(default)]
     pub predictive: Option<PredictiveSpec>,
+}
+
+/// `queryPreset`: which default queries a policy starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum QueryPresetSpec {
+    /// Slopes of Flink's counters over `{{window}}` (react within a few scrape intervals).
+    #[default]
+    Counters,
+    /// Flink's per-second gauges (a step shows in full after about a minute).
+    Gauges,
 }
 
 /// `predictive`: raise the TaskManager floor ahead of recurring peaks, from the source

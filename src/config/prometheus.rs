@@ -19,6 +19,10 @@ pub const DEFAULT_RETRIES: u32 = 2;
 pub const MAX_RETRIES: u32 = 10;
 /// Upper bound accepted for `timeout`.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default bound on one response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound on the series of one response.
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
 
 /// Connection settings for one Prometheus-compatible server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,24 @@ pub struct ServerSettings {
     /// with exponential backoff. Default 2.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The scrape interval of the Flink series (e.g. `30s`). Default: learned from the
+    /// samples' timestamps every 5 minutes; set it when learning cannot work (no
+    /// TaskManager JVM metrics under the policy's matchers).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub scrape_interval: Option<Duration>,
+    /// Largest response body read (bytes; the read stops there with an error naming the
+    /// limit). Default 16 MiB.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Most series one query may return (more is an error naming the limit, never a
+    /// partial answer). Default 50,000.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
 }
 
 /// Authentication: exactly one of `bearerTokenFile` or `basic`.
@@ -85,6 +107,25 @@ fn default_retries() -> u32 {
     DEFAULT_RETRIES
 }
 
+fn default_max_response_bytes() -> usize {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+
+fn default_max_series() -> usize {
+    DEFAULT_MAX_SERIES
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -108,6 +149,9 @@ impl ServerSettings {
             tls: None,
             headers: BTreeMap::new(),
             retries: DEFAULT_RETRIES,
+            scrape_interval: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 
@@ -148,7 +192,8 @@ impl ServerSettings {
         Ok(url)
     }
 
-    /// `timeout` in (0, MAX_TIMEOUT], `retries` at most MAX_RETRIES.
+    /// `timeout` in (0, MAX_TIMEOUT], `retries` at most MAX_RETRIES, a plausible
+    /// `scrapeInterval`, non-zero response bounds.
     fn check_limits(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
             return Err(err.at(
@@ -161,6 +206,17 @@ impl ServerSettings {
         }
         if self.retries > MAX_RETRIES {
             return Err(err.at("retries", format!("must be <= {MAX_RETRIES}")));
+        }
+        if let Some(i) = self.scrape_interval {
+            if i < Duration::from_millis(100) || i > Duration::from_secs(600) {
+                return Err(err.at("scrapeInterval", "must be between 100ms and 10m".into()));
+            }
+        }
+        if self.max_response_bytes < 1024 {
+            return Err(err.at("maxResponseBytes", "must be >= 1024".into()));
+        }
+        if self.max_series == 0 {
+            return Err(err.at("maxSeries", "must be >= 1".into()));
         }
         Ok(())
     }

@@ -105,6 +105,7 @@ pub struct Metrics {
     pub(super) job: JobFamilies,
     pub(super) signals: SignalFamilies,
     pub(super) clients: ClientFamilies,
+    pub(super) hub: super::hub::HubFamilies,
     pub(super) leader: IntGauge,
     pub(super) build_info: IntGaugeVec,
 }
@@ -133,6 +134,7 @@ impl Metrics {
             job: JobFamilies::register(&b)?,
             signals: SignalFamilies::register(&b)?,
             clients: ClientFamilies::register(&b)?,
+            hub: super::hub::HubFamilies::register(&b)?,
             leader: register(
                 &registry,
                 "is_leader",

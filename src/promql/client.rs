@@ -2,7 +2,9 @@
 //! (`POST /api/v1/query`, `POST /api/v1/query_range`, form-encoded), which Prometheus,
 //! Thanos, Mimir and VictoriaMetrics all serve. Every attempt is bounded by the
 //! configured timeout; retryable failures (unreachable, 5xx, 429) are retried with
-//! exponential backoff, PromQL errors never are.
+//! exponential backoff, PromQL errors never are. A response is read in chunks and cut at
+//! the endpoint's byte bound, and refused above its series bound, so a query that
+//! matches a million series is an error naming the limit, not an out-of-memory.
 
 use std::time::Duration;
 
@@ -14,15 +16,13 @@ use super::{
     auth::{scrub, Credentials},
     endpoint::Endpoint,
     error::{ClientBuildError, QueryError, SettingsError},
-    response::{decode, QueryData, ResponseError, Sample, Series},
+    response::{decode_capped, QueryData, ResponseError, Sample, Series},
 };
 
 /// First backoff delay between retries.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Largest backoff delay between retries.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Largest response body accepted (a grouped query returns a few hundred series).
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// A client for one Prometheus-compatible server. Cheap to clone.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct PromClient {
     timeout: Duration,
     retries: u32,
     credentials: Credentials,
+    max_body: usize,
+    max_series: usize,
 }
 
 impl std::fmt::Debug for PromClient {
@@ -95,6 +97,8 @@ impl PromClient {
             timeout: settings.timeout,
             retries: settings.retries,
             credentials: Credentials::from_auth(&settings.auth)?,
+            max_body: settings.max_response_bytes,
+            max_series: settings.max_series,
         })
     }
 
@@ -261,18 +265,29 @@ impl PromClient {
             attempts: 1,
             reason: scrub(&transport_reason(&e), secret.as_ref()),
         };
-        let response = request.send().await.map_err(unreachable)?;
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(QueryError::MalformedJson {
-                endpoint: endpoint.to_string(),
-                source: ResponseError::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                },
-            });
+        let too_large = || QueryError::MalformedJson {
+            endpoint: endpoint.to_string(),
+            source: ResponseError::TooLarge {
+                limit: self.max_body,
+            },
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
+            return Err(too_large());
         }
-        let decoded = decode(status, &body, endpoint).map_err(|e| redact(e, secret.as_ref()))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let decoded = decode_capped(status, &body, endpoint, self.max_series)
+            .map_err(|e| redact(e, secret.as_ref()))?;
         if !decoded.warnings.is_empty() {
             tracing::debug!(endpoint, warnings = ?decoded.warnings, "Prometheus returned warnings");
         }

@@ -21,7 +21,16 @@ pub struct Endpoint {
     pub auth: Auth,
     /// TLS (custom CA, client certificate); `None`: the built-in roots.
     pub tls: Option<ClientTls>,
+    /// Largest response body read, in bytes.
+    pub max_response_bytes: usize,
+    /// Most series one response may hold.
+    pub max_series: usize,
 }
+
+/// Default of [`Endpoint::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Default of [`Endpoint::max_series`].
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
 
 impl Endpoint {
     /// `url` with a per-attempt `timeout` and `retries`, no credentials, no TLS options, no
@@ -34,6 +43,8 @@ impl Endpoint {
             headers: BTreeMap::new(),
             auth: Auth::None,
             tls: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }

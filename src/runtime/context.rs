@@ -1,6 +1,6 @@
 //! Shared runtime context: the validated config, the exporter's metrics, one Prometheus
-//! client per configured server and one Flink REST client per JobManager URL (reused
-//! across ticks so connections are pooled).
+//! client per configured server, the signal hub and one Flink REST client per JobManager
+//! URL (reused across ticks so connections are pooled).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -24,6 +24,8 @@ pub fn prometheus_endpoint(settings: &ServerSettings) -> Endpoint {
         headers: settings.headers.clone(),
         auth: settings.auth.as_ref().map_or(Auth::None, auth),
         tls: settings.tls.clone(),
+        max_response_bytes: settings.max_response_bytes,
+        max_series: settings.max_series,
     }
 }
 
@@ -51,6 +53,8 @@ pub struct Context {
     pub prometheus: BTreeMap<String, Arc<PromClient>>,
     /// Kubernetes services, when enabled.
     pub kube: Option<Arc<super::kube::KubeServices>>,
+    /// Batched signal reads for every job (the round task runs in `serve` only).
+    pub hub: Arc<super::hub::SignalHub>,
     flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
 }
 
@@ -62,11 +66,22 @@ impl Context {
             let client = PromClient::new(&prometheus_endpoint(settings))?;
             prometheus.insert(name.clone(), Arc::new(client));
         }
+        let scrape_intervals = config
+            .prometheus
+            .iter()
+            .filter_map(|(name, s)| s.scrape_interval.map(|i| (name.clone(), i)))
+            .collect();
+        let hub = Arc::new(super::hub::SignalHub::new(
+            config.evaluation.interval,
+            scrape_intervals,
+            metrics.clone(),
+        ));
         Ok(Self {
             config,
             metrics,
             prometheus,
             kube: None,
+            hub,
             flink: Mutex::new(HashMap::new()),
         })
     }

@@ -1,7 +1,9 @@
 //! One observation of one job: resolve the job on the JobManager, read its topology,
-//! state and TaskManagers from Flink REST and its signals from Prometheus (one query per
-//! signal), and assemble the core's [`Observation`]. Shared by the per-job tick and
-//! `explain`, so both see exactly the same inputs.
+//! state and TaskManagers from Flink REST and its signals from Prometheus (through the
+//! signal hub: the job's rows of the batched queries of the last round), and assemble
+//! the core's [`Observation`]. Shared by the per-job tick and `explain` (where the hub's
+//! round task does not run, so every signal is read for the job alone), so both see
+//! exactly the same inputs.
 
 use std::{
     sync::Arc,
@@ -20,7 +22,8 @@ use crate::{
     core::{self, JobId, JobSelector, Observation, PredictiveConfig, Topology},
     flink::{self, FlinkClient, FlinkError, JobDetails, TaskManagerInfo},
     keda::EvalError,
-    promql::{read_signals, JobVars, QueryStat, ReadOptions, SignalError, SignalRead},
+    promql::{JobVars, QueryStat, SignalError, SignalRead, Windows},
+    runtime::hub::SignalRequest,
 };
 
 /// Everything read in one observation.
@@ -35,6 +38,10 @@ pub struct Observed {
     pub queries: Vec<QueryStat>,
     /// Non-fatal signal problems (optional signals missing, ...).
     pub issues: Vec<String>,
+    /// The scrape interval and counter window the queries used.
+    pub windows: Windows,
+    /// Age of the batched rows used (0: read for this job alone).
+    pub signals_age: Duration,
 }
 
 /// A short, serializable summary of the inputs of a decision (for `/debug/jobs`).
@@ -48,6 +55,29 @@ pub struct QuerySummary {
     pub series: usize,
     /// `ok` or the error kind.
     pub outcome: &'static str,
+    /// Jobs the query answered at once (1: this job alone).
+    pub jobs: usize,
+}
+
+/// The windows and freshness of a job's signals (for `/debug/jobs` and `explain`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalsSummary {
+    /// Scrape interval and counter window the queries used.
+    #[serde(flatten)]
+    pub windows: Windows,
+    /// Age of the batched rows used, in milliseconds (0: read for this job alone).
+    pub age_ms: u64,
+}
+
+impl Observed {
+    /// The windows and freshness of the signals.
+    pub fn signals_summary(&self) -> SignalsSummary {
+        SignalsSummary {
+            windows: self.windows,
+            age_ms: u64::try_from(self.signals_age.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Maps a Flink error onto what KEDA should see.
@@ -95,6 +125,7 @@ pub async fn observe(
     let mut read = read_prometheus(ctx, settings, &vars, &flink.topology).await?;
     let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
     let queries = std::mem::take(&mut read.queries);
+    let (windows, signals_age) = (read.windows, read.age);
     let FlinkView {
         details,
         topology,
@@ -102,7 +133,7 @@ pub async fn observe(
     } = flink;
     let mut observation = assemble(&details, topology, &task_managers, read);
     if let Some(cfg) = &settings.policy.predictive {
-        match predict(settings, &vars, cfg, &observation).await {
+        match predict(settings, &vars, cfg, &observation, &windows).await {
             Ok(floor) => observation.predicted_floor = floor,
             Err(e) => issues.push(e.to_string()),
         }
@@ -113,6 +144,8 @@ pub async fn observe(
         task_managers,
         queries,
         issues,
+        windows,
+        signals_age,
     })
 }
 
@@ -148,45 +181,31 @@ async fn read_flink(
     })
 }
 
-/// Reads the job's signals (one query per signal) and records each query's duration
-/// and failure in the metrics.
+/// Reads the job's signals through the signal hub (which records each query it sends in
+/// the metrics); a required signal that cannot be read is counted and is UNAVAILABLE.
 async fn read_prometheus(
     ctx: &Context,
     settings: &JobSettings,
     vars: &JobVars,
     topology: &Topology,
 ) -> Result<SignalRead, EvalError> {
-    let options = ReadOptions {
-        at: None,
-        timeout: settings
-            .prometheus
-            .max_call_duration()
-            .max(Duration::from_secs(1)),
-        concurrency: 8,
-    };
     let server = settings.prometheus_name.as_str();
-    let read = read_signals(
-        &settings.prometheus,
-        &settings.queries,
+    let request = SignalRequest {
+        server,
+        client: &settings.prometheus,
+        queries: &settings.queries,
         vars,
         topology,
-        &options,
-    )
-    .await
-    .map_err(|e| {
+    };
+    let deadline = settings
+        .prometheus
+        .max_call_duration()
+        .max(Duration::from_secs(1));
+    ctx.hub.read(&request, deadline).await.map_err(|e| {
         ctx.metrics
             .record_prometheus_error(server, e.signal.name(), e.source.kind());
         signal_error(server, e)
-    })?;
-    for q in &read.queries {
-        ctx.metrics
-            .observe_prometheus_query(server, q.signal.name(), q.duration.as_secs_f64());
-        if q.outcome != "ok" {
-            ctx.metrics
-                .record_prometheus_error(server, q.signal.name(), q.outcome);
-        }
-    }
-    Ok(read)
+    })
 }
 
 /// The core's view of the job (without the predicted floor).
@@ -222,6 +241,7 @@ async fn predict(
     vars: &JobVars,
     cfg: &PredictiveConfig,
     observation: &Observation,
+    windows: &Windows,
 ) -> Result<Option<u32>, PredictiveError> {
     let slots = settings
         .policy
@@ -236,7 +256,10 @@ async fn predict(
     });
     predictive::floor(
         &settings.prometheus,
-        settings.predictive_query.as_deref(),
+        predictive::SourceRate {
+            template: settings.predictive_query.as_deref(),
+            windows: *windows,
+        },
         vars,
         cfg,
         observation,
@@ -255,6 +278,7 @@ pub fn query_summaries(queries: &[QueryStat]) -> Vec<QuerySummary> {
             duration_ms: u64::try_from(q.duration.as_millis()).unwrap_or(u64::MAX),
             series: q.series,
             outcome: q.outcome,
+            jobs: q.jobs,
         })
         .collect()
 }

@@ -21,7 +21,7 @@ use support::flink::{install, ClusterOptions, FlinkCluster};
 
 mod load_job;
 
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use support::flink::REAL_FLINK as LOCK;
 
 fn job_args(c: &FlinkCluster) -> Vec<String> {
     let rate = c.path("rate");

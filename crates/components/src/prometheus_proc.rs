@@ -26,6 +26,8 @@ pub struct PrometheusOptions {
     pub web_config: Option<String>,
     /// TSDB blocks copied into the data dir before start (history to query).
     pub blocks: Option<PathBuf>,
+    /// `scrape_interval` (and `scrape_timeout`, capped at 10 s); `None`: 1 s.
+    pub scrape_interval: Option<std::time::Duration>,
 }
 
 /// A running Prometheus.
@@ -66,8 +68,14 @@ impl PrometheusProcess {
             .map(|t| format!("'{t}'"))
             .collect::<Vec<_>>()
             .join(", ");
+        let interval = opts
+            .scrape_interval
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .as_secs()
+            .max(1);
+        let timeout = interval.min(10);
         let config = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+            "global: {{scrape_interval: {interval}s, scrape_timeout: {timeout}s, evaluation_interval: 1s}}\n\
              scrape_configs:\n  - job_name: flink\n    static_configs: [{{targets: [{targets}]}}]\n"
         );
         let config_path = dir.join("prometheus.yml");

@@ -51,6 +51,8 @@ pub struct JobReport {
     pub queries: Vec<QuerySummary>,
     /// Non-fatal signal issues.
     pub issues: Vec<String>,
+    /// Scrape interval, counter window and age of the signals of this tick.
+    pub signals: Option<pipeline::SignalsSummary>,
     /// The effective policy.
     pub policy: Option<Policy>,
 }
@@ -71,6 +73,7 @@ impl JobReport {
             rescale: None,
             queries: Vec::new(),
             issues: Vec::new(),
+            signals: None,
             policy: None,
         }
     }
@@ -81,6 +84,7 @@ impl JobReport {
         self.job_name = Some(observed.observation.job_name.clone());
         self.queries = pipeline::query_summaries(&observed.queries);
         self.issues = observed.issues.clone();
+        self.signals = Some(observed.signals_summary());
     }
 }
 
