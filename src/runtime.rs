@@ -18,6 +18,7 @@ mod kube;
 mod pipeline;
 pub mod predictive;
 pub mod rescale;
+mod rest_cache;
 mod settings;
 pub mod shutdown;
 mod worker;

@@ -223,6 +223,7 @@ pub(super) struct ClientFamilies {
     pub(super) prometheus_query_errors: IntCounterVec,
     pub(super) flink_request_duration: HistogramVec,
     pub(super) flink_request_errors: IntCounterVec,
+    pub(super) flink_rest_calls: IntCounterVec,
     pub(super) grpc_handled: IntCounterVec,
     pub(super) grpc_handling: HistogramVec,
 }
@@ -251,6 +252,11 @@ impl ClientFamilies {
                 "flink_request_errors_total",
                 "Failed Flink REST requests by endpoint and error kind.",
                 &["endpoint", "kind"],
+            )?,
+            flink_rest_calls: b.counter(
+                "flink_rest_calls_total",
+                "Flink REST calls sent, by route template (all jobs, all JobManagers).",
+                &["endpoint"],
             )?,
             grpc_handled: b.counter(
                 "grpc_server_handled_total",

@@ -30,7 +30,7 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::context::Context;
+use super::{context::Context, rest_cache::JobView};
 use crate::{
     core::{JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -57,6 +57,8 @@ pub struct Worker {
     registered_job: Option<String>,
     marked_pods: bool,
     warned: bool,
+    /// The job's details and topology, read again when its id/state/parallelism changes.
+    rest_view: JobView,
 }
 
 impl Worker {
@@ -72,6 +74,7 @@ impl Worker {
             registered_job: None,
             marked_pods: false,
             warned: false,
+            rest_view: JobView::default(),
         }
     }
 
