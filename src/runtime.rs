@@ -13,12 +13,14 @@
 
 pub mod apply;
 mod context;
+mod debug_jobs;
 mod http;
 mod kube;
 mod pipeline;
 pub mod predictive;
 pub mod rescale;
 mod rest_cache;
+mod schedule;
 mod settings;
 pub mod shutdown;
 mod worker;
@@ -139,6 +141,7 @@ pub async fn serve(
     let ctx = Arc::new(ctx);
     let flink_options = ctx.flink_options();
     let workers = Arc::new(Workers::new(ctx.clone(), signal.clone()));
+    workers.spawn_lag_gauge();
 
     let grpc_listener = bind(grpc_addr).await?;
     let http_listener = bind(http_addr).await?;

@@ -49,6 +49,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the age of the oldest job evaluation.
+    pub fn set_evaluation_lag(&self, secs: f64) {
+        self.clients
+            .evaluation_lag
+            .with_label_values(&[] as &[&str])
+            .set(secs);
+    }
+
     /// Counts a failed Flink REST request by closed-set error kind.
     pub fn record_flink_error(&self, endpoint: &'static str, kind: &'static str) {
         self.clients

@@ -13,7 +13,8 @@
 //!   and its fresh read replaces the shared copy, so the jobs that tick next see the
 //!   rescale too. A job the shared overview does not list is looked up once more in a
 //!   fresh overview (a job submitted during the slot is found at once).
-//! * A job's details and topology are kept by its worker ([`JobView`]) under the
+//! * A job's details and topology are read with at most [`PER_JOB_READS`] such reads in
+//!   flight per JobManager, and kept by its worker ([`JobView`]) under the
 //!   overview's change key (id, state, `last-modification`, `tasks.total`: an in-place
 //!   rescale moves the last two on Flink 1.20 and 2.x).
 
@@ -28,6 +29,10 @@ use crate::{
     core::{JobSelector, Topology},
     flink::{select_job, FlinkClient, FlinkError, JobDetails, JobSummary, TaskManagerInfo},
 };
+
+/// Per-job reads (a job's details and plan) in flight at one JobManager at most: a
+/// thousand new ScaledObjects on one JobManager do not open a thousand requests at once.
+const PER_JOB_READS: usize = 4;
 
 /// Two reads of one endpoint closer than this share the first one's answer, fresh or not.
 const COALESCE: Duration = Duration::from_millis(500);
@@ -57,10 +62,21 @@ struct Cached<T> {
 
 type Cell<T> = tokio::sync::Mutex<Option<Cached<T>>>;
 
-#[derive(Default)]
 struct JobManagerViews {
     jobs: Cell<Vec<JobSummary>>,
     task_managers: Cell<Vec<TaskManagerInfo>>,
+    /// Bounds the per-job reads (details, plan) in flight at one JobManager.
+    per_job: tokio::sync::Semaphore,
+}
+
+impl Default for JobManagerViews {
+    fn default() -> Self {
+        Self {
+            jobs: Cell::default(),
+            task_managers: Cell::default(),
+            per_job: tokio::sync::Semaphore::new(PER_JOB_READS),
+        }
+    }
 }
 
 /// The shared per-JobManager reads, by JobManager URL.
@@ -118,6 +134,9 @@ impl RestCache {
                 match &view.read {
                     Some(read) if !fresh && view.key.as_ref() == Some(&key) => Ok(read.clone()),
                     _ => {
+                        // Never closed, so `acquire` does not fail; without a permit the read
+                        // still goes ahead (bounded by the client's timeout).
+                        let _permit = jm.per_job.acquire().await.ok();
                         let details = client.job(&summary.jid).await?;
                         let topology = client.topology_of(&details).await?;
                         Ok::<_, FlinkError>((Arc::new(details), topology))

@@ -1,8 +1,8 @@
 //! The per-job worker: one per ScaledObject, the one owner of that job's state across
 //! ticks (the core's [`JobState`], the rescale in flight, the persisted copy, what was
-//! logged and marked). Once per `evaluation.interval` (every 2 s while a rescale is in
-//! flight) a tick observes the job, runs the decision core, drives the in-place rescale
-//! state machine, and publishes one [`Published`] value that answers every GetMetrics,
+//! logged and marked). Once per `evaluation.interval`, at the ScaledObject's own phase of
+//! it (every 2 s while a rescale is in flight), a tick observes the job, runs the
+//! decision core, drives the in-place rescale state machine, and publishes one [`Published`] value that answers every GetMetrics,
 //! IsActive and HPA call until the next tick.
 //!
 //! What is reported to KEDA is never below what the job's running parallelism needs: a
@@ -78,12 +78,16 @@ impl Worker {
         }
     }
 
-    /// How long to wait before the next tick.
+    /// How long to wait before the next tick: the ScaledObject's phase of the interval
+    /// ([`super::schedule`]), or the fast poll while a rescale is in flight.
     pub fn next_delay(&self) -> Duration {
         if self.in_flight() {
             IN_FLIGHT_POLL
         } else {
-            self.ctx.config.evaluation.interval
+            super::schedule::next_tick_delay(
+                &self.target.to_string(),
+                self.ctx.config.evaluation.interval,
+            )
         }
     }
 

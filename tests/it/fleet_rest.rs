@@ -5,10 +5,12 @@
 //! * steady state: per JobManager about one `/jobs/overview` and one `/taskmanagers` per
 //!   interval (not one per job), no `/jobs/:id` at all (details and topology cached until
 //!   the job's state or parallelism changes), and the scaler's
-//!   `flink_keda_scaler_flink_rest_calls_total` counts what the fleet served;
+//!   `flink_keda_scaler_flink_rest_calls_total` counts what the fleet served, and
+//!   `flink_keda_scaler_evaluation_lag_seconds` is exported;
 //! * the failure semantics stay per job: a JobManager answering 503 → its jobs
 //!   UNAVAILABLE naming Flink REST and the cause, the other JobManager's jobs answered;
-//!   a cancelled job → NOT_FOUND.
+//!   a cancelled job → NOT_FOUND;
+//! * `/debug/jobs` pages through the fleet by namespace with a cursor.
 //!
 //! Run: `cargo test --test it fleet_rest:: -- --nocapture`.
 
@@ -142,6 +144,41 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
     assert!(
         counted <= served && counted >= served - 4.0,
         "{counted} vs {served}"
+    );
+
+    let lag = text
+        .lines()
+        .find(|l| l.starts_with("flink_keda_scaler_evaluation_lag_seconds "))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("evaluation_lag_seconds");
+    // Every job keeps ticking (the ≤ 1.5 × interval figure is the fleet benchmark's; here
+    // two test threads share 2 loaded cores, so only "not stuck" is asserted).
+    assert!(lag > 0.0 && lag < 10.0, "evaluation lag {lag}");
+
+    // /debug/jobs: a page of the namespace, a cursor to the next, a 400 naming `limit`.
+    let http = reqwest::Client::new();
+    let page = |q: &str| {
+        let url = format!("{}/debug/jobs?{q}", scaler.http_url());
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.expect("GET /debug/jobs");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.expect("JSON"))
+        }
+    };
+    let (status, first) = page("namespace=fleet&limit=10").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["jobs"].as_array().map(Vec::len), Some(10));
+    assert_eq!(first["total"], JOBS);
+    assert_eq!(first["next"], "fleet/job-09");
+    let (_, second) = page("namespace=fleet&limit=10&after=fleet/job-09").await;
+    assert_eq!(second["jobs"][0]["scaled_object"], "fleet/job-10");
+    assert_eq!(page("namespace=other").await.1["total"], 0);
+    let (status, bad) = page("limit=100000").await;
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"].as_str().is_some_and(|e| e.contains("limit")),
+        "{bad}"
     );
 
     // JobManager 1 down: its jobs UNAVAILABLE with the cause, JobManager 0's answered.

@@ -12,7 +12,10 @@ use crate::{
     core::{Decision, Observation, Policy, Rescale, Rule},
     exporter::{JobKey, SignalValues},
     keda::{EvalError, Evaluation, ScalerTarget},
-    runtime::pipeline::{self, Observed, QuerySummary},
+    runtime::{
+        debug_jobs,
+        pipeline::{self, Observed, QuerySummary},
+    },
 };
 
 /// The result of one tick, shared with every rpc until the next one.
@@ -49,8 +52,10 @@ pub struct JobReport {
     pub rescale: Option<Rescale>,
     /// Prometheus queries of this tick.
     pub queries: Vec<QuerySummary>,
-    /// Non-fatal signal issues.
+    /// Non-fatal signal issues (at most [`debug_jobs::MAX_ISSUES`], each length-capped).
     pub issues: Vec<String>,
+    /// Issues left out of `issues`.
+    pub issues_dropped: usize,
     /// The effective policy.
     pub policy: Option<Policy>,
 }
@@ -58,8 +63,13 @@ pub struct JobReport {
 impl JobReport {
     /// An empty report of a tick of `target` at `now`.
     pub(super) fn new(target: &ScalerTarget, now: DateTime<Utc>) -> Self {
+        Self::named(target.to_string(), now)
+    }
+
+    /// An empty report of `scaled_object` (`namespace/name`) at `now`.
+    pub(crate) fn named(scaled_object: String, now: DateTime<Utc>) -> Self {
         Self {
-            scaled_object: target.to_string(),
+            scaled_object,
             flink_url: None,
             job_id: None,
             job_name: None,
@@ -71,6 +81,7 @@ impl JobReport {
             rescale: None,
             queries: Vec::new(),
             issues: Vec::new(),
+            issues_dropped: 0,
             policy: None,
         }
     }
@@ -80,7 +91,7 @@ impl JobReport {
         self.job_id = Some(observed.observation.job_id.clone());
         self.job_name = Some(observed.observation.job_name.clone());
         self.queries = pipeline::query_summaries(&observed.queries);
-        self.issues = observed.issues.clone();
+        (self.issues, self.issues_dropped) = debug_jobs::cap_issues(&observed.issues);
     }
 }
 
