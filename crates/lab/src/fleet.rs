@@ -205,7 +205,10 @@ async fn fleet_requests(lab: &Lab, client: &Client, n: usize) -> Result<Vec<GetM
 }
 
 /// Waits (at most 300 s) until every ScaledObject answers OK: its worker has evaluated.
-async fn wait_all_evaluated(clients: &[Client], requests: &[GetMetricsRequest]) -> Result<()> {
+pub(crate) async fn wait_all_evaluated(
+    clients: &[Client],
+    requests: &[GetMetricsRequest],
+) -> Result<()> {
     const TIMEOUT: Duration = Duration::from_secs(300);
     let n = requests.len();
     let started = Instant::now();
@@ -228,7 +231,7 @@ async fn wait_all_evaluated(clients: &[Client], requests: &[GetMetricsRequest]) 
 }
 
 /// Which of the `pending` requests still fail, asked 64 at a time.
-async fn not_evaluated(
+pub(crate) async fn not_evaluated(
     clients: &[Client],
     requests: &[GetMetricsRequest],
     pending: &[usize],
