@@ -3,7 +3,8 @@
 //! JobManager) scraped by a real Prometheus every evaluation interval. Per N:
 //!
 //! * time until all N answered GetMetrics (from KEDA's first calls);
-//! * over a window of whole intervals after that: Prometheus queries per tick
+//! * over a window of whole intervals, 1½ intervals after that (steady state; ticks =
+//!   the scaler's decisions per job): Prometheus queries per tick
 //!   (Prometheus' own `prometheus_http_requests_total{handler="/api/v1/query"}`, nothing
 //!   else queries it meanwhile) and Flink REST calls per tick per JobManager (the fleet's
 //!   own counters, by endpoint);
@@ -126,6 +127,40 @@ async fn prom_queries(http: &reqwest::Client, prom: &PrometheusProcess) -> Resul
     ))
 }
 
+/// One GetMetrics request per job, with the metric name the scaler's GetMetricSpec gives
+/// its ScaledObject (derived from the job id), asked 64 at a time.
+async fn requests(
+    clients: &[grpc_load::Client],
+    jobs: &[fks_components::fleet::FleetJob],
+) -> Result<Vec<GetMetricsRequest>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(64) {
+        let mut calls = Vec::new();
+        for (k, job) in chunk.iter().enumerate() {
+            let mut c = clients[k % clients.len()].clone();
+            let so = request(job, "").scaled_object_ref.unwrap_or_default();
+            calls.push(tokio::spawn(async move { c.get_metric_spec(so).await }));
+        }
+        for (job, call) in chunk.iter().zip(calls) {
+            let spec = call
+                .await
+                .map_err(|e| LabError::Scenario(e.to_string()))?
+                .map_err(|e| LabError::Grpc {
+                    what: "GetMetricSpec".into(),
+                    detail: e.to_string(),
+                })?
+                .into_inner();
+            let metric = spec
+                .metric_specs
+                .first()
+                .map(|m| m.metric_name.clone())
+                .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
+            out.push(request(job, &metric));
+        }
+    }
+    Ok(out)
+}
+
 /// Waits until every request answers OK or `limit` passes; how many answered and when.
 async fn wait_answered(
     clients: &[grpc_load::Client],
@@ -182,25 +217,14 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     )
     .await?;
     let clients = grpc_load::connect(&scaler.grpc_addr(), 4).await?;
-    let first = fleet.job(0);
-    let spec = clients[0]
-        .clone()
-        .get_metric_spec(request(&first, "").scaled_object_ref.unwrap_or_default())
-        .await
-        .map_err(|e| LabError::Grpc {
-            what: "GetMetricSpec".into(),
-            detail: e.to_string(),
-        })?
-        .into_inner();
-    let metric = spec
-        .metric_specs
-        .first()
-        .map(|m| m.metric_name.clone())
-        .unwrap_or_default();
-    let requests: Vec<_> = fleet.jobs().iter().map(|j| request(j, &metric)).collect();
+    let requests = requests(&clients, &fleet.jobs()).await?;
     let (answered, all_answered_s) = wait_answered(&clients, &requests, opts.answer_limit).await?;
 
+    // Steady state: every job past its first, immediate tick and on its phase.
+    tokio::time::sleep(opts.interval * 3 / 2).await;
     let http = procs::http_client(Duration::from_secs(5))?;
+    let decisions = |t: &str| exposition_sum(t, "flink_keda_scaler_decisions_total", "");
+    let d0 = decisions(&scaler.metrics().await?);
     let (q0, r0) = (prom_queries(&http, &prom).await?, fleet.stats());
     let window = opts.interval * opts.window_intervals;
     let started = Instant::now();
@@ -215,8 +239,14 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
     let (q1, r1) = (prom_queries(&http, &prom).await?, fleet.stats());
+    // Ticks = decisions per job (every tick of a job that answers decides once); the
+    // wall clock when none decided.
+    let d1 = decisions(&scaler.metrics().await?);
+    let ticks = match (d1 - d0) / jobs as f64 {
+        t if t > 0.0 => t,
+        _ => started.elapsed().as_secs_f64() / opts.interval.as_secs_f64(),
+    };
     let before = r0.rest_calls_total();
     let rest_per_tick_per_jm = r1
         .rest_calls_total()
@@ -303,7 +333,7 @@ pub fn section(rows: &[FleetRow]) -> String {
          (evaluation every {interval} s, dryRun) on `fks_components::fleet` (N jobs × 5 vertices, \
          {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
-         REST calls: the fleet's counters; both over two intervals after all answered. Evaluation lag: \
+         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per decision of each job. Evaluation lag: \
          the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}",
         markdown(rows)
     )
