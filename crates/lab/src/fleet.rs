@@ -64,8 +64,13 @@ pub fn exposition_sum(text: &str, metric: &str, filter: &str) -> f64 {
 }
 
 async fn prom_query_count(lab: &Lab, http: &reqwest::Client) -> Result<f64> {
+    prometheus_queries(http, &lab.prometheus.url()).await
+}
+
+/// Instant queries Prometheus at `prom_url` answered so far (its own request counter).
+pub async fn prometheus_queries(http: &reqwest::Client, prom_url: &str) -> Result<f64> {
     let text = http
-        .get(format!("{}/metrics", lab.prometheus.url()))
+        .get(format!("{prom_url}/metrics"))
         .send()
         .await
         .map_err(|e| LabError::http("GET Prometheus /metrics", e))?

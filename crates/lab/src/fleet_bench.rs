@@ -29,7 +29,7 @@ use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 
 use super::{
     error::{LabError, Result},
-    fleet::{exposition_sum, not_evaluated},
+    fleet::{exposition_sum, not_evaluated, prometheus_queries},
     grpc_load::{self, LoadLevel},
     procs,
 };
@@ -109,22 +109,6 @@ fn request(job: &fks_components::fleet::FleetJob, metric: &str) -> GetMetricsReq
         }),
         metric_name: metric.to_string(),
     }
-}
-
-async fn prom_queries(http: &reqwest::Client, prom: &PrometheusProcess) -> Result<f64> {
-    let text = http
-        .get(format!("{}/metrics", prom.url()))
-        .send()
-        .await
-        .map_err(|e| LabError::http("GET Prometheus /metrics", e))?
-        .text()
-        .await
-        .map_err(|e| LabError::http("GET Prometheus /metrics", e))?;
-    Ok(exposition_sum(
-        &text,
-        "prometheus_http_requests_total",
-        "handler=\"/api/v1/query\"",
-    ))
 }
 
 /// One GetMetrics request per job, with the metric name the scaler's GetMetricSpec gives
@@ -222,10 +206,11 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
 
     // Steady state: every job past its first, immediate tick and on its phase.
     tokio::time::sleep(opts.interval * 3 / 2).await;
-    let http = procs::http_client(Duration::from_secs(5))?;
+    // Long timeout: at 1,000 jobs with per-job queries Prometheus itself is overloaded.
+    let http = procs::http_client(Duration::from_secs(60))?;
     let decisions = |t: &str| exposition_sum(t, "flink_keda_scaler_decisions_total", "");
     let d0 = decisions(&scaler.metrics().await?);
-    let (q0, r0) = (prom_queries(&http, &prom).await?, fleet.stats());
+    let (q0, r0) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     let window = opts.interval * opts.window_intervals;
     let started = Instant::now();
     let mut max_lag_s: f64 = 0.0;
@@ -239,7 +224,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let (q1, r1) = (prom_queries(&http, &prom).await?, fleet.stats());
+    let (q1, r1) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     // Ticks = decisions per job (every tick of a job that answers decides once); the
     // wall clock when none decided.
     let d1 = decisions(&scaler.metrics().await?);
