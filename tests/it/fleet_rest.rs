@@ -141,10 +141,8 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .expect("flink_rest_calls_total for /jobs/overview");
     let served = fleet.stats().rest_calls_total()["GET /jobs/overview"] as f64;
-    assert!(
-        counted <= served && counted >= served - 4.0,
-        "{counted} vs {served}"
-    );
+    // Equal but for the calls in flight between the two reads (one per JobManager each way).
+    assert!((counted - served).abs() <= 4.0, "{counted} vs {served}");
 
     let lag = text
         .lines()
