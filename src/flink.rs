@@ -29,7 +29,7 @@ pub mod plan;
 pub mod requirements;
 pub mod topology;
 
-pub use client::{is_terminal_state, ClientOptions, FlinkClient};
+pub use client::{is_terminal_state, select_job, CallHook, ClientOptions, FlinkClient};
 pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,

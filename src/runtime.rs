@@ -13,12 +13,15 @@
 
 pub mod apply;
 mod context;
+mod debug_jobs;
 mod http;
 pub mod hub;
 mod kube;
 mod pipeline;
 pub mod predictive;
 pub mod rescale;
+mod rest_cache;
+mod schedule;
 mod settings;
 pub mod shutdown;
 mod worker;
@@ -141,6 +144,7 @@ pub async fn serve(
     let hub_task = ctx.hub.spawn(signal.clone());
     let flink_options = ctx.flink_options();
     let workers = Arc::new(Workers::new(ctx.clone(), signal.clone()));
+    workers.spawn_lag_gauge();
 
     let grpc_listener = bind(grpc_addr).await?;
     let http_listener = bind(http_addr).await?;

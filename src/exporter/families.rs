@@ -223,6 +223,8 @@ pub(super) struct ClientFamilies {
     pub(super) prometheus_query_errors: IntCounterVec,
     pub(super) flink_request_duration: HistogramVec,
     pub(super) flink_request_errors: IntCounterVec,
+    pub(super) flink_rest_calls: IntCounterVec,
+    pub(super) evaluation_lag: GaugeVec,
     pub(super) grpc_handled: IntCounterVec,
     pub(super) grpc_handling: HistogramVec,
 }
@@ -251,6 +253,16 @@ impl ClientFamilies {
                 "flink_request_errors_total",
                 "Failed Flink REST requests by endpoint and error kind.",
                 &["endpoint", "kind"],
+            )?,
+            flink_rest_calls: b.counter(
+                "flink_rest_calls_total",
+                "Flink REST calls sent, by route template (all jobs, all JobManagers).",
+                &["endpoint"],
+            )?,
+            evaluation_lag: b.gauge(
+                "evaluation_lag_seconds",
+                "Age of the oldest job evaluation: now minus the last tick of the job evaluated longest ago.",
+                &[],
             )?,
             grpc_handled: b.counter(
                 "grpc_server_handled_total",

@@ -46,12 +46,24 @@ pub fn is_terminal_state(state: &str) -> bool {
     matches!(state, "FINISHED" | "CANCELED" | "FAILED" | "SUSPENDED")
 }
 
+/// Called once per REST request with its route template (`GET /jobs/:id/plan`), for
+/// counting calls per endpoint.
+#[derive(Clone)]
+pub struct CallHook(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for CallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallHook")
+    }
+}
+
 /// A client for one Flink cluster's REST endpoint.
 #[derive(Debug, Clone)]
 pub struct FlinkClient {
     base: Url,
     http: reqwest::Client,
     opts: ClientOptions,
+    on_call: Option<CallHook>,
 }
 
 impl FlinkClient {
@@ -74,7 +86,18 @@ impl FlinkClient {
             .connect_timeout(opts.connect_timeout)
             .build()
             .map_err(|e| invalid(UrlError::Client(e)))?;
-        Ok(Self { base, http, opts })
+        Ok(Self {
+            base,
+            http,
+            opts,
+            on_call: None,
+        })
+    }
+
+    /// Calls `hook` with the route template of every request this client sends.
+    pub fn with_call_hook(mut self, hook: CallHook) -> Self {
+        self.on_call = Some(hook);
+        self
     }
 
     /// The base URL.
@@ -99,6 +122,9 @@ impl FlinkClient {
         body: Option<&serde_json::Value>,
     ) -> Result<String, FlinkError> {
         let what = format!("{method} /{path}");
+        if let Some(hook) = &self.on_call {
+            (hook.0)(&route_template(&method, path, job));
+        }
         let url = self.url(path)?;
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
@@ -291,11 +317,18 @@ impl FlinkClient {
     /// in the details when parsable, `/jobs/:id/plan` otherwise).
     pub async fn topology(&self, job_id: &JobId) -> Result<Topology, FlinkError> {
         let details = self.job(job_id).await?;
+        self.topology_of(&details).await
+    }
+
+    /// The job graph of already read details (`/jobs/:id/plan` only when the embedded
+    /// plan is missing or unparsable).
+    pub async fn topology_of(&self, details: &JobDetails) -> Result<Topology, FlinkError> {
+        let job_id = &details.jid;
         let plan = match details.plan.as_ref().map(parse_plan) {
             Some(Ok(p)) => p,
             _ => self.plan(job_id).await?,
         };
-        build_topology(&details, &plan).map_err(|e| FlinkError::Decode {
+        build_topology(details, &plan).map_err(|e| FlinkError::Decode {
             what: format!("GET /jobs/{job_id}"),
             source: e.into(),
         })
@@ -304,34 +337,48 @@ impl FlinkClient {
     /// Finds one job: by id (any state), by name (non-terminal jobs), or the only
     /// non-terminal job. `NotFound` when none matches, `Ambiguous` when several do.
     pub async fn resolve_job(&self, selector: &JobSelector) -> Result<JobSummary, FlinkError> {
-        let jobs = self.jobs().await?;
-        let matches: Vec<JobSummary> = match selector {
-            JobSelector::Id(id) => jobs.into_iter().filter(|j| j.jid == *id).collect(),
-            JobSelector::Name(name) => jobs
-                .into_iter()
-                .filter(|j| j.name == *name && !is_terminal_state(&j.state))
-                .collect(),
-            JobSelector::OnlyRunning => jobs
-                .into_iter()
-                .filter(|j| !is_terminal_state(&j.state))
-                .collect(),
-        };
-        match matches.len() {
-            0 => Err(FlinkError::NotFound {
-                selector: selector.to_string(),
-            }),
-            1 => matches.into_iter().next().ok_or(FlinkError::NotFound {
-                selector: selector.to_string(),
-            }),
-            _ => Err(FlinkError::Ambiguous {
-                selector: selector.to_string(),
-                candidates: matches
-                    .iter()
-                    .map(|j| format!("{} ({}, {})", j.jid, j.name, j.state))
-                    .collect(),
-            }),
-        }
+        select_job(self.jobs().await?, selector)
     }
+}
+
+/// The one job of `/jobs/overview` the selector names (see [`FlinkClient::resolve_job`]).
+pub fn select_job(jobs: Vec<JobSummary>, selector: &JobSelector) -> Result<JobSummary, FlinkError> {
+    let matches: Vec<JobSummary> = match selector {
+        JobSelector::Id(id) => jobs.into_iter().filter(|j| j.jid == *id).collect(),
+        JobSelector::Name(name) => jobs
+            .into_iter()
+            .filter(|j| j.name == *name && !is_terminal_state(&j.state))
+            .collect(),
+        JobSelector::OnlyRunning => jobs
+            .into_iter()
+            .filter(|j| !is_terminal_state(&j.state))
+            .collect(),
+    };
+    match matches.len() {
+        0 => Err(FlinkError::NotFound {
+            selector: selector.to_string(),
+        }),
+        1 => matches.into_iter().next().ok_or(FlinkError::NotFound {
+            selector: selector.to_string(),
+        }),
+        _ => Err(FlinkError::Ambiguous {
+            selector: selector.to_string(),
+            candidates: matches
+                .iter()
+                .map(|j| format!("{} ({}, {})", j.jid, j.name, j.state))
+                .collect(),
+        }),
+    }
+}
+
+/// `GET /jobs/:id/plan` for `GET /jobs/<id>/plan?x=y` (bounded label values).
+fn route_template(method: &Method, path: &str, job: Option<&str>) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let path = match job {
+        Some(id) if !id.is_empty() => path.replace(id, ":id"),
+        _ => path.to_string(),
+    };
+    format!("{method} /{path}")
 }
 
 fn decode<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, FlinkError> {

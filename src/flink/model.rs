@@ -51,6 +51,26 @@ pub struct JobSummary {
     /// Start time, ms since the epoch.
     #[serde(rename = "start-time", default)]
     pub start_time: i64,
+    /// Last state change, ms since the epoch (an in-place rescale moves it too, on 1.20
+    /// and 2.x); 0 when absent.
+    #[serde(rename = "last-modification", default)]
+    pub last_modification: i64,
+    /// Subtask counts by state plus `total` (the sum of the vertices' parallelism).
+    #[serde(default)]
+    pub tasks: BTreeMap<String, u32>,
+}
+
+impl JobSummary {
+    /// What changes whenever the job's id, state or parallelism changes: the key of the
+    /// scaler's cached job details and topology.
+    pub fn change_key(&self) -> (JobId, String, i64, Option<u32>) {
+        (
+            self.jid.clone(),
+            self.state.clone(),
+            self.last_modification,
+            self.tasks.get("total").copied(),
+        )
+    }
 }
 
 /// `GET /jobs/overview`.

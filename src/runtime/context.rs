@@ -10,7 +10,7 @@ use std::{
 use crate::{
     config::{Config, ServerAuth, ServerSettings},
     exporter::Metrics,
-    flink::{ClientOptions, FlinkClient, FlinkError},
+    flink::{CallHook, ClientOptions, FlinkClient, FlinkError},
     promql::{Auth, ClientBuildError, Endpoint, PasswordSource, PromClient},
 };
 
@@ -55,6 +55,8 @@ pub struct Context {
     pub kube: Option<Arc<super::kube::KubeServices>>,
     /// Batched signal reads for every job (the round task runs in `serve` only).
     pub hub: Arc<super::hub::SignalHub>,
+    /// The JobManager reads shared by all jobs (one per JobManager per tick).
+    pub rest: super::rest_cache::RestCache,
     flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
 }
 
@@ -82,6 +84,7 @@ impl Context {
             prometheus,
             kube: None,
             hub,
+            rest: super::rest_cache::RestCache::default(),
             flink: Mutex::new(HashMap::new()),
         })
     }
@@ -101,7 +104,12 @@ impl Context {
         if let Some(c) = clients.get(base_url) {
             return Ok(c.clone());
         }
-        let client = Arc::new(FlinkClient::new(base_url, self.flink_options())?);
+        let metrics = self.metrics.clone();
+        let hook = CallHook(Arc::new(move |endpoint: &str| {
+            metrics.count_flink_call(endpoint)
+        }));
+        let client =
+            Arc::new(FlinkClient::new(base_url, self.flink_options())?.with_call_hook(hook));
         clients.insert(base_url.to_string(), client.clone());
         Ok(client)
     }

@@ -5,14 +5,18 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
-    extract::State,
+    extract::{rejection::QueryRejection, Query, State},
     http::StatusCode,
     routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
 
-use super::{rescale, workers::Workers};
+use super::{
+    debug_jobs::{self, JobsQuery},
+    rescale,
+    workers::Workers,
+};
 
 /// `POST /admin/rescale` body.
 #[derive(Debug, Deserialize)]
@@ -48,14 +52,23 @@ pub fn routes(
         )
 }
 
+/// One page of job reports (filters and cursor: [`super::debug_jobs`]); 400 naming the
+/// bad query parameter.
 #[tracing::instrument(name = "http", skip_all, fields(route = "/debug/jobs"))]
-async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Value> {
-    let reports: Vec<serde_json::Value> = workers
-        .reports()
-        .iter()
-        .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())
-        .collect();
-    Json(serde_json::json!({ "jobs": reports }))
+async fn debug_jobs(
+    State(workers): State<Arc<Workers>>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let page = query
+        .map_err(|e| e.body_text())
+        .and_then(|Query(q)| debug_jobs::page(&workers.reports(), &q));
+    match page {
+        Ok(body) => (StatusCode::OK, Json(body)),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e })),
+        ),
+    }
 }
 
 #[tracing::instrument(

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{
     context::Context,
     predictive::{self, PredictiveError},
+    rest_cache::{JobView, RestError},
     settings::JobSettings,
 };
 use crate::{
@@ -112,14 +113,28 @@ struct FlinkView {
     task_managers: Vec<TaskManagerInfo>,
 }
 
-/// Reads one observation of the job the target selects.
+/// Reads one observation of the job the target selects, all of it fresh from Flink.
 pub async fn observe(
     ctx: &Context,
     settings: &JobSettings,
     client: &FlinkClient,
     job: &JobSelector,
 ) -> Result<Observed, EvalError> {
-    let flink = read_flink(ctx, settings, client, job).await?;
+    observe_with(ctx, settings, client, job, &mut JobView::default(), true).await
+}
+
+/// Reads one observation of the job the target selects; the JobManager's overview and
+/// TaskManagers are this slot's shared reads and the job's details and topology `view`'s
+/// unless `fresh` (see [`super::rest_cache`]).
+pub async fn observe_with(
+    ctx: &Context,
+    settings: &JobSettings,
+    client: &FlinkClient,
+    job: &JobSelector,
+    view: &mut JobView,
+    fresh: bool,
+) -> Result<Observed, EvalError> {
+    let flink = read_flink(ctx, settings, client, job, view, fresh).await?;
     let vars = JobVars::new(flink.details.jid.clone(), flink.details.name.clone())
         .with_matchers(settings.matchers.clone());
     let mut read = read_prometheus(ctx, settings, &vars, &flink.topology).await?;
@@ -155,29 +170,30 @@ async fn read_flink(
     settings: &JobSettings,
     client: &FlinkClient,
     job: &JobSelector,
+    view: &mut JobView,
+    fresh: bool,
 ) -> Result<FlinkView, EvalError> {
     let url = settings.flink_url.as_str();
     let started = Instant::now();
-    let summary = client
-        .resolve_job(job)
+    let interval = ctx.config.evaluation.interval;
+    let read = ctx
+        .rest
+        .read_job(client, url, job, interval, fresh, view)
         .await
-        .map_err(|e| flink_error(url, e))?;
+        .map_err(|e| match e {
+            RestError::Job(e) => flink_error(url, e),
+            RestError::Shared(e) => EvalError::unavailable_from(&format!("Flink REST {url}"), e),
+        })?;
     // From here on every log line of the tick carries the job (`tick` span fields).
     let span = tracing::Span::current();
-    span.record("job_id", tracing::field::display(&summary.jid));
-    span.record("job_name", summary.name.as_str());
-    let (details, topology, task_managers) = tokio::try_join!(
-        client.job(&summary.jid),
-        client.topology(&summary.jid),
-        client.task_managers(),
-    )
-    .map_err(|e| flink_error(url, e))?;
+    span.record("job_id", tracing::field::display(&read.summary.jid));
+    span.record("job_name", read.summary.name.as_str());
     ctx.metrics
         .observe_flink_request("observe", Some(200), started.elapsed().as_secs_f64());
     Ok(FlinkView {
-        details,
-        topology,
-        task_managers,
+        details: read.details.as_ref().clone(),
+        topology: read.topology,
+        task_managers: read.task_managers.as_ref().clone(),
     })
 }
 

@@ -20,6 +20,7 @@ use flink_keda_scaler::{
 use support::flink::{install, ClusterOptions, FlinkCluster};
 
 mod load_job;
+mod reporter_names;
 
 use support::flink::REAL_FLINK as LOCK;
 

@@ -17,6 +17,7 @@ mod core_decide;
 mod dashboard_metrics;
 mod docs_paths;
 mod file_sizes;
+mod fleet_rest;
 mod flink_fakes;
 mod flink_queries;
 mod flink_rescale;

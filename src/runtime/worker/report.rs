@@ -12,7 +12,10 @@ use crate::{
     core::{Decision, Observation, Policy, Rescale, Rule},
     exporter::{JobKey, SignalValues},
     keda::{EvalError, Evaluation, ScalerTarget},
-    runtime::pipeline::{self, Observed, QuerySummary},
+    runtime::{
+        debug_jobs,
+        pipeline::{self, Observed, QuerySummary},
+    },
 };
 
 /// The result of one tick, shared with every rpc until the next one.
@@ -49,10 +52,12 @@ pub struct JobReport {
     pub rescale: Option<Rescale>,
     /// Prometheus queries of this tick.
     pub queries: Vec<QuerySummary>,
-    /// Non-fatal signal issues.
+    /// Non-fatal signal issues (at most [`debug_jobs::MAX_ISSUES`], each length-capped).
     pub issues: Vec<String>,
     /// Scrape interval, counter window and age of the signals of this tick.
     pub signals: Option<pipeline::SignalsSummary>,
+    /// Issues left out of `issues`.
+    pub issues_dropped: usize,
     /// The effective policy.
     pub policy: Option<Policy>,
 }
@@ -60,8 +65,13 @@ pub struct JobReport {
 impl JobReport {
     /// An empty report of a tick of `target` at `now`.
     pub(super) fn new(target: &ScalerTarget, now: DateTime<Utc>) -> Self {
+        Self::named(target.to_string(), now)
+    }
+
+    /// An empty report of `scaled_object` (`namespace/name`) at `now`.
+    pub(crate) fn named(scaled_object: String, now: DateTime<Utc>) -> Self {
         Self {
-            scaled_object: target.to_string(),
+            scaled_object,
             flink_url: None,
             job_id: None,
             job_name: None,
@@ -74,6 +84,7 @@ impl JobReport {
             queries: Vec::new(),
             issues: Vec::new(),
             signals: None,
+            issues_dropped: 0,
             policy: None,
         }
     }
@@ -85,6 +96,7 @@ impl JobReport {
         self.queries = pipeline::query_summaries(&observed.queries);
         self.issues = observed.issues.clone();
         self.signals = Some(observed.signals_summary());
+        (self.issues, self.issues_dropped) = debug_jobs::cap_issues(&observed.issues);
     }
 }
 

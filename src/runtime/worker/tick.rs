@@ -53,7 +53,17 @@ impl Worker {
             .ctx
             .flink_client(&settings.flink_url)
             .map_err(|e| flink_error(&settings.flink_url, e))?;
-        let observed = pipeline::observe(&self.ctx, &settings, &client, &self.target.job).await?;
+        // Fresh reads only while a rescale is in flight; else this slot's shared reads.
+        let fresh = self.in_flight();
+        let observed = pipeline::observe_with(
+            &self.ctx,
+            &settings,
+            &client,
+            &self.target.job,
+            &mut self.rest_view,
+            fresh,
+        )
+        .await?;
         report.observed(&observed);
 
         let now = Utc::now();

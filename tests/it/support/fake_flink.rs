@@ -276,7 +276,8 @@ impl FakeFlink {
             .and(path("/jobs/overview"))
             .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
                 let now = chrono::Utc::now().timestamp_millis();
-                let n = s.vertices.len();
+                // As Flink: `tasks.total` is the sum of the vertices' parallelism.
+                let n: u32 = s.vertices.iter().map(|v| v.parallelism).sum();
                 json(serde_json::json!({"jobs": [{
                     "jid": s.job_id, "name": s.job_name, "start-time": s.running_since_ms - 5_000,
                     "end-time": -1, "duration": now - s.running_since_ms, "state": "RUNNING",

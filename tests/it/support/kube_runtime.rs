@@ -184,7 +184,8 @@ impl FakeFlink {
             .respond_with(Responder(
                 state.clone(),
                 move |s: &mut FakeState, _: &Request| {
-                    let n = s.vertices.len();
+                    // As Flink: `tasks.total` is the sum of the vertices' parallelism.
+                    let n: u32 = s.vertices.iter().map(|v| v.2).sum();
                     ok(
                         json!({"jobs": [{"jid": s.job_id, "name": s.job_name, "state": "RUNNING",
                     "start-time": 1, "end-time": -1, "duration": 1, "last-modification": 1,
