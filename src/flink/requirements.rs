@@ -85,6 +85,26 @@ pub fn edit_requirements(
     Ok(changed.then_some(next))
 }
 
+/// The upper bound of every vertex of `requirements`, as parallelism: a `-1` (or any
+/// value below 1) means the vertex's max parallelism from `max_parallelism` (the vertex is
+/// left out when that is unknown too).
+pub fn upper_bounds(
+    requirements: &ResourceRequirements,
+    max_parallelism: &BTreeMap<VertexId, u32>,
+) -> BTreeMap<VertexId, u32> {
+    requirements
+        .iter()
+        .filter_map(|(id, r)| {
+            let id = VertexId::new(id.clone());
+            let upper = match u32::try_from(r.parallelism.upper_bound) {
+                Ok(u) if u >= 1 => Some(u),
+                _ => max_parallelism.get(&id).copied(),
+            }?;
+            Some((id, upper))
+        })
+        .collect()
+}
+
 /// GET the requirements, edit them towards `target`, PUT them (unless unchanged or
 /// `dry_run`). 400 surfaces Flink's message, 409 is [`FlinkError::Conflict`], a vanished
 /// job is [`FlinkError::JobGone`], a non-adaptive scheduler is
@@ -132,6 +152,13 @@ mod tests {
             .iter()
             .map(|(id, p)| (VertexId::new(*id), *p))
             .collect()
+    }
+
+    #[test]
+    fn upper_bounds_read_minus_one_as_the_max_parallelism() {
+        let cur = req(&[("a", 1, 2), ("b", -1, -1), ("c", 1, -1)]);
+        let max = target(&[("b", 128)]);
+        assert_eq!(upper_bounds(&cur, &max), target(&[("a", 2), ("b", 128)]));
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl Ours {
                 ..Default::default()
             },
             predicted_floor: None,
+            signal_window: None,
         }
     }
 

@@ -212,6 +212,7 @@ fn guards_after_sizing() {
                 scale_down_window: Some(ScaleDownWindow {
                     started_at: at(-301),
                     highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
+                    settled: Default::default(),
                 }),
                 ..JobState::default()
             },
