@@ -191,7 +191,7 @@ fn settle(
     };
     let (parallelism, tms) = bound_task_managers(
         &obs.topology,
-        proposal.parallelism,
+        (&current, proposal.parallelism),
         slots,
         policy,
         obs.predicted_floor,

@@ -68,7 +68,9 @@ pub use rescale::{
 };
 pub use schedule::{open_since as schedule_open_since, Schedule, ScheduleError, ScheduleKind};
 pub use signal::Signal;
-pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
+pub use slots::{
+    fit_above_floor, fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for,
+};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
 pub use tls::{ClientTls, ServerTls};
 pub use topology::{Edge, ShipStrategy, Topology, Vertex, VertexId};

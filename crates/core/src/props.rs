@@ -178,6 +178,28 @@ proptest! {
         assert_bounds(&d, &obs, &policy)?;
     }
 
+    /// While a vertex is over-utilized no vertex shrinks, even when the maximum clamps
+    /// the growth (the clamp takes growth away only), as long as what runs fits the
+    /// maximum: no "scale_down: 4 → 4" rescale of a held vertex.
+    #[test]
+    fn the_max_clamp_never_shrinks_a_vertex_while_another_is_over(
+        vs in prop::collection::vec(gen_vertex(), 1..8),
+        slots in 1u32..4,
+        room in 0u32..4,
+    ) {
+        let obs = build(&vs, slots);
+        let current = obs.topology.parallelism();
+        let running = super::slots::task_managers_for(&obs.topology, &current, slots);
+        let policy = Policy { max_task_managers: running + room, ..Policy::test() };
+        let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        prop_assume!(d.reasons.iter().any(|r| r.rule == Rule::Overutilized));
+        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+        for (v, c) in &current {
+            let t = target.parallelism.get(v).copied().unwrap_or(*c);
+            prop_assert!(t >= *c, "{v}: {c} → {t}: {}", d.summary());
+        }
+    }
+
     #[test]
     fn bad_signals_give_no_decision_with_a_reason(
         vs in prop::collection::vec(gen_vertex(), 1..8),
