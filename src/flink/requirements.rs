@@ -85,22 +85,18 @@ pub fn edit_requirements(
     Ok(changed.then_some(next))
 }
 
-/// The upper bound of every vertex of `requirements`, as parallelism: a `-1` (or any
-/// value below 1) means the vertex's max parallelism from `max_parallelism` (the vertex is
-/// left out when that is unknown too).
-pub fn upper_bounds(
-    requirements: &ResourceRequirements,
-    max_parallelism: &BTreeMap<VertexId, u32>,
-) -> BTreeMap<VertexId, u32> {
+/// The explicit upper bound of every vertex of `requirements`, as parallelism. A `-1`
+/// (or any value below 1: "as many as the slots allow", e.g. reactive mode or a job whose
+/// parallelism was never set) is no requirement the job can be held to: the vertex is
+/// left out, so the report counts it at its running parallelism.
+pub fn upper_bounds(requirements: &ResourceRequirements) -> BTreeMap<VertexId, u32> {
     requirements
         .iter()
         .filter_map(|(id, r)| {
-            let id = VertexId::new(id.clone());
-            let upper = match u32::try_from(r.parallelism.upper_bound) {
-                Ok(u) if u >= 1 => Some(u),
-                _ => max_parallelism.get(&id).copied(),
-            }?;
-            Some((id, upper))
+            let upper = u32::try_from(r.parallelism.upper_bound)
+                .ok()
+                .filter(|u| *u >= 1)?;
+            Some((VertexId::new(id.clone()), upper))
         })
         .collect()
 }
@@ -155,10 +151,9 @@ mod tests {
     }
 
     #[test]
-    fn upper_bounds_read_minus_one_as_the_max_parallelism() {
-        let cur = req(&[("a", 1, 2), ("b", -1, -1), ("c", 1, -1)]);
-        let max = target(&[("b", 128)]);
-        assert_eq!(upper_bounds(&cur, &max), target(&[("a", 2), ("b", 128)]));
+    fn upper_bounds_leave_out_an_unset_bound() {
+        let cur = req(&[("a", 1, 2), ("b", -1, -1), ("c", 1, 0)]);
+        assert_eq!(upper_bounds(&cur), target(&[("a", 2)]));
     }
 
     #[test]

@@ -53,13 +53,7 @@ impl Worker {
         }
         match client.resource_requirements(&observed.job_id).await {
             Ok(r) => {
-                let max = obs
-                    .topology
-                    .vertices
-                    .iter()
-                    .map(|v| (v.id.clone(), v.max_parallelism))
-                    .collect();
-                let upper = flink::upper_bounds(&r, &max);
+                let upper = flink::upper_bounds(&r);
                 self.job_state.report.requirements = Some(upper.clone());
                 Some(upper)
             }
