@@ -7,7 +7,7 @@
 //! (each accepted rescale) and reads them from Flink (`GET
 //! /jobs/:id/resource-requirements`) only when they are unknown or the job does not run at
 //! them — not RUNNING, no TaskManager registered, or a parallelism that differs (a lost
-//! TaskManager, a change made outside the scaler).
+//! TaskManager, a change made outside the scaler) and no rescale of the scaler is in flight.
 
 use std::collections::BTreeMap;
 
@@ -45,10 +45,19 @@ impl Worker {
     ) -> Option<BTreeMap<VertexId, u32>> {
         let obs = &observed.observation;
         let remembered = self.job_state.report.requirements.clone();
+        let parallelism = obs.topology.parallelism();
         let running_at_them = obs.status == JobStatus::Running
             && !observed.task_managers.is_empty()
-            && remembered.as_ref() == Some(&obs.topology.parallelism());
-        if running_at_them {
+            && remembered.as_ref().is_some_and(|r| {
+                r.iter()
+                    .all(|(v, p)| parallelism.get(v).is_none_or(|x| x == p))
+            });
+        // a rescale in flight set them itself (its target): no need to ask Flink
+        let in_flight = self
+            .rescale
+            .as_ref()
+            .is_some_and(|r| !r.phase.is_terminal());
+        if running_at_them || (in_flight && remembered.is_some()) {
             return remembered;
         }
         match client.resource_requirements(&observed.job_id).await {
