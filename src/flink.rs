@@ -37,4 +37,4 @@ pub use model::{
 };
 pub use observe::{all_tasks_running, job_status, observe_rescale};
 pub use plan::{plan_for, uniform_parallelism};
-pub use requirements::{apply_target, edit_requirements, RequirementsChange};
+pub use requirements::{apply_target, edit_requirements, upper_bounds, RequirementsChange};

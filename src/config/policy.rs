@@ -62,6 +62,13 @@ pub struct PolicySpec {
     /// per-second gauges, 60 s moving averages).
     #[serde(default)]
     pub query_preset: QueryPresetSpec,
+    /// Warm spare TaskManagers reported on top of what the job needs (default 0; at most
+    /// `maxTaskManagers − minTaskManagers`).
+    pub spare_task_managers: Option<u32>,
+    /// How long the signals take to show a load change in full (default: derived from
+    /// the signal windows when known, else `stabilization`).
+    #[serde(default, with = "duration::option")]
+    pub signal_settle: Option<Duration>,
     /// PromQL overrides by signal name (`busyTime`, `pendingRecords`, ...).
     #[serde(default)]
     pub queries: BTreeMap<String, String>,
@@ -243,6 +250,7 @@ impl PolicySpec {
             d.backlog_threshold,
         )?;
         let bounds = self.task_manager_bounds(path, &d)?;
+        let spare_task_managers = self.spare_task_managers(path, &bounds)?;
         if self.slots_per_task_manager == Some(0) {
             return Err(ConfigError::invalid(
                 p("slotsPerTaskManager"),
@@ -291,7 +299,29 @@ impl PolicySpec {
             task_manager_cpu_cores,
             dry_run: self.dry_run.unwrap_or(false),
             predictive,
+            spare_task_managers,
+            signal_settle: self.signal_settle,
         })
+    }
+
+    /// `spareTaskManagers` (default 0), at most `maxTaskManagers − minTaskManagers`.
+    fn spare_task_managers(
+        &self,
+        path: &str,
+        bounds: &TaskManagerBounds,
+    ) -> Result<u32, ConfigError> {
+        let spare = self.spare_task_managers.unwrap_or(0);
+        let room = bounds.max - bounds.min;
+        if spare > room {
+            return Err(ConfigError::invalid(
+                format!("{path}.spareTaskManagers"),
+                format!(
+                    "must be <= maxTaskManagers - minTaskManagers ({} - {} = {room}), got {spare}",
+                    bounds.max, bounds.min
+                ),
+            ));
+        }
+        Ok(spare)
     }
 
     /// The band; unset edges derive from the target (low: 0.6 × target at most, high:

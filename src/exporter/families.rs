@@ -96,6 +96,7 @@ pub(super) struct JobFamilies {
     pub(super) desired_task_managers: IntGaugeVec,
     pub(super) current_task_managers: IntGaugeVec,
     pub(super) reported_task_managers: IntGaugeVec,
+    pub(super) spare_task_managers: IntGaugeVec,
     pub(super) min_task_managers: IntGaugeVec,
     pub(super) max_task_managers: IntGaugeVec,
     pub(super) vertex_desired_parallelism: IntGaugeVec,
@@ -134,6 +135,11 @@ impl JobFamilies {
             reported_task_managers: b.int_gauge(
                 "reported_task_managers",
                 "TaskManager count last reported to KEDA (GetMetrics).",
+                SO,
+            )?,
+            spare_task_managers: b.int_gauge(
+                "spare_task_managers",
+                "Warm spare TaskManagers included in the reported count (spareTaskManagers, bounded by maxTaskManagers).",
                 SO,
             )?,
             min_task_managers: b.int_gauge(

@@ -108,6 +108,14 @@ impl Metrics {
             .set(clamp_i64(n));
     }
 
+    /// Warm spare TaskManagers included in the count reported to KEDA.
+    pub fn set_spare_task_managers(&self, key: &JobKey<'_>, n: u32) {
+        self.job
+            .spare_task_managers
+            .with_label_values(&key.labels())
+            .set(clamp_i64(n));
+    }
+
     /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
     pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
         let l = key.labels();
@@ -230,6 +238,7 @@ impl Metrics {
         remove_where(&self.job.desired_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.job.current_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.job.reported_task_managers, &[(JOB_LABEL, job)]);
+        remove_where(&self.job.spare_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.job.min_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.job.max_task_managers, &[(JOB_LABEL, job)]);
         remove_where(&self.job.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
@@ -318,12 +327,14 @@ mod tests {
         m.set_desired_task_managers(&key(), 4);
         m.set_current_task_managers(&key(), 3);
         m.set_reported_task_managers(&key(), 4);
+        m.set_spare_task_managers(&key(), 1);
         let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
         m.set_last_rescale(&key(), at);
         let l = ["ns", "so", "wordcount"];
         assert_eq!(m.job.desired_task_managers.with_label_values(&l).get(), 4);
         assert_eq!(m.job.current_task_managers.with_label_values(&l).get(), 3);
         assert_eq!(m.job.reported_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(m.job.spare_task_managers.with_label_values(&l).get(), 1);
         assert_eq!(
             m.job.last_rescale_timestamp.with_label_values(&l).get(),
             1_700_000_000.5

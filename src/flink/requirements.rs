@@ -85,6 +85,22 @@ pub fn edit_requirements(
     Ok(changed.then_some(next))
 }
 
+/// The explicit upper bound of every vertex of `requirements`, as parallelism. A `-1`
+/// (or any value below 1: "as many as the slots allow", e.g. reactive mode or a job whose
+/// parallelism was never set) is no requirement the job can be held to: the vertex is
+/// left out, so the report counts it at its running parallelism.
+pub fn upper_bounds(requirements: &ResourceRequirements) -> BTreeMap<VertexId, u32> {
+    requirements
+        .iter()
+        .filter_map(|(id, r)| {
+            let upper = u32::try_from(r.parallelism.upper_bound)
+                .ok()
+                .filter(|u| *u >= 1)?;
+            Some((VertexId::new(id.clone()), upper))
+        })
+        .collect()
+}
+
 /// GET the requirements, edit them towards `target`, PUT them (unless unchanged or
 /// `dry_run`). 400 surfaces Flink's message, 409 is [`FlinkError::Conflict`], a vanished
 /// job is [`FlinkError::JobGone`], a non-adaptive scheduler is
@@ -132,6 +148,12 @@ mod tests {
             .iter()
             .map(|(id, p)| (VertexId::new(*id), *p))
             .collect()
+    }
+
+    #[test]
+    fn upper_bounds_leave_out_an_unset_bound() {
+        let cur = req(&[("a", 1, 2), ("b", -1, -1), ("c", 1, 0)]);
+        assert_eq!(upper_bounds(&cur), target(&[("a", 2)]));
     }
 
     #[test]

@@ -36,11 +36,13 @@ pub const KEY_POLICY: &str = "policy";
 pub const KEY_PROMETHEUS_SERVER: &str = "prometheusServer";
 /// `dryRun`.
 pub const KEY_DRY_RUN: &str = "dryRun";
+/// `spareTaskManagers`.
+pub const KEY_SPARE_TASK_MANAGERS: &str = "spareTaskManagers";
 /// Suffix of the per-signal PromQL override keys (`busyTimeQuery`, ...).
 pub const QUERY_SUFFIX: &str = "Query";
 
 /// Our own keys (without the `<signal>Query` overrides).
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     KEY_FLINK_REST_URL,
     KEY_JOB_NAME,
     KEY_JOB_ID,
@@ -52,6 +54,7 @@ pub const KEYS: [&str; 11] = [
     KEY_POLICY,
     KEY_PROMETHEUS_SERVER,
     KEY_DRY_RUN,
+    KEY_SPARE_TASK_MANAGERS,
 ];
 
 /// Keys KEDA itself reads from the trigger metadata (external scaler address and TLS);
@@ -170,6 +173,7 @@ impl ScalerTarget {
             policy: None,
             prometheus_server: None,
             dry_run: None,
+            spare_task_managers: None,
             query_overrides: BTreeMap::new(),
             metric_name: String::new(),
             metadata_hash: metadata_hash(&sorted),
@@ -215,6 +219,7 @@ fn apply(t: &mut ScalerTarget, key: &str, raw: &str) -> Result<(), MetadataError
         KEY_POLICY => t.policy = Some(value.to_string()),
         KEY_PROMETHEUS_SERVER => t.prometheus_server = Some(value.to_string()),
         KEY_DRY_RUN => t.dry_run = Some(parse_bool(key, value)?),
+        KEY_SPARE_TASK_MANAGERS => t.spare_task_managers = Some(parse_spare(key, value)?),
         _ => {
             // Known and not one of ours: a `<signal>Query` override.
             let signal = key
@@ -297,6 +302,15 @@ fn parse_count(key: &str, value: &str) -> Result<u32, MetadataError> {
             format!("must be an integer >= 1, got '{value}'"),
         )),
     }
+}
+
+fn parse_spare(key: &str, value: &str) -> Result<u32, MetadataError> {
+    value.parse::<u32>().map_err(|_| {
+        MetadataError::metadata(
+            key,
+            format!("must be an integer >= 0 (idle TaskManagers kept warm), got '{value}'"),
+        )
+    })
 }
 
 fn parse_utilization(key: &str, value: &str) -> Result<f64, MetadataError> {

@@ -239,5 +239,23 @@ fn apply_overrides(policy: &mut Policy, target: &ScalerTarget) -> Result<(), Eva
     if let Some(dry) = target.dry_run {
         policy.dry_run = dry;
     }
+    if let Some(spare) = target.spare_task_managers {
+        policy.spare_task_managers = spare;
+    }
+    let room = policy.max_task_managers - policy.min_task_managers;
+    if policy.spare_task_managers > room {
+        let key = if target.spare_task_managers.is_some() {
+            "spareTaskManagers"
+        } else {
+            "maxTaskManagers"
+        };
+        return Err(EvalError::invalid_argument(
+            key,
+            format!(
+                "spareTaskManagers ({}) must not exceed maxTaskManagers - minTaskManagers ({} - {} = {room})",
+                policy.spare_task_managers, policy.max_task_managers, policy.min_task_managers
+            ),
+        ));
+    }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod events;
 mod persist;
 mod pods;
 mod report;
+mod reported;
 mod rescale;
 mod tick;
 

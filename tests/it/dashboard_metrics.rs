@@ -75,6 +75,7 @@ fn populated_metrics() -> Metrics {
     m.set_desired_task_managers(&key, 4);
     m.set_current_task_managers(&key, 3);
     m.set_reported_task_managers(&key, 4);
+    m.set_spare_task_managers(&key, 1);
     m.set_task_manager_bounds(&key, 1, 10);
     m.set_vertex_parallelism(
         "wordcount",

@@ -37,6 +37,7 @@ use tonic::{transport::Channel, Code};
 
 mod errors;
 mod lifecycle;
+mod reported;
 
 const P: u32 = 4;
 const MIN_TMS: u32 = 1;

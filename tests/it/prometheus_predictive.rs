@@ -98,6 +98,7 @@ fn observation(now: chrono::DateTime<Utc>) -> Observation {
         task_managers: Vec::new(),
         job: JobSignals::default(),
         predicted_floor: None,
+        signal_window: None,
     }
 }
 

@@ -78,6 +78,7 @@ impl Worker {
             Ok(r) => {
                 let rescale = r.into_outcome().rescale;
                 self.on_started(settings, job, &rescale, decision).await;
+                self.remember_requirements(&rescale.to.parallelism);
                 self.rescale = Some(rescale);
             }
             Err(e) => self.on_start_failed(settings, job, decision, &e).await,

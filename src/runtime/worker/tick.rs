@@ -55,7 +55,7 @@ impl Worker {
             .map_err(|e| flink_error(&settings.flink_url, e))?;
         // Fresh reads only while a rescale is in flight; else this slot's shared reads.
         let fresh = self.in_flight();
-        let observed = pipeline::observe_with(
+        let mut observed = pipeline::observe_with(
             &self.ctx,
             &settings,
             &client,
@@ -64,6 +64,7 @@ impl Worker {
             fresh,
         )
         .await?;
+        self.remember_slots(&mut observed.observation);
         report.observed(&observed);
 
         let now = Utc::now();
@@ -100,8 +101,8 @@ impl Worker {
         )
         .await;
         let reported = self
-            .publish(&settings, &observed, &decision, &current)
-            .await;
+            .publish(&client, &settings, &observed, &decision)
+            .await?;
         report.rescale = self.rescale.clone();
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
             self.rescale = None;
@@ -160,21 +161,26 @@ impl Worker {
         self.log_decision(decision, settings.policy.dry_run);
     }
 
-    /// The TaskManagers KEDA gets (never below what the running parallelism needs, nor
-    /// the policy's minimum), recorded in the metrics and the pod-deletion-costs.
+    /// The TaskManagers KEDA gets ([`core::task_managers_to_report`]: never below what
+    /// the running parallelism or the job's requirements need, plus the spare, monotone
+    /// during a drain), recorded in the metrics and the pod-deletion-costs (the spare is
+    /// reported, so never marked as surplus).
     async fn publish(
         &mut self,
+        client: &FlinkClient,
         settings: &JobSettings,
         observed: &Observed,
         decision: &Decision,
-        current: &Plan,
-    ) -> u32 {
-        let in_flight = self.rescale.as_ref().filter(|r| !r.phase.is_terminal());
-        let reported = core::task_managers_to_report(current, in_flight)
-            .max(settings.policy.min_task_managers);
-        self.record_metrics(observed, decision, Some(reported), &settings.policy);
-        self.mark_pods(settings, observed, reported).await;
-        reported
+    ) -> Result<u32, EvalError> {
+        let r = self
+            .report_count(client, observed, &settings.policy)
+            .await?;
+        self.record_metrics(observed, decision, Some(r.task_managers), &settings.policy);
+        self.ctx
+            .metrics
+            .set_spare_task_managers(&self.key(&observed.observation.job_name), r.spare);
+        self.mark_pods(settings, observed, r.task_managers).await;
+        Ok(r.task_managers)
     }
 
     /// The plan the job runs at now, with the TaskManagers its parallelism needs.
