@@ -1,18 +1,13 @@
-//! Extra HTTP routes mounted on the exporter's server: `GET /debug/jobs` (the last
-//! decision of every job with its inputs and reasons, as JSON) and `POST /admin/rescale`
-//! (a manual in-place rescale through the same code path as the `rescale` command).
+//! `GET /debug/jobs` (the last decision of every job with its inputs and reasons, as
+//! JSON) and the body of `POST /admin/rescale` (a manual in-place rescale through the
+//! same code path as the `rescale` command); both are served on the admin listener.
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-    Json, Router,
-};
+use axum::{extract::State, routing::get, Json, Router};
 use serde::Deserialize;
 
-use super::{rescale, workers::Workers};
+use super::workers::Workers;
 
 /// `POST /admin/rescale` body.
 #[derive(Debug, Deserialize)]
@@ -20,6 +15,8 @@ use super::{rescale, workers::Workers};
 pub struct RescaleRequest {
     /// JobManager REST URL.
     pub flink_rest_url: String,
+    /// Namespace whose `flink.allowedUrls` rules apply (`{namespace}` in a rule).
+    pub namespace: Option<String>,
     /// Job name or id (default: the only running job).
     pub job: Option<String>,
     /// Every vertex to this parallelism.
@@ -32,20 +29,11 @@ pub struct RescaleRequest {
     pub dry_run: bool,
 }
 
-/// The routes.
-pub fn routes(
-    workers: Arc<Workers>,
-    flink: crate::flink::ClientOptions,
-    timeout: std::time::Duration,
-) -> Router {
+/// `GET /debug/jobs`, mounted on the admin listener (see [`super::admin`]).
+pub fn debug_routes(workers: Arc<Workers>) -> Router {
     Router::new()
         .route("/debug/jobs", get(debug_jobs))
         .with_state(workers)
-        .merge(
-            Router::new()
-                .route("/admin/rescale", post(admin_rescale))
-                .with_state(Arc::new((flink, timeout))),
-        )
 }
 
 #[tracing::instrument(name = "http", skip_all, fields(route = "/debug/jobs"))]
@@ -56,41 +44,4 @@ async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Val
         .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())
         .collect();
     Json(serde_json::json!({ "jobs": reports }))
-}
-
-#[tracing::instrument(
-    name = "http",
-    skip_all,
-    fields(
-        route = "/admin/rescale",
-        flink_rest_url = %req.flink_rest_url,
-        job = req.job.as_deref().unwrap_or(""),
-        dry_run = req.dry_run,
-    )
-)]
-async fn admin_rescale(
-    State(opts): State<Arc<(crate::flink::ClientOptions, std::time::Duration)>>,
-    Json(req): Json<RescaleRequest>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let request = rescale::Request {
-        flink_url: req.flink_rest_url,
-        job: req.job,
-        parallelism: req.parallelism,
-        vertices: req.vertices,
-        dry_run: req.dry_run,
-        timeout: opts.1,
-    };
-    match rescale::run(&request, opts.0.clone()).await {
-        Ok(report) => (
-            StatusCode::OK,
-            Json(serde_json::to_value(report).unwrap_or_default()),
-        ),
-        Err(e) => {
-            tracing::warn!(status = e.status().as_u16(), error = %e, "manual rescale failed");
-            (
-                e.status(),
-                Json(serde_json::json!({ "error": e.to_string() })),
-            )
-        }
-    }
 }

@@ -171,6 +171,7 @@ fn flink(ctx: &Context, target: &ScalerTarget) -> Result<(String, Option<ScaleTa
             ))
         }
     };
+    ctx.allow_flink_url(&url, &target.scaled_object.namespace)?;
     Ok((url, scale_target))
 }
 

@@ -37,6 +37,7 @@ mod prometheus_getmetrics;
 mod prometheus_predictive;
 mod prometheus_real;
 mod prometheus_tls;
+mod safety_listeners;
 mod sim_orderings;
 mod sim_report;
 mod sim_traces;
