@@ -211,7 +211,7 @@ impl AllowedUrls {
         }
         let short_name = url.host_str().is_some_and(|h| !h.contains('.'));
         Err(Denied {
-            url: cap(url.as_str()),
+            url: crate::core::text::cap(url.as_str(), 256),
             origin: self.origin,
             namespace: namespace.to_string(),
             rules: self
@@ -227,19 +227,6 @@ impl AllowedUrls {
             },
         })
     }
-}
-
-/// A URL quoted in an error, at most 256 bytes.
-fn cap(s: &str) -> String {
-    const MAX: usize = 256;
-    if s.len() <= MAX {
-        return s.to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

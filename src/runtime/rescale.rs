@@ -149,7 +149,7 @@ pub fn target_parallelism(
                         .collect();
                     return Err(RescaleError::BadRequest(format!(
                         "job {job_name} has no vertex {}; vertices: {}",
-                        cap(id),
+                        crate::core::text::cap(id, 64),
                         known.join(", ")
                     )));
                 }
@@ -188,18 +188,6 @@ fn check_bounds(topology: &Topology, to: &BTreeMap<VertexId, u32>) -> Result<(),
         if let [one] = asked.as_slice() { one.clone() } else { asked.join("/") },
         over.join("; ")
     )))
-}
-
-/// A caller-supplied id quoted in an error, at most 64 bytes.
-fn cap(id: &str) -> String {
-    if id.len() <= 64 {
-        return id.to_string();
-    }
-    let mut end = 64;
-    while !id.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &id[..end])
 }
 
 /// Runs a manual rescale.

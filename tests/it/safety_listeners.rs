@@ -4,7 +4,8 @@
 //! * admin off loopback without authentication → the process refuses to start, naming
 //!   the fix; with a bearer token file, an unauthenticated call → 401, the right token →
 //!   served; `/debug/jobs` is no longer on the `/metrics` port;
-//! * missing gRPC TLS files → non-zero exit within seconds, the file named;
+//! * missing gRPC TLS files → non-zero exit within seconds, the file named; fatal errors
+//!   in the chosen log format, no ANSI codes when stderr is not a terminal;
 //! * a `flinkRestUrl` outside `flink.allowedUrls` → `PERMISSION_DENIED` naming the rule,
 //!   and a listener at that address records no connection.
 
@@ -34,6 +35,10 @@ struct Proc {
 }
 
 fn spawn(config: &str, admin_addr: &str) -> Proc {
+    spawn_as(config, admin_addr, "json")
+}
+
+fn spawn_as(config: &str, admin_addr: &str, log_format: &str) -> Proc {
     let dir = tempdir("fks-safety-");
     let path = dir.path().join("scaler.yaml");
     std::fs::write(&path, config).expect("write config");
@@ -41,7 +46,7 @@ fn spawn(config: &str, admin_addr: &str) -> Proc {
     let file = std::fs::File::create(&log).expect("log file");
     let (grpc, http) = (free_port(), free_port());
     let child = Command::new(scaler_bin())
-        .args(["--log-format", "json", "serve", "--config"])
+        .args(["--log-format", log_format, "serve", "--config"])
         .arg(&path)
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
@@ -109,6 +114,11 @@ async fn admin_off_loopback_without_auth_refuses_to_start() {
         log.contains("is not a loopback address") && log.contains("admin.auth.bearerTokenFile"),
         "{log}"
     );
+    // the fatal error is a JSON line too (--log-format json)
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().expect("a line"))
+        .unwrap_or_else(|e| panic!("fatal error not JSON ({e}): {log}"));
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(last["fatal"], true, "{last}");
 }
 
 /// Admin on 0.0.0.0 with a bearer token: 401 without it or with a wrong one, 200 with it
@@ -173,11 +183,13 @@ async fn missing_grpc_tls_files_exit_non_zero() {
         "  streamInterval: 1s\n",
         "  streamInterval: 1s\n  tls:\n    certFile: /nonexistent/fks/tls.crt\n    keyFile: /nonexistent/fks/tls.key\n",
     );
-    let mut p = spawn(&config, &format!("127.0.0.1:{}", free_port()));
+    let mut p = spawn_as(&config, &format!("127.0.0.1:{}", free_port()), "pretty");
     let status = p.exits_within(Duration::from_secs(10)).await;
     assert!(!status.success(), "{status}");
     let log = p.log();
     assert!(log.contains("/nonexistent/fks/tls.crt"), "{log}");
+    // stderr is a file here: no ANSI escape codes in it
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log file: {log:?}");
     assert!(!log.contains("serving (gRPC"), "{log}");
 }
 

@@ -38,6 +38,7 @@ pub mod schedule;
 pub mod signal;
 pub mod slots;
 pub mod state;
+pub mod text;
 pub mod tls;
 pub mod topology;
 pub mod upscale;
