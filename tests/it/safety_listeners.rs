@@ -23,18 +23,18 @@ use tokio::process::{Child, Command};
 
 use crate::support::{free_port, grpc_fake::so_ref, scaler::config_yaml, scaler_bin, tempdir};
 
-const POLICY: &str = "    minTaskManagers: 1\n    maxTaskManagers: 4\n";
+pub(crate) const POLICY: &str = "    minTaskManagers: 1\n    maxTaskManagers: 4\n";
 
 /// The binary on free loopback gRPC/HTTP ports, admin on `admin_addr`.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    grpc: u16,
+    pub(crate) grpc: u16,
     http: u16,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn spawn(config: &str, admin_addr: &str) -> Proc {
+pub(crate) fn spawn(config: &str, admin_addr: &str) -> Proc {
     spawn_as(config, admin_addr, "json")
 }
 
@@ -69,7 +69,7 @@ fn spawn_as(config: &str, admin_addr: &str, log_format: &str) -> Proc {
 }
 
 impl Proc {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -81,7 +81,7 @@ impl Proc {
         }
     }
 
-    async fn ready(&mut self) {
+    pub(crate) async fn ready(&mut self) {
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -194,7 +194,7 @@ async fn missing_grpc_tls_files_exit_non_zero() {
 }
 
 /// A listener that counts the connections it accepts.
-async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+pub(crate) async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
