@@ -38,6 +38,7 @@ mod prometheus_predictive;
 mod prometheus_real;
 mod prometheus_tls;
 mod safety_listeners;
+mod safety_rotation;
 mod safety_upstream;
 mod sim_orderings;
 mod sim_report;
