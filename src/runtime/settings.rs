@@ -181,6 +181,7 @@ fn kube_error(e: KubeError) -> EvalError {
             EvalError::not_found_from(e)
         }
         KubeError::NoRestUrl { .. } => EvalError::invalid_argument_from("flinkRestUrl", e),
+        KubeError::NamespaceNotWatched { .. } => EvalError::permission_denied_from(e),
         KubeError::UnsupportedTarget { .. } => {
             EvalError::invalid_argument_from("scaleTargetRef", e)
         }
