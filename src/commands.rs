@@ -138,7 +138,12 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = load(path)?;
+    let warnings = flink_keda_scaler::runtime::check_files(&config)
+        .with_context(|| format!("{}: a file it names is unusable", path.display()))?;
     println!("{}: OK", path.display());
+    for w in &warnings {
+        println!("  warning: {w}");
+    }
     println!(
         "  grpc: {}  http: {}",
         config.grpc.listen_address, config.http.listen_address

@@ -243,6 +243,45 @@ fn flatten<E>(
     joined?.map_err(wrap)
 }
 
+/// `check-config`'s file checks: every file the config names (TLS certificates, keys
+/// and CAs, token and password files) exists and parses, by building what `serve` builds
+/// from them. Returns the warnings: `insecureSkipVerify`, no policy configured, a bearer
+/// token crossing the network in clear.
+pub fn check_files(config: &Config) -> Result<Vec<String>, RuntimeError> {
+    if let Some(tls) = &config.grpc.tls {
+        keda::load_tls(tls)?;
+    }
+    admin::load_tls(&config.admin)?;
+    admin::Guard::new(&config.admin)?;
+    let metrics = Arc::new(Metrics::new()?);
+    Context::new(config.clone(), metrics)?;
+    let mut warnings = config.admin.warnings();
+    let insecure = config
+        .prometheus
+        .iter()
+        .filter(|(_, s)| s.tls.as_ref().is_some_and(|t| t.insecure_skip_verify))
+        .map(|(name, _)| format!("prometheus.{name}.tls"))
+        .chain(
+            config
+                .flink
+                .tls
+                .as_ref()
+                .filter(|t| t.insecure_skip_verify)
+                .map(|_| "flink.tls".to_string()),
+        );
+    for at in insecure {
+        warnings.push(format!(
+            "{at}.insecureSkipVerify is on: the server's certificate is not checked (anyone on the path can read the credentials sent)"
+        ));
+    }
+    if config.policies.is_empty() {
+        warnings.push(
+            "policies is empty: every ScaledObject gets the built-in default policy".to_string(),
+        );
+    }
+    Ok(warnings)
+}
+
 /// `explain`: one observation and decision for a job, outside the server.
 pub async fn explain(
     config: Config,
