@@ -37,6 +37,7 @@ mod prometheus_getmetrics;
 mod prometheus_predictive;
 mod prometheus_real;
 mod prometheus_tls;
+mod safety_flink_tls;
 mod safety_listeners;
 mod safety_rotation;
 mod safety_upstream;
