@@ -19,6 +19,7 @@ mod docs_paths;
 mod file_sizes;
 mod flink_fakes;
 mod flink_rescale;
+mod fuzz_corpus;
 mod grpc_metadata;
 mod grpc_python;
 mod grpc_python_binary;
