@@ -27,9 +27,10 @@ pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod requirements;
+pub mod response;
 pub mod topology;
 
-pub use client::{is_terminal_state, select_job, CallHook, ClientOptions, FlinkClient};
+pub use client::{is_terminal_state, select_job, Access, CallHook, ClientOptions, FlinkClient};
 pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,

@@ -168,6 +168,7 @@ async fn job_from_flink(url: &str, opts: &Options, read_slots: bool) -> Result<J
             request_timeout: FLINK_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             get_retries: 1,
+            ..ClientOptions::default()
         },
     )
     .map_err(flink_err)?;

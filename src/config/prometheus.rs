@@ -70,7 +70,14 @@ pub struct ServerSettings {
     /// partial answer). Default 50,000.
     #[serde(default = "default_max_series")]
     pub max_series: usize,
+    /// Requests in flight to this server at most (default 16): a slow server then holds
+    /// that many connections, however many jobs wait on it.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
+
+/// Upper bound accepted for `maxConcurrentRequests`.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// Authentication: exactly one of `bearerTokenFile` or `basic`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +133,10 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     de_duration(d).map(Some)
 }
 
+fn default_max_concurrent_requests() -> usize {
+    crate::promql::endpoint::DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -152,6 +163,7 @@ impl ServerSettings {
             scrape_interval: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_series: DEFAULT_MAX_SERIES,
+            max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
 
@@ -166,7 +178,7 @@ impl ServerSettings {
             auth.check(err)?;
         }
         self.check_tls(err, &url)?;
-        self.check_headers(err)
+        check_headers(&self.headers, err)
     }
 
     /// An http(s) URL with a host, no credentials, no query or fragment.
@@ -218,6 +230,12 @@ impl ServerSettings {
         if self.max_series == 0 {
             return Err(err.at("maxSeries", "must be >= 1".into()));
         }
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
+            return Err(err.at(
+                "maxConcurrentRequests",
+                format!("must be in [1, {MAX_CONCURRENT_REQUESTS}]"),
+            ));
+        }
         Ok(())
     }
 
@@ -233,34 +251,37 @@ impl ServerSettings {
         }
         Ok(())
     }
+}
 
-    /// Valid header names and values; credentials never inline.
-    fn check_headers(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
-        for (name, value) in &self.headers {
-            let field = format!("headers.{name}");
-            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| err.at(&field, "not a valid HTTP header name".into()))?;
-            if header == reqwest::header::AUTHORIZATION
-                || header == reqwest::header::PROXY_AUTHORIZATION
-            {
-                return Err(err.at(
-                    &field,
-                    "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
-                ));
-            }
-            reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| err.at(&field, "not a valid HTTP header value".into()))?;
+/// Valid header names and values; credentials never inline.
+pub(super) fn check_headers(
+    headers: &BTreeMap<String, String>,
+    err: FieldError<'_>,
+) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        let field = format!("headers.{name}");
+        let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err.at(&field, "not a valid HTTP header name".into()))?;
+        if header == reqwest::header::AUTHORIZATION
+            || header == reqwest::header::PROXY_AUTHORIZATION
+        {
+            return Err(err.at(
+                &field,
+                "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
+            ));
         }
-        Ok(())
+        reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| err.at(&field, "not a valid HTTP header value".into()))?;
     }
+    Ok(())
 }
 
 /// Builds errors naming a field below one server's config path.
 #[derive(Clone, Copy)]
-struct FieldError<'a>(&'a str);
+pub(super) struct FieldError<'a>(pub(super) &'a str);
 
 impl FieldError<'_> {
-    fn at(self, field: &str, message: String) -> ConfigError {
+    pub(super) fn at(self, field: &str, message: String) -> ConfigError {
         ConfigError::invalid(format!("{}.{field}", self.0), message)
     }
 }
@@ -268,7 +289,7 @@ impl FieldError<'_> {
 impl ServerAuth {
     /// Exactly one credential source: a bearer token file, or basic auth with exactly one
     /// password source.
-    fn check(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
+    pub(super) fn check(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         match (&self.bearer_token_file, &self.basic) {
             (Some(_), Some(_)) => {
                 return Err(err.at(

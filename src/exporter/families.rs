@@ -20,9 +20,9 @@ const GRPC_BUCKETS: &[f64] = &[
 /// Labels of per-ScaledObject series.
 const SO: &[&str] = &["namespace", "scaled_object", JOB_LABEL];
 /// Labels of per-vertex parallelism series.
-const VERTEX: &[&str] = &[JOB_LABEL, "vertex", "vertex_name"];
+const VERTEX: &[&str] = &["namespace", JOB_LABEL, "vertex", "vertex_name"];
 /// Labels of per-vertex signal series.
-const SIGNAL: &[&str] = &[JOB_LABEL, "vertex"];
+const SIGNAL: &[&str] = &["namespace", JOB_LABEL, "vertex"];
 
 /// Registers a collector, mapping the error to [`MetricsError::Register`].
 pub(super) fn register<C: Collector + Clone + 'static>(
@@ -165,12 +165,12 @@ impl JobFamilies {
             decisions: b.counter(
                 "decisions_total",
                 "Decisions by the rule that settled them.",
-                &[j, "rule"],
+                &["namespace", j, "rule"],
             )?,
             rescale_phase: b.int_gauge(
                 "rescale_phase",
                 "1 for the job's current rescale phase (idle when nothing is in flight).",
-                &[j, "phase"],
+                &["namespace", j, "phase"],
             )?,
             last_rescale_timestamp: b.gauge(
                 "last_rescale_timestamp_seconds",
@@ -180,7 +180,7 @@ impl JobFamilies {
             failovers: b.counter(
                 "failovers_total",
                 "Job failovers (restarts not caused by a rescale) observed.",
-                &[j],
+                &["namespace", j],
             )?,
         })
     }

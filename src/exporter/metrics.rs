@@ -41,6 +41,12 @@ pub struct JobKey<'a> {
 }
 
 impl<'a> JobKey<'a> {
+    /// The ScaledObject's namespace (every per-job series carries it, so two
+    /// ScaledObjects with the same `jobName` in two namespaces never share a series).
+    pub fn namespace(&self) -> &'a str {
+        &self.scaled_object.namespace
+    }
+
     /// `[namespace, scaled_object, job]` label values.
     pub fn labels(&self) -> [&'a str; 3] {
         [

@@ -170,16 +170,21 @@ pub fn parse_plan(value: &serde_json::Value) -> Result<JobPlan, PlanError> {
                 .strip_prefix("RawJson{json='")
                 .and_then(|r| r.strip_suffix("'}"))
                 .unwrap_or(s);
-            let v: serde_json::Value = serde_json::from_str(inner).map_err(PlanError::NotJson)?;
+            let v: serde_json::Value = serde_json::from_str(inner)
+                .map_err(|e| PlanError::NotJson(super::response::json_problem(&e)))?;
             parse_plan(&v)
         }
         serde_json::Value::Object(map) => {
             if let Some(inner) = map.get("plan") {
                 return parse_plan(inner);
             }
-            serde_json::from_value(value.clone()).map_err(PlanError::Shape)
+            serde_json::from_value(value.clone())
+                .map_err(|e| PlanError::Shape(super::response::json_problem(&e)))
         }
-        other => Err(PlanError::Type(other.to_string())),
+        serde_json::Value::Array(_) => Err(PlanError::Type("array")),
+        serde_json::Value::Number(_) => Err(PlanError::Type("number")),
+        serde_json::Value::Bool(_) => Err(PlanError::Type("boolean")),
+        serde_json::Value::Null => Err(PlanError::Type("null")),
     }
 }
 

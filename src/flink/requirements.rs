@@ -40,7 +40,12 @@ pub fn edit_requirements(
     };
     for v in target.keys() {
         if !current.contains_key(v.as_str()) {
-            return Err(invalid(format!("vertex {v} is not a vertex of the job")));
+            // The target comes from the job graph: Flink's answer lacks one of its vertices.
+            return Err(invalid(format!(
+                "Flink's resource requirements have no entry for vertex {v}, which the job graph has \
+                 (answer of {} vertices; was the job resubmitted with another graph?)",
+                current.len()
+            )));
         }
     }
     let mut next = ResourceRequirements::new();
@@ -190,7 +195,7 @@ mod tests {
             (target(&[("a", 2)]), "no target parallelism for vertex b"),
             (
                 target(&[("a", 2), ("b", 2), ("c", 1)]),
-                "vertex c is not a vertex",
+                "Flink's resource requirements have no entry for vertex c, which the job graph has",
             ),
             (target(&[("a", 0), ("b", 2)]), "vertex a is 0"),
             (

@@ -12,7 +12,12 @@ use super::{
     suggest,
     target::{metadata_hash, metric_name_for, ScalerTarget},
 };
-use crate::core::{JobId, JobSelector, ScaledObjectRef, Signal};
+use crate::core::{text::cap, JobId, JobSelector, ScaledObjectRef, Signal};
+
+/// Bytes of a key quoted back in an error at most.
+const MAX_ECHOED_KEY: usize = 128;
+/// Bytes of a problem (which quotes the value received) in an error at most.
+const MAX_ECHOED_PROBLEM: usize = 512;
 
 /// `flinkRestUrl`.
 pub const KEY_FLINK_REST_URL: &str = "flinkRestUrl";
@@ -90,7 +95,7 @@ impl Scope {
 }
 
 /// Invalid ScaledObject trigger input. Maps to gRPC `INVALID_ARGUMENT`; the message names
-/// the key and the problem.
+/// the key and the problem, each length-capped (a 10 kB value is quoted by its start).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {} '{key}': {problem}", scope.describe())]
 pub struct MetadataError {
@@ -107,8 +112,8 @@ impl MetadataError {
     pub fn metadata(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             scope: Scope::ScalerMetadata,
-            key: key.into(),
-            problem: problem.into(),
+            key: cap(&key.into(), MAX_ECHOED_KEY),
+            problem: cap(&problem.into(), MAX_ECHOED_PROBLEM),
         }
     }
 
@@ -116,8 +121,8 @@ impl MetadataError {
     pub fn request(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             scope: Scope::Request,
-            key: key.into(),
-            problem: problem.into(),
+            key: cap(&key.into(), MAX_ECHOED_KEY),
+            problem: cap(&problem.into(), MAX_ECHOED_PROBLEM),
         }
     }
 
@@ -347,5 +352,23 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, MetadataError> {
             key,
             format!("must be 'true' or 'false', got '{value}'"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 10 kB value (or key) is quoted by its start only.
+    #[test]
+    fn echoed_values_are_capped() {
+        let huge = "9".repeat(10_000);
+        let e = MetadataError::metadata(
+            "minTaskManagers",
+            format!("must be an integer >= 1, got '{huge}x'"),
+        );
+        assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
+        let e = MetadataError::metadata(huge.clone(), "unknown scalerMetadata key");
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
     }
 }

@@ -181,6 +181,7 @@ fn flink(ctx: &Context, target: &ScalerTarget) -> Result<(String, Option<ScaleTa
             ))
         }
     };
+    ctx.allow_flink_url(&url, &target.scaled_object.namespace)?;
     Ok((url, scale_target))
 }
 
@@ -190,6 +191,7 @@ fn kube_error(e: KubeError) -> EvalError {
             EvalError::not_found_from(e)
         }
         KubeError::NoRestUrl { .. } => EvalError::invalid_argument_from("flinkRestUrl", e),
+        KubeError::NamespaceNotWatched { .. } => EvalError::permission_denied_from(e),
         KubeError::UnsupportedTarget { .. } => {
             EvalError::invalid_argument_from("scaleTargetRef", e)
         }

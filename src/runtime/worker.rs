@@ -116,7 +116,7 @@ impl Worker {
     /// Drops the job's metric series (when the worker stops).
     pub fn forget(&self) {
         if let Some(job) = &self.registered_job {
-            self.ctx.metrics.remove_job(job);
+            self.ctx.metrics.remove_job(&self.key(job));
         }
     }
 }

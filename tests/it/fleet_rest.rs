@@ -156,7 +156,7 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
     // /debug/jobs: a page of the namespace, a cursor to the next, a 400 naming `limit`.
     let http = reqwest::Client::new();
     let page = |q: &str| {
-        let url = format!("{}/debug/jobs?{q}", scaler.http_url());
+        let url = format!("{}/debug/jobs?{q}", scaler.admin_url());
         let http = http.clone();
         async move {
             let r = http.get(url).send().await.expect("GET /debug/jobs");

@@ -39,6 +39,7 @@ pub mod schedule;
 pub mod signal;
 pub mod slots;
 pub mod state;
+pub mod text;
 pub mod tls;
 pub mod topology;
 pub mod upscale;

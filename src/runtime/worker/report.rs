@@ -150,7 +150,7 @@ impl Worker {
             .as_ref()
             .filter(|r| !r.phase.is_terminal())
             .map(|r| r.phase.as_str());
-        self.ctx.metrics.set_rescale_phase(job, phase);
+        self.ctx.metrics.set_rescale_phase(&self.key(job), phase);
         self.record_vertices(obs, decision);
     }
 
@@ -164,7 +164,7 @@ impl Worker {
         let m = &self.ctx.metrics;
         let key = self.key(&obs.job_name);
         m.set_task_manager_bounds(&key, policy.min_task_managers, policy.max_task_managers);
-        m.record_decision_of(&obs.job_name, decision);
+        m.record_decision_of(&key, decision);
         m.set_current_task_managers(&key, obs.task_managers_registered.unwrap_or(0));
         if let Some(t) = &decision.target {
             m.set_desired_task_managers(&key, t.task_managers);
@@ -176,14 +176,14 @@ impl Worker {
 
     fn record_vertices(&self, obs: &Observation, decision: &Decision) {
         let m = &self.ctx.metrics;
-        let job = obs.job_name.as_str();
+        let key = self.key(&obs.job_name);
         for v in &obs.topology.vertices {
             let desired = decision
                 .target
                 .as_ref()
                 .and_then(|t| t.parallelism.get(&v.id).copied())
                 .unwrap_or(v.parallelism);
-            m.set_vertex_parallelism(job, v.id.as_str(), &v.name, desired, v.parallelism);
+            m.set_vertex_parallelism(&key, v.id.as_str(), &v.name, desired, v.parallelism);
             if let Some(s) = obs.vertices.get(&v.id) {
                 let busy = s.busy_ms_per_s.map(|b| b / 1000.0);
                 let tpr = match (s.records_in_per_s, busy) {
@@ -191,7 +191,7 @@ impl Worker {
                     _ => None,
                 };
                 m.set_signals(
-                    job,
+                    &key,
                     v.id.as_str(),
                     &SignalValues {
                         pending_records: s.pending_records,

@@ -169,7 +169,7 @@ impl Worker {
                 RescaleOutcome::Aborted
             }
             RescaleEvent::Failover(cause) => {
-                self.ctx.metrics.record_failover(job);
+                self.ctx.metrics.record_failover(&self.key(job));
                 tracing::error!(
                     cause = cause.as_str(),
                     phase = rescale.phase.as_str(),
