@@ -47,10 +47,19 @@ async fn mutual_tls_against_real_prometheus() {
         insecure_skip_verify: false,
     };
     let client = PromClient::new(&settings(&url, mtls.clone())).expect("mTLS client");
-    let v = client
-        .query_value("vector(42)", None)
-        .await
-        .expect("mTLS query");
+    // With a TLS web config the harness can only wait for the port: Prometheus answers
+    // 503 until its TSDB is open, so the first query waits for that (at most 20 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let v = loop {
+        match client.query_value("vector(42)", None).await {
+            Err(QueryError::HttpStatus { status: 503, .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            r => break r.expect("mTLS query"),
+        }
+    };
     assert_eq!(v, 42.0);
 
     // No client certificate: the server refuses the handshake.
