@@ -91,7 +91,7 @@ impl FlinkClient {
 
     /// One request; maps status codes to typed errors. `job` is the job the path is about
     /// (for 404 / job-not-found mapping).
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -127,7 +127,7 @@ impl FlinkClient {
         }
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(super) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         job: Option<&str>,
@@ -399,6 +399,11 @@ fn map_status(what: &str, job: Option<&str>, status: StatusCode, body: &str) -> 
     }
     if status == StatusCode::CONFLICT {
         return FlinkError::Conflict { job_id, message };
+    }
+    // Reactive mode answers 500 with "Cannot change the parallelism of a job running in
+    // reactive mode." from AdaptiveScheduler itself: not a missing adaptive scheduler.
+    if body.contains("UnsupportedOperationException") && body.contains("reactive mode") {
+        return FlinkError::ReactiveMode { job_id, message };
     }
     if body.contains("UnsupportedOperationException")
         && (body.contains("AdaptiveScheduler") || body.contains("without a job restart"))

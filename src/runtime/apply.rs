@@ -22,7 +22,7 @@ use crate::{
         JobId, Plan, Rescale, RescaleEvent, RescalePhase, RescaleTimeouts, Topology, VertexId,
     },
     flink::{
-        apply_target, is_terminal_state, observe_rescale, FlinkClient, FlinkError,
+        apply_target, is_terminal_state, observe_rescale_with, FlinkClient, FlinkError,
         RequirementsChange,
     },
 };
@@ -40,6 +40,9 @@ pub struct ApplyOptions {
     pub conflict_retries: usize,
     /// Wait between those attempts.
     pub conflict_backoff: Duration,
+    /// Read Flink 2.3's rescale history to tell failovers exactly (only when it is on:
+    /// `web.adaptive-scheduler.rescale-history.size` > 0).
+    pub rescale_history: bool,
 }
 
 impl Default for ApplyOptions {
@@ -50,6 +53,7 @@ impl Default for ApplyOptions {
             poll_interval: Duration::from_millis(500),
             conflict_retries: 3,
             conflict_backoff: Duration::from_secs(2),
+            rescale_history: false,
         }
     }
 }
@@ -89,8 +93,13 @@ struct Start {
     watch: FailoverWatch,
 }
 
-/// Reads [`Start`]; a job in a terminal state cannot be rescaled.
-async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, FlinkError> {
+/// Reads [`Start`]; a job in a terminal state cannot be rescaled. With `history` the
+/// failover baseline is Flink 2.3's rescale history (exact), when readable.
+async fn read_start(
+    client: &FlinkClient,
+    job_id: &JobId,
+    history: bool,
+) -> Result<Start, FlinkError> {
     let topology = client.topology(job_id).await?;
     let details = client.job(job_id).await?;
     if is_terminal_state(&details.state) {
@@ -101,7 +110,7 @@ async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, Flink
     }
     let registered = u32::try_from(client.task_managers().await?.len()).unwrap_or(u32::MAX);
     let checkpoint_interval = client.checkpoint_interval(job_id).await?;
-    let baseline = observe_rescale(client, job_id, Utc::now()).await?;
+    let baseline = observe_rescale_with(client, job_id, Utc::now(), history).await?;
     Ok(Start {
         from: Plan {
             parallelism: topology.parallelism(),
@@ -109,7 +118,7 @@ async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, Flink
         },
         max_parallelism: max_parallelism(&topology),
         checkpoint_interval,
-        watch: FailoverWatch::new(baseline.num_restarts, baseline.latest_exception_ms),
+        watch: baseline.failover_baseline(),
     })
 }
 
@@ -182,7 +191,7 @@ impl<'a> Rescaler<'a> {
             job_id: f.job_id,
             phase: f.phase,
         })?;
-        let start = read_start(client, job_id).await?;
+        let start = read_start(client, job_id, opts.rescale_history).await?;
         let mut rescale = Rescale::new(
             job_id.clone(),
             start.from,
@@ -234,7 +243,9 @@ impl<'a> Rescaler<'a> {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        let events = match observe_rescale(self.client, &self.rescale.job_id, now).await {
+        let history = self.rescale.exact_failovers();
+        let observed = observe_rescale_with(self.client, &self.rescale.job_id, now, history).await;
+        let events = match observed {
             Ok(obs) => self.rescale.observe(&obs),
             Err(FlinkError::JobGone { .. }) => self.rescale.job_gone(now),
             // a read error still counts against the deadline

@@ -204,7 +204,8 @@ async fn advance(
     rescale: &mut Rescale,
     now: DateTime<Utc>,
 ) -> Vec<RescaleEvent> {
-    match flink::observe_rescale(client, &rescale.job_id, now).await {
+    let history = rescale.exact_failovers();
+    match flink::observe_rescale_with(client, &rescale.job_id, now, history).await {
         Ok(o) => rescale.observe(&o),
         Err(FlinkError::JobGone { .. }) => rescale.job_gone(now),
         Err(e) => {
