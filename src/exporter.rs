@@ -16,6 +16,7 @@ mod families;
 pub mod http;
 pub mod metrics;
 pub mod scaling;
+mod setup;
 
 pub use http::{router, serve, HttpError, Readiness};
 pub use metrics::{JobKey, Metrics, MetricsError, RescaleOutcome, SignalValues};

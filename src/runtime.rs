@@ -13,6 +13,7 @@
 
 pub mod apply;
 mod context;
+mod flink_setup;
 mod http;
 mod kube;
 mod pipeline;
@@ -213,7 +214,15 @@ pub async fn explain(
         .map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
     let observed = pipeline::observe(&ctx, &settings, &client, &target.job).await?;
     let now = chrono::Utc::now();
-    let (decision, _) = core::decide(
+    // the set-up is read before any change, as the worker does at its first evaluation
+    let mut cache = flink_setup::SetupCache::default();
+    let fresh = cache
+        .refresh(&client, &observed.job_id, &settings.policy)
+        .await
+        .map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
+    let setup_notes = fresh.as_ref().map(flink_setup::notes).unwrap_or_default();
+    let (decision, _) = flink_setup::decide(
+        cache.get(),
         &observed.observation,
         &core::JobState::default(),
         &settings.policy,
@@ -226,6 +235,7 @@ pub async fn explain(
         "observation": observed.observation,
         "queries": pipeline::query_summaries(&observed.queries),
         "issues": observed.issues,
+        "flinkSetup": { "setup": cache.get(), "notes": setup_notes },
         "policy": settings.policy,
     }))
 }

@@ -105,6 +105,7 @@ pub struct Metrics {
     pub(super) job: JobFamilies,
     pub(super) signals: SignalFamilies,
     pub(super) clients: ClientFamilies,
+    pub(super) setup: super::setup::SetupFamilies,
     pub(super) leader: IntGauge,
     pub(super) build_info: IntGaugeVec,
 }
@@ -133,6 +134,7 @@ impl Metrics {
             job: JobFamilies::register(&b)?,
             signals: SignalFamilies::register(&b)?,
             clients: ClientFamilies::register(&b)?,
+            setup: super::setup::SetupFamilies::register(&b)?,
             leader: register(
                 &registry,
                 "is_leader",

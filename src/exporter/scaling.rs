@@ -14,7 +14,7 @@ use crate::core::{Direction, Rule};
 pub const IDLE_PHASE: &str = "idle";
 
 /// Removes every child of `vec` whose labels match all `(name, value)` pairs.
-fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
+pub(super) fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
     for family in vec.collect() {
         for metric in family.get_metric() {
             let labels: HashMap<&str, &str> = metric
@@ -245,6 +245,7 @@ impl Metrics {
         );
         remove_where(&self.signals.signal_input_rate, &[(JOB_LABEL, job)]);
         remove_where(&self.job.failovers, &[(JOB_LABEL, job)]);
+        self.remove_setup(job);
     }
 
     /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a

@@ -168,6 +168,42 @@ impl EventPublisher {
         }
         Ok(())
     }
+    /// Publishes one Event about the Flink set-up of the job on its ScaledObject (and the
+    /// FlinkDeployment when that is the target): `reason` `FlinkReactiveMode` (Normal) or
+    /// `FlinkRescaleDelay` (Warning), with `note` truncated to 1 kB.
+    pub async fn flink_setup(
+        &self,
+        target: &ScaleTarget,
+        warning: bool,
+        reason: &'static str,
+        note: &str,
+    ) -> Result<(), KubeError> {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            action: "Discover".into(),
+            secondary: None,
+        };
+        let mut refs = vec![scaled_object_ref(target)];
+        if target.kind == TargetKind::FlinkDeployment {
+            refs.push(target_ref(target));
+        }
+        for r in refs {
+            let op = format!(
+                "create Event {reason} on {} {}/{}",
+                r.kind.as_deref().unwrap_or_default(),
+                target.namespace,
+                r.name.as_deref().unwrap_or_default()
+            );
+            call(op, self.recorder.publish(&event, &r)).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! apply_and_wait(...) = start + poll until terminal
 //! ```
 
+mod reactive;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -43,6 +45,8 @@ pub struct ApplyOptions {
     /// Read Flink 2.3's rescale history to tell failovers exactly (only when it is on:
     /// `web.adaptive-scheduler.rescale-history.size` > 0).
     pub rescale_history: bool,
+    /// Longest wait for the checkpoint before a reactive scale-down.
+    pub checkpoint_timeout: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -54,6 +58,7 @@ impl Default for ApplyOptions {
             conflict_retries: 3,
             conflict_backoff: Duration::from_secs(2),
             rescale_history: false,
+            checkpoint_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -162,6 +167,8 @@ pub struct Rescaler<'a> {
     rescale: Rescale,
     change: RequirementsChange,
     events: Vec<(DateTime<Utc>, RescaleEvent)>,
+    /// Reactive scale-down: the checkpoint taken right before it.
+    checkpoint_before: Option<u64>,
 }
 
 impl<'a> Rescaler<'a> {
@@ -223,6 +230,7 @@ impl<'a> Rescaler<'a> {
             rescale,
             change,
             events,
+            checkpoint_before: None,
         })
     }
 
@@ -279,6 +287,11 @@ impl<'a> Rescaler<'a> {
         &self.change
     }
 
+    /// Reactive scale-down: the checkpoint taken right before it (None: not taken).
+    pub fn checkpoint_before(&self) -> Option<u64> {
+        self.checkpoint_before
+    }
+
     /// The TaskManager count to report to KEDA now.
     pub fn task_managers_to_report(&self) -> u32 {
         self.rescale.task_managers_to_report()
@@ -295,6 +308,7 @@ impl<'a> Rescaler<'a> {
             change: self.change,
             events: self.events,
             put_to_running,
+            checkpoint_before: self.checkpoint_before,
         }
     }
 }
@@ -324,6 +338,8 @@ pub struct RescaleOutcome {
     pub events: Vec<(DateTime<Utc>, RescaleEvent)>,
     /// Time from the accepted PUT to RUNNING at the target parallelism.
     pub put_to_running: Option<Duration>,
+    /// Reactive scale-down: the checkpoint taken right before it (None: not taken).
+    pub checkpoint_before: Option<u64>,
 }
 
 impl RescaleOutcome {

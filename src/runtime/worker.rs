@@ -17,12 +17,14 @@
 //! | pod-deletion-cost of idle TaskManagers | [`pods`] |
 //! | `/debug/jobs` report, metrics, decision logs | [`report`] |
 //! | persisted state (load, claim, save) | [`persist`] |
+//! | the JobManager set-up (reactive mode, Flink's rescale delays) | [`setup`] |
 
 mod events;
 mod persist;
 mod pods;
 mod report;
 mod rescale;
+mod setup;
 mod tick;
 
 use std::{sync::Arc, time::Duration};
@@ -30,7 +32,7 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::context::Context;
+use super::{context::Context, flink_setup::SetupCache};
 use crate::{
     core::{JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -57,6 +59,7 @@ pub struct Worker {
     registered_job: Option<String>,
     marked_pods: bool,
     warned: bool,
+    flink_setup: SetupCache,
 }
 
 impl Worker {
@@ -72,6 +75,7 @@ impl Worker {
             registered_job: None,
             marked_pods: false,
             warned: false,
+            flink_setup: SetupCache::default(),
         }
     }
 

@@ -21,7 +21,8 @@ use support::flink::{install, ClusterOptions, FlinkCluster};
 
 mod load_job;
 
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One real Flink cluster at a time (shared with `flink_reactive`).
+pub(crate) static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn job_args(c: &FlinkCluster) -> Vec<String> {
     let rate = c.path("rate");

@@ -18,6 +18,7 @@ mod dashboard_metrics;
 mod docs_paths;
 mod file_sizes;
 mod flink_fakes;
+mod flink_reactive;
 mod flink_rescale;
 mod grpc_metadata;
 mod grpc_python;

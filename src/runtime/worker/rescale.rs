@@ -66,14 +66,13 @@ impl Worker {
             ..ApplyOptions::default()
         };
         let job = observed.observation.job_name.as_str();
-        let started = Rescaler::start(
-            client,
-            &observed.job_id,
-            target,
-            &options,
-            self.rescale.as_ref(),
-        )
-        .await;
+        let (id, in_flight) = (&observed.job_id, self.rescale.as_ref());
+        let started = if self.flink_setup.reactive() {
+            // never a PUT: Flink refuses it in reactive mode; the TaskManager count is the change
+            Rescaler::start_reactive(client, id, target, &options, in_flight).await
+        } else {
+            Rescaler::start(client, id, target, &options, in_flight).await
+        };
         match started {
             Ok(r) => {
                 let rescale = r.into_outcome().rescale;

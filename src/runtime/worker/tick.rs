@@ -15,6 +15,7 @@ use crate::{
     flink::FlinkClient,
     keda::{EvalError, Evaluation},
     runtime::{
+        flink_setup,
         pipeline::{self, flink_error, Observed},
         settings::{self, JobSettings},
     },
@@ -55,6 +56,8 @@ impl Worker {
             .map_err(|e| flink_error(&settings.flink_url, e))?;
         let observed = pipeline::observe(&self.ctx, &settings, &client, &self.target.job).await?;
         report.observed(&observed);
+        self.read_flink_setup(&client, &settings, &observed, report)
+            .await;
 
         let now = Utc::now();
         let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
@@ -68,7 +71,8 @@ impl Worker {
         )
         .await;
 
-        let (decision, next_state) = core::decide(
+        let (decision, next_state) = flink_setup::decide(
+            self.flink_setup.get(),
             &observed.observation,
             &self.job_state,
             &settings.policy,
@@ -160,8 +164,12 @@ impl Worker {
         current: &Plan,
     ) -> u32 {
         let in_flight = self.rescale.as_ref().filter(|r| !r.phase.is_terminal());
-        let reported = core::task_managers_to_report(current, in_flight)
-            .max(settings.policy.min_task_managers);
+        let reported = if self.flink_setup.reactive() {
+            self.reactive_report(current)
+        } else {
+            core::task_managers_to_report(current, in_flight)
+        }
+        .max(settings.policy.min_task_managers);
         self.record_metrics(observed, decision, Some(reported), &settings.policy);
         self.mark_pods(settings, observed, reported).await;
         reported
