@@ -19,6 +19,8 @@ pub struct SetupCache {
     job_id: Option<JobId>,
     /// The set-up (None until read).
     setup: Option<FlinkSetup>,
+    /// Its settings that delay the scaler's rescales.
+    delays: Vec<RescaleDelay>,
 }
 
 /// What changed when the set-up was (re)read: the caller logs, emits Events and metrics.
@@ -46,12 +48,18 @@ impl SetupCache {
         self.job_id = Some(job_id.clone());
         self.setup = Some(setup.clone());
         let delays = rescale_delays(&setup, policy.stabilization);
+        self.delays.clone_from(&delays);
         Ok(Some(FreshSetup { setup, delays }))
     }
 
     /// The cached set-up (None before the first successful read).
     pub fn get(&self) -> Option<&FlinkSetup> {
         self.setup.as_ref()
+    }
+
+    /// The cached set-up's settings that delay the scaler's rescales.
+    pub fn delays(&self) -> &[RescaleDelay] {
+        &self.delays
     }
 
     /// True when the cached set-up says reactive mode.

@@ -20,6 +20,7 @@ mod file_sizes;
 mod flink_fakes;
 mod flink_reactive;
 mod flink_rescale;
+mod flink_setup;
 mod grpc_metadata;
 mod grpc_python;
 mod grpc_python_binary;

@@ -63,6 +63,11 @@ impl Worker {
                 base: self.ctx.config.flink.rescale_timeout,
                 ..RescaleTimeouts::default()
             },
+            // Flink 2.3 with its rescale history on: failovers told exactly (issue 13 §5)
+            rescale_history: self
+                .flink_setup
+                .get()
+                .is_some_and(flink::FlinkSetup::rescale_history),
             ..ApplyOptions::default()
         };
         let job = observed.observation.job_name.as_str();

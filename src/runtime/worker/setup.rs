@@ -41,11 +41,12 @@ impl Worker {
                 tracing::warn!(error = %e, "cannot read the JobManager set-up; retrying next tick");
             }
         }
-        if let Some(s) = self.flink_setup.get() {
-            if s.reactive {
-                report.issues.push(flink_setup::REACTIVE_NOTE.to_owned());
-            }
+        if self.flink_setup.reactive() {
+            report.issues.push(flink_setup::REACTIVE_NOTE.to_owned());
         }
+        report
+            .issues
+            .extend(self.flink_setup.delays().iter().map(|d| d.summary()));
     }
 
     /// The TaskManagers KEDA gets in reactive mode
