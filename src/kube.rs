@@ -26,6 +26,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod leader;
+pub mod native;
 pub mod resources;
 pub mod staleness;
 pub mod state;
@@ -42,6 +43,10 @@ pub use discovery::{Discovery, DiscoveryConfig};
 pub use error::KubeError;
 pub use events::{EventPublisher, RescalePhase};
 pub use leader::{LeaderElector, LeaderElectorConfig};
+pub use native::{
+    apply_overrides, native_refusals, overrides_value, NativeRefusal, OverridesApplied,
+    OverridesError, FIELD_MANAGER, OVERRIDES_KEY,
+};
 pub use staleness::{check_decision, Staleness};
 pub use state::{PersistedDecision, PersistedJob, StateStore, StateVersion};
 pub use state_cache::StateCache;

@@ -29,6 +29,7 @@ mod grpc_tls;
 mod kube_adapter;
 mod kube_ha;
 mod kube_manifests;
+mod kube_native;
 mod kube_runtime;
 mod layering;
 mod logs_json;
