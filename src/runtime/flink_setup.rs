@@ -21,6 +21,8 @@ pub struct SetupCache {
     setup: Option<FlinkSetup>,
     /// Its settings that delay the scaler's rescales.
     delays: Vec<RescaleDelay>,
+    /// A native-mode refusal was announced (Event once per worker).
+    refusal_announced: bool,
 }
 
 /// What changed when the set-up was (re)read: the caller logs, emits Events and metrics.
@@ -60,6 +62,11 @@ impl SetupCache {
     /// The cached set-up's settings that delay the scaler's rescales.
     pub fn delays(&self) -> &[RescaleDelay] {
         &self.delays
+    }
+
+    /// True the first time only: announce a refusal once.
+    pub fn announce_refusal(&mut self) -> bool {
+        !std::mem::replace(&mut self.refusal_announced, true)
     }
 
     /// True when the cached set-up says reactive mode.

@@ -18,8 +18,10 @@
 //! | `/debug/jobs` report, metrics, decision logs | [`report`] |
 //! | persisted state (load, claim, save) | [`persist`] |
 //! | the JobManager set-up (reactive mode, Flink's rescale delays) | [`setup`] |
+//! | native FlinkDeployments: refusals, pinned answer, overrides by SSA | [`native`] |
 
 mod events;
+mod native;
 mod persist;
 mod pods;
 mod report;

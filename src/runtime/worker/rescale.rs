@@ -53,6 +53,10 @@ impl Worker {
         target: Plan,
         decision: &Decision,
     ) {
+        let job = observed.observation.job_name.as_str();
+        if !self.apply_native(settings, job, &target, decision).await {
+            return;
+        }
         if settings.policy.dry_run {
             tracing::info!(to_task_managers = target.task_managers, reasons = %decision.summary(), "dry run: rescale computed, not applied");
             return;
@@ -70,7 +74,6 @@ impl Worker {
                 .is_some_and(flink::FlinkSetup::rescale_history),
             ..ApplyOptions::default()
         };
-        let job = observed.observation.job_name.as_str();
         let (id, in_flight) = (&observed.job_id, self.rescale.as_ref());
         let started = if self.flink_setup.reactive() {
             // never a PUT: Flink refuses it in reactive mode; the TaskManager count is the change

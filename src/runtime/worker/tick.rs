@@ -50,6 +50,7 @@ impl Worker {
         report.flink_url = Some(settings.flink_url.clone());
         report.policy = Some(settings.policy.clone());
         self.warn_set_up(&settings).await;
+        self.refuse_native(&settings).await?;
         let client = self
             .ctx
             .flink_client(&settings.flink_url)
@@ -164,7 +165,9 @@ impl Worker {
         current: &Plan,
     ) -> u32 {
         let in_flight = self.rescale.as_ref().filter(|r| !r.phase.is_terminal());
-        let reported = if self.flink_setup.reactive() {
+        let reported = if let Some(pinned) = Self::native_report(settings) {
+            pinned
+        } else if self.flink_setup.reactive() {
             self.reactive_report(current)
         } else {
             core::task_managers_to_report(current, in_flight)
