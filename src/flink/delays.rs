@@ -153,18 +153,10 @@ fn reactive_restart_strategy(strategy: Option<&str>) -> Option<RescaleDelay> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flink::jm_config::{ConfigEntry, JobManagerConfig};
+    use crate::flink::jm_config::JobManagerConfig;
 
     fn setup(version: &str, pairs: &[(&str, &str)]) -> FlinkSetup {
-        let c = JobManagerConfig::from_entries(
-            pairs
-                .iter()
-                .map(|(k, v)| ConfigEntry {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                })
-                .collect(),
-        );
+        let c = JobManagerConfig::from_pairs(pairs);
         FlinkSetup::from_config(&c, version, Some("Adaptive")).expect("setup")
     }
 

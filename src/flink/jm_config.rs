@@ -66,6 +66,20 @@ impl JobManagerConfig {
         }
     }
 
+    /// A config from `(key, value)` pairs (tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::from_entries(
+            pairs
+                .iter()
+                .map(|(k, v)| ConfigEntry {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+        )
+    }
+
     /// The value of `key`, trimmed, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(|v| v.trim())
@@ -393,15 +407,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> JobManagerConfig {
-        JobManagerConfig::from_entries(
-            pairs
-                .iter()
-                .map(|(k, v)| ConfigEntry {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                })
-                .collect(),
-        )
+        JobManagerConfig::from_pairs(pairs)
     }
 
     /// Flink's duration syntax: plain numbers are ms; units short and long; ISO-8601.

@@ -118,6 +118,16 @@ impl EventPublisher {
             action: "Rescale".into(),
             secondary: None,
         };
+        self.publish_on_target(target, &event).await
+    }
+
+    /// Publishes `event` on the ScaledObject, and on the FlinkDeployment when that is the
+    /// target.
+    async fn publish_on_target(
+        &self,
+        target: &ScaleTarget,
+        event: &Event,
+    ) -> Result<(), KubeError> {
         let mut refs = vec![scaled_object_ref(target)];
         if target.kind == TargetKind::FlinkDeployment {
             refs.push(target_ref(target));
@@ -125,12 +135,12 @@ impl EventPublisher {
         for r in refs {
             let op = format!(
                 "create Event {} on {} {}/{}",
-                phase.reason(),
+                event.reason,
                 r.kind.as_deref().unwrap_or_default(),
                 target.namespace,
                 r.name.as_deref().unwrap_or_default()
             );
-            call(op, self.recorder.publish(&event, &r)).await?;
+            call(op, self.recorder.publish(event, &r)).await?;
         }
         Ok(())
     }
@@ -189,20 +199,7 @@ impl EventPublisher {
             action: "Discover".into(),
             secondary: None,
         };
-        let mut refs = vec![scaled_object_ref(target)];
-        if target.kind == TargetKind::FlinkDeployment {
-            refs.push(target_ref(target));
-        }
-        for r in refs {
-            let op = format!(
-                "create Event {reason} on {} {}/{}",
-                r.kind.as_deref().unwrap_or_default(),
-                target.namespace,
-                r.name.as_deref().unwrap_or_default()
-            );
-            call(op, self.recorder.publish(&event, &r)).await?;
-        }
-        Ok(())
+        self.publish_on_target(target, &event).await
     }
 }
 

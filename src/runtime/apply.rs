@@ -127,6 +127,36 @@ async fn read_start(
     })
 }
 
+/// The first steps of every start: refuse a start while one is in flight, read the job
+/// as it starts, build the rescale and record its plans on the current span. The returned
+/// [`Start`] keeps the max parallelism and checkpoint interval (its plan is in the rescale).
+async fn begin(
+    client: &FlinkClient,
+    job_id: &JobId,
+    target: Plan,
+    opts: &ApplyOptions,
+    in_flight: Option<&Rescale>,
+) -> Result<(Rescale, Start), ApplyError> {
+    ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
+        job_id: f.job_id,
+        phase: f.phase,
+    })?;
+    let start = read_start(client, job_id, opts.rescale_history).await?;
+    let rescale = Rescale::new(
+        job_id.clone(),
+        start.from.clone(),
+        target,
+        Utc::now(),
+        &opts.timeouts,
+        start.checkpoint_interval,
+        start.watch.clone(),
+    );
+    let span = tracing::Span::current();
+    span.record("from_tms", rescale.from.task_managers);
+    span.record("direction", rescale.direction.as_str());
+    Ok((rescale, start))
+}
+
 fn max_parallelism(topology: &Topology) -> BTreeMap<VertexId, u32> {
     topology
         .vertices
@@ -194,23 +224,7 @@ impl<'a> Rescaler<'a> {
         opts: &ApplyOptions,
         in_flight: Option<&Rescale>,
     ) -> Result<Self, ApplyError> {
-        ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
-            job_id: f.job_id,
-            phase: f.phase,
-        })?;
-        let start = read_start(client, job_id, opts.rescale_history).await?;
-        let mut rescale = Rescale::new(
-            job_id.clone(),
-            start.from,
-            target,
-            Utc::now(),
-            &opts.timeouts,
-            start.checkpoint_interval,
-            start.watch,
-        );
-        let span = tracing::Span::current();
-        span.record("from_tms", rescale.from.task_managers);
-        span.record("direction", rescale.direction.as_str());
+        let (mut rescale, start) = begin(client, job_id, target, opts, in_flight).await?;
         let change = put_target(
             client,
             job_id,

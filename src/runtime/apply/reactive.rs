@@ -8,9 +8,9 @@
 
 use chrono::Utc;
 
-use super::{read_start, ApplyError, ApplyOptions, Rescaler};
+use super::{begin, ApplyError, ApplyOptions, Rescaler};
 use crate::{
-    core::{rescale::ensure_none_in_flight, Direction, JobId, Plan, Rescale, RescaleEvent},
+    core::{Direction, JobId, Plan, Rescale, RescaleEvent},
     flink::{checkpoint_now, FlinkClient, RequirementsChange},
 };
 
@@ -40,23 +40,7 @@ impl<'a> Rescaler<'a> {
         opts: &ApplyOptions,
         in_flight: Option<&Rescale>,
     ) -> Result<Self, ApplyError> {
-        ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
-            job_id: f.job_id,
-            phase: f.phase,
-        })?;
-        let start = read_start(client, job_id, opts.rescale_history).await?;
-        let rescale = Rescale::new(
-            job_id.clone(),
-            start.from,
-            target,
-            Utc::now(),
-            &opts.timeouts,
-            start.checkpoint_interval,
-            start.watch,
-        );
-        let span = tracing::Span::current();
-        span.record("from_tms", rescale.from.task_managers);
-        span.record("direction", rescale.direction.as_str());
+        let (rescale, start) = begin(client, job_id, target, opts, in_flight).await?;
         let mut driver = Self {
             client,
             rescale,
