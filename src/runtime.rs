@@ -215,12 +215,15 @@ pub async fn explain(
     let observed = pipeline::observe(&ctx, &settings, &client, &target.job).await?;
     let now = chrono::Utc::now();
     // the set-up is read before any change, as the worker does at its first evaluation
+    // (a failed read is shown, and the decision takes the per-vertex path, as in the worker)
     let mut cache = flink_setup::SetupCache::default();
-    let fresh = cache
+    let setup_notes = match cache
         .refresh(&client, &observed.job_id, &settings.policy)
         .await
-        .map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
-    let setup_notes = fresh.as_ref().map(flink_setup::notes).unwrap_or_default();
+    {
+        Ok(fresh) => fresh.as_ref().map(flink_setup::notes).unwrap_or_default(),
+        Err(e) => vec![format!("cannot read the JobManager set-up: {e}")],
+    };
     let (decision, _) = flink_setup::decide(
         cache.get(),
         &observed.observation,

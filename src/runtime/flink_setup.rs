@@ -23,7 +23,12 @@ pub struct SetupCache {
     delays: Vec<RescaleDelay>,
     /// A native-mode refusal was announced (Event once per worker).
     refusal_announced: bool,
+    /// When the last read of this job's set-up failed.
+    failed_at: Option<std::time::Instant>,
 }
+
+/// A failed set-up read of the same job is retried after this long.
+const RETRY_FAILED_READ: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What changed when the set-up was (re)read: the caller logs, emits Events and metrics.
 #[derive(Debug, Clone)]
@@ -36,18 +41,34 @@ pub struct FreshSetup {
 
 impl SetupCache {
     /// The cached set-up of `job_id`, reading it when the job id changed (or it was never
-    /// read). `Ok(Some(fresh))` on a new read, `Ok(None)` when the cache was used.
+    /// read; a failed read is retried after [`RETRY_FAILED_READ`]). `Ok(Some(fresh))` on a
+    /// new read, `Ok(None)` when the cache was used.
     pub async fn refresh(
         &mut self,
         client: &FlinkClient,
         job_id: &JobId,
         policy: &Policy,
     ) -> Result<Option<FreshSetup>, FlinkError> {
-        if self.job_id.as_ref() == Some(job_id) && self.setup.is_some() {
+        if self.job_id.as_ref() == Some(job_id)
+            && (self.setup.is_some()
+                || self
+                    .failed_at
+                    .is_some_and(|t| t.elapsed() < RETRY_FAILED_READ))
+        {
             return Ok(None);
         }
-        let setup = read_setup(client, job_id, None).await?;
         self.job_id = Some(job_id.clone());
+        self.setup = None;
+        self.delays.clear();
+        let setup = match read_setup(client, job_id, None).await {
+            Ok(s) => s,
+            Err(e) => {
+                // bounded REST traffic: a failed read is retried after a while, not every tick
+                self.failed_at = Some(std::time::Instant::now());
+                return Err(e);
+            }
+        };
+        self.failed_at = None;
         self.setup = Some(setup.clone());
         let delays = rescale_delays(&setup, policy.stabilization);
         self.delays.clone_from(&delays);
