@@ -10,7 +10,8 @@
 //! is one more TaskManager (no PUT, no failover, same job id, every vertex at the slot
 //! count); a scale-down takes a checkpoint, then the TaskManager is stopped by SIGTERM and
 //! Flink fails over exactly once ("The TaskExecutor is shutting down.", as README's
-//! set-ups table says) and restores from that very checkpoint; the scaler counts that
+//! set-ups table says) and restores from that checkpoint (or a periodic one completed
+//! after it); the scaler counts that
 //! failover as its own (no failover event) and reports the lower count once the
 //! checkpoint is taken.
 //!
@@ -258,8 +259,14 @@ async fn reactive_mode_is_detected_and_sized_in_task_managers() {
         .get_json(&format!("jobs/{job}/checkpoints"))
         .await
         .expect("checkpoints");
+    // the failover restores the latest completed checkpoint: the scaler's, or a periodic
+    // one (every 2 s here) that completed between it and the SIGTERM
     let restored = ckpts["latest"]["restored"]["id"].as_u64();
-    assert_eq!(restored, Some(checkpoint), "{}", ckpts["latest"]);
+    assert!(
+        restored.is_some_and(|r| r >= checkpoint),
+        "restored {restored:?}, taken {checkpoint}: {}",
+        ckpts["latest"]
+    );
     let details = client.job(&job).await.expect("job");
     assert_eq!(details.state, "RUNNING");
     eprintln!(
