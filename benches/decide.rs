@@ -96,6 +96,7 @@ fn job() -> Observation {
             .collect(),
         job: JobSignals::default(),
         predicted_floor: None,
+        signal_window: None,
     }
 }
 

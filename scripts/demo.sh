@@ -4,7 +4,8 @@
 # Installs what is missing (Prometheus from Debian, Apache Flink from PyPI jars; cached in
 # ~/.cache/flink-keda-scaler), builds the scaler (release), then `fks-lab demo` starts a
 # real Prometheus, a Flink session cluster (adaptive scheduler, PrometheusReporter) with a
-# load job whose source behaves like a Kafka topic, the scaler, and a driver that plays
+# load job whose source behaves like a Kafka topic (its keyed operator I/O-bound: at most 500
+# records/s per subtask, waiting, so capacity follows parallelism: 2 → 6 TaskManagers), the scaler, and a driver that plays
 # KEDA + the HPA over gRPC and starts/stops TaskManager processes. Scenario: steady → 3×
 # load step → steady → back down (~7 min), with a live progress line; at the end a
 # timeline table, the figures (P1, lag, rescales, failovers, TaskManager-seconds), and
@@ -12,6 +13,7 @@
 #
 #   scripts/demo.sh                      # full profile (HPA sync 15 s, as in a cluster)
 #   scripts/demo.sh --profile short      # the CI profile (~3 min)
+#   scripts/demo.sh --scenario cpu       # the CPU-bound keyed operator (capacity = this machine)
 #   FKS_FLINK_VERSION=1.20.5 scripts/demo.sh
 #   scripts/demo.sh serve                # only the scaler, serving examples/scaler.yaml
 set -euo pipefail

@@ -34,7 +34,7 @@ pub use setup::{run_from_config, Options, TopologySource};
 
 use crate::{
     core::{Policy, Topology},
-    promql::{JobVars, PromClient, SignalQueries},
+    promql::{JobVars, PromClient, SignalQueries, Windows},
 };
 
 /// Everything one backtest needs besides the Prometheus client.
@@ -52,6 +52,8 @@ pub struct Input {
     pub range: TimeRange,
     /// Name of the policy (for the report).
     pub policy_name: String,
+    /// `{{window}}`/`{{interval}}` of the queries (configured or learned scrape interval).
+    pub windows: Windows,
 }
 
 /// Runs a backtest: one range query per enabled signal (plus the observed parallelism
@@ -61,7 +63,7 @@ pub async fn run(
     queries: &SignalQueries,
     input: &Input,
 ) -> Result<Backtest, BacktestError> {
-    let mut history = fetch(client, queries, &input.vars, &input.range).await?;
+    let mut history = fetch(client, queries, &input.vars, &input.windows, &input.range).await?;
     let timeline = Timeline::build(&history, &input.topology, &input.range, &input.vars.job_id)?;
     let replayed = replay(
         &timeline,

@@ -139,6 +139,10 @@ pub struct ServeArgs {
     /// HTTP listen address (overrides http.listenAddress).
     #[arg(long)]
     pub http_addr: Option<SocketAddr>,
+    /// Admin listen address (overrides admin.listenAddress; off loopback it needs
+    /// admin.auth or mTLS).
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
 }
 
 /// `explain` arguments.

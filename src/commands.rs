@@ -11,9 +11,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckConfig(args) => check_config(&args.config),
         Command::Serve(args) => {
             let config = load(&args.config)?;
-            flink_keda_scaler::runtime::serve(config, args.grpc_addr, args.http_addr)
-                .await
-                .context("scaler stopped with an error")
+            flink_keda_scaler::runtime::serve(
+                config,
+                args.grpc_addr,
+                args.http_addr,
+                args.admin_addr,
+            )
+            .await
+            .context("scaler stopped with an error")
         }
         Command::Explain(args) => {
             let config = load(&args.config)?;
@@ -69,6 +74,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 request_timeout: std::time::Duration::from_secs(10),
                 connect_timeout: std::time::Duration::from_secs(5),
                 get_retries: 1,
+                ..Default::default()
             };
             let report = rescale::run(&request, options)
                 .await
@@ -132,7 +138,12 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = load(path)?;
+    let warnings = flink_keda_scaler::runtime::check_files(&config)
+        .with_context(|| format!("{}: a file it names is unusable", path.display()))?;
     println!("{}: OK", path.display());
+    for w in &warnings {
+        println!("  warning: {w}");
+    }
     println!(
         "  grpc: {}  http: {}",
         config.grpc.listen_address, config.http.listen_address

@@ -3,7 +3,10 @@
 //! error names the field path (`policies.default.targetUtilization: must be in (0, 1]`).
 //! Secrets are never inline: they come from files or environment variables.
 
+mod admin;
+mod allowed_urls;
 mod duration;
+mod flink;
 mod policy;
 mod prometheus;
 
@@ -11,13 +14,15 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
-pub use policy::{PolicySpec, PredictiveSpec, ScheduleSpec};
+pub use admin::{is_loopback, AdminAuth, AdminConfig};
+pub use allowed_urls::{AllowedUrls, Denied, KUBERNETES_DEFAULT};
+pub use policy::{PolicySpec, PredictiveSpec, QueryPresetSpec, ScheduleSpec};
 pub use prometheus::{
     BasicAuthSettings, ServerAuth, ServerSettings, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
     MAX_TIMEOUT,
 };
 
-use crate::core::{Policy, ServerTls};
+use crate::core::{ClientTls, Policy, ServerTls};
 
 /// A configuration error with the path of the offending field.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +36,17 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// YAML syntax or schema error (unknown field, wrong type), with its field path.
-    #[error("{path}: {message}")]
+    /// YAML syntax or schema error (unknown field, wrong type), with its field path and,
+    /// when the parser knows it, the line and column.
+    #[error("{path}: {message}{}", location.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default())]
     Parse {
         /// Field path (`policies.default.cooldown`), or `.` for the document.
         path: String,
         /// What is wrong: the YAML error's text without its path and location prefix
         /// (`path` names the field), so not the `serde_yaml::Error` itself.
         message: String,
+        /// Line and column (1-based) where the parser stopped.
+        location: Option<(usize, usize)>,
     },
     /// A semantic validation error, with its field path.
     #[error("{path}: {message}")]
@@ -66,9 +74,12 @@ pub struct Config {
     /// gRPC server (the KEDA external scaler).
     #[serde(default)]
     pub grpc: GrpcConfig,
-    /// HTTP server (/metrics, /healthz, /readyz, /debug/jobs, admin).
+    /// HTTP server (/metrics, /healthz, /readyz).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Admin listener (/debug/jobs, /admin/rescale).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Per-job evaluation loop.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
@@ -140,6 +151,23 @@ pub struct FlinkConfig {
     /// interval is added on Flink 1.20+, which waits for a checkpoint before rescaling).
     #[serde(default = "defaults::rescale_timeout", with = "duration")]
     pub rescale_timeout: Duration,
+    /// JobManager URLs a ScaledObject may point the scaler at (see
+    /// [`AllowedUrls`]); absent: the namespace-scoped default with Kubernetes, any URL
+    /// without.
+    #[serde(default)]
+    pub allowed_urls: Option<Vec<String>>,
+    /// TLS of the REST client (CA bundle, client certificate for mTLS).
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
+    /// Credentials sent to every JobManager (bearer token file or basic auth).
+    #[serde(default)]
+    pub auth: Option<ServerAuth>,
+    /// Extra headers sent with every request (never `Authorization`: use `auth`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Requests in flight to all JobManagers at most (default 64).
+    #[serde(default = "defaults::flink_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
 
 /// Kubernetes integration settings.
@@ -152,6 +180,15 @@ pub struct KubernetesConfig {
     /// Namespace for the state ConfigMap and the Lease (default: `POD_NAMESPACE` env).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Namespaces whose ScaledObjects (and scale targets, and TaskManager pods) the
+    /// scaler watches and serves; absent: every namespace (needs the ClusterRole).
+    /// With a list, namespaced Roles in those namespaces suffice.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Label selector of the Deployments watched for Deployment scale targets (e.g.
+    /// `component=taskmanager`), so a large cluster's Deployments are not all cached.
+    #[serde(default)]
+    pub deployment_selector: Option<String>,
     /// Lease-based leader election.
     #[serde(default)]
     pub leader_election: LeaderElectionConfig,
@@ -202,6 +239,9 @@ mod defaults {
     pub fn rescale_timeout() -> Duration {
         Duration::from_secs(180)
     }
+    pub fn flink_max_concurrent_requests() -> usize {
+        64
+    }
     pub fn lease_name() -> String {
         "flink-keda-scaler".to_string()
     }
@@ -246,6 +286,11 @@ impl Default for FlinkConfig {
         Self {
             timeout: defaults::flink_timeout(),
             rescale_timeout: defaults::rescale_timeout(),
+            allowed_urls: None,
+            tls: None,
+            auth: None,
+            headers: BTreeMap::new(),
+            max_concurrent_requests: defaults::flink_max_concurrent_requests(),
         }
     }
 }
@@ -279,7 +324,12 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let message = strip_path_prefix(&strip_location(&e.inner().to_string()));
-            ConfigError::Parse { path, message }
+            let location = e.inner().location().map(|l| (l.line(), l.column()));
+            ConfigError::Parse {
+                path,
+                message,
+                location,
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -311,6 +361,20 @@ impl Config {
         }
         if self.flink.timeout.is_zero() {
             return Err(ConfigError::invalid("flink.timeout", "must be > 0"));
+        }
+        self.flink.validate(self.kubernetes.enabled)?;
+        self.kubernetes.validate()?;
+        self.admin.check(self.admin.listen_address)?;
+        for (what, addr) in [
+            ("grpc.listenAddress", self.grpc.listen_address),
+            ("http.listenAddress", self.http.listen_address),
+        ] {
+            if addr == self.admin.listen_address {
+                return Err(ConfigError::invalid(
+                    "admin.listenAddress",
+                    format!("must differ from {what} ({addr})"),
+                ));
+            }
         }
         let le = &self.kubernetes.leader_election;
         if le.renew_deadline >= le.lease_duration {

@@ -14,6 +14,7 @@
 pub mod clients;
 mod families;
 pub mod http;
+mod hub;
 pub mod metrics;
 pub mod scaling;
 mod setup;

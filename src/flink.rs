@@ -31,11 +31,12 @@ pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod requirements;
+pub mod response;
 pub mod setup;
 pub mod topology;
 
 pub use checkpoint::{checkpoint_now, CheckpointProgress};
-pub use client::{is_terminal_state, ClientOptions, FlinkClient};
+pub use client::{is_terminal_state, select_job, Access, CallHook, ClientOptions, FlinkClient};
 pub use delays::{rescale_delays, RescaleDelay};
 pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
 pub use jm_config::{FlinkLine, FlinkSetup, JobManagerConfig, RescalesConfig, Scheduler};
@@ -45,5 +46,5 @@ pub use model::{
 };
 pub use observe::{all_tasks_running, job_status, observe_rescale, observe_rescale_with};
 pub use plan::{plan_for, uniform_parallelism};
-pub use requirements::{apply_target, edit_requirements, RequirementsChange};
+pub use requirements::{apply_target, edit_requirements, upper_bounds, RequirementsChange};
 pub use setup::read_setup;

@@ -24,6 +24,6 @@ pub mod target;
 
 pub use evaluator::{EvalError, Evaluation, Evaluator, NoopObserver, RpcObserver};
 pub use metadata::{MetadataError, Scope};
-pub use server::{load_tls, serve, serve_with, ServeOptions, ServerError};
+pub use server::{load_tls, prepare, serve, serve_with, Prepared, ServeOptions, ServerError};
 pub use service::{ExternalScalerService, ServiceSettings};
 pub use target::{CacheKey, ScalerTarget};

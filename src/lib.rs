@@ -12,6 +12,8 @@ pub mod backtest;
 pub mod config;
 pub mod exporter;
 pub mod flink;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keda;
 pub mod kube;
 pub mod promql;

@@ -8,11 +8,12 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    flink_keda_scaler::telemetry::init(cli.log_format);
+    let format = cli.log_format;
+    flink_keda_scaler::telemetry::init(format);
     match commands::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", report(&e));
+            flink_keda_scaler::telemetry::fatal(format, &report(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -11,14 +11,19 @@
 //! `explain` runs one observation + decision outside the server; `rescale` applies a
 //! parallelism by hand through the same in-place path.
 
+pub mod admin;
 pub mod apply;
 mod context;
+mod debug_jobs;
 mod flink_setup;
 mod http;
+pub mod hub;
 mod kube;
 mod pipeline;
 pub mod predictive;
 pub mod rescale;
+mod rest_cache;
+mod schedule;
 mod settings;
 pub mod shutdown;
 mod worker;
@@ -29,6 +34,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 use tokio::{net::TcpListener, sync::watch};
 
 pub use context::{prometheus_endpoint, Context};
+pub use settings::policy_queries;
 pub use worker::{JobReport, Published, Worker};
 pub use workers::{Workers, WorkersEvaluator};
 
@@ -57,15 +63,24 @@ pub enum RuntimeError {
     /// Metrics registry.
     #[error("metrics: {0}")]
     Metrics(#[from] exporter::MetricsError),
-    /// A Prometheus client could not be built.
-    #[error("prometheus client: {0}")]
-    Prometheus(#[from] crate::promql::ClientBuildError),
+    /// A client the config names could not be built.
+    #[error("{0}")]
+    Context(#[from] context::ContextError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] keda::ServerError),
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(#[from] exporter::HttpError),
+    /// The admin listener settings are refused (off loopback without authentication).
+    #[error("{0}")]
+    Admin(#[source] crate::config::ConfigError),
+    /// The admin listener could not start or failed.
+    #[error("{0}")]
+    AdminServe(#[from] admin::AdminError),
+    /// A listener stopped serving without an error.
+    #[error("a listener stopped serving")]
+    ListenerStopped,
     /// A server task panicked.
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -112,6 +127,7 @@ pub async fn serve(
     config: Config,
     grpc: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
 ) -> Result<(), RuntimeError> {
     let grpc_addr = grpc.unwrap_or(config.grpc.listen_address);
     let http_addr = http.unwrap_or(config.http.listen_address);
@@ -125,7 +141,6 @@ pub async fn serve(
         ..ServiceSettings::default()
     };
     let tls = config.grpc.tls.clone();
-    let rescale_timeout = config.flink.rescale_timeout;
     let (shutdown, signal) = shutdown::Shutdown::new();
     let mut ctx = Context::new(config, metrics.clone())?;
     if ctx.config.kubernetes.enabled {
@@ -137,11 +152,20 @@ pub async fn serve(
         metrics.set_leader(true);
     }
     let ctx = Arc::new(ctx);
-    let flink_options = ctx.flink_options();
+    let hub_task = ctx.hub.spawn(signal.clone());
     let workers = Arc::new(Workers::new(ctx.clone(), signal.clone()));
+    workers.spawn_lag_gauge();
 
     let grpc_listener = bind(grpc_addr).await?;
     let http_listener = bind(http_addr).await?;
+    let admin_addr = admin_addr.unwrap_or(ctx.config.admin.listen_address);
+    ctx.config
+        .admin
+        .check(admin_addr)
+        .map_err(RuntimeError::Admin)?;
+    let admin_tls = admin::load_tls(&ctx.config.admin)?;
+    let admin_state = Arc::new(admin::Admin::new(ctx.clone())?);
+    let admin_listener = bind(admin_addr).await?;
     let (ready_tx, ready_rx) = watch::channel(Readiness::starting());
 
     let service = ExternalScalerService::new(
@@ -149,37 +173,123 @@ pub async fn serve(
         service_settings,
     )
     .with_observer(Arc::new(GrpcMetrics(metrics.clone())));
-    let grpc_task = tokio::spawn(keda::serve_with(
+    // TLS files and the reflection service load here, so a bad file stops the start
+    // (non-zero exit, the cause printed) before anything reports ready
+    let grpc_server = keda::prepare(
         grpc_listener,
         service,
         ServeOptions {
             tls,
             ..ServeOptions::default()
         },
-        signal.clone().wait(),
-    ));
-    let routes = http::routes(workers.clone(), flink_options, rescale_timeout);
+    )?;
+    let grpc_task = tokio::spawn(grpc_server.run(signal.clone().wait()));
     let http_task = tokio::spawn(exporter::http::serve(
         http_listener,
         metrics.clone(),
         ready_rx,
-        routes,
+        axum::Router::new(),
         signal.clone().wait(),
     ));
-    tracing::info!(%grpc_addr, %http_addr, "flink-keda-scaler serving (gRPC external scaler for KEDA; /metrics /healthz /readyz /debug/jobs)");
+    let admin_router = admin::router(admin_state, http::debug_routes(workers.clone()));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_tls,
+        admin_router,
+        signal.clone().wait(),
+    ));
+    tracing::info!(%grpc_addr, %http_addr, %admin_addr, "flink-keda-scaler serving (gRPC external scaler for KEDA; /metrics /healthz /readyz; admin: /debug/jobs /admin/rescale)");
     let _ = ready_tx.send(Readiness::Ready);
 
-    tokio::select! {
-        () = shutdown::os_signal() => tracing::info!("shutdown requested"),
-        r = async { signal.clone().wait().await } => { let () = r; }
-    }
+    let mut tasks = ServerTasks {
+        grpc: grpc_task,
+        http: http_task,
+        admin: admin_task,
+    };
+    let early = tokio::select! {
+        () = shutdown::os_signal() => { tracing::info!("shutdown requested"); None }
+        r = async { signal.clone().wait().await } => { let () = r; None }
+        r = &mut tasks.grpc => Some(flatten(r, RuntimeError::Grpc)),
+        r = &mut tasks.http => Some(flatten(r, RuntimeError::Http)),
+        r = &mut tasks.admin => Some(flatten(r, RuntimeError::AdminServe)),
+    };
     let _ = ready_tx.send(Readiness::NotReady("shutting down".into()));
     shutdown.trigger();
-    let (g, h) = tokio::join!(grpc_task, http_task);
+    if let Some(result) = early {
+        // a listener stopped on its own: fail loudly, whatever it returned
+        let cause = result.err().unwrap_or(RuntimeError::ListenerStopped);
+        tasks.abort();
+        hub_task.abort();
+        return Err(cause);
+    }
+    let (g, h, a, hub) = tokio::join!(tasks.grpc, tasks.http, tasks.admin, hub_task);
     g??;
     h??;
+    a??;
+    hub?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server tasks, so one that ends early stops the process.
+struct ServerTasks {
+    grpc: tokio::task::JoinHandle<Result<(), keda::ServerError>>,
+    http: tokio::task::JoinHandle<Result<(), exporter::HttpError>>,
+    admin: tokio::task::JoinHandle<Result<(), admin::AdminError>>,
+}
+
+impl ServerTasks {
+    fn abort(&self) {
+        self.grpc.abort();
+        self.http.abort();
+        self.admin.abort();
+    }
+}
+
+fn flatten<E>(
+    joined: Result<Result<(), E>, tokio::task::JoinError>,
+    wrap: fn(E) -> RuntimeError,
+) -> Result<(), RuntimeError> {
+    joined?.map_err(wrap)
+}
+
+/// `check-config`'s file checks: every file the config names (TLS certificates, keys
+/// and CAs, token and password files) exists and parses, by building what `serve` builds
+/// from them. Returns the warnings: `insecureSkipVerify`, no policy configured, a bearer
+/// token crossing the network in clear.
+pub fn check_files(config: &Config) -> Result<Vec<String>, RuntimeError> {
+    if let Some(tls) = &config.grpc.tls {
+        keda::load_tls(tls)?;
+    }
+    admin::load_tls(&config.admin)?;
+    admin::Guard::new(&config.admin)?;
+    let metrics = Arc::new(Metrics::new()?);
+    Context::new(config.clone(), metrics)?;
+    let mut warnings = config.admin.warnings();
+    let insecure = config
+        .prometheus
+        .iter()
+        .filter(|(_, s)| s.tls.as_ref().is_some_and(|t| t.insecure_skip_verify))
+        .map(|(name, _)| format!("prometheus.{name}.tls"))
+        .chain(
+            config
+                .flink
+                .tls
+                .as_ref()
+                .filter(|t| t.insecure_skip_verify)
+                .map(|_| "flink.tls".to_string()),
+        );
+    for at in insecure {
+        warnings.push(format!(
+            "{at}.insecureSkipVerify is on: the server's certificate is not checked (anyone on the path can read the credentials sent)"
+        ));
+    }
+    if config.policies.is_empty() {
+        warnings.push(
+            "policies is empty: every ScaledObject gets the built-in default policy".to_string(),
+        );
+    }
+    Ok(warnings)
 }
 
 /// `explain`: one observation and decision for a job, outside the server.
@@ -237,6 +347,8 @@ pub async fn explain(
         "decision": decision,
         "observation": observed.observation,
         "queries": pipeline::query_summaries(&observed.queries),
+        "signals": observed.signals_summary(),
+        "scrapeIntervals": ctx.hub.scrape_intervals(),
         "issues": observed.issues,
         "flinkSetup": { "setup": cache.get(), "notes": setup_notes },
         "policy": settings.policy,

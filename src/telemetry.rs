@@ -1,5 +1,6 @@
 //! Logging setup: `tracing` with an `EnvFilter` from `RUST_LOG` (default
-//! `info,flink_keda_scaler=info`), as JSON lines or human-readable text.
+//! `info,flink_keda_scaler=info`), as JSON lines or human-readable text (ANSI colours only
+//! on a terminal); the error that ends the process is written in the same format.
 //!
 //! Every log line carries the fields of the spans it is emitted in: a worker's `tick`
 //! (`scaled_object`, and `job_id`/`job_name` once the job is resolved), an `rpc`
@@ -32,6 +33,22 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(true)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder.compact().with_ansi(colours()).try_init(),
     };
+}
+
+/// ANSI colours only on a terminal (never into files or `kubectl logs`) and never with
+/// `NO_COLOR` set.
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Reports the error that ends the process in the chosen format: a JSON line (level
+/// `ERROR`, `fatal: true`) with `--log-format json`, else `error: ...` on stderr.
+pub fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Json => tracing::error!(fatal = true, error = message, "stopped with an error"),
+        LogFormat::Pretty => eprintln!("error: {message}"),
+    }
 }

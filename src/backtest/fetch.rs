@@ -5,7 +5,10 @@
 //!
 //! A required signal that fails or is empty over the whole range, and any query that
 //! fails (unreachable, PromQL error), is an error naming the signal. An optional signal
-//! that is empty over the range is reported as an issue and stays `None`.
+//! that is empty over the range is reported as an issue and stays `None`. Points a
+//! default query answered with its fallback gauge (a series marked `fks_fallback`, for
+//! the steps where the counters had fewer than two samples in the window) are merged into
+//! the series of the same group and counted as an issue.
 
 use std::{
     collections::BTreeMap,
@@ -18,8 +21,8 @@ use super::{range::TimeRange, BacktestError};
 use crate::{
     core::Signal,
     promql::{
-        queries::render, JobVars, PromClient, QueryError, Series, SignalError, SignalErrorKind,
-        SignalQueries,
+        defaults::FALLBACK_LABEL, queries::render, JobVars, PromClient, QueryError, Series,
+        SignalError, SignalErrorKind, SignalQueries, Windows,
     },
 };
 
@@ -91,10 +94,11 @@ pub async fn fetch(
     client: &PromClient,
     queries: &SignalQueries,
     vars: &JobVars,
+    windows: &Windows,
     range: &TimeRange,
 ) -> Result<History, BacktestError> {
     let mut history = History::default();
-    let jobs = plan(queries, vars, &mut history.issues)?;
+    let jobs = plan(queries, vars, windows, &mut history.issues)?;
     let results = run(client, jobs, range).await;
     let mut first_error: Option<BacktestError> = None;
     for (_, target, promql, duration, result) in results {
@@ -121,11 +125,12 @@ pub async fn fetch(
 fn plan(
     queries: &SignalQueries,
     vars: &JobVars,
+    windows: &Windows,
     issues: &mut Vec<String>,
 ) -> Result<Vec<(Target, String)>, BacktestError> {
     let mut jobs: Vec<(Target, String)> = Vec::new();
     for (signal, _) in queries.enabled() {
-        match queries.render(signal, vars) {
+        match queries.render(signal, vars, windows) {
             Ok(Some(q)) => jobs.push((Target::Signal(signal), q)),
             Ok(None) => {}
             Err(e) if signal.is_required() => {
@@ -142,7 +147,7 @@ fn plan(
         ("parallelism", PARALLELISM_QUERY),
         ("taskManagers", TASK_MANAGERS_QUERY),
     ] {
-        let q = render(Signal::BusyTime, template, vars).map_err(|e| SignalError {
+        let q = render(Signal::BusyTime, template, vars, windows).map_err(|e| SignalError {
             signal: Signal::BusyTime,
             source: SignalErrorKind::Template(e),
         })?;
@@ -178,6 +183,12 @@ fn keep(
 ) -> Option<BacktestError> {
     match (target, result) {
         (Target::Signal(s), Ok(series)) => {
+            let (series, fallback) = merge_fallback(series);
+            if fallback > 0 {
+                history.issues.push(format!(
+                    "signal {s}: {fallback} point(s) answered by the fallback gauge (fewer than 2 counter samples in the window)"
+                ));
+            }
             history.signals.insert(s, series);
             None
         }
@@ -206,9 +217,69 @@ fn keep(
             signal,
             source: SignalErrorKind::Query {
                 job_id: job_id.to_string(),
-                source,
+                source: std::sync::Arc::new(source),
             },
         })),
         (Target::Count(what), Err(source)) => Some(BacktestError::Count { what, source }),
+    }
+}
+
+/// One point of a range series.
+type Point = (chrono::DateTime<chrono::Utc>, f64);
+
+/// Merges each series marked with [`FALLBACK_LABEL`] into the unmarked series of the same
+/// labels (their points alternate in time); returns the series and the fallback points.
+fn merge_fallback(series: Vec<Series>) -> (Vec<Series>, usize) {
+    let mut merged: BTreeMap<BTreeMap<String, String>, Vec<Point>> = BTreeMap::new();
+    let mut fallback = 0;
+    for mut s in series {
+        if s.labels.remove(FALLBACK_LABEL).is_some() {
+            fallback += s.points.len();
+        }
+        merged.entry(s.labels).or_default().extend(s.points);
+    }
+    let series = merged
+        .into_iter()
+        .map(|(labels, mut points)| {
+            points.sort_by_key(|p| p.0);
+            points.dedup_by_key(|p| p.0);
+            Series { labels, points }
+        })
+        .collect();
+    (series, fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fallback points fill the steps the counter series misses, under one label set.
+    #[test]
+    fn fallback_points_merge_into_their_group() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap_or_default();
+        let labels = |fallback: bool| {
+            let mut l = BTreeMap::from([("task_id".to_string(), "v".to_string())]);
+            if fallback {
+                l.insert(
+                    FALLBACK_LABEL.to_string(),
+                    "busyTimeMsPerSecond".to_string(),
+                );
+            }
+            l
+        };
+        let (series, fallback) = merge_fallback(vec![
+            Series {
+                labels: labels(false),
+                points: vec![(at(20), 2.0), (at(30), 3.0)],
+            },
+            Series {
+                labels: labels(true),
+                points: vec![(at(10), 1.0)],
+            },
+        ]);
+        assert_eq!(fallback, 1);
+        assert_eq!(series.len(), 1);
+        let values: Vec<f64> = series[0].points.iter().map(|p| p.1).collect();
+        assert_eq!(values, vec![1.0, 2.0, 3.0]);
     }
 }

@@ -280,6 +280,7 @@ fn observation(
         task_managers: tick.task_managers.clone(),
         job: tick.job.clone(),
         predicted_floor: None,
+        signal_window: None,
     }
 }
 

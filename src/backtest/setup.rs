@@ -9,7 +9,7 @@ use crate::{
     config::{Config, DEFAULT_NAME},
     core::{JobId, JobSelector, Topology},
     flink::{ClientOptions, FlinkClient},
-    promql::{JobVars, PromClient, SignalQueries},
+    promql::{learn_interval, JobVars, PromClient, Windows},
 };
 
 /// Flink REST request timeout.
@@ -48,17 +48,14 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
     let policy = config.policy(opts.policy.as_deref())?;
     let policy_name = opts.policy.clone().unwrap_or_else(|| DEFAULT_NAME.into());
     let spec = config.policies.get(&policy_name);
-    let mut queries = SignalQueries::defaults();
-    if let Some(spec) = spec {
-        queries = queries
-            .with_overrides(&spec.query_overrides())
-            .map_err(|source| BacktestError::Queries {
-                policy: policy_name.clone(),
-                source,
-            })?;
-    }
+    let queries =
+        crate::runtime::policy_queries(spec).map_err(|source| BacktestError::Queries {
+            policy: policy_name.clone(),
+            source,
+        })?;
     let matchers = spec.and_then(|s| s.matchers.clone()).unwrap_or_default();
-    let client = prometheus_client(config, opts)?;
+    let (client, scrape_interval) = prometheus_client(config, opts)?;
+    let windows = windows(&client, scrape_interval, &matchers, &opts.range).await;
     let slots_given = opts
         .slots_per_task_manager
         .or(policy.slots_per_task_manager);
@@ -81,6 +78,7 @@ pub async fn run_from_config(config: &Config, opts: &Options) -> Result<Backtest
         slots_per_task_manager,
         range: opts.range,
         policy_name,
+        windows,
     };
     run(&client, &queries, &input).await
 }
@@ -93,8 +91,33 @@ struct Job {
     slots_per_task_manager: Option<u32>,
 }
 
-/// The client of the Prometheus server `--prometheus` names (default `default`).
-fn prometheus_client(config: &Config, opts: &Options) -> Result<PromClient, BacktestError> {
+/// The windows of the replayed queries: the configured scrape interval, else the one
+/// learned at the end of the range, else the fallback (logged).
+async fn windows(
+    client: &PromClient,
+    configured: Option<Duration>,
+    matchers: &str,
+    range: &TimeRange,
+) -> Windows {
+    if let Some(i) = configured {
+        return Windows::from_interval(i);
+    }
+    match learn_interval(client, matchers, None, Some(range.to)).await {
+        Ok(i) => Windows::from_interval(i),
+        Err(e) => {
+            let w = Windows::default();
+            tracing::warn!(error = %e, interval = ?w.interval, "scrape interval not learned; using the fallback");
+            w
+        }
+    }
+}
+
+/// The client of the Prometheus server `--prometheus` names (default `default`), and
+/// its configured scrape interval.
+fn prometheus_client(
+    config: &Config,
+    opts: &Options,
+) -> Result<(PromClient, Option<Duration>), BacktestError> {
     let server = opts
         .prometheus
         .clone()
@@ -110,9 +133,8 @@ fn prometheus_client(config: &Config, opts: &Options) -> Result<PromClient, Back
                 .join(", ")
         ))
     })?;
-    Ok(PromClient::new(&crate::runtime::prometheus_endpoint(
-        settings,
-    ))?)
+    let client = PromClient::new(&crate::runtime::prometheus_endpoint(settings))?;
+    Ok((client, settings.scrape_interval))
 }
 
 /// A job that may no longer run: the topology from a JSON file, the id from `--job`.
@@ -146,6 +168,7 @@ async fn job_from_flink(url: &str, opts: &Options, read_slots: bool) -> Result<J
             request_timeout: FLINK_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             get_retries: 1,
+            ..ClientOptions::default()
         },
     )
     .map_err(flink_err)?;

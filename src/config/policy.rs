@@ -57,6 +57,18 @@ pub struct PolicySpec {
     pub task_manager_cpu_cores: Option<f64>,
     /// Compute and report, never apply.
     pub dry_run: Option<bool>,
+    /// The default queries the overrides apply to: `counters` (default; slopes of Flink's
+    /// counters over a window derived from the scrape interval) or `gauges` (Flink's
+    /// per-second gauges, 60 s moving averages).
+    #[serde(default)]
+    pub query_preset: QueryPresetSpec,
+    /// Warm spare TaskManagers reported on top of what the job needs (default 0; at most
+    /// `maxTaskManagers − minTaskManagers`).
+    pub spare_task_managers: Option<u32>,
+    /// How long the signals take to show a load change in full (default: derived from
+    /// the signal windows when known, else `stabilization`).
+    #[serde(default, with = "duration::option")]
+    pub signal_settle: Option<Duration>,
     /// PromQL overrides by signal name (`busyTime`, `pendingRecords`, ...).
     #[serde(default)]
     pub queries: BTreeMap<String, String>,
@@ -69,6 +81,17 @@ pub struct PolicySpec {
     /// Predictive pre-scaling from last period's input rate (off when absent).
     #[serde(default)]
     pub predictive: Option<PredictiveSpec>,
+}
+
+/// `queryPreset`: which default queries a policy starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum QueryPresetSpec {
+    /// Slopes of Flink's counters over `{{window}}` (react within a few scrape intervals).
+    #[default]
+    Counters,
+    /// Flink's per-second gauges (a step shows in full after about a minute).
+    Gauges,
 }
 
 /// `predictive`: raise the TaskManager floor ahead of recurring peaks, from the source
@@ -227,6 +250,7 @@ impl PolicySpec {
             d.backlog_threshold,
         )?;
         let bounds = self.task_manager_bounds(path, &d)?;
+        let spare_task_managers = self.spare_task_managers(path, &bounds)?;
         if self.slots_per_task_manager == Some(0) {
             return Err(ConfigError::invalid(
                 p("slotsPerTaskManager"),
@@ -275,7 +299,29 @@ impl PolicySpec {
             task_manager_cpu_cores,
             dry_run: self.dry_run.unwrap_or(false),
             predictive,
+            spare_task_managers,
+            signal_settle: self.signal_settle,
         })
+    }
+
+    /// `spareTaskManagers` (default 0), at most `maxTaskManagers − minTaskManagers`.
+    fn spare_task_managers(
+        &self,
+        path: &str,
+        bounds: &TaskManagerBounds,
+    ) -> Result<u32, ConfigError> {
+        let spare = self.spare_task_managers.unwrap_or(0);
+        let room = bounds.max - bounds.min;
+        if spare > room {
+            return Err(ConfigError::invalid(
+                format!("{path}.spareTaskManagers"),
+                format!(
+                    "must be <= maxTaskManagers - minTaskManagers ({} - {} = {room}), got {spare}",
+                    bounds.max, bounds.min
+                ),
+            ));
+        }
+        Ok(spare)
     }
 
     /// The band; unset edges derive from the target (low: 0.6 × target at most, high:

@@ -19,6 +19,10 @@ pub const DEFAULT_RETRIES: u32 = 2;
 pub const MAX_RETRIES: u32 = 10;
 /// Upper bound accepted for `timeout`.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default bound on one response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound on the series of one response.
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
 
 /// Connection settings for one Prometheus-compatible server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +52,32 @@ pub struct ServerSettings {
     /// with exponential backoff. Default 2.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The scrape interval of the Flink series (e.g. `30s`). Default: learned from the
+    /// samples' timestamps every 5 minutes; set it when learning cannot work (no
+    /// TaskManager JVM metrics under the policy's matchers).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub scrape_interval: Option<Duration>,
+    /// Largest response body read (bytes; the read stops there with an error naming the
+    /// limit). Default 16 MiB.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Most series one query may return (more is an error naming the limit, never a
+    /// partial answer). Default 50,000.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Requests in flight to this server at most (default 16): a slow server then holds
+    /// that many connections, however many jobs wait on it.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
+
+/// Upper bound accepted for `maxConcurrentRequests`.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// Authentication: exactly one of `bearerTokenFile` or `basic`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +114,29 @@ fn default_retries() -> u32 {
     DEFAULT_RETRIES
 }
 
+fn default_max_response_bytes() -> usize {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+
+fn default_max_series() -> usize {
+    DEFAULT_MAX_SERIES
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+fn default_max_concurrent_requests() -> usize {
+    crate::promql::endpoint::DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -108,6 +160,10 @@ impl ServerSettings {
             tls: None,
             headers: BTreeMap::new(),
             retries: DEFAULT_RETRIES,
+            scrape_interval: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
+            max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
 
@@ -122,7 +178,7 @@ impl ServerSettings {
             auth.check(err)?;
         }
         self.check_tls(err, &url)?;
-        self.check_headers(err)
+        check_headers(&self.headers, err)
     }
 
     /// An http(s) URL with a host, no credentials, no query or fragment.
@@ -148,7 +204,8 @@ impl ServerSettings {
         Ok(url)
     }
 
-    /// `timeout` in (0, MAX_TIMEOUT], `retries` at most MAX_RETRIES.
+    /// `timeout` in (0, MAX_TIMEOUT], `retries` at most MAX_RETRIES, a plausible
+    /// `scrapeInterval`, non-zero response bounds.
     fn check_limits(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
             return Err(err.at(
@@ -161,6 +218,23 @@ impl ServerSettings {
         }
         if self.retries > MAX_RETRIES {
             return Err(err.at("retries", format!("must be <= {MAX_RETRIES}")));
+        }
+        if let Some(i) = self.scrape_interval {
+            if i < Duration::from_millis(100) || i > Duration::from_secs(600) {
+                return Err(err.at("scrapeInterval", "must be between 100ms and 10m".into()));
+            }
+        }
+        if self.max_response_bytes < 1024 {
+            return Err(err.at("maxResponseBytes", "must be >= 1024".into()));
+        }
+        if self.max_series == 0 {
+            return Err(err.at("maxSeries", "must be >= 1".into()));
+        }
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
+            return Err(err.at(
+                "maxConcurrentRequests",
+                format!("must be in [1, {MAX_CONCURRENT_REQUESTS}]"),
+            ));
         }
         Ok(())
     }
@@ -177,34 +251,37 @@ impl ServerSettings {
         }
         Ok(())
     }
+}
 
-    /// Valid header names and values; credentials never inline.
-    fn check_headers(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
-        for (name, value) in &self.headers {
-            let field = format!("headers.{name}");
-            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| err.at(&field, "not a valid HTTP header name".into()))?;
-            if header == reqwest::header::AUTHORIZATION
-                || header == reqwest::header::PROXY_AUTHORIZATION
-            {
-                return Err(err.at(
-                    &field,
-                    "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
-                ));
-            }
-            reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| err.at(&field, "not a valid HTTP header value".into()))?;
+/// Valid header names and values; credentials never inline.
+pub(super) fn check_headers(
+    headers: &BTreeMap<String, String>,
+    err: FieldError<'_>,
+) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        let field = format!("headers.{name}");
+        let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err.at(&field, "not a valid HTTP header name".into()))?;
+        if header == reqwest::header::AUTHORIZATION
+            || header == reqwest::header::PROXY_AUTHORIZATION
+        {
+            return Err(err.at(
+                &field,
+                "credentials must not be inline; use auth.bearerTokenFile or auth.basic".into(),
+            ));
         }
-        Ok(())
+        reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| err.at(&field, "not a valid HTTP header value".into()))?;
     }
+    Ok(())
 }
 
 /// Builds errors naming a field below one server's config path.
 #[derive(Clone, Copy)]
-struct FieldError<'a>(&'a str);
+pub(super) struct FieldError<'a>(pub(super) &'a str);
 
 impl FieldError<'_> {
-    fn at(self, field: &str, message: String) -> ConfigError {
+    pub(super) fn at(self, field: &str, message: String) -> ConfigError {
         ConfigError::invalid(format!("{}.{field}", self.0), message)
     }
 }
@@ -212,7 +289,7 @@ impl FieldError<'_> {
 impl ServerAuth {
     /// Exactly one credential source: a bearer token file, or basic auth with exactly one
     /// password source.
-    fn check(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
+    pub(super) fn check(&self, err: FieldError<'_>) -> Result<(), ConfigError> {
         match (&self.bearer_token_file, &self.basic) {
             (Some(_), Some(_)) => {
                 return Err(err.at(

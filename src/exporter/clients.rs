@@ -40,6 +40,23 @@ impl Metrics {
             .observe(secs);
     }
 
+    /// Counts one Flink REST call by route template (`GET /jobs/:id`): REST calls per
+    /// tick are `increase(...[interval])`.
+    pub fn count_flink_call(&self, endpoint: &str) {
+        self.clients
+            .flink_rest_calls
+            .with_label_values(&[endpoint])
+            .inc();
+    }
+
+    /// Sets the age of the oldest job evaluation.
+    pub fn set_evaluation_lag(&self, secs: f64) {
+        self.clients
+            .evaluation_lag
+            .with_label_values(&[] as &[&str])
+            .set(secs);
+    }
+
     /// Counts a failed Flink REST request by closed-set error kind.
     pub fn record_flink_error(&self, endpoint: &'static str, kind: &'static str) {
         self.clients

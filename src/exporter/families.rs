@@ -20,9 +20,9 @@ const GRPC_BUCKETS: &[f64] = &[
 /// Labels of per-ScaledObject series.
 const SO: &[&str] = &["namespace", "scaled_object", JOB_LABEL];
 /// Labels of per-vertex parallelism series.
-const VERTEX: &[&str] = &[JOB_LABEL, "vertex", "vertex_name"];
+const VERTEX: &[&str] = &["namespace", JOB_LABEL, "vertex", "vertex_name"];
 /// Labels of per-vertex signal series.
-const SIGNAL: &[&str] = &[JOB_LABEL, "vertex"];
+const SIGNAL: &[&str] = &["namespace", JOB_LABEL, "vertex"];
 
 /// Registers a collector, mapping the error to [`MetricsError::Register`].
 pub(super) fn register<C: Collector + Clone + 'static>(
@@ -96,6 +96,7 @@ pub(super) struct JobFamilies {
     pub(super) desired_task_managers: IntGaugeVec,
     pub(super) current_task_managers: IntGaugeVec,
     pub(super) reported_task_managers: IntGaugeVec,
+    pub(super) spare_task_managers: IntGaugeVec,
     pub(super) min_task_managers: IntGaugeVec,
     pub(super) max_task_managers: IntGaugeVec,
     pub(super) vertex_desired_parallelism: IntGaugeVec,
@@ -136,6 +137,11 @@ impl JobFamilies {
                 "TaskManager count last reported to KEDA (GetMetrics).",
                 SO,
             )?,
+            spare_task_managers: b.int_gauge(
+                "spare_task_managers",
+                "Warm spare TaskManagers included in the reported count (spareTaskManagers, bounded by maxTaskManagers).",
+                SO,
+            )?,
             min_task_managers: b.int_gauge(
                 "min_task_managers",
                 "Lower TaskManager bound of the job's policy.",
@@ -159,12 +165,12 @@ impl JobFamilies {
             decisions: b.counter(
                 "decisions_total",
                 "Decisions by the rule that settled them.",
-                &[j, "rule"],
+                &["namespace", j, "rule"],
             )?,
             rescale_phase: b.int_gauge(
                 "rescale_phase",
                 "1 for the job's current rescale phase (idle when nothing is in flight).",
-                &[j, "phase"],
+                &["namespace", j, "phase"],
             )?,
             last_rescale_timestamp: b.gauge(
                 "last_rescale_timestamp_seconds",
@@ -174,7 +180,7 @@ impl JobFamilies {
             failovers: b.counter(
                 "failovers_total",
                 "Job failovers (restarts not caused by a rescale) observed.",
-                &[j],
+                &["namespace", j],
             )?,
         })
     }
@@ -223,6 +229,8 @@ pub(super) struct ClientFamilies {
     pub(super) prometheus_query_errors: IntCounterVec,
     pub(super) flink_request_duration: HistogramVec,
     pub(super) flink_request_errors: IntCounterVec,
+    pub(super) flink_rest_calls: IntCounterVec,
+    pub(super) evaluation_lag: GaugeVec,
     pub(super) grpc_handled: IntCounterVec,
     pub(super) grpc_handling: HistogramVec,
 }
@@ -251,6 +259,16 @@ impl ClientFamilies {
                 "flink_request_errors_total",
                 "Failed Flink REST requests by endpoint and error kind.",
                 &["endpoint", "kind"],
+            )?,
+            flink_rest_calls: b.counter(
+                "flink_rest_calls_total",
+                "Flink REST calls sent, by route template (all jobs, all JobManagers).",
+                &["endpoint"],
+            )?,
+            evaluation_lag: b.gauge(
+                "evaluation_lag_seconds",
+                "Age of the oldest job evaluation: now minus the last tick of the job evaluated longest ago.",
+                &[],
             )?,
             grpc_handled: b.counter(
                 "grpc_server_handled_total",

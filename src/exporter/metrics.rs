@@ -41,6 +41,12 @@ pub struct JobKey<'a> {
 }
 
 impl<'a> JobKey<'a> {
+    /// The ScaledObject's namespace (every per-job series carries it, so two
+    /// ScaledObjects with the same `jobName` in two namespaces never share a series).
+    pub fn namespace(&self) -> &'a str {
+        &self.scaled_object.namespace
+    }
+
     /// `[namespace, scaled_object, job]` label values.
     pub fn labels(&self) -> [&'a str; 3] {
         [
@@ -106,6 +112,7 @@ pub struct Metrics {
     pub(super) signals: SignalFamilies,
     pub(super) clients: ClientFamilies,
     pub(super) setup: super::setup::SetupFamilies,
+    pub(super) hub: super::hub::HubFamilies,
     pub(super) leader: IntGauge,
     pub(super) build_info: IntGaugeVec,
 }
@@ -135,6 +142,7 @@ impl Metrics {
             signals: SignalFamilies::register(&b)?,
             clients: ClientFamilies::register(&b)?,
             setup: super::setup::SetupFamilies::register(&b)?,
+            hub: super::hub::HubFamilies::register(&b)?,
             leader: register(
                 &registry,
                 "is_leader",

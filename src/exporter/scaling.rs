@@ -108,6 +108,14 @@ impl Metrics {
             .set(clamp_i64(n));
     }
 
+    /// Warm spare TaskManagers included in the count reported to KEDA.
+    pub fn set_spare_task_managers(&self, key: &JobKey<'_>, n: u32) {
+        self.job
+            .spare_task_managers
+            .with_label_values(&key.labels())
+            .set(clamp_i64(n));
+    }
+
     /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
     pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
         let l = key.labels();
@@ -135,19 +143,21 @@ impl Metrics {
                 ]);
             }
         }
-        self.job.failovers.with_label_values(&[key.job]);
+        self.job
+            .failovers
+            .with_label_values(&[key.namespace(), key.job]);
     }
 
     /// Desired and current parallelism of one vertex (`vertex` is the JobVertexID).
     pub fn set_vertex_parallelism(
         &self,
-        job: &str,
+        key: &JobKey<'_>,
         vertex: &str,
         vertex_name: &str,
         desired: u32,
         current: u32,
     ) {
-        let labels = [job, vertex, vertex_name];
+        let labels = [key.namespace(), key.job, vertex, vertex_name];
         self.job
             .vertex_desired_parallelism
             .with_label_values(&labels)
@@ -159,50 +169,55 @@ impl Metrics {
     }
 
     /// Counts one decision under the rule that settled it.
-    pub fn record_decision(&self, job: &str, rule: Rule) {
+    pub fn record_decision(&self, key: &JobKey<'_>, rule: Rule) {
         self.job
             .decisions
-            .with_label_values(&[job, rule.as_str()])
+            .with_label_values(&[key.namespace(), key.job, rule.as_str()])
             .inc();
     }
 
     /// Counts `decision` under its main rule ([`crate::core::Decision::main_rule`]);
     /// a decision without reasons is not counted.
-    pub fn record_decision_of(&self, job: &str, decision: &crate::core::Decision) {
+    pub fn record_decision_of(&self, key: &JobKey<'_>, decision: &crate::core::Decision) {
         if let Some(rule) = decision.main_rule() {
-            self.record_decision(job, rule);
+            self.record_decision(key, rule);
         }
     }
 
     /// Sets the job's rescale phase: `Some(phase)` while a rescale is in flight, `None`
     /// when idle. Exactly one `rescale_phase` series per job is 1; others are removed.
-    pub fn set_rescale_phase(&self, job: &str, phase: Option<&'static str>) {
+    pub fn set_rescale_phase(&self, key: &JobKey<'_>, phase: Option<&'static str>) {
+        let (namespace, job) = (key.namespace(), key.job);
         let phase = phase.unwrap_or(IDLE_PHASE);
         for family in self.job.rescale_phase.collect() {
             for metric in family.get_metric() {
-                let mut is_job = false;
+                let (mut is_job, mut in_namespace) = (false, false);
                 let mut other_phase = None;
                 for l in metric.get_label() {
                     match l.name() {
                         n if n == JOB_LABEL => is_job = l.value() == job,
+                        "namespace" => in_namespace = l.value() == namespace,
                         "phase" if l.value() != phase => other_phase = Some(l.value()),
                         _ => {}
                     }
                 }
-                if let (true, Some(p)) = (is_job, other_phase) {
-                    let _ = self.job.rescale_phase.remove_label_values(&[job, p]);
+                if let (true, true, Some(p)) = (is_job, in_namespace, other_phase) {
+                    let _ = self
+                        .job
+                        .rescale_phase
+                        .remove_label_values(&[namespace, job, p]);
                 }
             }
         }
         self.job
             .rescale_phase
-            .with_label_values(&[job, phase])
+            .with_label_values(&[namespace, job, phase])
             .set(1);
     }
 
     /// The signal values a decision used for one vertex; absent values remove the series.
-    pub fn set_signals(&self, job: &str, vertex: &str, values: &SignalValues) {
-        let labels = [job, vertex];
+    pub fn set_signals(&self, key: &JobKey<'_>, vertex: &str, values: &SignalValues) {
+        let labels = [key.namespace(), key.job, vertex];
         set_or_remove(
             &self.signals.signal_pending_records,
             &labels,
@@ -218,43 +233,50 @@ impl Metrics {
     }
 
     /// Counts a job failover (a restart not caused by our rescale).
-    pub fn record_failover(&self, job: &str) {
-        self.job.failovers.with_label_values(&[job]).inc();
+    pub fn record_failover(&self, key: &JobKey<'_>) {
+        self.job
+            .failovers
+            .with_label_values(&[key.namespace(), key.job])
+            .inc();
     }
 
     /// Drops every series of a job (all families with a job label), e.g. when its
     /// ScaledObject is deleted.
-    pub fn remove_job(&self, job: &str) {
-        remove_where(&self.job.rescales, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.rescale_duration, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.desired_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.current_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.reported_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.min_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.max_task_managers, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.vertex_desired_parallelism, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.vertex_current_parallelism, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.decisions, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.rescale_phase, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.last_rescale_timestamp, &[(JOB_LABEL, job)]);
-        remove_where(&self.signals.signal_pending_records, &[(JOB_LABEL, job)]);
-        remove_where(&self.signals.signal_busy_ratio, &[(JOB_LABEL, job)]);
-        remove_where(
-            &self.signals.signal_true_processing_rate,
-            &[(JOB_LABEL, job)],
-        );
-        remove_where(&self.signals.signal_input_rate, &[(JOB_LABEL, job)]);
-        remove_where(&self.job.failovers, &[(JOB_LABEL, job)]);
-        self.remove_setup(job);
+    pub fn remove_job(&self, key: &JobKey<'_>) {
+        let job = [("namespace", key.namespace()), (JOB_LABEL, key.job)];
+        let job = &job[..];
+        remove_where(&self.job.rescales, job);
+        remove_where(&self.job.rescale_duration, job);
+        remove_where(&self.job.desired_task_managers, job);
+        remove_where(&self.job.current_task_managers, job);
+        remove_where(&self.job.reported_task_managers, job);
+        remove_where(&self.job.spare_task_managers, job);
+        remove_where(&self.job.min_task_managers, job);
+        remove_where(&self.job.max_task_managers, job);
+        remove_where(&self.job.vertex_desired_parallelism, job);
+        remove_where(&self.job.vertex_current_parallelism, job);
+        remove_where(&self.job.decisions, job);
+        remove_where(&self.job.rescale_phase, job);
+        remove_where(&self.job.last_rescale_timestamp, job);
+        remove_where(&self.signals.signal_pending_records, job);
+        remove_where(&self.signals.signal_busy_ratio, job);
+        remove_where(&self.signals.signal_true_processing_rate, job);
+        remove_where(&self.signals.signal_input_rate, job);
+        remove_where(&self.job.failovers, job);
+        self.remove_setup(key);
     }
 
     /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a
     /// job graph change.
-    pub fn remove_vertex(&self, job: &str, vertex: &str) {
-        let m = [(JOB_LABEL, job), ("vertex", vertex)];
+    pub fn remove_vertex(&self, key: &JobKey<'_>, vertex: &str) {
+        let m = [
+            ("namespace", key.namespace()),
+            (JOB_LABEL, key.job),
+            ("vertex", vertex),
+        ];
         remove_where(&self.job.vertex_desired_parallelism, &m);
         remove_where(&self.job.vertex_current_parallelism, &m);
-        self.set_signals(job, vertex, &SignalValues::default());
+        self.set_signals(key, vertex, &SignalValues::default());
     }
 }
 
@@ -270,6 +292,13 @@ mod tests {
         JobKey {
             scaled_object: &SO,
             job: "wordcount",
+        }
+    }
+
+    fn job(name: &'static str) -> JobKey<'static> {
+        JobKey {
+            scaled_object: &SO,
+            job: name,
         }
     }
 
@@ -319,12 +348,14 @@ mod tests {
         m.set_desired_task_managers(&key(), 4);
         m.set_current_task_managers(&key(), 3);
         m.set_reported_task_managers(&key(), 4);
+        m.set_spare_task_managers(&key(), 1);
         let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
         m.set_last_rescale(&key(), at);
         let l = ["ns", "so", "wordcount"];
         assert_eq!(m.job.desired_task_managers.with_label_values(&l).get(), 4);
         assert_eq!(m.job.current_task_managers.with_label_values(&l).get(), 3);
         assert_eq!(m.job.reported_task_managers.with_label_values(&l).get(), 4);
+        assert_eq!(m.job.spare_task_managers.with_label_values(&l).get(), 1);
         assert_eq!(
             m.job.last_rescale_timestamp.with_label_values(&l).get(),
             1_700_000_000.5
@@ -342,7 +373,9 @@ mod tests {
             .filter(|l| l.starts_with("flink_keda_scaler_rescales_total{") && l.ends_with(" 0"))
             .count();
         assert_eq!(zero_rescales, 3 * RescaleOutcome::ALL.len(), "{text}");
-        assert!(text.contains(r#"flink_keda_scaler_failovers_total{job_name="wordcount"} 0"#));
+        assert!(text.contains(
+            r#"flink_keda_scaler_failovers_total{job_name="wordcount",namespace="ns"} 0"#
+        ));
         let l = ["ns", "so", "wordcount"];
         assert_eq!(m.job.max_task_managers.with_label_values(&l).get(), 10);
         assert_eq!(m.job.min_task_managers.with_label_values(&l).get(), 1);
@@ -351,18 +384,21 @@ mod tests {
     #[test]
     fn decisions_count_by_rule() {
         let m = Metrics::new().unwrap();
-        m.record_decision("j", Rule::Cooldown);
-        m.record_decision("j", Rule::Cooldown);
-        m.record_decision("j", Rule::ScaleUp);
+        m.record_decision(&job("j"), Rule::Cooldown);
+        m.record_decision(&job("j"), Rule::Cooldown);
+        m.record_decision(&job("j"), Rule::ScaleUp);
         assert_eq!(
             m.job
                 .decisions
-                .with_label_values(&["j", Rule::Cooldown.as_str()])
+                .with_label_values(&["ns", "j", Rule::Cooldown.as_str()])
                 .get(),
             2
         );
         assert_eq!(
-            m.job.decisions.with_label_values(&["j", "scale_up"]).get(),
+            m.job
+                .decisions
+                .with_label_values(&["ns", "j", "scale_up"])
+                .get(),
             1
         );
     }
@@ -370,18 +406,18 @@ mod tests {
     #[test]
     fn phase_keeps_exactly_one_series_per_job() {
         let m = Metrics::new().unwrap();
-        m.set_rescale_phase("a", Some("requested"));
-        m.set_rescale_phase("b", Some("verifying"));
-        m.set_rescale_phase("a", Some("verifying"));
-        m.set_rescale_phase("a", None);
+        m.set_rescale_phase(&job("a"), Some("requested"));
+        m.set_rescale_phase(&job("b"), Some("verifying"));
+        m.set_rescale_phase(&job("a"), Some("verifying"));
+        m.set_rescale_phase(&job("a"), None);
         let text = m.encode();
         let phases: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("flink_keda_scaler_rescale_phase{"))
             .collect();
         assert_eq!(phases.len(), 2, "{text}");
-        assert!(text.contains(r#"rescale_phase{job_name="a",phase="idle"} 1"#));
-        assert!(text.contains(r#"rescale_phase{job_name="b",phase="verifying"} 1"#));
+        assert!(text.contains(r#"rescale_phase{job_name="a",namespace="ns",phase="idle"} 1"#));
+        assert!(text.contains(r#"rescale_phase{job_name="b",namespace="ns",phase="verifying"} 1"#));
     }
 
     #[test]
@@ -393,23 +429,23 @@ mod tests {
             true_processing_rate: Some(5000.0),
             input_rate: Some(4000.0),
         };
-        m.set_signals("j", "v1", &v);
+        m.set_signals(&job("j"), "v1", &v);
         assert_eq!(
             m.signals
                 .signal_pending_records
-                .with_label_values(&["j", "v1"])
+                .with_label_values(&["ns", "j", "v1"])
                 .get(),
             1200.0
         );
         assert_eq!(
             m.signals
                 .signal_true_processing_rate
-                .with_label_values(&["j", "v1"])
+                .with_label_values(&["ns", "j", "v1"])
                 .get(),
             5000.0
         );
         m.set_signals(
-            "j",
+            &job("j"),
             "v1",
             &SignalValues {
                 pending_records: None,
@@ -420,7 +456,7 @@ mod tests {
         assert_eq!(
             m.signals
                 .signal_busy_ratio
-                .with_label_values(&["j", "v1"])
+                .with_label_values(&["ns", "j", "v1"])
                 .get(),
             0.8
         );
@@ -441,18 +477,37 @@ mod tests {
                 RescaleOutcome::Failed,
                 Duration::from_secs(1),
             );
-            m.set_vertex_parallelism(k.job, "abc", "Source", 2, 1);
-            m.record_decision(k.job, Rule::NoChange);
-            m.record_failover(k.job);
-            m.set_rescale_phase(k.job, None);
+            m.set_vertex_parallelism(k, "abc", "Source", 2, 1);
+            m.record_decision(k, Rule::NoChange);
+            m.record_failover(k);
+            m.set_rescale_phase(k, None);
         }
-        m.remove_job("wordcount");
+        // the same job name in another namespace is another job
+        let elsewhere_so = ScaledObjectRef::new("other-ns", "so");
+        let elsewhere = JobKey {
+            scaled_object: &elsewhere_so,
+            job: "wordcount",
+        };
+        m.record_failover(&elsewhere);
+        m.set_vertex_parallelism(&elsewhere, "abc", "Source", 3, 3);
+        m.remove_job(&key());
         let text = m.encode();
-        assert!(!text.contains(r#"job_name="wordcount""#), "{text}");
+        assert!(
+            !text.contains(r#"job_name="wordcount",namespace="ns""#),
+            "{text}"
+        );
         assert_eq!(
-            m.job.failovers.with_label_values(&["other"]).get(),
+            m.job.failovers.with_label_values(&["ns", "other"]).get(),
             1,
             "other job kept"
+        );
+        assert_eq!(
+            m.job
+                .failovers
+                .with_label_values(&["other-ns", "wordcount"])
+                .get(),
+            1,
+            "the same job name in another namespace kept"
         );
         assert!(text.contains(r#"job_name="other""#));
     }
@@ -460,16 +515,16 @@ mod tests {
     #[test]
     fn vertex_parallelism_and_remove_vertex() {
         let m = Metrics::new().unwrap();
-        m.set_vertex_parallelism("j", "v1", "Source: Kafka", 4, 2);
-        m.set_vertex_parallelism("j", "v2", "Sink", 1, 1);
+        m.set_vertex_parallelism(&job("j"), "v1", "Source: Kafka", 4, 2);
+        m.set_vertex_parallelism(&job("j"), "v2", "Sink", 1, 1);
         assert_eq!(
             m.job
                 .vertex_desired_parallelism
-                .with_label_values(&["j", "v1", "Source: Kafka"])
+                .with_label_values(&["ns", "j", "v1", "Source: Kafka"])
                 .get(),
             4
         );
-        m.remove_vertex("j", "v1");
+        m.remove_vertex(&job("j"), "v1");
         let text = m.encode();
         assert!(!text.contains(r#"vertex="v1""#), "{text}");
         assert!(text.contains(r#"vertex="v2""#));

@@ -6,7 +6,7 @@ use ::prometheus::{GaugeVec, IntGaugeVec};
 
 use super::{
     families::Builder,
-    metrics::{Metrics, MetricsError, JOB_LABEL},
+    metrics::{JobKey, Metrics, MetricsError, JOB_LABEL},
     scaling::remove_where,
 };
 
@@ -24,13 +24,13 @@ impl SetupFamilies {
                 "flink_reactive_mode",
                 "1 when the job's JobManager runs scheduler-mode: reactive (sized in \
                  TaskManagers, never PUT to; every scale-down is a failover).",
-                &[JOB_LABEL],
+                &["namespace", "scaled_object", JOB_LABEL],
             )?,
             rescale_delay: b.gauge(
                 "flink_rescale_delay_seconds",
                 "Longest delay a Flink setting (label `setting`) adds to a rescale the scaler \
                  asks for (cooldown, stabilization, restart back-off); absent when none.",
-                &[JOB_LABEL, "setting"],
+                &["namespace", "scaled_object", JOB_LABEL, "setting"],
             )?,
         })
     }
@@ -39,24 +39,29 @@ impl SetupFamilies {
 impl Metrics {
     /// Records the set-up of `job`: reactive mode and the delaying settings (replacing
     /// the previous ones).
-    pub fn set_flink_setup(&self, job: &str, reactive: bool, delays: &[(&str, f64)]) {
+    pub fn set_flink_setup(&self, key: &JobKey<'_>, reactive: bool, delays: &[(&str, f64)]) {
+        let [namespace, scaled_object, job] = key.labels();
         self.setup
             .reactive
-            .with_label_values(&[job])
+            .with_label_values(&[namespace, scaled_object, job])
             .set(i64::from(reactive));
-        remove_where(&self.setup.rescale_delay, &[(JOB_LABEL, job)]);
+        remove_where(&self.setup.rescale_delay, &Self::setup_match(key));
         for (setting, secs) in delays {
             self.setup
                 .rescale_delay
-                .with_label_values(&[job, setting])
+                .with_label_values(&[namespace, scaled_object, job, setting])
                 .set(*secs);
         }
     }
 
-    /// Drops the set-up series of `job`.
-    pub(super) fn remove_setup(&self, job: &str) {
-        remove_where(&self.setup.reactive, &[(JOB_LABEL, job)]);
-        remove_where(&self.setup.rescale_delay, &[(JOB_LABEL, job)]);
+    /// Drops the set-up series of the job.
+    pub(super) fn remove_setup(&self, key: &JobKey<'_>) {
+        remove_where(&self.setup.reactive, &Self::setup_match(key));
+        remove_where(&self.setup.rescale_delay, &Self::setup_match(key));
+    }
+
+    fn setup_match<'a>(key: &JobKey<'a>) -> [(&'static str, &'a str); 2] {
+        [("namespace", key.namespace()), (JOB_LABEL, key.job)]
     }
 }
 
@@ -67,13 +72,23 @@ mod tests {
     #[test]
     fn set_up_series_are_replaced_and_removed() {
         let m = Metrics::new().unwrap();
-        m.set_flink_setup("j", true, &[("a", 30.0), ("b", 60.0)]);
-        m.set_flink_setup("j", true, &[("b", 60.0)]);
+        let so = crate::core::ScaledObjectRef {
+            namespace: "ns".into(),
+            name: "so".into(),
+        };
+        let key = JobKey {
+            scaled_object: &so,
+            job: "j",
+        };
+        m.set_flink_setup(&key, true, &[("a", 30.0), ("b", 60.0)]);
+        m.set_flink_setup(&key, true, &[("b", 60.0)]);
         let text = m.encode();
-        assert!(text.contains("flink_keda_scaler_flink_reactive_mode{job_name=\"j\"} 1"));
+        assert!(text.contains(
+            "flink_keda_scaler_flink_reactive_mode{job_name=\"j\",namespace=\"ns\",scaled_object=\"so\"} 1"
+        ), "{text}");
         assert!(!text.contains("setting=\"a\""));
         assert!(text.contains("setting=\"b\"} 60"));
-        m.remove_setup("j");
+        m.remove_setup(&key);
         assert!(!m.encode().contains("job_name=\"j\""));
     }
 }

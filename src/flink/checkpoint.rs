@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::{
-    client::FlinkClient,
-    error::{DecodeError, FlinkError},
-};
+use super::{client::FlinkClient, error::FlinkError};
 use crate::core::JobId;
 
 /// Where a triggered checkpoint stands.
@@ -99,15 +96,7 @@ fn failure(op: &serde_json::Value) -> String {
         .collect()
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, FlinkError> {
-    serde_json::from_str(text).map_err(|source| FlinkError::Decode {
-        what: what.to_string(),
-        source: DecodeError::Json {
-            source,
-            body: text.chars().take(300).collect(),
-        },
-    })
-}
+use super::response::decode;
 
 /// Triggers a full checkpoint and waits (polling every `poll`) until it completes; the
 /// checkpoint id. A failure or `timeout` is an error naming the job.

@@ -1,11 +1,16 @@
 //! The Flink REST client: typed GETs of the endpoints the scaler reads, the
 //! resource-requirements GET/PUT, job resolution and the job topology. Every request has
-//! a bounded timeout; idempotent GETs are retried (bounded) on transient errors.
+//! a bounded timeout and waits its turn under a bound on requests in flight; idempotent
+//! GETs are retried (bounded) on transient errors. TLS (CA, client certificate), bearer
+//! or basic credentials and extra headers come from [`Access`] (files re-read when they
+//! change); redirects are never followed and of an error body only Flink's `errors`
+//! field is kept (see [`super::response`]).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::{Method, StatusCode};
+use fks_net::{read_capped, Auth, BodyError, ClientSpec, Credentials, HttpClient, Limiter};
+use reqwest::{header::AUTHORIZATION, Method};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -16,9 +21,21 @@ use super::{
         JobDetails, JobExceptions, JobPlan, JobSummary, JobsOverview, ResourceRequirements,
         TaskManagerInfo, TaskManagers,
     },
+    response::{decode, map_status, MAX_BODY_BYTES},
     topology::build_topology,
 };
-use crate::core::{JobId, JobSelector, Topology};
+use crate::core::{ClientTls, JobId, JobSelector, Topology};
+
+/// How requests reach the JobManagers: the same for every JobManager URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// TLS files (CA bundle, client certificate); `None`: the built-in roots.
+    pub tls: Option<ClientTls>,
+    /// Credentials (bearer token or basic auth, from files or the environment).
+    pub auth: Auth,
+    /// Extra headers sent with every request.
+    pub headers: BTreeMap<String, String>,
+}
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -29,7 +46,15 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Retries of idempotent GETs on transient errors (0 = none).
     pub get_retries: usize,
+    /// TLS, credentials, headers.
+    pub access: Access,
+    /// Bound on requests in flight, shared by every client built with these options
+    /// (clones share it).
+    pub limiter: Limiter,
 }
+
+/// Default bound on requests in flight to all JobManagers.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -37,6 +62,8 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             get_retries: 2,
+            access: Access::default(),
+            limiter: Limiter::new(DEFAULT_MAX_CONCURRENT_REQUESTS),
         }
     }
 }
@@ -46,16 +73,34 @@ pub fn is_terminal_state(state: &str) -> bool {
     matches!(state, "FINISHED" | "CANCELED" | "FAILED" | "SUSPENDED")
 }
 
+/// Called once per REST request with its route template (`GET /jobs/:id/plan`), for
+/// counting calls per endpoint.
+#[derive(Clone)]
+pub struct CallHook(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for CallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallHook")
+    }
+}
+
 /// A client for one Flink cluster's REST endpoint.
 #[derive(Debug, Clone)]
 pub struct FlinkClient {
     base: Url,
-    http: reqwest::Client,
+    http: Arc<HttpClient>,
+    credentials: Credentials,
     opts: ClientOptions,
+    on_call: Option<CallHook>,
 }
+
+/// Idle connections kept per JobManager.
+const MAX_IDLE_PER_HOST: usize = 2;
 
 impl FlinkClient {
     /// A client for `base_url` (e.g. `http://flink-jobmanager:8081`; a path prefix is kept).
+    /// Reads the TLS and credential files of `opts.access` (a missing or invalid file
+    /// fails here).
     pub fn new(base_url: &str, opts: ClientOptions) -> Result<Self, FlinkError> {
         let mut text = base_url.trim().to_string();
         if !text.ends_with('/') {
@@ -69,12 +114,29 @@ impl FlinkClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid(UrlError::Scheme));
         }
-        let http = reqwest::Client::builder()
-            .timeout(opts.request_timeout)
-            .connect_timeout(opts.connect_timeout)
-            .build()
-            .map_err(|e| invalid(UrlError::Client(e)))?;
-        Ok(Self { base, http, opts })
+        let http = HttpClient::new(client_spec(&opts))?;
+        let credentials = Credentials::from_auth(&opts.access.auth)?;
+        Ok(Self {
+            base,
+            http: Arc::new(http),
+            credentials,
+            opts,
+            on_call: None,
+        })
+    }
+
+    /// Calls `hook` with the route template of every request this client sends.
+    pub fn with_call_hook(mut self, hook: CallHook) -> Self {
+        self.on_call = Some(hook);
+        self
+    }
+
+    /// Checks that clients can be built with `opts` (the files exist and parse), so a
+    /// bad `flink` section of the config fails at start, not on the first job.
+    pub fn check_options(opts: &ClientOptions) -> Result<(), FlinkError> {
+        HttpClient::new(client_spec(opts))?;
+        Credentials::from_auth(&opts.access.auth)?;
+        Ok(())
     }
 
     /// The base URL.
@@ -99,14 +161,42 @@ impl FlinkClient {
         body: Option<&serde_json::Value>,
     ) -> Result<String, FlinkError> {
         let what = format!("{method} /{path}");
+        if let Some(hook) = &self.on_call {
+            (hook.0)(&route_template(&method, path, job));
+        }
         let url = self.url(path)?;
-        let mut req = self.http.request(method, url);
+        let http = self.http.current()?;
+        let mut req = http.request(method, url);
         if let Some(b) = body {
             req = req.json(b);
         }
+        let auth = self
+            .credentials
+            .header()
+            .map_err(|source| FlinkError::Credentials {
+                what: what.clone(),
+                source,
+            })?;
+        if let Some((value, _)) = auth {
+            req = req.header(AUTHORIZATION, value);
+        }
+        let _turn = self
+            .opts
+            .limiter
+            .turn(self.opts.request_timeout)
+            .await
+            .map_err(|source| FlinkError::Saturated {
+                what: what.clone(),
+                source,
+            })?;
         let resp = req.send().await.map_err(|e| self.transport(&what, e))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| self.transport(&what, e))?;
+        let bytes = match read_capped(resp, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(BodyError::Read(e)) => return Err(self.transport(&what, e)),
+            Err(BodyError::TooLarge { limit }) => return Err(FlinkError::TooLarge { what, limit }),
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if status.is_success() {
             return Ok(text);
         }
@@ -291,11 +381,18 @@ impl FlinkClient {
     /// in the details when parsable, `/jobs/:id/plan` otherwise).
     pub async fn topology(&self, job_id: &JobId) -> Result<Topology, FlinkError> {
         let details = self.job(job_id).await?;
+        self.topology_of(&details).await
+    }
+
+    /// The job graph of already read details (`/jobs/:id/plan` only when the embedded
+    /// plan is missing or unparsable).
+    pub async fn topology_of(&self, details: &JobDetails) -> Result<Topology, FlinkError> {
+        let job_id = &details.jid;
         let plan = match details.plan.as_ref().map(parse_plan) {
             Some(Ok(p)) => p,
             _ => self.plan(job_id).await?,
         };
-        build_topology(&details, &plan).map_err(|e| FlinkError::Decode {
+        build_topology(details, &plan).map_err(|e| FlinkError::Decode {
             what: format!("GET /jobs/{job_id}"),
             source: e.into(),
         })
@@ -304,168 +401,56 @@ impl FlinkClient {
     /// Finds one job: by id (any state), by name (non-terminal jobs), or the only
     /// non-terminal job. `NotFound` when none matches, `Ambiguous` when several do.
     pub async fn resolve_job(&self, selector: &JobSelector) -> Result<JobSummary, FlinkError> {
-        let jobs = self.jobs().await?;
-        let matches: Vec<JobSummary> = match selector {
-            JobSelector::Id(id) => jobs.into_iter().filter(|j| j.jid == *id).collect(),
-            JobSelector::Name(name) => jobs
-                .into_iter()
-                .filter(|j| j.name == *name && !is_terminal_state(&j.state))
+        select_job(self.jobs().await?, selector)
+    }
+}
+
+/// The one job of `/jobs/overview` the selector names (see [`FlinkClient::resolve_job`]).
+pub fn select_job(jobs: Vec<JobSummary>, selector: &JobSelector) -> Result<JobSummary, FlinkError> {
+    let matches: Vec<JobSummary> = match selector {
+        JobSelector::Id(id) => jobs.into_iter().filter(|j| j.jid == *id).collect(),
+        JobSelector::Name(name) => jobs
+            .into_iter()
+            .filter(|j| j.name == *name && !is_terminal_state(&j.state))
+            .collect(),
+        JobSelector::OnlyRunning => jobs
+            .into_iter()
+            .filter(|j| !is_terminal_state(&j.state))
+            .collect(),
+    };
+    match matches.len() {
+        0 => Err(FlinkError::NotFound {
+            selector: selector.to_string(),
+        }),
+        1 => matches.into_iter().next().ok_or(FlinkError::NotFound {
+            selector: selector.to_string(),
+        }),
+        _ => Err(FlinkError::Ambiguous {
+            selector: selector.to_string(),
+            candidates: matches
+                .iter()
+                .map(|j| format!("{} ({}, {})", j.jid, j.name, j.state))
                 .collect(),
-            JobSelector::OnlyRunning => jobs
-                .into_iter()
-                .filter(|j| !is_terminal_state(&j.state))
-                .collect(),
-        };
-        match matches.len() {
-            0 => Err(FlinkError::NotFound {
-                selector: selector.to_string(),
-            }),
-            1 => matches.into_iter().next().ok_or(FlinkError::NotFound {
-                selector: selector.to_string(),
-            }),
-            _ => Err(FlinkError::Ambiguous {
-                selector: selector.to_string(),
-                candidates: matches
-                    .iter()
-                    .map(|j| format!("{} ({}, {})", j.jid, j.name, j.state))
-                    .collect(),
-            }),
-        }
+        }),
     }
 }
 
-fn decode<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, FlinkError> {
-    serde_json::from_str(text).map_err(|source| FlinkError::Decode {
-        what: what.to_string(),
-        source: DecodeError::Json {
-            source,
-            body: truncate(text, 300),
-        },
-    })
+/// `GET /jobs/:id/plan` for `GET /jobs/<id>/plan?x=y` (bounded label values).
+fn route_template(method: &Method, path: &str, job: Option<&str>) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let path = match job {
+        Some(id) if !id.is_empty() => path.replace(id, ":id"),
+        _ => path.to_string(),
+    };
+    format!("{method} /{path}")
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// Flink's error body `{"errors": ["…", "<Exception on server side: …>"]}` → one message.
-pub(crate) fn error_message(body: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<String>,
-    }
-    match serde_json::from_str::<Errors>(body) {
-        Ok(e) if !e.errors.is_empty() => e
-            .errors
-            .iter()
-            .map(|m| first_meaningful_line(m))
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => truncate(body.trim(), 300),
-    }
-}
-
-/// For server-side stack traces keep the message lines (`…Exception: message`, the
-/// validation messages, `Caused by:`), not the frames.
-fn first_meaningful_line(m: &str) -> String {
-    let lines: Vec<&str> = m
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            let frame = l.starts_with("at ") || (l.starts_with("...") && l.ends_with("more"));
-            let wrapper = l.starts_with("<Exception on server side")
-                || l.starts_with("End of exception on server side");
-            !(l.is_empty() || frame || wrapper)
-        })
-        .collect();
-    truncate(&lines.join(" | "), 800)
-}
-
-fn map_status(what: &str, job: Option<&str>, status: StatusCode, body: &str) -> FlinkError {
-    let message = error_message(body);
-    let job_id = job.unwrap_or_default().to_string();
-    let job_missing = body.contains("FlinkJobNotFoundException")
-        || body.contains("Could not find Flink job")
-        || body.contains("JobNotFound");
-    if job.is_some() && (status == StatusCode::NOT_FOUND || job_missing) {
-        return FlinkError::JobGone { job_id, message };
-    }
-    if status == StatusCode::CONFLICT {
-        return FlinkError::Conflict { job_id, message };
-    }
-    // Reactive mode answers 500 with "Cannot change the parallelism of a job running in
-    // reactive mode." from AdaptiveScheduler itself: not a missing adaptive scheduler.
-    if body.contains("UnsupportedOperationException") && body.contains("reactive mode") {
-        return FlinkError::ReactiveMode { job_id, message };
-    }
-    if body.contains("UnsupportedOperationException")
-        && (body.contains("AdaptiveScheduler") || body.contains("without a job restart"))
-    {
-        return FlinkError::AdaptiveSchedulerRequired { job_id, message };
-    }
-    if status == StatusCode::BAD_REQUEST {
-        return FlinkError::BadRequest {
-            what: what.to_string(),
-            message,
-        };
-    }
-    FlinkError::Http {
-        what: what.to_string(),
-        status: status.as_u16(),
-        message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_message_keeps_root_cause_lines() {
-        let body = r#"{"errors":["Internal server error.","<Exception on server side:\njava.util.concurrent.CompletionException: java.lang.UnsupportedOperationException: The DefaultScheduler does not support changing the parallelism without a job restart.\n\tat a.b.C(C.java:1)\nCaused by: java.lang.UnsupportedOperationException: The DefaultScheduler does not support changing the parallelism without a job restart.\n\tat x.y(Z.java:2)\n\nEnd of exception on server side>"]}"#;
-        let m = error_message(body);
-        assert!(m.starts_with("Internal server error.; "), "{m}");
-        assert!(
-            m.contains("Caused by: java.lang.UnsupportedOperationException"),
-            "{m}"
-        );
-        assert!(!m.contains("C.java"), "{m}");
-        let e = map_status("PUT /x", Some("j"), StatusCode::INTERNAL_SERVER_ERROR, body);
-        assert_eq!(e.kind(), "adaptive_scheduler_required");
-        assert!(e.to_string().contains("jobmanager.scheduler: adaptive"));
-    }
-
-    #[test]
-    fn status_mapping() {
-        let b =
-            r#"{"errors":["Another update to the job [x] resource requirements is in progress."]}"#;
-        assert_eq!(
-            map_status("PUT", Some("x"), StatusCode::CONFLICT, b).kind(),
-            "conflict"
-        );
-        assert_eq!(
-            map_status("GET", Some("x"), StatusCode::NOT_FOUND, "{}").kind(),
-            "job_gone"
-        );
-        assert_eq!(
-            map_status("GET", None, StatusCode::NOT_FOUND, "{}").kind(),
-            "http"
-        );
-        let nf = r#"{"errors":["org.apache.flink.runtime.messages.FlinkJobNotFoundException: Could not find Flink job (abc)"]}"#;
-        assert_eq!(
-            map_status("GET", Some("abc"), StatusCode::INTERNAL_SERVER_ERROR, nf).kind(),
-            "job_gone"
-        );
-        let bad = r#"{"errors":["The request is incomplete, missing job vertex [v] resource requirements."]}"#;
-        let e = map_status("PUT", Some("x"), StatusCode::BAD_REQUEST, bad);
-        assert_eq!(e.kind(), "bad_request");
-        assert!(e.to_string().contains("missing job vertex [v]"));
-    }
+fn client_spec(opts: &ClientOptions) -> ClientSpec {
+    let mut spec = ClientSpec::new(opts.request_timeout);
+    spec.connect_timeout = opts.connect_timeout;
+    spec.headers = opts.access.headers.clone();
+    spec.tls = opts.access.tls.clone();
+    spec.follow_redirects = false;
+    spec.max_idle_per_host = MAX_IDLE_PER_HOST;
+    spec
 }

@@ -127,6 +127,44 @@ pub enum FlinkError {
         /// What is wrong.
         message: String,
     },
+    /// The answer was a redirect, which is never followed (a JobManager URL must name the
+    /// JobManager itself, not a page that points elsewhere).
+    #[error("Flink REST {what} answered with a redirect (HTTP {status}); redirects are not followed: set the JobManager's own REST URL")]
+    Redirect {
+        /// The request.
+        what: String,
+        /// HTTP status code (3xx).
+        status: u16,
+    },
+    /// The client's TLS or credential files are missing or unusable.
+    #[error("Flink REST client: {0}")]
+    Files(#[from] fks_net::FilesError),
+    /// The credentials could not be re-read.
+    #[error("Flink REST {what}: {source}")]
+    Credentials {
+        /// The request.
+        what: String,
+        /// Why.
+        #[source]
+        source: fks_net::SecretError,
+    },
+    /// Too many requests to Flink in flight (`flink.maxConcurrentRequests`).
+    #[error("Flink REST {what} not sent: {source} (flink.maxConcurrentRequests)")]
+    Saturated {
+        /// The request.
+        what: String,
+        /// The bound and the wait.
+        #[source]
+        source: fks_net::Saturated,
+    },
+    /// The response body exceeds the bound.
+    #[error("Flink REST {what}: response body larger than {limit} bytes")]
+    TooLarge {
+        /// The request.
+        what: String,
+        /// The bound.
+        limit: usize,
+    },
 }
 
 /// Why a Flink REST URL cannot be used.
@@ -143,17 +181,19 @@ pub enum UrlError {
     Client(#[source] reqwest::Error),
 }
 
-/// Why a Flink REST body could not be used.
+/// Why a Flink REST body could not be used. Never quotes the body (serde's own messages
+/// quote the offending values, so they are not kept).
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// Not the JSON shape expected; `body` is an excerpt of what came.
-    #[error("{source} (body: {body})")]
+    /// Not the JSON shape expected: where parsing stopped, not what it read.
+    #[error("{problem} at `{path}` in a body of {bytes} bytes")]
     Json {
-        /// The JSON error.
-        #[source]
-        source: serde_json::Error,
-        /// The start of the body.
-        body: String,
+        /// JSON path of the value that did not fit (capped), `.` for the document.
+        path: String,
+        /// What kind of problem and where (line, column).
+        problem: String,
+        /// Body size.
+        bytes: usize,
     },
     /// A request body could not be encoded.
     #[error("cannot encode body: {0}")]
@@ -169,18 +209,18 @@ pub enum DecodeError {
     Config(#[from] super::jm_config::ConfigValueError),
 }
 
-/// Why a job plan value is unusable (see [`super::model::parse_plan`]).
+/// Why a job plan value is unusable (see [`super::model::parse_plan`]). Never quotes it.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A plan string that is not JSON.
-    #[error("plan string is not JSON: {0}")]
-    NotJson(#[source] serde_json::Error),
+    #[error("plan string is {0}")]
+    NotJson(String),
     /// A plan object without the expected fields.
-    #[error("plan: {0}")]
-    Shape(#[source] serde_json::Error),
+    #[error("plan object is {0}")]
+    Shape(String),
     /// Neither an object nor a string.
-    #[error("plan has unexpected JSON type: {0}")]
-    Type(String),
+    #[error("plan has unexpected JSON type {0}")]
+    Type(&'static str),
 }
 
 /// The plan names a vertex the job's details do not have (see
@@ -240,6 +280,11 @@ impl FlinkError {
             FlinkError::NotFound { .. } => "not_found",
             FlinkError::Ambiguous { .. } => "ambiguous",
             FlinkError::InvalidTarget { .. } => "invalid_target",
+            FlinkError::Redirect { .. } => "redirect",
+            FlinkError::Files(_) => "client_files",
+            FlinkError::Credentials { .. } => "credentials",
+            FlinkError::Saturated { .. } => "saturated",
+            FlinkError::TooLarge { .. } => "too_large",
         }
     }
 
@@ -249,6 +294,7 @@ impl FlinkError {
         match self {
             FlinkError::Timeout { .. }
             | FlinkError::Transport { .. }
+            | FlinkError::Saturated { .. }
             | FlinkError::Conflict { .. } => true,
             FlinkError::Http { status, .. } => *status >= 500,
             _ => false,

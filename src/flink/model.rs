@@ -51,6 +51,26 @@ pub struct JobSummary {
     /// Start time, ms since the epoch.
     #[serde(rename = "start-time", default)]
     pub start_time: i64,
+    /// Last state change, ms since the epoch (an in-place rescale moves it too, on 1.20
+    /// and 2.x); 0 when absent.
+    #[serde(rename = "last-modification", default)]
+    pub last_modification: i64,
+    /// Subtask counts by state plus `total` (the sum of the vertices' parallelism).
+    #[serde(default)]
+    pub tasks: BTreeMap<String, u32>,
+}
+
+impl JobSummary {
+    /// What changes whenever the job's id, state or parallelism changes: the key of the
+    /// scaler's cached job details and topology.
+    pub fn change_key(&self) -> (JobId, String, i64, Option<u32>) {
+        (
+            self.jid.clone(),
+            self.state.clone(),
+            self.last_modification,
+            self.tasks.get("total").copied(),
+        )
+    }
 }
 
 /// `GET /jobs/overview`.
@@ -150,16 +170,21 @@ pub fn parse_plan(value: &serde_json::Value) -> Result<JobPlan, PlanError> {
                 .strip_prefix("RawJson{json='")
                 .and_then(|r| r.strip_suffix("'}"))
                 .unwrap_or(s);
-            let v: serde_json::Value = serde_json::from_str(inner).map_err(PlanError::NotJson)?;
+            let v: serde_json::Value = serde_json::from_str(inner)
+                .map_err(|e| PlanError::NotJson(super::response::json_problem(&e)))?;
             parse_plan(&v)
         }
         serde_json::Value::Object(map) => {
             if let Some(inner) = map.get("plan") {
                 return parse_plan(inner);
             }
-            serde_json::from_value(value.clone()).map_err(PlanError::Shape)
+            serde_json::from_value(value.clone())
+                .map_err(|e| PlanError::Shape(super::response::json_problem(&e)))
         }
-        other => Err(PlanError::Type(other.to_string())),
+        serde_json::Value::Array(_) => Err(PlanError::Type("array")),
+        serde_json::Value::Number(_) => Err(PlanError::Type("number")),
+        serde_json::Value::Bool(_) => Err(PlanError::Type("boolean")),
+        serde_json::Value::Null => Err(PlanError::Type("null")),
     }
 }
 

@@ -40,7 +40,12 @@ pub fn edit_requirements(
     };
     for v in target.keys() {
         if !current.contains_key(v.as_str()) {
-            return Err(invalid(format!("vertex {v} is not a vertex of the job")));
+            // The target comes from the job graph: Flink's answer lacks one of its vertices.
+            return Err(invalid(format!(
+                "Flink's resource requirements have no entry for vertex {v}, which the job graph has \
+                 (answer of {} vertices; was the job resubmitted with another graph?)",
+                current.len()
+            )));
         }
     }
     let mut next = ResourceRequirements::new();
@@ -83,6 +88,22 @@ pub fn edit_requirements(
         );
     }
     Ok(changed.then_some(next))
+}
+
+/// The explicit upper bound of every vertex of `requirements`, as parallelism. A `-1`
+/// (or any value below 1: "as many as the slots allow", e.g. reactive mode or a job whose
+/// parallelism was never set) is no requirement the job can be held to: the vertex is
+/// left out, so the report counts it at its running parallelism.
+pub fn upper_bounds(requirements: &ResourceRequirements) -> BTreeMap<VertexId, u32> {
+    requirements
+        .iter()
+        .filter_map(|(id, r)| {
+            let upper = u32::try_from(r.parallelism.upper_bound)
+                .ok()
+                .filter(|u| *u >= 1)?;
+            Some((VertexId::new(id.clone()), upper))
+        })
+        .collect()
 }
 
 /// GET the requirements, edit them towards `target`, PUT them (unless unchanged or
@@ -135,6 +156,12 @@ mod tests {
     }
 
     #[test]
+    fn upper_bounds_leave_out_an_unset_bound() {
+        let cur = req(&[("a", 1, 2), ("b", -1, -1), ("c", 1, 0)]);
+        assert_eq!(upper_bounds(&cur), target(&[("a", 2)]));
+    }
+
+    #[test]
     fn lower_bound_is_never_raised_and_every_vertex_is_sent() {
         let cur = req(&[("a", 1, 2), ("b", 3, 3)]);
         let out = edit_requirements("j", &cur, &target(&[("a", 4), ("b", 2)]), &BTreeMap::new())
@@ -168,7 +195,7 @@ mod tests {
             (target(&[("a", 2)]), "no target parallelism for vertex b"),
             (
                 target(&[("a", 2), ("b", 2), ("c", 1)]),
-                "vertex c is not a vertex",
+                "Flink's resource requirements have no entry for vertex c, which the job graph has",
             ),
             (target(&[("a", 0), ("b", 2)]), "vertex a is 0"),
             (

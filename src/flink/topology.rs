@@ -6,6 +6,7 @@ use crate::core::{Edge, ShipStrategy, Topology, Vertex, VertexId};
 use super::{
     error::TopologyError,
     model::{JobDetails, JobPlan},
+    response::quote_id,
 };
 
 /// Max parallelism assumed when Flink does not report one (Flink's hard upper limit,
@@ -33,15 +34,15 @@ pub fn build_topology(details: &JobDetails, plan: &JobPlan) -> Result<Topology, 
     for node in &plan.nodes {
         if !known(&node.id) {
             return Err(TopologyError::UnknownNode {
-                node: node.id.clone(),
+                node: quote_id(&node.id),
                 job_id: details.jid.to_string(),
             });
         }
         for input in &node.inputs {
             if !known(&input.id) {
                 return Err(TopologyError::UnknownInput {
-                    input: input.id.clone(),
-                    node: node.id.clone(),
+                    input: quote_id(&input.id),
+                    node: quote_id(&node.id),
                     job_id: details.jid.to_string(),
                 });
             }

@@ -73,6 +73,16 @@ pub enum EvalError {
         #[source]
         source: Option<Cause>,
     },
+    /// The trigger points the scaler somewhere its configuration forbids (a JobManager
+    /// URL outside `flink.allowedUrls`); nothing was sent there. → `PERMISSION_DENIED`.
+    #[error("permission denied: {message}")]
+    PermissionDenied {
+        /// What is refused and by which rule.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A bug or unexpected state in the scaler itself. → `INTERNAL`.
     #[error("internal error: {message}")]
     Internal {
@@ -154,6 +164,15 @@ impl EvalError {
         EvalError::Unavailable { message, source }
     }
 
+    /// `PERMISSION_DENIED` caused by `cause` (its text is the message).
+    pub fn permission_denied_from<E>(cause: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let (message, source) = caused("", cause);
+        EvalError::PermissionDenied { message, source }
+    }
+
     /// `INTERNAL` without an underlying error.
     pub fn internal(message: impl Into<String>) -> Self {
         EvalError::Internal {
@@ -177,6 +196,7 @@ impl EvalError {
             EvalError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
             EvalError::NotFound { .. } => tonic::Code::NotFound,
             EvalError::Unavailable { .. } => tonic::Code::Unavailable,
+            EvalError::PermissionDenied { .. } => tonic::Code::PermissionDenied,
             EvalError::Internal { .. } => tonic::Code::Internal,
         }
     }
@@ -187,6 +207,7 @@ impl EvalError {
             EvalError::InvalidArgument { .. } => "invalid_argument",
             EvalError::NotFound { .. } => "not_found",
             EvalError::Unavailable { .. } => "unavailable",
+            EvalError::PermissionDenied { .. } => "permission_denied",
             EvalError::Internal { .. } => "internal",
         }
     }

@@ -12,7 +12,12 @@ use super::{
     suggest,
     target::{metadata_hash, metric_name_for, ScalerTarget},
 };
-use crate::core::{JobId, JobSelector, ScaledObjectRef, Signal};
+use crate::core::{text::cap, JobId, JobSelector, ScaledObjectRef, Signal};
+
+/// Bytes of a key quoted back in an error at most.
+const MAX_ECHOED_KEY: usize = 128;
+/// Bytes of a problem (which quotes the value received) in an error at most.
+const MAX_ECHOED_PROBLEM: usize = 512;
 
 /// `flinkRestUrl`.
 pub const KEY_FLINK_REST_URL: &str = "flinkRestUrl";
@@ -36,11 +41,13 @@ pub const KEY_POLICY: &str = "policy";
 pub const KEY_PROMETHEUS_SERVER: &str = "prometheusServer";
 /// `dryRun`.
 pub const KEY_DRY_RUN: &str = "dryRun";
+/// `spareTaskManagers`.
+pub const KEY_SPARE_TASK_MANAGERS: &str = "spareTaskManagers";
 /// Suffix of the per-signal PromQL override keys (`busyTimeQuery`, ...).
 pub const QUERY_SUFFIX: &str = "Query";
 
 /// Our own keys (without the `<signal>Query` overrides).
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     KEY_FLINK_REST_URL,
     KEY_JOB_NAME,
     KEY_JOB_ID,
@@ -52,6 +59,7 @@ pub const KEYS: [&str; 11] = [
     KEY_POLICY,
     KEY_PROMETHEUS_SERVER,
     KEY_DRY_RUN,
+    KEY_SPARE_TASK_MANAGERS,
 ];
 
 /// Keys KEDA itself reads from the trigger metadata (external scaler address and TLS);
@@ -87,7 +95,7 @@ impl Scope {
 }
 
 /// Invalid ScaledObject trigger input. Maps to gRPC `INVALID_ARGUMENT`; the message names
-/// the key and the problem.
+/// the key and the problem, each length-capped (a 10 kB value is quoted by its start).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {} '{key}': {problem}", scope.describe())]
 pub struct MetadataError {
@@ -104,8 +112,8 @@ impl MetadataError {
     pub fn metadata(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             scope: Scope::ScalerMetadata,
-            key: key.into(),
-            problem: problem.into(),
+            key: cap(&key.into(), MAX_ECHOED_KEY),
+            problem: cap(&problem.into(), MAX_ECHOED_PROBLEM),
         }
     }
 
@@ -113,8 +121,8 @@ impl MetadataError {
     pub fn request(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             scope: Scope::Request,
-            key: key.into(),
-            problem: problem.into(),
+            key: cap(&key.into(), MAX_ECHOED_KEY),
+            problem: cap(&problem.into(), MAX_ECHOED_PROBLEM),
         }
     }
 
@@ -170,6 +178,7 @@ impl ScalerTarget {
             policy: None,
             prometheus_server: None,
             dry_run: None,
+            spare_task_managers: None,
             query_overrides: BTreeMap::new(),
             metric_name: String::new(),
             metadata_hash: metadata_hash(&sorted),
@@ -215,6 +224,7 @@ fn apply(t: &mut ScalerTarget, key: &str, raw: &str) -> Result<(), MetadataError
         KEY_POLICY => t.policy = Some(value.to_string()),
         KEY_PROMETHEUS_SERVER => t.prometheus_server = Some(value.to_string()),
         KEY_DRY_RUN => t.dry_run = Some(parse_bool(key, value)?),
+        KEY_SPARE_TASK_MANAGERS => t.spare_task_managers = Some(parse_spare(key, value)?),
         _ => {
             // Known and not one of ours: a `<signal>Query` override.
             let signal = key
@@ -299,6 +309,15 @@ fn parse_count(key: &str, value: &str) -> Result<u32, MetadataError> {
     }
 }
 
+fn parse_spare(key: &str, value: &str) -> Result<u32, MetadataError> {
+    value.parse::<u32>().map_err(|_| {
+        MetadataError::metadata(
+            key,
+            format!("must be an integer >= 0 (idle TaskManagers kept warm), got '{value}'"),
+        )
+    })
+}
+
 fn parse_utilization(key: &str, value: &str) -> Result<f64, MetadataError> {
     match value.parse::<f64>() {
         Ok(u) if u.is_finite() && u > 0.0 && u <= 1.0 => Ok(u),
@@ -333,5 +352,23 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, MetadataError> {
             key,
             format!("must be 'true' or 'false', got '{value}'"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 10 kB value (or key) is quoted by its start only.
+    #[test]
+    fn echoed_values_are_capped() {
+        let huge = "9".repeat(10_000);
+        let e = MetadataError::metadata(
+            "minTaskManagers",
+            format!("must be an integer >= 1, got '{huge}x'"),
+        );
+        assert!(e.to_string().len() < 700, "{} bytes", e.to_string().len());
+        let e = MetadataError::metadata(huge.clone(), "unknown scalerMetadata key");
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
     }
 }

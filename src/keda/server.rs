@@ -1,11 +1,15 @@
 //! Serving: the external-scaler service plus `grpc.health.v1` and server reflection
 //! (v1 and v1alpha) on one listener, optionally with TLS or mTLS (rustls, ALPN `h2`, which
 //! KEDA's grpc-go client requires), with a graceful shutdown that first ends open streams.
+//! Everything that can fail is done by [`prepare`], before a connection is accepted: a
+//! bad certificate stops the start, never a running server. The certificate files are
+//! re-read when they change (each handshake uses the current ones).
 
-use std::{future::Future, path::PathBuf, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use fks_net::{incoming, FilesError, ServerTlsFiles};
 use tokio::net::TcpListener;
-use tonic::transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{server::TcpIncoming, Server};
 use tonic_health::ServingStatus;
 
 use crate::core::ServerTls;
@@ -30,38 +34,9 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// A TLS PEM file could not be read.
-    #[error("cannot read TLS {what} file {}: {source}", path.display())]
-    ReadTlsFile {
-        /// Which file (`certificate`, `private key`, `client CA`).
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A TLS PEM file does not contain what it should.
-    #[error("TLS {what} file {} {problem}", path.display())]
-    InvalidTlsFile {
-        /// Which file.
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// What is wrong.
-        problem: &'static str,
-    },
-    /// rustls rejected the certificate/key pair or the client CA.
-    #[error("TLS configuration from {cert} / {key} rejected: {source}")]
-    TlsConfig {
-        /// Certificate file.
-        cert: String,
-        /// Key file.
-        key: String,
-        /// The transport error.
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// A TLS file is missing, not PEM, or rejected by rustls.
+    #[error("gRPC TLS: {0}")]
+    Tls(#[from] FilesError),
     /// Building the reflection service failed (corrupt descriptor set).
     #[error("cannot build gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -79,36 +54,10 @@ pub enum ServerError {
     },
 }
 
-/// Reads the PEM files of `tls` and builds tonic's TLS config (ALPN `h2` included by
-/// tonic); a client CA turns on mTLS.
-pub fn load_tls(tls: &ServerTls) -> Result<ServerTlsConfig, ServerError> {
-    let cert = read_pem(&tls.cert_file, "certificate", "CERTIFICATE-----")?;
-    let key = read_pem(&tls.key_file, "private key", "PRIVATE KEY-----")?;
-    let mut config = ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert, key))
-        .timeout(TLS_HANDSHAKE_TIMEOUT);
-    if let Some(ca_file) = &tls.client_ca_file {
-        let ca = read_pem(ca_file, "client CA", "CERTIFICATE-----")?;
-        config = config.client_ca_root(Certificate::from_pem(ca));
-    }
-    Ok(config)
-}
-
-fn read_pem(path: &PathBuf, what: &'static str, marker: &str) -> Result<Vec<u8>, ServerError> {
-    let bytes = std::fs::read(path).map_err(|source| ServerError::ReadTlsFile {
-        what,
-        path: path.clone(),
-        source,
-    })?;
-    let text = String::from_utf8_lossy(&bytes);
-    if !text.contains("-----BEGIN ") || !text.contains(marker) {
-        return Err(ServerError::InvalidTlsFile {
-            what,
-            path: path.clone(),
-            problem: "is not PEM or holds no matching PEM block",
-        });
-    }
-    Ok(bytes)
+/// Reads the PEM files of `tls` and builds the TLS configuration (ALPN `h2`); a client CA
+/// turns on mTLS. The files are re-read when they change.
+pub fn load_tls(tls: &ServerTls) -> Result<ServerTlsFiles, ServerError> {
+    Ok(ServerTlsFiles::load(tls, &[b"h2"])?)
 }
 
 /// Options of [`serve_with`].
@@ -148,21 +97,11 @@ pub async fn serve<E: Evaluator>(
     serve_with(listener, service, options, shutdown).await
 }
 
-/// The server with HTTP/2 keepalives and, when configured, (m)TLS.
-fn builder(tls: Option<&ServerTls>) -> Result<Server, ServerError> {
-    let server = Server::builder()
+/// The server with HTTP/2 keepalives.
+fn builder() -> Server {
+    Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
-    let Some(tls) = tls else {
-        return Ok(server);
-    };
-    server
-        .tls_config(load_tls(tls)?)
-        .map_err(|source| ServerError::TlsConfig {
-            cert: tls.cert_file.display().to_string(),
-            key: tls.key_file.display().to_string(),
-            source,
-        })
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
 }
 
 /// Health turns NOT_SERVING (the scaler's and the overall status) and the open scaler
@@ -181,71 +120,125 @@ async fn stop_serving<E: Evaluator>(
 }
 
 /// Serves `service`, `grpc.health.v1` and reflection on `listener` until `shutdown`
-/// resolves. On shutdown: health turns NOT_SERVING, open scaler streams end (status OK),
-/// then tonic drains in-flight calls (each bounded by the service's rpc timeout) for at
-/// most `shutdown_grace`.
+/// resolves ([`prepare`] then [`Prepared::run`]). On shutdown: health turns NOT_SERVING,
+/// open scaler streams end (status OK), then tonic drains in-flight calls (each bounded
+/// by the service's rpc timeout) for at most `shutdown_grace`.
 pub async fn serve_with<E: Evaluator>(
     listener: TcpListener,
     service: ExternalScalerService<E>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let ServeOptions {
-        tls,
-        shutdown_grace,
-    } = options;
+    prepare(listener, service, options)?.run(shutdown).await
+}
+
+/// A server ready to accept connections: TLS loaded, reflection built.
+pub struct Prepared<E: Evaluator> {
+    listener: TcpListener,
+    addr: std::net::SocketAddr,
+    service: ExternalScalerService<E>,
+    tls: Option<Arc<ServerTlsFiles>>,
+    shutdown_grace: Duration,
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Does everything that can fail before serving: reads the listener's address, loads the
+/// TLS files, builds the reflection services.
+pub fn prepare<E: Evaluator>(
+    listener: TcpListener,
+    service: ExternalScalerService<E>,
+    options: ServeOptions,
+) -> Result<Prepared<E>, ServerError> {
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let tls = options.tls.as_ref().map(load_tls).transpose()?;
+    // built here so a corrupt descriptor set fails the start (built again to serve)
+    reflection().build_v1()?;
+    reflection().build_v1alpha()?;
+    Ok(Prepared {
+        listener,
+        addr,
+        service,
+        tls: tls.map(Arc::new),
+        shutdown_grace: options.shutdown_grace,
+    })
+}
 
-    let mut server = builder(tls.as_ref())?;
+impl<E: Evaluator> Prepared<E> {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
 
-    // serve_with_incoming ignores the builder's TCP settings: set them on the incoming.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let streams = service.clone();
-    let scaler =
-        ExternalScalerServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!(%addr, "gRPC server shutting down.");
-        stop_serving(&health, &streams).await;
-        let _ = fired_tx.send(());
-    };
-    let grace_expired = async move {
-        match fired_rx.await {
-            Ok(()) => tokio::time::sleep(shutdown_grace).await,
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tracing::info!(%addr, tls = tls.is_some(), "gRPC server listening.");
-    let serving = server
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(scaler)
-        .serve_with_incoming_shutdown(incoming, signal);
-    tokio::select! {
-        result = serving => result.map_err(|source| ServerError::Serve {
-            addr: addr.to_string(),
-            source,
-        }),
-        () = grace_expired => {
-            tracing::warn!(
-                %addr,
-                grace = %humantime::format_duration(shutdown_grace),
-                "gRPC graceful shutdown exceeded its grace period; closing remaining connections.",
-            );
-            Ok(())
+    /// Serves until `shutdown` resolves (see [`serve_with`]).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let Prepared {
+            listener,
+            addr,
+            service,
+            tls,
+            shutdown_grace,
+        } = self;
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+            .await;
+        let streams = service.clone();
+        let scaler =
+            ExternalScalerServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(%addr, "gRPC server shutting down.");
+            stop_serving(&health, &streams).await;
+            let _ = fired_tx.send(());
+        };
+        let grace_expired = async move {
+            match fired_rx.await {
+                Ok(()) => tokio::time::sleep(shutdown_grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tracing::info!(%addr, tls = tls.is_some(), "gRPC server listening.");
+        let router = builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(scaler);
+        let serving = async move {
+            match tls {
+                Some(files) => {
+                    let incoming = incoming::tls(listener, files, TLS_HANDSHAKE_TIMEOUT)
+                        .map_err(ServerError::LocalAddr)?;
+                    router.serve_with_incoming_shutdown(incoming, signal).await
+                }
+                // serve_with_incoming ignores the builder's TCP settings: set them here.
+                None => {
+                    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                    router.serve_with_incoming_shutdown(incoming, signal).await
+                }
+            }
+            .map_err(|source| ServerError::Serve {
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        tokio::select! {
+            result = serving => result,
+            () = grace_expired => {
+                tracing::warn!(
+                    %addr,
+                    grace = %humantime::format_duration(shutdown_grace),
+                    "gRPC graceful shutdown exceeded its grace period; closing remaining connections.",
+                );
+                Ok(())
+            }
         }
     }
 }

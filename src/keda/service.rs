@@ -192,22 +192,10 @@ pub(super) fn invalid(e: MetadataError) -> Status {
 
 fn eval_status(target: &ScalerTarget, e: &EvalError) -> Status {
     let message = format!("evaluation of {target} failed: {e}");
-    Status::new(e.code(), cap(message, MAX_STATUS_MESSAGE))
-}
-
-/// `message` cut to at most `max` bytes (on a character boundary, ending in `…`).
-fn cap(mut message: String, max: usize) -> String {
-    if message.len() <= max {
-        return message;
-    }
-    let ellipsis = '…';
-    let mut end = max.saturating_sub(ellipsis.len_utf8());
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message.truncate(end);
-    message.push(ellipsis);
-    message
+    Status::new(
+        e.code(),
+        crate::core::text::cap(&message, MAX_STATUS_MESSAGE),
+    )
 }
 
 fn check_metric_name(target: &ScalerTarget, requested: &str) -> Result<(), MetadataError> {
@@ -312,22 +300,5 @@ impl<E: Evaluator> ExternalScaler for ExternalScalerService<E> {
             )))),
             Err(e) => call.finish(Err(invalid(e))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Short messages pass unchanged; long ones are cut on a character boundary, within
-    /// the bound, and say so.
-    #[test]
-    fn status_messages_are_capped() {
-        assert_eq!(cap("short".to_string(), 16), "short");
-        let long = "é".repeat(100);
-        let capped = cap(long, 51);
-        assert!(capped.len() <= 51, "{}", capped.len());
-        assert!(capped.ends_with('…'));
-        assert!(capped.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 }

@@ -60,6 +60,8 @@ pub struct ScalerTarget {
     pub prometheus_server: Option<String>,
     /// `dryRun`: decide and report, never PUT.
     pub dry_run: Option<bool>,
+    /// `spareTaskManagers` (≥ 0): warm spare TaskManagers on top of what the job needs.
+    pub spare_task_managers: Option<u32>,
     /// `<signal>Query` overrides (PromQL), by signal.
     pub query_overrides: BTreeMap<Signal, String>,
     pub(super) metric_name: String,

@@ -29,6 +29,17 @@ pub enum KubeError {
         /// The object, e.g. `ConfigMap ns/name`.
         what: String,
     },
+    /// The ScaledObject's namespace is not one the scaler watches
+    /// (`kubernetes.namespaces`).
+    #[error(
+        "namespace {namespace} is not watched by this scaler (kubernetes.namespaces: {watched})"
+    )]
+    NamespaceNotWatched {
+        /// The ScaledObject's namespace.
+        namespace: String,
+        /// The namespaces watched, comma-separated.
+        watched: String,
+    },
     /// The ScaledObject is not in the watch cache.
     #[error("ScaledObject {namespace}/{name} not found")]
     ScaledObjectNotFound {
@@ -103,6 +114,7 @@ impl KubeError {
             KubeError::Timeout { .. } => "timeout",
             KubeError::Conflict { .. } => "conflict",
             KubeError::ScaledObjectNotFound { .. } => "scaled_object_not_found",
+            KubeError::NamespaceNotWatched { .. } => "namespace_not_watched",
             KubeError::TargetNotFound { .. } => "target_not_found",
             KubeError::UnsupportedTarget { .. } => "unsupported_target",
             KubeError::InvalidObject { .. } => "invalid_object",

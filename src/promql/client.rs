@@ -2,36 +2,41 @@
 //! (`POST /api/v1/query`, `POST /api/v1/query_range`, form-encoded), which Prometheus,
 //! Thanos, Mimir and VictoriaMetrics all serve. Every attempt is bounded by the
 //! configured timeout; retryable failures (unreachable, 5xx, 429) are retried with
-//! exponential backoff, PromQL errors never are.
+//! exponential backoff, PromQL errors never are. A response is read in chunks and cut at
+//! the endpoint's byte bound, and refused above its series bound, so a query that
+//! matches a million series is an error naming the limit, not an out-of-memory.
 
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use fks_net::{read_capped, BodyError, ClientSpec, HttpClient, Limiter, SecretError};
+use reqwest::header::AUTHORIZATION;
 
 use super::{
     auth::{scrub, Credentials},
     endpoint::Endpoint,
     error::{ClientBuildError, QueryError, SettingsError},
-    response::{decode, QueryData, ResponseError, Sample, Series},
+    response::{decode_capped, QueryData, ResponseError, Sample, Series},
 };
 
 /// First backoff delay between retries.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Largest backoff delay between retries.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Largest response body accepted (a grouped query returns a few hundred series).
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// A client for one Prometheus-compatible server. Cheap to clone.
+/// A client for one Prometheus-compatible server. Cheap to clone (clones share the
+/// connection pool and the bound on requests in flight).
 #[derive(Clone)]
 pub struct PromClient {
-    http: reqwest::Client,
+    http: std::sync::Arc<HttpClient>,
     base: url::Url,
     timeout: Duration,
     retries: u32,
     credentials: Credentials,
+    max_body: usize,
+    max_series: usize,
+    limiter: Limiter,
 }
 
 impl std::fmt::Debug for PromClient {
@@ -47,54 +52,31 @@ impl std::fmt::Debug for PromClient {
 
 impl PromClient {
     /// Checks the URL and headers, reads credential and TLS files once and builds the
-    /// client.
+    /// client (rebuilt when a TLS file changes; credential files are re-read when they
+    /// change). Redirects are followed: the server is the operator's, from the config.
     pub fn new(settings: &Endpoint) -> Result<Self, ClientBuildError> {
         let base = base_url(&settings.url)?;
-        let headers = header_map(&settings.headers)?;
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .default_headers(headers)
-            .user_agent(concat!("flink-keda-scaler/", env!("CARGO_PKG_VERSION")));
-        if let Some(tls) = &settings.tls {
-            if let Some(ca) = &tls.ca_file {
-                let pem = read(ca, "CA")?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-                    ClientBuildError::InvalidPem {
-                        what: "CA",
-                        path: ca.clone(),
-                        source,
-                    }
-                })?;
-                for cert in certs {
-                    builder = builder.add_root_certificate(cert);
-                }
+        let mut spec = ClientSpec::new(settings.timeout);
+        spec.connect_timeout = settings.timeout;
+        spec.headers = settings.headers.clone();
+        spec.tls = settings.tls.clone();
+        spec.follow_redirects = true;
+        spec.max_idle_per_host = settings.max_concurrent_requests;
+        let http = HttpClient::new(spec).map_err(|e| match e {
+            fks_net::FilesError::Header { name } => {
+                settings_error(&format!("headers.{name}"), "not a valid HTTP header")
             }
-            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-                let mut pem = read(cert, "client certificate")?;
-                pem.push(b'\n');
-                pem.extend(read(key, "client key")?);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|source| {
-                    ClientBuildError::InvalidPem {
-                        what: "client certificate/key",
-                        path: cert.clone(),
-                        source,
-                    }
-                })?;
-                builder = builder.identity(identity);
-            }
-            if tls.insecure_skip_verify {
-                builder = builder.danger_accept_invalid_certs(true);
-            }
-        }
-        let http = builder.build().map_err(ClientBuildError::Http)?;
+            other => ClientBuildError::Files(other),
+        })?;
         Ok(Self {
-            http,
+            http: std::sync::Arc::new(http),
             base,
             timeout: settings.timeout,
             retries: settings.retries,
             credentials: Credentials::from_auth(&settings.auth)?,
+            max_body: settings.max_response_bytes,
+            max_series: settings.max_series,
+            limiter: Limiter::new(settings.max_concurrent_requests),
         })
     }
 
@@ -250,8 +232,22 @@ impl PromClient {
         endpoint: &str,
         form: &[(&str, String)],
     ) -> Result<QueryData, QueryError> {
-        let mut request = self.http.post(endpoint).form(form);
-        let auth = self.credentials.header()?;
+        let http = self.http.current().map_err(|e| QueryError::Unreachable {
+            endpoint: endpoint.to_string(),
+            attempts: 1,
+            reason: format!("TLS files unusable: {e}"),
+        })?;
+        let _turn = self
+            .limiter
+            .turn(self.timeout)
+            .await
+            .map_err(|e| QueryError::Unreachable {
+                endpoint: endpoint.to_string(),
+                attempts: 1,
+                reason: e.to_string(),
+            })?;
+        let mut request = http.post(endpoint).form(form);
+        let auth = self.credentials.header().map_err(credentials_error)?;
         let secret = auth.as_ref().map(|(_, s)| s.clone());
         if let Some((value, _)) = auth {
             request = request.header(AUTHORIZATION, value);
@@ -263,16 +259,18 @@ impl PromClient {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(QueryError::MalformedJson {
-                endpoint: endpoint.to_string(),
-                source: ResponseError::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                },
-            });
-        }
-        let decoded = decode(status, &body, endpoint).map_err(|e| redact(e, secret.as_ref()))?;
+        let body = match read_capped(response, self.max_body).await {
+            Ok(body) => body,
+            Err(BodyError::Read(e)) => return Err(unreachable(e)),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(QueryError::MalformedJson {
+                    endpoint: endpoint.to_string(),
+                    source: ResponseError::TooLarge { limit },
+                })
+            }
+        };
+        let decoded = decode_capped(status, &body, endpoint, self.max_series)
+            .map_err(|e| redact(e, secret.as_ref()))?;
         if !decoded.warnings.is_empty() {
             tracing::debug!(endpoint, warnings = ?decoded.warnings, "Prometheus returned warnings");
         }
@@ -335,27 +333,13 @@ fn base_url(url: &str) -> Result<url::Url, ClientBuildError> {
     Ok(base)
 }
 
-/// The extra headers as sent.
-fn header_map(
-    headers: &std::collections::BTreeMap<String, String>,
-) -> Result<HeaderMap, ClientBuildError> {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        let invalid = || settings_error(&format!("headers.{name}"), "not a valid HTTP header");
-        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-        map.insert(n, HeaderValue::from_str(value).map_err(|_| invalid())?);
-    }
-    Ok(map)
-}
-
 fn unix_seconds(at: DateTime<Utc>) -> String {
     format!("{}.{:03}", at.timestamp(), at.timestamp_subsec_millis())
 }
 
-fn read(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>, ClientBuildError> {
-    std::fs::read(path).map_err(|source| ClientBuildError::ReadFile {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
+fn credentials_error(e: SecretError) -> QueryError {
+    QueryError::Credentials {
+        origin: e.origin,
+        source: e.source,
+    }
 }

@@ -1,8 +1,9 @@
 //! `Endpoint`: what the client needs to reach one Prometheus-compatible server, as plain
 //! values. The runtime builds it from the config file's `prometheus.<name>` (validated
-//! there); the client only re-checks what it builds URLs and headers from.
+//! there); the client only re-checks what it builds URLs and headers from. The
+//! credential sources are the ones every client shares (`fks_net::secret`).
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use crate::core::ClientTls;
 
@@ -21,7 +22,21 @@ pub struct Endpoint {
     pub auth: Auth,
     /// TLS (custom CA, client certificate); `None`: the built-in roots.
     pub tls: Option<ClientTls>,
+    /// Largest response body read, in bytes.
+    pub max_response_bytes: usize,
+    /// Most series one response may hold.
+    pub max_series: usize,
+    /// Requests in flight to this server at most (a slow server then holds that many
+    /// connections, however many jobs wait on it).
+    pub max_concurrent_requests: usize,
 }
+
+/// Default of [`Endpoint::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Default of [`Endpoint::max_series`].
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
+/// Default [`Endpoint::max_concurrent_requests`].
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 
 impl Endpoint {
     /// `url` with a per-attempt `timeout` and `retries`, no credentials, no TLS options, no
@@ -34,31 +49,11 @@ impl Endpoint {
             headers: BTreeMap::new(),
             auth: Auth::None,
             tls: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
 
-/// Where the `Authorization` header comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    /// No `Authorization` header.
-    None,
-    /// `Bearer <token>`, the token read from this file (re-read when it changes).
-    BearerTokenFile(PathBuf),
-    /// HTTP basic authentication.
-    Basic {
-        /// User name.
-        username: String,
-        /// Where the password comes from.
-        password: PasswordSource,
-    },
-}
-
-/// A basic-auth password's origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    /// A file (re-read when it changes).
-    File(PathBuf),
-    /// An environment variable (read once when the client is built).
-    Env(String),
-}
+pub use fks_net::secret::{Auth, PasswordSource};

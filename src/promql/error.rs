@@ -2,8 +2,6 @@
 //! (bounded metric label values). Messages never contain credentials: the bearer token
 //! and passwords are scrubbed from anything copied from a response.
 
-use std::path::PathBuf;
-
 use super::response::ResponseError;
 
 /// An invalid [`super::Endpoint`] field: its config path and what is wrong.
@@ -22,41 +20,10 @@ pub enum ClientBuildError {
     /// The endpoint's URL or headers are not usable.
     #[error("invalid Prometheus settings: {0}")]
     Settings(#[from] SettingsError),
-    /// A file named by the settings (token, password, CA, certificate, key) could not be read.
-    #[error("cannot read {what} file {path}: {source}")]
-    ReadFile {
-        /// Which setting (`bearer token`, `CA`, ...).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A credential file or variable is empty.
-    #[error("{what} is empty")]
-    EmptyCredential {
-        /// Which credential (`bearer token file /x`, `env var PROM_PW`).
-        what: String,
-    },
-    /// The environment variable named by `passwordEnv` is not set (or not UTF-8).
-    #[error("environment variable {var} (auth.basic.passwordEnv) is not set")]
-    MissingEnv {
-        /// The variable name.
-        var: String,
-    },
-    /// A PEM file could not be parsed.
-    #[error("invalid PEM in {what} file {path}: {source}")]
-    InvalidPem {
-        /// Which setting (`CA`, `client certificate/key`).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The parse error.
-        source: reqwest::Error,
-    },
-    /// The HTTP client could not be built (TLS backend).
-    #[error("cannot build HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
+    /// A file named by the settings (token, password, CA, certificate, key) or a
+    /// password variable is missing or unusable.
+    #[error(transparent)]
+    Files(#[from] fks_net::FilesError),
 }
 
 impl ClientBuildError {
@@ -64,11 +31,7 @@ impl ClientBuildError {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientBuildError::Settings(_) => "settings",
-            ClientBuildError::ReadFile { .. } => "read_file",
-            ClientBuildError::EmptyCredential { .. } => "empty_credential",
-            ClientBuildError::MissingEnv { .. } => "missing_env",
-            ClientBuildError::InvalidPem { .. } => "invalid_pem",
-            ClientBuildError::Http(_) => "http_client",
+            ClientBuildError::Files(e) => e.kind(),
         }
     }
 }
@@ -155,22 +118,7 @@ pub enum QueryError {
     },
 }
 
-/// Why credentials could not be (re-)read or used.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// The file could not be read.
-    #[error("{0}")]
-    Io(#[source] std::io::Error),
-    /// The file is empty.
-    #[error("empty")]
-    Empty,
-    /// The cache lock was poisoned by a panic elsewhere.
-    #[error("credential cache poisoned")]
-    Poisoned,
-    /// The value cannot go in an HTTP header.
-    #[error("contains characters not allowed in an HTTP header")]
-    NotHeaderValue,
-}
+pub use fks_net::CredentialError;
 
 impl QueryError {
     /// Bounded label value.

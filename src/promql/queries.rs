@@ -1,135 +1,33 @@
-//! The PromQL behind every [`Signal`]: defaults written for Flink's PrometheusReporter
-//! names and labels, overridable per policy and per ScaledObject, rendered per job.
+//! The PromQL behind every [`Signal`]: the defaults of a preset ([`super::defaults`]),
+//! overridable per policy and per ScaledObject, rendered for one job or a batch of jobs.
 //!
 //! Every query returns **one series per group**: per vertex `by (task_id)`, per
-//! TaskManager `by (tm_id)`, per job or cluster a single series. One query per signal
-//! per job per tick, never one per vertex.
+//! TaskManager `by (tm_id)`, per job or cluster a single series — and, when it selects a
+//! batch of jobs with `{{job_ids}}`, grouped by `job_id` too, so the rows can be handed to
+//! each job ([`super::batch`]).
 //!
 //! # Placeholders
 //! | placeholder | expands to |
 //! |---|---|
-//! | `{{job_id}}` | the Flink job id (32 hex characters) |
+//! | `{{job_ids}}` | the Flink job ids of the batch as a regex alternation (`id1\|id2`): use it as `job_id=~"{{job_ids}}"` and group by `job_id`; one query then answers every job that shares the server, matchers and template |
+//! | `{{job_id}}` | the Flink job id (32 hex characters); a template that uses it (or `{{job_name}}`) is read per job |
 //! | `{{job_name}}` | the job name sanitised like Flink's reporter does (every character outside `[a-zA-Z0-9:_]` becomes `_`: `my-job` → `my_job`) |
-//! | `{{matchers}}` | the extra label matchers from the config followed by a comma (`namespace="x",`), or nothing. Put it first inside a selector: `metric{ {{matchers}}job_id="{{job_id}}"}` |
-//!
-//! # Choices made by the defaults
-//! * Load signals use Flink's Meters/Gauges that are already per-second rates
-//!   (`busyTimeMsPerSecond`, `numRecordsInPerSecond`): they work with any scrape interval,
-//!   but Flink computes them over a 60 s moving window updated every 5 s (`MeterView`,
-//!   `TimerGauge`), so a load step shows in full only after about a minute (measured by
-//!   `fks-lab`). Jobs that must react within seconds override `busyTime`, `recordsIn`,
-//!   `recordsOut` and `lagGrowth` with `rate()` over Flink's counters
-//!   (`accumulateBusyTimeMs`, `numRecordsIn`, `numRecordsOut`): README "Reacting within
-//!   seconds", `fks_lab::scenario::FAST_QUERIES`.
-//! * `recordsIn` of a **source** vertex is the source operator's
-//!   `numRecordsOutPerSecond` (records it emits): the task-level `numRecordsIn` of a
-//!   source task counts network input and is 0, and operator `numRecordsIn` is only
-//!   counted by FLIP-27 readers built on `SourceReaderBase`, while `numRecordsOut` is
-//!   counted for every source (legacy `SourceFunction` too). Source operators are found by
-//!   Flink's `Source: <name>` naming (`operator_name=~"Source.*"`); other vertices use
-//!   the task-level `numRecordsInPerSecond`. The two halves are joined with `or`.
-//! * `gcTime` uses Flink's `GarbageCollector_All_TimeMsPerSecond` gauge where it exists
-//!   (Flink 1.19+), else the rate of the per-collector `..._Time` counters summed per
-//!   TaskManager *before* `rate` (a subquery): `rate` drops the metric name, so rating the
-//!   collectors separately fails with "vector cannot contain metrics with the same
-//!   labelset" (seen on real Flink 2.3 with G1 Young + Old).
-//! * TaskManager signals are restricted to the TaskManagers that run a task of the job
-//!   (`and on (tm_id)` a job-scoped task metric), so session clusters work.
-//! * Cluster slots have no job label: they are taken from the JobManager that runs the job
-//!   (`and on (host)` its `job_numRestarts` series, both carry Flink's `host` label), so
-//!   several clusters and standby JobManagers in one Prometheus do not mix.
+//! | `{{matchers}}` | the extra label matchers from the config followed by a comma (`namespace="x",`), or nothing. Put it first inside a selector: `metric{ {{matchers}}job_id=~"{{job_ids}}"}` |
+//! | `{{window}}` | the counter window derived from the learned scrape interval: `max(4 × interval, 10s)` (e.g. `60s`) |
+//! | `{{interval}}` | the learned scrape interval (e.g. `15s`), e.g. a subquery resolution |
 
 use std::collections::BTreeMap;
 
+use super::{
+    defaults::{preset_query, QueryPreset},
+    windows::{promql_duration, Windows},
+};
 use crate::core::Signal;
 
-/// Per-vertex task metric selector used by the defaults.
-macro_rules! job_sel {
-    () => {
-        r#"{ {{matchers}}job_id="{{job_id}}"}"#
-    };
-}
-
-/// The default PromQL of a signal.
-pub fn default_query(signal: Signal) -> &'static str {
-    match signal {
-        Signal::BusyTime => concat!(
-            "max by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::BackPressuredTime => concat!(
-            "max by (task_id) (flink_taskmanager_job_task_backPressuredTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::RecordsIn => concat!(
-            r#"sum by (task_id) (flink_taskmanager_job_task_operator_numRecordsOutPerSecond{ {{matchers}}job_id="{{job_id}}",operator_name=~"Source.*"})"#,
-            " or sum by (task_id) (flink_taskmanager_job_task_numRecordsInPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::RecordsOut => concat!(
-            "sum by (task_id) (flink_taskmanager_job_task_numRecordsOutPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::PendingRecords => concat!(
-            "sum by (task_id) (flink_taskmanager_job_task_operator_pendingRecords",
-            job_sel!(),
-            ")"
-        ),
-        Signal::LagGrowth => concat!(
-            "sum by (task_id) (deriv(flink_taskmanager_job_task_operator_pendingRecords",
-            job_sel!(),
-            "[1m]))"
-        ),
-        Signal::SourcePartitions => concat!(
-            "count by (task_id) (count by (task_id, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_currentOffset",
-            job_sel!(),
-            "))"
-        ),
-        Signal::CpuLoad => concat!(
-            "max by (tm_id) (flink_taskmanager_Status_JVM_CPU_Load{ {{matchers}}})",
-            " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::HeapUsed => concat!(
-            "max by (tm_id) (flink_taskmanager_Status_JVM_Memory_Heap_Used{ {{matchers}}})",
-            " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::HeapMax => concat!(
-            "max by (tm_id) (flink_taskmanager_Status_JVM_Memory_Heap_Max{ {{matchers}}})",
-            " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::GcTime => concat!(
-            "(max by (tm_id) (flink_taskmanager_Status_JVM_GarbageCollector_All_TimeMsPerSecond{ {{matchers}}})",
-            r#" or sum by (tm_id) (rate((sum by (tm_id) ({ {{matchers}}__name__=~"flink_taskmanager_Status_JVM_GarbageCollector_.+_Time",__name__!="flink_taskmanager_Status_JVM_GarbageCollector_All_Time"}))[1m:5s])))"#,
-            " and on (tm_id) group by (tm_id) (flink_taskmanager_job_task_busyTimeMsPerSecond",
-            job_sel!(),
-            ")"
-        ),
-        Signal::NumRestarts => concat!("max(flink_jobmanager_job_numRestarts", job_sel!(), ")"),
-        Signal::NumRescales => concat!("max(flink_jobmanager_job_numRescales", job_sel!(), ")"),
-        Signal::SlotsTotal => concat!(
-            "max(flink_jobmanager_taskSlotsTotal{ {{matchers}}}",
-            " and on (host) flink_jobmanager_job_numRestarts",
-            job_sel!(),
-            ")"
-        ),
-        Signal::SlotsAvailable => concat!(
-            "max(flink_jobmanager_taskSlotsAvailable{ {{matchers}}}",
-            " and on (host) flink_jobmanager_job_numRestarts",
-            job_sel!(),
-            ")"
-        ),
-    }
-}
+/// Every placeholder a template may use.
+pub const PLACEHOLDERS: [&str; 6] = [
+    "job_ids", "job_id", "job_name", "matchers", "window", "interval",
+];
 
 /// Sanitises a label value like Flink's PrometheusReporter (`filterLabelValueCharacters`,
 /// the default): every character outside `[a-zA-Z0-9:_]` becomes `_`.
@@ -178,7 +76,7 @@ impl JobVars {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// The template uses a placeholder we do not know.
-    #[error("signal {signal}: unknown placeholder {{{{{name}}}}} (known: {{{{job_id}}}}, {{{{job_name}}}}, {{{{matchers}}}})")]
+    #[error("signal {signal}: unknown placeholder {{{{{name}}}}} (known: {{{{job_ids}}}}, {{{{job_id}}}}, {{{{job_name}}}}, {{{{matchers}}}}, {{{{window}}}}, {{{{interval}}}})")]
     UnknownPlaceholder {
         /// The signal whose query it is.
         signal: Signal,
@@ -216,9 +114,35 @@ impl TemplateError {
     }
 }
 
-/// The query of every signal for one ScaledObject: defaults, then per-policy overrides,
-/// then per-ScaledObject overrides. An empty override disables an optional signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the rows of a template are attributed to jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Batching {
+    /// Uses `{{job_id}}` or `{{job_name}}`: rendered and read per job; every row is the job's.
+    PerJob,
+    /// Uses `{{job_ids}}` (and no per-job placeholder): one query for a batch of jobs, each
+    /// row attributed by its `job_id` label.
+    ByJobId,
+    /// Names no job at all (a cluster-wide query): one query, every row goes to every job.
+    Shared,
+}
+
+impl Batching {
+    /// How `template` can be batched.
+    pub fn of(template: &str) -> Self {
+        if template.contains("{{job_id}}") || template.contains("{{job_name}}") {
+            Batching::PerJob
+        } else if template.contains("{{job_ids}}") {
+            Batching::ByJobId
+        } else {
+            Batching::Shared
+        }
+    }
+}
+
+/// The query of every signal for one ScaledObject: a preset's defaults, then per-policy
+/// overrides, then per-ScaledObject overrides. An empty override disables an optional
+/// signal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SignalQueries {
     queries: BTreeMap<Signal, String>,
 }
@@ -230,12 +154,17 @@ impl Default for SignalQueries {
 }
 
 impl SignalQueries {
-    /// The default query for every signal.
+    /// The default query for every signal (the `counters` preset).
     pub fn defaults() -> Self {
+        Self::preset(QueryPreset::default())
+    }
+
+    /// The queries of a preset.
+    pub fn preset(preset: QueryPreset) -> Self {
         Self {
             queries: Signal::ALL
                 .into_iter()
-                .map(|s| (s, default_query(s).to_string()))
+                .map(|s| (s, preset_query(preset, s).to_string()))
                 .collect(),
         }
     }
@@ -273,41 +202,78 @@ impl SignalQueries {
             .map(|(s, q)| (*s, q.as_str()))
     }
 
-    /// Renders the query of `signal` for a job; `Ok(None)` when the signal is disabled.
-    pub fn render(&self, signal: Signal, vars: &JobVars) -> Result<Option<String>, TemplateError> {
+    /// Renders the query of `signal` for one job; `Ok(None)` when the signal is disabled.
+    pub fn render(
+        &self,
+        signal: Signal,
+        vars: &JobVars,
+        windows: &Windows,
+    ) -> Result<Option<String>, TemplateError> {
         let Some(template) = self.get(signal) else {
             return Ok(None);
         };
-        render(signal, template, vars).map(Some)
+        render(signal, template, vars, windows).map(Some)
     }
 }
 
-/// Renders one template.
-pub fn render(signal: Signal, template: &str, vars: &JobVars) -> Result<String, TemplateError> {
+/// Renders one template for one job (`{{job_ids}}` is that job's id).
+pub fn render(
+    signal: Signal,
+    template: &str,
+    vars: &JobVars,
+    windows: &Windows,
+) -> Result<String, TemplateError> {
+    render_for(signal, template, std::slice::from_ref(vars), windows)
+}
+
+/// Renders one template for the jobs of a batch: `{{job_ids}}` is their ids joined by `|`;
+/// the per-job placeholders and `{{matchers}}` take the first job's values (a batch
+/// shares its matchers; a [`Batching::PerJob`] template is rendered for one job only).
+pub fn render_for(
+    signal: Signal,
+    template: &str,
+    jobs: &[JobVars],
+    windows: &Windows,
+) -> Result<String, TemplateError> {
     check_placeholders(signal, template)?;
-    let safe = |field: &'static str, value: &str| {
-        if value.contains(['"', '\\', '\n', '{', '}']) {
-            Err(TemplateError::UnsafeValue {
-                field,
-                value: value.to_string(),
-            })
-        } else {
-            Ok(())
-        }
-    };
-    safe("job_id", &vars.job_id)?;
-    let job_name = sanitize_label_value(&vars.job_name);
-    check_matchers(&vars.matchers)?;
-    let matchers = vars.matchers.trim().trim_end_matches(',').trim();
+    let first = jobs.first().cloned().unwrap_or_default();
+    for job in jobs {
+        check_job_id(&job.job_id)?;
+    }
+    let job_name = sanitize_label_value(&first.job_name);
+    check_matchers(&first.matchers)?;
+    let matchers = first.matchers.trim().trim_end_matches(',').trim();
     let matchers = if matchers.is_empty() {
         String::new()
     } else {
         format!("{matchers},")
     };
-    Ok(template
-        .replace("{{job_id}}", &vars.job_id)
+    let mut text = template.to_string();
+    if text.contains("{{job_ids}}") {
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        text = text.replace("{{job_ids}}", &ids.join("|"));
+    }
+    Ok(text
+        .replace("{{job_id}}", &first.job_id)
         .replace("{{job_name}}", &job_name)
-        .replace("{{matchers}}", &matchers))
+        .replace("{{matchers}}", &matchers)
+        .replace("{{window}}", &promql_duration(windows.window))
+        .replace("{{interval}}", &promql_duration(windows.interval)))
+}
+
+/// A job id must not break out of a label matcher nor act as a regex in `{{job_ids}}`.
+fn check_job_id(job_id: &str) -> Result<(), TemplateError> {
+    let plain = job_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':');
+    if plain {
+        Ok(())
+    } else {
+        Err(TemplateError::UnsafeValue {
+            field: "job_id",
+            value: job_id.to_string(),
+        })
+    }
 }
 
 /// Checks extra label matchers from the config (`namespace="x",pod=~"jm-.*"`): no
@@ -337,7 +303,7 @@ fn check_placeholders(signal: Signal, template: &str) -> Result<(), TemplateErro
         let name = &after[..end];
         let is_name =
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if is_name && !matches!(name, "job_id" | "job_name" | "matchers") {
+        if is_name && !PLACEHOLDERS.contains(&name) {
             return Err(TemplateError::UnknownPlaceholder {
                 signal,
                 name: name.to_string(),
@@ -366,52 +332,83 @@ mod tests {
         assert_eq!(sanitize_label_value("ok_name:1"), "ok_name:1");
     }
 
-    /// Every default renders without leftover placeholders, groups as documented and
-    /// scopes job queries to the job id.
+    /// Every default of both presets renders without leftover placeholders, groups by
+    /// `job_id` and the scope's label, is batchable and selects the batch's job ids.
     #[test]
     fn defaults_render() {
-        let q = SignalQueries::defaults();
-        let vars = JobVars::new(JOB, "my-job");
-        for signal in Signal::ALL {
-            let rendered = q.render(signal, &vars).expect("renders").expect("enabled");
-            assert!(!rendered.contains("{{"), "{signal}: {rendered}");
-            let per_vertex = Scope::of(signal) == Scope::Vertex;
-            assert_eq!(
-                rendered.contains("by (task_id)"),
-                per_vertex,
-                "{signal}: {rendered}"
-            );
-            assert!(
-                rendered.contains(&format!("job_id=\"{JOB}\"")),
-                "{signal}: {rendered}"
-            );
+        let w = Windows::from_interval(std::time::Duration::from_secs(15));
+        for preset in [QueryPreset::Counters, QueryPreset::Gauges] {
+            let q = SignalQueries::preset(preset);
+            let jobs = [JobVars::new(JOB, "my-job"), JobVars::new("b2", "other")];
+            for signal in Signal::ALL {
+                let template = q.get(signal).expect("enabled");
+                assert_eq!(Batching::of(template), Batching::ByJobId, "{signal}");
+                let rendered = render_for(signal, template, &jobs, &w).expect("renders");
+                assert!(!rendered.contains("{{"), "{signal}: {rendered}");
+                let group = match Scope::of(signal) {
+                    Scope::Vertex => "by (job_id, task_id)",
+                    Scope::TaskManager => "by (job_id, tm_id)",
+                    Scope::Job => "by (job_id)",
+                };
+                assert!(rendered.contains(group), "{signal}: {rendered}");
+                assert!(
+                    rendered.contains(&format!("job_id=~\"{JOB}|b2\"")),
+                    "{signal}: {rendered}"
+                );
+            }
         }
+    }
+
+    /// `{{window}}` and `{{interval}}` follow the learned interval; the batching of a
+    /// template follows its placeholders.
+    #[test]
+    fn window_placeholders_and_batching() {
+        let w = Windows::from_interval(std::time::Duration::from_secs(15));
+        let r = render(
+            Signal::LagGrowth,
+            "deriv(x[{{window}}]) + y[{{interval}}]",
+            &JobVars::new("j", "n"),
+            &w,
+        )
+        .expect("renders");
+        assert_eq!(r, "deriv(x[60s]) + y[15s]");
+        assert_eq!(Batching::of("x{a=\"{{job_id}}\"}"), Batching::PerJob);
+        assert_eq!(
+            Batching::of("x{a=~\"{{job_ids}}\",b=\"{{job_name}}\"}"),
+            Batching::PerJob
+        );
+        assert_eq!(Batching::of("x{a=~\"{{job_ids}}\"}"), Batching::ByJobId);
+        assert_eq!(Batching::of("max(x)"), Batching::Shared);
     }
 
     /// `{{matchers}}` expands with a trailing comma, or to nothing.
     #[test]
     fn matchers_placeholder() {
         let t = r#"m{ {{matchers}}job_id="{{job_id}}"} + n{{{matchers}}} + x{j="{{job_name}}"}"#;
+        let w = Windows::default();
         let with = render(
             Signal::BusyTime,
             t,
             &JobVars::new("j1", "a-b").with_matchers("namespace=\"x\", "),
+            &w,
         )
         .expect("renders");
         assert_eq!(
             with,
             r#"m{ namespace="x",job_id="j1"} + n{namespace="x",} + x{j="a_b"}"#
         );
-        let without = render(Signal::BusyTime, t, &JobVars::new("j1", "a")).expect("renders");
+        let without = render(Signal::BusyTime, t, &JobVars::new("j1", "a"), &w).expect("renders");
         assert_eq!(without, r#"m{ job_id="j1"} + n{} + x{j="a"}"#);
         let e = render(
             Signal::BusyTime,
             t,
             &JobVars::new("j1", "a").with_matchers("{a=\"b\"}"),
+            &w,
         )
         .expect_err("braces refused");
         assert_eq!(e.kind(), "bad_matchers");
-        let e = render(Signal::BusyTime, t, &JobVars::new("j\"1", "a")).expect_err("quote refused");
+        let e =
+            render(Signal::BusyTime, t, &JobVars::new("j\"1", "a"), &w).expect_err("quote refused");
         assert_eq!(e.kind(), "unsafe_value");
     }
 
@@ -431,8 +428,12 @@ mod tests {
         assert_eq!(q.get(Signal::PendingRecords), None);
         assert_eq!(q.enabled().count(), Signal::ALL.len() - 1);
         assert_eq!(
-            q.render(Signal::BusyTime, &JobVars::new("j", "x-y"))
-                .expect("renders"),
+            q.render(
+                Signal::BusyTime,
+                &JobVars::new("j", "x-y"),
+                &Windows::default()
+            )
+            .expect("renders"),
             Some("max by (task_id) (my_busy{job=\"x_y\"})".to_string())
         );
         let mut bad = BTreeMap::new();

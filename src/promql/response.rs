@@ -1,13 +1,15 @@
 //! Decoding of Prometheus HTTP API responses (`/api/v1/query`, `/api/v1/query_range`)
 //! into samples and series. Handles the `vector`, `matrix`, `scalar` and `string` result
 //! types, `status: error` bodies (→ PromQL error or HTTP error with Prometheus' message)
-//! and NaN/±Inf values (kept as data here; callers decide).
+//! and NaN/±Inf values (kept as data here; callers decide). The result array is counted
+//! before it is decoded and refused above the client's series bound, then decoded one
+//! element at a time, so memory follows the rows kept, not a JSON tree of the body.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{de::IgnoredAny, Deserialize};
+use serde_json::{value::RawValue, Value};
 
 use super::error::QueryError;
 
@@ -18,9 +20,17 @@ pub enum ResponseError {
     #[error("{0}")]
     Json(#[source] serde_json::Error),
     /// The body exceeds the client's bound.
-    #[error("response body larger than {limit} bytes")]
+    #[error("response body larger than {limit} bytes (prometheus.<name>.maxResponseBytes); narrow the query or its matchers")]
     TooLarge {
         /// The bound, in bytes.
+        limit: usize,
+    },
+    /// The result holds more series than the client's bound.
+    #[error("{count} series exceed the limit of {limit} (prometheus.<name>.maxSeries); narrow the query or its matchers")]
+    TooManySeries {
+        /// Series in the result.
+        count: usize,
+        /// The bound.
         limit: usize,
     },
     /// `status: success` without `data`.
@@ -117,10 +127,10 @@ impl QueryData {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
+struct Envelope<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<Data>,
+    #[serde(default, borrow)]
+    data: Option<Data<'a>>,
     #[serde(default)]
     error_type: Option<String>,
     #[serde(default)]
@@ -131,9 +141,10 @@ struct Envelope {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Data {
+struct Data<'a> {
     result_type: String,
-    result: Value,
+    #[serde(borrow)]
+    result: &'a RawValue,
 }
 
 /// A decoded successful response: the data and Prometheus' warnings.
@@ -147,8 +158,19 @@ pub struct Decoded {
 
 const EXCERPT_LEN: usize = 200;
 
-/// Decodes a response body given its HTTP status. `endpoint` is used in errors.
+/// Decodes a response body given its HTTP status, with no bound on the series.
 pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, QueryError> {
+    decode_capped(status, body, endpoint, usize::MAX)
+}
+
+/// Decodes a response body given its HTTP status; more than `max_series` series is
+/// [`ResponseError::TooManySeries`]. `endpoint` is used in errors.
+pub fn decode_capped(
+    status: u16,
+    body: &[u8],
+    endpoint: &str,
+    max_series: usize,
+) -> Result<Decoded, QueryError> {
     let envelope = envelope(status, body, endpoint)?;
     let malformed = |source: ResponseError| QueryError::MalformedJson {
         endpoint: endpoint.to_string(),
@@ -158,14 +180,14 @@ pub fn decode(status: u16, body: &[u8], endpoint: &str) -> Result<Decoded, Query
         .data
         .ok_or_else(|| malformed(ResponseError::NoData))?;
     Ok(Decoded {
-        data: result(&data).map_err(malformed)?,
+        data: result(&data, max_series).map_err(malformed)?,
         warnings: envelope.warnings,
     })
 }
 
 /// The API envelope of a successful answer; an error status or an API error body is
 /// the matching [`QueryError`] (a PromQL error, or an HTTP error with its message).
-fn envelope(status: u16, body: &[u8], endpoint: &str) -> Result<Envelope, QueryError> {
+fn envelope<'a>(status: u16, body: &'a [u8], endpoint: &str) -> Result<Envelope<'a>, QueryError> {
     let success = (200..300).contains(&status);
     let http_error = |message| QueryError::HttpStatus {
         endpoint: endpoint.to_string(),
@@ -198,22 +220,12 @@ fn envelope(status: u16, body: &[u8], endpoint: &str) -> Result<Envelope, QueryE
 }
 
 /// The `data.result` of each result type.
-fn result(data: &Data) -> Result<QueryData, ResponseError> {
+fn result(data: &Data<'_>, max_series: usize) -> Result<QueryData, ResponseError> {
     Ok(match data.result_type.as_str() {
-        "vector" => QueryData::Vector(
-            as_array(&data.result, "result")?
-                .iter()
-                .map(parse_sample)
-                .collect::<Result<_, _>>()?,
-        ),
-        "matrix" => QueryData::Matrix(
-            as_array(&data.result, "result")?
-                .iter()
-                .map(parse_series)
-                .collect::<Result<_, _>>()?,
-        ),
+        "vector" => QueryData::Vector(each(data.result, max_series, parse_sample)?),
+        "matrix" => QueryData::Matrix(each(data.result, max_series, parse_series)?),
         "scalar" => {
-            let (at, value) = parse_point(&data.result)?;
+            let (at, value) = parse_point(&json(data.result)?)?;
             QueryData::Scalar(Sample {
                 labels: BTreeMap::new(),
                 at,
@@ -221,7 +233,8 @@ fn result(data: &Data) -> Result<QueryData, ResponseError> {
             })
         }
         "string" => {
-            let pair = as_array(&data.result, "string result")?;
+            let result = json(data.result)?;
+            let pair = as_array(&result, "string result")?;
             let at = pair
                 .first()
                 .and_then(Value::as_f64)
@@ -238,6 +251,32 @@ fn result(data: &Data) -> Result<QueryData, ResponseError> {
         }
         other => return Err(ResponseError::UnknownResultType(other.to_string())),
     })
+}
+
+/// A small raw JSON value as a tree.
+fn json(raw: &RawValue) -> Result<Value, ResponseError> {
+    serde_json::from_str(raw.get()).map_err(ResponseError::Json)
+}
+
+/// Decodes the elements of the result array one at a time, after counting them (a
+/// counting pass allocates nothing per element) and refusing more than `max_series`.
+fn each<T>(
+    raw: &RawValue,
+    max_series: usize,
+    parse: fn(&Value) -> Result<T, ResponseError>,
+) -> Result<Vec<T>, ResponseError> {
+    let count = serde_json::from_str::<Vec<IgnoredAny>>(raw.get())
+        .map_err(|_| ResponseError::NotArray("result"))?
+        .len();
+    if count > max_series {
+        return Err(ResponseError::TooManySeries {
+            count,
+            limit: max_series,
+        });
+    }
+    let elements: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| ResponseError::NotArray("result"))?;
+    elements.into_iter().map(|e| parse(&json(e)?)).collect()
 }
 
 fn excerpt(body: &[u8]) -> Option<String> {
@@ -341,6 +380,20 @@ mod tests {
         assert!(v[1].value.is_nan());
         assert_eq!(v[2].value, f64::INFINITY);
         assert_eq!(v[3].value, f64::NEG_INFINITY);
+    }
+
+    /// More series than the bound is an error naming the limit, never a partial answer.
+    #[test]
+    fn series_bound() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"task_id":"a"},"value":[1,"1"]},
+            {"metric":{"task_id":"b"},"value":[1,"2"]},
+            {"metric":{"task_id":"c"},"value":[1,"3"]}]}}"#;
+        assert!(decode_capped(200, body, "e", 3).is_ok());
+        let e = decode_capped(200, body, "e", 2).expect_err("over the bound");
+        let msg = e.to_string();
+        assert!(msg.contains("3 series exceed the limit of 2"), "{msg}");
+        assert!(msg.contains("maxSeries"), "{msg}");
     }
 
     /// Scalar and string result types decode.

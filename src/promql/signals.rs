@@ -1,5 +1,6 @@
-//! `read_signals`: one grouped query per enabled signal for one job, run concurrently
-//! under one deadline, mapped to vertices (`task_id`), TaskManagers (`tm_id`) and the job.
+//! The vocabulary of a signal read: the scope of each signal, what a failed required
+//! signal is ([`SignalError`]), the issues of optional ones, per-query statistics and the
+//! [`SignalRead`] a job gets. The read itself is in [`super::read`].
 //!
 //! Required signals (`busyTime`, `recordsIn`) must answer for every vertex of the
 //! topology: an unreachable server, an empty result or a missing vertex is a
@@ -7,24 +8,12 @@
 //! empty become `None` plus a [`SignalIssue`]. Non-finite values are kept as they are
 //! (the core refuses to decide on them) and reported as issues too.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use futures_util::{stream, StreamExt};
 
-use super::{
-    client::PromClient,
-    error::QueryError,
-    keying::{check_coverage, key_by_scope, unknown_vertex},
-    queries::{JobVars, SignalQueries, TemplateError},
-    response::Sample,
-};
-use crate::core::{
-    JobSignals, Observation, Signal, TaskManagerSignals, Topology, VertexId, VertexSignals,
-};
+use super::{error::QueryError, queries::TemplateError, windows::Windows};
+use crate::core::{JobSignals, Observation, Signal, TaskManagerSignals, VertexId, VertexSignals};
 
 /// Default deadline for all queries of one job.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +29,8 @@ pub struct ReadOptions {
     pub timeout: Duration,
     /// Queries in flight at once.
     pub concurrency: usize,
+    /// `{{interval}}` and `{{window}}` (the learned or configured scrape interval).
+    pub windows: Windows,
 }
 
 impl Default for ReadOptions {
@@ -48,6 +39,7 @@ impl Default for ReadOptions {
             at: None,
             timeout: DEFAULT_READ_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
+            windows: Windows::default(),
         }
     }
 }
@@ -95,7 +87,7 @@ impl Scope {
 }
 
 /// What a required signal's failure was.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignalErrorKind {
     /// The query template could not be rendered.
     #[error("{0}")]
@@ -105,9 +97,9 @@ pub enum SignalErrorKind {
     Query {
         /// Flink job id.
         job_id: String,
-        /// The client error.
+        /// The client error (shared by every job of a batch query).
         #[source]
-        source: QueryError,
+        source: Arc<QueryError>,
     },
     /// The query returned no series at all.
     #[error("query returned no series for job {job_id} (query: {query})")]
@@ -158,7 +150,7 @@ pub enum SignalErrorKind {
 }
 
 /// A required signal could not be read; no decision is possible.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("signal {signal}: {source}")]
 pub struct SignalError {
     /// The signal.
@@ -176,6 +168,21 @@ impl SignalError {
 }
 
 impl SignalErrorKind {
+    /// The same error for another job (a shared query's outcome handed to each job).
+    pub fn for_job(&self, id: &str) -> Self {
+        let mut e = self.clone();
+        match &mut e {
+            SignalErrorKind::Template(_) => {}
+            SignalErrorKind::Query { job_id, .. }
+            | SignalErrorKind::Empty { job_id, .. }
+            | SignalErrorKind::MissingLabel { job_id, .. }
+            | SignalErrorKind::Duplicate { job_id, .. }
+            | SignalErrorKind::MissingVertex { job_id, .. }
+            | SignalErrorKind::Timeout { job_id, .. } => *job_id = id.to_string(),
+        }
+        e
+    }
+
     /// Bounded label value (the query error's kind for query failures).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -209,8 +216,10 @@ pub struct QueryStat {
     pub signal: Signal,
     /// Wall time of the query (retries included).
     pub duration: Duration,
-    /// Series returned (0 on failure).
+    /// Series of this job the query returned (0 on failure).
     pub series: usize,
+    /// Jobs the query answered at once (1: read for this job alone).
+    pub jobs: usize,
     /// `ok` or the error kind.
     pub outcome: &'static str,
 }
@@ -232,6 +241,11 @@ pub struct SignalRead {
     pub issues: Vec<SignalIssue>,
     /// Wall time of the whole read.
     pub elapsed: Duration,
+    /// The windows the queries were rendered with.
+    pub windows: Windows,
+    /// Age of the oldest rows used (batched rows come from the hub's last round; 0 when
+    /// every query was made for this read).
+    pub age: Duration,
 }
 
 impl SignalRead {
@@ -247,211 +261,4 @@ impl SignalRead {
         obs.task_managers = self.task_managers.clone();
         obs.job = self.job.clone();
     }
-}
-
-/// The outcome of one signal's query.
-type Outcome = (Signal, Duration, Result<Vec<Sample>, SignalErrorKind>);
-
-/// A signal's rendered query (or why it could not be rendered).
-type Rendered = (Signal, Result<String, TemplateError>);
-
-/// Reads every enabled signal of one job: one query per signal, concurrently, under one
-/// deadline. Fails only when a required signal cannot be read for every vertex.
-pub async fn read_signals(
-    client: &PromClient,
-    queries: &SignalQueries,
-    vars: &JobVars,
-    topology: &Topology,
-    options: &ReadOptions,
-) -> Result<SignalRead, SignalError> {
-    let started = Instant::now();
-    let at = options.at.unwrap_or_else(Utc::now);
-    let job_id = vars.job_id.as_str();
-    let rendered = render_all(queries, vars)?;
-    let outcomes = run_queries(client, rendered, job_id, options).await;
-    let mut read = SignalRead {
-        at,
-        vertices: BTreeMap::new(),
-        task_managers: Vec::new(),
-        job: JobSignals::default(),
-        queries: Vec::with_capacity(outcomes.len()),
-        issues: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    let by_signal = key_outcomes(outcomes, job_id, &mut read)?;
-    for (signal, values) in &by_signal {
-        check_coverage(*signal, values, topology, job_id)?;
-    }
-    distribute(&by_signal, topology, job_id, &mut read);
-    read.elapsed = started.elapsed();
-    tracing::debug!(
-        job_id,
-        queries = read.queries.len(),
-        issues = read.issues.len(),
-        elapsed_ms = read.elapsed.as_millis() as u64,
-        "read signals"
-    );
-    Ok(read)
-}
-
-/// Renders the query of every enabled signal; a required signal's template error stops
-/// the read, an optional one's is kept to be reported.
-fn render_all(queries: &SignalQueries, vars: &JobVars) -> Result<Vec<Rendered>, SignalError> {
-    let mut rendered = Vec::new();
-    for (signal, _) in queries.enabled() {
-        match queries.render(signal, vars) {
-            Ok(Some(q)) => rendered.push((signal, Ok(q))),
-            Ok(None) => {}
-            Err(e) if signal.is_required() => {
-                return Err(SignalError {
-                    signal,
-                    source: SignalErrorKind::Template(e),
-                })
-            }
-            Err(e) => rendered.push((signal, Err(e))),
-        }
-    }
-    Ok(rendered)
-}
-
-/// Runs the rendered queries, `options.concurrency` at a time, under one deadline;
-/// returns the outcomes sorted by signal.
-async fn run_queries(
-    client: &PromClient,
-    rendered: Vec<Rendered>,
-    job_id: &str,
-    options: &ReadOptions,
-) -> Vec<Outcome> {
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let mut outcomes: Vec<Outcome> = stream::iter(rendered)
-        .map(|(signal, promql)| async move {
-            let t0 = Instant::now();
-            let result = match promql {
-                Ok(q) => query_one(client, &q, job_id, options, deadline).await,
-                Err(e) => Err(SignalErrorKind::Template(e)),
-            };
-            (signal, t0.elapsed(), result)
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
-    outcomes.sort_by_key(|o| o.0);
-    outcomes
-}
-
-/// One signal's query, bounded by the read's deadline; an empty result is its own error.
-async fn query_one(
-    client: &PromClient,
-    promql: &str,
-    job_id: &str,
-    options: &ReadOptions,
-    deadline: tokio::time::Instant,
-) -> Result<Vec<Sample>, SignalErrorKind> {
-    match tokio::time::timeout_at(deadline, client.query(promql, options.at)).await {
-        Err(_) => Err(SignalErrorKind::Timeout {
-            job_id: job_id.to_string(),
-            timeout: options.timeout,
-        }),
-        Ok(Err(QueryError::EmptyResult { query })) => Err(SignalErrorKind::Empty {
-            job_id: job_id.to_string(),
-            query,
-        }),
-        Ok(Err(source)) => Err(SignalErrorKind::Query {
-            job_id: job_id.to_string(),
-            source,
-        }),
-        Ok(Ok(samples)) => Ok(samples),
-    }
-}
-
-/// Keys each outcome's samples ([`key_by_scope`]) and records one [`QueryStat`] per
-/// query; a required signal's failure stops the read, an optional one's is an issue.
-fn key_outcomes(
-    outcomes: Vec<Outcome>,
-    job_id: &str,
-    read: &mut SignalRead,
-) -> Result<BTreeMap<Signal, BTreeMap<String, f64>>, SignalError> {
-    let mut by_signal = BTreeMap::new();
-    for (signal, duration, result) in outcomes {
-        let keyed = result.and_then(|samples| {
-            key_by_scope(signal, samples, job_id).map(|m| {
-                m.into_iter()
-                    .map(|(k, s)| (k, s.value))
-                    .collect::<BTreeMap<_, _>>()
-            })
-        });
-        let (series, outcome) = match &keyed {
-            Ok(map) => (map.len(), "ok"),
-            Err(e) => (0, e.kind()),
-        };
-        read.queries.push(QueryStat {
-            signal,
-            duration,
-            series,
-            outcome,
-        });
-        match keyed {
-            Ok(map) => {
-                by_signal.insert(signal, map);
-            }
-            Err(source) if signal.is_required() => return Err(SignalError { signal, source }),
-            Err(source) => {
-                let e = SignalError { signal, source };
-                read.issues.push(SignalIssue {
-                    signal,
-                    kind: e.kind(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-    Ok(by_signal)
-}
-
-/// Puts every keyed value on its vertex, TaskManager or the job; non-finite values and
-/// series for unknown vertices become issues.
-fn distribute(
-    by_signal: &BTreeMap<Signal, BTreeMap<String, f64>>,
-    topology: &Topology,
-    job_id: &str,
-    read: &mut SignalRead,
-) {
-    let mut tms: BTreeMap<String, TaskManagerSignals> = BTreeMap::new();
-    for (signal, values) in by_signal {
-        let signal = *signal;
-        for (key, value) in values {
-            if !value.is_finite() {
-                read.issues.push(SignalIssue {
-                    signal,
-                    kind: "non_finite",
-                    message: format!("signal {signal}: non-finite value {value} for {key}"),
-                });
-            }
-            match Scope::of(signal) {
-                Scope::Vertex => {
-                    let id = VertexId::new(key.clone());
-                    if topology.vertex(&id).is_none() {
-                        read.issues.push(SignalIssue {
-                            signal,
-                            kind: "unknown_vertex",
-                            message: unknown_vertex(signal, key, job_id),
-                        });
-                        continue;
-                    }
-                    VertexSignals::set(read.vertices.entry(id).or_default(), signal, *value);
-                }
-                Scope::TaskManager => {
-                    let entry = tms
-                        .entry(key.clone())
-                        .or_insert_with(|| TaskManagerSignals {
-                            tm_id: key.clone(),
-                            ..TaskManagerSignals::default()
-                        });
-                    TaskManagerSignals::set(entry, signal, *value);
-                }
-                Scope::Job => JobSignals::set(&mut read.job, signal, *value),
-            }
-        }
-    }
-    read.task_managers = tms.into_values().collect();
 }

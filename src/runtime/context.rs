@@ -1,6 +1,6 @@
 //! Shared runtime context: the validated config, the exporter's metrics, one Prometheus
-//! client per configured server and one Flink REST client per JobManager URL (reused
-//! across ticks so connections are pooled).
+//! client per configured server, the signal hub and one Flink REST client per JobManager
+//! URL (reused across ticks so connections are pooled).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -8,11 +8,32 @@ use std::{
 };
 
 use crate::{
-    config::{Config, ServerAuth, ServerSettings},
+    config::{AllowedUrls, Config, FlinkConfig, ServerAuth, ServerSettings},
     exporter::Metrics,
-    flink::{ClientOptions, FlinkClient, FlinkError},
+    flink::{Access, CallHook, ClientOptions, FlinkClient, FlinkError},
+    keda::EvalError,
     promql::{Auth, ClientBuildError, Endpoint, PasswordSource, PromClient},
 };
+
+/// A client the config names could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// A Prometheus client.
+    #[error("prometheus.{name}: {source}")]
+    Prometheus {
+        /// The server's name in the config.
+        name: String,
+        /// Why.
+        #[source]
+        source: ClientBuildError,
+    },
+    /// The Flink REST client settings (`flink.tls`, `flink.auth`).
+    #[error("flink: {0}")]
+    Flink(#[source] FlinkError),
+    /// `flink.allowedUrls` does not parse.
+    #[error("{0}")]
+    AllowedUrls(#[source] crate::config::ConfigError),
+}
 
 /// The Prometheus client's view of a configured server (`prometheus.<name>`, validated
 /// by the config loader: exactly one credential source).
@@ -24,6 +45,9 @@ pub fn prometheus_endpoint(settings: &ServerSettings) -> Endpoint {
         headers: settings.headers.clone(),
         auth: settings.auth.as_ref().map_or(Auth::None, auth),
         tls: settings.tls.clone(),
+        max_response_bytes: settings.max_response_bytes,
+        max_series: settings.max_series,
+        max_concurrent_requests: settings.max_concurrent_requests,
     }
 }
 
@@ -51,24 +75,85 @@ pub struct Context {
     pub prometheus: BTreeMap<String, Arc<PromClient>>,
     /// Kubernetes services, when enabled.
     pub kube: Option<Arc<super::kube::KubeServices>>,
+    /// Batched signal reads for every job (the round task runs in `serve` only).
+    pub hub: Arc<super::hub::SignalHub>,
+    /// The JobManager reads shared by all jobs (one per JobManager per tick).
+    pub rest: super::rest_cache::RestCache,
     flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
+    flink_options: ClientOptions,
+    allowed_urls: AllowedUrls,
+}
+
+/// The Flink REST client's options from the config's `flink` section: timeouts, TLS,
+/// credentials, headers and one bound on requests in flight to all JobManagers.
+pub fn flink_options(config: &FlinkConfig) -> ClientOptions {
+    ClientOptions {
+        request_timeout: config.timeout,
+        connect_timeout: config.timeout.min(std::time::Duration::from_secs(5)),
+        get_retries: 1,
+        access: Access {
+            tls: config.tls.clone(),
+            auth: config.auth.as_ref().map_or(Auth::None, auth),
+            headers: config.headers.clone(),
+        },
+        limiter: fks_net::Limiter::new(config.max_concurrent_requests),
+    }
 }
 
 impl Context {
-    /// Builds the clients for every configured Prometheus server.
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ClientBuildError> {
+    /// Builds the clients for every configured Prometheus server and checks that Flink
+    /// clients can be built (their TLS and credential files exist and parse).
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, ContextError> {
         let mut prometheus = BTreeMap::new();
         for (name, settings) in &config.prometheus {
-            let client = PromClient::new(&prometheus_endpoint(settings))?;
+            let client = PromClient::new(&prometheus_endpoint(settings)).map_err(|source| {
+                ContextError::Prometheus {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
             prometheus.insert(name.clone(), Arc::new(client));
         }
+        let scrape_intervals = config
+            .prometheus
+            .iter()
+            .filter_map(|(name, s)| s.scrape_interval.map(|i| (name.clone(), i)))
+            .collect();
+        let hub = Arc::new(super::hub::SignalHub::new(
+            config.evaluation.interval,
+            scrape_intervals,
+            metrics.clone(),
+        ));
+        let flink_options = flink_options(&config.flink);
+        FlinkClient::check_options(&flink_options).map_err(ContextError::Flink)?;
+        let allowed_urls = config
+            .flink
+            .allowed_urls(config.kubernetes.enabled)
+            .map_err(ContextError::AllowedUrls)?;
         Ok(Self {
             config,
             metrics,
             prometheus,
             kube: None,
+            hub,
+            rest: super::rest_cache::RestCache::default(),
             flink: Mutex::new(HashMap::new()),
+            flink_options,
+            allowed_urls,
         })
+    }
+
+    /// Refuses (`PERMISSION_DENIED`, naming the rules) a JobManager URL outside
+    /// `flink.allowedUrls` for a ScaledObject in `namespace`, before any request is sent.
+    pub fn allow_flink_url(&self, url: &str, namespace: &str) -> Result<(), EvalError> {
+        if self.allowed_urls.allows_any() {
+            return Ok(());
+        }
+        let parsed = url::Url::parse(url)
+            .map_err(|e| EvalError::invalid_argument("flinkRestUrl", format!("not a URL: {e}")))?;
+        self.allowed_urls
+            .check(&parsed, namespace)
+            .map_err(EvalError::permission_denied_from)
     }
 
     /// True when this instance may act (PUT, annotate, write state): the Lease holder, or
@@ -86,21 +171,19 @@ impl Context {
         if let Some(c) = clients.get(base_url) {
             return Ok(c.clone());
         }
-        let client = Arc::new(FlinkClient::new(base_url, self.flink_options())?);
+        let metrics = self.metrics.clone();
+        let hook = CallHook(Arc::new(move |endpoint: &str| {
+            metrics.count_flink_call(endpoint)
+        }));
+        let client =
+            Arc::new(FlinkClient::new(base_url, self.flink_options())?.with_call_hook(hook));
         clients.insert(base_url.to_string(), client.clone());
         Ok(client)
     }
 
-    /// Flink client options from the config.
+    /// Flink client options from the config (clones share the bound on requests in
+    /// flight).
     pub fn flink_options(&self) -> ClientOptions {
-        ClientOptions {
-            request_timeout: self.config.flink.timeout,
-            connect_timeout: self
-                .config
-                .flink
-                .timeout
-                .min(std::time::Duration::from_secs(5)),
-            get_retries: 1,
-        }
+        self.flink_options.clone()
     }
 }

@@ -1,18 +1,21 @@
-//! Extra HTTP routes mounted on the exporter's server: `GET /debug/jobs` (the last
-//! decision of every job with its inputs and reasons, as JSON) and `POST /admin/rescale`
-//! (a manual in-place rescale through the same code path as the `rescale` command).
+//! `GET /debug/jobs` (the last decision of every job with its inputs and reasons, as
+//! JSON) and the body of `POST /admin/rescale` (a manual in-place rescale through the
+//! same code path as the `rescale` command); both are served on the admin listener.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
-    extract::State,
+    extract::{rejection::QueryRejection, Query, State},
     http::StatusCode,
-    routing::{get, post},
+    routing::get,
     Json, Router,
 };
 use serde::Deserialize;
 
-use super::{rescale, workers::Workers};
+use super::{
+    debug_jobs::{self, JobsQuery},
+    workers::Workers,
+};
 
 /// `POST /admin/rescale` body.
 #[derive(Debug, Deserialize)]
@@ -20,6 +23,8 @@ use super::{rescale, workers::Workers};
 pub struct RescaleRequest {
     /// JobManager REST URL.
     pub flink_rest_url: String,
+    /// Namespace whose `flink.allowedUrls` rules apply (`{namespace}` in a rule).
+    pub namespace: Option<String>,
     /// Job name or id (default: the only running job).
     pub job: Option<String>,
     /// Every vertex to this parallelism.
@@ -32,65 +37,28 @@ pub struct RescaleRequest {
     pub dry_run: bool,
 }
 
-/// The routes.
-pub fn routes(
-    workers: Arc<Workers>,
-    flink: crate::flink::ClientOptions,
-    timeout: std::time::Duration,
-) -> Router {
+/// `GET /debug/jobs`, mounted on the admin listener (see [`super::admin`]).
+pub fn debug_routes(workers: Arc<Workers>) -> Router {
     Router::new()
         .route("/debug/jobs", get(debug_jobs))
         .with_state(workers)
-        .merge(
-            Router::new()
-                .route("/admin/rescale", post(admin_rescale))
-                .with_state(Arc::new((flink, timeout))),
-        )
 }
 
+/// One page of job reports (filters and cursor: [`super::debug_jobs`]); 400 naming the
+/// bad query parameter.
 #[tracing::instrument(name = "http", skip_all, fields(route = "/debug/jobs"))]
-async fn debug_jobs(State(workers): State<Arc<Workers>>) -> Json<serde_json::Value> {
-    let reports: Vec<serde_json::Value> = workers
-        .reports()
-        .iter()
-        .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())
-        .collect();
-    Json(serde_json::json!({ "jobs": reports }))
-}
-
-#[tracing::instrument(
-    name = "http",
-    skip_all,
-    fields(
-        route = "/admin/rescale",
-        flink_rest_url = %req.flink_rest_url,
-        job = req.job.as_deref().unwrap_or(""),
-        dry_run = req.dry_run,
-    )
-)]
-async fn admin_rescale(
-    State(opts): State<Arc<(crate::flink::ClientOptions, std::time::Duration)>>,
-    Json(req): Json<RescaleRequest>,
+async fn debug_jobs(
+    State(workers): State<Arc<Workers>>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let request = rescale::Request {
-        flink_url: req.flink_rest_url,
-        job: req.job,
-        parallelism: req.parallelism,
-        vertices: req.vertices,
-        dry_run: req.dry_run,
-        timeout: opts.1,
-    };
-    match rescale::run(&request, opts.0.clone()).await {
-        Ok(report) => (
-            StatusCode::OK,
-            Json(serde_json::to_value(report).unwrap_or_default()),
+    let page = query
+        .map_err(|e| e.body_text())
+        .and_then(|Query(q)| debug_jobs::page(&workers.reports(), &q));
+    match page {
+        Ok(body) => (StatusCode::OK, Json(body)),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e })),
         ),
-        Err(e) => {
-            tracing::warn!(status = e.status().as_u16(), error = %e, "manual rescale failed");
-            (
-                e.status(),
-                Json(serde_json::json!({ "error": e.to_string() })),
-            )
-        }
     }
 }

@@ -4,21 +4,95 @@
 //! election (only the leader PUTs, annotates pods and writes state and Events), and the
 //! Event publisher.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use super::shutdown::ShutdownSignal;
 use crate::{
     config::KubernetesConfig,
     exporter::Metrics,
-    kube::{self, Discovery, EventPublisher, KubeError, LeaderElector, StateCache, StateStore},
+    kube::{
+        self, Discovery, DiscoveryConfig, EventPublisher, KubeError, LeaderElector, ScaleTarget,
+        StateCache, StateStore,
+    },
 };
+
+/// Scale-target discovery over the namespaces the scaler serves: one set of watches over
+/// every namespace (the ClusterRole), or one per namespace of `kubernetes.namespaces`
+/// (namespaced Roles suffice); a ScaledObject elsewhere is refused.
+pub enum Discoveries {
+    /// Every namespace.
+    All(Box<Discovery>),
+    /// These namespaces only.
+    Namespaces(BTreeMap<String, Discovery>),
+}
+
+impl Discoveries {
+    /// Starts the watches `config` asks for.
+    pub fn start(client: &::kube::Client, config: &KubernetesConfig) -> Self {
+        let watch = |namespace: Option<String>| {
+            Discovery::start_with(
+                client.clone(),
+                &DiscoveryConfig {
+                    namespace,
+                    deployment_selector: config.deployment_selector.clone(),
+                },
+            )
+        };
+        match &config.namespaces {
+            None => Discoveries::All(Box::new(watch(None))),
+            Some(list) => Discoveries::Namespaces(
+                list.iter()
+                    .map(|ns| (ns.clone(), watch(Some(ns.clone()))))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The discovery that holds `namespace`.
+    fn of(&self, namespace: &str) -> Result<&Discovery, KubeError> {
+        match self {
+            Discoveries::All(d) => Ok(d),
+            Discoveries::Namespaces(by) => {
+                by.get(namespace)
+                    .ok_or_else(|| KubeError::NamespaceNotWatched {
+                        namespace: crate::core::text::cap(namespace, 64),
+                        watched: by.keys().cloned().collect::<Vec<_>>().join(", "),
+                    })
+            }
+        }
+    }
+
+    /// [`Discovery::resolve`] in the watches of `namespace`.
+    pub fn resolve(
+        &self,
+        namespace: &str,
+        name: &str,
+        rest_override: Option<&str>,
+    ) -> Result<ScaleTarget, KubeError> {
+        self.of(namespace)?.resolve(namespace, name, rest_override)
+    }
+
+    /// [`Discovery::wait_ready`] for every set of watches.
+    pub async fn wait_ready(&self, timeout: Duration, with_flink: bool) -> Result<(), KubeError> {
+        match self {
+            Discoveries::All(d) => d.wait_ready(timeout, with_flink).await,
+            Discoveries::Namespaces(by) => {
+                for d in by.values() {
+                    d.wait_ready(timeout, with_flink).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Everything the runtime uses from Kubernetes.
 pub struct KubeServices {
     /// API client.
     pub client: ::kube::Client,
-    /// Scale-target discovery (reflectors over ScaledObjects, Deployments, FlinkDeployments).
-    pub discovery: Discovery,
+    /// Scale-target discovery (reflectors over ScaledObjects, Deployments, FlinkDeployments)
+    /// in the namespaces served.
+    pub discovery: Discoveries,
     /// Per-job persisted state (leader writes, with resourceVersion).
     pub store: StateStore,
     /// Watch-fed copy of the state (followers read it).
@@ -77,7 +151,7 @@ impl KubeServices {
             le.renew_deadline,
             le.retry_period,
         );
-        let discovery = Discovery::start(client.clone(), None);
+        let discovery = Discoveries::start(&client, config);
         let cache = StateCache::start(client.clone(), &ns);
         let services = Arc::new(Self {
             store: StateStore::new(client.clone(), &ns, &identity),

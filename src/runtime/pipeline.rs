@@ -1,7 +1,9 @@
 //! One observation of one job: resolve the job on the JobManager, read its topology,
-//! state and TaskManagers from Flink REST and its signals from Prometheus (one query per
-//! signal), and assemble the core's [`Observation`]. Shared by the per-job tick and
-//! `explain`, so both see exactly the same inputs.
+//! state and TaskManagers from Flink REST and its signals from Prometheus (through the
+//! signal hub: the job's rows of the batched queries of the last round), and assemble
+//! the core's [`Observation`]. Shared by the per-job tick and `explain` (where the hub's
+//! round task does not run, so every signal is read for the job alone), so both see
+//! exactly the same inputs.
 
 use std::{
     sync::Arc,
@@ -14,13 +16,15 @@ use serde::Serialize;
 use super::{
     context::Context,
     predictive::{self, PredictiveError},
+    rest_cache::{JobView, RestError},
     settings::JobSettings,
 };
 use crate::{
     core::{self, JobId, JobSelector, Observation, PredictiveConfig, Topology},
     flink::{self, FlinkClient, FlinkError, JobDetails, TaskManagerInfo},
     keda::EvalError,
-    promql::{read_signals, JobVars, QueryStat, ReadOptions, SignalError, SignalRead},
+    promql::{JobVars, QueryStat, SignalError, SignalRead, Windows},
+    runtime::hub::SignalRequest,
 };
 
 /// Everything read in one observation.
@@ -35,6 +39,10 @@ pub struct Observed {
     pub queries: Vec<QueryStat>,
     /// Non-fatal signal problems (optional signals missing, ...).
     pub issues: Vec<String>,
+    /// The scrape interval and counter window the queries used.
+    pub windows: Windows,
+    /// Age of the batched rows used (0: read for this job alone).
+    pub signals_age: Duration,
 }
 
 /// A short, serializable summary of the inputs of a decision (for `/debug/jobs`).
@@ -48,6 +56,29 @@ pub struct QuerySummary {
     pub series: usize,
     /// `ok` or the error kind.
     pub outcome: &'static str,
+    /// Jobs the query answered at once (1: this job alone).
+    pub jobs: usize,
+}
+
+/// The windows and freshness of a job's signals (for `/debug/jobs` and `explain`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalsSummary {
+    /// Scrape interval and counter window the queries used.
+    #[serde(flatten)]
+    pub windows: Windows,
+    /// Age of the batched rows used, in milliseconds (0: read for this job alone).
+    pub age_ms: u64,
+}
+
+impl Observed {
+    /// The windows and freshness of the signals.
+    pub fn signals_summary(&self) -> SignalsSummary {
+        SignalsSummary {
+            windows: self.windows,
+            age_ms: u64::try_from(self.signals_age.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Maps a Flink error onto what KEDA should see.
@@ -82,19 +113,34 @@ struct FlinkView {
     task_managers: Vec<TaskManagerInfo>,
 }
 
-/// Reads one observation of the job the target selects.
+/// Reads one observation of the job the target selects, all of it fresh from Flink.
 pub async fn observe(
     ctx: &Context,
     settings: &JobSettings,
     client: &FlinkClient,
     job: &JobSelector,
 ) -> Result<Observed, EvalError> {
-    let flink = read_flink(ctx, settings, client, job).await?;
+    observe_with(ctx, settings, client, job, &mut JobView::default(), true).await
+}
+
+/// Reads one observation of the job the target selects; the JobManager's overview and
+/// TaskManagers are this slot's shared reads and the job's details and topology `view`'s
+/// unless `fresh` (see [`super::rest_cache`]).
+pub async fn observe_with(
+    ctx: &Context,
+    settings: &JobSettings,
+    client: &FlinkClient,
+    job: &JobSelector,
+    view: &mut JobView,
+    fresh: bool,
+) -> Result<Observed, EvalError> {
+    let flink = read_flink(ctx, settings, client, job, view, fresh).await?;
     let vars = JobVars::new(flink.details.jid.clone(), flink.details.name.clone())
         .with_matchers(settings.matchers.clone());
     let mut read = read_prometheus(ctx, settings, &vars, &flink.topology).await?;
     let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
     let queries = std::mem::take(&mut read.queries);
+    let (windows, signals_age) = (read.windows, read.age);
     let FlinkView {
         details,
         topology,
@@ -102,7 +148,7 @@ pub async fn observe(
     } = flink;
     let mut observation = assemble(&details, topology, &task_managers, read);
     if let Some(cfg) = &settings.policy.predictive {
-        match predict(settings, &vars, cfg, &observation).await {
+        match predict(settings, &vars, cfg, &observation, &windows).await {
             Ok(floor) => observation.predicted_floor = floor,
             Err(e) => issues.push(e.to_string()),
         }
@@ -113,6 +159,8 @@ pub async fn observe(
         task_managers,
         queries,
         issues,
+        windows,
+        signals_age,
     })
 }
 
@@ -122,71 +170,58 @@ async fn read_flink(
     settings: &JobSettings,
     client: &FlinkClient,
     job: &JobSelector,
+    view: &mut JobView,
+    fresh: bool,
 ) -> Result<FlinkView, EvalError> {
     let url = settings.flink_url.as_str();
     let started = Instant::now();
-    let summary = client
-        .resolve_job(job)
+    let interval = ctx.config.evaluation.interval;
+    let read = ctx
+        .rest
+        .read_job(client, url, job, interval, fresh, view)
         .await
-        .map_err(|e| flink_error(url, e))?;
+        .map_err(|e| match e {
+            RestError::Job(e) => flink_error(url, e),
+            RestError::Shared(e) => EvalError::unavailable_from(&format!("Flink REST {url}"), e),
+        })?;
     // From here on every log line of the tick carries the job (`tick` span fields).
     let span = tracing::Span::current();
-    span.record("job_id", tracing::field::display(&summary.jid));
-    span.record("job_name", summary.name.as_str());
-    let (details, topology, task_managers) = tokio::try_join!(
-        client.job(&summary.jid),
-        client.topology(&summary.jid),
-        client.task_managers(),
-    )
-    .map_err(|e| flink_error(url, e))?;
+    span.record("job_id", tracing::field::display(&read.summary.jid));
+    span.record("job_name", read.summary.name.as_str());
     ctx.metrics
         .observe_flink_request("observe", Some(200), started.elapsed().as_secs_f64());
     Ok(FlinkView {
-        details,
-        topology,
-        task_managers,
+        details: read.details.as_ref().clone(),
+        topology: read.topology,
+        task_managers: read.task_managers.as_ref().clone(),
     })
 }
 
-/// Reads the job's signals (one query per signal) and records each query's duration
-/// and failure in the metrics.
+/// Reads the job's signals through the signal hub (which records each query it sends in
+/// the metrics); a required signal that cannot be read is counted and is UNAVAILABLE.
 async fn read_prometheus(
     ctx: &Context,
     settings: &JobSettings,
     vars: &JobVars,
     topology: &Topology,
 ) -> Result<SignalRead, EvalError> {
-    let options = ReadOptions {
-        at: None,
-        timeout: settings
-            .prometheus
-            .max_call_duration()
-            .max(Duration::from_secs(1)),
-        concurrency: 8,
-    };
     let server = settings.prometheus_name.as_str();
-    let read = read_signals(
-        &settings.prometheus,
-        &settings.queries,
+    let request = SignalRequest {
+        server,
+        client: &settings.prometheus,
+        queries: &settings.queries,
         vars,
         topology,
-        &options,
-    )
-    .await
-    .map_err(|e| {
+    };
+    let deadline = settings
+        .prometheus
+        .max_call_duration()
+        .max(Duration::from_secs(1));
+    ctx.hub.read(&request, deadline).await.map_err(|e| {
         ctx.metrics
             .record_prometheus_error(server, e.signal.name(), e.source.kind());
         signal_error(server, e)
-    })?;
-    for q in &read.queries {
-        ctx.metrics
-            .observe_prometheus_query(server, q.signal.name(), q.duration.as_secs_f64());
-        if q.outcome != "ok" {
-            ctx.metrics
-                .record_prometheus_error(server, q.signal.name(), q.outcome);
-        }
-    }
-    Ok(read)
+    })
 }
 
 /// The core's view of the job (without the predicted floor).
@@ -213,6 +248,7 @@ fn assemble(
         task_managers: read.task_managers,
         job: read.job,
         predicted_floor: None,
+        signal_window: None,
     }
 }
 
@@ -222,6 +258,7 @@ async fn predict(
     vars: &JobVars,
     cfg: &PredictiveConfig,
     observation: &Observation,
+    windows: &Windows,
 ) -> Result<Option<u32>, PredictiveError> {
     let slots = settings
         .policy
@@ -236,7 +273,10 @@ async fn predict(
     });
     predictive::floor(
         &settings.prometheus,
-        settings.predictive_query.as_deref(),
+        predictive::SourceRate {
+            template: settings.predictive_query.as_deref(),
+            windows: *windows,
+        },
         vars,
         cfg,
         observation,
@@ -255,6 +295,7 @@ pub fn query_summaries(queries: &[QueryStat]) -> Vec<QuerySummary> {
             duration_ms: u64::try_from(q.duration.as_millis()).unwrap_or(u64::MAX),
             series: q.series,
             outcome: q.outcome,
+            jobs: q.jobs,
         })
         .collect()
 }

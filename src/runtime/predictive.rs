@@ -7,7 +7,7 @@
 
 use crate::{
     core::{predictive_floor, Observation, PredictiveConfig, Signal},
-    promql::{queries, JobVars, PromClient, QueryError, TemplateError},
+    promql::{queries, JobVars, PromClient, QueryError, TemplateError, Windows},
 };
 
 /// Why there is no predictive floor this tick (a non-fatal issue of the observation).
@@ -69,11 +69,21 @@ pub fn source_rate(obs: &Observation) -> Option<f64> {
     sum
 }
 
+/// The source-rate query of the history: a template (default [`DEFAULT_SOURCE_RATE`])
+/// and the windows it is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRate<'a> {
+    /// The policy's `predictive.query`, if any.
+    pub template: Option<&'a str>,
+    /// `{{window}}` and `{{interval}}`.
+    pub windows: Windows,
+}
+
 /// The floor for this tick, `None` without history or load, or why it could not be read
 /// (for `/debug/jobs` issues).
 pub async fn floor(
     client: &PromClient,
-    template: Option<&str>,
+    source: SourceRate<'_>,
     vars: &JobVars,
     cfg: &PredictiveConfig,
     obs: &Observation,
@@ -82,8 +92,9 @@ pub async fn floor(
 ) -> Result<Option<u32>, PredictiveError> {
     let rate = queries::render(
         Signal::RecordsIn,
-        template.unwrap_or(DEFAULT_SOURCE_RATE),
+        source.template.unwrap_or(DEFAULT_SOURCE_RATE),
         vars,
+        &source.windows,
     )
     .map_err(PredictiveError::Template)?;
     let promql = history_query(&rate, cfg);

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::apply::{apply_and_wait, ApplyError, ApplyOptions};
 use crate::{
-    core::{JobId, JobSelector, RescalePhase, RescaleTimeouts, VertexId},
-    flink::{plan_for, uniform_parallelism, ClientOptions, FlinkClient, FlinkError},
+    core::{JobId, JobSelector, RescalePhase, RescaleTimeouts, Topology, VertexId},
+    flink::{plan_for, ClientOptions, FlinkClient, FlinkError},
 };
 
 /// A manual rescale request.
@@ -121,6 +121,76 @@ pub fn parse_vertex_args(args: &[String]) -> Result<BTreeMap<String, u32>, Resca
     Ok(out)
 }
 
+/// The parallelism a manual request asks for: `parallelism` for every vertex, or the
+/// `vertices` given (vertex id → N) with the others as they run. Refused at once, naming
+/// the vertex: an unknown vertex, 0, or more than a vertex's maxParallelism (Flink would
+/// keep running below it and the rescale would wait for TaskManagers it never uses).
+pub fn target_parallelism(
+    job_name: &str,
+    topology: &Topology,
+    parallelism: Option<u32>,
+    vertices: &BTreeMap<String, u32>,
+) -> Result<BTreeMap<VertexId, u32>, RescaleError> {
+    if parallelism.is_some() != vertices.is_empty() {
+        return Err(RescaleError::BadRequest(
+            "give exactly one of parallelism or per-vertex parallelism".into(),
+        ));
+    }
+    let mut to = topology.parallelism();
+    match parallelism {
+        Some(p) => to.values_mut().for_each(|v| *v = p),
+        None => {
+            for (id, n) in vertices {
+                let vid = VertexId::new(id.clone());
+                if topology.vertex(&vid).is_none() {
+                    let known: Vec<String> = topology
+                        .vertices
+                        .iter()
+                        .map(|v| format!("{} ({})", v.id, v.name))
+                        .collect();
+                    return Err(RescaleError::BadRequest(format!(
+                        "job {job_name} has no vertex {}; vertices: {}",
+                        crate::core::text::cap(id, 64),
+                        known.join(", ")
+                    )));
+                }
+                to.insert(vid, *n);
+            }
+        }
+    }
+    check_bounds(topology, &to)?;
+    Ok(to)
+}
+
+/// Every target in [1, the vertex's maxParallelism]; the error names each vertex over.
+fn check_bounds(topology: &Topology, to: &BTreeMap<VertexId, u32>) -> Result<(), RescaleError> {
+    let mut over = Vec::new();
+    for v in &topology.vertices {
+        let Some(&p) = to.get(&v.id) else { continue };
+        if p == 0 {
+            return Err(RescaleError::BadRequest(format!(
+                "parallelism of vertex {} ({}) must be >= 1",
+                v.id, v.name
+            )));
+        }
+        if p > v.max_parallelism {
+            over.push(format!(
+                "vertex {} ({}) has maxParallelism {}",
+                v.id, v.name, v.max_parallelism
+            ));
+        }
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    let asked: Vec<String> = to.values().map(u32::to_string).collect();
+    Err(RescaleError::BadRequest(format!(
+        "parallelism {} exceeds the maximum of {}: refused (Flink cannot run a vertex above its maxParallelism)",
+        if let [one] = asked.as_slice() { one.clone() } else { asked.join("/") },
+        over.join("; ")
+    )))
+}
+
 /// Runs a manual rescale.
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, RescaleError> {
     if req.parallelism.is_some() != req.vertices.is_empty() {
@@ -137,29 +207,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Rescal
         .await?;
     let topology = client.topology(&job.jid).await?;
     let from = topology.parallelism();
-    let to = match req.parallelism {
-        Some(p) => uniform_parallelism(&topology, p),
-        None => {
-            let mut to = from.clone();
-            for (id, n) in &req.vertices {
-                let vid = VertexId::new(id.clone());
-                if topology.vertex(&vid).is_none() {
-                    let known: Vec<String> = topology
-                        .vertices
-                        .iter()
-                        .map(|v| format!("{} ({})", v.id, v.name))
-                        .collect();
-                    return Err(RescaleError::BadRequest(format!(
-                        "job {} has no vertex {id}; vertices: {}",
-                        job.name,
-                        known.join(", ")
-                    )));
-                }
-                to.insert(vid, *n);
-            }
-            to
-        }
-    };
+    let to = target_parallelism(&job.name, &topology, req.parallelism, &req.vertices)?;
     let plan = plan_for(&client, &topology, to.clone(), None).await?;
     let opts = ApplyOptions {
         dry_run: req.dry_run,

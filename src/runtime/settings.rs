@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use super::context::Context;
 use crate::{
-    config::{Config, PolicySpec, DEFAULT_NAME},
+    config::{Config, PolicySpec, QueryPresetSpec, DEFAULT_NAME},
     core::Policy,
     keda::{EvalError, ScalerTarget},
     kube::{KubeError, ScaleTarget},
-    promql::{PromClient, SignalQueries, TemplateError},
+    promql::{PromClient, QueryPreset, SignalQueries, TemplateError},
 };
 
 /// What a job worker evaluates with.
 pub struct JobSettings {
     /// Policy: config policy + metadata overrides.
     pub policy: Policy,
-    /// Queries: defaults + policy overrides + metadata overrides.
-    pub queries: SignalQueries,
+    /// Queries: the policy's preset + policy overrides + metadata overrides (shared:
+    /// the signal hub batches jobs by their templates).
+    pub queries: Arc<SignalQueries>,
     /// Extra label matchers for `{{matchers}}`.
     pub matchers: String,
     /// Prometheus server name (for metrics labels).
@@ -47,7 +48,7 @@ pub fn resolve(ctx: &Context, target: &ScalerTarget) -> Result<JobSettings, Eval
     let (flink_url, scale_target) = flink(ctx, target)?;
     Ok(JobSettings {
         policy,
-        queries,
+        queries: Arc::new(queries),
         matchers: spec.and_then(|s| s.matchers.clone()).unwrap_or_default(),
         prometheus_name,
         prometheus,
@@ -81,15 +82,24 @@ fn policy_spec<'a>(
     Ok(Some(spec))
 }
 
-/// Default queries, then the policy's overrides, then the ScaledObject's (a bad one is
+/// The queries of a policy: its preset's defaults with its overrides (the live scaler,
+/// `explain` and the backtest alike).
+pub fn policy_queries(spec: Option<&PolicySpec>) -> Result<SignalQueries, TemplateError> {
+    let Some(spec) = spec else {
+        return Ok(SignalQueries::defaults());
+    };
+    let preset = match spec.query_preset {
+        QueryPresetSpec::Counters => QueryPreset::Counters,
+        QueryPresetSpec::Gauges => QueryPreset::Gauges,
+    };
+    SignalQueries::preset(preset).with_overrides(&spec.query_overrides())
+}
+
+/// The policy's queries, then the ScaledObject's overrides (a bad one is
 /// `INVALID_ARGUMENT` naming its own `<signal>Query` key).
 fn queries(spec: Option<&PolicySpec>, target: &ScalerTarget) -> Result<SignalQueries, EvalError> {
-    let mut queries = SignalQueries::defaults();
-    if let Some(spec) = spec {
-        queries = queries
-            .with_overrides(&spec.query_overrides())
-            .map_err(|e| EvalError::internal_from("policy queries", e))?;
-    }
+    let queries =
+        policy_queries(spec).map_err(|e| EvalError::internal_from("policy queries", e))?;
     if target.query_overrides.is_empty() {
         return Ok(queries);
     }
@@ -171,6 +181,7 @@ fn flink(ctx: &Context, target: &ScalerTarget) -> Result<(String, Option<ScaleTa
             ))
         }
     };
+    ctx.allow_flink_url(&url, &target.scaled_object.namespace)?;
     Ok((url, scale_target))
 }
 
@@ -180,6 +191,7 @@ fn kube_error(e: KubeError) -> EvalError {
             EvalError::not_found_from(e)
         }
         KubeError::NoRestUrl { .. } => EvalError::invalid_argument_from("flinkRestUrl", e),
+        KubeError::NamespaceNotWatched { .. } => EvalError::permission_denied_from(e),
         KubeError::UnsupportedTarget { .. } => {
             EvalError::invalid_argument_from("scaleTargetRef", e)
         }
@@ -228,6 +240,24 @@ fn apply_overrides(policy: &mut Policy, target: &ScalerTarget) -> Result<(), Eva
     }
     if let Some(dry) = target.dry_run {
         policy.dry_run = dry;
+    }
+    if let Some(spare) = target.spare_task_managers {
+        policy.spare_task_managers = spare;
+    }
+    let room = policy.max_task_managers - policy.min_task_managers;
+    if policy.spare_task_managers > room {
+        let key = if target.spare_task_managers.is_some() {
+            "spareTaskManagers"
+        } else {
+            "maxTaskManagers"
+        };
+        return Err(EvalError::invalid_argument(
+            key,
+            format!(
+                "spareTaskManagers ({}) must not exceed maxTaskManagers - minTaskManagers ({} - {} = {room})",
+                policy.spare_task_managers, policy.max_task_managers, policy.min_task_managers
+            ),
+        ));
     }
     Ok(())
 }

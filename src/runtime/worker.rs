@@ -1,8 +1,8 @@
 //! The per-job worker: one per ScaledObject, the one owner of that job's state across
 //! ticks (the core's [`JobState`], the rescale in flight, the persisted copy, what was
-//! logged and marked). Once per `evaluation.interval` (every 2 s while a rescale is in
-//! flight) a tick observes the job, runs the decision core, drives the in-place rescale
-//! state machine, and publishes one [`Published`] value that answers every GetMetrics,
+//! logged and marked). Once per `evaluation.interval`, at the ScaledObject's own phase of
+//! it (every 2 s while a rescale is in flight), a tick observes the job, runs the
+//! decision core, drives the in-place rescale state machine, and publishes one [`Published`] value that answers every GetMetrics,
 //! IsActive and HPA call until the next tick.
 //!
 //! What is reported to KEDA is never below what the job's running parallelism needs: a
@@ -25,6 +25,7 @@ mod native;
 mod persist;
 mod pods;
 mod report;
+mod reported;
 mod rescale;
 mod setup;
 mod tick;
@@ -34,7 +35,7 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::{context::Context, flink_setup::SetupCache};
+use super::{context::Context, flink_setup::SetupCache, rest_cache::JobView};
 use crate::{
     core::{JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -62,6 +63,8 @@ pub struct Worker {
     marked_pods: bool,
     warned: bool,
     flink_setup: SetupCache,
+    /// The job's details and topology, read again when its id/state/parallelism changes.
+    rest_view: JobView,
 }
 
 impl Worker {
@@ -78,15 +81,20 @@ impl Worker {
             marked_pods: false,
             warned: false,
             flink_setup: SetupCache::default(),
+            rest_view: JobView::default(),
         }
     }
 
-    /// How long to wait before the next tick.
+    /// How long to wait before the next tick: the ScaledObject's phase of the interval
+    /// ([`super::schedule`]), or the fast poll while a rescale is in flight.
     pub fn next_delay(&self) -> Duration {
         if self.in_flight() {
             IN_FLIGHT_POLL
         } else {
-            self.ctx.config.evaluation.interval
+            super::schedule::next_tick_delay(
+                &self.target.to_string(),
+                self.ctx.config.evaluation.interval,
+            )
         }
     }
 
@@ -114,7 +122,7 @@ impl Worker {
     /// Drops the job's metric series (when the worker stops).
     pub fn forget(&self) {
         if let Some(job) = &self.registered_job {
-            self.ctx.metrics.remove_job(job);
+            self.ctx.metrics.remove_job(&self.key(job));
         }
     }
 }

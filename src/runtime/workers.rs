@@ -26,6 +26,8 @@ use crate::{
 
 struct Handle {
     key: CacheKey,
+    /// When the worker started (its age counts as lag until its first tick).
+    since: chrono::DateTime<chrono::Utc>,
     rx: watch::Receiver<Option<Published>>,
     touched: Arc<Mutex<Instant>>,
     stop: watch::Sender<bool>,
@@ -72,6 +74,43 @@ impl Workers {
         out
     }
 
+    /// Age of the oldest evaluation: now minus the last tick of the job evaluated longest
+    /// ago (a worker without a tick yet counts from its start). Zero without workers.
+    pub fn evaluation_lag(&self) -> std::time::Duration {
+        let now = chrono::Utc::now();
+        let jobs = lock(&self.jobs);
+        let oldest = jobs
+            .values()
+            .map(|h| {
+                h.rx.borrow()
+                    .as_ref()
+                    .map_or(h.since, |p| p.report.evaluated_at)
+            })
+            .min();
+        oldest
+            .and_then(|t| (now - t).to_std().ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `flink_keda_scaler_evaluation_lag_seconds` current (every second) until
+    /// shutdown.
+    pub fn spawn_lag_gauge(self: &Arc<Self>) {
+        let workers = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let shutdown = workers.shutdown.clone();
+                workers
+                    .ctx
+                    .metrics
+                    .set_evaluation_lag(workers.evaluation_lag().as_secs_f64());
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    () = shutdown.wait() => break,
+                }
+            }
+        });
+    }
+
     /// Number of workers.
     pub fn len(&self) -> usize {
         lock(&self.jobs).len()
@@ -103,6 +142,7 @@ impl Workers {
             object.clone(),
             Handle {
                 key: key.clone(),
+                since: chrono::Utc::now(),
                 rx: rx.clone(),
                 touched: touched.clone(),
                 stop,

@@ -184,6 +184,7 @@ impl Ours {
                 ..Default::default()
             },
             predicted_floor: None,
+            signal_window: None,
         }
     }
 
@@ -235,12 +236,25 @@ impl SimPolicy for Ours {
         if now >= self.next_tick {
             self.next_tick = now + OURS_TICK_S;
             let mut obs = self.observe(view, now);
+            // the signals are [1m] averages: a change shows in full one window (and a
+            // tick) later
+            obs.signal_window = Some(std::time::Duration::from_secs_f64(
+                OBS_WINDOW_S + OURS_TICK_S,
+            ));
             obs.predicted_floor = self.floor(now, view.input_rate);
             let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
             self.state = state;
             self.decisions += 1;
             if let Some(plan) = &decision.target {
-                self.target_tms = Some(plan.task_managers);
+                // as the runtime reports (core::report): a held rescale (cooldown, budget,
+                // delay) reports what runs, not its target; a TaskManager-only difference
+                // (the minimum) is KEDA's to apply
+                let current = obs.topology.parallelism();
+                self.target_tms = if decision.rescale || plan.parallelism == current {
+                    Some(plan.task_managers)
+                } else {
+                    Some(self.spec.task_managers_for(&view.parallelism))
+                };
                 if decision.rescale {
                     self.desired = Some(
                         self.ids
@@ -256,13 +270,18 @@ impl SimPolicy for Ours {
             .desired
             .clone()
             .unwrap_or_else(|| view.parallelism.clone());
-        // never report fewer TaskManagers than the running or the target parallelism needs
-        let reported = self
+        // never report fewer TaskManagers than the running or the target parallelism needs;
+        // the spare on top, bounded by the maximum (core::report)
+        let needed = self
             .target_tms
             .unwrap_or(view.tms_requested)
             .max(self.spec.task_managers_for(&view.parallelism))
             .max(self.spec.task_managers_for(&desired))
+            .max(self.policy.min_task_managers)
             .min(self.policy.max_task_managers);
+        let reported = needed
+            .saturating_add(self.policy.spare_task_managers)
+            .min(self.policy.max_task_managers.max(needed));
         self.hpa.sync(now, f64::from(reported), 1.0);
         let target = Target {
             parallelism: desired,

@@ -115,6 +115,55 @@ async fn check_config_accepts_the_test_config_and_rejects_a_typo() {
     assert!(e.contains("targetUtilisation"), "names the field: {e}");
 }
 
+/// `check-config` opens every file the config names (a missing token file fails, naming
+/// it), warns on `insecureSkipVerify`, and reports a YAML syntax error with its line and
+/// column.
+#[tokio::test]
+async fn check_config_checks_referenced_files_and_warns() {
+    let dir = support::tempdir("fks-cli-files-");
+    let base = config_yaml("http://127.0.0.1:9090", &e2e_policy(true, 1, 10));
+    let missing = dir.path().join("missing.yaml");
+    std::fs::write(
+        &missing,
+        format!("{base}admin:\n  auth:\n    bearerTokenFile: /nonexistent/fks/admin-token\n"),
+    )
+    .expect("write");
+    let out = run(&["check-config", "--config", missing.to_str().expect("utf8")]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("/nonexistent/fks/admin-token"),
+        "names the file: {e}"
+    );
+
+    let insecure = dir.path().join("insecure.yaml");
+    std::fs::write(
+        &insecure,
+        base.replace(
+            "flink:\n  timeout: 2s\n",
+            "flink:\n  timeout: 2s\n  tls:\n    insecureSkipVerify: true\n",
+        ),
+    )
+    .expect("write");
+    let out = run(&["check-config", "--config", insecure.to_str().expect("utf8")]).await;
+    assert!(out.status.success(), "{out:?}");
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("warning: flink.tls.insecureSkipVerify is on"),
+        "{s}"
+    );
+
+    let syntax = dir.path().join("syntax.yaml");
+    std::fs::write(&syntax, "grpc:\n  listenAddress: [unclosed\n").expect("write");
+    let out = run(&["check-config", "--config", syntax.to_str().expect("utf8")]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("line ") && e.contains("column "),
+        "line and column: {e}"
+    );
+}
+
 /// `simulate --svg FILE` writes the chart in a build with the `svg` feature (the workspace
 /// build) and otherwise fails before simulating, naming the feature.
 #[tokio::test]

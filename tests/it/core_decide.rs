@@ -76,6 +76,7 @@ fn fan_in_job() -> Observation {
         task_managers: Vec::new(),
         job: JobSignals::default(),
         predicted_floor: None,
+        signal_window: None,
     }
 }
 

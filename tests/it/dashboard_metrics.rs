@@ -75,18 +75,13 @@ fn populated_metrics() -> Metrics {
     m.set_desired_task_managers(&key, 4);
     m.set_current_task_managers(&key, 3);
     m.set_reported_task_managers(&key, 4);
+    m.set_spare_task_managers(&key, 1);
     m.set_task_manager_bounds(&key, 1, 10);
-    m.set_vertex_parallelism(
-        "wordcount",
-        "cbc357ccb763df2852fee8c4fc7d55f2",
-        "Source",
-        8,
-        6,
-    );
-    m.record_decision("wordcount", Rule::ScaleUp);
-    m.set_rescale_phase("wordcount", Some("verifying"));
+    m.set_vertex_parallelism(&key, "cbc357ccb763df2852fee8c4fc7d55f2", "Source", 8, 6);
+    m.record_decision(&key, Rule::ScaleUp);
+    m.set_rescale_phase(&key, Some("verifying"));
     m.set_signals(
-        "wordcount",
+        &key,
         "cbc357ccb763df2852fee8c4fc7d55f2",
         &SignalValues {
             pending_records: Some(1000.0),
@@ -101,7 +96,7 @@ fn populated_metrics() -> Metrics {
     m.record_flink_error("/jobs/:jobid/resource-requirements", "conflict");
     m.observe_grpc("GetMetrics", "OK", 0.001);
     m.set_leader(true);
-    m.record_failover("wordcount");
+    m.record_failover(&key);
     m
 }
 

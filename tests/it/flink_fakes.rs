@@ -68,6 +68,7 @@ fn client(server: &MockServer) -> FlinkClient {
             request_timeout: Duration::from_millis(800),
             connect_timeout: Duration::from_millis(500),
             get_retries: 0,
+            ..ClientOptions::default()
         },
     )
     .expect("client")

@@ -144,7 +144,7 @@ fn reactive_plan(client_topology: &flink_keda_scaler::core::Topology, tms: u32) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactive_mode_is_detected_and_sized_in_task_managers() {
-    let _g = super::flink_rescale::LOCK.lock().await;
+    let _g = crate::support::flink::REAL_FLINK.lock().await;
     let Some((mut c, client, job, _rate)) = start(2).await else {
         return;
     };

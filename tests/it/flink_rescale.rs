@@ -20,9 +20,9 @@ use flink_keda_scaler::{
 use support::flink::{install, ClusterOptions, FlinkCluster};
 
 mod load_job;
+mod reporter_names;
 
-/// One real Flink cluster at a time (shared with `flink_reactive`).
-pub(crate) static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use support::flink::REAL_FLINK as LOCK;
 
 fn job_args(c: &FlinkCluster) -> Vec<String> {
     let rate = c.path("rate");

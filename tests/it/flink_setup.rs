@@ -24,7 +24,7 @@ use support::flink::{install, ClusterOptions, FlinkCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescale_history_tells_own_rescales_from_failovers() {
-    let _g = super::flink_rescale::LOCK.lock().await;
+    let _g = crate::support::flink::REAL_FLINK.lock().await;
     let Some(installed) = install() else {
         return;
     };

@@ -184,7 +184,10 @@ async fn tls_file_errors_name_the_file() {
         client_ca_file: None,
     };
     let err = load_tls(&missing).expect_err("missing cert");
-    assert!(matches!(err, ServerError::ReadTlsFile { .. }), "{err:?}");
+    assert!(
+        matches!(err, ServerError::Tls(fks_net::FilesError::Read { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("nope.crt"), "{err}");
 
     let swapped = ServerTls {

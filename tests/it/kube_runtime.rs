@@ -72,7 +72,7 @@ fn config(prom_url: &str) -> String {
          http:\n  listenAddress: \"127.0.0.1:2\"\n\
          evaluation:\n  interval: 1s\n  idleTimeout: 10m\n\
          prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 2s\n\
-         flink:\n  timeout: 2s\n  rescaleTimeout: 60s\n\
+         flink:\n  timeout: 2s\n  rescaleTimeout: 60s\n  allowedUrls: [\"http://127.0.0.1:*\"]\n\
          kubernetes:\n  enabled: true\n  leaderElection:\n    leaseName: {LEASE}\n\
          \x20   leaseDuration: 3s\n    renewDeadline: 2s\n    retryPeriod: 500ms\n\
          policies:\n  default:\n    targetUtilization: 0.5\n    utilizationLow: 0.2\n\

@@ -432,7 +432,9 @@ fn build_errors_name_what_is_wrong() {
     });
     assert!(matches!(
         PromClient::new(&prometheus_endpoint(&s)),
-        Err(ClientBuildError::EmptyCredential { .. })
+        Err(ClientBuildError::Files(
+            fks_net::FilesError::EmptyCredential { .. }
+        ))
     ));
     s.auth = Some(ServerAuth {
         bearer_token_file: None,
@@ -457,7 +459,10 @@ fn build_errors_name_what_is_wrong() {
     });
     let e = PromClient::new(&prometheus_endpoint(&s)).expect_err("bad CA");
     assert!(
-        matches!(e, ClientBuildError::InvalidPem { what: "CA", .. }),
+        matches!(
+            e,
+            ClientBuildError::Files(fks_net::FilesError::InvalidPem { what: "CA", .. })
+        ),
         "{e:?}"
     );
     s.tls = None;

@@ -37,6 +37,7 @@ use tonic::{transport::Channel, Code};
 
 mod errors;
 mod lifecycle;
+mod reported;
 
 const P: u32 = 4;
 const MIN_TMS: u32 = 1;
@@ -358,7 +359,7 @@ async fn load_step_rescales_in_place_and_get_metrics_answers_new_count() {
     assert_eq!(v, f64::from(tms));
 }
 
-/// `POST /admin/rescale` on the binary's HTTP port: a dry run answers the plan and sends
+/// `POST /admin/rescale` on the binary's admin port: a dry run answers the plan and sends
 /// nothing; an unknown field is a client error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_rescale_dry_run_over_http() {
@@ -366,7 +367,7 @@ async fn admin_rescale_dry_run_over_http() {
         return;
     };
     let http = reqwest::Client::new();
-    let url = format!("{}/admin/rescale", e.scaler.http_url());
+    let url = format!("{}/admin/rescale", e.scaler.admin_url());
     let keyed = e.job.vertices[1].id.clone();
     let resp = http
         .post(&url)

@@ -13,10 +13,18 @@ use flink_keda_scaler::{
         decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, PredictiveConfig, Rule,
         ShipStrategy, Topology, Vertex, VertexId, VertexSignals,
     },
-    promql::JobVars,
+    promql::{JobVars, Windows},
     runtime::predictive,
 };
 use support::prometheus::PrometheusHarness;
+
+/// The default source-rate query with the fallback windows.
+fn source() -> predictive::SourceRate<'static> {
+    predictive::SourceRate {
+        template: None,
+        windows: Windows::default(),
+    }
+}
 
 const BASE_RATE: f64 = 1000.0;
 const PEAK_RATE: f64 = 3000.0;
@@ -90,6 +98,7 @@ fn observation(now: chrono::DateTime<Utc>) -> Observation {
         task_managers: Vec::new(),
         job: JobSignals::default(),
         predicted_floor: None,
+        signal_window: None,
     }
 }
 
@@ -149,7 +158,7 @@ async fn yesterdays_peak_raises_the_floor_ahead_of_time() {
     // 1000 rec/s at busy 0.6 on 2 TaskManagers → 1000 × (0.7 / 0.6) / 2 per TaskManager
     let per_tm = BASE_RATE * (0.7 / 0.6) / 2.0;
     let expected = (PEAK_RATE * cfg.headroom / per_tm).ceil() as u32;
-    let floor = predictive::floor(&client, None, &vars, &cfg, &obs, 2, 0.7)
+    let floor = predictive::floor(&client, source(), &vars, &cfg, &obs, 2, 0.7)
         .await
         .expect("history query");
     assert_eq!(
@@ -160,7 +169,7 @@ async fn yesterdays_peak_raises_the_floor_ahead_of_time() {
 
     // no history for another job name: no floor, and no error
     let other = JobVars::new(obs.job_id.clone(), "payments".to_string());
-    let none = predictive::floor(&client, None, &other, &cfg, &obs, 2, 0.7).await;
+    let none = predictive::floor(&client, source(), &other, &cfg, &obs, 2, 0.7).await;
     assert!(matches!(none, Ok(None)), "{none:?}");
 
     // the core pre-scales to the floor, with the reason

@@ -2,12 +2,14 @@
 //! a standalone Flink session cluster ([`flink_cluster`]), a Prometheus server
 //! ([`prometheus_proc`]) and the built `flink-keda-scaler serve` binary ([`scaler_proc`]),
 //! on free loopback ports, each killed on drop; plus the process and polling helpers they
-//! share ([`procs`]).
+//! share ([`procs`]); and a synthetic fleet of jobs ([`fleet`]): Flink REST and
+//! PrometheusReporter series for N jobs in one process, for the fleet tests and benchmark.
 //!
 //! Nothing here links the scaler: it starts the built binary and talks HTTP to it, so the
 //! product never compiles this crate.
 
 pub mod error;
+pub mod fleet;
 pub mod flink_cluster;
 mod flink_conf;
 pub mod procs;

@@ -1,6 +1,6 @@
 //! A real `prometheus` process on a free loopback port with its own data dir, scraping
-//! static targets every second; instant queries with a plain HTTP client (independent of
-//! the scaler's Prometheus adapter). Killed on drop.
+//! static targets every second (or at a given interval); instant queries with a plain
+//! HTTP client (independent of the scaler's Prometheus adapter). Killed on drop.
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +26,8 @@ pub struct PrometheusOptions {
     pub web_config: Option<String>,
     /// TSDB blocks copied into the data dir before start (history to query).
     pub blocks: Option<PathBuf>,
+    /// Scrape interval (and timeout); `None` = every second.
+    pub scrape_interval: Option<Duration>,
 }
 
 /// A running Prometheus.
@@ -66,8 +68,10 @@ impl PrometheusProcess {
             .map(|t| format!("'{t}'"))
             .collect::<Vec<_>>()
             .join(", ");
+        let every = opts.scrape_interval.unwrap_or(Duration::from_secs(1));
+        let every = format!("{}ms", every.as_millis().max(100));
         let config = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+            "global: {{scrape_interval: {every}, scrape_timeout: {every}, evaluation_interval: 1s}}\n\
              scrape_configs:\n  - job_name: flink\n    static_configs: [{{targets: [{targets}]}}]\n"
         );
         let config_path = dir.join("prometheus.yml");

@@ -1,5 +1,5 @@
 //! The built `flink-keda-scaler serve` binary as a child process: config file and log in a
-//! work dir, free gRPC/HTTP ports, readiness on `/readyz`, `/debug/jobs` reads, resident
+//! work dir, free gRPC/HTTP/admin ports, readiness on `/readyz`, `/debug/jobs` reads, resident
 //! memory from `/proc`. Killed on drop.
 
 use std::{
@@ -19,8 +19,10 @@ pub struct ScalerProcess {
     dir: PathBuf,
     /// gRPC port.
     pub grpc_port: u16,
-    /// HTTP port (`/metrics`, `/readyz`, `/debug/jobs`).
+    /// HTTP port (`/metrics`, `/healthz`, `/readyz`).
     pub http_port: u16,
+    /// Admin port (`/debug/jobs`, `/admin/rescale`), on loopback.
+    pub admin_port: u16,
     http: reqwest::Client,
 }
 
@@ -36,6 +38,7 @@ impl ScalerProcess {
         let (log, log2) = procs::log_stdio(&dir.join("scaler.log"))?;
         let grpc_port = procs::free_port()?;
         let http_port = procs::free_port()?;
+        let admin_port = procs::free_port()?;
         let child = Command::new(binary)
             .args(["--log-format", "json", "serve", "--config"])
             .arg(&config_path)
@@ -43,6 +46,8 @@ impl ScalerProcess {
             .arg(format!("127.0.0.1:{grpc_port}"))
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
             .env(
                 "RUST_LOG",
                 std::env::var("FKS_SCALER_LOG").unwrap_or("info".into()),
@@ -58,6 +63,7 @@ impl ScalerProcess {
             dir: dir.to_path_buf(),
             grpc_port,
             http_port,
+            admin_port,
             http: procs::http_client(Duration::from_secs(5))?,
         };
         let url = format!("{}/readyz", me.http_url());
@@ -105,6 +111,11 @@ impl ScalerProcess {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// `http://127.0.0.1:<admin port>`.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
     /// The scaler's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("scaler.log")).unwrap_or_default()
@@ -123,7 +134,7 @@ impl ScalerProcess {
 
     /// `GET /debug/jobs`.
     pub async fn debug_jobs(&self) -> Result<serde_json::Value> {
-        let url = format!("{}/debug/jobs", self.http_url());
+        let url = format!("{}/debug/jobs", self.admin_url());
         procs::get_json(&self.http, &url)
             .await
             .ok_or_else(|| ComponentError::http("GET /debug/jobs", "no answer"))

@@ -1,5 +1,6 @@
 //! TaskManager bounds, in order: the policy maximum (parallelism shrinks proportionally
-//! to fit), an open schedule ceiling (same), an open schedule floor (parallelism grows
+//! to fit, no vertex below where it runs when what runs fits: a cap takes growth away, it
+//! never shrinks a vertex the scale-down rules held), an open schedule ceiling (same), an open schedule floor (parallelism grows
 //! proportionally to use the slots: pre-scaling before a known peak), the predictive floor
 //! (same, from last period's history), the policy minimum
 //! (extra TaskManagers only; parallelism grows only if DS2 wants).
@@ -12,17 +13,18 @@ use super::{
     decision::{Reason, Rule},
     policy::Policy,
     schedule,
-    slots::{fit_to_task_managers, spread_to_task_managers, task_managers_for},
+    slots::{fit_above_floor, spread_to_task_managers, task_managers_for},
     topology::{Topology, VertexId},
 };
 
 /// Bounds the TaskManagers `parallelism` needs to `[min, max]` and the open schedules at
-/// `now`, adjusting parallelism where a bound moves it. Pushes `ClampedToMax`,
+/// `now`, adjusting parallelism where a bound moves it (a cap keeps each vertex at least
+/// at `min(current, proposed)` when that fits). Pushes `ClampedToMax`,
 /// `ScheduleCeiling`, `ScheduleFloor`, `ClampedToMin` reasons; returns the parallelism and
 /// the TaskManager count (always within `[min, max(min, max)]`).
 pub fn bound_task_managers(
     topology: &Topology,
-    parallelism: BTreeMap<VertexId, u32>,
+    (current, parallelism): (&BTreeMap<VertexId, u32>, BTreeMap<VertexId, u32>),
     slots: u32,
     policy: &Policy,
     predicted_floor: Option<u32>,
@@ -31,11 +33,16 @@ pub fn bound_task_managers(
 ) -> (BTreeMap<VertexId, u32>, u32) {
     let lo = policy.min_task_managers;
     let hi = policy.max_task_managers.max(lo);
+    let floor = parallelism
+        .iter()
+        .map(|(v, p)| (v.clone(), current.get(v).map_or(*p, |c| (*c).min(*p))))
+        .collect();
     let mut fit = Fit {
         topology,
         slots,
         tms: task_managers_for(topology, &parallelism, slots),
         parallelism,
+        floor,
         reasons,
     };
     fit.clamp_to_max(hi);
@@ -53,6 +60,8 @@ struct Fit<'a> {
     topology: &'a Topology,
     slots: u32,
     parallelism: BTreeMap<VertexId, u32>,
+    /// Per vertex, `min(current, proposed)`: what a cap does not shrink below.
+    floor: BTreeMap<VertexId, u32>,
     tms: u32,
     reasons: &'a mut Vec<Reason>,
 }
@@ -86,11 +95,18 @@ impl Fit<'_> {
         }
     }
 
-    /// Fits the parallelism into `tms` TaskManagers, proportionally, for `reason`: the job
-    /// gets every TaskManager it may have (rounding leaves spare slots at most).
+    /// Fits the parallelism into `tms` TaskManagers, proportionally above the floor, for
+    /// `reason`: the job gets every TaskManager it may have (rounding leaves spare slots
+    /// at most).
     fn shrink_to(&mut self, tms: u32, reason: Reason) {
         self.reasons.push(reason);
-        self.parallelism = fit_to_task_managers(self.topology, &self.parallelism, self.slots, tms);
+        self.parallelism = fit_above_floor(
+            self.topology,
+            &self.parallelism,
+            &self.floor,
+            self.slots,
+            tms,
+        );
         self.tms = tms;
     }
 

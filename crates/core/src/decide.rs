@@ -12,7 +12,7 @@
 //! A refusal (first row) yields `target: None` and the state unchanged. Otherwise the
 //! target is always a full plan; `rescale` says whether to apply it now.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -52,12 +52,13 @@ pub fn decide(
 ) -> (Decision, JobState) {
     let current_parallelism = obs.topology.parallelism();
     let slots = guards::slots_per_task_manager(obs, policy);
-    let current_tms = obs.task_managers_registered.unwrap_or_else(|| {
-        slots
-            .as_ref()
-            .map(|s| task_managers_for(&obs.topology, &current_parallelism, *s))
-            .unwrap_or(0)
-    });
+    // What the running parallelism needs, not what is registered: registered idle
+    // TaskManagers (a warm spare, a surplus not yet removed) are no part of the plan, and
+    // counting them would turn a scale-up into the spare into a "scale-down".
+    let current_tms = match &slots {
+        Ok(s) => task_managers_for(&obs.topology, &current_parallelism, *s),
+        Err(_) => obs.task_managers_registered.unwrap_or(0),
+    };
     let mut decision = Decision {
         at: now,
         current: Plan {
@@ -180,13 +181,17 @@ fn settle(
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut proposal = if act {
-        Proposal::act_on_bands(sized, &current, catching_up, state, policy, now)
+        let settle = (
+            policy.scale_down_settle(obs.signal_window),
+            policy.scale_up_settle(obs.signal_window),
+        );
+        Proposal::act_on_bands(sized, &current, (catching_up, settle), state, policy, now)
     } else {
         Proposal::within_band(sized.reasons, &current, state, policy)
     };
     let (parallelism, tms) = bound_task_managers(
         &obs.topology,
-        proposal.parallelism,
+        (&current, proposal.parallelism),
         slots,
         policy,
         obs.predicted_floor,
@@ -245,11 +250,16 @@ impl Proposal {
     fn act_on_bands(
         sized: JobSizing,
         current: &BTreeMap<VertexId, u32>,
-        catching_up: bool,
+        (catching_up, (down_settle, up_settle)): (bool, (Duration, Duration)),
         state: &mut JobState,
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Self {
+        let rates: BTreeMap<VertexId, f64> = sized
+            .sizings
+            .iter()
+            .map(|s| (s.id.clone(), s.target_rate))
+            .collect();
         let mut reasons = sized.reasons;
         let (mut aligned, r) =
             aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
@@ -261,9 +271,12 @@ impl Proposal {
         let shaped = downscale::shape(
             current,
             aligned,
-            catching_up,
-            over,
-            state.scale_down_window.as_ref(),
+            downscale::Conditions {
+                catching_up,
+                over,
+                window: state.scale_down_window.as_ref(),
+                settle: down_settle,
+            },
             policy,
             now,
         );
@@ -273,8 +286,9 @@ impl Proposal {
         let confirmed = upscale::confirm(
             current,
             shaped.parallelism,
+            &rates,
             state.scale_up_window.as_ref(),
-            policy,
+            (policy, up_settle),
             now,
         );
         state.scale_up_window = confirmed.window;

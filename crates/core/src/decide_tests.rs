@@ -117,4 +117,5 @@ fn line() -> Line {
 mod anti_flap;
 mod guards;
 mod schedules;
+mod settle;
 mod sizing;

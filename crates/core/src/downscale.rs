@@ -4,11 +4,16 @@
 //! * no scale-down while a backlog is being caught up (FLINK-31318), nor while a vertex
 //!   is over-utilized (even one already at its maxParallelism);
 //! * a scale-down waits for `scale_down_delay` of continuous scale-down
-//!   recommendations, then applies the **highest** recommendation seen in the window, so
-//!   several small shrinks merge into one restart (FLINK-36018/36535);
+//!   recommendations, and until the signals have **settled** (the settle time of
+//!   [`Policy::scale_down_settle`]: the signal windows have fully passed the drop). It then
+//!   applies the **highest** recommendation made since they settled: one rescale to the
+//!   lowest safe target per load drop, instead of one to a target still sized from
+//!   windows that held part of the old load, then another (FLINK-36018/36535);
 //! * no vertex shrinks by more than `max_scale_down_factor` in one decision.
 
 use std::collections::BTreeMap;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -47,18 +52,35 @@ pub fn scale_down_floor(current: u32, max_scale_down_factor: f64) -> u32 {
     }
 }
 
+/// What [`shape`] reads besides the proposal: the job's state this tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Conditions<'a> {
+    /// Some source is catching up a backlog.
+    pub catching_up: bool,
+    /// Some vertex is over-utilized.
+    pub over: bool,
+    /// The open scale-down window, if any.
+    pub window: Option<&'a ScaleDownWindow>,
+    /// How long the signals take to settle after a load change.
+    pub settle: Duration,
+}
+
 /// Applies the scale-down rules to `proposed` against `current`. `over` says some vertex
 /// is over-utilized: then nothing shrinks, even when that vertex cannot grow (it is at
 /// its maxParallelism), so more load never yields fewer TaskManagers.
 pub fn shape(
     current: &BTreeMap<VertexId, u32>,
     proposed: BTreeMap<VertexId, u32>,
-    catching_up: bool,
-    over: bool,
-    window: Option<&ScaleDownWindow>,
+    c: Conditions<'_>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Shaped {
+    let Conditions {
+        catching_up,
+        over,
+        window,
+        settle,
+    } = c;
     let ups = proposed.iter().any(|(v, p)| *p > cur(current, v));
     let downs = proposed
         .iter()
@@ -75,8 +97,8 @@ pub fn shape(
     if let Some((hold, window)) = held_outright(ups, downs, catching_up, over, window) {
         return Shaped::held(current, &proposed, window, hold);
     }
-    let w = widen_window(current, &proposed, window, now);
-    if let Some(hold) = window_still_open(&w, policy, now) {
+    let w = widen_window(current, &proposed, window, settle, now);
+    if let Some(hold) = window_still_open(&w, policy, settle, now) {
         return Shaped::held(current, &proposed, Some(w), hold);
     }
     let (parallelism, reasons) = highest_capped(current, &proposed, &w, policy);
@@ -157,47 +179,74 @@ fn held_outright(
     }
 }
 
+/// `d` as a chrono duration (saturating).
+fn chrono_of(d: Duration) -> chrono::TimeDelta {
+    chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// The scale-down window (opened `now` if none is) with today's recommendations merged
-/// into its highest-per-vertex.
+/// into its highest-per-vertex, and into its settled highest once the window has been open
+/// for `settle`.
 fn widen_window(
     current: &BTreeMap<VertexId, u32>,
     proposed: &BTreeMap<VertexId, u32>,
     window: Option<&ScaleDownWindow>,
+    settle: Duration,
     now: DateTime<Utc>,
 ) -> ScaleDownWindow {
     let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
         started_at: now,
         highest: BTreeMap::new(),
+        settled: BTreeMap::new(),
     });
+    let settled = now.signed_duration_since(w.started_at) >= chrono_of(settle);
     for (v, p) in proposed {
         let rec = (*p).min(cur(current, v));
         let h = w.highest.entry(v.clone()).or_insert(rec);
         *h = (*h).max(rec);
+        if settled {
+            let s = w.settled.entry(v.clone()).or_insert(rec);
+            *s = (*s).max(rec);
+        }
     }
     w
 }
 
-/// The hold while the window has been open for less than `scale_down_delay`.
-fn window_still_open(w: &ScaleDownWindow, policy: &Policy, now: DateTime<Utc>) -> Option<Reason> {
-    let delay =
-        chrono::Duration::from_std(policy.scale_down_delay).unwrap_or(chrono::TimeDelta::MAX);
+/// The hold while the window has been open for less than `scale_down_delay`, or less than
+/// `settle` (the signals still hold part of the load before the drop).
+fn window_still_open(
+    w: &ScaleDownWindow,
+    policy: &Policy,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Option<Reason> {
+    let delay = chrono_of(policy.scale_down_delay);
+    let settle = chrono_of(settle);
     let open_for = now.signed_duration_since(w.started_at);
-    if open_for >= delay {
+    let wait = delay.max(settle);
+    if open_for >= wait {
         return None;
     }
-    let remaining = super::guards::remaining_s(delay, open_for);
+    let remaining = super::guards::remaining_s(wait, open_for);
+    let why = if open_for < settle {
+        "signals settling; the lowest safe target applies"
+    } else {
+        "highest settled recommendation applies"
+    };
     Some(
         Reason::new(
             Rule::ScaleDownDelayed,
-            format!("scale-down waits {remaining:.0}s more (highest in window applies)"),
+            format!("scale-down waits {remaining:.0}s more ({why})"),
         )
         .input("window_s", open_for.num_milliseconds() as f64 / 1000.0)
+        .input("settle_s", settle.num_milliseconds() as f64 / 1000.0)
         .input("remaining_s", remaining),
     )
 }
 
-/// The window's highest recommendation per vertex, capped by `max_scale_down_factor`
-/// (with a [`Rule::ScaleDownCapped`] reason per capped vertex).
+/// The window's highest settled recommendation per vertex (its highest when nothing has
+/// settled, as in a window persisted by an older version), capped by
+/// `max_scale_down_factor` (with a [`Rule::ScaleDownCapped`] reason per capped vertex).
 fn highest_capped(
     current: &BTreeMap<VertexId, u32>,
     proposed: &BTreeMap<VertexId, u32>,
@@ -209,7 +258,12 @@ fn highest_capped(
         .keys()
         .map(|v| {
             let c = cur(current, v);
-            let highest = w.highest.get(v).copied().unwrap_or(c).min(c);
+            let recorded = if w.settled.is_empty() {
+                &w.highest
+            } else {
+                &w.settled
+            };
+            let highest = recorded.get(v).copied().unwrap_or(c).min(c);
             let floor = scale_down_floor(c, policy.max_scale_down_factor);
             if highest < floor {
                 reasons.push(

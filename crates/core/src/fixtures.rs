@@ -56,6 +56,7 @@ impl Observation {
             task_managers: Vec::new(),
             job: JobSignals::default(),
             predicted_floor: None,
+            signal_window: None,
         }
     }
 

@@ -35,11 +35,13 @@ pub mod observation;
 pub mod policy;
 pub mod predictive;
 pub mod reactive;
+pub mod report;
 pub mod rescale;
 pub mod schedule;
 pub mod signal;
 pub mod slots;
 pub mod state;
+pub mod text;
 pub mod tls;
 pub mod topology;
 pub mod upscale;
@@ -62,13 +64,16 @@ pub use ids::{InvalidJobId, JobId, JobSelector, ScaledObjectRef, JOB_ID_LEN};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy};
 pub use predictive::{predictive_floor, PredictiveConfig};
+pub use report::{task_managers_to_report, Report, ReportError, ReportInputs, ReportMemory};
 pub use rescale::{
-    required_task_managers, task_managers_to_report, Rescale, RescaleEvent, RescaleObservation,
-    RescalePhase, RescaleTimeouts, TaskManagerSlots,
+    required_task_managers, Rescale, RescaleEvent, RescaleObservation, RescalePhase,
+    RescaleTimeouts, TaskManagerSlots,
 };
 pub use schedule::{open_since as schedule_open_since, Schedule, ScheduleError, ScheduleKind};
 pub use signal::Signal;
-pub use slots::{fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for};
+pub use slots::{
+    fit_above_floor, fit_to_task_managers, slots_needed, spread_to_task_managers, task_managers_for,
+};
 pub use state::{JobState, RescaleRecord, ScaleDownWindow};
 pub use tls::{ClientTls, ServerTls};
 pub use topology::{Edge, ShipStrategy, Topology, Vertex, VertexId};

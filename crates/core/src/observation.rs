@@ -108,6 +108,11 @@ pub struct Observation {
     /// needs (computed by the runtime from history with [`super::predictive_floor`]).
     #[serde(default)]
     pub predicted_floor: Option<u32>,
+    /// How long the signal queries take to show a change in full (their longest window
+    /// plus a scrape), when the runtime knows it; `None` otherwise. Drives the settle
+    /// times of [`super::Policy::scale_down_settle`] and `scale_up_settle`.
+    #[serde(default)]
+    pub signal_window: Option<std::time::Duration>,
 }
 
 impl VertexSignals {

@@ -74,6 +74,19 @@ pub struct Policy {
     /// Predictive pre-scaling from last period's history (off when `None`).
     #[serde(default)]
     pub predictive: Option<super::predictive::PredictiveConfig>,
+    /// Warm spare TaskManagers: reported to KEDA on top of what the job needs (bounded by
+    /// `max_task_managers`), so they are registered and idle ahead of need and a scale-up
+    /// that fits in them is a PUT only (see [`super::report`]).
+    #[serde(default)]
+    pub spare_task_managers: u32,
+    /// How long the signals take to show a load change in full (the longest window of
+    /// the signal queries plus a scrape). A scale-down applies only recommendations made
+    /// at least this long after its window opened; a scale-up waits, at most this long,
+    /// while its recommendation still grows. `None`: the observation's
+    /// [`signal_window`](super::Observation::signal_window) when the runtime knows it,
+    /// else `stabilization` for scale-downs and nothing for scale-ups.
+    #[serde(default)]
+    pub signal_settle: Option<Duration>,
 }
 
 impl Default for Policy {
@@ -99,6 +112,24 @@ impl Default for Policy {
             dry_run: false,
             task_manager_cpu_cores: None,
             predictive: None,
+            spare_task_managers: 0,
+            signal_settle: None,
         }
+    }
+}
+
+impl Policy {
+    /// The settle time of a scale-down: [`Policy::signal_settle`], else the signal
+    /// window the runtime reports, else `stabilization`.
+    pub fn scale_down_settle(&self, signal_window: Option<Duration>) -> Duration {
+        self.signal_settle
+            .or(signal_window)
+            .unwrap_or(self.stabilization)
+    }
+
+    /// The settle time of a scale-up: [`Policy::signal_settle`], else the signal window
+    /// the runtime reports, else zero (the scale-up applies at once).
+    pub fn scale_up_settle(&self, signal_window: Option<Duration>) -> Duration {
+        self.signal_settle.or(signal_window).unwrap_or_default()
     }
 }

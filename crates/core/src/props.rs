@@ -178,6 +178,28 @@ proptest! {
         assert_bounds(&d, &obs, &policy)?;
     }
 
+    /// While a vertex is over-utilized no vertex shrinks, even when the maximum clamps
+    /// the growth (the clamp takes growth away only), as long as what runs fits the
+    /// maximum: no "scale_down: 4 → 4" rescale of a held vertex.
+    #[test]
+    fn the_max_clamp_never_shrinks_a_vertex_while_another_is_over(
+        vs in prop::collection::vec(gen_vertex(), 1..8),
+        slots in 1u32..4,
+        room in 0u32..4,
+    ) {
+        let obs = build(&vs, slots);
+        let current = obs.topology.parallelism();
+        let running = super::slots::task_managers_for(&obs.topology, &current, slots);
+        let policy = Policy { max_task_managers: running + room, ..Policy::test() };
+        let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        prop_assume!(d.reasons.iter().any(|r| r.rule == Rule::Overutilized));
+        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+        for (v, c) in &current {
+            let t = target.parallelism.get(v).copied().unwrap_or(*c);
+            prop_assert!(t >= *c, "{v}: {c} → {t}: {}", d.summary());
+        }
+    }
+
     #[test]
     fn bad_signals_give_no_decision_with_a_reason(
         vs in prop::collection::vec(gen_vertex(), 1..8),
@@ -261,9 +283,11 @@ proptest! {
             scale_down_window: window.then(|| super::state::ScaleDownWindow {
                 started_at: when,
                 highest: Default::default(),
+                settled: Default::default(),
             }),
             scale_up_window: None,
             history: Vec::new(),
+            report: Default::default(),
         };
         let (d, _) = decide(&obs, &state, &policy, t0());
         assert_bounds(&d, &obs, &policy)?;
@@ -340,6 +364,50 @@ proptest! {
 }
 
 proptest! {
+    /// Arrival-rate sizing: a load step on a line of vertices, observed once the signals
+    /// show it (the bottleneck saturated, busy at 1.0, consuming its capacity; the
+    /// backlog growing by the rest), is sized in one decision: no vertex lands more than
+    /// one parallelism step below what the new rate needs at the target utilization.
+    #[test]
+    fn arrival_rate_sizing_never_under_sizes_a_step_by_more_than_one(
+        caps in prop::collection::vec((100.0f64..5000.0, any::<bool>()), 2..4),
+        before in 1u32..=8,
+        factor in 1.2f64..6.0,
+        pending in 0.0f64..1e5,
+        keyed_max in prop_oneof![Just(120u32), Just(128)],
+    ) {
+        let names = ["v0", "v1", "v2", "v3"];
+        let line = super::fixtures::Line {
+            vertices: caps
+                .iter()
+                .enumerate()
+                .map(|(i, (cap, keyed))| (names[i], keyed_max, *cap, *keyed && i > 0))
+                .collect(),
+        };
+        let policy = Policy::test();
+        let parallelism = vec![before; caps.len()];
+        let capacity = caps
+            .iter()
+            .map(|(c, _)| c * f64::from(before))
+            .fold(f64::INFINITY, f64::min);
+        let rate = capacity * factor;
+        let fits = (0..caps.len())
+            .all(|i| line.optimal(i, rate, policy.target_utilization) <= 60);
+        prop_assume!(fits);
+        let obs = line.observe(rate, &parallelism, pending);
+        let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+        for (i, name) in names.iter().take(caps.len()).enumerate() {
+            let need = line.optimal(i, rate, policy.target_utilization);
+            let got = target
+                .parallelism
+                .get(&super::fixtures::vid(name))
+                .copied()
+                .unwrap_or(0);
+            prop_assert!(got + 1 >= need, "{name}: {got} for {need} at {rate:.0} rec/s: {}", d.summary());
+        }
+    }
+
     /// The O(V + E) order of the DS2 graph index is exactly `Topology::topological_order`
     /// (same tie-breaking, same refusals), on random graphs with cycles and dangling edges.
     #[test]

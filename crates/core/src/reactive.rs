@@ -203,6 +203,7 @@ mod tests {
             scale_down_window: Some(crate::state::ScaleDownWindow {
                 started_at: at(-3600),
                 highest: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
+                settled: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
             }),
             ..JobState::default()
         };

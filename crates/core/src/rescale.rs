@@ -10,10 +10,11 @@
 //!   any non-terminal phase ── job terminal ──► Aborted           └── deadline ──► TimedOut
 //! ```
 //!
-//! KEDA ordering ([`Rescale::task_managers_to_report`]): a scale-up reports the **new**
-//! TaskManager count at once (Flink rescales when the slots arrive); a scale-down keeps
-//! reporting the **current** count until Flink runs at the lower parallelism *and* enough
-//! TaskManagers hold no slots, so KEDA never removes a busy TaskManager.
+//! KEDA ordering ([`Rescale::task_managers_to_report`], combined with the spare, the
+//! requirements and the monotone drain in [`super::report`]): a scale-up reports the
+//! **new** TaskManager count at once (Flink rescales when the slots arrive); a scale-down
+//! keeps reporting the **current** count until Flink runs at the lower parallelism *and*
+//! enough TaskManagers hold no slots, so KEDA never removes a busy TaskManager.
 //!
 //! Failovers (restarts that are not our rescale) are detected by [`FailoverWatch`]: new
 //! exception-history entries, `FAILING`, or restarts beyond those a rescale explains.
@@ -260,12 +261,6 @@ pub fn required_task_managers(
     slots_per_task_manager: u32,
 ) -> u32 {
     super::slots::task_managers_for(topology, parallelism, slots_per_task_manager).max(1)
-}
-
-/// The TaskManager count to report to KEDA now: the current plan's when no rescale is in
-/// flight, otherwise [`Rescale::task_managers_to_report`].
-pub fn task_managers_to_report(current: &Plan, rescale: Option<&Rescale>) -> u32 {
-    rescale.map_or(current.task_managers, Rescale::task_managers_to_report)
 }
 
 fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {

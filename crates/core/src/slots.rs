@@ -84,6 +84,50 @@ pub fn fit_to_task_managers(
     out
 }
 
+/// Like [`fit_to_task_managers`], but no vertex goes below its `floor` (the parallelism
+/// it runs at, where the proposal keeps or grows it): a cap takes growth away, it does not
+/// shrink a vertex the scale-down rules held. When the floor itself does not fit (the cap
+/// is below what runs), the plain proportional fit applies.
+pub fn fit_above_floor(
+    topology: &Topology,
+    parallelism: &BTreeMap<VertexId, u32>,
+    floor: &BTreeMap<VertexId, u32>,
+    slots_per_tm: u32,
+    task_managers: u32,
+) -> BTreeMap<VertexId, u32> {
+    let capacity = u64::from(task_managers) * u64::from(slots_per_tm.max(1));
+    let mut out = fit_to_task_managers(topology, parallelism, slots_per_tm, task_managers);
+    let floor_of = |v: &VertexId, p: u32| floor.get(v).copied().unwrap_or(1).min(p).max(1);
+    let floored: BTreeMap<VertexId, u32> = out
+        .keys()
+        .map(|v| (v.clone(), floor_of(v, get(topology, parallelism, v))))
+        .collect();
+    if slots_needed(topology, &floored) > capacity {
+        return out;
+    }
+    for (v, p) in out.iter_mut() {
+        *p = (*p).max(floored.get(v).copied().unwrap_or(1));
+    }
+    // raising to the floors may overshoot: trim the largest values above their floor
+    while slots_needed(topology, &out) > capacity {
+        let above = |v: &VertexId, p: u32| p > floored.get(v).copied().unwrap_or(1);
+        let Some(top) = out
+            .iter()
+            .filter(|(v, p)| above(v, **p))
+            .map(|(_, p)| *p)
+            .max()
+        else {
+            break;
+        };
+        for (v, p) in out.iter_mut() {
+            if *p == top && above(v, *p) {
+                *p -= 1;
+            }
+        }
+    }
+    out
+}
+
 /// Grows `parallelism` proportionally to use `task_managers × slots_per_tm` slots (never
 /// lowering a vertex, never above its maxParallelism). Used by schedule floors to
 /// pre-scale before a known peak.

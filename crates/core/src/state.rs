@@ -1,14 +1,15 @@
 //! Per-job memory of the decision core, persisted between ticks (and, with the `kube`
-//! adapter, in Kubernetes): when the job was last rescaled, the open scale-down window and
-//! the rescale history used for the hourly budget. Pure data; updated by
-//! [`super::decide::decide`] through [`JobState::record`].
+//! adapter, in Kubernetes): when the job was last rescaled, the open scale-down and
+//! scale-up windows, the rescale history used for the hourly budget, and what the report
+//! to KEDA remembers ([`ReportMemory`]). Pure data; updated by [`super::decide::decide`]
+//! through [`JobState::record`] (the report memory by the runtime, after each tick).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::topology::VertexId;
+use super::{report::ReportMemory, topology::VertexId};
 
 /// An open scale-down window: recommendations below current seen since `started_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,10 @@ pub struct ScaleDownWindow {
     pub started_at: DateTime<Utc>,
     /// Highest recommendation per vertex seen in the window.
     pub highest: BTreeMap<VertexId, u32>,
+    /// Highest recommendation per vertex among those made once the signals had settled
+    /// (at least the settle time after `started_at`): what the scale-down applies.
+    #[serde(default)]
+    pub settled: BTreeMap<VertexId, u32>,
 }
 
 /// An open scale-up window: recommendations above current seen since `started_at`.
@@ -26,6 +31,10 @@ pub struct ScaleUpWindow {
     pub started_at: DateTime<Utc>,
     /// Highest recommendation per vertex seen in the window.
     pub highest: BTreeMap<VertexId, u32>,
+    /// Target input rate per vertex at the previous tick of the window: the scale-up
+    /// waits while these still grow (the signal windows still fill with the new load).
+    #[serde(default)]
+    pub last_rates: BTreeMap<VertexId, f64>,
 }
 
 /// One rescale, for the history.
@@ -51,6 +60,9 @@ pub struct JobState {
     pub scale_up_window: Option<ScaleUpWindow>,
     /// Recent rescales (pruned to the last 24 h).
     pub history: Vec<RescaleRecord>,
+    /// What the report to KEDA remembers (absent in state written by older versions).
+    #[serde(default)]
+    pub report: ReportMemory,
 }
 
 impl JobState {

@@ -1,14 +1,20 @@
-//! Scale-up confirmation (`scaleUpDelay`; 0, the default, scales up at once).
+//! Scale-up confirmation: the signals settling, and `scaleUpDelay` (0, the default).
 //!
-//! Right after a load step the first ticks see a saturated vertex: busy time caps at
-//! 1.0, the records it processes are its capacity, and the backlog growth that reveals
-//! the real demand shows a few seconds later (it first fills network buffers, then the
-//! source's `pendingRecords`). Sizing from the first over-utilized tick under-sizes the
-//! step and takes a second rescale. With a delay, a scale-up is applied only after it
-//! was recommended on every tick for that long, at the **highest** recommendation seen
-//! in the window — the mirror of the scale-down delay.
+//! DS2 sizes a source from its arrival rate (records consumed + the backlog's growth), so
+//! a saturated vertex whose busy time caps at 1.0 is still sized for the whole load. But
+//! right after a load step the signal windows hold part of the old load: the estimate
+//! grows tick by tick until the longest window has passed the step. Applying the first
+//! over-utilized tick's recommendation would under-size the step and take a second
+//! rescale. So a scale-up waits while its vertices' target rates still grow (by more than
+//! [`SETTLE_GROWTH`] since the previous tick), at most the settle time of
+//! [`Policy::scale_up_settle`], and then applies the **highest** recommendation of its
+//! window. With settled signals (a slow ramp, or windows already past the step) it
+//! applies on the next tick.
+//!
+//! `scaleUpDelay` is a fixed confirmation on top (kept as an option): the scale-up applies
+//! only after it was recommended on every tick for that long.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -30,18 +36,26 @@ pub struct Confirmed {
     pub hold: Option<Reason>,
 }
 
-/// Applies the confirmation window to `proposed` against `current`.
+/// Relative growth of a vertex's target rate between two ticks above which the signals
+/// still fill with a new load (5 %: a step shows as tens of percent per tick while the
+/// windows fill; a backlog's catch-up term grows well under 1 % per tick).
+pub const SETTLE_GROWTH: f64 = 0.05;
+
+/// Applies the confirmation window to `proposed` against `current`; `rates` are this
+/// tick's target input rates per vertex and `settle` the longest the signals take to
+/// show a change.
 pub fn confirm(
     current: &BTreeMap<VertexId, u32>,
     proposed: BTreeMap<VertexId, u32>,
+    rates: &BTreeMap<VertexId, f64>,
     window: Option<&ScaleUpWindow>,
-    policy: &Policy,
+    (policy, settle): (&Policy, Duration),
     now: DateTime<Utc>,
 ) -> Confirmed {
     let grows = proposed
         .iter()
         .any(|(v, p)| current.get(v).is_some_and(|c| p > c));
-    if policy.scale_up_delay.is_zero() || !grows {
+    if (policy.scale_up_delay.is_zero() && settle.is_zero()) || !grows {
         return Confirmed {
             parallelism: proposed,
             window: None,
@@ -51,24 +65,18 @@ pub fn confirm(
     let mut w = window.cloned().unwrap_or_else(|| ScaleUpWindow {
         started_at: now,
         highest: BTreeMap::new(),
+        last_rates: BTreeMap::new(),
     });
     for (v, p) in &proposed {
         let h = w.highest.entry(v.clone()).or_insert(*p);
         *h = (*h).max(*p);
     }
-    let delay = chrono::Duration::from_std(policy.scale_up_delay).unwrap_or(chrono::TimeDelta::MAX);
+    let rising = still_rising(&w.last_rates, rates);
+    w.last_rates = rates.clone();
     let open_for = now.signed_duration_since(w.started_at);
-    if open_for < delay {
-        let remaining = (delay - open_for).num_milliseconds() as f64 / 1000.0;
-        let hold = Reason::new(
-            Rule::ScaleUpDelayed,
-            format!(
-                "scale-up recommended for {:.0}s, confirming {remaining:.0}s more",
-                open_for.num_milliseconds() as f64 / 1000.0
-            ),
-        )
-        .input("open_s", open_for.num_milliseconds() as f64 / 1000.0)
-        .input("remaining_s", remaining);
+    if let Some(hold) =
+        delayed(open_for, policy.scale_up_delay).or_else(|| settling(open_for, settle, rising))
+    {
         return Confirmed {
             parallelism: current.clone(),
             window: Some(w),
@@ -88,10 +96,56 @@ pub fn confirm(
     }
 }
 
+/// True when some vertex's target rate grew by more than [`SETTLE_GROWTH`] since `last`
+/// (always on a window's first tick: nothing to compare with yet).
+fn still_rising(last: &BTreeMap<VertexId, f64>, rates: &BTreeMap<VertexId, f64>) -> bool {
+    last.is_empty()
+        || rates.iter().any(|(v, r)| {
+            last.get(v)
+                .is_none_or(|l| *r > l.max(0.0) * (1.0 + SETTLE_GROWTH) && *r > 0.0)
+        })
+}
+
+/// Seconds of a chrono duration.
+fn secs(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// The `scaleUpDelay` hold while the window has been open for less than `delay`.
+fn delayed(open_for: chrono::TimeDelta, delay: Duration) -> Option<Reason> {
+    let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+    (open_for < delay).then(|| {
+        let remaining = secs(delay - open_for);
+        Reason::new(
+            Rule::ScaleUpDelayed,
+            format!(
+                "scale-up recommended for {:.0}s, confirming {remaining:.0}s more",
+                secs(open_for)
+            ),
+        )
+        .input("open_s", secs(open_for))
+        .input("remaining_s", remaining)
+    })
+}
+
+/// The hold while the target rates still rise within `settle` of the window's start.
+fn settling(open_for: chrono::TimeDelta, settle: Duration, rising: bool) -> Option<Reason> {
+    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
+    (rising && open_for < settle).then(|| {
+        Reason::new(
+            Rule::ScaleUpDelayed,
+            format!(
+                "scale-up waits for the signals to settle (target rates still rising, at most {:.0}s more)",
+                secs(settle - open_for)
+            ),
+        )
+        .input("open_s", secs(open_for))
+        .input("settle_s", secs(settle))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn v(id: &str) -> VertexId {
@@ -109,10 +163,78 @@ mod tests {
         }
     }
 
+    fn rates(a: f64, b: f64) -> BTreeMap<VertexId, f64> {
+        [(v("a"), a), (v("b"), b)].into_iter().collect()
+    }
+
     #[test]
-    fn zero_delay_scales_up_at_once() {
-        let c = confirm(&plan(1, 1), plan(2, 1), None, &policy(0), Utc::now());
+    fn zero_delay_and_no_settle_scale_up_at_once() {
+        let c = confirm(
+            &plan(1, 1),
+            plan(2, 1),
+            &rates(1.0, 1.0),
+            None,
+            (&policy(0), Duration::ZERO),
+            Utc::now(),
+        );
         assert_eq!((c.parallelism, c.window, c.hold), (plan(2, 1), None, None));
+    }
+
+    #[test]
+    fn waits_while_the_target_rates_rise_then_applies_the_highest() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(10));
+        let current = plan(2, 2);
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        // the windows fill with a 3× step: 1000 → 1500 → 1800 → 1810 rec/s
+        let c = confirm(&current, plan(4, 4), &rates(1000.0, 1000.0), None, p, at(0));
+        assert_eq!(c.parallelism, current);
+        let c = confirm(
+            &current,
+            plan(5, 5),
+            &rates(1500.0, 1500.0),
+            c.window.as_ref(),
+            p,
+            at(2),
+        );
+        assert_eq!(c.parallelism, current);
+        let c = confirm(
+            &current,
+            plan(6, 6),
+            &rates(1800.0, 1800.0),
+            c.window.as_ref(),
+            p,
+            at(4),
+        );
+        assert_eq!(c.parallelism, current);
+        // grown < 5 %: settled, the highest applies
+        let c = confirm(
+            &current,
+            plan(6, 6),
+            &rates(1810.0, 1810.0),
+            c.window.as_ref(),
+            p,
+            at(6),
+        );
+        assert_eq!((c.parallelism, c.hold), (plan(6, 6), None));
+    }
+
+    #[test]
+    fn the_settle_time_bounds_the_wait_even_if_rates_keep_rising() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(4));
+        let current = plan(1, 1);
+        let c = confirm(&current, plan(2, 2), &rates(100.0, 100.0), None, p, t0);
+        assert!(c.hold.is_some());
+        let c = confirm(
+            &current,
+            plan(3, 3),
+            &rates(200.0, 200.0),
+            c.window.as_ref(),
+            p,
+            t0 + chrono::Duration::seconds(4),
+        );
+        assert_eq!((c.parallelism, c.hold), (plan(3, 3), None));
     }
 
     #[test]
@@ -120,7 +242,8 @@ mod tests {
         let t0 = Utc::now();
         let p = policy(10);
         let current = plan(1, 1);
-        let c = confirm(&current, plan(2, 1), None, &p, t0);
+        let r = rates(1.0, 1.0);
+        let c = confirm(&current, plan(2, 1), &r, None, (&p, Duration::ZERO), t0);
         assert_eq!(c.parallelism, current);
         assert_eq!(c.hold.as_ref().map(|h| h.rule), Some(Rule::ScaleUpDelayed));
         let w = c.window.expect("window opened");
@@ -128,8 +251,9 @@ mod tests {
         let c = confirm(
             &current,
             plan(4, 1),
+            &r,
             Some(&w),
-            &p,
+            (&p, Duration::ZERO),
             t0 + chrono::Duration::seconds(6),
         );
         assert_eq!(c.parallelism, current);
@@ -137,8 +261,9 @@ mod tests {
         let c = confirm(
             &current,
             plan(3, 1),
+            &r,
             Some(&w),
-            &p,
+            (&p, Duration::ZERO),
             t0 + chrono::Duration::seconds(10),
         );
         assert_eq!(c.hold, None);
@@ -149,13 +274,15 @@ mod tests {
     fn a_tick_without_scale_up_closes_the_window() {
         let t0 = Utc::now();
         let p = policy(10);
-        let c = confirm(&plan(1, 1), plan(2, 1), None, &p, t0);
+        let r = rates(1.0, 1.0);
+        let c = confirm(&plan(1, 1), plan(2, 1), &r, None, (&p, Duration::ZERO), t0);
         assert!(c.window.is_some());
         let c = confirm(
             &plan(1, 1),
             plan(1, 1),
+            &r,
             c.window.as_ref(),
-            &p,
+            (&p, Duration::ZERO),
             t0 + chrono::Duration::seconds(5),
         );
         assert_eq!((c.window, c.hold), (None, None));

@@ -64,8 +64,13 @@ pub fn exposition_sum(text: &str, metric: &str, filter: &str) -> f64 {
 }
 
 async fn prom_query_count(lab: &Lab, http: &reqwest::Client) -> Result<f64> {
+    prometheus_queries(http, &lab.prometheus.url()).await
+}
+
+/// Instant queries Prometheus at `prom_url` answered so far (its own request counter).
+pub async fn prometheus_queries(http: &reqwest::Client, prom_url: &str) -> Result<f64> {
     let text = http
-        .get(format!("{}/metrics", lab.prometheus.url()))
+        .get(format!("{prom_url}/metrics"))
         .send()
         .await
         .map_err(|e| LabError::http("GET Prometheus /metrics", e))?
@@ -205,7 +210,10 @@ async fn fleet_requests(lab: &Lab, client: &Client, n: usize) -> Result<Vec<GetM
 }
 
 /// Waits (at most 300 s) until every ScaledObject answers OK: its worker has evaluated.
-async fn wait_all_evaluated(clients: &[Client], requests: &[GetMetricsRequest]) -> Result<()> {
+pub(crate) async fn wait_all_evaluated(
+    clients: &[Client],
+    requests: &[GetMetricsRequest],
+) -> Result<()> {
     const TIMEOUT: Duration = Duration::from_secs(300);
     let n = requests.len();
     let started = Instant::now();
@@ -228,7 +236,7 @@ async fn wait_all_evaluated(clients: &[Client], requests: &[GetMetricsRequest]) 
 }
 
 /// Which of the `pending` requests still fail, asked 64 at a time.
-async fn not_evaluated(
+pub(crate) async fn not_evaluated(
     clients: &[Client],
     requests: &[GetMetricsRequest],
     pending: &[usize],

@@ -22,6 +22,7 @@
 pub mod driver;
 pub mod error;
 pub mod fleet;
+pub mod fleet_bench;
 pub mod grpc_load;
 pub mod measure;
 pub mod observer;

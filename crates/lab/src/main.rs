@@ -4,15 +4,17 @@
 //!   session cluster with the load job, the scaler and the KEDA/HPA driver, plays
 //!   steady → 3× → steady, shows a live progress line, then prints the timeline table and
 //!   the figures and writes `timeline.csv` and `timeline.svg`.
-//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects, written
-//!   to `docs/benchmarks.md` (artefacts next to it).
+//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects and the
+//!   synthetic-fleet figures at 1, 100 and 1,000, written to `docs/benchmarks.md`
+//!   (artefacts next to it).
+//! * `fks-lab fleet` — the synthetic-fleet figures alone (no Flink), printed.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use fks_lab::{
-    fleet, report,
+    fleet, fleet_bench, report,
     scenario::{Lab, LabOptions, Profile},
 };
 
@@ -35,11 +37,22 @@ enum ProfileArg {
     Short,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// I/O-bound keyed operator: capacity = parallelism × 500 records/s, 2 → 6 TaskManagers.
+    Io,
+    /// CPU-bound keyed operator: capacity = this machine's cores, 1 → 4 TaskManagers.
+    Cpu,
+}
+
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Scenario profile.
     #[arg(long, value_enum, default_value = "full")]
     profile: ProfileArg,
+    /// Workload of the keyed operator.
+    #[arg(long, value_enum, default_value = "io")]
+    scenario: ScenarioArg,
     /// Apache Flink version (1.18+).
     #[arg(long, env = "FKS_FLINK_VERSION", default_value = "2.3.0")]
     flink_version: String,
@@ -74,7 +87,40 @@ enum Cmd {
         /// Seconds per GetMetrics load level.
         #[arg(long, default_value_t = 10)]
         level_secs: u64,
+        /// Synthetic-fleet sizes (ScaledObjects).
+        #[arg(long, default_value = "1,100,1000")]
+        fleet_sizes: String,
     },
+    /// The synthetic-fleet benchmark alone (real Prometheus, the built scaler, no Flink).
+    Fleet {
+        /// The scaler binary (default: `flink-keda-scaler` next to this binary).
+        #[arg(long)]
+        scaler_bin: Option<PathBuf>,
+        /// Fleet sizes (ScaledObjects).
+        #[arg(long, default_value = "1,100,1000")]
+        sizes: String,
+        /// Evaluation and scrape interval, seconds.
+        #[arg(long, default_value_t = 15)]
+        interval_secs: u64,
+    },
+}
+
+/// The scaler binary: `--scaler-bin` or `flink-keda-scaler` next to this binary.
+fn scaler_binary(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the binary's directory")?
+            .join("flink-keda-scaler"),
+    };
+    if !path.is_file() {
+        bail!(
+            "scaler binary {} not found (cargo build --release --bin flink-keda-scaler, or --scaler-bin)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)> {
@@ -86,19 +132,7 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)>
             root.display()
         );
     }
-    let scaler_bin = match &c.scaler_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the binary's directory")?
-            .join("flink-keda-scaler"),
-    };
-    if !scaler_bin.is_file() {
-        bail!(
-            "scaler binary {} not found (cargo build --release --bin flink-keda-scaler, or --scaler-bin)",
-            scaler_bin.display()
-        );
-    }
+    let scaler_bin = scaler_binary(c.scaler_bin.as_ref())?;
     let (work_dir, guard) = match &c.work_dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -109,6 +143,10 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)>
     let profile = match c.profile {
         ProfileArg::Full => Profile::full(),
         ProfileArg::Short => Profile::short(),
+    };
+    let profile = match c.scenario {
+        ScenarioArg::Io => profile,
+        ScenarioArg::Cpu => profile.cpu(),
     };
     Ok((
         LabOptions {
@@ -164,7 +202,9 @@ async fn main() -> anyhow::Result<()> {
             out,
             scaled_objects,
             level_secs,
+            fleet_sizes,
         } => {
+            let fleet_sizes = fleet_bench::parse_sizes(&fleet_sizes).map_err(anyhow::Error::msg)?;
             let (opts, profile, _guard) = options(&common)?;
             let lab = Lab::start(&opts, profile).await?;
             let outcome = lab.run().await?;
@@ -182,16 +222,36 @@ async fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(level_secs),
             )
             .await?;
-            let md = report::benchmarks_markdown(
+            let mut md = report::benchmarks_markdown(
                 &lab,
                 &outcome,
                 &figures,
                 "scripts/benchmarks.sh",
                 "benchmarks",
             );
+            drop(lab);
+            let rows = fleet_bench::run(
+                &fleet_bench::default_options(&opts.scaler_bin, &opts.work_dir),
+                &fleet_sizes,
+            )
+            .await?;
+            md.push_str(&fleet_bench::section(&rows));
             std::fs::write(&out, &md).with_context(|| format!("write {}", out.display()))?;
             println!("{md}");
             println!("wrote {} and {}/", out.display(), dir.display());
+        }
+        Cmd::Fleet {
+            scaler_bin,
+            sizes,
+            interval_secs,
+        } => {
+            let sizes = fleet_bench::parse_sizes(&sizes).map_err(anyhow::Error::msg)?;
+            let scaler_bin = scaler_binary(scaler_bin.as_ref())?;
+            let dir = tempfile::Builder::new().prefix("fks-fleet-").tempdir()?;
+            let mut options = fleet_bench::default_options(&scaler_bin, dir.path());
+            options.interval = std::time::Duration::from_secs(interval_secs.max(1));
+            let rows = fleet_bench::run(&options, &sizes).await?;
+            println!("{}", fleet_bench::section(&rows));
         }
     }
     Ok(())

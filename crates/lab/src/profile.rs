@@ -1,12 +1,61 @@
 //! The scenario's profile: its phases' timings, the load and the job's sizes, KEDA's and
 //! the HPA's periods, and the scaler config it runs with (the policy and the fast signal
 //! queries of [`FAST_QUERIES`]); the `full` profile for the demo and the benchmarks, the
-//! `short` one for CI.
+//! `short` one for CI. Two workloads: the I/O-bound one (the default: each keyed subtask
+//! waits for a simulated external call, so capacity is `parallelism × C` on any machine)
+//! and the CPU-bound one (capacity is this machine's cores; kept as a labelled second
+//! scenario).
 
 use std::time::Duration;
 
 /// Job name in Flink (and `jobName` in the trigger metadata).
 pub const JOB_NAME: &str = "fks-demo-job";
+
+/// What the keyed operator spends per record (`--work` of the load job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// I/O-bound: each subtask processes at most this many records/s, waiting (parked, no
+    /// CPU) for a simulated external call; Flink counts the wait as busy time.
+    Io {
+        /// Records/s per subtask.
+        per_subtask: u32,
+    },
+    /// CPU-bound: this many loop iterations per record (~0.7 ms at 400,000 here).
+    Cpu {
+        /// Iterations per record.
+        iterations: u32,
+    },
+}
+
+impl Workload {
+    /// The load job's `--work` argument.
+    pub fn arg(&self) -> String {
+        match self {
+            Self::Io { per_subtask } => format!("io:{per_subtask}"),
+            Self::Cpu { iterations } => format!("cpu:{iterations}"),
+        }
+    }
+
+    /// The scenario's label (`io`, `cpu`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Cpu { .. } => "cpu",
+        }
+    }
+
+    /// One sentence for the reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Io { per_subtask } => format!(
+                "I/O-bound: each keyed subtask processes at most {per_subtask} records/s, waiting                  (parked, no CPU) for a simulated external call (`--work io:{per_subtask}`), so                  capacity is parallelism × {per_subtask} records/s on any machine"
+            ),
+            Self::Cpu { iterations } => format!(
+                "CPU-bound: ~0.7 ms of CPU per record in the keyed operator ({iterations}                  iterations), so capacity is this machine's 2 cores, not the parallelism"
+            ),
+        }
+    }
+}
 
 /// Timings, load and sizes of one run.
 #[derive(Debug, Clone)]
@@ -27,8 +76,14 @@ pub struct Profile {
     pub low_rate: u32,
     /// The step factor.
     pub factor: u32,
-    /// CPU iterations per record in the keyed operator.
-    pub work: u32,
+    /// What the keyed operator spends per record.
+    pub work: Workload,
+    /// The job's max parallelism (key groups).
+    pub max_parallelism: u32,
+    /// The policy's `targetUtilization`.
+    pub target_utilization: f64,
+    /// The policy's `catchUpDuration`.
+    pub catch_up: Duration,
     /// Topic partitions.
     pub partitions: u32,
     /// Slots per TaskManager.
@@ -63,7 +118,6 @@ impl Profile {
             step_max: Duration::from_secs(240),
             back_max: Duration::from_secs(300),
             settle: Duration::from_secs(20),
-            utilization_low: 0.2,
             ..Self::short()
         }
         .with_keda(
@@ -75,6 +129,11 @@ impl Profile {
 
     /// The CI profile: the same scenario, shorter phases and 2 s KEDA/HPA periods; the
     /// step ends as soon as the job scaled up.
+    ///
+    /// The I/O-bound workload at 500 records/s per subtask, one slot per TaskManager (every
+    /// parallelism step is a TaskManager), 120 key groups (1–6 and 8 subtasks split them
+    /// evenly): 600 records/s need 2 TaskManagers at a 0.7 target utilization
+    /// (350 records/s each), the 3× step to 1,800 needs 6, at most 8.
     pub fn short() -> Self {
         Self {
             name: "short",
@@ -83,27 +142,53 @@ impl Profile {
             step_max: Duration::from_secs(180),
             back_max: Duration::from_secs(180),
             settle: Duration::from_secs(4),
-            // ~0.7 ms of CPU per record: 650 records/s keep one keyed subtask ~45 % busy,
-            // 3× saturates it and needs 2–3 subtasks, still within a 2-core machine's
-            // reach. One slot per TaskManager: every parallelism step is a TaskManager.
-            low_rate: 650,
+            low_rate: 600,
             factor: 3,
-            work: 400_000,
+            work: Workload::Io { per_subtask: 500 },
+            max_parallelism: 120,
+            target_utilization: 0.7,
+            // The product default: a backlog is drained over 5 minutes, so a decision a few
+            // seconds after the step sizes for the arrival rate (6), not for 7–8.
+            catch_up: Duration::from_secs(300),
             partitions: 8,
             slots: 1,
-            min_task_managers: 1,
-            max_task_managers: 4,
+            min_task_managers: 2,
+            max_task_managers: 8,
             polling_interval: Duration::from_secs(2),
             hpa_sync_period: Duration::from_secs(2),
             hpa_stabilization: Duration::from_secs(20),
             evaluation_interval: Duration::from_secs(2),
-            // The product default. On a contended 2-core CI runner four TaskManagers show
-            // busy ≈ 0.36 at the low rate (busy time counts time waiting for a CPU): inside a
-            // 0.2 band, where the anti-flap rightly holds and the test would see no
-            // scale-down.
+            // 600 records/s on 6 TaskManagers is busy 0.2: under the band, so the job scales
+            // back down; on 2 it is 0.6: inside the band, so it stays.
             utilization_low: 0.4,
             sample_every: Duration::from_secs(1),
         }
+    }
+
+    /// The same run with the CPU-bound workload (the second, labelled scenario): ~0.7 ms of
+    /// CPU per record, 650 records/s keep one keyed subtask ~45 % busy, 3× saturates it and
+    /// needs 2–3 subtasks, within a 2-core machine's reach; 1 to 4 TaskManagers. On a
+    /// contended 2-core runner busy time also counts time waiting for a CPU, so this
+    /// scenario measures the machine as much as the scaler.
+    pub fn cpu(self) -> Self {
+        Self {
+            low_rate: 650,
+            work: Workload::Cpu {
+                iterations: 400_000,
+            },
+            max_parallelism: 128,
+            target_utilization: 0.5,
+            catch_up: Duration::from_secs(60),
+            min_task_managers: 1,
+            max_task_managers: 4,
+            utilization_low: if self.name == "full" { 0.2 } else { 0.4 },
+            ..self
+        }
+    }
+
+    /// The scenario's label: the workload's (`io`, `cpu`).
+    pub fn scenario(&self) -> &'static str {
+        self.work.label()
     }
 
     fn with_keda(mut self, polling: Duration, sync: Duration, stabilization: Duration) -> Self {
@@ -116,6 +201,11 @@ impl Profile {
     /// The scaler's `scaleUpDelay` in [`Self::scaler_config`].
     pub fn scale_up_delay(&self) -> Duration {
         Duration::from_secs(8)
+    }
+
+    /// The parallelism the job is submitted at: every slot of the first TaskManagers.
+    pub fn initial_parallelism(&self) -> u32 {
+        self.min_task_managers.max(1) * self.slots
     }
 
     /// The high rate.
@@ -134,14 +224,16 @@ impl Profile {
              flink:\n  timeout: 3s\n  rescaleTimeout: 90s\n\
              kubernetes:\n  enabled: false\n\
              policies:\n  default:\n\
-             \x20   targetUtilization: 0.5\n    utilizationLow: {low}\n    utilizationHigh: 0.9\n\
-             \x20   catchUpDuration: 1m\n    stabilization: 15s\n    scaleUpDelay: {up}s\n    scaleDownDelay: 20s\n\
+             \x20   targetUtilization: {target}\n    utilizationLow: {low}\n    utilizationHigh: 0.9\n\
+             \x20   catchUpDuration: {catch_up}s\n    stabilization: 15s\n    scaleUpDelay: {up}s\n    scaleDownDelay: 20s\n\
              \x20   maxScaleDownFactor: 0.75\n    cooldown: 20s\n    maxRescalesPerHour: 30\n\
              \x20   minTaskManagers: {min}\n    maxTaskManagers: {max}\n\
              \x20   slotsPerTaskManager: {slots}\n    queries:\n{queries}",
             eval = self.evaluation_interval.as_secs().max(1),
             up = self.scale_up_delay().as_secs(),
             low = self.utilization_low,
+            target = self.target_utilization,
+            catch_up = self.catch_up.as_secs(),
             min = self.min_task_managers,
             max = self.max_task_managers,
             slots = self.slots,
@@ -156,13 +248,20 @@ impl Profile {
 /// Signal queries that react within seconds. Flink's own per-second metrics
 /// (`busyTimeMsPerSecond`, `numRecordsInPerSecond`, ...) are 60 s moving averages updated
 /// every 5 s (`TimerGauge` and `MeterView` windows), so a load step takes a minute to show
-/// in full. These use the counters behind them (`accumulateBusyTimeMs`, `numRecordsIn`,
-/// `numRecordsOut`) over a 10 s window instead; the window must cover at least two
-/// scrapes (here: Prometheus scrapes every second).
+/// in full. These use the counters behind them over a 10 s window instead; the window must
+/// cover at least two scrapes (here: Prometheus scrapes every second).
+///
+/// Busy time is `1000 − idle − back-pressured` from those two counters, not
+/// `rate(accumulateBusyTimeMs)`: Flink computes that gauge as wall time − task start − idle −
+/// back-pressured (`TaskIOMetricGroup#getAccumulatedBusyTime`), where idle and
+/// back-pressured time only grow when a `TimerGauge` measurement ends or is updated, so the
+/// gauge rises during every idle stretch and falls back when it is booked. `rate()` takes
+/// each fall for a counter reset and adds the whole value: busy read 1.00 at 600 records/s
+/// on 8 subtasks (true 0.15). Idle and back-pressured time are monotonic counters.
 pub const FAST_QUERIES: [(&str, &str); 4] = [
     (
         "busyTime",
-        r#"max by (task_id) (rate(flink_taskmanager_job_task_accumulateBusyTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
+        r#"max by (task_id) (clamp(1000 - rate(flink_taskmanager_job_task_accumulateIdleTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]) - rate(flink_taskmanager_job_task_accumulateBackPressuredTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]), 0, 1000))"#,
     ),
     (
         "recordsIn",
@@ -183,8 +282,13 @@ pub const FAST_QUERIES: [(&str, &str); 4] = [
 /// (where the scaler sees it) instead of hiding in network buffers — with Flink's default
 /// 32 KiB buffers tens of thousands of small records fit in flight, ~20 s of this job's
 /// excess load after a step.
+///
+/// 4 KiB network buffers (`taskmanager.memory.segment-size`): Flink 1.20.5 otherwise keeps
+/// tens of thousands of these small records in flight after each rescale, and the source's
+/// `pendingRecords` reads ~0 for ~40 s while the backlog is real (throughput unchanged).
 pub const LATENCY_CONFIG: &str = "taskmanager.network.memory.buffer-debloat.enabled: true\n\
-     taskmanager.network.memory.buffer-debloat.target: 1s\n";
+     taskmanager.network.memory.buffer-debloat.target: 1s\n\
+     taskmanager.memory.segment-size: 4kb\n";
 
 #[cfg(test)]
 mod tests {

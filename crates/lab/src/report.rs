@@ -8,7 +8,7 @@ use super::{
     error::{LabError, Result},
     fleet::FleetFigures,
     plot,
-    scenario::{Lab, Outcome, Profile},
+    scenario::{Lab, Outcome, Profile, Workload},
 };
 
 /// The machine and versions, one Markdown bullet each.
@@ -70,30 +70,39 @@ pub fn environment(flink_version: &str) -> String {
 /// The profile's settings as Markdown bullets.
 pub fn settings(p: &Profile) -> String {
     format!(
-        "- Load: {} records/s → {} records/s ({}×) → {} records/s; ~0.7 ms CPU per record in the \
-         keyed operator ({} iterations), {} partitions\n\
-         - Flink: {} slot(s) per TaskManager, 1 TaskManager to start, {}–{} TaskManagers, \
-         buffer debloating on (`lab::scenario::LATENCY_CONFIG`)\n\
+        "- Scenario `{}`: {} records/s → {} records/s ({}×) → {} records/s; {}; {} partitions, \
+         {} key groups\n\
+         - Flink: {} slot(s) per TaskManager, {} TaskManager(s) to start (job submitted at \
+         parallelism {}), {}–{} TaskManagers, buffer debloating on and 4 KiB network buffers \
+         (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown/stabilization 1–2 s \
+         (`fks_components::flink_conf`)\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}\n\
-         - Scaler: evaluation every {:?}, target utilization 0.5 (band {}–0.9), \
-         stabilization 15 s, scale-up delay 8 s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s; \
+         - Scaler: evaluation every {:?}, target utilization {} (band {}–0.9), catch-up {:?}, \
+         stabilization 15 s, scale-up delay {:?}, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s; \
          busy time and record rates from Flink's counters over 10 s (`lab::scenario::FAST_QUERIES`: \
          Flink's own per-second gauges are 60 s moving averages)\n",
+        p.scenario(),
         p.low_rate,
         p.high_rate(),
         p.factor,
         p.low_rate,
-        p.work,
+        p.work.describe(),
         p.partitions,
+        p.max_parallelism,
         p.slots,
+        p.min_task_managers.max(1),
+        p.initial_parallelism(),
         p.min_task_managers,
         p.max_task_managers,
         p.polling_interval,
         p.hpa_sync_period,
         p.hpa_stabilization,
         p.evaluation_interval,
+        p.target_utilization,
         p.utilization_low,
+        p.catch_up,
+        p.scale_up_delay(),
     )
 }
 
@@ -111,8 +120,11 @@ pub fn write_artefacts(lab: &Lab, outcome: &Outcome, dir: &Path) -> Result<()> {
         &outcome.timeline,
         &dir.join("timeline.svg"),
         &format!(
-            "flink-keda-scaler: {}× load step on Flink {} ({} profile)",
-            lab.profile.factor, lab.flink_version, lab.profile.name
+            "flink-keda-scaler: {}× load step on Flink {} ({} workload, {} profile)",
+            lab.profile.factor,
+            lab.flink_version,
+            lab.profile.scenario(),
+            lab.profile.name
         ),
     )
 }
@@ -247,19 +259,26 @@ fn get_metrics_levels(fleet: &FleetFigures) -> String {
 
 /// What the scenario figures are made of, for the reader of `docs/benchmarks.md`.
 pub fn reading(p: &Profile) -> String {
+    let capacity = match p.work {
+        Workload::Io { .. } => {
+            "The lag recovers at the new capacity minus the arrival rate: the keyed operator \
+             waits instead of computing, so each added subtask adds its full capacity whatever \
+             this machine's cores."
+        }
+        Workload::Cpu { .. } => {
+            "The lag recovers as fast as the spare CPU allows: the scaled-up job shares the same \
+             two cores, so the backlog drains at the difference between what they can process \
+             and the arrival rate (this scenario measures the machine as much as the scaler)."
+        }
+    };
     format!(
         "\nReading the figures: P1 is the sum of the three parts of its breakdown. The scaler's \
          part is the signal window (10 s of counters) plus `scaleUpDelay` ({:?}) plus one \
          evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
-         starting the TaskManager JVMs, which on this 2-core machine compete with the saturated \
-         job; Flink's part is the in-place restart. The lag recovers as fast as the spare CPU \
-         allows: the scaled-up job shares the same two cores, so the backlog drains at the \
-         difference between what they can process and the arrival rate. The step down takes \
-         two rescales because the scale-down window applies the highest recommendation it saw, \
-         and the first recommendations after the load falls are made while the 10 s windows \
-         still hold part of the high load (safe, one extra restart). A `none` rescale in the \
-         table below changes parallelism without changing TaskManagers (e.g. a source sized \
-         up to catch up its backlog, then back); it is a restart and counts in P2.\n",
+         starting the TaskManager JVMs; Flink's part is the in-place restart. {capacity} \
+         A `none` rescale in the table below changes parallelism without changing \
+         TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
+         restart and counts in P2.\n",
         p.scale_up_delay(),
         p.evaluation_interval,
         p.hpa_sync_period,

@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use flink_keda_scaler::{keda::pb::ScaledObjectRef, sim::hpa::HpaConfig};
 
-pub use super::profile::{Profile, FAST_QUERIES, JOB_NAME, LATENCY_CONFIG};
+pub use super::profile::{Profile, Workload, FAST_QUERIES, JOB_NAME, LATENCY_CONFIG};
 use super::{
     driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl},
     error::{LabError, Result},
@@ -163,11 +163,18 @@ impl Lab {
             opts.flink_version
         ));
         let installed = install_flink(opts).await?;
-        say("starting a Flink session cluster (adaptive scheduler, 1 TaskManager)");
+        say(&format!(
+            "starting a Flink session cluster (adaptive scheduler, {} TaskManager(s), {} workload)",
+            profile.min_task_managers.max(1),
+            profile.scenario()
+        ));
         let (cluster, rate_file) = start_flink(installed, opts, &profile).await?;
         say("submitting the load job");
         let job_id = cluster
-            .submit_job(&job_args(&profile, &rate_file), 1)
+            .submit_job(
+                &job_args(&profile, &rate_file),
+                profile.initial_parallelism(),
+            )
             .await?;
         say("starting Prometheus (scrapes every reporter port each second)");
         let prometheus = start_prometheus(&cluster, &job_id, opts).await?;
@@ -336,7 +343,8 @@ async fn start_flink(
     Ok((cluster, rate_file))
 }
 
-/// The LoadJob's arguments: its name, partitions, rate (and rate file), work per record.
+/// The LoadJob's arguments: its name, partitions, rate (and rate file), work per record,
+/// key groups.
 fn job_args(profile: &Profile, rate_file: &std::path::Path) -> Vec<String> {
     vec![
         "--name".to_string(),
@@ -348,7 +356,9 @@ fn job_args(profile: &Profile, rate_file: &std::path::Path) -> Vec<String> {
         "--rate-file".to_string(),
         rate_file.display().to_string(),
         "--work".to_string(),
-        profile.work.to_string(),
+        profile.work.arg(),
+        "--max-parallelism".to_string(),
+        profile.max_parallelism.to_string(),
     ]
 }
 

@@ -17,6 +17,20 @@ use crate::{
 /// A persisted decision older than this is never acted on.
 const MAX_DECISION_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
+/// A rescale to claim before its PUT.
+pub struct Claim<'a> {
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// The plan the job runs at.
+    pub current: &'a Plan,
+    /// The target plan.
+    pub target: &'a Plan,
+    /// Why (the decision's summary, or who asked for a manual rescale).
+    pub reason: String,
+    /// The scale target's generation.
+    pub generation: Option<i64>,
+}
+
 /// What the worker knows about its persisted copy.
 #[derive(Debug, Default)]
 pub struct PersistState {
@@ -128,6 +142,19 @@ impl Worker {
         target: &Plan,
         generation: Option<i64>,
     ) -> bool {
+        let claim = Claim {
+            at: decision.at,
+            current: &decision.current,
+            target,
+            reason: decision.summary(),
+            generation,
+        };
+        self.claim_plan(claim).await
+    }
+
+    /// [`Self::claim`] of any rescale (automatic or manual): leader only, a
+    /// compare-and-swap write of the decision as applied; true without Kubernetes.
+    pub(super) async fn claim_plan(&mut self, claim: Claim<'_>) -> bool {
         let Some(k) = self.ctx.kube.clone() else {
             return true;
         };
@@ -138,11 +165,11 @@ impl Worker {
         let id = doc.next_decision_id();
         doc.decision = Some(PersistedDecision {
             id,
-            decided_at: decision.at,
-            observed_generation: generation,
-            current: decision.current.clone(),
-            target: target.clone(),
-            reason: decision.summary(),
+            decided_at: claim.at,
+            observed_generation: claim.generation,
+            current: claim.current.clone(),
+            target: claim.target.clone(),
+            reason: claim.reason,
             applied: true,
         });
         doc.job_state = self.job_state.clone();

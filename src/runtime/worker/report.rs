@@ -12,7 +12,10 @@ use crate::{
     core::{Decision, Observation, Policy, Rescale, Rule},
     exporter::{JobKey, SignalValues},
     keda::{EvalError, Evaluation, ScalerTarget},
-    runtime::pipeline::{self, Observed, QuerySummary},
+    runtime::{
+        debug_jobs,
+        pipeline::{self, Observed, QuerySummary},
+    },
 };
 
 /// The result of one tick, shared with every rpc until the next one.
@@ -49,8 +52,12 @@ pub struct JobReport {
     pub rescale: Option<Rescale>,
     /// Prometheus queries of this tick.
     pub queries: Vec<QuerySummary>,
-    /// Non-fatal signal issues.
+    /// Non-fatal signal issues (at most [`debug_jobs::MAX_ISSUES`], each length-capped).
     pub issues: Vec<String>,
+    /// Scrape interval, counter window and age of the signals of this tick.
+    pub signals: Option<pipeline::SignalsSummary>,
+    /// Issues left out of `issues`.
+    pub issues_dropped: usize,
     /// The effective policy.
     pub policy: Option<Policy>,
 }
@@ -58,8 +65,13 @@ pub struct JobReport {
 impl JobReport {
     /// An empty report of a tick of `target` at `now`.
     pub(super) fn new(target: &ScalerTarget, now: DateTime<Utc>) -> Self {
+        Self::named(target.to_string(), now)
+    }
+
+    /// An empty report of `scaled_object` (`namespace/name`) at `now`.
+    pub(crate) fn named(scaled_object: String, now: DateTime<Utc>) -> Self {
         Self {
-            scaled_object: target.to_string(),
+            scaled_object,
             flink_url: None,
             job_id: None,
             job_name: None,
@@ -71,6 +83,8 @@ impl JobReport {
             rescale: None,
             queries: Vec::new(),
             issues: Vec::new(),
+            signals: None,
+            issues_dropped: 0,
             policy: None,
         }
     }
@@ -81,6 +95,8 @@ impl JobReport {
         self.job_name = Some(observed.observation.job_name.clone());
         self.queries = pipeline::query_summaries(&observed.queries);
         self.issues = observed.issues.clone();
+        self.signals = Some(observed.signals_summary());
+        (self.issues, self.issues_dropped) = debug_jobs::cap_issues(&observed.issues);
     }
 }
 
@@ -134,7 +150,7 @@ impl Worker {
             .as_ref()
             .filter(|r| !r.phase.is_terminal())
             .map(|r| r.phase.as_str());
-        self.ctx.metrics.set_rescale_phase(job, phase);
+        self.ctx.metrics.set_rescale_phase(&self.key(job), phase);
         self.record_vertices(obs, decision);
     }
 
@@ -148,7 +164,7 @@ impl Worker {
         let m = &self.ctx.metrics;
         let key = self.key(&obs.job_name);
         m.set_task_manager_bounds(&key, policy.min_task_managers, policy.max_task_managers);
-        m.record_decision_of(&obs.job_name, decision);
+        m.record_decision_of(&key, decision);
         m.set_current_task_managers(&key, obs.task_managers_registered.unwrap_or(0));
         if let Some(t) = &decision.target {
             m.set_desired_task_managers(&key, t.task_managers);
@@ -160,14 +176,14 @@ impl Worker {
 
     fn record_vertices(&self, obs: &Observation, decision: &Decision) {
         let m = &self.ctx.metrics;
-        let job = obs.job_name.as_str();
+        let key = self.key(&obs.job_name);
         for v in &obs.topology.vertices {
             let desired = decision
                 .target
                 .as_ref()
                 .and_then(|t| t.parallelism.get(&v.id).copied())
                 .unwrap_or(v.parallelism);
-            m.set_vertex_parallelism(job, v.id.as_str(), &v.name, desired, v.parallelism);
+            m.set_vertex_parallelism(&key, v.id.as_str(), &v.name, desired, v.parallelism);
             if let Some(s) = obs.vertices.get(&v.id) {
                 let busy = s.busy_ms_per_s.map(|b| b / 1000.0);
                 let tpr = match (s.records_in_per_s, busy) {
@@ -175,7 +191,7 @@ impl Worker {
                     _ => None,
                 };
                 m.set_signals(
-                    job,
+                    &key,
                     v.id.as_str(),
                     &SignalValues {
                         pending_records: s.pending_records,

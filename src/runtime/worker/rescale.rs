@@ -85,6 +85,7 @@ impl Worker {
             Ok(r) => {
                 let rescale = r.into_outcome().rescale;
                 self.on_started(settings, job, &rescale, decision).await;
+                self.remember_requirements(&rescale.to.parallelism);
                 self.rescale = Some(rescale);
             }
             Err(e) => self.on_start_failed(settings, job, decision, &e).await,
@@ -175,7 +176,7 @@ impl Worker {
                 RescaleOutcome::Aborted
             }
             RescaleEvent::Failover(cause) => {
-                self.ctx.metrics.record_failover(job);
+                self.ctx.metrics.record_failover(&self.key(job));
                 tracing::error!(
                     cause = cause.as_str(),
                     phase = rescale.phase.as_str(),

@@ -66,7 +66,7 @@ impl Worker {
             .collect();
         self.ctx
             .metrics
-            .set_flink_setup(job, fresh.setup.reactive, &delays);
+            .set_flink_setup(&self.key(job), fresh.setup.reactive, &delays);
         if fresh.setup.reactive {
             tracing::info!(
                 version = %fresh.setup.version,

@@ -55,7 +55,18 @@ impl Worker {
             .ctx
             .flink_client(&settings.flink_url)
             .map_err(|e| flink_error(&settings.flink_url, e))?;
-        let observed = pipeline::observe(&self.ctx, &settings, &client, &self.target.job).await?;
+        // Fresh reads only while a rescale is in flight; else this slot's shared reads.
+        let fresh = self.in_flight();
+        let mut observed = pipeline::observe_with(
+            &self.ctx,
+            &settings,
+            &client,
+            &self.target.job,
+            &mut self.rest_view,
+            fresh,
+        )
+        .await?;
+        self.remember_slots(&mut observed.observation);
         report.observed(&observed);
         self.read_flink_setup(&client, &settings, &observed, report)
             .await;
@@ -95,8 +106,8 @@ impl Worker {
         )
         .await;
         let reported = self
-            .publish(&settings, &observed, &decision, &current)
-            .await;
+            .publish(&client, &settings, &observed, &decision)
+            .await?;
         report.rescale = self.rescale.clone();
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
             self.rescale = None;
@@ -155,27 +166,36 @@ impl Worker {
         self.log_decision(decision, settings.policy.dry_run);
     }
 
-    /// The TaskManagers KEDA gets (never below what the running parallelism needs, nor
-    /// the policy's minimum), recorded in the metrics and the pod-deletion-costs.
+    /// The TaskManagers KEDA gets ([`core::task_managers_to_report`]: never below what
+    /// the running parallelism or the job's requirements need, plus the spare, monotone
+    /// during a drain), recorded in the metrics and the pod-deletion-costs (the spare is
+    /// reported, so never marked as surplus).
     async fn publish(
         &mut self,
+        client: &FlinkClient,
         settings: &JobSettings,
         observed: &Observed,
         decision: &Decision,
-        current: &Plan,
-    ) -> u32 {
-        let in_flight = self.rescale.as_ref().filter(|r| !r.phase.is_terminal());
-        let reported = if let Some(pinned) = Self::native_report(settings) {
-            pinned
+    ) -> Result<u32, EvalError> {
+        let min = settings.policy.min_task_managers;
+        let (reported, spare) = if let Some(pinned) = Self::native_report(settings) {
+            // a native FlinkDeployment: its pinned replicas (the operator owns the pods)
+            (pinned.max(min), 0)
         } else if self.flink_setup.reactive() {
-            self.reactive_report(current)
+            let current = self.current_plan(observed, &settings.policy);
+            (self.reactive_report(&current).max(min), 0)
         } else {
-            core::task_managers_to_report(current, in_flight)
-        }
-        .max(settings.policy.min_task_managers);
+            let r = self
+                .report_count(client, observed, &settings.policy)
+                .await?;
+            (r.task_managers, r.spare)
+        };
         self.record_metrics(observed, decision, Some(reported), &settings.policy);
+        self.ctx
+            .metrics
+            .set_spare_task_managers(&self.key(&observed.observation.job_name), spare);
         self.mark_pods(settings, observed, reported).await;
-        reported
+        Ok(reported)
     }
 
     /// The plan the job runs at now, with the TaskManagers its parallelism needs.

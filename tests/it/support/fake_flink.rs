@@ -35,6 +35,9 @@ pub struct FakeVertex {
     pub input_ship: Option<String>,
     /// lowerBound of its resource requirements.
     pub lower_bound: i64,
+    /// upperBound of its resource requirements when it differs from the running
+    /// parallelism (a job running degraded below them); `None`: the parallelism.
+    pub upper_bound: Option<u32>,
 }
 
 /// The mutable state of the fake cluster.
@@ -203,7 +206,7 @@ impl FakeState {
         for v in &self.vertices {
             m.insert(
                 v.id.clone(),
-                serde_json::json!({"parallelism": {"lowerBound": v.lower_bound, "upperBound": v.parallelism}}),
+                serde_json::json!({"parallelism": {"lowerBound": v.lower_bound, "upperBound": v.upper_bound.unwrap_or(v.parallelism)}}),
             );
         }
         serde_json::Value::Object(m)
@@ -249,6 +252,7 @@ impl FakeFlink {
                     _ => Some("REBALANCE".into()),
                 },
                 lower_bound: 1,
+                upper_bound: None,
             })
             .collect();
         let mut state = FakeState {
@@ -276,7 +280,8 @@ impl FakeFlink {
             .and(path("/jobs/overview"))
             .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {
                 let now = chrono::Utc::now().timestamp_millis();
-                let n = s.vertices.len();
+                // As Flink: `tasks.total` is the sum of the vertices' parallelism.
+                let n: u32 = s.vertices.iter().map(|v| v.parallelism).sum();
                 json(serde_json::json!({"jobs": [{
                     "jid": s.job_id, "name": s.job_name, "start-time": s.running_since_ms - 5_000,
                     "end-time": -1, "duration": now - s.running_since_ms, "state": "RUNNING",
@@ -359,6 +364,7 @@ impl FakeFlink {
                         if let Some(b) = body.get(&v.id) {
                             if let Some(u) = b["parallelism"]["upperBound"].as_u64() {
                                 v.parallelism = u as u32;
+                                v.upper_bound = None;
                             }
                             if let Some(l) = b["parallelism"]["lowerBound"].as_i64() {
                                 v.lower_bound = l;

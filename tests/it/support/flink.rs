@@ -18,6 +18,10 @@ use serde_json::{json, Value};
 
 pub use fks_components::flink_cluster::version_under_test as flink_version;
 
+/// Held by every test that runs a Flink cluster, so clusters of different modules do
+/// not share the machine's CPUs.
+pub static REAL_FLINK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Installs Flink and the job jar; `None` (after `component_missing`) when Java or the
 /// download is unavailable outside CI.
 pub fn install() -> Option<Installed> {

@@ -184,7 +184,8 @@ impl FakeFlink {
             .respond_with(Responder(
                 state.clone(),
                 move |s: &mut FakeState, _: &Request| {
-                    let n = s.vertices.len();
+                    // As Flink: `tasks.total` is the sum of the vertices' parallelism.
+                    let n: u32 = s.vertices.iter().map(|v| v.2).sum();
                     ok(
                         json!({"jobs": [{"jid": s.job_id, "name": s.job_name, "state": "RUNNING",
                     "start-time": 1, "end-time": -1, "duration": 1, "last-modification": 1,
@@ -343,6 +344,8 @@ pub struct Scaler {
     pub grpc_port: u16,
     /// HTTP port.
     pub http_port: u16,
+    /// Admin port (`/debug/jobs`).
+    pub admin_port: u16,
     log: std::path::PathBuf,
     http: reqwest::Client,
 }
@@ -363,6 +366,7 @@ impl Scaler {
         let file = std::fs::File::create(&log).expect("log file");
         let grpc_port = crate::support::free_port();
         let http_port = crate::support::free_port();
+        let admin_port = crate::support::free_port();
         let child = Command::new(crate::support::scaler_bin())
             .arg("serve")
             .arg("--config")
@@ -371,6 +375,8 @@ impl Scaler {
             .arg(format!("127.0.0.1:{grpc_port}"))
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", identity)
             .env("POD_NAMESPACE", namespace)
@@ -387,6 +393,7 @@ impl Scaler {
             identity: identity.to_string(),
             grpc_port,
             http_port,
+            admin_port,
             log,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))
@@ -457,7 +464,7 @@ impl Scaler {
     pub async fn debug_jobs(&self) -> Value {
         match self
             .http
-            .get(format!("http://127.0.0.1:{}/debug/jobs", self.http_port))
+            .get(format!("http://127.0.0.1:{}/debug/jobs", self.admin_port))
             .send()
             .await
         {

@@ -361,6 +361,16 @@ impl PrometheusHarness {
         .await
     }
 
+    /// Like [`Self::start`] with another scrape interval (whole seconds).
+    pub async fn start_with_interval(targets: &[String], interval: Duration) -> Option<Self> {
+        Self::start_with(PrometheusOptions {
+            targets: targets.to_vec(),
+            scrape_interval: Some(interval),
+            ..PrometheusOptions::default()
+        })
+        .await
+    }
+
     /// Starts Prometheus on history: the TSDB blocks under `blocks` (e.g. the output of
     /// `promtool tsdb create-blocks-from openmetrics`) are copied into the data dir before
     /// the process starts. Scrapes nothing.

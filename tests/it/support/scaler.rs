@@ -48,9 +48,9 @@ impl ScalerProcess {
         self.inner.grpc_addr()
     }
 
-    /// `http://127.0.0.1:<http port>`.
-    pub fn http_url(&self) -> String {
-        self.inner.http_url()
+    /// `http://127.0.0.1:<admin port>` (`/debug/jobs`, `/admin/rescale`).
+    pub fn admin_url(&self) -> String {
+        self.inner.admin_url()
     }
 
     /// Sends SIGTERM to this child (by its pid, nothing else) and waits up to `timeout`

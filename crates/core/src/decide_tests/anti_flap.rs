@@ -212,6 +212,7 @@ fn guards_after_sizing() {
                 scale_down_window: Some(ScaleDownWindow {
                     started_at: at(-301),
                     highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
+                    settled: Default::default(),
                 }),
                 ..JobState::default()
             },
@@ -226,6 +227,62 @@ fn guards_after_sizing() {
                     (Rule::ClampedToMaxParallelism, Some("map")),
                     (Rule::Overutilized, Some("map")),
                     (Rule::ScaleDownDelayed, None),
+                ],
+            },
+        },
+        Case {
+            // the lab's CI failure: map needs 6 but maxTaskManagers is 4 (1 slot each);
+            // the proportional fit of {src 4, map 6} into 4 slots gave {src 2, map 4}, a
+            // "scale_down: 4 → 4 TaskManagers" rescale shrinking src, whose scale-down
+            // the rules held. The clamp takes growth away only: nothing to do.
+            name: "clamped at max while another vertex's scale-down is held: no rescale",
+            obs: Observation::test()
+                .vertex("src", 4, 128)
+                .vertex("map", 4, 128)
+                .edge("src", "map", ShipStrategy::Rebalance)
+                .load("src", 100.0, 1000.0)
+                .load("map", 950.0, 1000.0),
+            state: JobState::default(),
+            policy: Policy {
+                max_task_managers: 4,
+                ..Policy::test()
+            },
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 4), ("map", 4)], 4),
+                direction: Direction::None,
+                rescale: false,
+                rules: vec![
+                    (Rule::Underutilized, Some("src")),
+                    (Rule::Overutilized, Some("map")),
+                    (Rule::ClampedToMax, None),
+                    (Rule::ScaleDownDelayed, None),
+                ],
+            },
+        },
+        Case {
+            // what runs does not fit a lowered maximum: the clamp does shrink, and says so
+            name: "maximum below what runs: the clamp shrinks every vertex",
+            obs: Observation::test()
+                .vertex("src", 4, 128)
+                .vertex("map", 4, 128)
+                .edge("src", "map", ShipStrategy::Rebalance)
+                .load("src", 600.0, 1000.0)
+                .load("map", 600.0, 1000.0),
+            state: JobState::default(),
+            policy: Policy {
+                max_task_managers: 2,
+                ..Policy::test()
+            },
+            now: t0(),
+            expect: Expect {
+                target: sized(&[("src", 2), ("map", 2)], 2),
+                direction: Direction::Down,
+                rescale: true,
+                rules: vec![
+                    (Rule::WithinBand, None),
+                    (Rule::ClampedToMax, None),
+                    (Rule::ScaleDown, None),
                 ],
             },
         },

@@ -84,9 +84,16 @@ fn seed_policies() {
     window_obs.task_managers_registered = Some(8);
     let idle = || window_obs.clone();
     // idle: true rate 10000 at p=8 → ceil(1000 / (1250 × 0.7)) = 2 for both
-    let window = |started: i64, src: u32, map: u32| ScaleDownWindow {
-        started_at: at(started),
-        highest: [(vid("src"), src), (vid("map"), map)].into_iter().collect(),
+    // recommendations made once the signals had settled (the settle time is the test
+    // policy's 30 s stabilization)
+    let window = |started: i64, src: u32, map: u32| {
+        let highest: BTreeMap<crate::VertexId, u32> =
+            [(vid("src"), src), (vid("map"), map)].into_iter().collect();
+        ScaleDownWindow {
+            started_at: at(started),
+            settled: highest.clone(),
+            highest,
+        }
     };
     let cases = vec![
         Case {

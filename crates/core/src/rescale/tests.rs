@@ -188,8 +188,7 @@ fn only_one_rescale_in_flight_and_report_without_rescale() {
     );
     r.job_gone(secs(1));
     assert!(ensure_none_in_flight(Some(&r)).is_ok());
-    assert_eq!(task_managers_to_report(&plan(2, 3), None), 3);
-    assert_eq!(task_managers_to_report(&plan(2, 3), Some(&r)), 1);
+    assert_eq!(r.task_managers_to_report(), 1);
 }
 
 #[test]

@@ -1,12 +1,15 @@
-//! The closed loop on real Flink, short profile of the demo's scenario
+//! The closed loop on real Flink, short profile of the demo's I/O-bound scenario
 //! (`fks_lab`, the same code `fks-lab demo` runs): a standalone session
-//! cluster (adaptive scheduler, slot packing, 2 slots per TaskManager, 1 TaskManager to
-//! start) runs the LoadJob; Prometheus scrapes the PrometheusReporters; the built scaler
+//! cluster (adaptive scheduler, slot packing, 1 slot per TaskManager, 2 TaskManagers to
+//! start, at most 8) runs the LoadJob, whose keyed operator processes at most 500
+//! records/s per subtask by waiting (so capacity follows parallelism, not this machine's
+//! CPU); Prometheus scrapes the PrometheusReporters; the built scaler
 //! (`serve`) decides and rescales in place; the KEDA + HPA driver (`fks_lab::driver`, gRPC and
 //! process control only) starts and stops TaskManagers from what the scaler reports.
 //!
-//! Scenario: steady → 3× load step → scale-up in place → low rate again → scale-down in
-//! place (a TaskManager stopped by the driver while idle).
+//! Scenario: steady 600 records/s (2 TaskManagers) → 3× load step (needs 6) → scale-up in
+//! place → low rate again → scale-down in place (TaskManagers stopped by the driver while
+//! idle).
 //!
 //! Asserts: it scaled up and down, in place (one JobID, exception history empty: no
 //! failover), never more than one rescale in flight (the scaler's own rescale timestamps),
@@ -51,6 +54,11 @@ async fn keda_loop_scales_up_and_down_in_place() {
     eprintln!("{}", t.table(0.0));
     eprintln!("{}", outcome.measurements.markdown());
     eprintln!("rescales: {:#?}", outcome.rescales);
+    for line in lab.scaler.log().lines() {
+        if line.contains("rescale started in place") {
+            eprintln!("scaler: {line}");
+        }
+    }
 
     let m = &outcome.measurements;
     let context = || {

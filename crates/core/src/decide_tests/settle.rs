@@ -1,0 +1,181 @@
+//! One rescale per load change: a scale-down applies the lowest safe target once the
+//! signals have settled after a drop; a scale-up waits while its arrival-rate estimate
+//! still rises (the signal windows filling with a step), then sizes the step once.
+
+use super::*;
+
+/// A source (100 000 rec/s per subtask) and a keyed operator (1 000 rec/s per subtask).
+fn keyed_line() -> Line {
+    Line {
+        vertices: vec![("src", 120, 100_000.0, false), ("map", 120, 1000.0, true)],
+    }
+}
+
+fn settle_policy(delay_s: u64, settle_s: u64) -> Policy {
+    Policy {
+        scale_down_delay: Duration::from_secs(delay_s),
+        signal_settle: Some(Duration::from_secs(settle_s)),
+        max_scale_down_factor: 0.9,
+        cooldown: Duration::ZERO,
+        ..Policy::test()
+    }
+}
+
+fn map_target(d: &Decision) -> Option<u32> {
+    d.target
+        .as_ref()
+        .and_then(|t| t.parallelism.get(&vid("map")).copied())
+}
+
+#[test]
+fn a_drop_scales_down_once_to_the_settled_target() {
+    let l = keyed_line();
+    let policy = settle_policy(20, 12);
+    let at8 = [8, 8];
+    // 6000 → 1200 rec/s at p=8: while the 10 s windows still hold part of the old load
+    // the estimate falls 3000 → 2000 → 1500, then settles at 1200 (→ 2 at 0.7)
+    let ticks = [
+        (0, 3000.0),
+        (4, 2000.0),
+        (8, 1500.0),
+        (12, 1200.0),
+        (16, 1200.0),
+    ];
+    let mut state = JobState::default();
+    for (t, rate) in ticks {
+        let (d, s) = decide(&l.observe(rate, &at8, 0.0), &state, &policy, at(t));
+        assert_eq!(
+            d.main_rule(),
+            Some(Rule::ScaleDownDelayed),
+            "t={t}: {}",
+            d.summary()
+        );
+        assert!(!d.rescale);
+        state = s;
+    }
+    let w = state.scale_down_window.clone().expect("window open");
+    assert_eq!(
+        w.highest.get(&vid("map")),
+        Some(&5),
+        "3000 → ceil(3000/700)"
+    );
+    assert_eq!(
+        w.settled.get(&vid("map")),
+        Some(&2),
+        "from 12 s on: 1200 → 2"
+    );
+    let (d, s) = decide(&l.observe(1200.0, &at8, 0.0), &state, &policy, at(20));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(d.main_rule(), Some(Rule::ScaleDown));
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+    assert!(s.scale_down_window.is_none());
+}
+
+#[test]
+fn the_settle_time_holds_a_scale_down_longer_than_its_delay() {
+    let l = keyed_line();
+    let policy = settle_policy(5, 12);
+    let idle = l.observe(1200.0, &[8, 8], 0.0);
+    let (_, s) = decide(&idle, &JobState::default(), &policy, at(0));
+    let (d, s) = decide(&idle, &s, &policy, at(6));
+    assert_eq!(
+        d.main_rule(),
+        Some(Rule::ScaleDownDelayed),
+        "{}",
+        d.summary()
+    );
+    let hold = d
+        .reasons
+        .iter()
+        .find(|r| r.rule == Rule::ScaleDownDelayed)
+        .expect("hold");
+    assert_eq!(hold.inputs.get("settle_s"), Some(&12.0));
+    let (d, _) = decide(&idle, &s, &policy, at(12));
+    assert!(d.rescale, "{}", d.summary());
+}
+
+#[test]
+fn safety_rules_still_hold_a_settled_scale_down() {
+    let l = keyed_line();
+    let policy = Policy {
+        max_scale_down_factor: 0.5,
+        cooldown: Duration::from_secs(60),
+        ..settle_policy(0, 0)
+    };
+    let idle = l.observe(1200.0, &[8, 8], 0.0);
+    // capped by the max factor: 8 → 4, not 2
+    let (d, _) = decide(&idle, &JobState::default(), &policy, at(0));
+    assert_eq!(map_target(&d), Some(4), "{}", d.summary());
+    assert!(d.reasons.iter().any(|r| r.rule == Rule::ScaleDownCapped));
+    // a backlog holds it
+    let (d, _) = decide(
+        &l.observe(1200.0, &[8, 8], 500_000.0),
+        &JobState::default(),
+        &policy,
+        at(0),
+    );
+    assert!(
+        !d.rescale && d.main_rule() == Some(Rule::CatchingUp),
+        "{}",
+        d.summary()
+    );
+    // the cooldown holds it
+    let recent = JobState {
+        last_rescale_at: Some(at(-10)),
+        ..JobState::default()
+    };
+    let (d, _) = decide(&idle, &recent, &policy, at(0));
+    assert_eq!(d.main_rule(), Some(Rule::Cooldown), "{}", d.summary());
+}
+
+#[test]
+fn a_step_waits_for_the_rising_estimate_then_scales_up_once() {
+    let l = keyed_line();
+    let policy = settle_policy(300, 10);
+    // 600 → 1800 rec/s at p=1 (capacity 1000, 0.7 target → 3): the windows fill,
+    // the arrival-rate estimate rises 1200 → 1600 → 1800 and settles
+    let ticks = [(0, 1200.0), (2, 1600.0), (4, 1800.0)];
+    let mut state = JobState::default();
+    for (t, rate) in ticks {
+        let (d, s) = decide(&l.observe(rate, &[1, 1], 0.0), &state, &policy, at(t));
+        assert_eq!(
+            d.main_rule(),
+            Some(Rule::ScaleUpDelayed),
+            "t={t}: {}",
+            d.summary()
+        );
+        state = s;
+    }
+    let (d, s) = decide(&l.observe(1810.0, &[1, 1], 0.0), &state, &policy, at(6));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(map_target(&d), Some(3), "ceil(1810 / 700): {}", d.summary());
+    assert!(s.scale_up_window.is_none());
+    // without a settle time the first tick scales up at once, under-sized
+    let eager = Policy {
+        signal_settle: None,
+        ..policy
+    };
+    let (d, _) = decide(
+        &l.observe(1200.0, &[1, 1], 0.0),
+        &JobState::default(),
+        &eager,
+        at(0),
+    );
+    assert!(d.rescale);
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+}
+
+#[test]
+fn the_runtime_signal_window_is_the_default_settle_time() {
+    let p = Policy::test();
+    let w = Some(Duration::from_secs(4));
+    assert_eq!(p.scale_down_settle(w), Duration::from_secs(4));
+    assert_eq!(p.scale_up_settle(w), Duration::from_secs(4));
+    assert_eq!(p.scale_down_settle(None), p.stabilization);
+    assert_eq!(p.scale_up_settle(None), Duration::ZERO);
+    let explicit = Policy {
+        signal_settle: Some(Duration::from_secs(9)),
+        ..p
+    };
+    assert_eq!(explicit.scale_up_settle(w), Duration::from_secs(9));
+}

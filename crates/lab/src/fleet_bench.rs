@@ -1,0 +1,363 @@
+//! The fleet benchmark (issue 16): the built scaler with N ScaledObjects of a synthetic
+//! fleet (`fks_components::fleet`: Flink REST + PrometheusReporter series, 100 jobs per
+//! JobManager) scraped by a real Prometheus every evaluation interval. Per N:
+//!
+//! * time until all N answered GetMetrics (from KEDA's first calls);
+//! * over a window of whole intervals, 1½ intervals after that (steady state; ticks =
+//!   the scaler's decisions per job): Prometheus queries per tick
+//!   (Prometheus' own `prometheus_http_requests_total{handler="/api/v1/query"}`, nothing
+//!   else queries it meanwhile) and Flink REST calls per tick per JobManager (the fleet's
+//!   own counters, by endpoint);
+//! * the evaluation lag (the scaler's `flink_keda_scaler_evaluation_lag_seconds`, the
+//!   largest value sampled every second in the window);
+//! * resident memory of the scaler, and GetMetrics p50/p99 and requests/s against it
+//!   while it evaluates.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use fks_components::{
+    fleet::{FleetOptions, SyntheticFleet},
+    prometheus_proc::{PrometheusOptions, PrometheusProcess},
+    scaler_proc::ScalerProcess,
+};
+use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
+
+use super::{
+    error::{LabError, Result},
+    fleet::{exposition_sum, not_evaluated, prometheus_queries},
+    grpc_load::{self, LoadLevel},
+    procs,
+};
+
+/// Jobs per synthetic JobManager.
+pub const JOBS_PER_JOB_MANAGER: usize = 100;
+
+/// The figures at one fleet size.
+#[derive(Debug, Clone)]
+pub struct FleetRow {
+    /// ScaledObjects (= jobs).
+    pub jobs: usize,
+    /// JobManagers of the fleet.
+    pub job_managers: usize,
+    /// Evaluation interval (= scrape interval).
+    pub interval: Duration,
+    /// Seconds until all answered GetMetrics (`None`: not all within the limit).
+    pub all_answered_s: Option<f64>,
+    /// How many answered by then.
+    pub answered: usize,
+    /// Prometheus queries per tick.
+    pub queries_per_tick: f64,
+    /// Flink REST calls per tick per JobManager, by endpoint.
+    pub rest_per_tick_per_jm: BTreeMap<String, f64>,
+    /// Largest evaluation lag seen in the window.
+    pub max_lag_s: f64,
+    /// Scaler RSS once all were evaluated.
+    pub rss: u64,
+    /// GetMetrics under load.
+    pub get_metrics: LoadLevel,
+}
+
+/// How the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct FleetBenchOptions {
+    /// The scaler binary.
+    pub scaler_bin: std::path::PathBuf,
+    /// Work dir (Prometheus data, scaler config).
+    pub work_dir: std::path::PathBuf,
+    /// Evaluation (and scrape) interval.
+    pub interval: Duration,
+    /// Intervals in the measuring window.
+    pub window_intervals: u32,
+    /// Longest wait for all to answer.
+    pub answer_limit: Duration,
+    /// GetMetrics load duration.
+    pub load: Duration,
+}
+
+fn config(prom_url: &str, interval: Duration) -> String {
+    format!(
+        "grpc:\n  listenAddress: \"127.0.0.1:50051\"\n  rpcTimeout: 10s\n  streamInterval: 30s\n\
+         http:\n  listenAddress: \"127.0.0.1:8080\"\n\
+         evaluation:\n  interval: {}s\n  idleTimeout: 1h\n\
+         prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 10s\n\
+         flink:\n  timeout: 10s\n  rescaleTimeout: 90s\n\
+         kubernetes:\n  enabled: false\n\
+         policies:\n  default:\n    dryRun: true\n    minTaskManagers: 1\n    maxTaskManagers: 64\n",
+        interval.as_secs().max(1)
+    )
+}
+
+fn request(job: &fks_components::fleet::FleetJob, metric: &str) -> GetMetricsRequest {
+    GetMetricsRequest {
+        scaled_object_ref: Some(ScaledObjectRef {
+            name: format!("job-{:04}", job.index),
+            namespace: format!("team-{}", job.index % 10),
+            scaler_metadata: [
+                ("flinkRestUrl", job.rest_url.clone()),
+                ("jobId", job.id.clone()),
+                ("minTaskManagers", "1".to_string()),
+                ("maxTaskManagers", "64".to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }),
+        metric_name: metric.to_string(),
+    }
+}
+
+/// One GetMetrics request per job, with the metric name the scaler's GetMetricSpec gives
+/// its ScaledObject (derived from the job id), asked 64 at a time.
+async fn requests(
+    clients: &[grpc_load::Client],
+    jobs: &[fks_components::fleet::FleetJob],
+) -> Result<Vec<GetMetricsRequest>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(64) {
+        let mut calls = Vec::new();
+        for (k, job) in chunk.iter().enumerate() {
+            let mut c = clients[k % clients.len()].clone();
+            let so = request(job, "").scaled_object_ref.unwrap_or_default();
+            calls.push(tokio::spawn(async move { c.get_metric_spec(so).await }));
+        }
+        for (job, call) in chunk.iter().zip(calls) {
+            let spec = call
+                .await
+                .map_err(|e| LabError::Scenario(e.to_string()))?
+                .map_err(|e| LabError::Grpc {
+                    what: "GetMetricSpec".into(),
+                    detail: e.to_string(),
+                })?
+                .into_inner();
+            let metric = spec
+                .metric_specs
+                .first()
+                .map(|m| m.metric_name.clone())
+                .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
+            out.push(request(job, &metric));
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until every request answers OK or `limit` passes; how many answered and when.
+async fn wait_answered(
+    clients: &[grpc_load::Client],
+    requests: &[GetMetricsRequest],
+    limit: Duration,
+) -> Result<(usize, Option<f64>)> {
+    let started = Instant::now();
+    let mut pending: Vec<usize> = (0..requests.len()).collect();
+    loop {
+        pending = not_evaluated(clients, requests, &pending).await?;
+        if pending.is_empty() {
+            return Ok((requests.len(), Some(started.elapsed().as_secs_f64())));
+        }
+        if started.elapsed() > limit {
+            return Ok((requests.len() - pending.len(), None));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The figures at `jobs` ScaledObjects.
+pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> {
+    let job_managers = jobs.div_ceil(JOBS_PER_JOB_MANAGER).max(1);
+    let fleet = SyntheticFleet::start(&FleetOptions {
+        jobs,
+        job_managers,
+        ..FleetOptions::default()
+    })?;
+    let dir = opts.work_dir.join(format!("fleet-{jobs}"));
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io("create the fleet work dir", e))?;
+    let prom = PrometheusProcess::start(
+        &PrometheusOptions {
+            targets: fleet.metrics_targets(),
+            scrape_interval: Some(opts.interval),
+            ..PrometheusOptions::default()
+        },
+        &dir.join("prometheus"),
+    )
+    .await?;
+    // Every JobManager scraped once before the scaler starts.
+    let up = Instant::now();
+    while prom.scalar("count(up == 1)").await.unwrap_or(0.0) < job_managers as f64 {
+        if up.elapsed() > opts.interval * 4 {
+            return Err(LabError::Scenario(format!(
+                "Prometheus did not scrape the {job_managers} fleet JobManagers"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let scaler = ScalerProcess::start(
+        &opts.scaler_bin,
+        &config(&prom.url(), opts.interval),
+        &dir.join("scaler"),
+    )
+    .await?;
+    let clients = grpc_load::connect(&scaler.grpc_addr(), 4).await?;
+    let requests = requests(&clients, &fleet.jobs()).await?;
+    let (answered, all_answered_s) = wait_answered(&clients, &requests, opts.answer_limit).await?;
+
+    // Steady state: every job past its first, immediate tick and on its phase.
+    tokio::time::sleep(opts.interval * 3 / 2).await;
+    // Long timeout: at 1,000 jobs with per-job queries Prometheus itself is overloaded.
+    let http = procs::http_client(Duration::from_secs(60))?;
+    let decisions = |t: &str| exposition_sum(t, "flink_keda_scaler_decisions_total", "");
+    // An overloaded scaler may not answer /metrics in time: then ticks by the clock.
+    let d0 = scaler.metrics().await.ok().map(|t| decisions(&t));
+    let (q0, r0) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
+    let window = opts.interval * opts.window_intervals;
+    let started = Instant::now();
+    let mut max_lag_s: f64 = 0.0;
+    while started.elapsed() < window {
+        if let Ok(text) = scaler.metrics().await {
+            max_lag_s = max_lag_s.max(exposition_sum(
+                &text,
+                "flink_keda_scaler_evaluation_lag_seconds",
+                "",
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (q1, r1) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
+    // Ticks = decisions per job (every tick of a job that answers decides once); the
+    // wall clock when none decided.
+    let d1 = scaler.metrics().await.ok().map(|t| decisions(&t));
+    let ticks = match (d0, d1) {
+        (Some(a), Some(b)) if b > a => (b - a) / jobs as f64,
+        _ => started.elapsed().as_secs_f64() / opts.interval.as_secs_f64(),
+    };
+    let before = r0.rest_calls_total();
+    let rest_per_tick_per_jm = r1
+        .rest_calls_total()
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (k, d as f64 / ticks / job_managers as f64)
+        })
+        .collect();
+    let rss = scaler.rss_bytes().unwrap_or(0);
+    let get_metrics =
+        grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
+    Ok(FleetRow {
+        jobs,
+        job_managers,
+        interval: opts.interval,
+        all_answered_s,
+        answered,
+        queries_per_tick: (q1 - q0) / ticks,
+        rest_per_tick_per_jm,
+        max_lag_s,
+        rss,
+        get_metrics,
+    })
+}
+
+/// The benchmark at every size in `sizes`.
+pub async fn run(opts: &FleetBenchOptions, sizes: &[usize]) -> Result<Vec<FleetRow>> {
+    let mut rows = Vec::new();
+    for &n in sizes {
+        eprintln!("[fleet] {n} ScaledObjects …");
+        let row = measure(opts, n).await?;
+        eprintln!("{}", markdown(std::slice::from_ref(&row)));
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn rest_cell(row: &FleetRow) -> String {
+    let total: f64 = row.rest_per_tick_per_jm.values().sum();
+    let parts: Vec<String> = row
+        .rest_per_tick_per_jm
+        .iter()
+        .filter(|(_, v)| **v >= 0.005)
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    format!("{total:.2} ({})", parts.join(", "))
+}
+
+/// The fleet section of docs/benchmarks.md.
+pub fn markdown(rows: &[FleetRow]) -> String {
+    let mut out = String::from(
+        "| ScaledObjects | JobManagers | all answered after | Prometheus queries per tick | Flink REST calls per tick per JobManager | max evaluation lag | RSS | GetMetrics p50 / p99 (16 in flight) | requests/s |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let answered = match r.all_answered_s {
+            Some(s) => format!("{s:.1} s"),
+            None => format!("only {} of {} answered", r.answered, r.jobs),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {} | {:.1} s | {:.1} MiB | {} µs / {} µs | {:.0} |\n",
+            r.jobs,
+            r.job_managers,
+            answered,
+            r.queries_per_tick,
+            rest_cell(r),
+            r.max_lag_s,
+            r.rss as f64 / 1024.0 / 1024.0,
+            r.get_metrics.p50.as_micros(),
+            r.get_metrics.p99.as_micros(),
+            r.get_metrics.rps,
+        ));
+    }
+    out
+}
+
+/// The `## Fleet` section of docs/benchmarks.md.
+pub fn section(rows: &[FleetRow]) -> String {
+    let interval = rows.first().map_or(15, |r| r.interval.as_secs());
+    format!(
+        "\n## Fleet: N ScaledObjects on a synthetic fleet\n\n\
+         `fks-lab fleet` (also part of `scripts/benchmarks.sh`): the built scaler with N ScaledObjects \
+         (evaluation every {interval} s, dryRun) on `fks_components::fleet` (N jobs × 5 vertices, \
+         {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
+         by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
+         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per decision of each job. Evaluation lag: \
+         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}",
+        markdown(rows)
+    )
+}
+
+/// `--sizes 1,100,1000`.
+pub fn parse_sizes(text: &str) -> std::result::Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("--sizes: '{s}' is not a positive number"))
+        })
+        .collect()
+}
+
+/// Runs the fleet benchmark with the defaults of issue 16 (15 s, 2 intervals window).
+pub fn default_options(scaler_bin: &Path, work_dir: &Path) -> FleetBenchOptions {
+    FleetBenchOptions {
+        scaler_bin: scaler_bin.to_path_buf(),
+        work_dir: work_dir.to_path_buf(),
+        interval: Duration::from_secs(15),
+        window_intervals: 2,
+        answer_limit: Duration::from_secs(120),
+        load: Duration::from_secs(5),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_or_name_the_bad_one() {
+        assert_eq!(parse_sizes("1, 100,1000"), Ok(vec![1, 100, 1000]));
+        assert!(parse_sizes("1,x").is_err_and(|e| e.contains("'x'")));
+        assert!(parse_sizes("0").is_err());
+    }
+}

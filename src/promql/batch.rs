@@ -1,0 +1,274 @@
+//! One signal's query for a batch of jobs, and the demultiplexing of its rows into
+//! per-job outcomes with exactly the per-job semantics of a query made for that job alone:
+//! rows are attributed by their `job_id` label ([`Batching::ByJobId`]), every row is the
+//! job's ([`Batching::PerJob`], a batch of one) or every job gets every row
+//! ([`Batching::Shared`]); then each job's rows are keyed by the scope's label with the one
+//! keying the backtest uses too ([`key_by_scope`]): a job without rows gets its own
+//! "no series" error (naming the query as it would have been made for that job alone), a
+//! job whose rows repeat a key its own "duplicate series" error, and a failed query the
+//! same error for every job it carries. NaN values are kept (the read reports them).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use super::{
+    defaults::FALLBACK_LABEL,
+    error::QueryError,
+    keying::key_by_scope,
+    queries::{render, render_for, Batching, JobVars, TemplateError},
+    response::Sample,
+    signals::SignalErrorKind,
+    windows::Windows,
+};
+use crate::core::Signal;
+
+/// One signal's rows for one job, keyed by the scope's label (`task_id`, `tm_id`, `""`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobRows {
+    /// Value per key.
+    pub values: BTreeMap<String, f64>,
+    /// Keys answered by a fallback gauge (rows marked with `fks_fallback`), with the
+    /// gauge's name.
+    pub fallback: BTreeMap<String, String>,
+}
+
+/// What one signal's query gave one job.
+pub type JobOutcome = Result<Arc<JobRows>, SignalErrorKind>;
+
+/// One signal's template, how it batches, and the windows it is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchQuery<'a> {
+    /// The signal.
+    pub signal: Signal,
+    /// Its template.
+    pub template: &'a str,
+    /// How its rows are attributed.
+    pub batching: Batching,
+    /// `{{window}}` and `{{interval}}`.
+    pub windows: Windows,
+}
+
+impl<'a> BatchQuery<'a> {
+    /// A signal's template with the windows to render it with.
+    pub fn new(signal: Signal, template: &'a str, windows: Windows) -> Self {
+        Self {
+            signal,
+            template,
+            batching: Batching::of(template),
+            windows,
+        }
+    }
+
+    /// The PromQL for these jobs (all sharing the matchers; one job for `PerJob`).
+    pub fn render(&self, jobs: &[JobVars]) -> Result<String, TemplateError> {
+        render_for(self.signal, self.template, jobs, &self.windows)
+    }
+
+    /// The PromQL as it would be sent for one job alone (for error messages).
+    fn render_one(&self, job: &JobVars) -> String {
+        render(self.signal, self.template, job, &self.windows)
+            .unwrap_or_else(|_| self.template.to_string())
+    }
+
+    /// Splits the query's result into one outcome per job of `jobs`.
+    pub fn demux(
+        &self,
+        jobs: &[JobVars],
+        result: Result<Vec<Sample>, QueryError>,
+    ) -> BTreeMap<String, JobOutcome> {
+        match result {
+            Ok(samples) => self.demux_rows(jobs, samples),
+            Err(QueryError::EmptyResult { .. }) => jobs
+                .iter()
+                .map(|j| (j.job_id.clone(), Err(self.empty(j))))
+                .collect(),
+            Err(e) => {
+                let shared = Arc::new(e);
+                jobs.iter()
+                    .map(|j| {
+                        let kind = SignalErrorKind::Query {
+                            job_id: j.job_id.clone(),
+                            source: shared.clone(),
+                        };
+                        (j.job_id.clone(), Err(kind))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn empty(&self, job: &JobVars) -> SignalErrorKind {
+        SignalErrorKind::Empty {
+            job_id: job.job_id.clone(),
+            query: self.render_one(job),
+        }
+    }
+
+    fn demux_rows(&self, jobs: &[JobVars], samples: Vec<Sample>) -> BTreeMap<String, JobOutcome> {
+        match self.batching {
+            Batching::PerJob | Batching::Shared => {
+                let Some(first) = jobs.first() else {
+                    return BTreeMap::new();
+                };
+                let keyed = self.key(first, samples);
+                jobs.iter()
+                    .map(|j| (j.job_id.clone(), rekey(keyed.clone(), &j.job_id)))
+                    .collect()
+            }
+            Batching::ByJobId => self.demux_by_job_id(jobs, samples),
+        }
+    }
+
+    /// Rows attributed by `job_id`; when no row carries it the query is not grouped by it.
+    fn demux_by_job_id(
+        &self,
+        jobs: &[JobVars],
+        samples: Vec<Sample>,
+    ) -> BTreeMap<String, JobOutcome> {
+        let any = !samples.is_empty();
+        let mut by_job: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+        for s in samples {
+            if let Some(id) = s.labels.get("job_id") {
+                by_job.entry(id.clone()).or_default().push(s);
+            }
+        }
+        let ungrouped = any && by_job.is_empty();
+        jobs.iter()
+            .map(|j| {
+                let outcome = if ungrouped {
+                    Err(SignalErrorKind::MissingLabel {
+                        job_id: j.job_id.clone(),
+                        label: "job_id",
+                    })
+                } else {
+                    match by_job.remove(&j.job_id) {
+                        Some(rows) => self.key(j, rows),
+                        None => Err(self.empty(j)),
+                    }
+                };
+                (j.job_id.clone(), outcome)
+            })
+            .collect()
+    }
+
+    /// One job's rows keyed by the scope's label.
+    fn key(&self, job: &JobVars, samples: Vec<Sample>) -> JobOutcome {
+        let keyed = key_by_scope(self.signal, samples, &job.job_id)?;
+        let mut rows = JobRows::default();
+        for (key, sample) in keyed {
+            if let Some(gauge) = sample.labels.get(FALLBACK_LABEL) {
+                rows.fallback.insert(key.clone(), gauge.clone());
+            }
+            rows.values.insert(key, sample.value);
+        }
+        Ok(Arc::new(rows))
+    }
+}
+
+/// A shared outcome for another job: the rows as they are, an error re-addressed.
+fn rekey(outcome: JobOutcome, job_id: &str) -> JobOutcome {
+    outcome.map_err(|e| e.for_job(job_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            value,
+        }
+    }
+
+    fn jobs() -> Vec<JobVars> {
+        vec![JobVars::new("a", "ja"), JobVars::new("b", "jb")]
+    }
+
+    /// Rows go to their job; a job without rows gets its own "no series" error naming
+    /// its own query; duplicates fail only the job they belong to.
+    #[test]
+    fn by_job_id() {
+        let q = BatchQuery::new(
+            Signal::BusyTime,
+            "max by (job_id, task_id) (m{job_id=~\"{{job_ids}}\"})",
+            Windows::default(),
+        );
+        let three = [
+            JobVars::new("a", "ja"),
+            JobVars::new("b", "jb"),
+            JobVars::new("c", "jc"),
+        ];
+        let out = q.demux(
+            &three,
+            Ok(vec![
+                sample(&[("job_id", "a"), ("task_id", "v1")], 1.0),
+                sample(
+                    &[("job_id", "a"), ("task_id", "v2"), ("fks_fallback", "g")],
+                    f64::NAN,
+                ),
+                sample(&[("job_id", "b"), ("task_id", "v1")], 2.0),
+                sample(&[("job_id", "b"), ("task_id", "v1")], 3.0),
+            ]),
+        );
+        let a = out["a"].as_ref().expect("a answered");
+        assert_eq!(a.values.len(), 2);
+        assert!(a.values["v2"].is_nan());
+        assert_eq!(a.fallback.get("v2").map(String::as_str), Some("g"));
+        assert!(matches!(
+            out["b"],
+            Err(SignalErrorKind::Duplicate { count: 2, ref job_id, .. }) if job_id == "b"
+        ));
+        match &out["c"] {
+            Err(SignalErrorKind::Empty { job_id, query }) => {
+                assert_eq!(job_id, "c");
+                assert_eq!(query, "max by (job_id, task_id) (m{job_id=~\"c\"})");
+            }
+            other => panic!("expected empty, got {other:?}"),
+        }
+    }
+
+    /// A failed query fails every job it carries, each with the cause; rows without
+    /// `job_id` mean the query is not grouped by it.
+    #[test]
+    fn failures_and_ungrouped() {
+        let q = BatchQuery::new(
+            Signal::BusyTime,
+            "max by (task_id) (m{job_id=~\"{{job_ids}}\"})",
+            Windows::default(),
+        );
+        let out = q.demux(
+            &jobs(),
+            Err(QueryError::PromQl {
+                error_type: "bad_data".into(),
+                error: "parse error".into(),
+            }),
+        );
+        for id in ["a", "b"] {
+            let e = out[id].as_ref().expect_err("failed");
+            assert_eq!(e.kind(), "promql");
+            assert!(e.to_string().contains(&format!("job {id}")), "{e}");
+        }
+        let out = q.demux(&jobs(), Ok(vec![sample(&[("task_id", "v1")], 1.0)]));
+        assert!(matches!(
+            out["a"],
+            Err(SignalErrorKind::MissingLabel {
+                label: "job_id",
+                ..
+            })
+        ));
+    }
+
+    /// A shared (cluster-wide) template gives every job every row.
+    #[test]
+    fn shared() {
+        let q = BatchQuery::new(Signal::SlotsTotal, "max(slots)", Windows::default());
+        let out = q.demux(&jobs(), Ok(vec![sample(&[], 8.0)]));
+        for id in ["a", "b"] {
+            assert_eq!(out[id].as_ref().map(|r| r.values[""]).ok(), Some(8.0));
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The signal hub: one Prometheus query per signal per tick for **all** jobs that share
+//! a server, matchers and template, instead of one per signal per job.
+//!
+//! ```text
+//!  worker tick ──read(job)──► take the job's rows of its batches (≤ 2 intervals old)
+//!       │                      ├─ missing (job new to a batch): wake a catch-up round,
+//!       │                      │  wait ≤ 3 s for it, else read those signals directly
+//!       │                      └─ per-job templates ({{job_id}}/{{job_name}}): directly
+//!       ▼
+//!  assemble ──► SignalRead (exactly the per-job semantics of promql::read_signals)
+//!
+//!  round task: every evaluation.interval a full round (every batch with members, one
+//!  query per batch key, ≤ 2,000 job ids per query, 8 in flight, each bounded by
+//!  min(interval, the server's call bound)); 200 ms after a new job a catch-up round for
+//!  the jobs waiting; rows demultiplexed per job and kept per batch until the next round.
+//! ```
+//!
+//! A batch key is (server, signal, template, matchers): two policies that differ in one
+//! query share the other queries' batches. Jobs leave a batch when not read for three
+//! intervals. The windows (`{{window}}`, `{{interval}}`) come from the scrape interval of
+//! the (server, matchers) ([`intervals`]). The hub never calls Flink; a worker stuck on
+//! Flink delays nobody else's signals.
+
+mod intervals;
+mod rounds;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+
+pub use intervals::{IntervalSource, Intervals, ScrapeIntervalReport};
+
+use crate::{
+    core::{Signal, Topology},
+    exporter::Metrics,
+    promql::{
+        assemble, read_direct, Batching, JobOutcome, JobVars, PromClient, QueryStat, ReadOptions,
+        SignalError, SignalOutcome, SignalQueries, SignalRead, Windows,
+    },
+};
+
+/// Most job ids in one query's `{{job_ids}}` (about 66 KB of PromQL, sent by POST).
+pub const MAX_JOBS_PER_QUERY: usize = 2_000;
+/// How long a read waits for the catch-up round of a job new to its batches.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+/// Queries in flight for a direct read.
+const DIRECT_CONCURRENCY: usize = 8;
+/// Intervals without a read after which a job leaves its batches.
+const MEMBER_TTL_INTERVALS: u32 = 3;
+
+/// One signal's batch: everything that makes two jobs' queries the same query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BatchKey {
+    server: Arc<str>,
+    signal: Signal,
+    template: Arc<str>,
+    matchers: Arc<str>,
+}
+
+/// A job of a batch.
+#[derive(Debug, Clone)]
+struct Member {
+    vars: JobVars,
+    seen: Instant,
+    /// Waits for a catch-up round (no rows yet).
+    pending: bool,
+}
+
+/// A job's rows of one batch, from one round.
+#[derive(Debug, Clone)]
+struct Rows {
+    at: Instant,
+    stat: QueryStat,
+    outcome: JobOutcome,
+}
+
+/// The jobs of one batch key and their latest rows.
+struct Batch {
+    client: Arc<PromClient>,
+    members: BTreeMap<String, Member>,
+    rows: HashMap<String, Rows>,
+}
+
+/// What one round did (published after every round).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundInfo {
+    /// Rounds so far.
+    pub seq: u64,
+    /// When the round ended.
+    pub at: Option<DateTime<Utc>>,
+    /// A full round (every member), or a catch-up round (jobs new to their batches).
+    pub full: bool,
+    /// Queries sent.
+    pub queries: u32,
+    /// Jobs answered.
+    pub jobs: u32,
+    /// Wall time of the round in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What a worker asks the hub for.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalRequest<'a> {
+    /// Prometheus server name (`settings.prometheus_name`).
+    pub server: &'a str,
+    /// Its client.
+    pub client: &'a Arc<PromClient>,
+    /// The job's queries.
+    pub queries: &'a SignalQueries,
+    /// Job id, name and matchers.
+    pub vars: &'a JobVars,
+    /// The job's topology (coverage of required signals, unknown vertices).
+    pub topology: &'a Topology,
+}
+
+/// Batched signal reads for every job of the process (one per [`super::Context`]).
+pub struct SignalHub {
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    intervals: Intervals,
+    batches: Mutex<HashMap<BatchKey, Batch>>,
+    rounds: watch::Sender<RoundInfo>,
+    wake: Notify,
+    running: AtomicBool,
+}
+
+/// Where a read's signals come from.
+#[derive(Default)]
+struct Taken {
+    outcomes: Vec<SignalOutcome>,
+    missing: Vec<Signal>,
+    direct: Vec<Signal>,
+    oldest: Duration,
+}
+
+impl SignalHub {
+    /// A hub for `evaluation.interval` with the configured scrape intervals per server.
+    pub fn new(
+        interval: Duration,
+        scrape_intervals: BTreeMap<String, Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            interval,
+            intervals: Intervals::new(scrape_intervals, metrics.clone()),
+            metrics,
+            batches: Mutex::new(HashMap::new()),
+            rounds: watch::Sender::new(RoundInfo::default()),
+            wake: Notify::new(),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Completed rounds: subscribe to run a tick right after fresh rows arrived.
+    pub fn rounds(&self) -> watch::Receiver<RoundInfo> {
+        self.rounds.subscribe()
+    }
+
+    /// The scrape interval of every (server, matchers) in use.
+    pub fn scrape_intervals(&self) -> Vec<ScrapeIntervalReport> {
+        self.intervals.reports()
+    }
+
+    /// The scrape interval (and windows) for one (server, matchers), learning it first if
+    /// it is not known yet.
+    pub async fn scrape_interval(
+        &self,
+        server: &str,
+        matchers: &str,
+        client: &PromClient,
+    ) -> ScrapeIntervalReport {
+        self.intervals.report(server, matchers, client).await
+    }
+
+    /// The job's signals for this tick, within `deadline`: the rows of its batches from
+    /// the last round, the rest (per-job templates, a job its batches could not answer in
+    /// time, or every signal when the round task does not run, as in `explain`) read for
+    /// this job alone. Fails only when a required signal cannot be read for every vertex.
+    pub async fn read(
+        &self,
+        req: &SignalRequest<'_>,
+        deadline: Duration,
+    ) -> Result<SignalRead, SignalError> {
+        let started = Instant::now();
+        let windows = self
+            .intervals
+            .windows(req.server, &req.vars.matchers, req.client)
+            .await;
+        let mut rounds = self.rounds.subscribe();
+        let mut taken = self.take(req);
+        if !taken.missing.is_empty() && self.running.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+            let wait = CATCH_UP_WAIT.min(deadline / 2);
+            let until = tokio::time::Instant::now() + wait;
+            while !taken.missing.is_empty() {
+                match tokio::time::timeout_at(until, rounds.changed()).await {
+                    Ok(Ok(())) => self.retake(req, &mut taken),
+                    _ => break,
+                }
+            }
+        }
+        let mut direct = std::mem::take(&mut taken.direct);
+        direct.append(&mut taken.missing);
+        if !direct.is_empty() {
+            let options = ReadOptions {
+                at: None,
+                timeout: deadline
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_secs(1)),
+                concurrency: DIRECT_CONCURRENCY,
+                windows,
+            };
+            let outcomes = read_direct(req.client, req.queries, &direct, req.vars, &options).await;
+            self.record(req.server, "job", outcomes.iter().map(|o| &o.stat));
+            taken.outcomes.extend(outcomes);
+        }
+        taken.outcomes.sort_by_key(|o| o.stat.signal);
+        let mut read = assemble(
+            Utc::now(),
+            taken.outcomes,
+            req.topology,
+            &req.vars.job_id,
+            windows,
+        )?;
+        read.elapsed = started.elapsed();
+        read.age = taken.oldest;
+        Ok(read)
+    }
+
+    /// Registers the job in the batches of its signals and takes their fresh rows.
+    fn take(&self, req: &SignalRequest<'_>) -> Taken {
+        let mut taken = Taken::default();
+        let now = Instant::now();
+        let mut batches = lock(&self.batches);
+        for (signal, template) in req.queries.enabled() {
+            if Batching::of(template) == Batching::PerJob {
+                taken.direct.push(signal);
+                continue;
+            }
+            let key = BatchKey {
+                server: req.server.into(),
+                signal,
+                template: template.into(),
+                matchers: req.vars.matchers.as_str().into(),
+            };
+            let batch = batches.entry(key).or_insert_with(|| Batch {
+                client: req.client.clone(),
+                members: BTreeMap::new(),
+                rows: HashMap::new(),
+            });
+            let member = batch
+                .members
+                .entry(req.vars.job_id.clone())
+                .or_insert_with(|| Member {
+                    vars: req.vars.clone(),
+                    seen: now,
+                    pending: true,
+                });
+            member.seen = now;
+            member.vars.clone_from(req.vars);
+            match batch.rows.get(&req.vars.job_id) {
+                Some(rows) if now.duration_since(rows.at) <= self.interval * 2 => {
+                    taken.oldest = taken.oldest.max(now.duration_since(rows.at));
+                    taken.outcomes.push(SignalOutcome {
+                        stat: rows.stat.clone(),
+                        result: rows.outcome.clone(),
+                    });
+                }
+                _ => {
+                    member.pending = true;
+                    taken.missing.push(signal);
+                }
+            }
+        }
+        taken
+    }
+
+    /// Takes the rows that arrived for the signals still missing.
+    fn retake(&self, req: &SignalRequest<'_>, taken: &mut Taken) {
+        let again = self.take(req);
+        for outcome in again.outcomes {
+            let signal = outcome.stat.signal;
+            if let Some(i) = taken.missing.iter().position(|s| *s == signal) {
+                taken.missing.swap_remove(i);
+                taken.outcomes.push(outcome);
+            }
+        }
+        taken.oldest = taken.oldest.max(again.oldest);
+    }
+
+    /// Records the durations and failures of the queries behind `stats` (each once).
+    fn record<'a>(
+        &self,
+        server: &str,
+        kind: &'static str,
+        stats: impl Iterator<Item = &'a QueryStat>,
+    ) {
+        let mut n = 0;
+        for s in stats {
+            n += 1;
+            self.metrics.observe_prometheus_query(
+                server,
+                s.signal.name(),
+                s.duration.as_secs_f64(),
+            );
+            if s.outcome != "ok" {
+                self.metrics
+                    .record_prometheus_error(server, s.signal.name(), s.outcome);
+            }
+        }
+        self.metrics.count_prometheus_queries(server, kind, n);
+    }
+
+    /// The windows the batch key's queries use now.
+    async fn windows_for(&self, key: &BatchKey, client: &PromClient) -> Windows {
+        self.intervals
+            .windows(&key.server, &key.matchers, client)
+            .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
