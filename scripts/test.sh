@@ -31,10 +31,11 @@ cargo deny --offline --locked check licenses bans sources
 log "cargo test (Flink ${FKS_FLINK_VERSION:-2.3.0})"
 cargo test --workspace --all-targets --locked
 
-# The real-Flink suites once more on the other supported line: the `flink_rescale` and
-# `flink_queries` modules of the scaler's test binary and the `flink_loop` module of
-# fks-lab's (`--workspace` keeps the features of the run above, so nothing is rebuilt).
-real_flink=(flink_rescale flink_queries flink_loop)
+# The real-Flink suites once more on the other supported line: the `flink_rescale`,
+# `flink_queries`, `flink_reactive` and `flink_setup` modules of the scaler's test binary and
+# the `flink_loop` module of fks-lab's (`--workspace` keeps the features of the run above,
+# so nothing is rebuilt).
+real_flink=(flink_rescale flink_queries flink_reactive flink_setup flink_loop)
 log "cargo test ${real_flink[*]} (Flink 1.20.5)"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

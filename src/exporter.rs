@@ -17,6 +17,7 @@ pub mod http;
 mod hub;
 pub mod metrics;
 pub mod scaling;
+mod setup;
 
 pub use http::{router, serve, HttpError, Readiness};
 pub use metrics::{JobKey, Metrics, MetricsError, RescaleOutcome, SignalValues};

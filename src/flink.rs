@@ -21,21 +21,30 @@
 //! * Freed slots return to the ResourceManager after `slot.idle.timeout` (50 s default),
 //!   which bounds how fast a scale-down completes.
 
+pub mod checkpoint;
 pub mod client;
+pub mod delays;
 pub mod error;
+pub mod history;
+pub mod jm_config;
 pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod requirements;
 pub mod response;
+pub mod setup;
 pub mod topology;
 
+pub use checkpoint::{checkpoint_now, CheckpointProgress};
 pub use client::{is_terminal_state, select_job, Access, CallHook, ClientOptions, FlinkClient};
+pub use delays::{rescale_delays, RescaleDelay};
 pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
+pub use jm_config::{FlinkLine, FlinkSetup, JobManagerConfig, RescalesConfig, Scheduler};
 pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,
     JobSummary, ResourceRequirements, TaskManagerInfo, VertexDetails,
 };
-pub use observe::{all_tasks_running, job_status, observe_rescale};
+pub use observe::{all_tasks_running, job_status, observe_rescale, observe_rescale_with};
 pub use plan::{plan_for, uniform_parallelism};
 pub use requirements::{apply_target, edit_requirements, upper_bounds, RequirementsChange};
+pub use setup::read_setup;

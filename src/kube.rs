@@ -12,9 +12,10 @@
 //! | Scale target (`scaleTargetRef`)                 | Replica change means                   | Verdict |
 //! |-------------------------------------------------|----------------------------------------|---------|
 //! | `apps/v1 Deployment` of TaskManagers (Flink standalone, adaptive scheduler) | pods added/removed; the scaler PUTs the parallelism in place | **in place** (recommended) |
-//! | `FlinkDeployment`, `mode: standalone`, `scheduler-mode: reactive` | the operator scales the TaskManager Deployment in place | in place |
+//! | `FlinkDeployment`, `mode: standalone`, `scheduler-mode: reactive` | the operator scales the TaskManager Deployment in place; the scaler never PUTs (sized in TaskManagers, `crate::core::reactive`) | in place; every scale-down is a failover (checkpoint first) |
 //! | `FlinkDeployment`, `mode: standalone`, other scheduler | the operator falls back to a full upgrade | **restarts** ([`TargetWarning::StandaloneNotReactive`]) |
-//! | `FlinkDeployment`, `mode: native` (the operator default) | a `taskManager.replicas` change is an UPGRADE: the job is suspended and restored | **restarts** ([`TargetWarning::NativeModeUpgrade`]) |
+//! | `FlinkDeployment`, `mode: native`, no [`native::native_refusals`], ScaledObject pinned at `replicas` | never changed: the scaler applies `pipeline.jobvertex-parallelism-overrides` ([`native`]) | **in place** (the operator's SCALE path) |
+//! | `FlinkDeployment`, `mode: native`, a refusal (autoscaler, memory tuning, …) | a `taskManager.replicas` change is an UPGRADE: the job is suspended and restored | **refused** ([`TargetWarning::NativeModeUpgrade`], error naming the setting) |
 //!
 //! The JobManager REST URL comes from, in this order: the `flinkRestUrl` trigger metadata
 //! key (passed by the runtime), the [`REST_URL_ANNOTATION`] on the target, and for a
@@ -26,6 +27,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod leader;
+pub mod native;
 pub mod resources;
 pub mod staleness;
 pub mod state;
@@ -42,6 +44,10 @@ pub use discovery::{Discovery, DiscoveryConfig};
 pub use error::KubeError;
 pub use events::{EventPublisher, RescalePhase};
 pub use leader::{LeaderElector, LeaderElectorConfig};
+pub use native::{
+    apply_overrides, native_refusals, overrides_value, NativeRefusal, OverridesApplied,
+    OverridesError, FIELD_MANAGER, OVERRIDES_KEY,
+};
 pub use staleness::{check_decision, Staleness};
 pub use state::{PersistedDecision, PersistedJob, StateStore, StateVersion};
 pub use state_cache::StateCache;

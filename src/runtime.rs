@@ -15,6 +15,7 @@ pub mod admin;
 pub mod apply;
 mod context;
 mod debug_jobs;
+mod flink_setup;
 mod http;
 pub mod hub;
 mod kube;
@@ -323,7 +324,18 @@ pub async fn explain(
         .map_err(|e| pipeline::flink_error(&settings.flink_url, e))?;
     let observed = pipeline::observe(&ctx, &settings, &client, &target.job).await?;
     let now = chrono::Utc::now();
-    let (decision, _) = core::decide(
+    // the set-up is read before any change, as the worker does at its first evaluation
+    // (a failed read is shown, and the decision takes the per-vertex path, as in the worker)
+    let mut cache = flink_setup::SetupCache::default();
+    let setup_notes = match cache
+        .refresh(&client, &observed.job_id, &settings.policy)
+        .await
+    {
+        Ok(fresh) => fresh.as_ref().map(flink_setup::notes).unwrap_or_default(),
+        Err(e) => vec![format!("cannot read the JobManager set-up: {e}")],
+    };
+    let (decision, _) = flink_setup::decide(
+        cache.get(),
         &observed.observation,
         &core::JobState::default(),
         &settings.policy,
@@ -338,6 +350,7 @@ pub async fn explain(
         "signals": observed.signals_summary(),
         "scrapeIntervals": ctx.hub.scrape_intervals(),
         "issues": observed.issues,
+        "flinkSetup": { "setup": cache.get(), "notes": setup_notes },
         "policy": settings.policy,
     }))
 }

@@ -111,6 +111,7 @@ pub struct Metrics {
     pub(super) job: JobFamilies,
     pub(super) signals: SignalFamilies,
     pub(super) clients: ClientFamilies,
+    pub(super) setup: super::setup::SetupFamilies,
     pub(super) hub: super::hub::HubFamilies,
     pub(super) leader: IntGauge,
     pub(super) build_info: IntGaugeVec,
@@ -140,6 +141,7 @@ impl Metrics {
             job: JobFamilies::register(&b)?,
             signals: SignalFamilies::register(&b)?,
             clients: ClientFamilies::register(&b)?,
+            setup: super::setup::SetupFamilies::register(&b)?,
             hub: super::hub::HubFamilies::register(&b)?,
             leader: register(
                 &registry,

@@ -14,7 +14,7 @@ use crate::core::{Direction, Rule};
 pub const IDLE_PHASE: &str = "idle";
 
 /// Removes every child of `vec` whose labels match all `(name, value)` pairs.
-fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
+pub(super) fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
     for family in vec.collect() {
         for metric in family.get_metric() {
             let labels: HashMap<&str, &str> = metric
@@ -263,6 +263,7 @@ impl Metrics {
         remove_where(&self.signals.signal_true_processing_rate, job);
         remove_where(&self.signals.signal_input_rate, job);
         remove_where(&self.job.failovers, job);
+        self.remove_setup(key);
     }
 
     /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a

@@ -153,7 +153,7 @@ impl FlinkClient {
 
     /// One request; maps status codes to typed errors. `job` is the job the path is about
     /// (for 404 / job-not-found mapping).
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -217,7 +217,7 @@ impl FlinkClient {
         }
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(super) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         job: Option<&str>,

@@ -40,6 +40,17 @@ pub async fn observe_rescale(
     job_id: &JobId,
     now: DateTime<Utc>,
 ) -> Result<RescaleObservation, FlinkError> {
+    observe_rescale_with(client, job_id, now, false).await
+}
+
+/// [`observe_rescale`], plus Flink 2.3's rescale history when `history` is on (best
+/// effort: `None` when unreadable).
+pub async fn observe_rescale_with(
+    client: &FlinkClient,
+    job_id: &JobId,
+    now: DateTime<Utc>,
+    history: bool,
+) -> Result<RescaleObservation, FlinkError> {
     let details = client.job(job_id).await?;
     let task_managers = client
         .task_managers()
@@ -75,5 +86,18 @@ pub async fn observe_rescale(
         task_managers,
         num_restarts,
         latest_exception_ms,
+        rescale_history: read_history(client, job_id, history).await,
     })
+}
+
+async fn read_history(
+    client: &FlinkClient,
+    job_id: &JobId,
+    history: bool,
+) -> Option<Vec<crate::core::HistoryRecord>> {
+    if !history {
+        return None;
+    }
+    let records = client.rescale_history(job_id).await.ok().flatten()?;
+    Some(super::history::history_records(&records))
 }

@@ -127,6 +127,11 @@ pub fn map_status(what: &str, job: Option<&str>, status: StatusCode, body: &str)
     if status == StatusCode::CONFLICT {
         return FlinkError::Conflict { job_id, message };
     }
+    // Reactive mode answers 500 with "Cannot change the parallelism of a job running in
+    // reactive mode." from AdaptiveScheduler itself: not a missing adaptive scheduler.
+    if body.contains("UnsupportedOperationException") && body.contains("reactive mode") {
+        return FlinkError::ReactiveMode { job_id, message };
+    }
     if body.contains("UnsupportedOperationException")
         && (body.contains("AdaptiveScheduler") || body.contains("without a job restart"))
     {

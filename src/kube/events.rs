@@ -118,6 +118,16 @@ impl EventPublisher {
             action: "Rescale".into(),
             secondary: None,
         };
+        self.publish_on_target(target, &event).await
+    }
+
+    /// Publishes `event` on the ScaledObject, and on the FlinkDeployment when that is the
+    /// target.
+    async fn publish_on_target(
+        &self,
+        target: &ScaleTarget,
+        event: &Event,
+    ) -> Result<(), KubeError> {
         let mut refs = vec![scaled_object_ref(target)];
         if target.kind == TargetKind::FlinkDeployment {
             refs.push(target_ref(target));
@@ -125,12 +135,12 @@ impl EventPublisher {
         for r in refs {
             let op = format!(
                 "create Event {} on {} {}/{}",
-                phase.reason(),
+                event.reason,
                 r.kind.as_deref().unwrap_or_default(),
                 target.namespace,
                 r.name.as_deref().unwrap_or_default()
             );
-            call(op, self.recorder.publish(&event, &r)).await?;
+            call(op, self.recorder.publish(event, &r)).await?;
         }
         Ok(())
     }
@@ -167,6 +177,29 @@ impl EventPublisher {
             call(op, self.recorder.publish(&event, &r)).await?;
         }
         Ok(())
+    }
+    /// Publishes one Event about the Flink set-up of the job on its ScaledObject (and the
+    /// FlinkDeployment when that is the target): `reason` `FlinkReactiveMode` (Normal) or
+    /// `FlinkRescaleDelay` (Warning), with `note` truncated to 1 kB.
+    pub async fn flink_setup(
+        &self,
+        target: &ScaleTarget,
+        warning: bool,
+        reason: &'static str,
+        note: &str,
+    ) -> Result<(), KubeError> {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            action: "Discover".into(),
+            secondary: None,
+        };
+        self.publish_on_target(target, &event).await
     }
 }
 

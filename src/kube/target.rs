@@ -73,7 +73,7 @@ impl TargetWarning {
     /// Human explanation for logs and Events.
     pub fn message(self) -> &'static str {
         match self {
-            TargetWarning::NativeModeUpgrade => "FlinkDeployment in native mode: every TaskManager replicas change is an UPGRADE that restarts the job; use mode: standalone with the adaptive scheduler for in-place rescaling",
+            TargetWarning::NativeModeUpgrade => "FlinkDeployment in native mode that the scaler cannot scale in place through pipeline.jobvertex-parallelism-overrides (see the refusals); a taskManager.replicas change is an UPGRADE that restarts the job",
             TargetWarning::StandaloneNotReactive => "FlinkDeployment in standalone mode without scheduler-mode: reactive: the operator turns a replicas change into a full upgrade",
             TargetWarning::ReplicasUnset => "spec.taskManager.replicas is unset: KEDA sees 0 replicas; set it explicitly",
         }
@@ -109,9 +109,18 @@ pub struct ScaleTarget {
     pub mode: Option<FlinkDeploymentMode>,
     /// Set-up warnings (log them, and publish them as Events once).
     pub warnings: Vec<TargetWarning>,
+    /// Native mode: why the scaler refuses to scale it through
+    /// `pipeline.jobvertex-parallelism-overrides` (empty: it does, [`super::native`]).
+    pub native_refusals: Vec<super::native::NativeRefusal>,
 }
 
 impl ScaleTarget {
+    /// True for a native FlinkDeployment the scaler scales through the operator's
+    /// overrides key (no refusal): KEDA is pinned at `replicas`, the scaler answers it.
+    pub fn native_overrides(&self) -> bool {
+        self.mode == Some(FlinkDeploymentMode::Native) && self.native_refusals.is_empty()
+    }
+
     /// True when a replicas change does not restart the job.
     pub fn in_place(&self) -> bool {
         !self.warnings.iter().any(|w| {
@@ -247,6 +256,7 @@ fn base(so: &DynamicObject, r: &TargetRef, kind: TargetKind) -> ScaleTarget {
         pod_selector: None,
         mode: None,
         warnings: Vec::new(),
+        native_refusals: Vec::new(),
     }
 }
 
@@ -337,7 +347,12 @@ pub fn target_from_flink_deployment(
     };
     t.mode = Some(mode);
     match mode {
-        FlinkDeploymentMode::Native => t.warnings.push(TargetWarning::NativeModeUpgrade),
+        FlinkDeploymentMode::Native => {
+            t.native_refusals = super::native::native_refusals(fd);
+            if !t.native_refusals.is_empty() {
+                t.warnings.push(TargetWarning::NativeModeUpgrade);
+            }
+        }
         FlinkDeploymentMode::Standalone => {
             let reactive = flink_conf(fd, "scheduler-mode")
                 .is_some_and(|m| m.eq_ignore_ascii_case("reactive"));
@@ -466,6 +481,12 @@ mod tests {
                 json!({"flinkConfiguration": {}, "taskManager": {"replicas": 1}}),
                 8081,
                 vec![TargetWarning::NativeModeUpgrade],
+            ),
+            // native, scaled through the overrides key: no warning
+            (
+                json!({"flinkVersion": "v1_20", "flinkConfiguration": {"jobmanager.scheduler": "adaptive"}, "job": {"jarURI": "local:///j.jar"}, "taskManager": {"replicas": 1}}),
+                8081,
+                vec![],
             ),
         ];
         for (spec, port, warnings) in cases {

@@ -12,6 +12,8 @@
 //! apply_and_wait(...) = start + poll until terminal
 //! ```
 
+mod reactive;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -22,7 +24,7 @@ use crate::{
         JobId, Plan, Rescale, RescaleEvent, RescalePhase, RescaleTimeouts, Topology, VertexId,
     },
     flink::{
-        apply_target, is_terminal_state, observe_rescale, FlinkClient, FlinkError,
+        apply_target, is_terminal_state, observe_rescale_with, FlinkClient, FlinkError,
         RequirementsChange,
     },
 };
@@ -40,6 +42,11 @@ pub struct ApplyOptions {
     pub conflict_retries: usize,
     /// Wait between those attempts.
     pub conflict_backoff: Duration,
+    /// Read Flink 2.3's rescale history to tell failovers exactly (only when it is on:
+    /// `web.adaptive-scheduler.rescale-history.size` > 0).
+    pub rescale_history: bool,
+    /// Longest wait for the checkpoint before a reactive scale-down.
+    pub checkpoint_timeout: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -50,6 +57,8 @@ impl Default for ApplyOptions {
             poll_interval: Duration::from_millis(500),
             conflict_retries: 3,
             conflict_backoff: Duration::from_secs(2),
+            rescale_history: false,
+            checkpoint_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -89,8 +98,13 @@ struct Start {
     watch: FailoverWatch,
 }
 
-/// Reads [`Start`]; a job in a terminal state cannot be rescaled.
-async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, FlinkError> {
+/// Reads [`Start`]; a job in a terminal state cannot be rescaled. With `history` the
+/// failover baseline is Flink 2.3's rescale history (exact), when readable.
+async fn read_start(
+    client: &FlinkClient,
+    job_id: &JobId,
+    history: bool,
+) -> Result<Start, FlinkError> {
     let topology = client.topology(job_id).await?;
     let details = client.job(job_id).await?;
     if is_terminal_state(&details.state) {
@@ -101,7 +115,7 @@ async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, Flink
     }
     let registered = u32::try_from(client.task_managers().await?.len()).unwrap_or(u32::MAX);
     let checkpoint_interval = client.checkpoint_interval(job_id).await?;
-    let baseline = observe_rescale(client, job_id, Utc::now()).await?;
+    let baseline = observe_rescale_with(client, job_id, Utc::now(), history).await?;
     Ok(Start {
         from: Plan {
             parallelism: topology.parallelism(),
@@ -109,8 +123,38 @@ async fn read_start(client: &FlinkClient, job_id: &JobId) -> Result<Start, Flink
         },
         max_parallelism: max_parallelism(&topology),
         checkpoint_interval,
-        watch: FailoverWatch::new(baseline.num_restarts, baseline.latest_exception_ms),
+        watch: baseline.failover_baseline(),
     })
+}
+
+/// The first steps of every start: refuse a start while one is in flight, read the job
+/// as it starts, build the rescale and record its plans on the current span. The returned
+/// [`Start`] keeps the max parallelism and checkpoint interval (its plan is in the rescale).
+async fn begin(
+    client: &FlinkClient,
+    job_id: &JobId,
+    target: Plan,
+    opts: &ApplyOptions,
+    in_flight: Option<&Rescale>,
+) -> Result<(Rescale, Start), ApplyError> {
+    ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
+        job_id: f.job_id,
+        phase: f.phase,
+    })?;
+    let start = read_start(client, job_id, opts.rescale_history).await?;
+    let rescale = Rescale::new(
+        job_id.clone(),
+        start.from.clone(),
+        target,
+        Utc::now(),
+        &opts.timeouts,
+        start.checkpoint_interval,
+        start.watch.clone(),
+    );
+    let span = tracing::Span::current();
+    span.record("from_tms", rescale.from.task_managers);
+    span.record("direction", rescale.direction.as_str());
+    Ok((rescale, start))
 }
 
 fn max_parallelism(topology: &Topology) -> BTreeMap<VertexId, u32> {
@@ -153,6 +197,8 @@ pub struct Rescaler<'a> {
     rescale: Rescale,
     change: RequirementsChange,
     events: Vec<(DateTime<Utc>, RescaleEvent)>,
+    /// Reactive scale-down: the checkpoint taken right before it.
+    checkpoint_before: Option<u64>,
 }
 
 impl<'a> Rescaler<'a> {
@@ -178,23 +224,7 @@ impl<'a> Rescaler<'a> {
         opts: &ApplyOptions,
         in_flight: Option<&Rescale>,
     ) -> Result<Self, ApplyError> {
-        ensure_none_in_flight(in_flight).map_err(|f| ApplyError::InFlight {
-            job_id: f.job_id,
-            phase: f.phase,
-        })?;
-        let start = read_start(client, job_id).await?;
-        let mut rescale = Rescale::new(
-            job_id.clone(),
-            start.from,
-            target,
-            Utc::now(),
-            &opts.timeouts,
-            start.checkpoint_interval,
-            start.watch,
-        );
-        let span = tracing::Span::current();
-        span.record("from_tms", rescale.from.task_managers);
-        span.record("direction", rescale.direction.as_str());
+        let (mut rescale, start) = begin(client, job_id, target, opts, in_flight).await?;
         let change = put_target(
             client,
             job_id,
@@ -214,6 +244,7 @@ impl<'a> Rescaler<'a> {
             rescale,
             change,
             events,
+            checkpoint_before: None,
         })
     }
 
@@ -234,7 +265,9 @@ impl<'a> Rescaler<'a> {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        let events = match observe_rescale(self.client, &self.rescale.job_id, now).await {
+        let history = self.rescale.exact_failovers();
+        let observed = observe_rescale_with(self.client, &self.rescale.job_id, now, history).await;
+        let events = match observed {
             Ok(obs) => self.rescale.observe(&obs),
             Err(FlinkError::JobGone { .. }) => self.rescale.job_gone(now),
             // a read error still counts against the deadline
@@ -268,6 +301,11 @@ impl<'a> Rescaler<'a> {
         &self.change
     }
 
+    /// Reactive scale-down: the checkpoint taken right before it (None: not taken).
+    pub fn checkpoint_before(&self) -> Option<u64> {
+        self.checkpoint_before
+    }
+
     /// The TaskManager count to report to KEDA now.
     pub fn task_managers_to_report(&self) -> u32 {
         self.rescale.task_managers_to_report()
@@ -284,6 +322,7 @@ impl<'a> Rescaler<'a> {
             change: self.change,
             events: self.events,
             put_to_running,
+            checkpoint_before: self.checkpoint_before,
         }
     }
 }
@@ -313,6 +352,8 @@ pub struct RescaleOutcome {
     pub events: Vec<(DateTime<Utc>, RescaleEvent)>,
     /// Time from the accepted PUT to RUNNING at the target parallelism.
     pub put_to_running: Option<Duration>,
+    /// Reactive scale-down: the checkpoint taken right before it (None: not taken).
+    pub checkpoint_before: Option<u64>,
 }
 
 impl RescaleOutcome {

@@ -91,7 +91,8 @@ impl RescaleError {
             RescaleError::Flink(
                 FlinkError::BadRequest { .. }
                 | FlinkError::InvalidTarget { .. }
-                | FlinkError::AdaptiveSchedulerRequired { .. },
+                | FlinkError::AdaptiveSchedulerRequired { .. }
+                | FlinkError::ReactiveMode { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             RescaleError::Flink(_) => StatusCode::BAD_GATEWAY,
         }

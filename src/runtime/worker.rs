@@ -17,13 +17,17 @@
 //! | pod-deletion-cost of idle TaskManagers | [`pods`] |
 //! | `/debug/jobs` report, metrics, decision logs | [`report`] |
 //! | persisted state (load, claim, save) | [`persist`] |
+//! | the JobManager set-up (reactive mode, Flink's rescale delays) | [`setup`] |
+//! | native FlinkDeployments: refusals, pinned answer, overrides by SSA | [`native`] |
 
 mod events;
+mod native;
 mod persist;
 mod pods;
 mod report;
 mod reported;
 mod rescale;
+mod setup;
 mod tick;
 
 use std::{sync::Arc, time::Duration};
@@ -31,7 +35,7 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::{context::Context, rest_cache::JobView};
+use super::{context::Context, flink_setup::SetupCache, rest_cache::JobView};
 use crate::{
     core::{JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -58,6 +62,7 @@ pub struct Worker {
     registered_job: Option<String>,
     marked_pods: bool,
     warned: bool,
+    flink_setup: SetupCache,
     /// The job's details and topology, read again when its id/state/parallelism changes.
     rest_view: JobView,
 }
@@ -75,6 +80,7 @@ impl Worker {
             registered_job: None,
             marked_pods: false,
             warned: false,
+            flink_setup: SetupCache::default(),
             rest_view: JobView::default(),
         }
     }

@@ -1,4 +1,5 @@
-//! A standalone Flink session cluster as local processes: installs Flink from PyPI jars
+//! A standalone Flink session (or application, [`FlinkCluster::start_application`])
+//! cluster as local processes: installs Flink from PyPI jars
 //! with `scripts/flink.sh` (which also builds the LoadJob jar), writes a config with the
 //! adaptive scheduler, slot packing and the PrometheusReporter, starts a JobManager and
 //! individually stoppable TaskManagers (`start-foreground` children with their own
@@ -116,6 +117,17 @@ impl Default for ClusterOptions {
     }
 }
 
+/// The job of an application cluster ([`FlinkCluster::start_application`]).
+#[derive(Debug, Clone)]
+pub struct ApplicationJob {
+    /// Main class (`fks.LoadJob`).
+    pub class: String,
+    /// Fixed job id (32 hex digits), as the operator sets it.
+    pub job_id: String,
+    /// Program arguments.
+    pub args: Vec<String>,
+}
+
 /// One row of Flink's `/taskmanagers`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskManagerInfo {
@@ -151,6 +163,49 @@ impl FlinkCluster {
     /// `opts.task_managers` TaskManagers; returns when the REST API answers and the
     /// TaskManagers are registered.
     pub async fn start(installed: Installed, opts: ClusterOptions, root: &Path) -> Result<Self> {
+        Self::launch(installed, opts, root, None).await
+    }
+
+    /// Starts an **application cluster** running `app` (`standalone-job.sh`, the way the
+    /// Flink Kubernetes Operator runs a standalone FlinkDeployment: the job jar in
+    /// `FLINK_HOME/usrlib` of a hard-linked copy of the distribution) and
+    /// `opts.task_managers` TaskManagers. Reactive mode: `scheduler-mode: reactive` in
+    /// `opts.extra_config`. Returns when the TaskManagers are registered (the job may
+    /// still be starting).
+    pub async fn start_application(
+        installed: Installed,
+        opts: ClusterOptions,
+        root: &Path,
+        app: &ApplicationJob,
+    ) -> Result<Self> {
+        let home = root.join("flink-home");
+        let out = Command::new("cp")
+            .arg("-al")
+            .arg(&installed.home)
+            .arg(&home)
+            .output()
+            .map_err(|e| ComponentError::io("cp -al FLINK_HOME", e))?;
+        if !out.status.success() {
+            return Err(ComponentError::Failed(format!(
+                "cp -al {}: {}",
+                installed.home.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        fs::create_dir_all(home.join("usrlib"))
+            .map_err(|e| ComponentError::io("create usrlib", e))?;
+        fs::copy(&installed.job_jar, home.join("usrlib/load-job.jar"))
+            .map_err(|e| ComponentError::io("copy the job jar to usrlib", e))?;
+        let installed = Installed { home, ..installed };
+        Self::launch(installed, opts, root, Some(app)).await
+    }
+
+    async fn launch(
+        installed: Installed,
+        opts: ClusterOptions,
+        root: &Path,
+        app: Option<&ApplicationJob>,
+    ) -> Result<Self> {
         for d in ["conf", "log", "pids", "ckpt", "tmp", "upload"] {
             fs::create_dir_all(root.join(d))
                 .map_err(|e| ComponentError::io(format!("create {}/{d}", root.display()), e))?;
@@ -173,7 +228,19 @@ impl FlinkCluster {
             tms: Vec::new(),
             http: procs::http_client(Duration::from_secs(20))?,
         };
-        cluster.jm = Some(cluster.spawn("jobmanager.sh", "jm", &[])?);
+        cluster.jm = Some(match app {
+            None => cluster.spawn("jobmanager.sh", "jm", &[])?,
+            Some(a) => {
+                let mut args = vec![
+                    "--job-classname".to_string(),
+                    a.class.clone(),
+                    "--job-id".to_string(),
+                    a.job_id.clone(),
+                ];
+                args.extend(a.args.iter().cloned());
+                cluster.spawn("standalone-job.sh", "jm", &args)?
+            }
+        });
         let c = &cluster;
         procs::wait_for(
             "the JobManager REST API",

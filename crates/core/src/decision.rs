@@ -62,6 +62,8 @@ pub enum Rule {
     PredictiveFloor,
     /// Vertical advice (reported, never applied).
     VerticalAdvice,
+    /// Reactive mode: the job is sized in TaskManagers, every vertex at the slot count.
+    Reactive,
     /// Scale up.
     ScaleUp,
     /// Scale down.
@@ -98,6 +100,7 @@ impl Rule {
             Rule::ScheduleCeiling => "schedule_ceiling",
             Rule::PredictiveFloor => "predictive_floor",
             Rule::VerticalAdvice => "vertical_advice",
+            Rule::Reactive => "reactive",
             Rule::ScaleUp => "scale_up",
             Rule::ScaleDown => "scale_down",
             Rule::NoChange => "no_change",

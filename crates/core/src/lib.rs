@@ -13,7 +13,8 @@
 //! slots) → [`inputs`] (signal validation) → [`ds2`] (sizing, seed policies) → [`align`](mod@align)
 //! (key groups / partitions) → [`downscale`] (window, catch-up, cap) → [`bounds`]
 //! (TaskManager min/max, [`schedule`] floors/ceilings, using [`slots`]) → cooldown and
-//! budget; [`vertical`] advice on the side.
+//! budget; [`vertical`] advice on the side. Reactive mode sizes in TaskManagers on top of
+//! `decide` ([`reactive`]).
 //!
 //! Besides the decision, the vocabulary every layer shares lives here: [`JobId`] (parsed
 //! once), [`JobSelector`], [`ScaledObjectRef`], the parsed [`Schedule`], and the TLS file
@@ -33,6 +34,7 @@ pub mod inputs;
 pub mod observation;
 pub mod policy;
 pub mod predictive;
+pub mod reactive;
 pub mod report;
 pub mod rescale;
 pub mod schedule;
@@ -57,7 +59,7 @@ pub use bounds::bound_task_managers;
 pub use decide::{aligned_parallelism, decide};
 pub use decision::{Decision, Direction, Plan, Reason, Rule, VerticalAdvice};
 pub use ds2::{edge_output_ratio, true_rate, VertexSizing};
-pub use failover::{FailoverCause, FailoverWatch};
+pub use failover::{FailoverCause, FailoverWatch, HistoryRecord, RescaleTrigger};
 pub use ids::{InvalidJobId, JobId, JobSelector, ScaledObjectRef, JOB_ID_LEN};
 pub use observation::{JobSignals, JobStatus, Observation, TaskManagerSignals, VertexSignals};
 pub use policy::{AlignmentMode, Policy};

@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use super::failover::{FailoverCause, FailoverWatch};
+pub use super::failover::{FailoverCause, FailoverWatch, HistoryRecord, RescaleTrigger};
 use super::{
     decision::{Direction, Plan},
     ids::JobId,
@@ -147,6 +147,21 @@ pub struct RescaleObservation {
     pub num_restarts: Option<u64>,
     /// Timestamp (ms) of the newest exception-history entry, if any.
     pub latest_exception_ms: Option<i64>,
+    /// Flink 2.3's rescale history (newest first), when it is on and readable.
+    #[serde(default)]
+    pub rescale_history: Option<Vec<HistoryRecord>>,
+}
+
+impl RescaleObservation {
+    /// A failover watch starting from this observation: exact (rescale history) when the
+    /// observation carries one, counting restarts and exceptions otherwise.
+    pub fn failover_baseline(&self) -> FailoverWatch {
+        let watch = FailoverWatch::new(self.num_restarts, self.latest_exception_ms);
+        match &self.rescale_history {
+            Some(h) => watch.with_history(h),
+            None => watch,
+        }
+    }
 }
 
 /// Something that happened to a rescale, for logs, metrics and Kubernetes Events.
@@ -291,6 +306,17 @@ impl Rescale {
         }
     }
 
+    /// The next `n` failovers are the rescale's own (reactive mode removing `n`
+    /// TaskManagers): not reported.
+    pub fn expect_failovers(&mut self, n: u64) {
+        self.watch.expect_failovers(n);
+    }
+
+    /// True when failovers are told exactly from Flink 2.3's rescale history.
+    pub fn exact_failovers(&self) -> bool {
+        self.watch.exact()
+    }
+
     /// Flink accepted the requirements (PUT 200, or nothing to PUT): Pending → Applying.
     pub fn accepted(&mut self, now: DateTime<Utc>) -> Vec<RescaleEvent> {
         if self.phase != RescalePhase::Pending {
@@ -341,10 +367,12 @@ impl Rescale {
         if self.phase.is_terminal() {
             return events;
         }
-        for cause in self
-            .watch
-            .observe(obs.status, obs.num_restarts, obs.latest_exception_ms)
-        {
+        for cause in self.watch.observe_with_history(
+            obs.status,
+            obs.num_restarts,
+            obs.latest_exception_ms,
+            obs.rescale_history.as_deref(),
+        ) {
             self.failovers += 1;
             events.push(RescaleEvent::Failover(cause));
         }

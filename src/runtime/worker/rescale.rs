@@ -53,6 +53,10 @@ impl Worker {
         target: Plan,
         decision: &Decision,
     ) {
+        let job = observed.observation.job_name.as_str();
+        if !self.apply_native(settings, job, &target, decision).await {
+            return;
+        }
         if settings.policy.dry_run {
             tracing::info!(to_task_managers = target.task_managers, reasons = %decision.summary(), "dry run: rescale computed, not applied");
             return;
@@ -63,17 +67,20 @@ impl Worker {
                 base: self.ctx.config.flink.rescale_timeout,
                 ..RescaleTimeouts::default()
             },
+            // Flink 2.3 with its rescale history on: failovers told exactly (issue 13 §5)
+            rescale_history: self
+                .flink_setup
+                .get()
+                .is_some_and(flink::FlinkSetup::rescale_history),
             ..ApplyOptions::default()
         };
-        let job = observed.observation.job_name.as_str();
-        let started = Rescaler::start(
-            client,
-            &observed.job_id,
-            target,
-            &options,
-            self.rescale.as_ref(),
-        )
-        .await;
+        let (id, in_flight) = (&observed.job_id, self.rescale.as_ref());
+        let started = if self.flink_setup.reactive() {
+            // never a PUT: Flink refuses it in reactive mode; the TaskManager count is the change
+            Rescaler::start_reactive(client, id, target, &options, in_flight).await
+        } else {
+            Rescaler::start(client, id, target, &options, in_flight).await
+        };
         match started {
             Ok(r) => {
                 let rescale = r.into_outcome().rescale;
@@ -205,7 +212,8 @@ async fn advance(
     rescale: &mut Rescale,
     now: DateTime<Utc>,
 ) -> Vec<RescaleEvent> {
-    match flink::observe_rescale(client, &rescale.job_id, now).await {
+    let history = rescale.exact_failovers();
+    match flink::observe_rescale_with(client, &rescale.job_id, now, history).await {
         Ok(o) => rescale.observe(&o),
         Err(FlinkError::JobGone { .. }) => rescale.job_gone(now),
         Err(e) => {

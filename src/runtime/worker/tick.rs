@@ -15,6 +15,7 @@ use crate::{
     flink::FlinkClient,
     keda::{EvalError, Evaluation},
     runtime::{
+        flink_setup,
         pipeline::{self, flink_error, Observed},
         settings::{self, JobSettings},
     },
@@ -49,6 +50,7 @@ impl Worker {
         report.flink_url = Some(settings.flink_url.clone());
         report.policy = Some(settings.policy.clone());
         self.warn_set_up(&settings).await;
+        self.refuse_native(&settings).await?;
         let client = self
             .ctx
             .flink_client(&settings.flink_url)
@@ -66,6 +68,8 @@ impl Worker {
         .await?;
         self.remember_slots(&mut observed.observation);
         report.observed(&observed);
+        self.read_flink_setup(&client, &settings, &observed, report)
+            .await;
 
         let now = Utc::now();
         let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
@@ -79,7 +83,8 @@ impl Worker {
         )
         .await;
 
-        let (decision, next_state) = core::decide(
+        let (decision, next_state) = flink_setup::decide(
+            self.flink_setup.get(),
             &observed.observation,
             &self.job_state,
             &settings.policy,
@@ -172,15 +177,25 @@ impl Worker {
         observed: &Observed,
         decision: &Decision,
     ) -> Result<u32, EvalError> {
-        let r = self
-            .report_count(client, observed, &settings.policy)
-            .await?;
-        self.record_metrics(observed, decision, Some(r.task_managers), &settings.policy);
+        let min = settings.policy.min_task_managers;
+        let (reported, spare) = if let Some(pinned) = Self::native_report(settings) {
+            // a native FlinkDeployment: its pinned replicas (the operator owns the pods)
+            (pinned.max(min), 0)
+        } else if self.flink_setup.reactive() {
+            let current = self.current_plan(observed, &settings.policy);
+            (self.reactive_report(&current).max(min), 0)
+        } else {
+            let r = self
+                .report_count(client, observed, &settings.policy)
+                .await?;
+            (r.task_managers, r.spare)
+        };
+        self.record_metrics(observed, decision, Some(reported), &settings.policy);
         self.ctx
             .metrics
-            .set_spare_task_managers(&self.key(&observed.observation.job_name), r.spare);
-        self.mark_pods(settings, observed, r.task_managers).await;
-        Ok(r.task_managers)
+            .set_spare_task_managers(&self.key(&observed.observation.job_name), spare);
+        self.mark_pods(settings, observed, reported).await;
+        Ok(reported)
     }
 
     /// The plan the job runs at now, with the TaskManagers its parallelism needs.

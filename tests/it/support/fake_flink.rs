@@ -293,6 +293,15 @@ impl FakeFlink {
             }))
             .mount(&self.server)
             .await;
+        // the keys set on the JobManager (read once per job id): adaptive, not reactive
+        Mock::given(method("GET"))
+            .and(path("/jobmanager/config"))
+            .respond_with(json(serde_json::json!([
+                {"key": "jobmanager.scheduler", "value": "adaptive"},
+                {"key": "jobmanager.adaptive-scheduler.scaling-interval.min", "value": "2s"}
+            ])))
+            .mount(&self.server)
+            .await;
         Mock::given(method("GET"))
             .and(path("/overview"))
             .respond_with(Responder(st.clone(), move |s: &mut FakeState, _: &Request| {

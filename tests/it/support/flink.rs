@@ -65,6 +65,20 @@ impl FlinkCluster {
         FlinkCluster { inner, _dir: dir }
     }
 
+    /// Starts an application cluster running `app` (see
+    /// [`LabCluster::start_application`]) with `opts.task_managers` TaskManagers.
+    pub async fn start_application(
+        installed: Installed,
+        opts: ClusterOptions,
+        app: &fks_components::flink_cluster::ApplicationJob,
+    ) -> FlinkCluster {
+        let dir = super::tempdir("fks-flink-app-");
+        let inner = LabCluster::start_application(installed, opts, dir.path(), app)
+            .await
+            .unwrap_or_else(|e| panic!("start the Flink application cluster: {e}"));
+        FlinkCluster { inner, _dir: dir }
+    }
+
     /// The index of the TaskManager with resource id `id`.
     pub fn tm_index(id: &str) -> Option<usize> {
         LabCluster::tm_index(id)

@@ -36,6 +36,7 @@ fn obs(at: i64, status: JobStatus, p: u32, slots: &[(u32, u32)]) -> RescaleObser
         task_managers: tms(slots),
         num_restarts: Some(0),
         latest_exception_ms: None,
+        rescale_history: None,
     }
 }
 fn job() -> JobId {
