@@ -42,16 +42,6 @@ impl FlinkConfig {
     }
 }
 
-/// A DNS-1123 label (a namespace name).
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 impl KubernetesConfig {
     /// `namespaces`: a non-empty list of namespace names without duplicates.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -65,7 +55,7 @@ impl KubernetesConfig {
             ));
         }
         for (i, ns) in namespaces.iter().enumerate() {
-            if !is_dns_label(ns) {
+            if !crate::core::text::is_dns_label(ns) {
                 return Err(ConfigError::invalid(
                     format!("kubernetes.namespaces[{i}]"),
                     format!("'{ns}' is not a namespace name"),

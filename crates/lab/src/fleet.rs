@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
+use flink_keda_scaler::keda::pb::{GetMetricSpecResponse, GetMetricsRequest, ScaledObjectRef};
 
 use super::{
     error::{LabError, Result},
@@ -184,23 +184,26 @@ pub async fn measure(
     })
 }
 
-/// One GetMetrics request per ScaledObject `so-0` … `so-<n-1>`, for the metric name the
-/// fleet scaler's GetMetricSpec gives.
-async fn fleet_requests(lab: &Lab, client: &Client, n: usize) -> Result<Vec<GetMetricsRequest>> {
-    let spec = client
-        .clone()
-        .get_metric_spec(scaled_object(lab, 0))
-        .await
+/// The metric name of a GetMetricSpec answer (its first spec).
+pub(crate) fn metric_name(
+    answer: std::result::Result<tonic::Response<GetMetricSpecResponse>, tonic::Status>,
+) -> Result<String> {
+    answer
         .map_err(|e| LabError::Grpc {
             what: "GetMetricSpec".into(),
             detail: e.to_string(),
         })?
-        .into_inner();
-    let metric = spec
+        .into_inner()
         .metric_specs
         .first()
         .map(|m| m.metric_name.clone())
-        .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
+        .ok_or_else(|| LabError::Scenario("empty metric spec".into()))
+}
+
+/// One GetMetrics request per ScaledObject `so-0` … `so-<n-1>`, for the metric name the
+/// fleet scaler's GetMetricSpec gives.
+async fn fleet_requests(lab: &Lab, client: &Client, n: usize) -> Result<Vec<GetMetricsRequest>> {
+    let metric = metric_name(client.clone().get_metric_spec(scaled_object(lab, 0)).await)?;
     Ok((0..n)
         .map(|i| GetMetricsRequest {
             scaled_object_ref: Some(scaled_object(lab, i)),

@@ -126,19 +126,8 @@ async fn requests(
             calls.push(tokio::spawn(async move { c.get_metric_spec(so).await }));
         }
         for (job, call) in chunk.iter().zip(calls) {
-            let spec = call
-                .await
-                .map_err(|e| LabError::Scenario(e.to_string()))?
-                .map_err(|e| LabError::Grpc {
-                    what: "GetMetricSpec".into(),
-                    detail: e.to_string(),
-                })?
-                .into_inner();
-            let metric = spec
-                .metric_specs
-                .first()
-                .map(|m| m.metric_name.clone())
-                .ok_or_else(|| LabError::Scenario("empty metric spec".into()))?;
+            let answer = call.await.map_err(|e| LabError::Scenario(e.to_string()))?;
+            let metric = super::fleet::metric_name(answer)?;
             out.push(request(job, &metric));
         }
     }
