@@ -6,7 +6,7 @@
 //! ```text
 //! busy       = busyTimeMsPerSecond / 1000
 //! true_rate  = records_in / busy                       (busy ≈ 0 ⇒ ∞: scale to the minimum)
-//! target     = source: records_in + max(lag_growth, 0) + pending / catch_up_duration
+//! target     = source: max(records_in + lag_growth, 0) + pending / catch_up_duration
 //!              other:  Σ inputs  target(upstream) × edge output ratio
 //! required   = ceil(target / (true_rate / p × target_utilization))   ∈ [1, maxParallelism]
 //! ```
@@ -305,10 +305,12 @@ impl<'a> Sizer<'a> {
                     .input("catch_up_rate", catch_up),
             );
         }
-        (
-            inp.rate_in + inp.lag_growth.max(0.0) + catch_up,
-            catching_up,
-        )
+        // The target is what arrives plus the backlog's share, not what is consumed: while
+        // a backlog drains the source consumes more than arrives (lag growth < 0), and
+        // sizing for the consumption rate would scale up again once the drain started
+        // (seen in the lab: 6 → 8 at 1,800 records/s arriving, 3,000 consumed). As the
+        // operator's autoscaler does (`ScalingMetrics#computeDataRateMetrics`).
+        (arrival + catch_up, catching_up)
     }
 
     /// A non-source vertex's target rate: its upstreams' targets through the edge output
