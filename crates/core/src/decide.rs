@@ -211,21 +211,6 @@ fn settle(
         std::cmp::Ordering::Equal => Direction::None,
     };
     let mut reasons = proposal.reasons;
-    if target.parallelism != current && frees_nothing(&target, &decision.current) {
-        // Lowering some vertices without freeing a TaskManager saves nothing and costs an
-        // in-place restart (seen in the lab: a source 2 → 1 in steady state): hold it until
-        // a scale-down frees a TaskManager or another vertex must grow.
-        reasons.push(Reason::new(
-            Rule::NoChange,
-            "a scale-down that frees no TaskManager is not worth an in-place restart",
-        ));
-        decision.target = Some(Plan {
-            parallelism: current,
-            task_managers: decision.current.task_managers.max(tms),
-        });
-        decision.reasons.extend(reasons);
-        return;
-    }
     if target.parallelism != current {
         if let Some(h) = proposal.hold {
             // keep firing order: the hold fired before the clamps and schedules
@@ -247,15 +232,6 @@ fn settle(
     }
     decision.target = Some(target);
     decision.reasons.extend(reasons);
-}
-
-/// `target` only lowers vertices (none grows) and needs as many TaskManagers as `current`.
-fn frees_nothing(target: &Plan, current: &Plan) -> bool {
-    let none_grows = target
-        .parallelism
-        .iter()
-        .all(|(v, p)| current.parallelism.get(v).is_none_or(|c| p <= c));
-    none_grows && target.task_managers >= current.task_managers
 }
 
 /// The parallelism the bands call for, before the TaskManager bounds: with the reasons so
