@@ -28,7 +28,7 @@ use fks_components::prometheus_proc::{PrometheusOptions, PrometheusProcess};
 use flink_keda_scaler::{
     config::ServerSettings,
     core::{Edge, ShipStrategy, Topology, Vertex, VertexId},
-    promql::PromClient,
+    promql::{sanitize_label_value, PromClient},
     runtime::prometheus_endpoint,
 };
 
@@ -156,20 +156,6 @@ fn render(series: &BTreeMap<String, f64>) -> String {
     out
 }
 
-/// Sanitises a label value like Flink's reporter.
-pub fn flink_label(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ':' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// A vertex of a [`SyntheticJob`].
 #[derive(Debug, Clone)]
 pub struct SyntheticVertex {
@@ -261,11 +247,11 @@ impl SyntheticJob {
         format!(
             r#"host="localhost",job_id="{}",job_name="{}",subtask_index="{}",task_attempt_id="0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0{}",task_attempt_num="0",task_id="{}",task_name="{}",tm_id="{}""#,
             self.job_id,
-            flink_label(&self.job_name),
+            sanitize_label_value(&self.job_name),
             subtask,
             subtask,
             v.id,
-            flink_label(&v.name),
+            sanitize_label_value(&v.name),
             self.tm_of(subtask)
         )
     }
@@ -297,7 +283,7 @@ impl SyntheticJob {
             r#"flink_taskmanager_job_task_operator_{metric}{{{},operator_id="{:032x}",operator_name="{}"{extra}}}"#,
             self.task_labels(vertex, subtask),
             operator.len() * 7919 + vertex,
-            flink_label(operator),
+            sanitize_label_value(operator),
         )
     }
 
@@ -311,7 +297,7 @@ impl SyntheticJob {
         format!(
             r#"flink_jobmanager_job_{metric}{{host="localhost",job_id="{}",job_name="{}"}}"#,
             self.job_id,
-            flink_label(&self.job_name)
+            sanitize_label_value(&self.job_name)
         )
     }
 
