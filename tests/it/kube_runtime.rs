@@ -18,6 +18,9 @@
 //!    failover (a third replica), the new leader clears the annotations its predecessor
 //!    set once the idle pod is gone.
 //!
+//! `namespaced` runs the binary as the namespaced install (a real ServiceAccount token,
+//! namespaced Roles only, `kubernetes.namespaces`) and checks the apiserver's audit log.
+//!
 //! `cargo test --test it kube_runtime:: -- --nocapture` (needs kube-apiserver, etcd and
 //! Prometheus: `scripts/install-components.sh`; SKIPPED without them, fails in CI).
 
@@ -51,6 +54,7 @@ use support::{
 };
 use tonic::transport::Channel;
 
+mod namespaced;
 mod objects;
 use objects::{
     create_scale_target, create_tm_pod, deletion_costs, events_on_scaled_object, lease_holder,
