@@ -26,6 +26,7 @@ mod rest_cache;
 mod schedule;
 mod settings;
 pub mod shutdown;
+mod state_gc;
 mod worker;
 mod workers;
 

@@ -56,6 +56,7 @@ use tonic::transport::Channel;
 
 mod namespaced;
 mod objects;
+mod state_gc;
 use objects::{
     create_scale_target, create_tm_pod, deletion_costs, events_on_scaled_object, lease_holder,
     state, tm_ip,

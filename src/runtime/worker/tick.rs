@@ -49,6 +49,10 @@ impl Worker {
         let settings = settings::resolve(&self.ctx, &self.target)?;
         report.flink_url = Some(settings.flink_url.clone());
         report.policy = Some(settings.policy.clone());
+        self.persist.owner_uid = settings
+            .scale_target
+            .as_ref()
+            .and_then(|t| t.scaled_object_uid.clone());
         self.warn_set_up(&settings).await;
         self.refuse_native(&settings).await?;
         let client = self
