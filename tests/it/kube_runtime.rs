@@ -54,6 +54,7 @@ use support::{
 };
 use tonic::transport::Channel;
 
+mod admin;
 mod namespaced;
 mod objects;
 mod state_gc;
