@@ -17,6 +17,7 @@
 //! | pod-deletion-cost of idle TaskManagers | [`pods`] |
 //! | `/debug/jobs` report, metrics, decision logs | [`report`] |
 //! | persisted state (load, claim, save) | [`persist`] |
+//! | the job's in-process rescale claim, shared with `POST /admin/rescale` | this file, [`crate::runtime::claims`] |
 //! | the JobManager set-up (reactive mode, Flink's rescale delays) | [`setup`] |
 //! | native FlinkDeployments: refusals, pinned answer, overrides by SSA | [`native`] |
 

@@ -27,20 +27,17 @@ async fn post_rescale(port: u16, body: &serde_json::Value) -> (u16, serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_and_automatic_rescales_share_the_claim_and_the_follower_never_puts() {
-    let Some(server) = KubeApiServer::shared() else {
+    // busy 0.5: within the band, no automatic decision
+    let Some(Base {
+        server,
+        admin,
+        mut job,
+        exporter,
+        prom,
+    }) = base(0.5).await
+    else {
         return;
     };
-    let mut job = SyntheticJob::three_vertices();
-    for v in &mut job.vertices {
-        v.parallelism = P;
-    }
-    let exporter = SyntheticExporter::new();
-    export_load(&job, &exporter, 500.0, 0.5); // within the band: no automatic decision
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
-        return;
-    };
-    let admin = server.admin().await;
-    install_crds(&admin).await;
     let ns = namespace(&admin, "admin-rescale").await;
     apply_rbac(&server, &admin, &ns).await;
     let flink = FakeFlink::start(&job, vec![tm_ip(0), tm_ip(1)], false).await;
@@ -120,16 +117,7 @@ async fn manual_and_automatic_rescales_share_the_claim_and_the_follower_never_pu
         1,
         "one PUT sequence while the manual one runs"
     );
-    let event = eventually("ManualRescale Event", Duration::from_secs(5), || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            events_on_scaled_object(&admin, &ns)
-                .await
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some("ManualRescale"))
-        }
-    })
-    .await;
+    let event = event_with_reason(&admin, &ns, "ManualRescale", Duration::from_secs(5)).await;
     let note = event.note.clone().unwrap_or_default();
     eprintln!("ManualRescale Event: {note}");
     assert!(note.contains("requested by 127.0.0.1:"), "{note}");

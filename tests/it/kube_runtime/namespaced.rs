@@ -43,22 +43,18 @@ fn namespaced_config(prom_url: &str, watched: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaced_install_works_with_namespaced_roles_only() {
-    let Some(server) = KubeApiServer::shared() else {
-        return;
-    };
-    let mut job = SyntheticJob::three_vertices();
-    for v in &mut job.vertices {
-        v.parallelism = P;
-    }
     // Busy 0.5 at target utilization 0.5: no decision yet; 3 TaskManagers registered
     // for 2 TaskManagers' worth of slots, so the third pod is marked idle.
-    let exporter = SyntheticExporter::new();
-    export_load(&job, &exporter, 500.0, 0.5);
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
+    let Some(Base {
+        server,
+        admin,
+        job,
+        exporter,
+        prom,
+    }) = base(0.5).await
+    else {
         return;
     };
-    let admin = server.admin().await;
-    install_crds(&admin).await;
     let own = namespace(&admin, "nsi-scaler").await;
     let watched = namespace(&admin, "nsi-flink").await;
     let other = namespace(&admin, "nsi-other").await;
@@ -160,16 +156,8 @@ async fn namespaced_install_works_with_namespaced_roles_only() {
     })
     .await;
     assert_eq!(doc.updated_by.as_deref(), Some("scaler-ns"));
-    let started = eventually("RescaleStarted Event", Duration::from_secs(10), || {
-        let (admin, watched) = (admin.clone(), watched.clone());
-        async move {
-            events_on_scaled_object(&admin, &watched)
-                .await
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some("RescaleStarted"))
-        }
-    })
-    .await;
+    let started =
+        event_with_reason(&admin, &watched, "RescaleStarted", Duration::from_secs(10)).await;
     assert_eq!(started.reporting_instance.as_deref(), Some("scaler-ns"));
     // Nothing in the namespace it does not watch was touched.
     assert!(deletion_costs(&admin, &other)

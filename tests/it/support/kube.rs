@@ -216,7 +216,6 @@ pub async fn install_crds(admin: &Client) -> Vec<String> {
 /// ClusterRoleBinding is renamed `flink-keda-scaler-<namespace>` so tests don't collide).
 pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str) {
     let text = std::fs::read_to_string(repo().join("manifests/rbac.yaml")).expect("read rbac.yaml");
-    let pp = PostParams::default();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let mut v = serde_yaml::Value::deserialize(doc).expect("parse rbac.yaml document");
         let kind = v["kind"].as_str().expect("kind").to_string();
@@ -228,46 +227,10 @@ pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str)
                 s["namespace"] = namespace.into();
             }
         }
-        match kind.as_str() {
-            "ServiceAccount" => {
-                let o: ServiceAccount = serde_yaml::from_value(v).expect("ServiceAccount");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "Role" => {
-                let o: Role = serde_yaml::from_value(v).expect("Role");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "RoleBinding" => {
-                let o: RoleBinding = serde_yaml::from_value(v).expect("RoleBinding");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "ClusterRole" => {
-                let o: ClusterRole = serde_yaml::from_value(v).expect("ClusterRole");
-                created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, &kind);
-            }
-            "ClusterRoleBinding" => {
-                let mut o: ClusterRoleBinding =
-                    serde_yaml::from_value(v).expect("ClusterRoleBinding");
-                o.metadata.name = Some(format!("{SERVICE_ACCOUNT}-{namespace}"));
-                created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, &kind);
-            }
-            other => panic!("unexpected kind {other} in manifests/rbac.yaml"),
+        if kind == "ClusterRoleBinding" {
+            v["metadata"]["name"] = format!("{SERVICE_ACCOUNT}-{namespace}").into();
         }
+        create_object(admin, &kind, namespace, v).await;
     }
     // The RBAC authorizer learns new bindings through an informer: wait until both the
     // Role (leases get) and the ClusterRole (scaledobjects list) apply to the scaler.
@@ -287,7 +250,7 @@ pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str)
     }
 }
 
-/// Creates one object of the manifests as the admin (409 tolerated).
+/// Creates one object of the RBAC manifests as the admin (409 tolerated).
 async fn create_object(admin: &Client, kind: &str, namespace: &str, v: serde_yaml::Value) {
     let pp = PostParams::default();
     match kind {
@@ -312,7 +275,15 @@ async fn create_object(admin: &Client, kind: &str, namespace: &str, v: serde_yam
                 .await;
             created_or_exists(r, kind);
         }
-        other => panic!("unexpected kind {other} in a namespaced install"),
+        "ClusterRole" => {
+            let o: ClusterRole = serde_yaml::from_value(v).expect("ClusterRole");
+            created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, kind);
+        }
+        "ClusterRoleBinding" => {
+            let o: ClusterRoleBinding = serde_yaml::from_value(v).expect("ClusterRoleBinding");
+            created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, kind);
+        }
+        other => panic!("unexpected kind {other} in an RBAC manifest"),
     }
 }
 
