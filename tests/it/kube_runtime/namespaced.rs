@@ -190,8 +190,10 @@ async fn namespaced_install_works_with_namespaced_roles_only() {
 /// Every request of the ServiceAccount in the audit log: namespaced in `own` or
 /// `watched`, none refused, and the expected set of accesses present; pod patches carry
 /// only the pod-deletion-cost annotation. (apiserver 1.20 writes no audit event for the
-/// kube-rs watch streams; a watch outside the Roles would be Forbidden and logged by the
-/// scaler as "watch failed", which the caller checks for.)
+/// kube-rs watch streams; kube-runtime's watcher lists before it watches, through the
+/// same `Api` and so in the same scope, so the audited lists stand for the watches too,
+/// and a watch outside the Roles would be Forbidden and logged by the scaler as "watch
+/// failed", which the caller checks for.)
 fn assert_audit(events: &[serde_json::Value], user: &str, own: &str, watched: &str) {
     assert!(!events.is_empty(), "no audit events for {user}");
     let mut seen = BTreeSet::new();
