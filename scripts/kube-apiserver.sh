@@ -72,12 +72,26 @@ start() {
   for i in $(seq 1 100); do curl -sf "http://127.0.0.1:$ec/health" >/dev/null && break; sleep 0.1; done
   [ -f "$R/sa.key" ] || openssl genrsa -out "$R/sa.key" 2048 2>/dev/null
   echo "test-token,admin,admin-uid,system:masters" > "$R/tokens.csv"
+  # Audit log (one JSON line per request): the namespaced-install test reads which verbs,
+  # resources and namespaces the scaler's ServiceAccount used; pod patches are logged
+  # with their body (level Request) so the test sees exactly what was patched.
+  cat > "$R/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Request
+    verbs: [patch]
+    resources: [{group: "", resources: [pods]}]
+  - level: Metadata
+POLICY
   nohup "$BIN" --etcd-servers="http://127.0.0.1:$ec" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$ap" --cert-dir="$R/certs" \
     --token-auth-file="$R/tokens.csv" --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$R/sa.key" --service-account-signing-key-file="$R/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount \
+    --audit-policy-file="$R/audit-policy.yaml" --audit-log-path="$R/audit.log" \
     > "$R/apiserver.log" 2>&1 & echo $! > "$R/apiserver.pid"
   for i in $(seq 1 300); do
     curl -skf -H 'Authorization: Bearer test-token' "https://127.0.0.1:$ap/readyz" >/dev/null && break

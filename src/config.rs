@@ -192,6 +192,23 @@ pub struct KubernetesConfig {
     /// Lease-based leader election.
     #[serde(default)]
     pub leader_election: LeaderElectionConfig,
+    /// How long the ScaledObject of a state ConfigMap must be gone before the leader
+    /// deletes that ConfigMap (default [`KubernetesConfig::DEFAULT_STALE_STATE_GRACE`]);
+    /// see [`KubernetesConfig::stale_state_grace`].
+    #[serde(default, with = "duration::option")]
+    pub stale_state_grace: Option<Duration>,
+}
+
+impl KubernetesConfig {
+    /// Default of `kubernetes.staleStateGrace`: 10 minutes (many watch resyncs; a
+    /// ScaledObject deleted and re-created within it keeps its state).
+    pub const DEFAULT_STALE_STATE_GRACE: Duration = Duration::from_secs(600);
+
+    /// `kubernetes.staleStateGrace` or its default.
+    pub fn stale_state_grace(&self) -> Duration {
+        self.stale_state_grace
+            .unwrap_or(Self::DEFAULT_STALE_STATE_GRACE)
+    }
 }
 
 /// Leader election settings.

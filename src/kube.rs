@@ -50,7 +50,7 @@ pub use native::{
 };
 pub use staleness::{check_decision, Staleness};
 pub use state::{PersistedDecision, PersistedJob, StateStore, StateVersion};
-pub use state_cache::StateCache;
+pub use state_cache::{StateCache, StateEntry};
 pub use target::{
     FlinkDeploymentMode, ScaleReading, ScaleTarget, TargetKind, TargetRef, TargetWarning,
     REST_URL_ANNOTATION, REST_URL_METADATA_KEY,

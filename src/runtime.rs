@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod claims;
 mod context;
 mod debug_jobs;
 mod flink_setup;
@@ -26,6 +27,7 @@ mod rest_cache;
 mod schedule;
 mod settings;
 pub mod shutdown;
+mod state_gc;
 mod worker;
 mod workers;
 
@@ -164,7 +166,7 @@ pub async fn serve(
         .check(admin_addr)
         .map_err(RuntimeError::Admin)?;
     let admin_tls = admin::load_tls(&ctx.config.admin)?;
-    let admin_state = Arc::new(admin::Admin::new(ctx.clone())?);
+    let admin_state = Arc::new(admin::Admin::new(ctx.clone(), workers.clone())?);
     let admin_listener = bind(admin_addr).await?;
     let (ready_tx, ready_rx) = watch::channel(Readiness::starting());
 

@@ -43,8 +43,15 @@ impl FlinkConfig {
 }
 
 impl KubernetesConfig {
-    /// `namespaces`: a non-empty list of namespace names without duplicates.
+    /// `namespaces`: a non-empty list of namespace names without duplicates;
+    /// `staleStateGrace` above zero.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.stale_state_grace.is_some_and(|g| g.is_zero()) {
+            return Err(ConfigError::invalid(
+                "kubernetes.staleStateGrace",
+                "must be above 0 (a ScaledObject re-created at once would lose its state)",
+            ));
+        }
         let Some(namespaces) = &self.namespaces else {
             return Ok(());
         };

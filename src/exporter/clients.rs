@@ -88,6 +88,11 @@ impl Metrics {
         }
     }
 
+    /// Counts one stale state ConfigMap deleted by the leader.
+    pub fn count_state_collected(&self) {
+        self.state_collected.inc();
+    }
+
     /// Sets whether this replica is the leader.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));

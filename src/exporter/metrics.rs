@@ -4,7 +4,7 @@
 //! Recording helpers live next to their subject: [`super::scaling`] (rescales, plans,
 //! decisions, signals) and [`super::clients`] (Prometheus, Flink REST, gRPC, leader).
 
-use ::prometheus::{Encoder, IntGauge, IntGaugeVec, Registry, TextEncoder};
+use ::prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Registry, TextEncoder};
 
 use super::families::{register, Builder, ClientFamilies, JobFamilies, SignalFamilies};
 use crate::core::ScaledObjectRef;
@@ -114,6 +114,7 @@ pub struct Metrics {
     pub(super) setup: super::setup::SetupFamilies,
     pub(super) hub: super::hub::HubFamilies,
     pub(super) leader: IntGauge,
+    pub(super) state_collected: IntCounter,
     pub(super) build_info: IntGaugeVec,
 }
 
@@ -149,6 +150,14 @@ impl Metrics {
                 IntGauge::new(
                     "is_leader",
                     "1 when this replica holds the leader Lease (applies rescales).",
+                ),
+            )?,
+            state_collected: register(
+                &registry,
+                "state_configmaps_collected_total",
+                IntCounter::new(
+                    "state_configmaps_collected_total",
+                    "State ConfigMaps the leader deleted because their ScaledObject was gone.",
                 ),
             )?,
             build_info: b.int_gauge(

@@ -229,6 +229,16 @@ impl Discovery {
         }
     }
 
+    /// True when ScaledObject `namespace/name` is in the watch cache (no API call);
+    /// an error until the cache has listed once.
+    pub fn scaled_object_exists(&self, namespace: &str, name: &str) -> Result<bool, KubeError> {
+        self.ready[0].check()?;
+        Ok(self
+            .scaled_objects
+            .get(&ObjectRef::new_with(name, resources::scaled_object()).within(namespace))
+            .is_some())
+    }
+
     /// Reads the target's `/scale` subresource (one bounded GET).
     pub async fn read_scale(&self, target: &ScaleTarget) -> Result<ScaleReading, KubeError> {
         let op = format!(

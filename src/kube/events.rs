@@ -17,6 +17,9 @@ use super::{
     timeout::call,
 };
 
+/// Event reason of a rescale asked for on the admin listener.
+pub const MANUAL_RESCALE_REASON: &str = "ManualRescale";
+
 /// Maximum `note` size accepted by the API (1 kB).
 const MAX_NOTE_BYTES: usize = 1024;
 
@@ -114,6 +117,19 @@ impl EventPublisher {
         let event = Event {
             type_: phase.event_type(),
             reason: phase.reason().into(),
+            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            action: "Rescale".into(),
+            secondary: None,
+        };
+        self.publish_on_target(target, &event).await
+    }
+
+    /// Publishes a `ManualRescale` Event (`note`: who asked for what, truncated to 1 kB)
+    /// on the ScaledObject, and on the FlinkDeployment when that is the target.
+    pub async fn manual_rescale(&self, target: &ScaleTarget, note: &str) -> Result<(), KubeError> {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: MANUAL_RESCALE_REASON.into(),
             note: Some(truncate(note, MAX_NOTE_BYTES)),
             action: "Rescale".into(),
             secondary: None,

@@ -7,20 +7,29 @@
 //! object limit. The ConfigMap's `resourceVersion` is the [`StateVersion`]: a save
 //! carries the version it read, and a concurrent writer's save fails with
 //! [`KubeError::Conflict`] (HTTP 409); reload and retry, or report.
+//!
+//! Lifetime: a state ConfigMap whose ScaledObject lives in the scaler's own namespace
+//! carries an ownerReference to it, so Kubernetes' garbage collector deletes it with the
+//! ScaledObject. Kubernetes forbids cross-namespace owners ("Cross-namespace owner
+//! references are disallowed by design", kubernetes.io/docs/concepts/overview/
+//! working-with-objects/owners-dependents/), so for every other ScaledObject the leader
+//! collects stale ConfigMaps itself (`runtime::state_gc`) with [`StateStore::delete_stale`]:
+//! a delete with preconditions on the ConfigMap's uid and resourceVersion, so a state
+//! written again in between (a re-created ScaledObject) is never deleted.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::OwnerReference};
 use kube::{
-    api::{Api, ObjectMeta, PostParams},
+    api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions},
     Client,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::core::{JobState, Plan, ScaledObjectRef};
 
-use super::{error::KubeError, timeout::call};
+use super::{error::KubeError, resources, timeout::call};
 
 /// Data key holding the JSON record.
 pub const DATA_KEY: &str = "state.json";
@@ -172,6 +181,38 @@ impl StateStore {
         state: &PersistedJob,
         expected: Option<&StateVersion>,
     ) -> Result<StateVersion, KubeError> {
+        self.save_owned(job, state, expected, None).await
+    }
+
+    /// The ownerReference to `job`'s ScaledObject (uid `owner_uid`) when it lives in the
+    /// store's namespace; None otherwise (cross-namespace owners are not allowed).
+    pub fn owner_reference(
+        &self,
+        job: &ScaledObjectRef,
+        owner_uid: Option<&str>,
+    ) -> Option<OwnerReference> {
+        let uid = owner_uid.filter(|u| !u.is_empty())?;
+        (job.namespace == self.namespace).then(|| {
+            let so = resources::scaled_object();
+            OwnerReference {
+                api_version: so.api_version,
+                kind: so.kind,
+                name: job.name.clone(),
+                uid: uid.to_string(),
+                ..Default::default()
+            }
+        })
+    }
+
+    /// [`Self::save`], with an ownerReference to the ScaledObject (uid `owner_uid`) when
+    /// it lives in the store's namespace (see [`Self::owner_reference`]).
+    pub async fn save_owned(
+        &self,
+        job: &ScaledObjectRef,
+        state: &PersistedJob,
+        expected: Option<&StateVersion>,
+        owner_uid: Option<&str>,
+    ) -> Result<StateVersion, KubeError> {
         let mut state = state.clone();
         state.updated_by = Some(self.identity.clone());
         state.updated_at = Some(Utc::now());
@@ -196,6 +237,7 @@ impl StateStore {
                     JOB_ANNOTATION.to_string(),
                     job.to_string(),
                 )])),
+                owner_references: self.owner_reference(job, owner_uid).map(|o| vec![o]),
                 ..Default::default()
             },
             data: Some(BTreeMap::from([(DATA_KEY.to_string(), json)])),
@@ -221,6 +263,30 @@ impl StateStore {
         Ok(StateVersion(
             saved.metadata.resource_version.unwrap_or_default(),
         ))
+    }
+
+    /// Deletes the state ConfigMap `name` if it is still exactly the one seen (uid and
+    /// resourceVersion preconditions). Ok(true) when deleted; Ok(false) when it changed
+    /// in between (written again: kept) or is already gone.
+    pub async fn delete_stale(
+        &self,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+    ) -> Result<bool, KubeError> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: Some(resource_version.to_string()),
+            }),
+            ..DeleteParams::default()
+        };
+        let op = format!("delete stale ConfigMap {}/{name}", self.namespace);
+        match call(op, self.api.delete(name, &params)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_conflict() || e.status_code() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Load → `f` → save, retrying on conflict up to `attempts` times. `f` returns false

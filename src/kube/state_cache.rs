@@ -26,6 +26,20 @@ use super::{
     state::{PersistedJob, StateStore, StateVersion, DATA_KEY, JOB_ANNOTATION, STATE_LABEL},
 };
 
+/// One state ConfigMap as cached: what the garbage collection of stale states needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEntry {
+    /// ConfigMap name.
+    pub name: String,
+    /// The job it belongs to (its [`JOB_ANNOTATION`]); None when the annotation is
+    /// missing or not `namespace/name` (never collected then).
+    pub job: Option<ScaledObjectRef>,
+    /// ConfigMap uid.
+    pub uid: String,
+    /// ConfigMap resourceVersion.
+    pub resource_version: String,
+}
+
 /// Read-only cache of every job's persisted state. Dropping it stops the watch.
 pub struct StateCache {
     store: Store<ConfigMap>,
@@ -77,6 +91,31 @@ impl StateCache {
     /// True once the initial list completed.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Every cached state ConfigMap (error until the initial list completed).
+    pub fn entries(&self) -> Result<Vec<StateEntry>, KubeError> {
+        if !self.is_ready() {
+            return Err(KubeError::CacheNotReady { what: "configmaps" });
+        }
+        Ok(self
+            .store
+            .state()
+            .iter()
+            .map(|cm| StateEntry {
+                name: cm.metadata.name.clone().unwrap_or_default(),
+                job: cm
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(JOB_ANNOTATION))
+                    .and_then(|j| j.split_once('/'))
+                    .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                    .map(|(ns, name)| ScaledObjectRef::new(ns, name)),
+                uid: cm.metadata.uid.clone().unwrap_or_default(),
+                resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// The cached state of `job` and its version (None: nothing persisted, or not cached

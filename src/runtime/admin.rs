@@ -5,7 +5,11 @@
 //! is required (checked by the config loader, so the process refuses to start without).
 //! A manual rescale is taken only by the leader (a follower answers 503 "not the leader"),
 //! at most `admin.maxRescalesPerMinute`, only towards an allowed JobManager URL, and each
-//! one is audited with the caller's identity.
+//! one is audited with the caller's identity. Before its PUT it takes the job's claim
+//! ([`super::claims`], the one automatic rescales take): while either kind is in flight
+//! the other is refused (409 naming the holder). It is announced by a `ManualRescale`
+//! Event on the ScaledObject that evaluates the job, naming the caller and the
+//! parallelism asked for.
 
 use std::{
     collections::VecDeque,
@@ -24,7 +28,13 @@ use axum::{
 use fks_net::{FileSecret, Incoming, Peer, ServerTlsFiles};
 use tokio::net::TcpListener;
 
-use super::{context::Context, http::RescaleRequest, rescale};
+use super::{
+    claims::ClaimGuard,
+    context::Context,
+    http::RescaleRequest,
+    rescale::{self, Planned, RescaleError},
+    workers::Workers,
+};
 use crate::config::AdminConfig;
 
 /// The admin listener could not start or failed.
@@ -130,20 +140,22 @@ impl RateLimit {
 /// What the admin handlers share.
 pub struct Admin {
     ctx: Arc<Context>,
+    workers: Arc<Workers>,
     guard: Guard,
     limit: RateLimit,
     timeout: Duration,
 }
 
 impl Admin {
-    /// The admin state for `ctx`'s config.
-    pub fn new(ctx: Arc<Context>) -> Result<Self, AdminError> {
+    /// The admin state for `ctx`'s config; `workers` find the ScaledObject of a job.
+    pub fn new(ctx: Arc<Context>, workers: Arc<Workers>) -> Result<Self, AdminError> {
         let config = &ctx.config.admin;
         Ok(Self {
             guard: Guard::new(config)?,
             limit: RateLimit::new(config.max_rescales_per_minute),
             timeout: ctx.config.flink.rescale_timeout,
             ctx,
+            workers,
         })
     }
 }
@@ -228,7 +240,8 @@ async fn admin_rescale(
         dry_run: req.dry_run,
         timeout: admin.timeout,
     };
-    match rescale::run(&request, admin.ctx.flink_options()).await {
+    let claim = |planned: Planned| claim_and_announce(&admin, &caller.0, planned);
+    match rescale::run_claimed(&request, admin.ctx.flink_options(), claim).await {
         Ok(report) => (
             StatusCode::OK,
             Json(serde_json::to_value(report).unwrap_or_default()),
@@ -238,6 +251,60 @@ async fn admin_rescale(
             refuse(e.status(), e.to_string())
         }
     }
+}
+
+/// Takes the job's rescale claim for `caller` (refused while another rescale of the job
+/// is in flight) and announces the rescale with a `ManualRescale` Event on the
+/// ScaledObject evaluating the job (none when no worker evaluates it; a failed Event is
+/// logged, never fatal).
+async fn claim_and_announce(
+    admin: &Admin,
+    caller: &str,
+    planned: Planned,
+) -> Result<ClaimGuard, RescaleError> {
+    let guard = admin
+        .ctx
+        .claims
+        .try_claim(&planned.job_id, format!("manual rescale by {caller}"))
+        .map_err(|holder| {
+            tracing::warn!(job_id = %planned.job_id, %holder, "manual rescale refused: another rescale of the job is in flight");
+            RescaleError::Claimed {
+                job_id: planned.job_id.to_string(),
+                holder,
+            }
+        })?;
+    let Some(kube) = admin.ctx.kube.as_ref() else {
+        return Ok(guard);
+    };
+    let job_id = planned.job_id.to_string();
+    let report = admin
+        .workers
+        .reports()
+        .into_iter()
+        .find(|r| r.job_id.as_deref() == Some(job_id.as_str()));
+    let Some((namespace, name)) = report
+        .as_ref()
+        .and_then(|r| r.scaled_object.split_once('/'))
+    else {
+        tracing::info!(%job_id, "no ScaledObject evaluates this job here; no Event for the manual rescale");
+        return Ok(guard);
+    };
+    let rest_url = report.as_ref().and_then(|r| r.flink_url.as_deref());
+    let asked: Vec<String> = planned.to.iter().map(|(v, p)| format!("{v}={p}")).collect();
+    let note = format!(
+        "manual rescale of job {} ({job_id}) requested by {caller}: parallelism {} → {} TaskManagers",
+        planned.job_name,
+        asked.join(", "),
+        planned.task_managers
+    );
+    let published = match kube.discovery.resolve(namespace, name, rest_url) {
+        Ok(target) => kube.events.manual_rescale(&target, &note).await,
+        Err(e) => Err(e),
+    };
+    if let Err(error) = published {
+        tracing::warn!(%error, "cannot write the ManualRescale Event");
+    }
+    Ok(guard)
 }
 
 /// The admin routes behind authentication.

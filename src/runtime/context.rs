@@ -79,6 +79,8 @@ pub struct Context {
     pub hub: Arc<super::hub::SignalHub>,
     /// The JobManager reads shared by all jobs (one per JobManager per tick).
     pub rest: super::rest_cache::RestCache,
+    /// One rescale per job at a time, automatic or manual.
+    pub claims: Arc<super::claims::RescaleClaims>,
     flink: Mutex<HashMap<String, Arc<FlinkClient>>>,
     flink_options: ClientOptions,
     allowed_urls: AllowedUrls,
@@ -137,6 +139,7 @@ impl Context {
             kube: None,
             hub,
             rest: super::rest_cache::RestCache::default(),
+            claims: Arc::default(),
             flink: Mutex::new(HashMap::new()),
             flink_options,
             allowed_urls,

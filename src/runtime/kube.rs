@@ -1,8 +1,9 @@
 //! Kubernetes services of the runtime (when `kubernetes.enabled`): discovery of the scale
 //! target behind each ScaledObject (watch-fed), the per-job state store (ConfigMaps with
 //! optimistic concurrency) and its watch-fed cache for followers, Lease-based leader
-//! election (only the leader PUTs, annotates pods and writes state and Events), and the
-//! Event publisher.
+//! election (only the leader PUTs, annotates pods and writes state and Events), the
+//! Event publisher, and the leader's collection of stale state ConfigMaps
+//! ([`super::state_gc`]).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -70,6 +71,20 @@ impl Discoveries {
         rest_override: Option<&str>,
     ) -> Result<ScaleTarget, KubeError> {
         self.of(namespace)?.resolve(namespace, name, rest_override)
+    }
+
+    /// Whether ScaledObject `namespace/name` exists, from the watch caches: None when
+    /// its namespace is not watched (unknown), an error while the cache is not ready.
+    pub fn scaled_object_exists(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<bool>, KubeError> {
+        match self.of(namespace) {
+            Ok(d) => d.scaled_object_exists(namespace, name).map(Some),
+            Err(KubeError::NamespaceNotWatched { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// [`Discovery::wait_ready`] for every set of watches.
@@ -164,6 +179,12 @@ impl KubeServices {
         });
         let stop = shutdown.clone();
         tokio::spawn(leader.clone().run(async move { stop.wait().await }));
+        super::state_gc::spawn(
+            services.clone(),
+            metrics.clone(),
+            config.stale_state_grace(),
+            shutdown.clone(),
+        );
         let mut rx = leader.subscribe();
         tokio::spawn(async move {
             loop {

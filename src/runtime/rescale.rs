@@ -66,6 +66,16 @@ pub enum RescaleError {
     /// Another rescale of the job is in flight.
     #[error(transparent)]
     InFlight(ApplyError),
+    /// Another rescale (automatic or manual) holds the job's claim.
+    #[error(
+        "a rescale of job {job_id} is already in flight ({holder}): refused, retry when it ends"
+    )]
+    Claimed {
+        /// The job.
+        job_id: String,
+        /// Who holds the claim.
+        holder: String,
+    },
 }
 
 impl From<ApplyError> for RescaleError {
@@ -85,9 +95,9 @@ impl RescaleError {
             RescaleError::Flink(FlinkError::NotFound { .. } | FlinkError::JobGone { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            RescaleError::Flink(FlinkError::Conflict { .. }) | RescaleError::InFlight(_) => {
-                StatusCode::CONFLICT
-            }
+            RescaleError::Flink(FlinkError::Conflict { .. })
+            | RescaleError::InFlight(_)
+            | RescaleError::Claimed { .. } => StatusCode::CONFLICT,
             RescaleError::Flink(
                 FlinkError::BadRequest { .. }
                 | FlinkError::InvalidTarget { .. }
@@ -191,8 +201,36 @@ fn check_bounds(topology: &Topology, to: &BTreeMap<VertexId, u32>) -> Result<(),
     )))
 }
 
-/// Runs a manual rescale.
+/// What a manual rescale is about to PUT (handed to the claim of [`run_claimed`]).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Job id.
+    pub job_id: JobId,
+    /// Job name.
+    pub job_name: String,
+    /// Parallelism requested, by vertex id.
+    pub to: BTreeMap<VertexId, u32>,
+    /// TaskManagers the target needs.
+    pub task_managers: u32,
+}
+
+/// Runs a manual rescale (no claim: the `rescale` command).
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, RescaleError> {
+    run_claimed(req, options, |_| async { Ok(()) }).await
+}
+
+/// Runs a manual rescale; unless it is a dry run, `claim` is called with the plan once
+/// the job is resolved and before the PUT, and what it returns (a claim guard) is held
+/// until the rescale ends. An error from `claim` refuses the rescale: nothing is PUT.
+pub async fn run_claimed<F, Fut, G>(
+    req: &Request,
+    options: ClientOptions,
+    claim: F,
+) -> Result<Report, RescaleError>
+where
+    F: FnOnce(Planned) -> Fut,
+    Fut: std::future::Future<Output = Result<G, RescaleError>>,
+{
     if req.parallelism.is_some() != req.vertices.is_empty() {
         return Err(RescaleError::BadRequest(
             "give exactly one of parallelism or per-vertex parallelism".into(),
@@ -218,6 +256,19 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Rescal
         ..ApplyOptions::default()
     };
     let task_managers = plan.task_managers;
+    let _claim = if req.dry_run {
+        None
+    } else {
+        Some(
+            claim(Planned {
+                job_id: job.jid.clone(),
+                job_name: job.name.clone(),
+                to: to.clone(),
+                task_managers,
+            })
+            .await?,
+        )
+    };
     let outcome = apply_and_wait(&client, &job.jid, plan, &opts).await?;
     Ok(Report {
         job_id: job.jid,

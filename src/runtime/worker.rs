@@ -17,6 +17,7 @@
 //! | pod-deletion-cost of idle TaskManagers | [`pods`] |
 //! | `/debug/jobs` report, metrics, decision logs | [`report`] |
 //! | persisted state (load, claim, save) | [`persist`] |
+//! | the job's in-process rescale claim, shared with `POST /admin/rescale` | this file, [`crate::runtime::claims`] |
 //! | the JobManager set-up (reactive mode, Flink's rescale delays) | [`setup`] |
 //! | native FlinkDeployments: refusals, pinned answer, overrides by SSA | [`native`] |
 
@@ -35,9 +36,9 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::{context::Context, flink_setup::SetupCache, rest_cache::JobView};
+use super::{claims::ClaimGuard, context::Context, flink_setup::SetupCache, rest_cache::JobView};
 use crate::{
-    core::{JobState, Rescale, Rule},
+    core::{JobId, JobState, Rescale, Rule},
     keda::ScalerTarget,
 };
 
@@ -65,6 +66,8 @@ pub struct Worker {
     flink_setup: SetupCache,
     /// The job's details and topology, read again when its id/state/parallelism changes.
     rest_view: JobView,
+    /// The job's rescale claim while this worker's rescale is in flight.
+    rescale_claim: Option<ClaimGuard>,
 }
 
 impl Worker {
@@ -82,6 +85,7 @@ impl Worker {
             warned: false,
             flink_setup: SetupCache::default(),
             rest_view: JobView::default(),
+            rescale_claim: None,
         }
     }
 
@@ -103,6 +107,39 @@ impl Worker {
         self.rescale
             .as_ref()
             .is_some_and(|r| !r.phase.is_terminal())
+    }
+
+    /// Takes (or keeps) `job`'s rescale claim for this worker; Err names the holder (a
+    /// manual rescale in flight).
+    fn take_claim(&mut self, job: &JobId) -> Result<(), String> {
+        if self.rescale_claim.as_ref().is_some_and(|c| c.job() == job) {
+            return Ok(());
+        }
+        let holder = format!("automatic rescale of {}", self.target.scaled_object);
+        self.rescale_claim = Some(self.ctx.claims.try_claim(job, holder)?);
+        Ok(())
+    }
+
+    /// True (logged) when `job`'s claim is held by another rescale, so a decision to
+    /// rescale must wait; otherwise this worker now holds it.
+    fn defer(&mut self, job: &JobId) -> bool {
+        match self.take_claim(job) {
+            Ok(()) => false,
+            Err(holder) => {
+                tracing::info!(%holder, "rescale deferred: another rescale of the job is in flight");
+                true
+            }
+        }
+    }
+
+    /// Holds the claim exactly while a rescale is in flight (leader only): resumed and
+    /// running rescales keep it, a finished one releases it.
+    fn sync_claim(&mut self, job: &JobId) {
+        if !self.in_flight() || !self.ctx.is_leader() {
+            self.rescale_claim = None;
+        } else if let Err(holder) = self.take_claim(job) {
+            tracing::warn!(%holder, "a rescale is in flight while another holds the job's claim");
+        }
     }
 
     /// Continues from a previous worker's state (same ScaledObject, changed metadata).

@@ -18,6 +18,9 @@
 //!    failover (a third replica), the new leader clears the annotations its predecessor
 //!    set once the idle pod is gone.
 //!
+//! `namespaced` runs the binary as the namespaced install (a real ServiceAccount token,
+//! namespaced Roles only, `kubernetes.namespaces`) and checks the apiserver's audit log.
+//!
 //! `cargo test --test it kube_runtime:: -- --nocapture` (needs kube-apiserver, etcd and
 //! Prometheus: `scripts/install-components.sh`; SKIPPED without them, fails in CI).
 
@@ -51,7 +54,10 @@ use support::{
 };
 use tonic::transport::Channel;
 
+mod admin;
+mod namespaced;
 mod objects;
+mod state_gc;
 use objects::{
     create_scale_target, create_tm_pod, deletion_costs, events_on_scaled_object, lease_holder,
     state, tm_ip,
@@ -167,25 +173,63 @@ fn rescale_phase(doc: &PersistedJob) -> Option<String> {
         .map(str::to_string)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
-    let t0 = Instant::now();
-    let Some(server) = KubeApiServer::shared() else {
-        return;
-    };
+/// What every test of this suite starts from: the shared apiserver (CRDs installed) and
+/// its admin client, the three-vertex job at parallelism [`P`] exported with `busy` to a
+/// real Prometheus. None (SKIPPED) when a component is missing.
+struct Base {
+    server: std::sync::Arc<KubeApiServer>,
+    admin: Client,
+    job: SyntheticJob,
+    exporter: SyntheticExporter,
+    prom: PrometheusHarness,
+}
+
+async fn base(busy: f64) -> Option<Base> {
+    let server = KubeApiServer::shared()?;
     let mut job = SyntheticJob::three_vertices();
     for v in &mut job.vertices {
         v.parallelism = P;
     }
-    // Busy 0.9 everywhere at target utilization 0.5: the core wants about twice the
-    // parallelism (a scale-UP).
     let exporter = SyntheticExporter::new();
-    export_load(&job, &exporter, 500.0, 0.9);
-    let Some(prom) = PrometheusHarness::start(&[exporter.target()]).await else {
-        return;
-    };
+    export_load(&job, &exporter, 500.0, busy);
+    let prom = PrometheusHarness::start(&[exporter.target()]).await?;
     let admin = server.admin().await;
     install_crds(&admin).await;
+    Some(Base {
+        server,
+        admin,
+        job,
+        exporter,
+        prom,
+    })
+}
+
+/// The first Event with `reason` on the ScaledObject of `ns`, waited for.
+async fn event_with_reason(admin: &Client, ns: &str, reason: &str, timeout: Duration) -> Event {
+    eventually(&format!("{reason} Event"), timeout, || async move {
+        events_on_scaled_object(admin, ns)
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
+    let t0 = Instant::now();
+    // Busy 0.9 everywhere at target utilization 0.5: the core wants about twice the
+    // parallelism (a scale-UP).
+    let Some(Base {
+        server,
+        admin,
+        job,
+        exporter,
+        prom,
+    }) = base(0.9).await
+    else {
+        return;
+    };
     let ns = namespace(&admin, "runtime").await;
     apply_rbac(&server, &admin, &ns).await;
     let flink = FakeFlink::start(&job, vec![tm_ip(0), tm_ip(1)], false).await;
@@ -317,16 +361,7 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         "both report the rescale's target"
     );
     // 3. The leader publishes the start of the rescale as an Event on the ScaledObject.
-    let started = eventually("RescaleStarted Event", Duration::from_secs(5), || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            events_on_scaled_object(&admin, &ns)
-                .await
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some("RescaleStarted"))
-        }
-    })
-    .await;
+    let started = event_with_reason(&admin, &ns, "RescaleStarted", Duration::from_secs(5)).await;
     assert_eq!(started.reporting_instance.as_deref(), Some(holder.as_str()));
     assert_eq!(started.type_.as_deref(), Some("Normal"));
 
@@ -377,16 +412,8 @@ async fn two_scalers_one_leader_one_put_failover_resumes_and_marks_idle_pods() {
         create_tm_pod(&admin, &ns, i).await;
     }
     flink.release();
-    let completed = eventually("RescaleCompleted Event", Duration::from_secs(15), || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            events_on_scaled_object(&admin, &ns)
-                .await
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some("RescaleCompleted"))
-        }
-    })
-    .await;
+    let completed =
+        event_with_reason(&admin, &ns, "RescaleCompleted", Duration::from_secs(15)).await;
     assert_eq!(
         completed.reporting_instance.as_deref(),
         Some(new_leader.as_str())

@@ -42,6 +42,9 @@ pub struct PersistState {
     pub loaded: bool,
     /// JSON of the last save (skip identical writes).
     pub last_saved: Option<String>,
+    /// uid of the ScaledObject (from discovery): the state's owner when both live in
+    /// the scaler's namespace.
+    pub owner_uid: Option<String>,
 }
 
 impl Worker {
@@ -215,7 +218,12 @@ impl Worker {
         doc.updated_at = Some(Utc::now());
         match k
             .store
-            .save(&self.job_key(), &doc, self.persist.version.as_ref())
+            .save_owned(
+                &self.job_key(),
+                &doc,
+                self.persist.version.as_ref(),
+                self.persist.owner_uid.as_deref(),
+            )
             .await
         {
             Ok(v) => {

@@ -49,6 +49,10 @@ impl Worker {
         let settings = settings::resolve(&self.ctx, &self.target)?;
         report.flink_url = Some(settings.flink_url.clone());
         report.policy = Some(settings.policy.clone());
+        self.persist.owner_uid = settings
+            .scale_target
+            .as_ref()
+            .and_then(|t| t.scaled_object_uid.clone());
         self.warn_set_up(&settings).await;
         self.refuse_native(&settings).await?;
         let client = self
@@ -75,6 +79,8 @@ impl Worker {
         let generation = settings.scale_target.as_ref().and_then(|t| t.generation);
         let current = self.current_plan(&observed, &settings.policy);
         self.sync_persisted(&current, generation, now).await;
+        // a rescale resumed from persisted state holds the job's claim too
+        self.sync_claim(&observed.job_id);
         self.advance_rescale(
             &client,
             &observed.observation,
@@ -112,6 +118,7 @@ impl Worker {
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
             self.rescale = None;
         }
+        self.sync_claim(&observed.job_id);
         self.persist_out().await;
         report.observation = Some(observed.observation);
         report.decision = Some(decision);
@@ -151,17 +158,22 @@ impl Worker {
         generation: Option<i64>,
     ) {
         let in_flight = self.in_flight();
-        if !in_flight {
+        let dry_run = settings.policy.dry_run;
+        let wants = decision.rescale && !in_flight && self.ctx.is_leader();
+        let target = decision.target.clone().filter(|_| wants);
+        // Another rescale of the job (a manual one) holds its claim: this decision waits,
+        // and the core's state stays as if it had not been made (no cooldown starts).
+        let deferred = target.is_some() && !dry_run && self.defer(&observed.job_id);
+        if !in_flight && !deferred {
             // While a rescale runs, the state it decided stays; the next decision waits.
             self.job_state = next_state;
         }
-        if decision.rescale && !in_flight && self.ctx.is_leader() {
-            if let Some(target) = decision.target.clone() {
-                if settings.policy.dry_run || self.claim(decision, &target, generation).await {
-                    self.start_rescale(client, settings, observed, target, decision)
-                        .await;
-                }
+        if let Some(target) = target.filter(|_| !deferred) {
+            if dry_run || self.claim(decision, &target, generation).await {
+                self.start_rescale(client, settings, observed, target, decision)
+                    .await;
             }
+            self.sync_claim(&observed.job_id);
         }
         self.log_decision(decision, settings.policy.dry_run);
     }

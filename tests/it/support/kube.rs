@@ -216,7 +216,6 @@ pub async fn install_crds(admin: &Client) -> Vec<String> {
 /// ClusterRoleBinding is renamed `flink-keda-scaler-<namespace>` so tests don't collide).
 pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str) {
     let text = std::fs::read_to_string(repo().join("manifests/rbac.yaml")).expect("read rbac.yaml");
-    let pp = PostParams::default();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let mut v = serde_yaml::Value::deserialize(doc).expect("parse rbac.yaml document");
         let kind = v["kind"].as_str().expect("kind").to_string();
@@ -228,46 +227,10 @@ pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str)
                 s["namespace"] = namespace.into();
             }
         }
-        match kind.as_str() {
-            "ServiceAccount" => {
-                let o: ServiceAccount = serde_yaml::from_value(v).expect("ServiceAccount");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "Role" => {
-                let o: Role = serde_yaml::from_value(v).expect("Role");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "RoleBinding" => {
-                let o: RoleBinding = serde_yaml::from_value(v).expect("RoleBinding");
-                created_or_exists(
-                    Api::namespaced(admin.clone(), namespace)
-                        .create(&pp, &o)
-                        .await,
-                    &kind,
-                );
-            }
-            "ClusterRole" => {
-                let o: ClusterRole = serde_yaml::from_value(v).expect("ClusterRole");
-                created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, &kind);
-            }
-            "ClusterRoleBinding" => {
-                let mut o: ClusterRoleBinding =
-                    serde_yaml::from_value(v).expect("ClusterRoleBinding");
-                o.metadata.name = Some(format!("{SERVICE_ACCOUNT}-{namespace}"));
-                created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, &kind);
-            }
-            other => panic!("unexpected kind {other} in manifests/rbac.yaml"),
+        if kind == "ClusterRoleBinding" {
+            v["metadata"]["name"] = format!("{SERVICE_ACCOUNT}-{namespace}").into();
         }
+        create_object(admin, &kind, namespace, v).await;
     }
     // The RBAC authorizer learns new bindings through an informer: wait until both the
     // Role (leases get) and the ClusterRole (scaledobjects list) apply to the scaler.
@@ -284,6 +247,121 @@ pub async fn apply_rbac(server: &KubeApiServer, admin: &Client, namespace: &str)
         }
         assert!(Instant::now() < deadline, "RBAC not effective: {a:?} {b:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates one object of the RBAC manifests as the admin (409 tolerated).
+async fn create_object(admin: &Client, kind: &str, namespace: &str, v: serde_yaml::Value) {
+    let pp = PostParams::default();
+    match kind {
+        "ServiceAccount" => {
+            let o: ServiceAccount = serde_yaml::from_value(v).expect("ServiceAccount");
+            let r = Api::namespaced(admin.clone(), namespace)
+                .create(&pp, &o)
+                .await;
+            created_or_exists(r, kind);
+        }
+        "Role" => {
+            let o: Role = serde_yaml::from_value(v).expect("Role");
+            let r = Api::namespaced(admin.clone(), namespace)
+                .create(&pp, &o)
+                .await;
+            created_or_exists(r, kind);
+        }
+        "RoleBinding" => {
+            let o: RoleBinding = serde_yaml::from_value(v).expect("RoleBinding");
+            let r = Api::namespaced(admin.clone(), namespace)
+                .create(&pp, &o)
+                .await;
+            created_or_exists(r, kind);
+        }
+        "ClusterRole" => {
+            let o: ClusterRole = serde_yaml::from_value(v).expect("ClusterRole");
+            created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, kind);
+        }
+        "ClusterRoleBinding" => {
+            let o: ClusterRoleBinding = serde_yaml::from_value(v).expect("ClusterRoleBinding");
+            created_or_exists(Api::all(admin.clone()).create(&pp, &o).await, kind);
+        }
+        other => panic!("unexpected kind {other} in an RBAC manifest"),
+    }
+}
+
+/// The namespaced install, applied from the shipped files as their comments say: the
+/// ServiceAccount, Role and RoleBinding of `manifests/rbac.yaml` in the scaler's namespace
+/// `own` (its ClusterRole and ClusterRoleBinding are left out), and the Role and
+/// RoleBinding of `manifests/examples/rbac-namespaced.yaml` in each of `watched`. Only
+/// namespaces are rewritten. Returns the kinds applied per namespace.
+pub async fn apply_namespaced_rbac(
+    admin: &Client,
+    own: &str,
+    watched: &[&str],
+) -> Vec<(String, String)> {
+    let mut applied = Vec::new();
+    let files: Vec<(&str, Vec<&str>)> = std::iter::once(("manifests/rbac.yaml", vec![own]))
+        .chain(std::iter::once((
+            "manifests/examples/rbac-namespaced.yaml",
+            watched.to_vec(),
+        )))
+        .collect();
+    for (file, namespaces) in files {
+        let text = std::fs::read_to_string(repo().join(file)).expect("read RBAC manifest");
+        for ns in namespaces {
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let mut v = serde_yaml::Value::deserialize(doc).expect("parse RBAC document");
+                let kind = v["kind"].as_str().expect("kind").to_string();
+                if kind.starts_with("Cluster") {
+                    continue; // the namespaced install deletes them
+                }
+                v["metadata"]["namespace"] = ns.into();
+                if let Some(subjects) = v.get_mut("subjects").and_then(|s| s.as_sequence_mut()) {
+                    for s in subjects {
+                        s["namespace"] = own.into();
+                    }
+                }
+                create_object(admin, &kind, ns, v).await;
+                applied.push((kind, ns.to_string()));
+            }
+        }
+    }
+    applied
+}
+
+/// A real ServiceAccount token (TokenRequest API, 1 h), as a kubelet would project it.
+pub async fn service_account_token(admin: &Client, namespace: &str, name: &str) -> String {
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}}))
+            .expect("TokenRequest");
+    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("TokenRequest status")
+        .token
+}
+
+impl KubeApiServer {
+    /// The admin kubeconfig with its user replaced by `token` (written to `dir`).
+    pub fn kubeconfig_with_token(&self, token: &str, dir: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+        kc["users"][0]["user"] =
+            serde_yaml::to_value(std::collections::BTreeMap::from([("token", token)]))
+                .expect("user");
+        let path = dir.join("kubeconfig-token");
+        std::fs::write(&path, serde_yaml::to_string(&kc).expect("yaml")).expect("kubeconfig");
+        path
+    }
+
+    /// The apiserver's audit log so far (one JSON event per request, see
+    /// `scripts/kube-apiserver.sh`), filtered to requests made by `user`.
+    pub fn audit_of(&self, user: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"].as_str() == Some(user))
+            .collect()
     }
 }
 
