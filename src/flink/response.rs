@@ -4,6 +4,7 @@
 //! not Flink's JSON is described by its size and where parsing stopped, never quoted. So
 //! whatever page a URL points at, its content reaches neither KEDA nor the log.
 
+use fks_core::text::cap;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -16,18 +17,6 @@ pub const MAX_ERROR_MESSAGE: usize = 1024;
 /// Longest identifier (vertex id, JSON path) quoted from a body in an error.
 pub const MAX_QUOTED_ID: usize = 64;
 
-/// `s` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// An identifier taken from a response body, for an error message: at most
 /// [`MAX_QUOTED_ID`] bytes, control characters replaced.
 pub fn quote_id(s: &str) -> String {
@@ -35,7 +24,7 @@ pub fn quote_id(s: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    truncate(&clean, MAX_QUOTED_ID)
+    cap(&clean, MAX_QUOTED_ID)
 }
 
 /// Where and how a body failed to parse as JSON, without quoting it (serde's own
@@ -75,7 +64,7 @@ pub fn error_message(body: &str) -> String {
         errors: Vec<String>,
     }
     match serde_json::from_str::<Errors>(body) {
-        Ok(e) if !e.errors.is_empty() => truncate(
+        Ok(e) if !e.errors.is_empty() => cap(
             &e.errors
                 .iter()
                 .map(|m| first_meaningful_line(m))
@@ -104,7 +93,7 @@ fn first_meaningful_line(m: &str) -> String {
             !(l.is_empty() || frame || wrapper)
         })
         .collect();
-    truncate(&lines.join(" | "), 800)
+    cap(&lines.join(" | "), 800)
 }
 
 /// A non-success status → the typed error. `job` is the job the path is about (for 404

@@ -4,6 +4,7 @@
 //! Built on kube-runtime's [`Recorder`] (repeated identical events within its 6-minute
 //! cache become an event series, i.e. a `patch`).
 
+use fks_core::text::cap;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     runtime::events::{Event, EventType, Recorder, Reporter},
@@ -50,18 +51,6 @@ impl RescalePhase {
             _ => EventType::Normal,
         }
     }
-}
-
-/// Truncates `s` to at most `max` bytes on a char boundary.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 /// Reference to the ScaledObject of `target`.
@@ -117,7 +106,7 @@ impl EventPublisher {
         let event = Event {
             type_: phase.event_type(),
             reason: phase.reason().into(),
-            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            note: Some(cap(note, MAX_NOTE_BYTES)),
             action: "Rescale".into(),
             secondary: None,
         };
@@ -130,7 +119,7 @@ impl EventPublisher {
         let event = Event {
             type_: EventType::Normal,
             reason: MANUAL_RESCALE_REASON.into(),
-            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            note: Some(cap(note, MAX_NOTE_BYTES)),
             action: "Rescale".into(),
             secondary: None,
         };
@@ -211,7 +200,7 @@ impl EventPublisher {
                 EventType::Normal
             },
             reason: reason.into(),
-            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            note: Some(cap(note, MAX_NOTE_BYTES)),
             action: "Discover".into(),
             secondary: None,
         };
@@ -227,9 +216,10 @@ mod tests {
     #[test]
     fn truncation_respects_char_boundaries() {
         let s = "é".repeat(600);
-        let t = truncate(&s, MAX_NOTE_BYTES);
+        let t = cap(&s, MAX_NOTE_BYTES);
         assert!(t.len() <= MAX_NOTE_BYTES);
-        assert_eq!(t.chars().count(), 512);
-        assert_eq!(truncate("short", MAX_NOTE_BYTES), "short");
+        assert!(t.ends_with('…'), "marked as cut");
+        assert_eq!(t.chars().count(), 511, "510 whole characters and the mark");
+        assert_eq!(cap("short", MAX_NOTE_BYTES), "short");
     }
 }

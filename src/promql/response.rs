@@ -11,13 +11,22 @@ use chrono::{DateTime, Utc};
 use serde::{de::IgnoredAny, Deserialize};
 use serde_json::{value::RawValue, Value};
 
+use fks_core::text::cap;
+
 use super::error::QueryError;
+
+/// Longest piece of a response body (a value, a resultType, Prometheus' own error text)
+/// quoted in an error: a hostile or broken upstream must not become a megabyte message
+/// (found by `cargo fuzz run prometheus_response`: a 6 kB `resultType` was echoed whole).
+const MAX_QUOTED: usize = 128;
+/// Longest Prometheus error text (`error` of an error body) kept in an error.
+const MAX_API_ERROR: usize = 512;
 
 /// Why a response body is not the Prometheus API JSON we expect.
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
     /// The body is not JSON, or not the API envelope.
-    #[error("{0}")]
+    #[error("{}", cap(&.0.to_string(), MAX_API_ERROR))]
     Json(#[source] serde_json::Error),
     /// The body exceeds the client's bound.
     #[error("response body larger than {limit} bytes (prometheus.<name>.maxResponseBytes); narrow the query or its matchers")]
@@ -43,7 +52,7 @@ pub enum ResponseError {
     #[error("{0} is not an array")]
     NotArray(&'static str),
     /// A series' `metric` is not a string map.
-    #[error("bad metric labels: {0}")]
+    #[error("bad metric labels: {}", cap(&.0.to_string(), MAX_API_ERROR))]
     Labels(#[source] serde_json::Error),
     /// A vector element without `value` (a native histogram).
     #[error("vector element without value (native histograms are not supported)")]
@@ -205,8 +214,8 @@ fn envelope<'a>(status: u16, body: &'a [u8], endpoint: &str) -> Result<Envelope<
         Err(_) => return Err(http_error(excerpt(body))),
     };
     if envelope.status != "success" {
-        let error = envelope.error.unwrap_or_default();
-        let error_type = envelope.error_type.unwrap_or_default();
+        let error = cap(&envelope.error.unwrap_or_default(), MAX_API_ERROR);
+        let error_type = cap(&envelope.error_type.unwrap_or_default(), MAX_QUOTED);
         // 5xx/429 with an API error body (timeout, unavailable) is a server problem.
         if status >= 500 || status == 429 {
             return Err(http_error(Some(format!("{error_type}: {error}"))));
@@ -249,7 +258,7 @@ fn result(data: &Data<'_>, max_series: usize) -> Result<QueryData, ResponseError
                 text: text.to_string(),
             }
         }
-        other => return Err(ResponseError::UnknownResultType(other.to_string())),
+        other => return Err(ResponseError::UnknownResultType(cap(other, MAX_QUOTED))),
     })
 }
 
@@ -336,10 +345,10 @@ fn parse_point(v: &Value) -> Result<(DateTime<Utc>, f64), ResponseError> {
     let at = ts
         .as_f64()
         .and_then(timestamp)
-        .ok_or_else(|| ResponseError::Timestamp(ts.to_string()))?;
+        .ok_or_else(|| ResponseError::Timestamp(cap(&ts.to_string(), MAX_QUOTED)))?;
     let text = val
         .as_str()
-        .ok_or_else(|| ResponseError::ValueNotString(val.to_string()))?;
+        .ok_or_else(|| ResponseError::ValueNotString(cap(&val.to_string(), MAX_QUOTED)))?;
     Ok((at, parse_value(text)?))
 }
 
@@ -347,7 +356,7 @@ fn parse_point(v: &Value) -> Result<(DateTime<Utc>, f64), ResponseError> {
 pub fn parse_value(text: &str) -> Result<f64, ResponseError> {
     text.trim()
         .parse::<f64>()
-        .map_err(|_| ResponseError::NotANumber(text.to_string()))
+        .map_err(|_| ResponseError::NotANumber(cap(text, MAX_QUOTED)))
 }
 
 fn timestamp(secs: f64) -> Option<DateTime<Utc>> {
@@ -360,6 +369,37 @@ fn timestamp(secs: f64) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pieces of a body quoted in errors are capped (a fuzz finding: a 6 kB resultType was
+    /// echoed whole), as is Prometheus' own error text.
+    #[test]
+    fn quoted_pieces_are_capped() {
+        let long = "6".repeat(10_000);
+        let bodies = [
+            format!(r#"{{"status":"success","data":{{"resultType":"m{long}","result":[]}}}}"#),
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,"x{long}"]}}]}}}}"#
+            ),
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,{long}]}}]}}}}"#
+            ),
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"a":1{long}}},"value":[1,"1"]}}]}}}}"#
+            ),
+            format!(r#"{{"status":"error","errorType":"bad_data","error":"{long}"}}"#),
+        ];
+        for (i, body) in bodies.iter().enumerate() {
+            for status in [200, 400, 500] {
+                let e = decode(status, body.as_bytes(), "http://p").expect_err("malformed");
+                let message = e.to_string();
+                assert!(
+                    message.len() < 1200,
+                    "body {i}, status {status}: {} bytes",
+                    message.len()
+                );
+            }
+        }
+    }
 
     /// Vector results keep every series with its labels; NaN/Inf are data.
     #[test]
