@@ -35,7 +35,7 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::{context::Context, flink_setup::SetupCache, rest_cache::JobView};
+use super::{context::Context, flink_setup::SetupCache, progress::Progress, rest_cache::JobView};
 use crate::{
     core::{JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -65,6 +65,8 @@ pub struct Worker {
     flink_setup: SetupCache,
     /// The job's details and topology, read again when its id/state/parallelism changes.
     rest_view: JobView,
+    /// The step the tick waits on (read by an rpc that times out).
+    progress: Progress,
 }
 
 impl Worker {
@@ -82,7 +84,13 @@ impl Worker {
             warned: false,
             flink_setup: SetupCache::default(),
             rest_view: JobView::default(),
+            progress: Progress::default(),
         }
+    }
+
+    /// What the tick waits on, shared with the rpc layer.
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
     }
 
     /// How long to wait before the next tick: the ScaledObject's phase of the interval
