@@ -191,6 +191,21 @@ fn check_bounds(topology: &Topology, to: &BTreeMap<VertexId, u32>) -> Result<(),
     )))
 }
 
+/// A job in reactive mode is refused at once, before any PUT: Flink refuses every
+/// resource-requirements update there and runs every vertex at the slot count, so the
+/// only lever is the number of TaskManagers.
+async fn refuse_reactive(client: &FlinkClient, job_id: &JobId) -> Result<(), RescaleError> {
+    if client.jobmanager_config().await?.reactive() {
+        return Err(RescaleError::Flink(FlinkError::ReactiveMode {
+            job_id: job_id.to_string(),
+            message: "nothing (not asked: the JobManager's configuration sets scheduler-mode: \
+                      reactive; change the TaskManager replicas instead)"
+                .into(),
+        }));
+    }
+    Ok(())
+}
+
 /// Runs a manual rescale.
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, RescaleError> {
     if req.parallelism.is_some() != req.vertices.is_empty() {
@@ -205,6 +220,7 @@ pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, Rescal
     let job = client
         .resolve_job(&JobSelector::from_arg(req.job.as_deref()))
         .await?;
+    refuse_reactive(&client, &job.jid).await?;
     let topology = client.topology(&job.jid).await?;
     let from = topology.parallelism();
     let to = target_parallelism(&job.name, &topology, req.parallelism, &req.vertices)?;
