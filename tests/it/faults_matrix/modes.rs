@@ -193,6 +193,6 @@ pub const MODES: &[Mode] = &[
     put(
         "flink requirements omit a vertex",
         FlinkFault::RequirementsOmitVertex,
-        &["omit vertex|no entry for vertex"],
+        &["omit vertex ea632d67b7d595e5b851708ae9ad79d6 (Sink: out)"],
     ),
 ];
