@@ -17,6 +17,7 @@
 //! The table (mode × rpc → code, value, message excerpt) is printed with `--nocapture`:
 //! `cargo test --test it faults_matrix:: -- --nocapture`. Needs nothing but the binary.
 
+mod fleet_fds;
 mod modes;
 
 use std::time::{Duration, Instant};
@@ -292,7 +293,12 @@ impl Env {
 
     /// Open file descriptors of the scaler.
     fn fds(&self) -> usize {
-        let pid = self.scaler.pid().expect("scaler pid");
+        Self::fds_of(&self.scaler)
+    }
+
+    /// Open file descriptors of `scaler` (`/proc/<pid>/fd`).
+    fn fds_of(scaler: &ScalerProcess) -> usize {
+        let pid = scaler.pid().expect("scaler pid");
         std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
     }
 }
