@@ -522,6 +522,22 @@ async fn flood_bounds(env: &Env) -> Vec<String> {
     let mut bad = Vec::new();
     let page = said(env, usize::MAX).await;
     let rss_mib = env.scaler.rss_bytes().unwrap_or(0) / (1024 * 1024);
+    let report: serde_json::Value = serde_json::from_str(page.trim()).unwrap_or_default();
+    let queries: Vec<String> = report["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|j| j["scaled_object"] == "faults/orders-fault-so")
+        .flat_map(|j| j["queries"].as_array().cloned().unwrap_or_default())
+        .filter(|q| q["series"].as_u64().unwrap_or(0) > 1_000)
+        .map(|q| {
+            format!(
+                "{} {} series in {} ms",
+                q["signal"], q["series"], q["duration_ms"]
+            )
+        })
+        .collect();
+    println!("stray-series flood queries: {}", queries.join("; "));
     println!("stray-series flood: RSS {rss_mib} MiB (bound {MAX_RSS_MIB}), /debug/jobs {} bytes (bound {MAX_DEBUG_BYTES})", page.len());
     if rss_mib > MAX_RSS_MIB {
         bad.push(format!(
