@@ -222,7 +222,8 @@ fn distribute(
         }
         // one issue per signal and kind however many series (a query without its job
         // filter answers thousands of other jobs' series: issue 12)
-        let (mut non_finite, mut unknown) = (Keys::default(), Keys::default());
+        let (mut non_finite, mut unknown, mut over) =
+            (Keys::default(), Keys::default(), Keys::default());
         for (key, value) in &rows.values {
             if !value.is_finite() {
                 non_finite.add(key, *value);
@@ -237,6 +238,10 @@ fn distribute(
                     VertexSignals::set(read.vertices.entry(id).or_default(), signal, *value);
                 }
                 Scope::TaskManager => {
+                    if tms.len() >= MAX_TASK_MANAGERS && !tms.contains_key(key) {
+                        over.add(key, *value);
+                        continue;
+                    }
                     let entry = tms
                         .entry(key.clone())
                         .or_insert_with(|| TaskManagerSignals {
@@ -259,6 +264,18 @@ fn distribute(
                 ),
             });
         }
+        if over.count > 0 {
+            read.issues.push(SignalIssue {
+                signal,
+                kind: "too_many_task_managers",
+                message: format!(
+                    "signal {signal}: {} TaskManager series of job {job_id} beyond the {MAX_TASK_MANAGERS} kept \
+                     ({}); does the query keep its job filter?",
+                    over.count,
+                    over.examples()
+                ),
+            });
+        }
         if unknown.count > 0 {
             read.issues.push(SignalIssue {
                 signal,
@@ -272,6 +289,11 @@ fn distribute(
     }
     read.task_managers = tms.into_values().collect();
 }
+
+/// TaskManagers kept per job and read (the rest of a query's series are counted in one
+/// issue): a query that lost its job filter must not grow a job's observation and report
+/// by thousands of other jobs' TaskManagers.
+pub const MAX_TASK_MANAGERS: usize = 1_000;
 
 /// Series of one signal that make one issue: how many, and the first few.
 #[derive(Debug, Default)]
@@ -331,8 +353,9 @@ mod tests {
     use super::*;
     use crate::core::Vertex;
 
-    /// 20,000 series of other jobs' vertices and 5 NaN TaskManagers make one issue per
-    /// signal and kind, naming the count and the first few; the vertex still gets its value.
+    /// 20,000 series of other jobs' vertices, 5 NaN TaskManagers and 500 TaskManagers
+    /// beyond the cap make one issue per signal and kind, naming the count and the first
+    /// few; the vertex still gets its value, the job at most the cap of TaskManagers.
     #[test]
     fn a_flood_of_stray_series_is_one_issue() {
         let topology = Topology {
@@ -354,6 +377,10 @@ mod tests {
         for i in 0..5 {
             cpu.values.insert(format!("tm{i}"), f64::NAN);
         }
+        let mut heap = JobRows::default();
+        for i in 0..MAX_TASK_MANAGERS + 500 {
+            heap.values.insert(format!("tm{i:05}"), 1e9);
+        }
         let outcome = |signal, rows: JobRows| SignalOutcome {
             stat: QueryStat {
                 signal,
@@ -372,6 +399,7 @@ mod tests {
                 outcome(Signal::BusyTime, busy),
                 outcome(Signal::RecordsIn, records),
                 outcome(Signal::CpuLoad, cpu),
+                outcome(Signal::HeapUsed, heap),
             ],
             &topology,
             "job1",
@@ -385,8 +413,20 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [("busyTime", "unknown_vertex"), ("cpuLoad", "non_finite")]
+            [
+                ("busyTime", "unknown_vertex"),
+                ("cpuLoad", "non_finite"),
+                ("heapUsed", "too_many_task_managers")
+            ]
         );
+        assert!(
+            read.issues[2]
+                .message
+                .contains("505 TaskManager series of job job1 beyond the 1000 kept"),
+            "{}",
+            read.issues[2].message
+        );
+        assert_eq!(read.task_managers.len(), MAX_TASK_MANAGERS);
         assert!(
             read.issues[0]
                 .message

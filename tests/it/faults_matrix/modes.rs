@@ -138,6 +138,11 @@ pub const MODES: &[Mode] = &[
         Fault::Prom(PromFault::StrayFlood),
         &["20000 series for task_ids which are not vertices"],
     ),
+    answers(
+        "prometheus stray TaskManager flood",
+        Fault::Prom(PromFault::StrayTaskManagers),
+        &["TaskManager series of job", "beyond the 1000 kept"],
+    ),
     fails(
         "flink down",
         Fault::FlinkReach(Reach::Down),

@@ -1,8 +1,8 @@
 //! A fake Prometheus HTTP API (`/api/v1/query`) for fault injection against the built
 //! binary, behind a [`FaultPort`] (down, hung). The scaler's policy replaces every
 //! signal's query with `fks_fault_<signal>{job_id=~"{{job_ids}}"}` ([`queries_yaml`]), so
-//! the fake knows which signal a (batched) query asks for and answers every job it
-//! holds, one series per vertex, TaskManager or job, labelled as the product's defaults
+//! the fake knows which signal a (batched) query asks for and answers the jobs of the
+//! batch, one series per vertex, TaskManager or job, labelled as the product's defaults
 //! return them (`job_id`, `task_id` / `tm_id`). [`PromFault`] switches what it answers.
 
 use std::{
@@ -50,6 +50,9 @@ pub enum PromFault {
     /// series takes about 0.7 s in a debug build, and the round's deadline is the 1 s
     /// evaluation interval of the tests.
     StrayFlood,
+    /// `heapUsed` answers [`STRAY_SERIES`] TaskManager series of the job (an override
+    /// without its filter, on a TaskManager signal).
+    StrayTaskManagers,
 }
 
 /// One job the fake answers for.
@@ -166,7 +169,10 @@ async fn query(
         ))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let Some(signal) = form.get("query").and_then(|q| signal_of(q)) else {
+    let Some(query) = form.get("query") else {
+        return (StatusCode::BAD_REQUEST, "no query").into_response();
+    };
+    let Some(signal) = signal_of(query) else {
         return (StatusCode::BAD_REQUEST, "not a tagged query").into_response();
     };
     let mut s = shared.lock().expect("fake prometheus");
@@ -191,7 +197,7 @@ async fn query(
         }
         _ => {}
     }
-    let rows = rows(&mut s, signal);
+    let rows = rows(&mut s, signal, &job_ids_of(query));
     json(
         StatusCode::OK,
         format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{rows}]}}}}"#),
@@ -231,13 +237,30 @@ fn vertex_value(signal: Signal, v: usize, busy: f64) -> Option<f64> {
     }
 }
 
-fn rows(s: &mut Shared, signal: Signal) -> String {
+/// The job ids of the query's `job_id=~"a|b|..."` (a batch), empty when it has none.
+fn job_ids_of(query: &str) -> Vec<&str> {
+    let Some(start) = query.find("job_id=~\"") else {
+        return Vec::new();
+    };
+    let rest = &query[start + 9..];
+    rest[..rest.find('"').unwrap_or(rest.len())]
+        .split('|')
+        .collect()
+}
+
+/// The rows of `signal` for the jobs named (all when none is).
+fn rows(s: &mut Shared, signal: Signal, only: &[&str]) -> String {
     let mut out = String::new();
     let (fault, busy) = (s.fault, s.busy);
     if fault == PromFault::Empty && signal == Signal::BusyTime {
         return out;
     }
-    let jobs = s.jobs.clone();
+    let jobs: Vec<PromJob> = s
+        .jobs
+        .iter()
+        .filter(|j| only.is_empty() || only.contains(&j.job_id.as_str()))
+        .cloned()
+        .collect();
     for job in &jobs {
         let id = job.job_id.as_str();
         match Scope::of(signal) {
@@ -278,6 +301,16 @@ fn rows(s: &mut Shared, signal: Signal) -> String {
                 };
                 for tm in &job.task_managers {
                     row(&mut out, id, Some(("tm_id", tm)), value);
+                }
+                if fault == PromFault::StrayTaskManagers && signal == Signal::HeapUsed {
+                    for i in 0..STRAY_SERIES {
+                        row(
+                            &mut out,
+                            id,
+                            Some(("tm_id", &format!("stray-tm-{i}"))),
+                            value,
+                        );
+                    }
                 }
             }
             Scope::Job => {
