@@ -46,5 +46,7 @@ pub use model::{
 };
 pub use observe::{all_tasks_running, job_status, observe_rescale, observe_rescale_with};
 pub use plan::{plan_for, uniform_parallelism};
-pub use requirements::{apply_target, edit_requirements, upper_bounds, RequirementsChange};
+pub use requirements::{
+    apply_target, edit_requirements, upper_bounds, RequirementsChange, VertexLimit,
+};
 pub use setup::read_setup;

@@ -22,6 +22,7 @@ pub mod hub;
 mod kube;
 mod pipeline;
 pub mod predictive;
+mod progress;
 pub mod rescale;
 mod rest_cache;
 mod schedule;

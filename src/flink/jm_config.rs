@@ -85,6 +85,12 @@ impl JobManagerConfig {
         self.entries.get(key).map(|v| v.trim())
     }
 
+    /// `scheduler-mode: reactive` (Flink parses the enum case-insensitively).
+    pub fn reactive(&self) -> bool {
+        self.get(SCHEDULER_MODE)
+            .is_some_and(|m| m.eq_ignore_ascii_case("reactive"))
+    }
+
     /// The first of `keys` that is set, with its key.
     fn first<'a>(&'a self, keys: &[&'static str]) -> Option<(&'static str, &'a str)> {
         keys.iter().find_map(|k| self.get(k).map(|v| (*k, v)))
@@ -282,9 +288,7 @@ impl FlinkSetup {
         scheduler_type: Option<&str>,
     ) -> Result<Self, ConfigValueError> {
         let line = FlinkLine::parse(version);
-        let reactive = config
-            .get(SCHEDULER_MODE)
-            .is_some_and(|m| m.eq_ignore_ascii_case("reactive"));
+        let reactive = config.reactive();
         // Reactive mode runs the adaptive scheduler whatever `jobmanager.scheduler` says
         // (`ClusterOptions#getSchedulerType`).
         let adaptive = match scheduler_type {

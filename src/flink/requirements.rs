@@ -25,14 +25,24 @@ pub enum RequirementsChange {
     WouldUpdate(ResourceRequirements),
 }
 
+/// What the job graph says of a vertex, for the checks and errors of an edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexLimit {
+    /// The vertex's name.
+    pub name: String,
+    /// Its maxParallelism.
+    pub max_parallelism: u32,
+}
+
 /// Edits `current` towards `target` (vertex → parallelism). Pure. Returns `None` when the
 /// upper bounds already equal the target. Errors when the target names an unknown vertex,
-/// misses a vertex, asks for 0, or exceeds a vertex's max parallelism (when known).
+/// misses a vertex, asks for 0, or exceeds a vertex's max parallelism (`limits`, when
+/// known; their names name the vertex in errors).
 pub fn edit_requirements(
     job_id: &str,
     current: &ResourceRequirements,
     target: &BTreeMap<VertexId, u32>,
-    max_parallelism: &BTreeMap<VertexId, u32>,
+    limits: &BTreeMap<VertexId, VertexLimit>,
 ) -> Result<Option<ResourceRequirements>, FlinkError> {
     let invalid = |message: String| FlinkError::InvalidTarget {
         job_id: job_id.to_string(),
@@ -41,8 +51,11 @@ pub fn edit_requirements(
     for v in target.keys() {
         if !current.contains_key(v.as_str()) {
             // The target comes from the job graph: Flink's answer lacks one of its vertices.
+            let name = limits
+                .get(v)
+                .map_or(String::new(), |l| format!(" ({})", l.name));
             return Err(invalid(format!(
-                "Flink's resource requirements have no entry for vertex {v}, which the job graph has \
+                "Flink's resource requirements omit vertex {v}{name}, which the job graph has \
                  (answer of {} vertices; was the job resubmitted with another graph?)",
                 current.len()
             )));
@@ -59,10 +72,11 @@ pub fn edit_requirements(
         if t == 0 {
             return Err(invalid(format!("target parallelism of vertex {id} is 0")));
         }
-        if let Some(max) = max_parallelism.get(&VertexId::new(id.clone())) {
-            if t > *max {
+        if let Some(l) = limits.get(&VertexId::new(id.clone())) {
+            if t > l.max_parallelism {
                 return Err(invalid(format!(
-                    "target parallelism {t} of vertex {id} exceeds its max parallelism {max}"
+                    "target parallelism {t} of vertex {id} ({}) exceeds its max parallelism {}",
+                    l.name, l.max_parallelism
                 )));
             }
         }
@@ -114,11 +128,11 @@ pub async fn apply_target(
     client: &FlinkClient,
     job_id: &JobId,
     target: &BTreeMap<VertexId, u32>,
-    max_parallelism: &BTreeMap<VertexId, u32>,
+    limits: &BTreeMap<VertexId, VertexLimit>,
     dry_run: bool,
 ) -> Result<RequirementsChange, FlinkError> {
     let current = client.resource_requirements(job_id).await?;
-    match edit_requirements(job_id.as_str(), &current, target, max_parallelism)? {
+    match edit_requirements(job_id.as_str(), &current, target, limits)? {
         None => Ok(RequirementsChange::Unchanged),
         Some(body) if dry_run => Ok(RequirementsChange::WouldUpdate(body)),
         Some(body) => {
@@ -190,21 +204,28 @@ mod tests {
     #[test]
     fn bad_targets_are_named() {
         let cur = req(&[("a", 1, 2), ("b", 1, 2)]);
-        let max: BTreeMap<VertexId, u32> = target(&[("a", 8)]);
+        let limit = |name: &str| VertexLimit {
+            name: name.into(),
+            max_parallelism: 8,
+        };
+        let limits = BTreeMap::from([
+            (VertexId::new("a"), limit("Source: events")),
+            (VertexId::new("c"), limit("Sink: out")),
+        ]);
         let cases = [
             (target(&[("a", 2)]), "no target parallelism for vertex b"),
             (
                 target(&[("a", 2), ("b", 2), ("c", 1)]),
-                "Flink's resource requirements have no entry for vertex c, which the job graph has",
+                "Flink's resource requirements omit vertex c (Sink: out), which the job graph has",
             ),
             (target(&[("a", 0), ("b", 2)]), "vertex a is 0"),
             (
                 target(&[("a", 9), ("b", 2)]),
-                "exceeds its max parallelism 8",
+                "vertex a (Source: events) exceeds its max parallelism 8",
             ),
         ];
         for (t, want) in cases {
-            let e = edit_requirements("j", &cur, &t, &max).expect_err("invalid");
+            let e = edit_requirements("j", &cur, &t, &limits).expect_err("invalid");
             assert_eq!(e.kind(), "invalid_target");
             assert!(e.to_string().contains(want), "{e} should contain {want}");
         }

@@ -18,6 +18,13 @@ pub trait Evaluator: Send + Sync + 'static {
         &self,
         target: &ScalerTarget,
     ) -> impl Future<Output = Result<Evaluation, EvalError>> + Send;
+
+    /// What an evaluation of `target` that has not finished is waiting on (e.g. "waiting
+    /// for the first evaluation: Flink REST <url> has not answered"), so an rpc that times
+    /// out can say why. `None` when unknown.
+    fn waiting_on(&self, _target: &ScalerTarget) -> Option<String> {
+        None
+    }
 }
 
 /// One evaluation of a ScaledObject trigger.

@@ -122,8 +122,14 @@ impl<E: Evaluator> ExternalScalerService<E> {
         let evaluation = tokio::time::timeout(timeout, self.evaluator.evaluate(target))
             .await
             .map_err(|_| {
+                let waiting = self
+                    .evaluator
+                    .waiting_on(target)
+                    .map_or(String::new(), |w| {
+                        format!(" {}", crate::core::text::cap(&w, 1024))
+                    });
                 Status::unavailable(format!(
-                    "evaluation of {target} timed out after {}",
+                    "evaluation of {target} timed out after {}{waiting}",
                     humantime::format_duration(timeout)
                 ))
             })?

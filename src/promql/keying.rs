@@ -117,6 +117,15 @@ pub fn unknown_vertex(signal: Signal, key: &str, job_id: &str) -> String {
     format!("signal {signal}: series for task_id {key} which is not a vertex of job {job_id}")
 }
 
+/// The one issue for `count` series of a signal whose `task_id` is not a vertex of the job
+/// (`examples`: the first few).
+pub fn unknown_vertices(signal: Signal, count: usize, examples: &str, job_id: &str) -> String {
+    format!(
+        "signal {signal}: {count} series for task_ids which are not vertices of job {job_id} \
+         ({examples}); does the query keep its job filter?"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use super::{
     batch::{BatchQuery, JobOutcome, JobRows},
     client::PromClient,
     error::QueryError,
-    keying::{check_coverage, unknown_vertex},
+    keying::{check_coverage, unknown_vertex, unknown_vertices},
     queries::{JobVars, SignalQueries},
     response::Sample,
     signals::{
@@ -220,28 +220,28 @@ fn distribute(
         if !rows.fallback.is_empty() {
             read.issues.push(fallback_issue(signal, rows, read.windows));
         }
+        // one issue per signal and kind however many series (a query without its job
+        // filter answers thousands of other jobs' series: issue 12)
+        let (mut non_finite, mut unknown, mut over) =
+            (Keys::default(), Keys::default(), Keys::default());
         for (key, value) in &rows.values {
             if !value.is_finite() {
-                read.issues.push(SignalIssue {
-                    signal,
-                    kind: "non_finite",
-                    message: format!("signal {signal}: non-finite value {value} for {key}"),
-                });
+                non_finite.add(key, *value);
             }
             match Scope::of(signal) {
                 Scope::Vertex => {
                     let id = VertexId::new(key.clone());
                     if topology.vertex(&id).is_none() {
-                        read.issues.push(SignalIssue {
-                            signal,
-                            kind: "unknown_vertex",
-                            message: unknown_vertex(signal, key, job_id),
-                        });
+                        unknown.add(key, *value);
                         continue;
                     }
                     VertexSignals::set(read.vertices.entry(id).or_default(), signal, *value);
                 }
                 Scope::TaskManager => {
+                    if tms.len() >= MAX_TASK_MANAGERS && !tms.contains_key(key) {
+                        over.add(key, *value);
+                        continue;
+                    }
                     let entry = tms
                         .entry(key.clone())
                         .or_insert_with(|| TaskManagerSignals {
@@ -253,8 +253,78 @@ fn distribute(
                 Scope::Job => JobSignals::set(&mut read.job, signal, *value),
             }
         }
+        if non_finite.count > 0 {
+            read.issues.push(SignalIssue {
+                signal,
+                kind: "non_finite",
+                message: format!(
+                    "signal {signal}: non-finite value for {} series: {}",
+                    non_finite.count,
+                    non_finite.examples()
+                ),
+            });
+        }
+        if over.count > 0 {
+            read.issues.push(SignalIssue {
+                signal,
+                kind: "too_many_task_managers",
+                message: format!(
+                    "signal {signal}: {} TaskManager series of job {job_id} beyond the {MAX_TASK_MANAGERS} kept \
+                     ({}); does the query keep its job filter?",
+                    over.count,
+                    over.examples()
+                ),
+            });
+        }
+        if unknown.count > 0 {
+            read.issues.push(SignalIssue {
+                signal,
+                kind: "unknown_vertex",
+                message: match unknown.first.as_slice() {
+                    [(key, _)] => unknown_vertex(signal, key, job_id),
+                    _ => unknown_vertices(signal, unknown.count, &unknown.examples(), job_id),
+                },
+            });
+        }
     }
     read.task_managers = tms.into_values().collect();
+}
+
+/// TaskManagers kept per job and read (the rest of a query's series are counted in one
+/// issue): a query that lost its job filter must not grow a job's observation and report
+/// by thousands of other jobs' TaskManagers.
+pub const MAX_TASK_MANAGERS: usize = 1_000;
+
+/// Series of one signal that make one issue: how many, and the first few.
+#[derive(Debug, Default)]
+struct Keys {
+    count: usize,
+    first: Vec<(String, f64)>,
+}
+
+impl Keys {
+    /// Series named in an issue.
+    const EXAMPLES: usize = 3;
+
+    fn add(&mut self, key: &str, value: f64) {
+        self.count += 1;
+        if self.first.len() < Self::EXAMPLES {
+            self.first.push((key.to_string(), value));
+        }
+    }
+
+    /// `key = value, ...` of the first few, `…` when there are more.
+    fn examples(&self) -> String {
+        let mut out: Vec<String> = self
+            .first
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        if self.count > self.first.len() {
+            out.push("…".into());
+        }
+        out.join(", ")
+    }
 }
 
 /// One issue per signal listing the keys a fallback gauge answered.
@@ -275,5 +345,105 @@ fn fallback_issue(signal: Signal, rows: &JobRows, windows: Windows) -> SignalIss
             promql_duration(windows.window),
             detail.join("; ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Vertex;
+
+    /// 20,000 series of other jobs' vertices, 5 NaN TaskManagers and 500 TaskManagers
+    /// beyond the cap make one issue per signal and kind, naming the count and the first
+    /// few; the vertex still gets its value, the job at most the cap of TaskManagers.
+    #[test]
+    fn a_flood_of_stray_series_is_one_issue() {
+        let topology = Topology {
+            vertices: vec![Vertex {
+                id: VertexId::new("v1"),
+                name: "Source: events".into(),
+                parallelism: 2,
+                max_parallelism: 128,
+                slot_sharing_group: None,
+            }],
+            edges: vec![],
+        };
+        let mut busy = JobRows::default();
+        busy.values.insert("v1".into(), 500.0);
+        for i in 0..20_000 {
+            busy.values.insert(format!("stray{i:05}"), 1.0);
+        }
+        let mut cpu = JobRows::default();
+        for i in 0..5 {
+            cpu.values.insert(format!("tm{i}"), f64::NAN);
+        }
+        let mut heap = JobRows::default();
+        for i in 0..MAX_TASK_MANAGERS + 500 {
+            heap.values.insert(format!("tm{i:05}"), 1e9);
+        }
+        let outcome = |signal, rows: JobRows| SignalOutcome {
+            stat: QueryStat {
+                signal,
+                duration: Duration::ZERO,
+                series: rows.values.len(),
+                jobs: 1,
+                outcome: "ok",
+            },
+            result: Ok(Arc::new(rows)),
+        };
+        let mut records = JobRows::default();
+        records.values.insert("v1".into(), 10.0);
+        let read = assemble(
+            Utc::now(),
+            vec![
+                outcome(Signal::BusyTime, busy),
+                outcome(Signal::RecordsIn, records),
+                outcome(Signal::CpuLoad, cpu),
+                outcome(Signal::HeapUsed, heap),
+            ],
+            &topology,
+            "job1",
+            Windows::default(),
+        )
+        .expect("read");
+        let kinds: Vec<(&str, &str)> = read
+            .issues
+            .iter()
+            .map(|i| (i.signal.name(), i.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("busyTime", "unknown_vertex"),
+                ("cpuLoad", "non_finite"),
+                ("heapUsed", "too_many_task_managers")
+            ]
+        );
+        assert!(
+            read.issues[2]
+                .message
+                .contains("505 TaskManager series of job job1 beyond the 1000 kept"),
+            "{}",
+            read.issues[2].message
+        );
+        assert_eq!(read.task_managers.len(), MAX_TASK_MANAGERS);
+        assert!(
+            read.issues[0]
+                .message
+                .contains("20000 series for task_ids which are not vertices of job job1 (stray00000 = 1, stray00001 = 1, stray00002 = 1, …)"),
+            "{}",
+            read.issues[0].message
+        );
+        assert!(
+            read.issues[1]
+                .message
+                .contains("non-finite value for 5 series"),
+            "{}",
+            read.issues[1].message
+        );
+        assert_eq!(
+            read.vertices[&VertexId::new("v1")].busy_ms_per_s,
+            Some(500.0)
+        );
     }
 }

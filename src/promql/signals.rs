@@ -203,7 +203,8 @@ impl SignalErrorKind {
 pub struct SignalIssue {
     /// The signal.
     pub signal: Signal,
-    /// Bounded kind: a [`SignalError::kind`] value, `non_finite` or `unknown_vertex`.
+    /// Bounded kind: a [`SignalError::kind`] value, `non_finite`, `unknown_vertex` or
+    /// `too_many_task_managers`.
     pub kind: &'static str,
     /// Human-readable detail.
     pub message: String,

@@ -25,7 +25,7 @@ use crate::{
     },
     flink::{
         apply_target, is_terminal_state, observe_rescale_with, FlinkClient, FlinkError,
-        RequirementsChange,
+        RequirementsChange, VertexLimit,
     },
 };
 
@@ -93,7 +93,7 @@ impl ApplyError {
 /// checkpoint interval and the failover baseline.
 struct Start {
     from: Plan,
-    max_parallelism: BTreeMap<VertexId, u32>,
+    max_parallelism: BTreeMap<VertexId, VertexLimit>,
     checkpoint_interval: Option<Duration>,
     watch: FailoverWatch,
 }
@@ -157,11 +157,17 @@ async fn begin(
     Ok((rescale, start))
 }
 
-fn max_parallelism(topology: &Topology) -> BTreeMap<VertexId, u32> {
+fn max_parallelism(topology: &Topology) -> BTreeMap<VertexId, VertexLimit> {
     topology
         .vertices
         .iter()
-        .map(|v| (v.id.clone(), v.max_parallelism))
+        .map(|v| {
+            let limit = VertexLimit {
+                name: v.name.clone(),
+                max_parallelism: v.max_parallelism,
+            };
+            (v.id.clone(), limit)
+        })
         .collect()
 }
 
@@ -171,7 +177,7 @@ async fn put_target(
     client: &FlinkClient,
     job_id: &JobId,
     target: &BTreeMap<VertexId, u32>,
-    max_parallelism: &BTreeMap<VertexId, u32>,
+    max_parallelism: &BTreeMap<VertexId, VertexLimit>,
     opts: &ApplyOptions,
 ) -> Result<RequirementsChange, FlinkError> {
     let mut attempt = 0;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{
     context::Context,
     predictive::{self, PredictiveError},
+    progress::Progress,
     rest_cache::{JobView, RestError},
     settings::JobSettings,
 };
@@ -120,12 +121,13 @@ pub async fn observe(
     client: &FlinkClient,
     job: &JobSelector,
 ) -> Result<Observed, EvalError> {
-    observe_with(ctx, settings, client, job, &mut JobView::default(), true).await
+    let (mut view, progress) = (JobView::default(), Progress::default());
+    observe_with(ctx, settings, client, job, &mut view, true, &progress).await
 }
 
 /// Reads one observation of the job the target selects; the JobManager's overview and
 /// TaskManagers are this slot's shared reads and the job's details and topology `view`'s
-/// unless `fresh` (see [`super::rest_cache`]).
+/// unless `fresh` (see [`super::rest_cache`]). `progress` names the step it waits on.
 pub async fn observe_with(
     ctx: &Context,
     settings: &JobSettings,
@@ -133,10 +135,21 @@ pub async fn observe_with(
     job: &JobSelector,
     view: &mut JobView,
     fresh: bool,
+    progress: &Progress,
 ) -> Result<Observed, EvalError> {
+    progress.set(format!(
+        "Flink REST {} has not answered (job overview and TaskManagers; looking for {job})",
+        settings.flink_url
+    ));
     let flink = read_flink(ctx, settings, client, job, view, fresh).await?;
     let vars = JobVars::new(flink.details.jid.clone(), flink.details.name.clone())
         .with_matchers(settings.matchers.clone());
+    progress.set(format!(
+        "Prometheus '{}' at {} has not answered the signal queries of job {} (busyTime, recordsIn, ...)",
+        settings.prometheus_name,
+        settings.prometheus.base_url(),
+        flink.details.jid
+    ));
     let mut read = read_prometheus(ctx, settings, &vars, &flink.topology).await?;
     let mut issues: Vec<String> = read.issues.iter().map(|i| format!("{i:?}")).collect();
     let queries = std::mem::take(&mut read.queries);

@@ -214,6 +214,21 @@ pub struct Planned {
     pub task_managers: u32,
 }
 
+/// A job in reactive mode is refused at once, before any PUT: Flink refuses every
+/// resource-requirements update there and runs every vertex at the slot count, so the
+/// only lever is the number of TaskManagers.
+async fn refuse_reactive(client: &FlinkClient, job_id: &JobId) -> Result<(), RescaleError> {
+    if client.jobmanager_config().await?.reactive() {
+        return Err(RescaleError::Flink(FlinkError::ReactiveMode {
+            job_id: job_id.to_string(),
+            message: "nothing (not asked: the JobManager's configuration sets scheduler-mode: \
+                      reactive; change the TaskManager replicas instead)"
+                .into(),
+        }));
+    }
+    Ok(())
+}
+
 /// Runs a manual rescale (no claim: the `rescale` command).
 pub async fn run(req: &Request, options: ClientOptions) -> Result<Report, RescaleError> {
     run_claimed(req, options, |_| async { Ok(()) }).await
@@ -243,6 +258,7 @@ where
     let job = client
         .resolve_job(&JobSelector::from_arg(req.job.as_deref()))
         .await?;
+    refuse_reactive(&client, &job.jid).await?;
     let topology = client.topology(&job.jid).await?;
     let from = topology.parallelism();
     let to = target_parallelism(&job.name, &topology, req.parallelism, &req.vertices)?;

@@ -36,7 +36,10 @@ use std::{sync::Arc, time::Duration};
 pub use report::{JobReport, Published};
 
 use self::persist::PersistState;
-use super::{claims::ClaimGuard, context::Context, flink_setup::SetupCache, rest_cache::JobView};
+use super::{
+    claims::ClaimGuard, context::Context, flink_setup::SetupCache, progress::Progress,
+    rest_cache::JobView,
+};
 use crate::{
     core::{JobId, JobState, Rescale, Rule},
     keda::ScalerTarget,
@@ -68,6 +71,8 @@ pub struct Worker {
     rest_view: JobView,
     /// The job's rescale claim while this worker's rescale is in flight.
     rescale_claim: Option<ClaimGuard>,
+    /// The step the tick waits on (read by an rpc that times out).
+    progress: Progress,
 }
 
 impl Worker {
@@ -86,7 +91,13 @@ impl Worker {
             flink_setup: SetupCache::default(),
             rest_view: JobView::default(),
             rescale_claim: None,
+            progress: Progress::default(),
         }
+    }
+
+    /// What the tick waits on, shared with the rpc layer.
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
     }
 
     /// How long to wait before the next tick: the ScaledObject's phase of the interval

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::{
     context::Context,
+    progress::Progress,
     shutdown::ShutdownSignal,
     worker::{Carry, JobReport, Published, Worker},
 };
@@ -34,6 +35,8 @@ struct Handle {
     /// Held by the running worker of this ScaledObject; the next one waits for it and
     /// takes over its state (cooldown, scale-down window, in-flight rescale).
     turn: Turn,
+    /// The step the worker's tick waits on.
+    progress: Progress,
 }
 
 /// A worker generation's lock, carrying its state to the next generation.
@@ -138,6 +141,7 @@ impl Workers {
         let (tx, rx) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(false);
         let touched = Arc::new(Mutex::new(Instant::now()));
+        let mut worker = Worker::new(self.ctx.clone(), target.clone());
         jobs.insert(
             object.clone(),
             Handle {
@@ -147,10 +151,10 @@ impl Workers {
                 touched: touched.clone(),
                 stop,
                 turn: turn.clone(),
+                progress: worker.progress(),
             },
         );
         let workers = Arc::clone(self);
-        let mut worker = Worker::new(self.ctx.clone(), target.clone());
         tracing::info!(scaled_object = %target, "evaluating a new ScaledObject");
         tokio::spawn(async move {
             // Wait until the previous worker of this ScaledObject (if any) has stopped,
@@ -225,6 +229,22 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// What the evaluation of `target` waits on: the step its worker's tick is in, named
+    /// for the first evaluation or a fresh one (see [`Evaluator::waiting_on`]).
+    pub fn waiting_on(&self, target: &ScalerTarget) -> Option<String> {
+        let jobs = lock(&self.jobs);
+        let h = jobs.get(&target.scaled_object)?;
+        let step = h.progress.get()?;
+        let which = if h.rx.borrow().is_none() {
+            "the first evaluation"
+        } else {
+            "a fresh evaluation"
+        };
+        Some(format!("waiting for {which}: {step}"))
+    }
+}
+
 /// The gRPC layer's view of the workers.
 #[derive(Clone)]
 pub struct WorkersEvaluator(pub Arc<Workers>);
@@ -232,5 +252,9 @@ pub struct WorkersEvaluator(pub Arc<Workers>);
 impl Evaluator for WorkersEvaluator {
     async fn evaluate(&self, target: &ScalerTarget) -> Result<Evaluation, EvalError> {
         self.0.latest(target).await
+    }
+
+    fn waiting_on(&self, target: &ScalerTarget) -> Option<String> {
+        self.0.waiting_on(target)
     }
 }

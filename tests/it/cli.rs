@@ -408,3 +408,41 @@ async fn rescale_applies_in_place_and_reports_completion() {
     let snap = flink.snapshot();
     assert!(snap.vertices.iter().all(|v| v.parallelism == target));
 }
+
+/// A job in reactive mode: `rescale` refuses at once, naming reactive mode, and sends no
+/// PUT (Flink would refuse it and run every vertex at the slot count anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescale_refuses_a_reactive_job_before_any_put() {
+    let job = e2e_job(P);
+    let flink = FakeFlink::start(&job, true).await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/jobmanager/config"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!([
+                {"key": "jobmanager.scheduler", "value": "adaptive"},
+                {"key": "scheduler-mode", "value": "REACTIVE"}
+            ])),
+        )
+        .with_priority(1)
+        .mount(&flink.server)
+        .await;
+    let out = run(&[
+        "rescale",
+        "--flink",
+        &flink.url(),
+        "--job",
+        &job.job_name,
+        "--parallelism",
+        "6",
+    ])
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "stdout: {}", text(&out.stdout));
+    assert!(
+        stderr.contains("reactive mode") && stderr.contains(&job.job_id),
+        "{stderr}"
+    );
+    let put_path = format!("/jobs/{}/resource-requirements", job.job_id);
+    assert_eq!(flink.requests("PUT", &put_path).await, 0, "{stderr}");
+    assert!(flink.puts().is_empty());
+}

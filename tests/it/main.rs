@@ -16,6 +16,7 @@ mod config_files;
 mod core_decide;
 mod dashboard_metrics;
 mod docs_paths;
+mod faults_matrix;
 mod file_sizes;
 mod fleet_rest;
 mod flink_fakes;

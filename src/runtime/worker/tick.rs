@@ -32,6 +32,7 @@ impl Worker {
         let now = Utc::now();
         let mut report = JobReport::new(&self.target, now);
         let result = self.evaluate(&mut report).await;
+        self.progress.clear();
         match &result {
             Ok(e) => report.reported_task_managers = Some(e.task_managers),
             Err(e) => {
@@ -68,10 +69,15 @@ impl Worker {
             &self.target.job,
             &mut self.rest_view,
             fresh,
+            &self.progress,
         )
         .await?;
         self.remember_slots(&mut observed.observation);
         report.observed(&observed);
+        self.progress.set(format!(
+            "Flink REST {} has not answered (the JobManager's set-up, resource requirements or a rescale of job {})",
+            settings.flink_url, observed.job_id
+        ));
         self.read_flink_setup(&client, &settings, &observed, report)
             .await;
 

@@ -6,7 +6,8 @@
 //!
 //! The state is shared: a PUT of resource requirements is recorded and, when the fake
 //! accepts PUTs, immediately applied (vertices run at `upperBound`, TaskManagers follow
-//! the slots needed), so the next `/jobs/:id` shows the new parallelism.
+//! the slots needed), so the next `/jobs/:id` shows the new parallelism. A [`FlinkFault`]
+//! set in the state switches what the stateful endpoints answer (fault matrix).
 
 use std::sync::{Arc, Mutex};
 
@@ -57,9 +58,93 @@ pub struct FakeState {
     pub puts: Vec<serde_json::Value>,
     /// Whether a PUT is accepted (200) and applied; otherwise 500.
     pub accept_puts: bool,
+    /// The fault the fake answers with, if any.
+    pub fault: Option<FlinkFault>,
+}
+
+/// What a faulty JobManager answers instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlinkFault {
+    /// Every request: HTTP 500 with Flink's error envelope.
+    Status500,
+    /// Every GET: a 200 whose JSON is cut off.
+    Malformed,
+    /// The job is gone: `/jobs/overview` lists none, `/jobs/:id/...` is Flink's 404.
+    JobGone,
+    /// The job is RESTARTING (overview and details).
+    Restarting,
+    /// A PUT of resource requirements answers 409 (a rescale already in progress).
+    PutConflict,
+    /// A PUT of resource requirements answers 400 (validation).
+    PutBadRequest,
+    /// A PUT of resource requirements answers 500: the scheduler is not adaptive.
+    PutNonAdaptive,
+    /// GET resource requirements omits the last vertex.
+    RequirementsOmitVertex,
+}
+
+/// Flink's error envelope.
+fn flink_error(status: u16, errors: &[&str]) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(serde_json::json!({ "errors": errors }))
+}
+
+impl FlinkFault {
+    /// The answer to `r` under this fault, when it changes it.
+    fn answer(self, s: &FakeState, r: &Request) -> Option<ResponseTemplate> {
+        let put = r.method.as_str() == "PUT";
+        let job_path = r.url.path().starts_with(&format!("/jobs/{}", s.job_id));
+        match self {
+            FlinkFault::Status500 => Some(flink_error(500, &["Internal server error."])),
+            FlinkFault::Malformed if !put => Some(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/json")
+                    .set_body_string(r#"{"jobs":[{"jid":"#),
+            ),
+            FlinkFault::JobGone if job_path => Some(flink_error(
+                404,
+                &["org.apache.flink.runtime.rest.NotFoundException: Job not found"],
+            )),
+            FlinkFault::JobGone if r.url.path() == "/jobs/overview" => Some(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"jobs": []})),
+            ),
+            FlinkFault::PutConflict if put => Some(flink_error(
+                409,
+                &["org.apache.flink.runtime.rest.handler.RestHandlerException: a rescale is already in progress"],
+            )),
+            FlinkFault::PutBadRequest if put => Some(flink_error(
+                400,
+                &["Request did not match expected format JobResourceRequirementsBody."],
+            )),
+            FlinkFault::PutNonAdaptive if put => Some(flink_error(
+                500,
+                &[
+                    "Internal server error.",
+                    "<Exception on server side:\njava.util.concurrent.CompletionException: java.lang.UnsupportedOperationException: The DefaultScheduler does not support changing the parallelism without a job restart. This feature is currently only expected to work with the AdaptiveScheduler.\n\tat org.apache.flink.runtime.scheduler.SchedulerBase.updateJobResourceRequirements(SchedulerBase.java:1120)\n\nEnd of exception on server side>",
+                ],
+            )),
+            FlinkFault::RequirementsOmitVertex
+                if !put && r.url.path().ends_with("/resource-requirements") =>
+            {
+                let mut req = s.requirements_json();
+                if let (Some(m), Some(last)) = (req.as_object_mut(), s.vertices.last()) {
+                    m.remove(&last.id);
+                }
+                Some(ResponseTemplate::new(200).set_body_json(req))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl FakeState {
+    /// The job's state as Flink reports it.
+    pub fn job_state(&self) -> &'static str {
+        match self.fault {
+            Some(FlinkFault::Restarting) => "RESTARTING",
+            _ => "RUNNING",
+        }
+    }
+
     /// Slots the job uses (one slot sharing group: the max parallelism).
     pub fn slots_used(&self) -> u32 {
         self.vertices
@@ -145,7 +230,7 @@ impl FakeState {
             "jid": self.job_id,
             "name": self.job_name,
             "isStoppable": false,
-            "state": "RUNNING",
+            "state": self.job_state(),
             "job-type": "STREAMING",
             "start-time": self.running_since_ms - 5_000,
             "end-time": -1,
@@ -229,6 +314,13 @@ where
 {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().expect("fake flink state");
+        if let Some(answer) = s.fault.and_then(|f| f.answer(&s, request)) {
+            if request.method.as_str() == "PUT" {
+                let body = serde_json::from_slice(&request.body).unwrap_or_default();
+                s.puts.push(body);
+            }
+            return answer;
+        }
         (self.1)(&mut s, request)
     }
 }
@@ -263,6 +355,7 @@ impl FakeFlink {
             task_managers: 0,
             puts: Vec::new(),
             accept_puts,
+            fault: None,
         };
         state.task_managers = state.needed_tms();
         let state = Arc::new(Mutex::new(state));
@@ -284,7 +377,7 @@ impl FakeFlink {
                 let n: u32 = s.vertices.iter().map(|v| v.parallelism).sum();
                 json(serde_json::json!({"jobs": [{
                     "jid": s.job_id, "name": s.job_name, "start-time": s.running_since_ms - 5_000,
-                    "end-time": -1, "duration": now - s.running_since_ms, "state": "RUNNING",
+                    "end-time": -1, "duration": now - s.running_since_ms, "state": s.job_state(),
                     "last-modification": s.running_since_ms,
                     "tasks": {"running": n, "canceling": 0, "canceled": 0, "total": n, "created": 0,
                         "scheduled": 0, "deploying": 0, "reconciling": 0, "finished": 0,

@@ -6,6 +6,8 @@
 //! the test prints `SKIPPED: <why>` to stderr and returns (run `scripts/install-components.sh`).
 
 pub mod fake_flink;
+pub mod fake_prometheus;
+pub mod fault_port;
 pub mod flink;
 pub mod grpc_fake;
 pub mod kube;

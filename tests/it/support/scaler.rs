@@ -64,6 +64,27 @@ impl ScalerProcess {
         self.inner.log()
     }
 
+    /// OS pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.pid()
+    }
+
+    /// Resident set size in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.inner.rss_bytes()
+    }
+
+    /// True while the process runs (not exited, not a zombie).
+    pub fn running(&self) -> bool {
+        self.pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
     /// A tonic client to the gRPC port.
     pub async fn client(&self) -> ExternalScalerClient<tonic::transport::Channel> {
         ExternalScalerClient::connect(format!("http://{}", self.grpc_addr()))
