@@ -242,6 +242,14 @@ impl FakeFlink {
             ))
             .mount(&server)
             .await;
+        // as a real JobManager: the adaptive scheduler, not reactive mode (a manual rescale
+        // reads it before any PUT)
+        get("/jobmanager/config".into())
+            .respond_with(ok(
+                json!([{"key": "jobmanager.scheduler", "value": "adaptive"}]),
+            ))
+            .mount(&server)
+            .await;
         get(format!("/jobs/{jid}/checkpoints/config"))
             .respond_with(ok(json!({"mode": "exactly_once", "interval": 1000,
                 "timeout": 600_000, "min_pause": 0, "max_concurrent": 1})))
