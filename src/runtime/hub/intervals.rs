@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::{
     exporter::Metrics,
-    promql::{learn_interval, PromClient, Windows},
+    promql::{learn_interval, PromClient, SignalQueries, Windows},
 };
 
 /// How often a learned interval is learned again.
@@ -52,6 +52,22 @@ pub struct ScrapeIntervalReport {
     pub learned_at: Option<DateTime<Utc>>,
     /// Why the last learning failed (kept value in use), if it did.
     pub error: Option<String>,
+}
+
+impl ScrapeIntervalReport {
+    /// How long signals read with these windows take to show a load change in full: the
+    /// counter window plus one scrape (the last sample lands up to an interval late), once
+    /// the interval is known (learned or configured) and when `queries`' load signals
+    /// follow `{{window}}`; `None` before the first learning (the 1m fallback is a guess)
+    /// and for fixed-window queries (the core then settles on its own `stabilization`).
+    pub fn signal_window(&self, queries: &SignalQueries) -> Option<Duration> {
+        let known = matches!(
+            self.source,
+            IntervalSource::Learned | IntervalSource::Configured
+        );
+        (known && queries.load_follows_window())
+            .then(|| self.windows.window + self.windows.interval)
+    }
 }
 
 /// One (server, matchers).
@@ -231,5 +247,51 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::QueryPreset;
+
+    fn report(source: IntervalSource, interval_s: u64) -> ScrapeIntervalReport {
+        ScrapeIntervalReport {
+            server: "prom".to_string(),
+            matchers: String::new(),
+            windows: Windows::from_interval(Duration::from_secs(interval_s)),
+            source,
+            learned_at: None,
+            error: None,
+        }
+    }
+
+    /// The window is handed on only once the interval is known, and only for queries
+    /// that follow it: window `max(4 × interval, 10 s)` plus one interval.
+    #[test]
+    fn the_signal_window_is_known_only_once_learned_and_for_windowed_queries() {
+        let counters = SignalQueries::preset(QueryPreset::Counters);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            report(IntervalSource::Learned, 1).signal_window(&counters),
+            secs(11)
+        );
+        assert_eq!(
+            report(IntervalSource::Learned, 15).signal_window(&counters),
+            secs(75)
+        );
+        assert_eq!(
+            report(IntervalSource::Configured, 30).signal_window(&counters),
+            secs(150)
+        );
+        assert_eq!(
+            report(IntervalSource::Fallback, 60).signal_window(&counters),
+            None
+        );
+        let gauges = SignalQueries::preset(QueryPreset::Gauges);
+        assert_eq!(
+            report(IntervalSource::Learned, 1).signal_window(&gauges),
+            None
+        );
     }
 }
