@@ -48,9 +48,13 @@ pub struct StepFigures {
     pub capacity_at: Option<f64>,
     /// TaskManagers registered at the last sample before the load changed.
     pub registered_before: u32,
-    /// Most TaskManagers registered from the load change until `running_at` (equal to
-    /// `registered_before` when the rescale ran on TaskManagers already there).
-    pub registered_by_running: Option<u32>,
+    /// Parallelism of the first in-place rescale done (the first sample past the visible
+    /// change with every subtask running at a new parallelism in the step's direction).
+    pub first_parallelism: Option<u32>,
+    /// Most TaskManagers registered from the load change until that first rescale was
+    /// done (equal to `registered_before` when it ran on TaskManagers already there: a
+    /// warm spare).
+    pub registered_by_first_running: Option<u32>,
     /// Idle TaskManagers (registered − what the running slots need) at the phase's last
     /// sample: the spare, replenished.
     pub idle_at_end: Option<u32>,
@@ -129,10 +133,16 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         .rev()
         .find(|p| p.at < changed_at && p.flink.is_some())
         .map_or(0, Point::task_managers);
-    let registered_by_running = running_at.and_then(|r| {
+    let first_parallelism = first_running_at.and_then(|f| {
         in_phase
             .iter()
-            .filter(|p| p.at <= r && p.flink.is_some())
+            .find(|p| p.at == f)
+            .map(|p| p.max_parallelism())
+    });
+    let registered_by_first_running = first_running_at.and_then(|f| {
+        in_phase
+            .iter()
+            .filter(|p| p.at <= f && p.flink.is_some())
             .map(|p| p.task_managers())
             .max()
     });
@@ -155,7 +165,8 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         decided_at,
         capacity_at,
         registered_before,
-        registered_by_running,
+        first_parallelism,
+        registered_by_first_running,
         idle_at_end,
     }
 }
@@ -507,9 +518,10 @@ mod tests {
         assert_eq!(m.fixed_peak_tm_seconds, 2.0 * 99.0);
         // registered: 1 before the step, 2 once running at 4; 0 idle at the ends
         assert_eq!(
-            (m.up.registered_before, m.up.registered_by_running),
+            (m.up.registered_before, m.up.registered_by_first_running),
             (1, Some(2))
         );
+        assert_eq!(m.up.first_parallelism, Some(4));
         assert_eq!((m.up.idle_at_end, m.down.idle_at_end), (Some(0), Some(0)));
         // an oracle needing 1 TM per 100 records/s: 1 × 10 + 3 × 50 + 1 × 39
         let oracle = oracle_tm_seconds(&run(), |r| (r / 100.0) as u32);

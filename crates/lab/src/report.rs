@@ -311,8 +311,8 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
          P1 breakdown: scaler (step visible → rescale started) / HPA sync + TaskManager start \
          (rescale started → first new TaskManager registered; — when the rescale ran on \
          TaskManagers already registered) / Flink (→ RUNNING at the new parallelism).\n\n\
-         | spare | P1 | breakdown | registered before the step → when RUNNING | lag back | rescales up / down | idle TMs after the step | TaskManager-seconds | vs. fixed peak | vs. oracle |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         | spare | P1 | breakdown | first in-place rescale: visible → RUNNING at | TMs registered before the step → by then | lag back | rescales up / down | idle TMs after the step | TaskManager-seconds | vs. fixed peak | vs. oracle |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let m = r.measurements;
@@ -337,14 +337,16 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
                 "—".to_string()
             }
         };
-        let _ = writeln!(
+        let _ =
+            writeln!(
             out,
-            "| {} | {} | {breakdown} | {} → {} | {} | {} / {} | {} | {:.0} | {} | {} |",
+            "| {} | {} | {breakdown} | {} at {} | {} → {} | {} | {} / {} | {} | {:.0} | {} | {} |",
             r.profile.spare,
             opt_secs(m.up.reaction_s),
+            opt_secs(m.up.first_reaction_s),
+            m.up.first_parallelism.map_or("—".to_string(), |n| n.to_string()),
             m.up.registered_before,
-            m.up.registered_by_running
-                .map_or("—".to_string(), |n| n.to_string()),
+            m.up.registered_by_first_running.map_or("—".to_string(), |n| n.to_string()),
             opt_secs(m.recovery_s),
             m.up.rescales,
             m.down.rescales,

@@ -2,7 +2,7 @@
 //! ([`Windows`]), learned on first use and again every [`RELEARN`]: the configured
 //! `prometheus.<name>.scrapeInterval` wins; a failed learning keeps the last value (and
 //! is retried after [`RETRY`]); before any success the fallback (1m) is used and
-//! reported.
+//! reported, and a failed learning is retried after [`RETRY_UNLEARNED`].
 
 use std::{
     collections::BTreeMap,
@@ -20,8 +20,15 @@ use crate::{
 
 /// How often a learned interval is learned again.
 pub const RELEARN: Duration = Duration::from_secs(300);
-/// How soon a failed learning is retried.
+/// How soon a failed learning is retried when an interval was learned before (it stays
+/// in use meanwhile).
 pub const RETRY: Duration = Duration::from_secs(60);
+/// How soon a failed learning is retried when none succeeded yet: the queries meanwhile
+/// run on the 1m fallback's 240 s window and the core gets no signal window, so a scaler
+/// started next to a fresh Prometheus (the series' second sample not in yet) must not
+/// wait a minute for the next try (seen in the lab: a step 20 s after the start was sized
+/// on the 240 s window, 2 → 3 instead of 2 → 6).
+pub const RETRY_UNLEARNED: Duration = Duration::from_secs(5);
 
 /// Where the interval in use comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -211,9 +218,10 @@ impl Intervals {
                     None => fallback(server, matchers, None),
                 };
                 report.error = Some(e.to_string());
+                let retry = retry_after(known.is_some());
                 Entry {
                     report,
-                    next_learning: Instant::now() + RETRY,
+                    next_learning: Instant::now() + retry,
                 }
             }
         };
@@ -223,6 +231,16 @@ impl Intervals {
             entry.report.windows.interval.as_secs_f64(),
         );
         entry
+    }
+}
+
+/// How soon a failed learning is tried again: [`RETRY`] once an interval was learned,
+/// [`RETRY_UNLEARNED`] before.
+fn retry_after(learned_before: bool) -> Duration {
+    if learned_before {
+        RETRY
+    } else {
+        RETRY_UNLEARNED
     }
 }
 
@@ -264,6 +282,15 @@ mod tests {
             learned_at: None,
             error: None,
         }
+    }
+
+    /// Before any success a failed learning is retried within seconds (the queries run on
+    /// the fallback's 240 s window meanwhile); after one, within a minute.
+    #[test]
+    fn an_interval_never_learned_is_retried_soon() {
+        assert_eq!(retry_after(false), RETRY_UNLEARNED);
+        assert_eq!(retry_after(true), RETRY);
+        assert!(RETRY_UNLEARNED < RETRY);
     }
 
     /// The window is handed on only once the interval is known, and only for queries
