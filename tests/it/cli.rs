@@ -303,23 +303,26 @@ async fn explain_prints_the_decision_with_reasons() {
     let config = dir.path().join("scaler.yaml");
     std::fs::write(&config, config_yaml(&prom.url(), &e2e_policy(false, 1, 10))).expect("write");
 
-    let out = run(&[
-        "explain",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--flink",
-        &flink.url(),
-        "--job",
-        &job.job_name,
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let r = json_of(&out);
+    let explain = || async {
+        let out = run(&[
+            "explain",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--flink",
+            &flink.url(),
+            "--job",
+            &job.job_name,
+        ])
+        .await;
+        assert!(
+            out.status.success(),
+            "stdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        json_of(&out)
+    };
+    let r = explain().await;
     let (parallelism, tms) = ds2_expected(&load, P, SLOTS_PER_TM, 1, 10).expect("out of band");
     assert_eq!(r["job"]["id"], job.job_id, "{r:#}");
     assert_eq!(r["job"]["name"], job.job_name, "{r:#}");
@@ -366,18 +369,7 @@ async fn explain_prints_the_decision_with_reasons() {
         "    timeout: 1s\n    scrapeInterval: 2s\n",
     );
     std::fs::write(&config, with_interval).expect("write");
-    let out = run(&[
-        "explain",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--flink",
-        &flink.url(),
-        "--job",
-        &job.job_name,
-    ])
-    .await;
-    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    let r = json_of(&out);
+    let r = explain().await;
     assert_eq!(r["signals"]["interval"], "2s", "{r:#}");
     assert_eq!(r["signals"]["window"], "10s", "max(4 × 2 s, 10 s): {r:#}");
     let handed = &r["observation"]["signal_window"];

@@ -31,13 +31,8 @@ async fn keda_loop_scales_up_and_down_in_place() {
     let Some(lab) = support::start_lab(Profile::short(), work.path()).await else {
         return;
     };
-    let outcome = lab
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("scenario: {e}\nscaler log:\n{}", lab.scaler.log()));
+    let outcome = support::run_lab(&lab).await;
     let t = &outcome.timeline;
-    eprintln!("{}", t.table(0.0));
-    eprintln!("{}", outcome.measurements.markdown());
     eprintln!("rescales: {:#?}", outcome.rescales);
     for line in lab.scaler.log().lines() {
         if line.contains("rescale started in place") {

@@ -32,14 +32,9 @@ async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() {
     let Some(lab) = support::start_lab(profile.clone(), work.path()).await else {
         return;
     };
-    let outcome = lab
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("scenario: {e}\nscaler log:\n{}", lab.scaler.log()));
+    let outcome = support::run_lab(&lab).await;
     let t = &outcome.timeline;
     let m = &outcome.measurements;
-    eprintln!("{}", t.table(0.0));
-    eprintln!("{}", m.markdown());
     let context = || format!("{}\n{m:#?}\nrescales {:#?}", t.table(0.0), outcome.rescales);
 
     // The spare was registered before the step.

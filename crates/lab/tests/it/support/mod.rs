@@ -77,3 +77,15 @@ pub async fn start_lab(
         Err(e) => panic!("lab set-up: {e}"),
     }
 }
+
+/// Plays the lab's profile (panics with the scaler's log when the scenario fails) and
+/// prints the timeline and the figures.
+pub async fn run_lab(lab: &fks_lab::scenario::Lab) -> fks_lab::scenario::Outcome {
+    let outcome = lab
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("scenario: {e}\nscaler log:\n{}", lab.scaler.log()));
+    eprintln!("{}", outcome.timeline.table(0.0));
+    eprintln!("{}", outcome.measurements.markdown());
+    outcome
+}
