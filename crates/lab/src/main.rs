@@ -4,9 +4,10 @@
 //!   session cluster with the load job, the scaler and the KEDA/HPA driver, plays
 //!   steady → 3× → steady, shows a live progress line, then prints the timeline table and
 //!   the figures and writes `timeline.csv` and `timeline.svg`.
-//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects and the
-//!   synthetic-fleet figures at 1, 100 and 1,000, written to `docs/benchmarks.md`
-//!   (artefacts next to it).
+//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects, the same
+//!   run with a warm spare that covers the step (one table against the first), the
+//!   CPU-bound scenario on the short profile, and the synthetic-fleet figures at 1, 100
+//!   and 1,000, written to `docs/benchmarks.md` (artefacts next to it).
 //! * `fks-lab fleet` — the synthetic-fleet figures alone (no Flink), printed.
 
 use std::path::PathBuf;
