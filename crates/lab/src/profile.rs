@@ -58,10 +58,10 @@ impl Workload {
     pub fn describe(&self) -> String {
         match self {
             Self::Io { per_subtask } => format!(
-                "I/O-bound: each keyed subtask processes at most {per_subtask} records/s, waiting                  (parked, no CPU) for a simulated external call (`--work io:{per_subtask}`), so                  capacity is parallelism × {per_subtask} records/s on any machine"
+                "I/O-bound: each keyed subtask processes at most {per_subtask} records/s, waiting (parked, no CPU) for a simulated external call (`--work io:{per_subtask}`), so capacity is parallelism × {per_subtask} records/s on any machine"
             ),
             Self::Cpu { iterations } => format!(
-                "CPU-bound: ~0.7 ms of CPU per record in the keyed operator ({iterations}                  iterations), so capacity is this machine's 2 cores, not the parallelism"
+                "CPU-bound: ~0.7 ms of CPU per record in the keyed operator ({iterations} iterations), so capacity is this machine's 2 cores, not the parallelism"
             ),
         }
     }

@@ -79,7 +79,7 @@ pub fn settings(p: &Profile) -> String {
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}\n\
          - Scaler: evaluation every {:?}, target utilization {} (band {}–0.9), catch-up {:?}, \
-         stabilization 15 s, scale-up delay {:?}, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
+         stabilization 15 s, scale-up delay {} s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
          spareTaskManagers {}; \
          the product's default queries (Flink's counters over a window derived from the learned \
          1 s scrape interval: 10 s; Flink's own per-second gauges are 60 s moving averages)\n",
@@ -103,7 +103,7 @@ pub fn settings(p: &Profile) -> String {
         p.target_utilization,
         p.utilization_low,
         p.catch_up,
-        p.scale_up_delay(),
+        p.scale_up_delay().as_secs(),
         p.spare,
     )
 }
@@ -277,12 +277,12 @@ pub fn reading(p: &Profile) -> String {
         "\nReading the figures: P1 is the sum of the three parts of its breakdown. The scaler's \
          part is the signal window (10 s of counters at a 1 s scrape, plus the scrape: the \
          scale-up waits at most that long while its target rates still grow) plus \
-         `scaleUpDelay` ({:?}) plus one evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
+         `scaleUpDelay` ({} s) plus one evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
          starting the TaskManager JVMs; Flink's part is the in-place restart. {capacity} \
          A `none` rescale in the table below changes parallelism without changing \
          TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
          restart and counts in P2.\n",
-        p.scale_up_delay(),
+        p.scale_up_delay().as_secs(),
         p.evaluation_interval,
         p.hpa_sync_period,
     )
