@@ -2,8 +2,10 @@
 # Writes docs/benchmarks.md (and docs/benchmarks/timeline.{csv,svg,txt}): the demo's
 # scenario on real Flink + Prometheus + the KEDA/HPA driver (P1, peak lag and recovery,
 # P2 rescales per load change, P3 failovers, TaskManager-seconds), then P5 queries per
-# tick, P7 resident memory and P4 GetMetrics latency/throughput with 1,000 ScaledObjects.
-# Needs a quiet machine (~12 min). Installs what is missing first (cached).
+# tick, P7 resident memory and P4 GetMetrics latency/throughput with 1,000 ScaledObjects,
+# the same scenario with a warm spare that covers the step (benchmarks/spare/), the CPU-bound
+# scenario on the short profile (benchmarks/cpu/), the synthetic fleet.
+# Needs a quiet machine (~25 min). Installs what is missing first (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FKS_CACHE=${FKS_CACHE:-$HOME/.cache/flink-keda-scaler}

@@ -29,6 +29,16 @@ pub const PLACEHOLDERS: [&str; 6] = [
     "job_ids", "job_id", "job_name", "matchers", "window", "interval",
 ];
 
+/// The signals that size a vertex: their windows decide how long a load change takes to
+/// show in full (see [`SignalQueries::load_follows_window`]).
+const LOAD_SIGNALS: [Signal; 5] = [
+    Signal::BusyTime,
+    Signal::BackPressuredTime,
+    Signal::RecordsIn,
+    Signal::RecordsOut,
+    Signal::LagGrowth,
+];
+
 /// Sanitises a label value like Flink's PrometheusReporter (`filterLabelValueCharacters`,
 /// the default): every character outside `[a-zA-Z0-9:_]` becomes `_`.
 pub fn sanitize_label_value(value: &str) -> String {
@@ -192,6 +202,18 @@ impl SignalQueries {
             .get(&signal)
             .map(String::as_str)
             .filter(|q| !q.is_empty())
+    }
+
+    /// Whether every enabled load signal (busy and back-pressured time, record rates, lag
+    /// growth: what sizes a vertex) is read over `{{window}}`, so a load change shows in
+    /// full once that window (plus a scrape) has passed it. False for the `gauges` preset
+    /// (Flink's 60 s moving averages) and for overrides with fixed windows: then no one
+    /// knows how long the signals take to settle.
+    pub fn load_follows_window(&self) -> bool {
+        LOAD_SIGNALS
+            .iter()
+            .filter_map(|s| self.get(*s))
+            .all(|q| q.contains("{{window}}"))
     }
 
     /// Enabled signals with their templates, in `Signal` order.
@@ -457,5 +479,26 @@ mod tests {
                 signal: Signal::RecordsIn
             }
         );
+    }
+
+    /// The counters preset is read over the learned window; the gauges preset (60 s
+    /// moving averages) and an override with a fixed window are not; a disabled load
+    /// signal does not count.
+    #[test]
+    fn only_windowed_load_queries_follow_the_window() {
+        assert!(SignalQueries::preset(QueryPreset::Counters).load_follows_window());
+        assert!(!SignalQueries::preset(QueryPreset::Gauges).load_follows_window());
+        let fixed = |signal: Signal, q: &str| {
+            let o = BTreeMap::from([(signal, q.to_string())]);
+            SignalQueries::defaults()
+                .with_overrides(&o)
+                .expect("valid overrides")
+        };
+        let busy = "max by (task_id) (rate(busy{job_id=\"{{job_id}}\"}[1m]))";
+        assert!(!fixed(Signal::BusyTime, busy).load_follows_window());
+        let lag = "sum by (task_id) (deriv(lag{job_id=\"{{job_id}}\"}[{{window}}]))";
+        assert!(fixed(Signal::LagGrowth, lag).load_follows_window());
+        assert!(fixed(Signal::BackPressuredTime, "").load_follows_window());
+        assert!(fixed(Signal::CpuLoad, "max(cpu)").load_follows_window());
     }
 }

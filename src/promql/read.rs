@@ -179,6 +179,7 @@ pub fn assemble(
         elapsed: Duration::ZERO,
         windows,
         age: Duration::ZERO,
+        signal_window: None,
     };
     let mut by_signal: BTreeMap<Signal, Arc<JobRows>> = BTreeMap::new();
     for SignalOutcome { stat, result } in outcomes {

@@ -247,6 +247,11 @@ pub struct SignalRead {
     /// Age of the oldest rows used (batched rows come from the hub's last round; 0 when
     /// every query was made for this read).
     pub age: Duration,
+    /// How long the signals take to show a load change in full (the counter window plus
+    /// a scrape), when that is known: the scrape interval was learned or configured and
+    /// the load queries follow `{{window}}`. `None` otherwise (set by the runtime's
+    /// signal hub; a plain read leaves it `None`).
+    pub signal_window: Option<Duration>,
 }
 
 impl SignalRead {

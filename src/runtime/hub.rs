@@ -192,10 +192,11 @@ impl SignalHub {
         deadline: Duration,
     ) -> Result<SignalRead, SignalError> {
         let started = Instant::now();
-        let windows = self
+        let interval = self
             .intervals
-            .windows(req.server, &req.vars.matchers, req.client)
+            .report(req.server, &req.vars.matchers, req.client)
             .await;
+        let windows = interval.windows;
         let mut rounds = self.rounds.subscribe();
         let mut taken = self.take(req);
         if !taken.missing.is_empty() && self.running.load(Ordering::Relaxed) {
@@ -234,6 +235,7 @@ impl SignalHub {
         )?;
         read.elapsed = started.elapsed();
         read.age = taken.oldest;
+        read.signal_window = interval.signal_window(req.queries);
         Ok(read)
     }
 

@@ -261,7 +261,7 @@ fn assemble(
         task_managers: read.task_managers,
         job: read.job,
         predicted_floor: None,
-        signal_window: None,
+        signal_window: read.signal_window,
     }
 }
 

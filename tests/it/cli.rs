@@ -303,23 +303,26 @@ async fn explain_prints_the_decision_with_reasons() {
     let config = dir.path().join("scaler.yaml");
     std::fs::write(&config, config_yaml(&prom.url(), &e2e_policy(false, 1, 10))).expect("write");
 
-    let out = run(&[
-        "explain",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--flink",
-        &flink.url(),
-        "--job",
-        &job.job_name,
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let r = json_of(&out);
+    let explain = || async {
+        let out = run(&[
+            "explain",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--flink",
+            &flink.url(),
+            "--job",
+            &job.job_name,
+        ])
+        .await;
+        assert!(
+            out.status.success(),
+            "stdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        json_of(&out)
+    };
+    let r = explain().await;
     let (parallelism, tms) = ds2_expected(&load, P, SLOTS_PER_TM, 1, 10).expect("out of band");
     assert_eq!(r["job"]["id"], job.job_id, "{r:#}");
     assert_eq!(r["job"]["name"], job.job_name, "{r:#}");
@@ -355,6 +358,26 @@ async fn explain_prints_the_decision_with_reasons() {
         .unwrap_or_else(|| panic!("busyTime query: {r:#}"));
     assert_eq!(busy_query["outcome"], "ok", "{r:#}");
     assert_eq!(busy_query["series"], job.vertices.len(), "{r:#}");
+    // The synthetic exporter has no TaskManager series to learn the scrape interval from:
+    // on the 1m fallback the core gets no signal window (it would be a guess).
+    assert_eq!(r["scrapeIntervals"][0]["source"], "fallback", "{r:#}");
+    assert!(r["observation"]["signal_window"].is_null(), "{r:#}");
+    // With the interval known (configured here; learned on real Flink, see the lab), the
+    // default queries' window plus one scrape is handed to the core as their settle time.
+    let with_interval = config_yaml(&prom.url(), &e2e_policy(false, 1, 10)).replace(
+        "    timeout: 1s\n",
+        "    timeout: 1s\n    scrapeInterval: 2s\n",
+    );
+    std::fs::write(&config, with_interval).expect("write");
+    let r = explain().await;
+    assert_eq!(r["signals"]["interval"], "2s", "{r:#}");
+    assert_eq!(r["signals"]["window"], "10s", "max(4 × 2 s, 10 s): {r:#}");
+    let handed = &r["observation"]["signal_window"];
+    assert_eq!(
+        (&handed["secs"], &handed["nanos"]),
+        (&serde_json::json!(12), &serde_json::json!(0)),
+        "{r:#}"
+    );
     // explain never rescales.
     assert!(flink.puts().is_empty());
 }

@@ -4,9 +4,10 @@
 //!   session cluster with the load job, the scaler and the KEDA/HPA driver, plays
 //!   steady → 3× → steady, shows a live progress line, then prints the timeline table and
 //!   the figures and writes `timeline.csv` and `timeline.svg`.
-//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects and the
-//!   synthetic-fleet figures at 1, 100 and 1,000, written to `docs/benchmarks.md`
-//!   (artefacts next to it).
+//! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects, the same
+//!   run with a warm spare that covers the step (one table against the first), the
+//!   CPU-bound scenario on the short profile, and the synthetic-fleet figures at 1, 100
+//!   and 1,000, written to `docs/benchmarks.md` (artefacts next to it).
 //! * `fks-lab fleet` — the synthetic-fleet figures alone (no Flink), printed.
 
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ struct Common {
     /// Workload of the keyed operator.
     #[arg(long, value_enum, default_value = "io")]
     scenario: ScenarioArg,
+    /// Keep a warm spare that covers the step (`spareTaskManagers` = its extra
+    /// TaskManagers). `bench` runs both anyway.
+    #[arg(long)]
+    spare: bool,
     /// Apache Flink version (1.18+).
     #[arg(long, env = "FKS_FLINK_VERSION", default_value = "2.3.0")]
     flink_version: String,
@@ -148,6 +153,11 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)>
         ScenarioArg::Io => profile,
         ScenarioArg::Cpu => profile.cpu(),
     };
+    let profile = if c.spare {
+        profile.with_spare()
+    } else {
+        profile
+    };
     Ok((
         LabOptions {
             flink_version: c.flink_version.clone(),
@@ -159,6 +169,46 @@ fn options(c: &Common) -> anyhow::Result<(LabOptions, Profile, Option<WorkDir>)>
         profile,
         guard,
     ))
+}
+
+/// The bench's other scenario runs, each on a fresh lab: the same profile with a warm
+/// spare that covers the step (compared with the main run in one table), then the
+/// CPU-bound scenario on the short profile (its own table; the short profile keeps the
+/// bench's time in bounds: ~3 minutes instead of ~7).
+async fn extra_scenarios(
+    opts: &LabOptions,
+    main: &(Profile, fks_lab::measure::Measurements),
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let run = |profile: Profile, sub: &'static str| async move {
+        let opts = LabOptions {
+            work_dir: opts.work_dir.join(sub),
+            ..opts.clone()
+        };
+        eprintln!("[bench] the {sub} run");
+        let lab = Lab::start(&opts, profile).await?;
+        let outcome = lab.run().await?;
+        report::write_artefacts(&lab, &outcome, &dir.join(sub))?;
+        anyhow::Ok((lab, outcome))
+    };
+    let (spare_lab, spare) = run(main.0.clone().with_spare(), "spare").await?;
+    let mut md = report::spare_section(
+        &[
+            report::SpareRow {
+                profile: &main.0,
+                measurements: &main.1,
+            },
+            report::SpareRow {
+                profile: &spare_lab.profile,
+                measurements: &spare.measurements,
+            },
+        ],
+        "benchmarks",
+    );
+    drop(spare_lab);
+    let (cpu_lab, cpu) = run(Profile::short().cpu(), "cpu").await?;
+    md.push_str(&report::cpu_section(&cpu_lab, &cpu, "benchmarks"));
+    Ok(md)
 }
 
 /// A work dir under the system temp dir, removed on drop unless `FKS_KEEP_TMP` is set.
@@ -206,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let fleet_sizes = fleet_bench::parse_sizes(&fleet_sizes).map_err(anyhow::Error::msg)?;
             let (opts, profile, _guard) = options(&common)?;
-            let lab = Lab::start(&opts, profile).await?;
+            let lab = Lab::start(&opts, profile.clone()).await?;
             let outcome = lab.run().await?;
             let dir = out
                 .parent()
@@ -230,6 +280,9 @@ async fn main() -> anyhow::Result<()> {
                 "benchmarks",
             );
             drop(lab);
+            md.push_str(
+                &extra_scenarios(&opts, &(profile, outcome.measurements.clone()), &dir).await?,
+            );
             let rows = fleet_bench::run(
                 &fleet_bench::default_options(&opts.scaler_bin, &opts.work_dir),
                 &fleet_sizes,

@@ -1,6 +1,6 @@
 //! The scenario's profile: its phases' timings, the load and the job's sizes, KEDA's and
-//! the HPA's periods, and the scaler config it runs with (the policy and the fast signal
-//! queries of [`FAST_QUERIES`]); the `full` profile for the demo and the benchmarks, the
+//! the HPA's periods, and the scaler config it runs with (the policy; the product's default
+//! signal queries, which react within a few scrape intervals); the `full` profile for the demo and the benchmarks, the
 //! `short` one for CI. Two workloads: the I/O-bound one (the default: each keyed subtask
 //! waits for a simulated external call, so capacity is `parallelism × C` on any machine)
 //! and the CPU-bound one (capacity is this machine's cores; kept as a labelled second
@@ -44,14 +44,24 @@ impl Workload {
         }
     }
 
+    /// Records/s one subtask can process: the I/O-bound cap, or the CPU-bound work's
+    /// nominal ~0.7 ms per record on a free core (on this machine's 2 shared cores the
+    /// real capacity is lower: the oracle's figure is then a lower bound of what is needed).
+    pub fn per_subtask_capacity(&self) -> f64 {
+        match self {
+            Self::Io { per_subtask } => f64::from(*per_subtask),
+            Self::Cpu { .. } => 1000.0 / 0.7,
+        }
+    }
+
     /// One sentence for the reports.
     pub fn describe(&self) -> String {
         match self {
             Self::Io { per_subtask } => format!(
-                "I/O-bound: each keyed subtask processes at most {per_subtask} records/s, waiting                  (parked, no CPU) for a simulated external call (`--work io:{per_subtask}`), so                  capacity is parallelism × {per_subtask} records/s on any machine"
+                "I/O-bound: each keyed subtask processes at most {per_subtask} records/s, waiting (parked, no CPU) for a simulated external call (`--work io:{per_subtask}`), so capacity is parallelism × {per_subtask} records/s on any machine"
             ),
             Self::Cpu { iterations } => format!(
-                "CPU-bound: ~0.7 ms of CPU per record in the keyed operator ({iterations}                  iterations), so capacity is this machine's 2 cores, not the parallelism"
+                "CPU-bound: ~0.7 ms of CPU per record in the keyed operator ({iterations} iterations), so capacity is this machine's 2 cores, not the parallelism"
             ),
         }
     }
@@ -104,6 +114,8 @@ pub struct Profile {
     pub utilization_low: f64,
     /// Sample period of the observer.
     pub sample_every: Duration,
+    /// The policy's `spareTaskManagers` (0: none; see [`Profile::with_spare`]).
+    pub spare: u32,
 }
 
 impl Profile {
@@ -162,7 +174,52 @@ impl Profile {
             // back down; on 2 it is 0.6: inside the band, so it stays.
             utilization_low: 0.4,
             sample_every: Duration::from_secs(1),
+            spare: 0,
         }
+    }
+
+    /// The same run with a warm spare that covers the step: `spareTaskManagers` = the
+    /// step's extra TaskManagers (those the high rate needs over the low rate's), and
+    /// `maxTaskManagers` raised so the spare is whole again on top of the high rate's
+    /// TaskManagers (I/O-bound: 2 → 6 TaskManagers, spare 4, at most 10).
+    pub fn with_spare(self) -> Self {
+        let low = self.needed_task_managers(f64::from(self.low_rate));
+        let high = self.needed_task_managers(f64::from(self.high_rate()));
+        let spare = high.saturating_sub(low);
+        Self {
+            spare,
+            max_task_managers: self.max_task_managers.max(high + spare),
+            ..self
+        }
+    }
+
+    /// TaskManagers the scaler's target utilization needs for `rate` records/s (at least
+    /// `minTaskManagers`).
+    pub fn needed_task_managers(&self, rate: f64) -> u32 {
+        self.task_managers_at(rate, self.target_utilization)
+    }
+
+    /// The oracle that knows the schedule: the fewest TaskManagers that can process `rate`
+    /// records/s at all (every subtask at its capacity; at least `minTaskManagers`).
+    pub fn oracle_task_managers(&self, rate: f64) -> u32 {
+        self.task_managers_at(rate, 1.0)
+    }
+
+    fn task_managers_at(&self, rate: f64, utilization: f64) -> u32 {
+        let per_slot = self.work.per_subtask_capacity() * utilization;
+        let subtasks = (rate / per_slot).ceil().max(1.0) as u32;
+        subtasks
+            .div_ceil(self.slots.max(1))
+            .max(self.min_task_managers)
+    }
+
+    /// TaskManagers the job should have registered with `required` in use: the spare on
+    /// top, bounded by `maxTaskManagers` (as the scaler reports).
+    pub fn with_spare_on(&self, required: u32) -> u32 {
+        required
+            .max(self.min_task_managers)
+            .saturating_add(self.spare)
+            .min(self.max_task_managers.max(required))
     }
 
     /// The same run with the CPU-bound workload (the second, labelled scenario): ~0.7 ms of
@@ -198,9 +255,12 @@ impl Profile {
         self
     }
 
-    /// The scaler's `scaleUpDelay` in [`Self::scaler_config`].
+    /// The scaler's `scaleUpDelay` in [`Self::scaler_config`]: the product default (0).
+    /// The first decision after a step is sized right without it: the runtime hands the
+    /// core the learned signal window (10 s of counters plus a 1 s scrape here) and a
+    /// scale-up waits, at most that long, while its target rates still grow.
     pub fn scale_up_delay(&self) -> Duration {
-        Duration::from_secs(8)
+        Duration::ZERO
     }
 
     /// The parallelism the job is submitted at: every slot of the first TaskManagers.
@@ -213,8 +273,8 @@ impl Profile {
         self.low_rate * self.factor
     }
 
-    /// The scaler's config for this profile: the policy below and the fast signal queries
-    /// of [`FAST_QUERIES`].
+    /// The scaler's config for this profile: the policy below and the product's default
+    /// queries (counters over a window derived from the learned 1 s scrape interval).
     pub fn scaler_config(&self, prom_url: &str) -> String {
         format!(
             "grpc:\n  listenAddress: \"127.0.0.1:50051\"\n  rpcTimeout: 5s\n  streamInterval: 2s\n\
@@ -228,7 +288,7 @@ impl Profile {
              \x20   catchUpDuration: {catch_up}s\n    stabilization: 15s\n    scaleUpDelay: {up}s\n    scaleDownDelay: 20s\n\
              \x20   maxScaleDownFactor: 0.75\n    cooldown: 20s\n    maxRescalesPerHour: 30\n\
              \x20   minTaskManagers: {min}\n    maxTaskManagers: {max}\n\
-             \x20   slotsPerTaskManager: {slots}\n    queries:\n{queries}",
+             \x20   slotsPerTaskManager: {slots}\n    spareTaskManagers: {spare}\n",
             eval = self.evaluation_interval.as_secs().max(1),
             up = self.scale_up_delay().as_secs(),
             low = self.utilization_low,
@@ -237,45 +297,10 @@ impl Profile {
             min = self.min_task_managers,
             max = self.max_task_managers,
             slots = self.slots,
-            queries = FAST_QUERIES
-                .iter()
-                .map(|(k, v)| format!("      {k}: '{v}'\n"))
-                .collect::<String>(),
+            spare = self.spare,
         )
     }
 }
-
-/// Signal queries that react within seconds. Flink's own per-second metrics
-/// (`busyTimeMsPerSecond`, `numRecordsInPerSecond`, ...) are 60 s moving averages updated
-/// every 5 s (`TimerGauge` and `MeterView` windows), so a load step takes a minute to show
-/// in full. These use the counters behind them over a 10 s window instead; the window must
-/// cover at least two scrapes (here: Prometheus scrapes every second).
-///
-/// Busy time is `1000 − idle − back-pressured` from those two counters, not
-/// `rate(accumulateBusyTimeMs)`: Flink computes that gauge as wall time − task start − idle −
-/// back-pressured (`TaskIOMetricGroup#getAccumulatedBusyTime`), where idle and
-/// back-pressured time only grow when a `TimerGauge` measurement ends or is updated, so the
-/// gauge rises during every idle stretch and falls back when it is booked. `rate()` takes
-/// each fall for a counter reset and adds the whole value: busy read 1.00 at 600 records/s
-/// on 8 subtasks (true 0.15). Idle and back-pressured time are monotonic counters.
-pub const FAST_QUERIES: [(&str, &str); 4] = [
-    (
-        "busyTime",
-        r#"max by (task_id) (clamp(1000 - rate(flink_taskmanager_job_task_accumulateIdleTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]) - rate(flink_taskmanager_job_task_accumulateBackPressuredTimeMs{ {{matchers}}job_id="{{job_id}}"}[10s]), 0, 1000))"#,
-    ),
-    (
-        "recordsIn",
-        r#"sum by (task_id) (rate(flink_taskmanager_job_task_operator_numRecordsOut{ {{matchers}}job_id="{{job_id}}",operator_name=~"Source.*"}[10s])) or sum by (task_id) (rate(flink_taskmanager_job_task_numRecordsIn{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
-    ),
-    (
-        "recordsOut",
-        r#"sum by (task_id) (rate(flink_taskmanager_job_task_numRecordsOut{ {{matchers}}job_id="{{job_id}}"}[10s]))"#,
-    ),
-    (
-        "lagGrowth",
-        r#"sum by (task_id) (deriv(flink_taskmanager_job_task_operator_pendingRecords{ {{matchers}}job_id="{{job_id}}"}[5s]))"#,
-    ),
-];
 
 /// Flink settings of a latency-critical job: buffer debloating keeps about one second of
 /// records in flight between tasks, so a backlog shows in the source's `pendingRecords`
@@ -296,16 +321,38 @@ mod tests {
     use flink_keda_scaler::config::Config;
 
     #[test]
-    fn both_profiles_give_a_valid_scaler_config_with_the_fast_queries() {
-        for p in [Profile::full(), Profile::short()] {
+    fn every_profile_gives_a_valid_scaler_config_on_the_default_queries() {
+        for p in [
+            Profile::full(),
+            Profile::short(),
+            Profile::full().cpu(),
+            Profile::short().cpu(),
+        ] {
             let text = p.scaler_config("http://127.0.0.1:9090");
             let config = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.name));
             let policy = config.policies.get("default").expect("default policy");
-            assert_eq!(policy.queries.len(), FAST_QUERIES.len(), "{}", p.name);
-            for (signal, query) in FAST_QUERIES {
-                assert_eq!(policy.queries.get(signal).map(String::as_str), Some(query));
-            }
+            assert!(policy.queries.is_empty(), "{}: no query overrides", p.name);
+            assert_eq!(policy.target_utilization, Some(p.target_utilization));
+            assert_eq!(policy.min_task_managers, Some(p.min_task_managers));
         }
+    }
+
+    /// The spare covers the step: 600 → 1,800 records/s at 350 per subtask (0.7 × 500)
+    /// needs 2 → 6 TaskManagers, so spare 4 and at most 10; the oracle needs 2 and 4.
+    #[test]
+    fn the_spare_covers_the_step_and_the_oracle_runs_at_capacity() {
+        let p = Profile::short().with_spare();
+        assert_eq!((p.spare, p.max_task_managers), (4, 10));
+        assert_eq!(p.with_spare_on(2), 6);
+        assert_eq!(p.with_spare_on(6), 10);
+        assert_eq!(p.oracle_task_managers(600.0), 2);
+        assert_eq!(p.oracle_task_managers(1800.0), 4);
+        assert_eq!(Profile::short().with_spare_on(6), 6, "no spare");
+        let text = p.scaler_config("http://127.0.0.1:9090");
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let policy = config.policies.get("default").expect("default policy");
+        assert_eq!(policy.spare_task_managers, Some(4));
+        assert_eq!(policy.max_task_managers, Some(10));
     }
 
     #[test]

@@ -79,9 +79,10 @@ pub fn settings(p: &Profile) -> String {
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}\n\
          - Scaler: evaluation every {:?}, target utilization {} (band {}–0.9), catch-up {:?}, \
-         stabilization 15 s, scale-up delay {:?}, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s; \
-         busy time and record rates from Flink's counters over 10 s (`lab::scenario::FAST_QUERIES`: \
-         Flink's own per-second gauges are 60 s moving averages)\n",
+         stabilization 15 s, scale-up delay {} s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
+         spareTaskManagers {}; \
+         the product's default queries (Flink's counters over a window derived from the learned \
+         1 s scrape interval: 10 s; Flink's own per-second gauges are 60 s moving averages)\n",
         p.scenario(),
         p.low_rate,
         p.high_rate(),
@@ -102,7 +103,8 @@ pub fn settings(p: &Profile) -> String {
         p.target_utilization,
         p.utilization_low,
         p.catch_up,
-        p.scale_up_delay(),
+        p.scale_up_delay().as_secs(),
+        p.spare,
     )
 }
 
@@ -273,13 +275,14 @@ pub fn reading(p: &Profile) -> String {
     };
     format!(
         "\nReading the figures: P1 is the sum of the three parts of its breakdown. The scaler's \
-         part is the signal window (10 s of counters) plus `scaleUpDelay` ({:?}) plus one \
-         evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
+         part is the signal window (10 s of counters at a 1 s scrape, plus the scrape: the \
+         scale-up waits at most that long while its target rates still grow) plus \
+         `scaleUpDelay` ({} s) plus one evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
          starting the TaskManager JVMs; Flink's part is the in-place restart. {capacity} \
          A `none` rescale in the table below changes parallelism without changing \
          TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
          restart and counts in P2.\n",
-        p.scale_up_delay(),
+        p.scale_up_delay().as_secs(),
         p.evaluation_interval,
         p.hpa_sync_period,
     )
@@ -287,4 +290,95 @@ pub fn reading(p: &Profile) -> String {
 
 fn n_or_1(f: &FleetFigures) -> f64 {
     (f.scaled_objects as f64).max(1.0)
+}
+
+/// One run of [`spare_section`]: its profile and figures.
+pub struct SpareRow<'a> {
+    /// The run's profile (its `spare`).
+    pub profile: &'a Profile,
+    /// Its figures.
+    pub measurements: &'a super::measure::Measurements,
+}
+
+/// The warm-spare trade-off: the same scenario with no spare and with a spare that
+/// covers the step, each with P1 and its breakdown, the lag, the rescales and what the
+/// TaskManagers cost against a fixed peak and an oracle that knows the schedule.
+pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
+    let mut out = String::from(
+        "\n## Warm spare TaskManagers: latency against cost\n\n\
+         The same scenario with `spareTaskManagers` 0 and with a spare that covers the step (its \
+         extra TaskManagers; `maxTaskManagers` raised so the spare is whole again at the peak). \
+         P1 breakdown: scaler (step visible → rescale started) / HPA sync + TaskManager start \
+         (rescale started → first new TaskManager registered; — when the rescale ran on \
+         TaskManagers already registered) / Flink (→ RUNNING at the new parallelism).\n\n\
+         | spare | P1 | breakdown | first in-place rescale: visible → RUNNING at | TMs registered before the step → by then | lag back | rescales up / down | idle TMs after the step | TaskManager-seconds | vs. fixed peak | vs. oracle |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let m = r.measurements;
+        let breakdown = match (m.up.visible_at, m.up.decided_at, m.up.running_at) {
+            (Some(v), Some(d), Some(run)) => {
+                let hpa =
+                    m.up.capacity_at
+                        .map_or("—".to_string(), |c| format!("{:.0} s", c - d));
+                let flink = m.up.capacity_at.map_or(run - d, |c| run - c);
+                format!("{:.0} s / {hpa} / {flink:.0} s", d - v)
+            }
+            _ => "—".to_string(),
+        };
+        let pct = |base: f64| {
+            if base > 0.0 {
+                format!(
+                    "{:.0} ({:+.0} %)",
+                    base,
+                    100.0 * (m.tm_seconds / base - 1.0)
+                )
+            } else {
+                "—".to_string()
+            }
+        };
+        let _ =
+            writeln!(
+            out,
+            "| {} | {} | {breakdown} | {} at {} | {} → {} | {} | {} / {} | {} | {:.0} | {} | {} |",
+            r.profile.spare,
+            opt_secs(m.up.reaction_s),
+            opt_secs(m.up.first_reaction_s),
+            m.up.first_parallelism.map_or("—".to_string(), |n| n.to_string()),
+            m.up.registered_before,
+            m.up.registered_by_first_running.map_or("—".to_string(), |n| n.to_string()),
+            opt_secs(m.recovery_s),
+            m.up.rescales,
+            m.down.rescales,
+            m.up.idle_at_end.map_or("—".to_string(), |n| n.to_string()),
+            m.tm_seconds,
+            pct(m.fixed_peak_tm_seconds),
+            pct(m.oracle_tm_seconds),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nThe spare run's timeline: [`spare/timeline.svg`]({artefacts}/spare/timeline.svg), \
+         [`spare/timeline.txt`]({artefacts}/spare/timeline.txt). The oracle runs the fewest \
+         TaskManagers the scheduled rate needs at each instant (every subtask at its capacity, \
+         at least `minTaskManagers`); the fixed peak runs the run's peak all the time."
+    );
+    out
+}
+
+/// The CPU-bound scenario's figures (the second, labelled scenario).
+pub fn cpu_section(lab: &Lab, outcome: &Outcome, artefacts: &str) -> String {
+    format!(
+        "\n## Second scenario: CPU-bound ({} profile)\n\n{}\n{}\n\
+         Timeline: [`cpu/timeline.svg`]({artefacts}/cpu/timeline.svg), \
+         [`cpu/timeline.txt`]({artefacts}/cpu/timeline.txt).{}\n",
+        lab.profile.name,
+        settings(&lab.profile),
+        outcome.measurements.markdown(),
+        checks_and_rescales(outcome),
+    )
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map_or("not reached".to_string(), |s| format!("{s:.0} s"))
 }

@@ -14,12 +14,12 @@ use chrono::Utc;
 
 use flink_keda_scaler::{keda::pb::ScaledObjectRef, sim::hpa::HpaConfig};
 
-pub use super::profile::{Profile, Workload, FAST_QUERIES, JOB_NAME, LATENCY_CONFIG};
+pub use super::profile::{Profile, Workload, JOB_NAME, LATENCY_CONFIG};
 use super::{
     driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl},
     error::{LabError, Result},
     flink_cluster::{self, ClusterOptions, FlinkCluster, Installed},
-    measure::{measure, Measurements},
+    measure::{measure, oracle_tm_seconds, Measurements},
     observer::{Moment, Observer},
     procs,
     prometheus_proc::{self, PrometheusOptions, PrometheusProcess},
@@ -280,7 +280,10 @@ impl Lab {
         let report = driver.finish().await?;
         driver_events(&report, &mut timeline);
         observer.failovers(&mut timeline).await?;
-        let measurements = measure(&timeline);
+        let mut measurements = measure(&timeline);
+        measurements.oracle_tm_seconds =
+            oracle_tm_seconds(&timeline, |rate| p.oracle_task_managers(rate));
+        measurements.spare = p.spare;
         Ok(Outcome {
             measurements,
             rescales: observer.rescales.values().cloned().collect(),
@@ -426,22 +429,32 @@ impl Phases {
     fn next(&mut self, pt: &Point, replicas: u32, p: &Profile) -> Option<(&'static str, f64)> {
         let idle = pt.rescale.is_none();
         let running = pt.all_running;
+        // what the job should have registered: what it runs on plus the spare
+        let wanted = pt
+            .flink
+            .as_ref()
+            .map_or(u32::MAX, |f| p.with_spare_on(f.required_task_managers()));
+        let spare_ready = pt.task_managers() >= wanted;
+        let elapsed = self.phase_at.elapsed();
         match self.phase {
-            "steady" if self.phase_at.elapsed() >= p.steady => Some(("step", self.high)),
+            // with a spare, the step waits (at most `step_max` more) until it is registered
+            "steady"
+                if elapsed >= p.steady && (spare_ready || elapsed >= p.steady + p.step_max) =>
+            {
+                Some(("step", self.high))
+            }
             "step" => {
+                // scaled up in place and the spare replenished
                 let scaled = running && idle && pt.max_parallelism() > self.start_par;
-                let long_enough = self.phase_at.elapsed() >= p.step_min;
-                ((scaled && long_enough) || self.phase_at.elapsed() >= p.step_max)
+                let long_enough = elapsed >= p.step_min;
+                ((scaled && spare_ready && long_enough) || elapsed >= p.step_max)
                     .then_some(("back", self.low))
             }
             "back" => {
-                // scaled down in place and the surplus TaskManagers released
-                let needed = pt.flink.as_ref().map_or(u32::MAX, |f| {
-                    f.required_task_managers().max(p.min_task_managers)
-                });
-                let released = replicas <= needed;
+                // scaled down in place and the surplus TaskManagers released (the spare kept)
+                let released = replicas <= wanted;
                 let down = running && idle && pt.max_parallelism() < self.peak_par && released;
-                if self.done_at.is_none() && (down || self.phase_at.elapsed() >= p.back_max) {
+                if self.done_at.is_none() && (down || elapsed >= p.back_max) {
                     self.done_at = Some(Instant::now());
                 }
                 None

@@ -2,7 +2,7 @@
 //! ([`Windows`]), learned on first use and again every [`RELEARN`]: the configured
 //! `prometheus.<name>.scrapeInterval` wins; a failed learning keeps the last value (and
 //! is retried after [`RETRY`]); before any success the fallback (1m) is used and
-//! reported.
+//! reported, and a failed learning is retried after [`RETRY_UNLEARNED`].
 
 use std::{
     collections::BTreeMap,
@@ -15,13 +15,20 @@ use serde::Serialize;
 
 use crate::{
     exporter::Metrics,
-    promql::{learn_interval, PromClient, Windows},
+    promql::{learn_interval, PromClient, SignalQueries, Windows},
 };
 
 /// How often a learned interval is learned again.
 pub const RELEARN: Duration = Duration::from_secs(300);
-/// How soon a failed learning is retried.
+/// How soon a failed learning is retried when an interval was learned before (it stays
+/// in use meanwhile).
 pub const RETRY: Duration = Duration::from_secs(60);
+/// How soon a failed learning is retried when none succeeded yet: the queries meanwhile
+/// run on the 1m fallback's 240 s window and the core gets no signal window, so a scaler
+/// started next to a fresh Prometheus (the series' second sample not in yet) must not
+/// wait a minute for the next try (seen in the lab: a step 20 s after the start was sized
+/// on the 240 s window, 2 → 3 instead of 2 → 6).
+pub const RETRY_UNLEARNED: Duration = Duration::from_secs(5);
 
 /// Where the interval in use comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +59,22 @@ pub struct ScrapeIntervalReport {
     pub learned_at: Option<DateTime<Utc>>,
     /// Why the last learning failed (kept value in use), if it did.
     pub error: Option<String>,
+}
+
+impl ScrapeIntervalReport {
+    /// How long signals read with these windows take to show a load change in full: the
+    /// counter window plus one scrape (the last sample lands up to an interval late), once
+    /// the interval is known (learned or configured) and when `queries`' load signals
+    /// follow `{{window}}`; `None` before the first learning (the 1m fallback is a guess)
+    /// and for fixed-window queries (the core then settles on its own `stabilization`).
+    pub fn signal_window(&self, queries: &SignalQueries) -> Option<Duration> {
+        let known = matches!(
+            self.source,
+            IntervalSource::Learned | IntervalSource::Configured
+        );
+        (known && queries.load_follows_window())
+            .then(|| self.windows.window + self.windows.interval)
+    }
 }
 
 /// One (server, matchers).
@@ -195,9 +218,10 @@ impl Intervals {
                     None => fallback(server, matchers, None),
                 };
                 report.error = Some(e.to_string());
+                let retry = retry_after(known.is_some());
                 Entry {
                     report,
-                    next_learning: Instant::now() + RETRY,
+                    next_learning: Instant::now() + retry,
                 }
             }
         };
@@ -207,6 +231,16 @@ impl Intervals {
             entry.report.windows.interval.as_secs_f64(),
         );
         entry
+    }
+}
+
+/// How soon a failed learning is tried again: [`RETRY`] once an interval was learned,
+/// [`RETRY_UNLEARNED`] before.
+fn retry_after(learned_before: bool) -> Duration {
+    if learned_before {
+        RETRY
+    } else {
+        RETRY_UNLEARNED
     }
 }
 
@@ -231,5 +265,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::QueryPreset;
+
+    fn report(source: IntervalSource, interval_s: u64) -> ScrapeIntervalReport {
+        ScrapeIntervalReport {
+            server: "prom".to_string(),
+            matchers: String::new(),
+            windows: Windows::from_interval(Duration::from_secs(interval_s)),
+            source,
+            learned_at: None,
+            error: None,
+        }
+    }
+
+    /// Before any success a failed learning is retried within seconds (the queries run on
+    /// the fallback's 240 s window meanwhile); after one, within a minute.
+    #[test]
+    fn an_interval_never_learned_is_retried_soon() {
+        assert_eq!(retry_after(false), RETRY_UNLEARNED);
+        assert_eq!(retry_after(true), RETRY);
+        assert!(RETRY_UNLEARNED < RETRY);
+    }
+
+    /// The window is handed on only once the interval is known, and only for queries
+    /// that follow it: window `max(4 × interval, 10 s)` plus one interval.
+    #[test]
+    fn the_signal_window_is_known_only_once_learned_and_for_windowed_queries() {
+        let counters = SignalQueries::preset(QueryPreset::Counters);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            report(IntervalSource::Learned, 1).signal_window(&counters),
+            secs(11)
+        );
+        assert_eq!(
+            report(IntervalSource::Learned, 15).signal_window(&counters),
+            secs(75)
+        );
+        assert_eq!(
+            report(IntervalSource::Configured, 30).signal_window(&counters),
+            secs(150)
+        );
+        assert_eq!(
+            report(IntervalSource::Fallback, 60).signal_window(&counters),
+            None
+        );
+        let gauges = SignalQueries::preset(QueryPreset::Gauges);
+        assert_eq!(
+            report(IntervalSource::Learned, 1).signal_window(&gauges),
+            None
+        );
     }
 }

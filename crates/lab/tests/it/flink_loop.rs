@@ -20,39 +20,19 @@
 //! `cargo test -p fks-lab --test it flink_loop -- --nocapture` prints the timeline. Version from
 //! `FKS_FLINK_VERSION` (default 2.3.0).
 
-use fks_lab::{
-    report,
-    scenario::{Lab, LabOptions, Profile},
-    timeline::EventKind,
-};
+use fks_lab::{report, scenario::Profile, timeline::EventKind};
 
 use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_loop_scales_up_and_down_in_place() {
+    let _one = support::ONE_LAB.lock().await;
     let work = support::tempdir("fks-loop-");
-    let opts = LabOptions {
-        flink_version: support::flink_version(),
-        flink_script: support::repo_root().join("scripts/flink.sh"),
-        scaler_bin: support::scaler_bin(),
-        work_dir: work.path().to_path_buf(),
-        progress: true,
+    let Some(lab) = support::start_lab(Profile::short(), work.path()).await else {
+        return;
     };
-    let lab = match Lab::start(&opts, Profile::short()).await {
-        Ok(lab) => lab,
-        Err(e) if e.is_missing_component() => {
-            let _ = support::component_missing(&e.to_string());
-            return;
-        }
-        Err(e) => panic!("lab set-up: {e}"),
-    };
-    let outcome = lab
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("scenario: {e}\nscaler log:\n{}", lab.scaler.log()));
+    let outcome = support::run_lab(&lab).await;
     let t = &outcome.timeline;
-    eprintln!("{}", t.table(0.0));
-    eprintln!("{}", outcome.measurements.markdown());
     eprintln!("rescales: {:#?}", outcome.rescales);
     for line in lab.scaler.log().lines() {
         if line.contains("rescale started in place") {

@@ -50,3 +50,42 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("create temp dir")
 }
+
+/// One lab at a time in this binary: each runs a Flink cluster, Prometheus and the
+/// scaler on the machine's cores, and the figures they assert on are timings.
+pub static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts the lab on `profile` in `work` (Flink `FKS_FLINK_VERSION`): `None` when a
+/// component is missing outside CI (in CI that fails the test).
+pub async fn start_lab(
+    profile: fks_lab::scenario::Profile,
+    work: &std::path::Path,
+) -> Option<fks_lab::scenario::Lab> {
+    let opts = fks_lab::scenario::LabOptions {
+        flink_version: flink_version(),
+        flink_script: repo_root().join("scripts/flink.sh"),
+        scaler_bin: scaler_bin(),
+        work_dir: work.to_path_buf(),
+        progress: true,
+    };
+    match fks_lab::scenario::Lab::start(&opts, profile).await {
+        Ok(lab) => Some(lab),
+        Err(e) if e.is_missing_component() => {
+            let _ = component_missing(&e.to_string());
+            None
+        }
+        Err(e) => panic!("lab set-up: {e}"),
+    }
+}
+
+/// Plays the lab's profile (panics with the scaler's log when the scenario fails) and
+/// prints the timeline and the figures.
+pub async fn run_lab(lab: &fks_lab::scenario::Lab) -> fks_lab::scenario::Outcome {
+    let outcome = lab
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("scenario: {e}\nscaler log:\n{}", lab.scaler.log()));
+    eprintln!("{}", outcome.timeline.table(0.0));
+    eprintln!("{}", outcome.measurements.markdown());
+    outcome
+}
