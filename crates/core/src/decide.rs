@@ -380,8 +380,14 @@ fn final_reason(
             .input("remaining_s", remaining);
         }
     }
+    let sum = |p: &BTreeMap<VertexId, u32>| p.values().map(|x| u64::from(*x)).sum::<u64>();
+    let up = match decision.direction {
+        Direction::Up => true,
+        Direction::Down => false,
+        Direction::None => sum(&target.parallelism) >= sum(&decision.current.parallelism),
+    };
     let used = state.rescales_in_last_hour(now);
-    if used >= policy.max_rescales_per_hour as usize {
+    if !up && used >= policy.max_rescales_per_hour as usize {
         return Reason::new(
             Rule::BudgetExhausted,
             format!(
@@ -391,12 +397,6 @@ fn final_reason(
         )
         .input("rescales_last_hour", used as f64);
     }
-    let sum = |p: &BTreeMap<VertexId, u32>| p.values().map(|x| u64::from(*x)).sum::<u64>();
-    let up = match decision.direction {
-        Direction::Up => true,
-        Direction::Down => false,
-        Direction::None => sum(&target.parallelism) >= sum(&decision.current.parallelism),
-    };
     let (rule, word) = if up {
         (Rule::ScaleUp, "up")
     } else {
