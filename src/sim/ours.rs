@@ -243,8 +243,14 @@ impl SimPolicy for Ours {
             ));
             obs.predicted_floor = self.floor(now, view.input_rate);
             let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
-            self.state = state;
             self.decisions += 1;
+            if view.rescale_pending {
+                // as the runtime's worker (`runtime/worker/tick.rs`, `act`): while a rescale
+                // is in flight the state it decided stays, no other rescale starts and the
+                // report follows the rescale in flight
+                return self.report(view, now);
+            }
+            self.state = state;
             if let Some(plan) = &decision.target {
                 // as the runtime reports (core::report): a held rescale (cooldown, budget,
                 // delay) reports what runs, not its target; a TaskManager-only difference
@@ -266,6 +272,13 @@ impl SimPolicy for Ours {
                 }
             }
         }
+        self.report(view, now)
+    }
+}
+
+impl Ours {
+    /// The count reported to KEDA (through the HPA) and the target put in place.
+    fn report(&mut self, view: &JobView, now: f64) -> Option<Target> {
         let desired = self
             .desired
             .clone()
