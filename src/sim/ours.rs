@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    constants::{OBS_WINDOW_S, OURS_TICK_S},
+    constants::{CHECKPOINT_INTERVAL_S, OBS_WINDOW_S, OURS_TICK_S},
     hpa::Hpa,
     job::{Actuation, JobSpec, JobView, Target},
     policy::SimPolicy,
@@ -21,8 +21,8 @@ use super::{
     trace::Trace,
 };
 use crate::core::{
-    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, ShipStrategy,
-    TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
+    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, RescaleTimeouts,
+    ShipStrategy, TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
 };
 
 /// Simulation time 0 as a wall-clock instant (a Monday, 00:00 UTC), so daily traces line up
@@ -62,6 +62,8 @@ pub struct Ours {
     hpa: Hpa,
     predictive: Option<(PredictiveConfig, Trace)>,
     last: Option<Target>,
+    /// When the rescale in flight ends at the latest (its start plus the runtime's deadline).
+    in_flight_until: f64,
     /// Decisions taken (ticks where `decide` ran).
     pub decisions: u32,
 }
@@ -91,6 +93,7 @@ impl Ours {
             hpa,
             predictive,
             last: None,
+            in_flight_until: 0.0,
             decisions: 0,
         }
     }
@@ -244,10 +247,10 @@ impl SimPolicy for Ours {
             obs.predicted_floor = self.floor(now, view.input_rate);
             let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
             self.decisions += 1;
-            if view.rescale_pending {
+            if view.rescale_pending && now < self.in_flight_until {
                 // as the runtime's worker (`runtime/worker/tick.rs`, `act`): while a rescale
-                // is in flight the state it decided stays, no other rescale starts and the
-                // report follows the rescale in flight
+                // is in flight (until it completes or its deadline passes) the state it
+                // decided stays, no other rescale starts and the report follows it
                 return self.report(view, now);
             }
             self.state = state;
@@ -262,6 +265,11 @@ impl SimPolicy for Ours {
                     Some(self.spec.task_managers_for(&view.parallelism))
                 };
                 if decision.rescale {
+                    let deadline = RescaleTimeouts::default().budget(
+                        decision.direction,
+                        Some(std::time::Duration::from_secs_f64(CHECKPOINT_INTERVAL_S)),
+                    );
+                    self.in_flight_until = now + deadline.as_secs_f64();
                     self.desired = Some(
                         self.ids
                             .iter()
