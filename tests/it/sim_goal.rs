@@ -38,7 +38,9 @@ fn misses(trace: BuiltinTrace) -> Vec<String> {
             ));
         }
     }
-    let peer = r.policy(STRONGEST_PEER).expect("the operator's in-place variant runs");
+    let peer = r
+        .policy(STRONGEST_PEER)
+        .expect("the operator's in-place variant runs");
     let limit = peer.tm_hours * TM_HOURS_MARGIN;
     if ours.tm_hours > limit {
         out.push(format!(
