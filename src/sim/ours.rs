@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
     constants::{CHECKPOINT_INTERVAL_S, OBS_WINDOW_S, OURS_TICK_S},
-    hpa::Hpa,
+    hpa::{Hpa, HpaConfig},
     job::{Actuation, JobSpec, JobView, Target},
     policy::SimPolicy,
     predictive::{predictive_floor, PredictiveConfig},
@@ -69,10 +69,12 @@ pub struct Ours {
 }
 
 impl Ours {
-    /// Our scaler with core `policy` for `spec`, starting at `replicas` TaskManagers;
+    /// Our scaler with core `policy` behind an HPA with `hpa` for `spec`, starting at
+    /// `replicas` TaskManagers;
     /// `predictive` adds the floor from the trace's own history.
     pub fn new(
         policy: Policy,
+        hpa: HpaConfig,
         spec: JobSpec,
         replicas: u32,
         predictive: Option<(PredictiveConfig, Trace)>,
@@ -80,7 +82,7 @@ impl Ours {
         let ids = (0..spec.vertices.len())
             .map(|i| VertexId::new(format!("{:032x}", 0xa0 + i)))
             .collect();
-        let hpa = Hpa::new(replicas, policy.min_task_managers, policy.max_task_managers);
+        let hpa = Hpa::with_config(replicas, hpa);
         Self {
             policy,
             spec,
