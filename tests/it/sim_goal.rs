@@ -21,6 +21,15 @@ fn run(trace: BuiltinTrace) -> Report {
 /// What misses the goal on `trace`, one line each (empty when it is met).
 fn misses(trace: BuiltinTrace) -> Vec<String> {
     let r = run(trace);
+    let mut out = misses_in(&r, trace);
+    if !out.is_empty() {
+        out.push(r.to_table());
+    }
+    out
+}
+
+/// What misses the goal in the report `r` of `trace`, one line each.
+pub(crate) fn misses_in(r: &Report, trace: BuiltinTrace) -> Vec<String> {
     let ours = r.policy("ours").expect("ours runs");
     let mut out = Vec::new();
     let baselines = r
@@ -48,9 +57,6 @@ fn misses(trace: BuiltinTrace) -> Vec<String> {
             trace.name(),
             ours.tm_hours
         ));
-    }
-    if !out.is_empty() {
-        out.push(r.to_table());
     }
     out
 }
