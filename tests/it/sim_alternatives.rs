@@ -76,6 +76,20 @@ fn candidates() -> Vec<(&'static str, Change)> {
                 c.ours.spare_task_managers = 1;
             },
         ),
+        ("utilizationLow 0.25", |c| c.ours.utilization_low = 0.25),
+        ("utilizationLow 0.2", |c| c.ours.utilization_low = 0.2),
+        ("utilizationLow 0.3, scaleDownDelay 2 min", |c| {
+            c.ours.utilization_low = 0.3;
+            c.ours.scale_down_delay = min(2);
+        }),
+        (
+            "utilizationLow 0.3, scaleDownDelay 2 min, catchUpDuration 10 min",
+            |c| {
+                c.ours.utilization_low = 0.3;
+                c.ours.scale_down_delay = min(2);
+                c.ours.catch_up_duration = min(10);
+            },
+        ),
         ("signalSettle 15 s", |c| {
             c.ours.signal_settle = Some(Duration::from_secs(15))
         }),
