@@ -109,6 +109,9 @@ pub struct SimConfig {
     /// Our scaler's core policy (min/max TaskManagers and slots are overridden from this
     /// config and the job spec).
     pub ours: Policy,
+    /// The HPA `behavior` of our ScaledObject (min/max are overridden like the policy's).
+    /// Default: what the example ScaledObjects ship ([`hpa::HpaConfig::shipped`]).
+    pub ours_hpa: hpa::HpaConfig,
     /// Also run ours with predictive pre-scaling (only when the trace is longer than one
     /// period).
     pub predictive: Option<PredictiveConfig>,
@@ -133,6 +136,7 @@ impl Default for SimConfig {
             lag_slo_s: 30.0,
             max_task_managers: 16,
             ours: Policy::default(),
+            ours_hpa: hpa::HpaConfig::shipped(1, 16),
             predictive: Some(PredictiveConfig::default()),
             keda_lag_threshold: 100_000.0,
             step_s: constants::STEP_S,

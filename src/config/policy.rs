@@ -38,7 +38,7 @@ pub struct PolicySpec {
     /// Minimum time between rescales.
     #[serde(default, with = "duration::option")]
     pub cooldown: Option<Duration>,
-    /// Rescale budget per rolling hour (≥ 1).
+    /// Rescale budget per rolling hour (≥ 1): once spent, scale-downs wait (scale-ups never do).
     pub max_rescales_per_hour: Option<u32>,
     /// Backlog (lag / input rate) above which the job counts as catching up.
     #[serde(default, with = "duration::option")]

@@ -59,6 +59,13 @@ pub const HPA_TOLERANCE: f64 = 0.1;
 /// recommendation of the last 5 min is used for scale-down (Kubernetes docs).
 pub const HPA_SCALE_DOWN_STABILIZATION_S: f64 = 300.0;
 
+/// HPA default `behavior.scaleUp.policies`: `Percent 100` and `Pods 4` per 15 s, the larger
+/// (Kubernetes docs, "Default Policies").
+pub const HPA_SCALE_UP_PERCENT: f64 = 100.0;
+
+/// See [`HPA_SCALE_UP_PERCENT`].
+pub const HPA_SCALE_UP_PODS: u32 = 4;
+
 /// Window over which the simulated Prometheus `rate()`/`avg_over_time()` signals of our
 /// scaler are averaged (a `[1m]` range). Assumption matching the scaler's default queries.
 pub const OBS_WINDOW_S: f64 = 60.0;

@@ -3,6 +3,7 @@
 use super::{
     aws::AwsCpu,
     fixed::FixedPeak,
+    hpa::HpaConfig,
     job::{JobModel, JobView, Target},
     keda_lag::KedaLag,
     operator::OperatorAutoscaler,
@@ -28,6 +29,11 @@ pub fn policies(trace: &Trace, config: &SimConfig) -> Vec<Box<dyn SimPolicy>> {
     ours_policy.max_task_managers = max_tms;
     ours_policy.min_task_managers = ours_policy.min_task_managers.clamp(1, max_tms);
     ours_policy.slots_per_task_manager = Some(slots);
+    let ours_hpa = HpaConfig {
+        min: ours_policy.min_task_managers,
+        max: max_tms,
+        ..config.ours_hpa.clone()
+    };
     let mut out: Vec<Box<dyn SimPolicy>> = vec![
         Box::new(FixedPeak {
             peak_rate: trace.peak(),
@@ -53,12 +59,19 @@ pub fn policies(trace: &Trace, config: &SimConfig) -> Vec<Box<dyn SimPolicy>> {
         Box::new(OperatorAutoscaler::new(spec.clone(), false, max_tms)),
         Box::new(OperatorAutoscaler::new(spec.clone(), true, max_tms)),
         Box::new(AwsCpu::new(p0, max_tms * slots, slots, n)),
-        Box::new(Ours::new(ours_policy.clone(), spec.clone(), tms0, None)),
+        Box::new(Ours::new(
+            ours_policy.clone(),
+            ours_hpa.clone(),
+            spec.clone(),
+            tms0,
+            None,
+        )),
     ];
     if let Some(p) = &config.predictive {
         if trace.duration() > p.period_s {
             out.push(Box::new(Ours::new(
                 ours_policy,
+                ours_hpa,
                 spec.clone(),
                 tms0,
                 Some((p.clone(), trace.clone())),

@@ -11,7 +11,10 @@
 
 use std::collections::VecDeque;
 
-use super::constants::{HPA_SCALE_DOWN_STABILIZATION_S, HPA_SYNC_PERIOD_S, HPA_TOLERANCE};
+use super::constants::{
+    HPA_SCALE_DOWN_STABILIZATION_S, HPA_SCALE_UP_PERCENT, HPA_SCALE_UP_PODS, HPA_SYNC_PERIOD_S,
+    HPA_TOLERANCE,
+};
 
 /// HPA settings: the scale target's bounds and the controller's documented defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,11 @@ pub struct HpaConfig {
     pub sync_period_s: f64,
     /// `behavior.scaleDown.stabilizationWindowSeconds` (default 300).
     pub scale_down_stabilization_s: f64,
+    /// `behavior.scaleUp.policies`, `type: Percent` per sync (default 100).
+    pub scale_up_percent: f64,
+    /// `behavior.scaleUp.policies`, `type: Pods` per sync (default 4); the HPA takes the
+    /// larger of the two (`selectPolicy: Max`).
+    pub scale_up_pods: u32,
 }
 
 impl HpaConfig {
@@ -37,7 +45,32 @@ impl HpaConfig {
             tolerance: HPA_TOLERANCE,
             sync_period_s: HPA_SYNC_PERIOD_S,
             scale_down_stabilization_s: HPA_SCALE_DOWN_STABILIZATION_S,
+            scale_up_percent: HPA_SCALE_UP_PERCENT,
+            scale_up_pods: HPA_SCALE_UP_PODS,
         }
+    }
+
+    /// `[min, max]` with the `behavior` the project's example ScaledObjects ship
+    /// (`manifests/examples/flinkdeployment-*.yaml`): no scale-down stabilization (the
+    /// core settles and merges scale-downs itself, and its report never rises while a
+    /// scale-down drains) and a scale-up of up to `max` pods per sync, so the core's
+    /// whole step lands in one sync.
+    pub fn shipped(min: u32, max: u32) -> Self {
+        Self {
+            scale_down_stabilization_s: 0.0,
+            scale_up_pods: max,
+            ..Self::new(min, max)
+        }
+    }
+
+    /// The most pods a scale-up may reach in one sync from `current` (Kubernetes
+    /// `calculateScaleUpLimitWithScalingRules`: `ceil(current × (1 + percent/100))` or
+    /// `current + pods`, the larger).
+    fn scale_up_limit(&self, current: u32) -> u32 {
+        let by_percent = (f64::from(current) * (1.0 + self.scale_up_percent / 100.0))
+            .ceil()
+            .clamp(0.0, f64::from(u32::MAX)) as u32;
+        by_percent.max(current.saturating_add(self.scale_up_pods))
     }
 }
 
@@ -113,8 +146,8 @@ impl Hpa {
             self.recommendations.pop_front();
         }
         Some(if rec > current {
-            // default scaleUp policies: max(100 %, 4 pods) per 15 s
-            rec.min((current * 2).max(current + 4))
+            // scaleUp policies (default max(100 %, 4 pods) per 15 s)
+            rec.min(self.config.scale_up_limit(current))
         } else {
             // scale-down stabilization: the highest recommendation of the window
             let highest = self
@@ -173,6 +206,18 @@ mod tests {
         let d = |current: u32, sum: f64| Hpa::new(current, 1, 100).desired(0.0, sum, 1.0);
         assert_eq!(d(2, 8.0), Some(6), "max(2x, +4)");
         assert_eq!(d(10, 40.0), Some(20), "max(2x, +4)");
+        let shipped = |current: u32, sum: f64| {
+            Hpa::with_config(current, HpaConfig::shipped(1, 16)).desired(0.0, sum, 1.0)
+        };
+        assert_eq!(shipped(2, 15.0), Some(15), "the whole step in one sync");
+        assert_eq!(shipped(4, 40.0), Some(16), "bounded by max");
+    }
+
+    #[test]
+    fn shipped_behaviour_scales_down_at_the_first_lower_sync() {
+        let mut h = Hpa::with_config(8, HpaConfig::shipped(1, 16));
+        assert_eq!(h.sync(0.0, 8.0, 1.0), None);
+        assert_eq!(h.sync(15.0, 3.0, 1.0), Some(3));
     }
 
     #[test]

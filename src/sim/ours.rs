@@ -13,16 +13,16 @@ use std::collections::VecDeque;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    constants::{OBS_WINDOW_S, OURS_TICK_S},
-    hpa::Hpa,
+    constants::{CHECKPOINT_INTERVAL_S, OBS_WINDOW_S, OURS_TICK_S},
+    hpa::{Hpa, HpaConfig},
     job::{Actuation, JobSpec, JobView, Target},
     policy::SimPolicy,
     predictive::{predictive_floor, PredictiveConfig},
     trace::Trace,
 };
 use crate::core::{
-    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, ShipStrategy,
-    TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
+    decide, Edge, JobSignals, JobState, JobStatus, Observation, Policy, RescaleTimeouts,
+    ShipStrategy, TaskManagerSignals, Topology, Vertex, VertexId, VertexSignals,
 };
 
 /// Simulation time 0 as a wall-clock instant (a Monday, 00:00 UTC), so daily traces line up
@@ -62,15 +62,19 @@ pub struct Ours {
     hpa: Hpa,
     predictive: Option<(PredictiveConfig, Trace)>,
     last: Option<Target>,
+    /// When the rescale in flight ends at the latest (its start plus the runtime's deadline).
+    in_flight_until: f64,
     /// Decisions taken (ticks where `decide` ran).
     pub decisions: u32,
 }
 
 impl Ours {
-    /// Our scaler with core `policy` for `spec`, starting at `replicas` TaskManagers;
+    /// Our scaler with core `policy` behind an HPA with `hpa` for `spec`, starting at
+    /// `replicas` TaskManagers;
     /// `predictive` adds the floor from the trace's own history.
     pub fn new(
         policy: Policy,
+        hpa: HpaConfig,
         spec: JobSpec,
         replicas: u32,
         predictive: Option<(PredictiveConfig, Trace)>,
@@ -78,7 +82,7 @@ impl Ours {
         let ids = (0..spec.vertices.len())
             .map(|i| VertexId::new(format!("{:032x}", 0xa0 + i)))
             .collect();
-        let hpa = Hpa::new(replicas, policy.min_task_managers, policy.max_task_managers);
+        let hpa = Hpa::with_config(replicas, hpa);
         Self {
             policy,
             spec,
@@ -91,6 +95,7 @@ impl Ours {
             hpa,
             predictive,
             last: None,
+            in_flight_until: 0.0,
             decisions: 0,
         }
     }
@@ -243,8 +248,14 @@ impl SimPolicy for Ours {
             ));
             obs.predicted_floor = self.floor(now, view.input_rate);
             let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
-            self.state = state;
             self.decisions += 1;
+            if view.rescale_pending && now < self.in_flight_until {
+                // as the runtime's worker (`runtime/worker/tick.rs`, `act`): while a rescale
+                // is in flight (until it completes or its deadline passes) the state it
+                // decided stays, no other rescale starts and the report follows it
+                return self.report(view, now);
+            }
+            self.state = state;
             if let Some(plan) = &decision.target {
                 // as the runtime reports (core::report): a held rescale (cooldown, budget,
                 // delay) reports what runs, not its target; a TaskManager-only difference
@@ -256,6 +267,11 @@ impl SimPolicy for Ours {
                     Some(self.spec.task_managers_for(&view.parallelism))
                 };
                 if decision.rescale {
+                    let deadline = RescaleTimeouts::default().budget(
+                        decision.direction,
+                        Some(std::time::Duration::from_secs_f64(CHECKPOINT_INTERVAL_S)),
+                    );
+                    self.in_flight_until = now + deadline.as_secs_f64();
                     self.desired = Some(
                         self.ids
                             .iter()
@@ -266,6 +282,13 @@ impl SimPolicy for Ours {
                 }
             }
         }
+        self.report(view, now)
+    }
+}
+
+impl Ours {
+    /// The count reported to KEDA (through the HPA) and the target put in place.
+    fn report(&mut self, view: &JobView, now: f64) -> Option<Target> {
         let desired = self
             .desired
             .clone()

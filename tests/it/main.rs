@@ -49,6 +49,8 @@ mod safety_flink_tls;
 mod safety_listeners;
 mod safety_rotation;
 mod safety_upstream;
+mod sim_alternatives;
+mod sim_goal;
 mod sim_orderings;
 mod sim_report;
 mod sim_traces;

@@ -28,7 +28,7 @@ use super::{
     policy::{AlignmentMode, Policy},
     slots::task_managers_for,
     state::JobState,
-    topology::VertexId,
+    topology::{Topology, VertexId},
     upscale, vertical,
 };
 
@@ -185,7 +185,14 @@ fn settle(
             policy.scale_down_settle(obs.signal_window),
             policy.scale_up_settle(obs.signal_window),
         );
-        Proposal::act_on_bands(sized, &current, (catching_up, settle), state, policy, now)
+        Proposal::act_on_bands(
+            sized,
+            (&current, (&obs.topology, slots)),
+            (catching_up, settle),
+            state,
+            policy,
+            now,
+        )
     } else {
         Proposal::within_band(sized.reasons, &current, state, policy)
     };
@@ -245,11 +252,12 @@ struct Proposal {
 }
 
 impl Proposal {
-    /// Some vertex is out of band or catching up: alignment, the scale-down rules and the
+    /// Some vertex is out of band or catching up: alignment, the scale-down rules (a
+    /// scale-down must free a TaskManager of `topology` at `slots` per TaskManager) and the
     /// scale-up confirmation (updating both windows in `state`).
     fn act_on_bands(
         sized: JobSizing,
-        current: &BTreeMap<VertexId, u32>,
+        (current, (topology, slots)): (&BTreeMap<VertexId, u32>, (&Topology, u32)),
         (catching_up, (down_settle, up_settle)): (bool, (Duration, Duration)),
         state: &mut JobState,
         policy: &Policy,
@@ -276,6 +284,7 @@ impl Proposal {
                 over,
                 window: state.scale_down_window.as_ref(),
                 settle: down_settle,
+                slots: (topology, slots),
             },
             policy,
             now,
@@ -371,8 +380,14 @@ fn final_reason(
             .input("remaining_s", remaining);
         }
     }
+    let sum = |p: &BTreeMap<VertexId, u32>| p.values().map(|x| u64::from(*x)).sum::<u64>();
+    let up = match decision.direction {
+        Direction::Up => true,
+        Direction::Down => false,
+        Direction::None => sum(&target.parallelism) >= sum(&decision.current.parallelism),
+    };
     let used = state.rescales_in_last_hour(now);
-    if used >= policy.max_rescales_per_hour as usize {
+    if !up && used >= policy.max_rescales_per_hour as usize {
         return Reason::new(
             Rule::BudgetExhausted,
             format!(
@@ -382,12 +397,6 @@ fn final_reason(
         )
         .input("rescales_last_hour", used as f64);
     }
-    let sum = |p: &BTreeMap<VertexId, u32>| p.values().map(|x| u64::from(*x)).sum::<u64>();
-    let up = match decision.direction {
-        Direction::Up => true,
-        Direction::Down => false,
-        Direction::None => sum(&target.parallelism) >= sum(&decision.current.parallelism),
-    };
     let (rule, word) = if up {
         (Rule::ScaleUp, "up")
     } else {

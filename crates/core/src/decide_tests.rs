@@ -115,6 +115,7 @@ fn line() -> Line {
 }
 
 mod anti_flap;
+mod frees;
 mod guards;
 mod schedules;
 mod settle;

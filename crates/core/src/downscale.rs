@@ -9,7 +9,15 @@
 //!   applies the **highest** recommendation made since they settled: one rescale to the
 //!   lowest safe target per load drop, instead of one to a target still sized from
 //!   windows that held part of the old load, then another (FLINK-36018/36535);
-//! * no vertex shrinks by more than `max_scale_down_factor` in one decision.
+//! * no vertex shrinks by more than `max_scale_down_factor` in one decision;
+//! * a scale-down that **frees no TaskManager** is held and closes the window: lowering a
+//!   vertex that is not the widest of its slot sharing group (a source 2 → 1 next to a
+//!   keyed vertex at 6) costs an in-place restart and saves nothing. Such a tick does not
+//!   count towards a scale-down window either: the window's settled recommendations are a
+//!   running maximum, so a window opened while only the narrow vertex could shrink would
+//!   hold the wide vertex at its old size for as long as it stayed open, and every later
+//!   tick would apply the same TaskManager-neutral plan (this is why a first version of
+//!   the rule, which held the plan but kept the window, never scaled the lab down).
 
 use std::collections::BTreeMap;
 
@@ -20,8 +28,9 @@ use chrono::{DateTime, Utc};
 use super::{
     decision::{Reason, Rule},
     policy::Policy,
+    slots::task_managers_for,
     state::ScaleDownWindow,
-    topology::VertexId,
+    topology::{Topology, VertexId},
 };
 
 /// Parallelism after the scale-down rules, the window to persist, and the reasons.
@@ -63,6 +72,27 @@ pub struct Conditions<'a> {
     pub window: Option<&'a ScaleDownWindow>,
     /// How long the signals take to settle after a load change.
     pub settle: Duration,
+    /// The job's topology and slots per TaskManager: what a plan needs in TaskManagers.
+    pub slots: (&'a Topology, u32),
+}
+
+impl Conditions<'_> {
+    /// TaskManagers the job is billed for at `parallelism`: what its slots need, at least
+    /// the policy minimum (below it no pod is ever freed).
+    fn task_managers(&self, parallelism: &BTreeMap<VertexId, u32>, policy: &Policy) -> u32 {
+        let (topology, slots) = self.slots;
+        task_managers_for(topology, parallelism, slots).max(policy.min_task_managers)
+    }
+
+    /// True when `plan` needs fewer TaskManagers than `current`.
+    pub fn frees_a_task_manager(
+        &self,
+        current: &BTreeMap<VertexId, u32>,
+        plan: &BTreeMap<VertexId, u32>,
+        policy: &Policy,
+    ) -> bool {
+        self.task_managers(plan, policy) < self.task_managers(current, policy)
+    }
 }
 
 /// Applies the scale-down rules to `proposed` against `current`. `over` says some vertex
@@ -80,6 +110,7 @@ pub fn shape(
         over,
         window,
         settle,
+        ..
     } = c;
     let ups = proposed.iter().any(|(v, p)| *p > cur(current, v));
     let downs = proposed
@@ -96,6 +127,10 @@ pub fn shape(
     }
     if let Some((hold, window)) = held_outright(ups, downs, catching_up, over, window) {
         return Shaped::held(current, &proposed, window, hold);
+    }
+    if !c.frees_a_task_manager(current, &capped(current, &proposed, policy), policy) {
+        // not a scale-down worth a window: held, and any open window closes
+        return Shaped::held(current, &proposed, None, frees_nothing(downs));
     }
     let w = widen_window(current, &proposed, window, settle, now);
     if let Some(hold) = window_still_open(&w, policy, settle, now) {
@@ -114,12 +149,43 @@ pub fn shape(
             )),
         };
     }
+    if !c.frees_a_task_manager(current, &parallelism, policy) {
+        // each tick freed one, their highest together does not (several slot sharing
+        // groups, each held up by a different tick): start afresh
+        return Shaped::held(current, &proposed, None, frees_nothing(downs));
+    }
     Shaped {
         parallelism,
         window: Some(w),
         reasons,
         hold: None,
     }
+}
+
+/// The hold of a scale-down that frees no TaskManager.
+fn frees_nothing(downs: usize) -> Reason {
+    Reason::new(
+        Rule::NoChange,
+        format!(
+            "{downs} scale-down(s) held: they free no TaskManager (not worth an in-place restart)"
+        ),
+    )
+}
+
+/// `proposed` with every vertex at least at its [`scale_down_floor`] (what would apply).
+fn capped(
+    current: &BTreeMap<VertexId, u32>,
+    proposed: &BTreeMap<VertexId, u32>,
+    policy: &Policy,
+) -> BTreeMap<VertexId, u32> {
+    proposed
+        .iter()
+        .map(|(v, p)| {
+            let c = cur(current, v);
+            let floor = scale_down_floor(c, policy.max_scale_down_factor);
+            (v.clone(), (*p).min(c).max(floor))
+        })
+        .collect()
 }
 
 impl Shaped {

@@ -261,7 +261,10 @@ impl<'a> Sizer<'a> {
             // the chain follows whenever the seed applies, even if DS2 sized higher
             self.chain[i] = required;
         }
-        let band = self.band(io_bound, rates.projected);
+        // lag growing with low CPU: a vertex that must grow is over the band whether the
+        // seed or DS2 sized it (else more lag could turn an IO-bound scale-up into a hold
+        // once DS2's size reaches the seed's: found by `more_lag_never_fewer_task_managers`)
+        let band = self.band(io_bound || (io_seed && required > p), rates.projected);
         self.clamp_reason(id, &rates, p, max_p);
         if required != p || band != Band::Within {
             self.sizing_reason(id, &rates, band, p, required, inp);

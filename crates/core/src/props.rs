@@ -200,6 +200,53 @@ proptest! {
         }
     }
 
+    /// A scale-down that is applied (no vertex grows, some shrinks) always frees at least
+    /// one TaskManager: the plan needs fewer than what runs, the minimum included. No
+    /// exception: a vertex above its need is kept (held) rather than restarted for nothing.
+    /// Lines of vertices with consistent signals at random parallelism (narrow vertices
+    /// next to wide ones, each in one of two slot sharing groups).
+    #[test]
+    fn an_applied_scale_down_frees_a_task_manager(
+        vs in prop::collection::vec((100.0f64..5000.0, any::<bool>(), 1u32..=12, 0u8..2), 2..5),
+        rate in 10.0f64..20_000.0,
+        slots in 1u32..4,
+        min in 0u32..4,
+        factor in prop_oneof![Just(0.5f64), Just(0.9), Just(1.0)],
+    ) {
+        let names = ["v0", "v1", "v2", "v3", "v4"];
+        let line = super::fixtures::Line {
+            vertices: vs
+                .iter()
+                .enumerate()
+                .map(|(i, (cap, keyed, ..))| (names[i], 120, *cap, *keyed && i > 0))
+                .collect(),
+        };
+        let parallelism: Vec<u32> = vs.iter().map(|v| v.2).collect();
+        let mut obs = line.observe(rate, &parallelism, 0.0).slots(slots);
+        for (i, v) in vs.iter().enumerate() {
+            obs = obs.group(names[i], &format!("g{}", v.3));
+        }
+        let policy = Policy {
+            min_task_managers: min,
+            scale_down_delay: Duration::ZERO,
+            signal_settle: Some(Duration::ZERO),
+            max_scale_down_factor: factor,
+            ..Policy::test()
+        };
+        let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        let current = obs.topology.parallelism();
+        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+        let grows = target.parallelism.iter().any(|(v, p)| current.get(v).is_some_and(|c| p > c));
+        let shrinks = target.parallelism.iter().any(|(v, p)| current.get(v).is_some_and(|c| p < c));
+        let running = super::slots::task_managers_for(&obs.topology, &current, slots);
+        if d.rescale && shrinks && !grows {
+            prop_assert!(
+                target.task_managers < running.max(min),
+                "{running} → {} TMs: {}", target.task_managers, d.summary()
+            );
+        }
+    }
+
     #[test]
     fn bad_signals_give_no_decision_with_a_reason(
         vs in prop::collection::vec(gen_vertex(), 1..8),

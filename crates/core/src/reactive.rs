@@ -189,11 +189,12 @@ mod tests {
     }
 
     /// A vertex that could shrink while the busiest cannot: the count stays, no rescale is
-    /// recorded (cooldown and budget untouched).
+    /// recorded (cooldown and budget untouched). `decide` holds it too: a scale-down that
+    /// frees no TaskManager is not worth an in-place restart, and it closes the window.
     #[test]
     fn same_count_is_no_rescale() {
         let obs = job(100.0, 600.0, 1000.0);
-        // the scale-down window of the source is long open: `decide` alone would rescale
+        // the scale-down window of the source is long open, yet no TaskManager is freed
         let state = JobState {
             history: vec![RescaleRecord {
                 at: at(-7200),
@@ -208,8 +209,15 @@ mod tests {
             ..JobState::default()
         };
         let policy = Policy::test();
-        let (plain, _) = decide(&obs, &state, &reactive_policy(&policy), t0());
-        assert!(plain.rescale, "{}", plain.summary());
+        let (plain, after) = decide(&obs, &state, &reactive_policy(&policy), t0());
+        assert!(!plain.rescale, "{}", plain.summary());
+        assert_eq!(plain.target.as_ref().map(|t| t.task_managers), Some(2));
+        assert!(
+            plain.summary().contains("free no TaskManager"),
+            "{}",
+            plain.summary()
+        );
+        assert_eq!(after.scale_down_window, None);
         let (d, s) = decide_reactive(&obs, &state, &policy, t0());
         assert!(!d.rescale, "{}", d.summary());
         assert_eq!(d.target.map(|t| t.task_managers), Some(2));

@@ -125,7 +125,8 @@ fn guards_after_sizing() {
             },
         },
         Case {
-            name: "budget: 6 rescales in the last hour",
+            // the budget holds scale-downs only (see settle::the_budget_holds_a_scale_down)
+            name: "budget: 6 rescales in the last hour hold no scale-up",
             obs: step.clone(),
             state: JobState {
                 last_rescale_at: Some(at(-500)),
@@ -137,8 +138,8 @@ fn guards_after_sizing() {
             expect: Expect {
                 target: sized(&full, 18),
                 direction: Direction::Up,
-                rescale: false,
-                rules: step_rules(Rule::BudgetExhausted),
+                rescale: true,
+                rules: step_rules(Rule::ScaleUp),
             },
         },
         Case {

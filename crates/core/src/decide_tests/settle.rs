@@ -179,3 +179,32 @@ fn the_runtime_signal_window_is_the_default_settle_time() {
     };
     assert_eq!(explicit.scale_up_settle(w), Duration::from_secs(9));
 }
+
+#[test]
+fn the_budget_holds_a_scale_down() {
+    let l = keyed_line();
+    let policy = settle_policy(0, 0);
+    let full = JobState {
+        history: (1..=6)
+            .map(|i| RescaleRecord {
+                at: at(-500 * i),
+                from_task_managers: 8,
+                to_task_managers: 8,
+            })
+            .collect(),
+        ..JobState::default()
+    };
+    let (d, _) = decide(&l.observe(1200.0, &[8, 8], 0.0), &full, &policy, at(0));
+    assert!(!d.rescale, "{}", d.summary());
+    assert_eq!(
+        d.main_rule(),
+        Some(Rule::BudgetExhausted),
+        "{}",
+        d.summary()
+    );
+    // a scale-up is never held by it: the downs bound the flapping, and lag costs more
+    // than a restart
+    let (d, _) = decide(&l.observe(3000.0, &[1, 1], 0.0), &full, &policy, at(0));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(d.main_rule(), Some(Rule::ScaleUp));
+}
