@@ -110,7 +110,8 @@ pub struct SimConfig {
     /// config and the job spec).
     pub ours: Policy,
     /// The HPA `behavior` of our ScaledObject (min/max are overridden like the policy's).
-    /// Default: what the example ScaledObjects ship ([`hpa::HpaConfig::shipped`]).
+    /// Default: what the example ScaledObjects ship ([`hpa::HpaConfig::shipped`]; its
+    /// scale-up `Pods` value is not rescaled with `max_task_managers`).
     pub ours_hpa: hpa::HpaConfig,
     /// Also run ours with predictive pre-scaling (only when the trace is longer than one
     /// period).

@@ -109,3 +109,40 @@ fn goal_on_spikes() {
     let m = misses(BuiltinTrace::Spikes);
     assert!(m.is_empty(), "{}", m.join("\n"));
 }
+
+/// The HPA `behavior` the simulator gives `ours` by default is the one the in-place example
+/// ScaledObject ships (`manifests/examples/standalone-deployments.yaml`): no scale-down
+/// stabilization and a scale-up of `maxReplicaCount` pods per sync.
+#[test]
+fn ours_hpa_is_what_the_example_scaled_object_ships() {
+    use serde::Deserialize;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests/examples/standalone-deployments.yaml");
+    let text = std::fs::read_to_string(&path).expect("the example exists");
+    let so = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).expect("yaml"))
+        .find(|v| v["kind"] == "ScaledObject")
+        .expect("a ScaledObject");
+    let behavior = &so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"];
+    let max = so["spec"]["maxReplicaCount"]
+        .as_u64()
+        .expect("maxReplicaCount");
+    let down = behavior["scaleDown"]["stabilizationWindowSeconds"]
+        .as_f64()
+        .expect("scaleDown.stabilizationWindowSeconds");
+    let up = &behavior["scaleUp"]["policies"][0];
+    assert_eq!(up["type"], "Pods");
+    assert_eq!(
+        up["value"].as_u64(),
+        Some(max),
+        "the whole step in one sync"
+    );
+    assert_eq!(up["periodSeconds"].as_u64(), Some(15));
+    let shipped = sim::hpa::HpaConfig::shipped(1, max as u32);
+    assert_eq!(
+        SimConfig::default().ours_hpa.scale_down_stabilization_s,
+        down
+    );
+    assert_eq!(shipped.scale_down_stabilization_s, down);
+    assert_eq!(u64::from(shipped.scale_up_pods), max);
+}
