@@ -31,6 +31,9 @@ pub const IDLE_BUSY: f64 = 1e-3;
 
 /// Tolerance when rounding a required parallelism up (3.0000000001 is 3).
 const CEIL_EPS: f64 = 1e-9;
+/// Back-pressure (share of time) at or above which a lagging source is held back by a
+/// downstream vertex rather than by its own I/O: the IO-bound seed does not apply.
+const IO_SEED_MAX_BACKPRESSURE: f64 = 0.1;
 
 /// Where a vertex stands against the utilization band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,13 +345,19 @@ impl<'a> Sizer<'a> {
         }
     }
 
-    /// Seed policy (a): IO-bound source — lag high or growing while CPU is low.
+    /// Seed policy (a): IO-bound source — lag high or growing while CPU is low, and the
+    /// source itself is what is slow: a back-pressured source lags because a downstream
+    /// vertex is the bottleneck (DS2 sizes that one from the source's target rate), and
+    /// growing the source alone would be a rescale that absorbs nothing (seen in the lab:
+    /// a source-only 2 → 3 a few seconds into a step, before the keyed vertex's busy time
+    /// showed the step, and the rescale in flight then delayed the right-sized one).
     fn io_seed_applies(&self, source: bool, catching_up: bool, inp: &VertexInputs) -> bool {
         let cpu_low = self
             .cpu_max
             .is_some_and(|c| c <= self.policy.io_bound_cpu_max);
         let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
-        source && cpu_low && lagging && inp.rate_in > 0.0
+        let own_pace = inp.backpressure.unwrap_or(0.0) < IO_SEED_MAX_BACKPRESSURE;
+        source && cpu_low && lagging && own_pace && inp.rate_in > 0.0
     }
 
     /// The parallelism the IO-bound seed sizes by the *observed* rate, when it is above

@@ -15,10 +15,12 @@
 //!   `AverageValue` target, `desired = ceil(sum(values) / target)`, applied only when
 //!   `|1 − sum / (target × current)| > 0.1` (`--horizontal-pod-autoscaler-tolerance`) —
 //!   <https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/#algorithm-details>.
-//! * Replicas are clamped to `[minReplicaCount, maxReplicaCount]`; scale-up is limited to
-//!   `max(100 %, 4 pods)` per sync (default `scaleUp` policies); scale-down is
+//! * Replicas are clamped to `[minReplicaCount, maxReplicaCount]`; scale-up is limited per
+//!   sync by the `scaleUp` policies (Kubernetes' default `max(100 %, 4 pods)`; the lab
+//!   uses what the example ScaledObjects ship: up to `maxReplicaCount` pods); scale-down is
 //!   stabilized: the HPA takes the **highest** recommendation of the stabilization window
-//!   (default 300 s; scale-up 0 s) — same page, "Stabilization window".
+//!   (default 300 s, the examples ship 0 s; scale-up 0 s) — same page, "Stabilization
+//!   window".
 //!
 //! The replica arithmetic is the simulator's pure HPA model
 //! (`flink_keda_scaler::sim::hpa`), so the lab and `simulate` share one HPA.

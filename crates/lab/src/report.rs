@@ -77,7 +77,8 @@ pub fn settings(p: &Profile) -> String {
          (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown/stabilization 1–2 s \
          (`fks_components::flink_conf`)\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
-         tolerance 10 %, scale-down stabilization {:?}\n\
+         tolerance 10 %, scale-down stabilization {:?}, scale-up up to maxReplicaCount pods per sync \
+         (the example ScaledObjects' `advanced.horizontalPodAutoscalerConfig.behavior`)\n\
          - Scaler: evaluation every {:?}, target utilization {} (band {}–0.9), catch-up {:?}, \
          stabilization 15 s, scale-up delay {} s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
          spareTaskManagers {}; \

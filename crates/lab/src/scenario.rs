@@ -300,10 +300,12 @@ impl Lab {
             self.scaled_object(),
             DriverConfig {
                 polling_interval: p.polling_interval,
+                // the HPA behaviour the example ScaledObjects ship (the whole step in one
+                // sync), with the profile's periods
                 hpa: HpaConfig {
                     sync_period_s: p.hpa_sync_period.as_secs_f64(),
                     scale_down_stabilization_s: p.hpa_stabilization.as_secs_f64(),
-                    ..HpaConfig::new(p.min_task_managers, p.max_task_managers)
+                    ..HpaConfig::shipped(p.min_task_managers, p.max_task_managers)
                 },
             },
             p.min_task_managers.max(1),

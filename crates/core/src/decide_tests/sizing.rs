@@ -255,3 +255,38 @@ fn vertical_advice_is_reported_not_applied() {
         },
     });
 }
+
+/// A lagging source with low CPU that is back-pressured lags because of its downstream:
+/// the IO-bound seed does not apply (a source-only scale-up would absorb nothing), and
+/// the downstream vertex is sized by DS2 from the source's target rate.
+#[test]
+fn a_back_pressured_source_is_not_io_bound() {
+    // map busy 0.8 at 2,000 rec/s: the bottleneck (projected 2,833 / 2,500 = 1.13)
+    let obs = io_bound(0.15)
+        .with("src", |s| s.backpressured_ms_per_s = Some(600.0))
+        .load("map", 800.0, 2000.0);
+    let (d, _) = decide(&obs, &JobState::default(), &Policy::test(), t0());
+    assert!(
+        !d.reasons.iter().any(|r| r.rule == Rule::IoBoundSource),
+        "no IO-bound seed: {}",
+        d.summary()
+    );
+    let target = d.target.as_ref().expect("a scale-up target");
+    assert!(
+        target.parallelism.get(&vid("map")).is_some_and(|p| *p > 4),
+        "the bottleneck grows: {}",
+        d.summary()
+    );
+    assert!(
+        target.parallelism.get(&vid("src")).is_some_and(|p| *p <= 4),
+        "the source does not grow: {}",
+        d.summary()
+    );
+    // without back-pressure the same observation is IO-bound (the `seed_policies` case)
+    let (d, _) = decide(&io_bound(0.15), &JobState::default(), &Policy::test(), t0());
+    assert!(
+        d.reasons.iter().any(|r| r.rule == Rule::IoBoundSource),
+        "{}",
+        d.summary()
+    );
+}
