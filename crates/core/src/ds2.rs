@@ -248,7 +248,7 @@ impl<'a> Sizer<'a> {
         self.targets[i] = target;
         let rates = rates(target, inp);
         let mut required = self.ds2_required(&rates, p, max_p, inp);
-        let io_seed = self.io_seed_applies(source, catching_up, inp);
+        let io_seed = self.io_seed_applies((i, source, catching_up), inp);
         let mut io_bound = false;
         if io_seed {
             if let Some(io_required) = self.io_bound_required(id, &rates, p, max_p, required, inp) {
@@ -346,18 +346,37 @@ impl<'a> Sizer<'a> {
     }
 
     /// Seed policy (a): IO-bound source — lag high or growing while CPU is low, and the
-    /// source itself is what is slow: a back-pressured source lags because a downstream
-    /// vertex is the bottleneck (DS2 sizes that one from the source's target rate), and
-    /// growing the source alone would be a rescale that absorbs nothing (seen in the lab:
-    /// a source-only 2 → 3 a few seconds into a step, before the keyed vertex's busy time
-    /// showed the step, and the rescale in flight then delayed the right-sized one).
-    fn io_seed_applies(&self, source: bool, catching_up: bool, inp: &VertexInputs) -> bool {
+    /// source itself is what is slow. A source that lags because a consumer is the
+    /// bottleneck is back-pressured, or (while the windows still fill after a step, or when
+    /// the source does not report back-pressure) has a consumer busier than the target
+    /// utilization: DS2 sizes that consumer from the source's target rate, and growing the
+    /// source alone would be a rescale that absorbs nothing (seen in the lab: a source-only
+    /// 2 → 3 a few seconds into a step, before the keyed vertex's busy time showed the
+    /// step, and the rescale in flight then delayed the right-sized one).
+    fn io_seed_applies(
+        &self,
+        (i, source, catching_up): (usize, bool, bool),
+        inp: &VertexInputs,
+    ) -> bool {
         let cpu_low = self
             .cpu_max
             .is_some_and(|c| c <= self.policy.io_bound_cpu_max);
         let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
-        let own_pace = inp.backpressure.unwrap_or(0.0) < IO_SEED_MAX_BACKPRESSURE;
+        let own_pace = inp.backpressure.unwrap_or(0.0) < IO_SEED_MAX_BACKPRESSURE
+            && self.busiest_consumer(i) < self.util;
         source && cpu_low && lagging && own_pace && inp.rate_in > 0.0
+    }
+
+    /// The highest busy fraction among vertex `i`'s direct consumers (0 without any).
+    fn busiest_consumer(&self, i: usize) -> f64 {
+        self.graph
+            .output_edges
+            .get(i)
+            .into_iter()
+            .flatten()
+            .filter_map(|j| self.by_index.get(*j).copied().flatten())
+            .map(|inp| inp.busy)
+            .fold(0.0, f64::max)
     }
 
     /// The parallelism the IO-bound seed sizes by the *observed* rate, when it is above

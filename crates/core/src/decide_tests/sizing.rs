@@ -256,7 +256,8 @@ fn vertical_advice_is_reported_not_applied() {
     });
 }
 
-/// A lagging source with low CPU that is back-pressured lags because of its downstream:
+/// A lagging source with low CPU that is back-pressured, or whose consumer is busier than
+/// the target utilization, lags because of its downstream:
 /// the IO-bound seed does not apply (a source-only scale-up would absorb nothing), and
 /// the downstream vertex is sized by DS2 from the source's target rate.
 #[test]
@@ -282,7 +283,16 @@ fn a_back_pressured_source_is_not_io_bound() {
         "the source does not grow: {}",
         d.summary()
     );
-    // without back-pressure the same observation is IO-bound (the `seed_policies` case)
+    // a consumer busier than the target utilization tells the same without back-pressure
+    // (the windows still fill after a step, or the source reports none)
+    let busy_consumer = io_bound(0.15).load("map", 800.0, 2000.0);
+    let (d, _) = decide(&busy_consumer, &JobState::default(), &Policy::test(), t0());
+    assert!(
+        !d.reasons.iter().any(|r| r.rule == Rule::IoBoundSource),
+        "no IO-bound seed next to a busy consumer: {}",
+        d.summary()
+    );
+    // with neither, the same observation is IO-bound (the `seed_policies` case)
     let (d, _) = decide(&io_bound(0.15), &JobState::default(), &Policy::test(), t0());
     assert!(
         d.reasons.iter().any(|r| r.rule == Rule::IoBoundSource),
