@@ -11,7 +11,9 @@
 //! * the evaluation lag (the scaler's `flink_keda_scaler_evaluation_lag_seconds`, the
 //!   largest value sampled every second in the window);
 //! * resident memory of the scaler, and GetMetrics p50/p99 and requests/s against it
-//!   while it evaluates.
+//!   while it evaluates;
+//! * at 100 jobs and more, the rescaling wave ([`super::fleet_wave`]): 10 % of the jobs
+//!   need a scale-up at once.
 
 use std::{
     collections::BTreeMap,
@@ -30,6 +32,7 @@ use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 use super::{
     error::{LabError, Result},
     fleet::{exposition_sum, not_evaluated, prometheus_queries},
+    fleet_wave::{self, WaveRow},
     grpc_load::{self, LoadLevel},
     procs,
 };
@@ -60,6 +63,8 @@ pub struct FleetRow {
     pub rss: u64,
     /// GetMetrics under load.
     pub get_metrics: LoadLevel,
+    /// The rescaling wave (at 100 jobs and more).
+    pub wave: Option<WaveRow>,
 }
 
 /// How the benchmark runs.
@@ -77,6 +82,8 @@ pub struct FleetBenchOptions {
     pub answer_limit: Duration,
     /// GetMetrics load duration.
     pub load: Duration,
+    /// Longest wait for the rescaling wave's jobs to reach their targets.
+    pub wave_limit: Duration,
 }
 
 fn config(prom_url: &str, interval: Duration) -> String {
@@ -87,7 +94,7 @@ fn config(prom_url: &str, interval: Duration) -> String {
          prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 10s\n\
          flink:\n  timeout: 10s\n  rescaleTimeout: 90s\n\
          kubernetes:\n  enabled: false\n\
-         policies:\n  default:\n    dryRun: true\n    minTaskManagers: 1\n    maxTaskManagers: 64\n",
+         policies:\n  default:\n    dryRun: false\n    minTaskManagers: 1\n    maxTaskManagers: 64\n",
         interval.as_secs().max(1)
     )
 }
@@ -234,6 +241,12 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     let rss = scaler.rss_bytes().unwrap_or(0);
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
+    let wave = if jobs >= 100 {
+        eprintln!("[fleet] {jobs}: raising the load of every tenth job …");
+        Some(fleet_wave::run(&fleet, &scaler, opts.interval, opts.wave_limit).await)
+    } else {
+        None
+    };
     Ok(FleetRow {
         jobs,
         job_managers,
@@ -245,6 +258,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         max_lag_s,
         rss,
         get_metrics,
+        wave,
     })
 }
 
@@ -255,6 +269,9 @@ pub async fn run(opts: &FleetBenchOptions, sizes: &[usize]) -> Result<Vec<FleetR
         eprintln!("[fleet] {n} ScaledObjects …");
         let row = measure(opts, n).await?;
         eprintln!("{}", markdown(std::slice::from_ref(&row)));
+        if let Some(w) = &row.wave {
+            eprintln!("{}", fleet_wave::markdown(std::slice::from_ref(w)));
+        }
         rows.push(row);
     }
     Ok(rows)
@@ -305,12 +322,13 @@ pub fn section(rows: &[FleetRow]) -> String {
     format!(
         "\n## Fleet: N ScaledObjects on a synthetic fleet\n\n\
          `fks-lab fleet` (also part of `scripts/benchmarks.sh`): the built scaler with N ScaledObjects \
-         (evaluation every {interval} s, dryRun) on `fks_components::fleet` (N jobs × 5 vertices, \
+         (evaluation every {interval} s, no dryRun: steady loads do not rescale) on `fks_components::fleet` (N jobs × 5 vertices, \
          {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
          REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per decision of each job. Evaluation lag: \
-         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}",
-        markdown(rows)
+         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}{}",
+        markdown(rows),
+        fleet_wave::markdown(&rows.iter().filter_map(|r| r.wave.clone()).collect::<Vec<_>>())
     )
 }
 
@@ -336,6 +354,7 @@ pub fn default_options(scaler_bin: &Path, work_dir: &Path) -> FleetBenchOptions 
         window_intervals: 2,
         answer_limit: Duration::from_secs(120),
         load: Duration::from_secs(5),
+        wave_limit: Duration::from_secs(300),
     }
 }
 
