@@ -91,26 +91,42 @@ fn calls(s: &FleetStats, jm: usize, endpoint: &str) -> u64 {
     s.rest_calls[jm].get(endpoint).copied().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
-    let fleet = SyntheticFleet::start(&FleetOptions {
-        jobs: JOBS,
-        job_managers: 2,
-        parallelism: 2,
-        ..FleetOptions::default()
-    })
-    .expect("fleet");
-    let Some(prom) = PrometheusHarness::start(&fleet.metrics_targets()).await else {
-        return;
-    };
-    prom.wait_up(2, support::prometheus::FIRST_SCRAPE_WAIT)
+/// A fleet of `opts`, a real Prometheus scraping it and the built scaler (`dry_run`)
+/// with every job answered once; `None` when Prometheus is missing outside CI.
+async fn answered_fleet(
+    opts: &FleetOptions,
+    dry_run: bool,
+) -> Option<(
+    SyntheticFleet,
+    PrometheusHarness,
+    ScalerProcess,
+    ExternalScalerClient<Channel>,
+    Vec<ScaledObjectRef>,
+)> {
+    let fleet = SyntheticFleet::start(opts).expect("fleet");
+    let prom = PrometheusHarness::start(&fleet.metrics_targets()).await?;
+    prom.wait_up(opts.job_managers, support::prometheus::FIRST_SCRAPE_WAIT)
         .await;
-    let scaler = ScalerProcess::start(&config_yaml(&prom.url(), &e2e_policy(true, 1, 10))).await;
+    let scaler = ScalerProcess::start(&config_yaml(&prom.url(), &e2e_policy(dry_run, 1, 10))).await;
     let mut client = scaler.client().await;
     let refs: Vec<_> = fleet.jobs().iter().map(object_ref).collect();
     for r in &refs {
         let _ = wait(&mut client, r, "answered", Result::is_ok).await;
     }
+    Some((fleet, prom, scaler, client, refs))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
+    let opts = FleetOptions {
+        jobs: JOBS,
+        job_managers: 2,
+        parallelism: 2,
+        ..FleetOptions::default()
+    };
+    let Some((fleet, _prom, scaler, mut client, refs)) = answered_fleet(&opts, true).await else {
+        return;
+    };
 
     // Steady state over 6 intervals.
     let before = fleet.stats();
@@ -219,24 +235,15 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wave_of_load_changes_puts_each_raised_job_and_no_other() {
     const WAVE_JOBS: usize = 18;
-    let fleet = SyntheticFleet::start(&FleetOptions {
+    let opts = FleetOptions {
         jobs: WAVE_JOBS,
         job_managers: 2,
         rescale_delay: Duration::from_millis(500),
         ..FleetOptions::default()
-    })
-    .expect("fleet");
-    let Some(prom) = PrometheusHarness::start(&fleet.metrics_targets()).await else {
+    };
+    let Some((fleet, _prom, _scaler, _client, _refs)) = answered_fleet(&opts, false).await else {
         return;
     };
-    prom.wait_up(2, support::prometheus::FIRST_SCRAPE_WAIT)
-        .await;
-    let scaler = ScalerProcess::start(&config_yaml(&prom.url(), &e2e_policy(false, 1, 10))).await;
-    let mut client = scaler.client().await;
-    let refs: Vec<_> = fleet.jobs().iter().map(object_ref).collect();
-    for r in &refs {
-        let _ = wait(&mut client, r, "answered", Result::is_ok).await;
-    }
     let raised = [0, 7, 13];
     for &j in &raised {
         fleet.set_rate(j, 2_000.0);
