@@ -5,6 +5,10 @@ mod commands;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: freed memory goes back to the OS (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

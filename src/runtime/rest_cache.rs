@@ -137,8 +137,11 @@ impl RestCache {
                         // Never closed, so `acquire` does not fail; without a permit the read
                         // still goes ahead (bounded by the client's timeout).
                         let _permit = jm.per_job.acquire().await.ok();
-                        let details = client.job(&summary.jid).await?;
+                        let mut details = client.job(&summary.jid).await?;
                         let topology = client.topology_of(&details).await?;
+                        // The embedded plan is in the topology now; the worker keeps the
+                        // details until the job changes, so not the plan's JSON tree too.
+                        details.plan = None;
                         Ok::<_, FlinkError>((Arc::new(details), topology))
                     }
                 }

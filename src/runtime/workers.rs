@@ -180,7 +180,9 @@ impl Workers {
     ) -> Carry {
         let idle = self.ctx.config.evaluation.idle_timeout;
         loop {
-            let published = worker.tick().await;
+            // Boxed: a tick's future (Flink, Prometheus and Kubernetes calls) is large and
+            // lives only while the tick runs, instead of inside every idle worker's task.
+            let published = Box::pin(worker.tick()).await;
             tx.send_replace(Some(published));
             let delay = worker.next_delay();
             let shutdown = self.shutdown.clone();

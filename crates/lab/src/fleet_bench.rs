@@ -4,14 +4,16 @@
 //!
 //! * time until all N answered GetMetrics (from KEDA's first calls);
 //! * over a window of whole intervals, 1½ intervals after that (steady state; ticks =
-//!   the scaler's decisions per job): Prometheus queries per tick
+//!   intervals): Prometheus queries per tick
 //!   (Prometheus' own `prometheus_http_requests_total{handler="/api/v1/query"}`, nothing
 //!   else queries it meanwhile) and Flink REST calls per tick per JobManager (the fleet's
 //!   own counters, by endpoint);
 //! * the evaluation lag (the scaler's `flink_keda_scaler_evaluation_lag_seconds`, the
 //!   largest value sampled every second in the window);
 //! * resident memory of the scaler, and GetMetrics p50/p99 and requests/s against it
-//!   while it evaluates.
+//!   while it evaluates;
+//! * at 100 jobs and more, the rescaling wave ([`super::fleet_wave`]): 10 % of the jobs
+//!   need a scale-up at once.
 
 use std::{
     collections::BTreeMap,
@@ -30,6 +32,7 @@ use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 use super::{
     error::{LabError, Result},
     fleet::{exposition_sum, not_evaluated, prometheus_queries},
+    fleet_wave::{self, WaveRow},
     grpc_load::{self, LoadLevel},
     procs,
 };
@@ -60,6 +63,8 @@ pub struct FleetRow {
     pub rss: u64,
     /// GetMetrics under load.
     pub get_metrics: LoadLevel,
+    /// The rescaling wave (at 100 jobs and more).
+    pub wave: Option<WaveRow>,
 }
 
 /// How the benchmark runs.
@@ -77,6 +82,8 @@ pub struct FleetBenchOptions {
     pub answer_limit: Duration,
     /// GetMetrics load duration.
     pub load: Duration,
+    /// Longest wait for the rescaling wave's jobs to reach their targets.
+    pub wave_limit: Duration,
 }
 
 fn config(prom_url: &str, interval: Duration) -> String {
@@ -87,7 +94,7 @@ fn config(prom_url: &str, interval: Duration) -> String {
          prometheus:\n  default:\n    url: \"{prom_url}\"\n    timeout: 10s\n\
          flink:\n  timeout: 10s\n  rescaleTimeout: 90s\n\
          kubernetes:\n  enabled: false\n\
-         policies:\n  default:\n    dryRun: true\n    minTaskManagers: 1\n    maxTaskManagers: 64\n",
+         policies:\n  default:\n    dryRun: false\n    minTaskManagers: 1\n    maxTaskManagers: 64\n",
         interval.as_secs().max(1)
     )
 }
@@ -197,9 +204,6 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     tokio::time::sleep(opts.interval * 3 / 2).await;
     // Long timeout: at 1,000 jobs with per-job queries Prometheus itself is overloaded.
     let http = procs::http_client(Duration::from_secs(60))?;
-    let decisions = |t: &str| exposition_sum(t, "flink_keda_scaler_decisions_total", "");
-    // An overloaded scaler may not answer /metrics in time: then ticks by the clock.
-    let d0 = scaler.metrics().await.ok().map(|t| decisions(&t));
     let (q0, r0) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     let window = opts.interval * opts.window_intervals;
     let started = Instant::now();
@@ -215,13 +219,10 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let (q1, r1) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
-    // Ticks = decisions per job (every tick of a job that answers decides once); the
-    // wall clock when none decided.
-    let d1 = scaler.metrics().await.ok().map(|t| decisions(&t));
-    let ticks = match (d0, d1) {
-        (Some(a), Some(b)) if b > a => (b - a) / jobs as f64,
-        _ => started.elapsed().as_secs_f64() / opts.interval.as_secs_f64(),
-    };
+    // Ticks by the clock: every job ticks once per interval (the evaluation lag shows
+    // whether they did). Not `decisions_total`: without dryRun a steady "hold" decision
+    // has no reason and is not counted.
+    let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
     let before = r0.rest_calls_total();
     let rest_per_tick_per_jm = r1
         .rest_calls_total()
@@ -234,6 +235,12 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     let rss = scaler.rss_bytes().unwrap_or(0);
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
+    let wave = if jobs >= 100 {
+        eprintln!("[fleet] {jobs}: raising the load of 10 % of the jobs …");
+        Some(fleet_wave::run(&fleet, &scaler, opts.interval, opts.wave_limit).await)
+    } else {
+        None
+    };
     Ok(FleetRow {
         jobs,
         job_managers,
@@ -245,6 +252,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         max_lag_s,
         rss,
         get_metrics,
+        wave,
     })
 }
 
@@ -255,6 +263,9 @@ pub async fn run(opts: &FleetBenchOptions, sizes: &[usize]) -> Result<Vec<FleetR
         eprintln!("[fleet] {n} ScaledObjects …");
         let row = measure(opts, n).await?;
         eprintln!("{}", markdown(std::slice::from_ref(&row)));
+        if let Some(w) = &row.wave {
+            eprintln!("{}", fleet_wave::markdown(std::slice::from_ref(w)));
+        }
         rows.push(row);
     }
     Ok(rows)
@@ -305,12 +316,13 @@ pub fn section(rows: &[FleetRow]) -> String {
     format!(
         "\n## Fleet: N ScaledObjects on a synthetic fleet\n\n\
          `fks-lab fleet` (also part of `scripts/benchmarks.sh`): the built scaler with N ScaledObjects \
-         (evaluation every {interval} s, dryRun) on `fks_components::fleet` (N jobs × 5 vertices, \
+         (evaluation every {interval} s, no dryRun: steady loads do not rescale) on `fks_components::fleet` (N jobs × 5 vertices, \
          {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
-         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per decision of each job. Evaluation lag: \
-         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}",
-        markdown(rows)
+         REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per interval. Evaluation lag: \
+         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}{}",
+        markdown(rows),
+        fleet_wave::markdown(&rows.iter().filter_map(|r| r.wave.clone()).collect::<Vec<_>>())
     )
 }
 
@@ -336,6 +348,7 @@ pub fn default_options(scaler_bin: &Path, work_dir: &Path) -> FleetBenchOptions 
         window_intervals: 2,
         answer_limit: Duration::from_secs(120),
         load: Duration::from_secs(5),
+        wave_limit: Duration::from_secs(300),
     }
 }
 

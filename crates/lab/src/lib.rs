@@ -23,6 +23,7 @@ pub mod driver;
 pub mod error;
 pub mod fleet;
 pub mod fleet_bench;
+pub mod fleet_wave;
 pub mod grpc_load;
 pub mod measure;
 pub mod observer;
