@@ -268,6 +268,12 @@ impl Proposal {
             .iter()
             .map(|s| (s.id.clone(), s.target_rate))
             .collect();
+        let projected: BTreeMap<VertexId, f64> = sized
+            .sizings
+            .iter()
+            .filter(|s| s.projected_utilization.is_finite())
+            .map(|s| (s.id.clone(), s.projected_utilization))
+            .collect();
         let mut reasons = sized.reasons;
         let (mut aligned, r) =
             aligned_parallelism(&sized.sizings, &sized.partitions, policy.alignment);
@@ -292,10 +298,10 @@ impl Proposal {
         let hold_at = reasons.len();
         reasons.extend(shaped.reasons);
         state.scale_down_window = shaped.window;
-        let confirmed = upscale::confirm(
+        let confirmed = upscale::confirm_with(
             current,
             shaped.parallelism,
-            &rates,
+            (&rates, &projected),
             state.scale_up_window.as_ref(),
             (policy, up_settle),
             now,

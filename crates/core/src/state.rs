@@ -35,6 +35,10 @@ pub struct ScaleUpWindow {
     /// waits while these still grow (the signal windows still fill with the new load).
     #[serde(default)]
     pub last_rates: BTreeMap<VertexId, f64>,
+    /// Projected utilization per vertex at the previous tick of the window: the scale-up
+    /// also waits while these still grow (a bottleneck's busy time still rising).
+    #[serde(default)]
+    pub last_projected: BTreeMap<VertexId, f64>,
 }
 
 /// One rescale, for the history.

@@ -49,6 +49,22 @@ pub fn confirm(
     proposed: BTreeMap<VertexId, u32>,
     rates: &BTreeMap<VertexId, f64>,
     window: Option<&ScaleUpWindow>,
+    settings: (&Policy, Duration),
+    now: DateTime<Utc>,
+) -> Confirmed {
+    let none = BTreeMap::new();
+    confirm_with(current, proposed, (rates, &none), window, settings, now)
+}
+
+/// [`confirm`], where the signals also count as still filling while a vertex's projected
+/// utilization (target rate over its true processing rate) grows: after a step a
+/// bottleneck's busy time rises tick by tick while its target rate may already look flat
+/// (its upstream is not back-pressured yet), and sizing then would under-size it.
+pub fn confirm_with(
+    current: &BTreeMap<VertexId, u32>,
+    proposed: BTreeMap<VertexId, u32>,
+    (rates, projected): (&BTreeMap<VertexId, f64>, &BTreeMap<VertexId, f64>),
+    window: Option<&ScaleUpWindow>,
     (policy, settle): (&Policy, Duration),
     now: DateTime<Utc>,
 ) -> Confirmed {
@@ -66,13 +82,16 @@ pub fn confirm(
         started_at: now,
         highest: BTreeMap::new(),
         last_rates: BTreeMap::new(),
+        last_projected: BTreeMap::new(),
     });
     for (v, p) in &proposed {
         let h = w.highest.entry(v.clone()).or_insert(*p);
         *h = (*h).max(*p);
     }
-    let rising = still_rising(&w.last_rates, rates);
+    let rising = still_rising(&w.last_rates, rates)
+        || (!projected.is_empty() && still_rising(&w.last_projected, projected));
     w.last_rates = rates.clone();
+    w.last_projected = projected.clone();
     let open_for = now.signed_duration_since(w.started_at);
     if let Some(hold) =
         delayed(open_for, policy.scale_up_delay).or_else(|| settling(open_for, settle, rising))
@@ -178,6 +197,35 @@ mod tests {
             Utc::now(),
         );
         assert_eq!((c.parallelism, c.window, c.hold), (plan(2, 1), None, None));
+    }
+
+    /// Flat target rates but a bottleneck whose projected utilization still rises (its busy
+    /// time fills the window): the scale-up waits, then applies the highest.
+    #[test]
+    fn waits_while_the_projected_utilization_rises() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(10));
+        let current = plan(2, 2);
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let flat = rates(1800.0, 1800.0);
+        let step = |i: i64, proposed, util: f64, w: Option<&ScaleUpWindow>| {
+            confirm_with(&current, proposed, (&flat, &rates(0.1, util)), w, p, at(i))
+        };
+        let c = step(0, plan(3, 2), 1.2, None);
+        assert_eq!(
+            c.parallelism, current,
+            "first tick: nothing to compare with"
+        );
+        let c = step(2, plan(3, 4), 1.6, c.window.as_ref());
+        assert_eq!(
+            c.parallelism, current,
+            "projected still rising: {:?}",
+            c.hold
+        );
+        let c = step(4, plan(3, 6), 1.97, c.window.as_ref());
+        assert_eq!(c.parallelism, current);
+        let c = step(6, plan(3, 6), 1.98, c.window.as_ref());
+        assert_eq!((c.parallelism, c.hold), (plan(3, 6), None), "settled");
     }
 
     #[test]
