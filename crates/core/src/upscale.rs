@@ -7,8 +7,9 @@
 //! over-utilized tick's recommendation would under-size the step and take a second
 //! rescale. So a scale-up waits while its vertices' target rates still grow (by more than
 //! [`SETTLE_GROWTH`] since the previous tick), at most the settle time of
-//! [`Policy::scale_up_settle`], and then applies the **highest** recommendation of its
-//! window. With settled signals (a slow ramp, or windows already past the step) it
+//! [`Policy::scale_up_settle`], and then applies the recommendation of the first settled
+//! tick (or, when the settle time ran out first, the **highest** recommendation of its
+//! window). With settled signals (a slow ramp, or windows already past the step) it
 //! applies on the next tick.
 //!
 //! `scaleUpDelay` is a fixed confirmation on top (kept as an option): the scale-up applies
@@ -102,12 +103,20 @@ pub fn confirm_with(
             hold: Some(hold),
         };
     }
-    // confirmed: every vertex at the highest recommendation of the window (never below
-    // what this tick proposes)
-    let parallelism = proposed
-        .iter()
-        .map(|(v, p)| (v.clone(), w.highest.get(v).copied().unwrap_or(*p).max(*p)))
-        .collect();
+    // confirmed. Signals settled with no fixed delay: this tick's recommendation, made on
+    // windows that hold the whole new load (one made while they still filled can
+    // overshoot: a source's consumption and its lag growth fill at different speeds). Else
+    // (the settle time ran out while the signals still rose, or `scaleUpDelay`): every
+    // vertex at the highest recommendation of the window, never below this tick's.
+    let settled = !rising && policy.scale_up_delay.is_zero() && !settle.is_zero();
+    let parallelism = if settled {
+        proposed
+    } else {
+        proposed
+            .iter()
+            .map(|(v, p)| (v.clone(), w.highest.get(v).copied().unwrap_or(*p).max(*p)))
+            .collect()
+    };
     Confirmed {
         parallelism,
         window: Some(w),
@@ -200,7 +209,8 @@ mod tests {
     }
 
     /// Flat target rates but a bottleneck whose projected utilization still rises (its busy
-    /// time fills the window): the scale-up waits, then applies the highest.
+    /// time fills the window): the scale-up waits, then applies the first settled tick's
+    /// recommendation (not an overshoot made while the windows filled).
     #[test]
     fn waits_while_the_projected_utilization_rises() {
         let t0 = Utc::now();
@@ -222,8 +232,10 @@ mod tests {
             "projected still rising: {:?}",
             c.hold
         );
-        let c = step(4, plan(3, 6), 1.97, c.window.as_ref());
+        // an overshoot while the windows still fill ...
+        let c = step(4, plan(3, 7), 1.97, c.window.as_ref());
         assert_eq!(c.parallelism, current);
+        // ... is not applied: the first settled tick's recommendation is
         let c = step(6, plan(3, 6), 1.98, c.window.as_ref());
         assert_eq!((c.parallelism, c.hold), (plan(3, 6), None), "settled");
     }
