@@ -90,7 +90,7 @@ pub fn confirm_with(
         *h = (*h).max(*p);
     }
     let rising = still_rising(&w.last_rates, rates)
-        || (!projected.is_empty() && still_rising(&w.last_projected, projected));
+        || (!projected.is_empty() && utilization_rising(&w.last_projected, projected));
     w.last_rates = rates.clone();
     w.last_projected = projected.clone();
     let open_for = now.signed_duration_since(w.started_at);
@@ -131,6 +131,22 @@ fn still_rising(last: &BTreeMap<VertexId, f64>, rates: &BTreeMap<VertexId, f64>)
         || rates.iter().any(|(v, r)| {
             last.get(v)
                 .is_none_or(|l| *r > l.max(0.0) * (1.0 + SETTLE_GROWTH) && *r > 0.0)
+        })
+}
+
+/// Least absolute growth of a projected utilization between two ticks that counts as
+/// still rising (a nearly idle source going from 0.01 to 0.02 is noise, not a filling
+/// window).
+pub const SETTLE_UTILIZATION: f64 = 0.05;
+
+/// True when some vertex's projected utilization grew by more than [`SETTLE_GROWTH`] and
+/// [`SETTLE_UTILIZATION`] since `last` (always on a window's first tick).
+fn utilization_rising(last: &BTreeMap<VertexId, f64>, now: &BTreeMap<VertexId, f64>) -> bool {
+    last.is_empty()
+        || now.iter().any(|(v, u)| {
+            last.get(v).is_none_or(|l| {
+                *u > l.max(0.0) * (1.0 + SETTLE_GROWTH) && *u - l.max(0.0) > SETTLE_UTILIZATION
+            })
         })
 }
 
@@ -218,8 +234,16 @@ mod tests {
         let current = plan(2, 2);
         let at = |s: i64| t0 + chrono::Duration::seconds(s);
         let flat = rates(1800.0, 1800.0);
+        // vertex a (a nearly idle source) doubles from 0.1 to 0.2 percent: noise
         let step = |i: i64, proposed, util: f64, w: Option<&ScaleUpWindow>| {
-            confirm_with(&current, proposed, (&flat, &rates(0.1, util)), w, p, at(i))
+            confirm_with(
+                &current,
+                proposed,
+                (&flat, &rates(0.001 * i as f64, util)),
+                w,
+                p,
+                at(i),
+            )
         };
         let c = step(0, plan(3, 2), 1.2, None);
         assert_eq!(
