@@ -29,6 +29,7 @@ mod schedule;
 mod settings;
 pub mod shutdown;
 mod state_gc;
+mod sync;
 mod worker;
 mod workers;
 

@@ -24,6 +24,7 @@
 mod intervals;
 mod rounds;
 
+use super::sync::lock;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -328,12 +329,5 @@ impl SignalHub {
         self.intervals
             .windows(&key.server, &key.matchers, client)
             .await
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }

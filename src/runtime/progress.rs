@@ -3,6 +3,7 @@
 //! ("timed out after 2s waiting for the first evaluation: Prometheus 'default' at <url> has
 //! not answered ...") instead of only that it timed out.
 
+use super::sync::lock;
 use std::sync::{Arc, Mutex};
 
 /// Shared between a worker (which sets it at each step) and the rpc layer (which reads it
@@ -24,13 +25,6 @@ impl Progress {
     /// What the tick waits on, if it is in a step.
     pub fn get(&self) -> Option<String> {
         lock(&self.0).clone()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

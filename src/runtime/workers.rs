@@ -6,6 +6,7 @@
 //! call between two ticks is answered from the same published evaluation (KEDA fans one
 //! poll out into three rpcs and the HPA polls again every 15 s).
 
+use super::sync::lock;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -47,13 +48,6 @@ pub struct Workers {
     ctx: Arc<Context>,
     jobs: Mutex<HashMap<ScaledObjectRef, Handle>>,
     shutdown: ShutdownSignal,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
 }
 
 impl Workers {

@@ -4,6 +4,7 @@
 //! is retried after [`RETRY`]); before any success the fallback (1m) is used and
 //! reported, and a failed learning is retried after [`RETRY_UNLEARNED`].
 
+use crate::runtime::sync::lock;
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -258,13 +259,6 @@ fn fallback(server: &str, matchers: &str, error: Option<String>) -> ScrapeInterv
         source: IntervalSource::Fallback,
         learned_at: None,
         error,
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 
