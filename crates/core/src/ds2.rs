@@ -34,6 +34,10 @@ const CEIL_EPS: f64 = 1e-9;
 /// Back-pressure (share of time) at or above which a lagging source is held back by a
 /// downstream vertex rather than by its own I/O: the IO-bound seed does not apply.
 const IO_SEED_MAX_BACKPRESSURE: f64 = 0.1;
+/// Seconds of input a source's backlog must hold before its growth counts as lag for the
+/// IO-bound seed (seen on Flink 1.20.5 in the lab: a start-up lag of 1 record growing
+/// with low CPU scaled a source up in steady state).
+const MIN_LAG_S: f64 = 1.0;
 
 /// Where a vertex stands against the utilization band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,7 +365,11 @@ impl<'a> Sizer<'a> {
         let cpu_low = self
             .cpu_max
             .is_some_and(|c| c <= self.policy.io_bound_cpu_max);
-        let lagging = inp.pending.is_some() && (inp.lag_growth > 0.0 || catching_up);
+        // a backlog under a second of input is noise (a start-up or a fetch batch), not lag
+        let lagging = inp
+            .pending
+            .is_some_and(|p| p >= inp.rate_in.max(1.0) * MIN_LAG_S)
+            && (inp.lag_growth > 0.0 || catching_up);
         let own_pace = inp.backpressure.unwrap_or(0.0) < IO_SEED_MAX_BACKPRESSURE
             && self.busiest_consumer(i) < self.util;
         source && cpu_low && lagging && own_pace && inp.rate_in > 0.0
