@@ -6,23 +6,8 @@
 
 use super::*;
 
-/// A source (100 000 rec/s per subtask: always nearly idle) and a keyed operator (1 000
-/// rec/s per subtask), one slot per TaskManager: the keyed vertex sets the count.
-fn keyed_line() -> Line {
-    Line {
-        vertices: vec![("src", 120, 100_000.0, false), ("map", 120, 1000.0, true)],
-    }
-}
-
-fn policy(delay_s: u64, settle_s: u64) -> Policy {
-    Policy {
-        scale_down_delay: Duration::from_secs(delay_s),
-        signal_settle: Some(Duration::from_secs(settle_s)),
-        max_scale_down_factor: 0.9,
-        cooldown: Duration::ZERO,
-        ..Policy::test()
-    }
-}
+// the same line and policy as the settle tables: the keyed vertex sets the TaskManager count
+use super::settle::{keyed_line, settle_policy as policy};
 
 fn target(d: &Decision, v: &str) -> Option<u32> {
     d.target

@@ -5,13 +5,13 @@
 use super::*;
 
 /// A source (100 000 rec/s per subtask) and a keyed operator (1 000 rec/s per subtask).
-fn keyed_line() -> Line {
+pub(super) fn keyed_line() -> Line {
     Line {
         vertices: vec![("src", 120, 100_000.0, false), ("map", 120, 1000.0, true)],
     }
 }
 
-fn settle_policy(delay_s: u64, settle_s: u64) -> Policy {
+pub(super) fn settle_policy(delay_s: u64, settle_s: u64) -> Policy {
     Policy {
         scale_down_delay: Duration::from_secs(delay_s),
         signal_settle: Some(Duration::from_secs(settle_s)),
