@@ -9,6 +9,9 @@
 //!   applies the **highest** recommendation made since they settled: one rescale to the
 //!   lowest safe target per load drop, instead of one to a target still sized from
 //!   windows that held part of the old load, then another (FLINK-36018/36535);
+//! * a window opened for one load level restarts when the load drops to a clearly lower
+//!   level while it is open ([`LEVEL_DROP`]): an over-sized job scaled down at the high
+//!   load and again after the drop would take two rescales for one load change;
 //! * no vertex shrinks by more than `max_scale_down_factor` in one decision;
 //! * a scale-down that **frees no TaskManager** is held and closes the window: lowering a
 //!   vertex that is not the widest of its slot sharing group (a source 2 → 1 next to a
@@ -132,8 +135,18 @@ pub fn shape(
         // not a scale-down worth a window: held, and any open window closes
         return Shaped::held(current, &proposed, None, frees_nothing(downs));
     }
-    let w = widen_window(current, &proposed, window, settle, now);
+    let restarted = window.is_some_and(|w| level_dropped(w, current, &proposed));
+    let w = if restarted {
+        widen_window(current, &proposed, None, settle, now)
+    } else {
+        widen_window(current, &proposed, window, settle, now)
+    };
     if let Some(hold) = window_still_open(&w, policy, settle, now) {
+        let hold = if restarted {
+            hold.input("restarted_on_drop", 1.0)
+        } else {
+            hold
+        };
         return Shaped::held(current, &proposed, Some(w), hold);
     }
     let (parallelism, reasons) = highest_capped(current, &proposed, &w, policy);
@@ -250,6 +263,35 @@ fn chrono_of(d: Duration) -> chrono::TimeDelta {
     chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
+/// A recommendation at or below this share of an open window's settled highest, and below
+/// every recommendation the window has seen, is a new, lower load level: the load dropped
+/// while the window was open.
+pub const LEVEL_DROP: f64 = 0.5;
+
+/// True when some vertex's recommendation is a new, lower load level for `w` (see
+/// [`LEVEL_DROP`]). Such a window was opened for the load before the drop (an over-sized
+/// job still at the high load): applying its settled highest would size for that load and
+/// take a second rescale once the drop settles, so the window starts afresh at the drop
+/// and the drop gets one rescale to its settled target. A window opened at the drop itself
+/// has settled nothing before it (its own settling never restarts it); one that has seen
+/// the low level before (a dip, a noisy load) keeps its highest, as a stabilization window
+/// does; each restart needs a new lowest, so a noisy load restarts it once at most.
+fn level_dropped(
+    w: &ScaleDownWindow,
+    current: &BTreeMap<VertexId, u32>,
+    proposed: &BTreeMap<VertexId, u32>,
+) -> bool {
+    proposed.iter().any(|(v, p)| {
+        let rec = (*p).min(cur(current, v));
+        let below_lowest = w.lowest.get(v).is_some_and(|low| rec < *low);
+        let halved = w
+            .settled
+            .get(v)
+            .is_some_and(|high| f64::from(rec) <= f64::from(*high) * LEVEL_DROP);
+        below_lowest && halved
+    })
+}
+
 /// The scale-down window (opened `now` if none is) with today's recommendations merged
 /// into its highest-per-vertex, and into its settled highest once the window has been open
 /// for `settle`.
@@ -264,12 +306,15 @@ fn widen_window(
         started_at: now,
         highest: BTreeMap::new(),
         settled: BTreeMap::new(),
+        lowest: BTreeMap::new(),
     });
     let settled = now.signed_duration_since(w.started_at) >= chrono_of(settle);
     for (v, p) in proposed {
         let rec = (*p).min(cur(current, v));
         let h = w.highest.entry(v.clone()).or_insert(rec);
         *h = (*h).max(rec);
+        let l = w.lowest.entry(v.clone()).or_insert(rec);
+        *l = (*l).min(rec);
         if settled {
             let s = w.settled.entry(v.clone()).or_insert(rec);
             *s = (*s).max(rec);

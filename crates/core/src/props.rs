@@ -331,6 +331,7 @@ proptest! {
                 started_at: when,
                 highest: Default::default(),
                 settled: Default::default(),
+                lowest: Default::default(),
             }),
             scale_up_window: None,
             history: Vec::new(),

@@ -205,6 +205,7 @@ mod tests {
                 started_at: at(-3600),
                 highest: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
                 settled: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
+                lowest: Default::default(),
             }),
             ..JobState::default()
         };

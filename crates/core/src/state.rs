@@ -22,6 +22,10 @@ pub struct ScaleDownWindow {
     /// (at least the settle time after `started_at`): what the scale-down applies.
     #[serde(default)]
     pub settled: BTreeMap<VertexId, u32>,
+    /// Lowest recommendation per vertex: a tick far below it is a new load level
+    /// (the window restarts there, see `downscale`).
+    #[serde(default)]
+    pub lowest: BTreeMap<VertexId, u32>,
 }
 
 /// An open scale-up window: recommendations above current seen since `started_at`.
@@ -39,6 +43,10 @@ pub struct ScaleUpWindow {
     /// also waits while these still grow (a bottleneck's busy time still rising).
     #[serde(default)]
     pub last_projected: BTreeMap<VertexId, f64>,
+    /// Consecutive ticks on which neither moved by more than the settle thresholds: the
+    /// signals count as settled after two (one calm tick can sit on an overshoot).
+    #[serde(default)]
+    pub calm_ticks: u32,
 }
 
 /// One rescale, for the history.

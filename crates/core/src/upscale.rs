@@ -5,11 +5,13 @@
 //! right after a load step the signal windows hold part of the old load: the estimate
 //! grows tick by tick until the longest window has passed the step. Applying the first
 //! over-utilized tick's recommendation would under-size the step and take a second
-//! rescale. So a scale-up waits while its vertices' target rates still grow (by more than
-//! [`SETTLE_GROWTH`] since the previous tick), at most the settle time of
+//! rescale. So a scale-up waits while its vertices' target rates or projected utilizations
+//! still move (by more than [`SETTLE_GROWTH`] since the previous tick, either way, until
+//! [`CALM_TICKS`] ticks in a row are calm), at most the settle time of
 //! [`Policy::scale_up_settle`], and then applies the recommendation of the first settled
-//! tick (or, when the settle time ran out first, the **highest** recommendation of its
-//! window). With settled signals (a slow ramp, or windows already past the step) it
+//! tick, or of the tick where the settle time ran out (every signal window then lies after
+//! the step; the window's highest recommendation can be an overshoot made while they
+//! filled). With settled signals (a slow ramp, or windows already past the step) it
 //! applies on the next tick.
 //!
 //! `scaleUpDelay` is a fixed confirmation on top (kept as an option): the scale-up applies
@@ -84,18 +86,25 @@ pub fn confirm_with(
         highest: BTreeMap::new(),
         last_rates: BTreeMap::new(),
         last_projected: BTreeMap::new(),
+        calm_ticks: 0,
     });
     for (v, p) in &proposed {
         let h = w.highest.entry(v.clone()).or_insert(*p);
         *h = (*h).max(*p);
     }
-    let rising = still_rising(&w.last_rates, rates)
-        || (!projected.is_empty() && utilization_rising(&w.last_projected, projected));
+    let moved = moving(&w.last_rates, rates)
+        || (!projected.is_empty() && utilization_moving(&w.last_projected, projected));
+    w.calm_ticks = if moved {
+        0
+    } else {
+        w.calm_ticks.saturating_add(1)
+    };
+    let unsettled = w.calm_ticks < CALM_TICKS;
     w.last_rates = rates.clone();
     w.last_projected = projected.clone();
     let open_for = now.signed_duration_since(w.started_at);
     if let Some(hold) =
-        delayed(open_for, policy.scale_up_delay).or_else(|| settling(open_for, settle, rising))
+        delayed(open_for, policy.scale_up_delay).or_else(|| settling(open_for, settle, unsettled))
     {
         return Confirmed {
             parallelism: current.clone(),
@@ -103,12 +112,14 @@ pub fn confirm_with(
             hold: Some(hold),
         };
     }
-    // confirmed. Signals settled with no fixed delay: this tick's recommendation, made on
-    // windows that hold the whole new load (one made while they still filled can
-    // overshoot: a source's consumption and its lag growth fill at different speeds). Else
-    // (the settle time ran out while the signals still rose, or `scaleUpDelay`): every
-    // vertex at the highest recommendation of the window, never below this tick's.
-    let settled = !rising && policy.scale_up_delay.is_zero() && !settle.is_zero();
+    // confirmed. With no fixed delay: this tick's recommendation, made on windows that
+    // hold the whole new load — the signals settled, or the settle time (the longest signal
+    // window) has passed since the window opened, so every window lies after the step. An
+    // earlier tick's, made while they still filled, can overshoot (a source's consumption
+    // and its lag growth fill at different speeds: the lab's 2 → 8 for a load that needs
+    // 6). With `scaleUpDelay`: every vertex at the highest recommendation of the window,
+    // never below this tick's (a confirmation window, as the HPA's).
+    let settled = policy.scale_up_delay.is_zero() && !settle.is_zero();
     let parallelism = if settled {
         proposed
     } else {
@@ -124,13 +135,29 @@ pub fn confirm_with(
     }
 }
 
-/// True when some vertex's target rate grew by more than [`SETTLE_GROWTH`] since `last`
-/// (always on a window's first tick: nothing to compare with yet).
-fn still_rising(last: &BTreeMap<VertexId, f64>, rates: &BTreeMap<VertexId, f64>) -> bool {
+/// Calm ticks in a row after which the signals count as settled. Two: right after a step
+/// a saturated vertex's busy time (Flink accounts it every 5 s) reaches 1.0 before its
+/// record counts catch up, so its true processing rate reads low and its projected
+/// utilization high for a tick or two — the lab saw 2.24 then 2.00 on consecutive ticks
+/// (7 → 8 aligned instead of 6). One calm tick could sit on that overshoot; the second
+/// comparison sees it fall.
+pub const CALM_TICKS: u32 = 2;
+
+/// True when `now` moved from `last` by more than a `relative` share of `last` (and, when
+/// given, by more than `absolute`), either way.
+fn moved_by(last: f64, now: f64, relative: f64, absolute: f64) -> bool {
+    let last = last.max(0.0);
+    let delta = (now - last).abs();
+    now.max(last) > 0.0 && delta > last * relative && delta > absolute
+}
+
+/// True when some vertex's target rate grew or fell by more than [`SETTLE_GROWTH`] since
+/// `last` (always on a window's first tick: nothing to compare with yet).
+fn moving(last: &BTreeMap<VertexId, f64>, rates: &BTreeMap<VertexId, f64>) -> bool {
     last.is_empty()
         || rates.iter().any(|(v, r)| {
             last.get(v)
-                .is_none_or(|l| *r > l.max(0.0) * (1.0 + SETTLE_GROWTH) && *r > 0.0)
+                .is_none_or(|l| moved_by(*l, *r, SETTLE_GROWTH, 0.0))
         })
 }
 
@@ -139,14 +166,14 @@ fn still_rising(last: &BTreeMap<VertexId, f64>, rates: &BTreeMap<VertexId, f64>)
 /// window).
 pub const SETTLE_UTILIZATION: f64 = 0.05;
 
-/// True when some vertex's projected utilization grew by more than [`SETTLE_GROWTH`] and
-/// [`SETTLE_UTILIZATION`] since `last` (always on a window's first tick).
-fn utilization_rising(last: &BTreeMap<VertexId, f64>, now: &BTreeMap<VertexId, f64>) -> bool {
+/// True when some vertex's projected utilization grew or fell by more than
+/// [`SETTLE_GROWTH`] and [`SETTLE_UTILIZATION`] since `last` (always on a window's first
+/// tick).
+fn utilization_moving(last: &BTreeMap<VertexId, f64>, now: &BTreeMap<VertexId, f64>) -> bool {
     last.is_empty()
         || now.iter().any(|(v, u)| {
-            last.get(v).is_none_or(|l| {
-                *u > l.max(0.0) * (1.0 + SETTLE_GROWTH) && *u - l.max(0.0) > SETTLE_UTILIZATION
-            })
+            last.get(v)
+                .is_none_or(|l| moved_by(*l, *u, SETTLE_GROWTH, SETTLE_UTILIZATION))
         })
 }
 
@@ -172,14 +199,15 @@ fn delayed(open_for: chrono::TimeDelta, delay: Duration) -> Option<Reason> {
     })
 }
 
-/// The hold while the target rates still rise within `settle` of the window's start.
-fn settling(open_for: chrono::TimeDelta, settle: Duration, rising: bool) -> Option<Reason> {
+/// The hold while the signals have not been calm for [`CALM_TICKS`] ticks, within
+/// `settle` of the window's start.
+fn settling(open_for: chrono::TimeDelta, settle: Duration, unsettled: bool) -> Option<Reason> {
     let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
-    (rising && open_for < settle).then(|| {
+    (unsettled && open_for < settle).then(|| {
         Reason::new(
             Rule::ScaleUpDelayed,
             format!(
-                "scale-up waits for the signals to settle (target rates still rising, at most {:.0}s more)",
+                "scale-up waits for the signals to settle (target rates or utilization still moving, at most {:.0}s more)",
                 secs(settle - open_for)
             ),
         )
@@ -259,13 +287,16 @@ mod tests {
         // an overshoot while the windows still fill ...
         let c = step(4, plan(3, 7), 1.97, c.window.as_ref());
         assert_eq!(c.parallelism, current);
-        // ... is not applied: the first settled tick's recommendation is
+        // ... is not applied: one calm tick is not settled yet ...
         let c = step(6, plan(3, 6), 1.98, c.window.as_ref());
+        assert_eq!(c.parallelism, current, "one calm tick");
+        // ... the second calm tick's recommendation is
+        let c = step(8, plan(3, 6), 1.99, c.window.as_ref());
         assert_eq!((c.parallelism, c.hold), (plan(3, 6), None), "settled");
     }
 
     #[test]
-    fn waits_while_the_target_rates_rise_then_applies_the_highest() {
+    fn waits_while_the_target_rates_rise_then_applies_the_settled_tick() {
         let t0 = Utc::now();
         let p = (&policy(0), Duration::from_secs(10));
         let current = plan(2, 2);
@@ -291,7 +322,7 @@ mod tests {
             at(4),
         );
         assert_eq!(c.parallelism, current);
-        // grown < 5 %: settled, the highest applies
+        // grown < 5 % on two ticks in a row: settled, that tick's recommendation applies
         let c = confirm(
             &current,
             plan(6, 6),
@@ -299,6 +330,15 @@ mod tests {
             c.window.as_ref(),
             p,
             at(6),
+        );
+        assert_eq!(c.parallelism, current, "one calm tick");
+        let c = confirm(
+            &current,
+            plan(6, 6),
+            &rates(1805.0, 1805.0),
+            c.window.as_ref(),
+            p,
+            at(8),
         );
         assert_eq!((c.parallelism, c.hold), (plan(6, 6), None));
     }
@@ -319,6 +359,60 @@ mod tests {
             t0 + chrono::Duration::seconds(4),
         );
         assert_eq!((c.parallelism, c.hold), (plan(3, 3), None));
+    }
+
+    /// A saturated vertex's projected utilization overshoots on one calm tick (busy time at
+    /// 1.0 before the record counts catch up) and falls back on the next: the fall counts as
+    /// movement, and the settled tick after it applies (6, not the overshoot's 8).
+    #[test]
+    fn an_overshoot_that_falls_back_is_not_applied() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(11));
+        let current = plan(2, 2);
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let flat = rates(1830.0, 1830.0);
+        let step = |i: i64, proposed, util: f64, w: Option<&ScaleUpWindow>| {
+            confirm_with(&current, proposed, (&flat, &rates(0.01, util)), w, p, at(i))
+        };
+        let c = step(0, plan(2, 3), 0.94, None);
+        let c = step(2, plan(2, 7), 1.9, c.window.as_ref());
+        let c = step(4, plan(2, 8), 2.24, c.window.as_ref());
+        assert_eq!(c.parallelism, current);
+        let c = step(6, plan(2, 6), 2.0, c.window.as_ref());
+        assert_eq!(c.parallelism, current, "fell by 11 %: still moving");
+        let c = step(8, plan(2, 6), 2.01, c.window.as_ref());
+        assert_eq!(c.parallelism, current, "one calm tick");
+        let c = step(10, plan(2, 6), 2.0, c.window.as_ref());
+        assert_eq!((c.parallelism, c.hold), (plan(2, 6), None));
+    }
+
+    /// The settle time runs out while a rate still rises: the tick's own recommendation
+    /// applies, not an overshoot made while the windows filled (the lab's 2 → 8 for 6).
+    #[test]
+    fn a_timed_out_settle_applies_the_tick_not_the_windows_overshoot() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(10));
+        let current = plan(2, 2);
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let c = confirm(&current, plan(4, 5), &rates(1000.0, 1000.0), None, p, at(0));
+        let c = confirm(
+            &current,
+            plan(4, 8),
+            &rates(1500.0, 1500.0),
+            c.window.as_ref(),
+            p,
+            at(5),
+        );
+        assert_eq!(c.parallelism, current, "still rising: {:?}", c.hold);
+        let c = confirm(
+            &current,
+            plan(4, 6),
+            &rates(1700.0, 1700.0),
+            c.window.as_ref(),
+            p,
+            at(10),
+        );
+        assert_eq!((c.parallelism, c.hold), (plan(4, 6), None));
     }
 
     #[test]

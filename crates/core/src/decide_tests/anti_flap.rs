@@ -214,6 +214,7 @@ fn guards_after_sizing() {
                     started_at: at(-301),
                     highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
                     settled: Default::default(),
+                    lowest: Default::default(),
                 }),
                 ..JobState::default()
             },

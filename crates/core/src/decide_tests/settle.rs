@@ -133,8 +133,8 @@ fn a_step_waits_for_the_rising_estimate_then_scales_up_once() {
     let l = keyed_line();
     let policy = settle_policy(300, 10);
     // 600 → 1800 rec/s at p=1 (capacity 1000, 0.7 target → 3): the windows fill,
-    // the arrival-rate estimate rises 1200 → 1600 → 1800 and settles
-    let ticks = [(0, 1200.0), (2, 1600.0), (4, 1800.0)];
+    // the arrival-rate estimate rises 1200 → 1600 → 1800 and settles (two calm ticks)
+    let ticks = [(0, 1200.0), (2, 1600.0), (4, 1800.0), (6, 1805.0)];
     let mut state = JobState::default();
     for (t, rate) in ticks {
         let (d, s) = decide(&l.observe(rate, &[1, 1], 0.0), &state, &policy, at(t));
@@ -146,7 +146,7 @@ fn a_step_waits_for_the_rising_estimate_then_scales_up_once() {
         );
         state = s;
     }
-    let (d, s) = decide(&l.observe(1810.0, &[1, 1], 0.0), &state, &policy, at(6));
+    let (d, s) = decide(&l.observe(1810.0, &[1, 1], 0.0), &state, &policy, at(8));
     assert!(d.rescale, "{}", d.summary());
     assert_eq!(map_target(&d), Some(3), "ceil(1810 / 700): {}", d.summary());
     assert!(s.scale_up_window.is_none());
@@ -207,4 +207,83 @@ fn the_budget_holds_a_scale_down() {
     let (d, _) = decide(&l.observe(3000.0, &[1, 1], 0.0), &full, &policy, at(0));
     assert!(d.rescale, "{}", d.summary());
     assert_eq!(d.main_rule(), Some(Rule::ScaleUp));
+}
+
+/// Runs `ticks` (second, rate) on the keyed line at `at8`, returning the decisions.
+fn run_ticks(
+    policy: &Policy,
+    parallelism: &[u32],
+    ticks: &[(i64, f64)],
+) -> (Vec<(i64, Decision)>, JobState) {
+    let l = keyed_line();
+    let mut state = JobState::default();
+    let mut out = Vec::new();
+    for (t, rate) in ticks {
+        let (d, s) = decide(&l.observe(*rate, parallelism, 0.0), &state, policy, at(*t));
+        state = s;
+        out.push((*t, d));
+    }
+    (out, state)
+}
+
+/// An over-sized job (8 for a load that needs 6) opens a window at the high load; the load
+/// drops to a level that needs 2 before the window ends. Without the restart the window's
+/// settled 6 would apply at 30 s, then another rescale to 2: one rescale to 2 instead,
+/// one delay after the drop.
+#[test]
+fn a_drop_while_a_window_is_open_restarts_it_and_scales_down_once() {
+    let policy = settle_policy(30, 12);
+    let high = (0..=16).step_by(4).map(|t| (t, 4200.0));
+    // the drop: the windows still hold part of the high load for 12 s
+    let drop = [(20, 2600.0), (24, 2000.0), (28, 1200.0), (32, 1200.0)];
+    let after = (36..=52).step_by(4).map(|t| (t, 1200.0));
+    let ticks: Vec<_> = high.chain(drop).chain(after).collect();
+    let (ds, state) = run_ticks(&policy, &[8, 8], &ticks);
+    for (t, d) in &ds {
+        assert!(!d.rescale, "t={t}: {}", d.summary());
+        assert_eq!(d.main_rule(), Some(Rule::ScaleDownDelayed), "t={t}");
+    }
+    let restart = ds
+        .iter()
+        .find(|(_, d)| {
+            d.reasons
+                .iter()
+                .any(|r| r.inputs.contains_key("restarted_on_drop"))
+        })
+        .map(|(t, _)| *t);
+    assert_eq!(restart, Some(24), "2000 → 3 ≤ 6 / 2 (2600 → 4 is not)");
+    let w = state.scale_down_window.clone().expect("window open");
+    assert_eq!(w.started_at, at(24));
+    assert_eq!(w.settled.get(&vid("map")), Some(&2), "from 36 s on");
+    let l = keyed_line();
+    let (d, _) = decide(&l.observe(1200.0, &[8, 8], 0.0), &state, &policy, at(54));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+}
+
+/// A noisy load alternating between two levels restarts the window at most once and then
+/// applies its highest (the low level is the window's lowest after the first dip).
+#[test]
+fn a_noisy_load_does_not_keep_restarting_the_window() {
+    let policy = settle_policy(20, 4);
+    // 2800 → 4, 1400 → 2, alternating every 4 s
+    let ticks: Vec<_> = (0..=15)
+        .map(|i| (i * 4, if i % 2 == 0 { 2800.0 } else { 1400.0 }))
+        .collect();
+    let (ds, _) = run_ticks(&policy, &[8, 8], &ticks);
+    let restarts = ds
+        .iter()
+        .filter(|(_, d)| {
+            d.reasons
+                .iter()
+                .any(|r| r.inputs.contains_key("restarted_on_drop"))
+        })
+        .count();
+    assert!(restarts <= 1, "{restarts} restarts");
+    let applied: Vec<_> = ds
+        .iter()
+        .filter(|(_, d)| d.rescale)
+        .map(|(t, d)| (*t, map_target(d)))
+        .collect();
+    assert_eq!(applied.first().map(|a| a.1), Some(Some(4)), "{applied:?}");
 }

@@ -92,6 +92,8 @@ fn seed_policies() {
         ScaleDownWindow {
             started_at: at(started),
             settled: highest.clone(),
+            // the idle recommendation was seen too: a dip, not a new level
+            lowest: [(vid("src"), 2), (vid("map"), 2)].into_iter().collect(),
             highest,
         }
     };
