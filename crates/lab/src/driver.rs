@@ -129,7 +129,10 @@ pub struct Sample {
 /// A replica change the driver made or could not make.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// A TaskManager was started (its id).
+    /// The HPA sync raised the replicas (seconds since the origin, from → to), before the
+    /// pods were started: splits "HPA sync" from "TaskManager start" in P1's breakdown.
+    Scaled(f64, u32, u32),
+    /// A TaskManager was started (its id; the sample's time is when it registered).
     Started(String),
     /// An idle TaskManager was stopped (its id).
     Stopped(String),
@@ -347,6 +350,7 @@ impl Run {
             return actions;
         };
         if self.hpa.replicas < desired {
+            actions.push(Action::Scaled(now, self.hpa.replicas, desired));
             match control.start(desired - self.hpa.replicas).await {
                 Ok(ids) => {
                     self.hpa.replicas = desired;

@@ -46,6 +46,9 @@ pub struct StepFigures {
     /// When the driver had the phase's first TaskManagers registered (HPA sync + start),
     /// if that was before `running_at` (a warm spare makes the rescale wait for none).
     pub capacity_at: Option<f64>,
+    /// When the driver's HPA sync raised the replicas for the phase's first rescale (KEDA
+    /// poll + HPA sync; the TaskManagers start after it), if before `capacity_at`.
+    pub scaled_at: Option<f64>,
     /// TaskManagers registered at the last sample before the load changed.
     pub registered_before: u32,
     /// Parallelism of the first in-place rescale done (the first sample past the visible
@@ -127,6 +130,12 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
             })
             .map(|e| e.at)
     });
+    let scaled_at = decided_at.zip(capacity_at).and_then(|(d, c)| {
+        t.events
+            .iter()
+            .find(|e| e.kind == EventKind::HpaScaled && e.at >= d && e.at <= c)
+            .map(|e| e.at)
+    });
     let registered_before = t
         .points
         .iter()
@@ -164,6 +173,7 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         rescales: started.len(),
         decided_at,
         capacity_at,
+        scaled_at,
         registered_before,
         first_parallelism,
         registered_by_first_running,
@@ -333,6 +343,18 @@ pub fn oracle_tm_seconds(t: &Timeline, needed: impl Fn(f64) -> u32) -> f64 {
         .sum()
 }
 
+impl StepFigures {
+    /// `KEDA poll + HPA sync / TaskManager start` after a rescale decided at `decided`
+    /// (`— / —` when it ran on TaskManagers already registered: a warm spare).
+    pub fn hpa_and_start(&self, decided: f64) -> String {
+        match (self.scaled_at, self.capacity_at) {
+            (Some(s), Some(c)) => format!("{:.0} s / {:.0} s", s - decided, c - s),
+            (None, Some(c)) => format!("{:.0} s (both)", c - decided),
+            _ => "— / —".to_string(),
+        }
+    }
+}
+
 fn secs(v: Option<f64>) -> String {
     v.map(|s| format!("{s:.1} s"))
         .unwrap_or_else(|| "not reached".into())
@@ -363,15 +385,12 @@ impl Measurements {
         if let (Some(v), Some(d), Some(r)) =
             (self.up.visible_at, self.up.decided_at, self.up.running_at)
         {
-            let tm = self
-                .up
-                .capacity_at
-                .map_or("—".to_string(), |c| format!("{:.0} s", c - d));
             let restart = self.up.capacity_at.map_or(r - d, |c| r - c);
             let _ = writeln!(
                 out,
-                "| P1 breakdown: scaler detects and confirms / HPA sync + TaskManager start / Flink rescales in place | {:.0} s / {tm} / {restart:.0} s | | |",
-                d - v
+                "| P1 breakdown: scaler detects and confirms / KEDA poll + HPA sync / TaskManager start and registration / Flink rescales in place | {:.0} s / {} / {restart:.0} s | | |",
+                d - v,
+                self.up.hpa_and_start(d),
             );
         }
         let _ = writeln!(
@@ -486,6 +505,7 @@ mod tests {
         }
         t.push_event(10.0, EventKind::Load, "100 → 300");
         t.push_event(14.0, EventKind::RescaleStarted, "up 1→2 TMs");
+        t.push_event(20.0, EventKind::HpaScaled, "1→2 replicas");
         t.push_event(25.0, EventKind::TaskManagerStarted, "fks-tm-1");
         t.push_event(60.0, EventKind::Load, "300 → 100");
         t.push_event(70.0, EventKind::RescaleStarted, "down 2→1 TMs");
@@ -529,7 +549,8 @@ mod tests {
         let md = m.markdown();
         assert!(md.contains("| 18.0 s | ≤ 30 s | met |"), "{md}");
         assert!(md.contains("| 1 / 1 | 1 / 1 | met |"), "{md}");
-        assert!(md.contains("| 2 s / 11 s / 5 s |"), "{md}");
+        assert_eq!((m.up.scaled_at, m.up.capacity_at), (Some(20.0), Some(25.0)));
+        assert!(md.contains("| 2 s / 6 s / 5 s / 5 s |"), "{md}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn event_color(kind: EventKind) -> Color {
         EventKind::Load => Color::BLACK,
         EventKind::RescaleStarted => BLUE,
         EventKind::RescaleFinished => GREEN,
-        EventKind::TaskManagerStarted => ORANGE,
+        EventKind::HpaScaled | EventKind::TaskManagerStarted => ORANGE,
         EventKind::TaskManagerStopped => PURPLE,
         EventKind::Refused | EventKind::Failover => Color::RED,
     }

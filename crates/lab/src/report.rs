@@ -275,11 +275,15 @@ pub fn reading(p: &Profile) -> String {
         }
     };
     format!(
-        "\nReading the figures: P1 is the sum of the three parts of its breakdown. The scaler's \
-         part is the signal window (10 s of counters at a 1 s scrape, plus the scrape: the \
-         scale-up waits at most that long while its target rates still grow) plus \
-         `scaleUpDelay` ({} s) plus one evaluation ({:?}); the HPA's part is the wait for its next sync (up to {:?}) plus \
-         starting the TaskManager JVMs; Flink's part is the in-place restart. {capacity} \
+        "\nReading the figures: P1 is the sum of the parts of its breakdown. The scaler's \
+         part is the detection (the step crossing the utilization band inside the signal \
+         window: 10 s of counters at a 1 s scrape, the floor that keeps two of Flink's 5 s \
+         busy-time updates in it) plus the settling (until the window holds only the new load \
+         and two evaluations in a row are calm, at most the window plus the scrape) plus \
+         `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
+         the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
+         until they register (on this 2-core machine, next to the saturated job); Flink's part \
+         is the in-place restart. {capacity} \
          A `none` rescale in the table below changes parallelism without changing \
          TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
          restart and counts in P2.\n",
@@ -309,9 +313,10 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
         "\n## Warm spare TaskManagers: latency against cost\n\n\
          The same scenario with `spareTaskManagers` 0 and with a spare that covers the step (its \
          extra TaskManagers; `maxTaskManagers` raised so the spare is whole again at the peak). \
-         P1 breakdown: scaler (step visible → rescale started) / HPA sync + TaskManager start \
-         (rescale started → first new TaskManager registered; — when the rescale ran on \
-         TaskManagers already registered) / Flink (→ RUNNING at the new parallelism).\n\n\
+         P1 breakdown: scaler (step visible → rescale started) / KEDA poll + HPA sync (→ the \
+         driver's HPA raised the replicas) / TaskManager start (→ the new TaskManagers \
+         registered; — / — when the rescale ran on TaskManagers already registered) / Flink \
+         (→ RUNNING at the new parallelism).\n\n\
          | spare | P1 | breakdown | first in-place rescale: visible → RUNNING at | TMs registered before the step → by then | lag back | rescales up / down | idle TMs after the step | TaskManager-seconds | vs. fixed peak | vs. oracle |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -319,11 +324,8 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
         let m = r.measurements;
         let breakdown = match (m.up.visible_at, m.up.decided_at, m.up.running_at) {
             (Some(v), Some(d), Some(run)) => {
-                let hpa =
-                    m.up.capacity_at
-                        .map_or("—".to_string(), |c| format!("{:.0} s", c - d));
                 let flink = m.up.capacity_at.map_or(run - d, |c| run - c);
-                format!("{:.0} s / {hpa} / {flink:.0} s", d - v)
+                format!("{:.0} s / {} / {flink:.0} s", d - v, m.up.hpa_and_start(d))
             }
             _ => "—".to_string(),
         };

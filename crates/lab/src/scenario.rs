@@ -529,18 +529,23 @@ impl Progress {
     }
 }
 
-/// The driver's TaskManager starts, stops and refusals as timeline events.
+/// The driver's HPA syncs that raised the replicas, TaskManager starts, stops and
+/// refusals as timeline events.
 fn driver_events(report: &DriverReport, timeline: &mut Timeline) {
     for s in &report.samples {
         for a in &s.actions {
-            let (kind, detail) = match a {
-                Action::Started(id) => (EventKind::TaskManagerStarted, id.clone()),
-                Action::Stopped(id) => (EventKind::TaskManagerStopped, id.clone()),
+            let at = s.at.as_secs_f64();
+            let (at, kind, detail) = match a {
+                Action::Scaled(when, from, to) => {
+                    (*when, EventKind::HpaScaled, format!("{from}→{to} replicas"))
+                }
+                Action::Started(id) => (at, EventKind::TaskManagerStarted, id.clone()),
+                Action::Stopped(id) => (at, EventKind::TaskManagerStopped, id.clone()),
                 Action::StartFailed(why) | Action::Refused(why) => {
-                    (EventKind::Refused, why.clone())
+                    (at, EventKind::Refused, why.clone())
                 }
             };
-            timeline.push_event(s.at.as_secs_f64(), kind, detail);
+            timeline.push_event(at, kind, detail);
         }
     }
 }

@@ -55,7 +55,9 @@ pub enum EventKind {
     RescaleStarted,
     /// A rescale ended (succeeded, timed out, failed).
     RescaleFinished,
-    /// The driver started a TaskManager.
+    /// The driver's HPA sync raised the replicas (pods not started yet).
+    HpaScaled,
+    /// The driver started a TaskManager (registered with the JobManager).
     TaskManagerStarted,
     /// The driver stopped an idle TaskManager.
     TaskManagerStopped,
@@ -72,6 +74,7 @@ impl EventKind {
             Self::Load => "load",
             Self::RescaleStarted => "rescale-start",
             Self::RescaleFinished => "rescale-end",
+            Self::HpaScaled => "hpa",
             Self::TaskManagerStarted => "tm+",
             Self::TaskManagerStopped => "tm-",
             Self::Refused => "refused",
