@@ -209,7 +209,14 @@ fn the_budget_holds_a_scale_down() {
     assert_eq!(d.main_rule(), Some(Rule::ScaleUp));
 }
 
-/// Runs `ticks` (second, rate) on the keyed line at `at8`, returning the decisions.
+/// True when the decision's hold says its scale-down window restarted at a drop.
+fn restarted(d: &Decision) -> bool {
+    d.reasons
+        .iter()
+        .any(|r| r.inputs.contains_key("restarted_on_drop"))
+}
+
+/// Runs `ticks` (second, rate) on the keyed line at `parallelism`, returning the decisions.
 fn run_ticks(
     policy: &Policy,
     parallelism: &[u32],
@@ -243,14 +250,7 @@ fn a_drop_while_a_window_is_open_restarts_it_and_scales_down_once() {
         assert!(!d.rescale, "t={t}: {}", d.summary());
         assert_eq!(d.main_rule(), Some(Rule::ScaleDownDelayed), "t={t}");
     }
-    let restart = ds
-        .iter()
-        .find(|(_, d)| {
-            d.reasons
-                .iter()
-                .any(|r| r.inputs.contains_key("restarted_on_drop"))
-        })
-        .map(|(t, _)| *t);
+    let restart = ds.iter().find(|(_, d)| restarted(d)).map(|(t, _)| *t);
     assert_eq!(restart, Some(24), "2000 → 3 ≤ 6 / 2 (2600 → 4 is not)");
     let w = state.scale_down_window.clone().expect("window open");
     assert_eq!(w.started_at, at(24));
@@ -271,14 +271,7 @@ fn a_noisy_load_does_not_keep_restarting_the_window() {
         .map(|i| (i * 4, if i % 2 == 0 { 2800.0 } else { 1400.0 }))
         .collect();
     let (ds, _) = run_ticks(&policy, &[8, 8], &ticks);
-    let restarts = ds
-        .iter()
-        .filter(|(_, d)| {
-            d.reasons
-                .iter()
-                .any(|r| r.inputs.contains_key("restarted_on_drop"))
-        })
-        .count();
+    let restarts = ds.iter().filter(|(_, d)| restarted(d)).count();
     assert!(restarts <= 1, "{restarts} restarts");
     let applied: Vec<_> = ds
         .iter()
