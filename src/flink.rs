@@ -44,7 +44,9 @@ pub use model::{
     CheckpointStats, ClusterOverview, ExceptionEntry, ExceptionHistory, JobDetails, JobPlan,
     JobSummary, ResourceRequirements, TaskManagerInfo, VertexDetails,
 };
-pub use observe::{all_tasks_running, job_status, observe_rescale, observe_rescale_with};
+pub use observe::{
+    all_tasks_running, job_status, observe_rescale, observe_rescale_from, observe_rescale_with,
+};
 pub use plan::{plan_for, uniform_parallelism};
 pub use requirements::{
     apply_target, edit_requirements, upper_bounds, RequirementsChange, VertexLimit,

@@ -10,7 +10,7 @@ use crate::core::{JobId, JobStatus, RescaleObservation, TaskManagerSlots, Vertex
 use super::{
     client::{is_terminal_state, FlinkClient},
     error::FlinkError,
-    model::JobDetails,
+    model::{JobDetails, TaskManagerInfo},
 };
 
 /// Maps Flink's job state string to the core status.
@@ -52,16 +52,22 @@ pub async fn observe_rescale_with(
     history: bool,
 ) -> Result<RescaleObservation, FlinkError> {
     let details = client.job(job_id).await?;
-    let task_managers = client
-        .task_managers()
-        .await?
-        .into_iter()
-        .map(|t| TaskManagerSlots {
-            id: t.id,
-            slots_total: t.slots_number,
-            slots_free: t.free_slots,
-        })
-        .collect();
+    let task_managers = client.task_managers().await?;
+    Ok(observe_rescale_from(client, &details, &task_managers, now, history).await)
+}
+
+/// [`observe_rescale_with`] on a job's details and its JobManager's TaskManagers read
+/// already (the scaler's tick shares them between the jobs of a JobManager): reads only
+/// the job's failover signals (`numRestarts`, the exception history and, when
+/// `history` is on, the rescale history; each best effort).
+pub async fn observe_rescale_from(
+    client: &FlinkClient,
+    details: &JobDetails,
+    task_managers: &[TaskManagerInfo],
+    now: DateTime<Utc>,
+    history: bool,
+) -> RescaleObservation {
+    let job_id = &details.jid;
     let num_restarts = client
         .job_metrics(job_id, &["numRestarts"])
         .await
@@ -73,7 +79,7 @@ pub async fn observe_rescale_with(
         Ok(h) => h.entries.iter().map(|e| e.timestamp).max(),
         Err(_) => None,
     };
-    Ok(RescaleObservation {
+    RescaleObservation {
         at: now,
         status: job_status(&details.state),
         terminal: is_terminal_state(&details.state),
@@ -82,12 +88,19 @@ pub async fn observe_rescale_with(
             .iter()
             .map(|v| (VertexId::new(v.id.clone()), v.parallelism))
             .collect(),
-        all_tasks_running: all_tasks_running(&details),
-        task_managers,
+        all_tasks_running: all_tasks_running(details),
+        task_managers: task_managers
+            .iter()
+            .map(|t| TaskManagerSlots {
+                id: t.id.clone(),
+                slots_total: t.slots_number,
+                slots_free: t.free_slots,
+            })
+            .collect(),
         num_restarts,
         latest_exception_ms,
         rescale_history: read_history(client, job_id, history).await,
-    })
+    }
 }
 
 async fn read_history(

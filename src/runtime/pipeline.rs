@@ -34,8 +34,13 @@ pub struct Observed {
     pub job_id: JobId,
     /// The core's view.
     pub observation: Observation,
-    /// Registered TaskManagers.
+    /// Registered TaskManagers (the JobManager's shared read: see [`super::rest_cache`]).
     pub task_managers: Vec<TaskManagerInfo>,
+    /// `/jobs/:id` as read for this observation (its embedded plan dropped).
+    pub details: Arc<JobDetails>,
+    /// True when the details and TaskManagers were read fresh (a rescale in flight) rather
+    /// than kept from an earlier tick.
+    pub fresh: bool,
     /// Prometheus query statistics (one per signal).
     pub queries: Vec<QueryStat>,
     /// Non-fatal signal problems (optional signals missing, ...).
@@ -109,7 +114,7 @@ fn ms_to_utc(ms: i64) -> Option<DateTime<Utc>> {
 
 /// What Flink REST says about the job.
 struct FlinkView {
-    details: JobDetails,
+    details: Arc<JobDetails>,
     topology: Topology,
     task_managers: Vec<TaskManagerInfo>,
 }
@@ -167,9 +172,11 @@ pub async fn observe_with(
         }
     }
     Ok(Observed {
-        job_id: details.jid,
+        job_id: details.jid.clone(),
         observation,
         task_managers,
+        details,
+        fresh,
         queries,
         issues,
         windows,
@@ -204,7 +211,7 @@ async fn read_flink(
     ctx.metrics
         .observe_flink_request("observe", Some(200), started.elapsed().as_secs_f64());
     Ok(FlinkView {
-        details: read.details.as_ref().clone(),
+        details: read.details,
         topology: read.topology,
         task_managers: read.task_managers.as_ref().clone(),
     })

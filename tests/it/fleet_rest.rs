@@ -2,9 +2,10 @@
 //! ScaledObjects (1 s interval) of a synthetic fleet (`fks_components::fleet`, two
 //! JobManagers) scraped by a real Prometheus.
 //!
-//! * steady state: per JobManager about one `/jobs/overview` and one `/taskmanagers` per
-//!   interval (not one per job), no `/jobs/:id` at all (details and topology cached until
-//!   the job's state or parallelism changes), and the scaler's
+//! * steady state: per JobManager about one `/jobs/overview` per interval (not one per
+//!   job), `/taskmanagers` only every `TM_REFRESH_SLOTS` intervals while no job changes,
+//!   no `/jobs/:id` at all (details and topology cached until the job's state or
+//!   parallelism changes), and the scaler's
 //!   `flink_keda_scaler_flink_rest_calls_total` counts what the fleet served, and
 //!   `flink_keda_scaler_evaluation_lag_seconds` is exported;
 //! * the failure semantics stay per job: a JobManager answering 503 → its jobs
@@ -143,7 +144,9 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
         // One per 1 s slot (+ the slot boundaries of the window); per job it would be 72.
         assert!(d("GET /jobs/overview") <= 8, "{}", d("GET /jobs/overview"));
         assert!(d("GET /jobs/overview") >= 4, "every tick still reads");
-        assert!(d("GET /taskmanagers") <= 8, "{}", d("GET /taskmanagers"));
+        // Not read again while the overview does not change: at most one refresh (every
+        // 10 slots) in the window.
+        assert!(d("GET /taskmanagers") <= 1, "{}", d("GET /taskmanagers"));
         assert_eq!(d("GET /jobs/:id"), 0, "details and topology cached");
         assert_eq!(d("GET /jobs/:id/plan"), 0);
     }
@@ -195,7 +198,9 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
         "{bad}"
     );
 
-    // JobManager 1 down: its jobs UNAVAILABLE with the cause, JobManager 0's answered.
+    // JobManager 1 down: its jobs UNAVAILABLE with the cause, JobManager 0's answered;
+    // its TaskManagers read again once it is back (the outage may have changed them).
+    let tms_before_outage = calls(&fleet.stats(), 1, "GET /taskmanagers");
     fleet.set_available(1, false);
     let down = wait(
         &mut client,
@@ -214,6 +219,7 @@ async fn one_overview_per_job_manager_per_tick_and_per_job_failures() {
     assert!(get_metrics(&mut client, &refs[0]).await.is_ok());
     fleet.set_available(1, true);
     let _ = wait(&mut client, &refs[1], "answered again", Result::is_ok).await;
+    assert!(calls(&fleet.stats(), 1, "GET /taskmanagers") > tms_before_outage);
 
     // A cancelled job: NOT_FOUND; its neighbours on the same JobManager answered.
     fleet.remove_job(2);

@@ -23,7 +23,7 @@ use std::{
 };
 
 use fks_components::{
-    fleet::{FleetOptions, SyntheticFleet},
+    fleet::{FleetOptions, FleetStats, SyntheticFleet},
     prometheus_proc::{PrometheusOptions, PrometheusProcess},
     scaler_proc::ScalerProcess,
 };
@@ -223,15 +223,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     // whether they did). Not `decisions_total`: without dryRun a steady "hold" decision
     // has no reason and is not counted.
     let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
-    let before = r0.rest_calls_total();
-    let rest_per_tick_per_jm = r1
-        .rest_calls_total()
-        .into_iter()
-        .map(|(k, v)| {
-            let d = v - before.get(&k).copied().unwrap_or(0);
-            (k, d as f64 / ticks / job_managers as f64)
-        })
-        .collect();
+    let rest_per_tick_per_jm = per_tick_per_jm(&r0, &r1, ticks, job_managers);
     let rss = scaler.rss_bytes().unwrap_or(0);
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
@@ -271,10 +263,28 @@ pub async fn run(opts: &FleetBenchOptions, sizes: &[usize]) -> Result<Vec<FleetR
     Ok(rows)
 }
 
-fn rest_cell(row: &FleetRow) -> String {
-    let total: f64 = row.rest_per_tick_per_jm.values().sum();
-    let parts: Vec<String> = row
-        .rest_per_tick_per_jm
+/// REST calls per endpoint between two stats of the fleet, per tick per JobManager.
+pub fn per_tick_per_jm(
+    before: &FleetStats,
+    after: &FleetStats,
+    ticks: f64,
+    job_managers: usize,
+) -> BTreeMap<String, f64> {
+    let before = before.rest_calls_total();
+    after
+        .rest_calls_total()
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (k, d as f64 / ticks / job_managers as f64)
+        })
+        .collect()
+}
+
+/// The total and the endpoints of [`per_tick_per_jm`] (`2.00 (GET /x 1.00, ...)`).
+pub fn rest_cell(per_endpoint: &BTreeMap<String, f64>) -> String {
+    let total: f64 = per_endpoint.values().sum();
+    let parts: Vec<String> = per_endpoint
         .iter()
         .filter(|(_, v)| **v >= 0.005)
         .map(|(k, v)| format!("{k} {v:.2}"))
@@ -299,7 +309,7 @@ pub fn markdown(rows: &[FleetRow]) -> String {
             r.job_managers,
             answered,
             r.queries_per_tick,
-            rest_cell(r),
+            rest_cell(&r.rest_per_tick_per_jm),
             r.max_lag_s,
             r.rss as f64 / 1024.0 / 1024.0,
             r.get_metrics.p50.as_micros(),

@@ -14,14 +14,20 @@
 //!   `flink_keda_scaler_evaluation_lag_seconds` sampled every second during the wave;
 //! * Flink REST calls per tick per JobManager during the wave, and the scaler's RSS.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use fks_components::{
     fleet::{sim::VERTEX_SPECS, SyntheticFleet},
     scaler_proc::ScalerProcess,
 };
 
-use super::fleet::exposition_sum;
+use super::{
+    fleet::exposition_sum,
+    fleet_bench::{per_tick_per_jm, rest_cell},
+};
 
 /// The policy's target utilisation (the product default; the benchmark sets none).
 const TARGET_UTILIZATION: f64 = 0.7;
@@ -52,8 +58,8 @@ pub struct WaveRow {
     pub stray_puts: u64,
     /// Largest evaluation lag during the wave.
     pub max_lag_s: f64,
-    /// Flink REST calls per tick per JobManager during the wave.
-    pub rest_per_tick_per_jm: f64,
+    /// Flink REST calls per tick per JobManager during the wave, by endpoint.
+    pub rest_per_tick_per_jm: BTreeMap<String, f64>,
     /// Scaler RSS at the end of the wave.
     pub rss: u64,
 }
@@ -96,7 +102,7 @@ pub async fn run(
     let jobs = fleet.len();
     let raised: Vec<usize> = (0..jobs).filter(|&j| is_raised(j)).collect();
     let puts_before: Vec<u64> = (0..jobs).map(|j| fleet.puts(j)).collect();
-    let rest_before = fleet.stats().rest_calls_sum();
+    let rest_before = fleet.stats();
     let started = Instant::now();
     for &j in &raised {
         fleet.set_rate(j, WAVE_RATE);
@@ -122,7 +128,6 @@ pub async fn run(
     // One more interval: a second PUT to a job that already keeps up would show here.
     tokio::time::sleep(interval).await;
     let ticks = started.elapsed().as_secs_f64() / interval.as_secs_f64();
-    let rest = fleet.stats().rest_calls_sum() - rest_before;
     let puts_of = |j: usize| fleet.puts(j) - puts_before[j];
     WaveRow {
         jobs,
@@ -137,7 +142,12 @@ pub async fn run(
         max_puts_per_job: raised.iter().map(|&j| puts_of(j)).max().unwrap_or(0),
         stray_puts: (0..jobs).filter(|&j| !is_raised(j)).map(puts_of).sum(),
         max_lag_s,
-        rest_per_tick_per_jm: rest as f64 / ticks / fleet.job_managers() as f64,
+        rest_per_tick_per_jm: per_tick_per_jm(
+            &rest_before,
+            &fleet.stats(),
+            ticks,
+            fleet.job_managers(),
+        ),
         rss: scaler.rss_bytes().unwrap_or(0),
     }
 }
@@ -161,7 +171,7 @@ pub fn markdown(rows: &[WaveRow]) -> String {
             |s| format!("{s:.0} s"),
         );
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.2} | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {:.1} MiB |\n",
             r.jobs,
             r.raised,
             r.reached,
@@ -171,7 +181,7 @@ pub fn markdown(rows: &[WaveRow]) -> String {
             r.max_puts_per_job,
             r.stray_puts,
             r.max_lag_s,
-            r.rest_per_tick_per_jm,
+            rest_cell(&r.rest_per_tick_per_jm),
             r.rss as f64 / 1024.0 / 1024.0,
         ));
     }

@@ -1,10 +1,13 @@
 //! Drain-safe scale-down on Kubernetes: while KEDA is told fewer TaskManagers than are
 //! registered, the idle TaskManager pods get the lowest
 //! `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet removes idle pods
-//! first; the annotations are cleared once the surplus is gone (leader only).
+//! first; the annotations are cleared once the surplus is gone (leader only). The
+//! ordering needs every TaskManager's free slots now, so a surplus reads `/taskmanagers`
+//! afresh (the tick's shared copy may be several intervals old in steady state).
 
 use super::Worker;
 use crate::{
+    flink::{FlinkClient, TaskManagerInfo},
     kube::{mark_deletion_costs, TaskManagerSlots},
     runtime::{pipeline::Observed, settings::JobSettings},
 };
@@ -14,6 +17,7 @@ impl Worker {
     /// `reported` TaskManagers.
     pub(super) async fn mark_pods(
         &mut self,
+        client: &FlinkClient,
         settings: &JobSettings,
         observed: &Observed,
         reported: u32,
@@ -27,9 +31,29 @@ impl Worker {
         if !self.ctx.is_leader() {
             return;
         }
-        let registered = u32::try_from(observed.task_managers.len()).unwrap_or(u32::MAX);
-        let tms: Vec<TaskManagerSlots> = if registered > reported {
-            slots(observed)
+        let count = |tms: &[TaskManagerInfo]| u32::try_from(tms.len()).unwrap_or(u32::MAX);
+        let mut registered = count(&observed.task_managers);
+        let mut now = None;
+        if registered > reported {
+            let interval = self.ctx.config.evaluation.interval;
+            match self
+                .ctx
+                .rest
+                .fresh_task_managers(client, &settings.flink_url, interval)
+                .await
+            {
+                Ok(tms) => {
+                    registered = count(&tms);
+                    now = Some(tms);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the TaskManagers for the scale-down's ordering; pod-deletion-cost left as it is");
+                    return;
+                }
+            }
+        }
+        let tms: Vec<TaskManagerSlots> = if let Some(now) = now.filter(|_| registered > reported) {
+            slots(&now)
         } else if self.marked_pods {
             Vec::new() // stale: clear
         } else {
@@ -46,9 +70,8 @@ impl Worker {
 }
 
 /// The slots of every registered TaskManager, as the kube adapter takes them.
-fn slots(observed: &Observed) -> Vec<TaskManagerSlots> {
-    observed
-        .task_managers
+fn slots(task_managers: &[TaskManagerInfo]) -> Vec<TaskManagerSlots> {
+    task_managers
         .iter()
         .map(|tm| TaskManagerSlots {
             id: tm.id.clone(),

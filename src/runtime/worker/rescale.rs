@@ -26,14 +26,15 @@ impl Worker {
     pub(super) async fn advance_rescale(
         &mut self,
         client: &FlinkClient,
-        obs: &Observation,
+        observed: &Observed,
         scale_target: Option<&ScaleTarget>,
         now: DateTime<Utc>,
     ) {
         let Some(rescale) = self.rescale.as_mut().filter(|r| !r.phase.is_terminal()) else {
             return;
         };
-        let events = advance(client, rescale, now).await;
+        let obs = &observed.observation;
+        let events = advance(client, observed, rescale, now).await;
         let rescale = rescale.clone();
         if !self.ctx.is_leader() {
             return; // followers mirror the leader's state; only the leader records and publishes
@@ -195,8 +196,11 @@ impl Worker {
     }
 }
 
-/// One observation of the rescale in flight through the state machine: a vanished job
-/// aborts it; another read error leaves it as it was until the next tick.
+/// One observation of the rescale in flight through the state machine: on the tick's
+/// fresh reads (the job's details and the JobManager's TaskManagers, shared by the jobs
+/// of the JobManager in flight) plus the job's failover signals, or all read now when the
+/// tick's were not fresh (a rescale resumed from persisted state). A vanished job aborts
+/// it; another read error leaves it as it was until the next tick.
 #[tracing::instrument(
     name = "rescale_advance",
     skip_all,
@@ -209,11 +213,18 @@ impl Worker {
 )]
 async fn advance(
     client: &FlinkClient,
+    observed: &Observed,
     rescale: &mut Rescale,
     now: DateTime<Utc>,
 ) -> Vec<RescaleEvent> {
     let history = rescale.exact_failovers();
-    match flink::observe_rescale_with(client, &rescale.job_id, now, history).await {
+    let read = if observed.fresh && observed.job_id == rescale.job_id {
+        let (details, tms) = (&observed.details, &observed.task_managers);
+        Ok(flink::observe_rescale_from(client, details, tms, now, history).await)
+    } else {
+        flink::observe_rescale_with(client, &rescale.job_id, now, history).await
+    };
+    match read {
         Ok(o) => rescale.observe(&o),
         Err(FlinkError::JobGone { .. }) => rescale.job_gone(now),
         Err(e) => {

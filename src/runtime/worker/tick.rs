@@ -87,13 +87,8 @@ impl Worker {
         self.sync_persisted(&current, generation, now).await;
         // a rescale resumed from persisted state holds the job's claim too
         self.sync_claim(&observed.job_id);
-        self.advance_rescale(
-            &client,
-            &observed.observation,
-            settings.scale_target.as_ref(),
-            now,
-        )
-        .await;
+        self.advance_rescale(&client, &observed, settings.scale_target.as_ref(), now)
+            .await;
 
         let (decision, next_state) = flink_setup::decide(
             self.flink_setup.get(),
@@ -212,7 +207,7 @@ impl Worker {
         self.ctx
             .metrics
             .set_spare_task_managers(&self.key(&observed.observation.job_name), spare);
-        self.mark_pods(settings, observed, reported).await;
+        self.mark_pods(client, settings, observed, reported).await;
         Ok(reported)
     }
 
