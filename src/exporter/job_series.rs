@@ -1,0 +1,664 @@
+//! The per-job series, held compactly and written straight into the `/metrics` text.
+//!
+//! At 1,000 ScaledObjects the scaler exports tens of thousands of per-job series. The
+//! `prometheus` crate keeps each child of a labelled family as its own allocation with a
+//! copy of the family's descriptor (name, help, label names) and one protobuf label pair
+//! per label, and `gather()` builds a protobuf copy of every series for each scrape: about
+//! 32 kB per job held, plus megabytes per scrape. Here each job is one small entry
+//! (namespace → job name → [`JobEntry`]) with its values as plain numbers, and the text
+//! is written from them into the scrape's buffer.
+//!
+//! The names, HELP texts, label names (in the order the `prometheus` crate writes them:
+//! sorted) and values are exactly those of the families they replace; a family without
+//! series is left out, as `gather()` leaves it out.
+
+use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex};
+
+use super::{
+    metrics::{JobKey, RescaleOutcome, PREFIX},
+    scaling::IDLE_PHASE,
+};
+use crate::core::Direction;
+
+/// The per-ScaledObject gauges, in [`ObjectSeries::gauges`] order: (name, help).
+const OBJECT_GAUGES: [(&str, &str); 7] = [
+    ("desired_task_managers", "TaskManagers the last decision wants."),
+    ("current_task_managers", "TaskManagers registered with the JobManager."),
+    (
+        "reported_task_managers",
+        "TaskManager count last reported to KEDA (GetMetrics).",
+    ),
+    (
+        "spare_task_managers",
+        "Warm spare TaskManagers included in the reported count (spareTaskManagers, bounded by maxTaskManagers).",
+    ),
+    ("min_task_managers", "Lower TaskManager bound of the job's policy."),
+    ("max_task_managers", "Upper TaskManager bound of the job's policy."),
+    (
+        "flink_reactive_mode",
+        "1 when the job's JobManager runs scheduler-mode: reactive (sized in TaskManagers, never PUT to; every scale-down is a failover).",
+    ),
+];
+
+/// Index of a per-ScaledObject gauge in [`OBJECT_GAUGES`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ObjectGauge {
+    Desired = 0,
+    Current = 1,
+    Reported = 2,
+    Spare = 3,
+    Min = 4,
+    Max = 5,
+    Reactive = 6,
+}
+
+/// The per-vertex signal gauges, in [`VertexSeries::signals`] order: (name, help).
+const SIGNAL_GAUGES: [(&str, &str); 4] = [
+    (
+        "signal_pending_records",
+        "Pending records (lag) of a source vertex used by the last decision.",
+    ),
+    (
+        "signal_busy_ratio",
+        "Busy ratio (0..1) of a vertex used by the last decision.",
+    ),
+    (
+        "signal_true_processing_records_per_second",
+        "True processing rate (records/s at 100% busy) of a vertex used by the last decision.",
+    ),
+    (
+        "signal_input_records_per_second",
+        "Observed input rate (records/s) of a vertex used by the last decision.",
+    ),
+];
+
+/// Directions of `rescales_total`, in [`ObjectSeries::rescales`] order.
+const DIRECTIONS: [Direction; 3] = [Direction::Up, Direction::Down, Direction::None];
+
+/// The series of one ScaledObject of a job (labels `namespace`, `scaled_object`, `job_name`).
+#[derive(Debug, Default)]
+struct ObjectSeries {
+    name: Box<str>,
+    gauges: [Option<i64>; OBJECT_GAUGES.len()],
+    last_rescale: Option<f64>,
+    /// `rescales_total` by direction × outcome; `None`: no such series.
+    rescales: [[Option<u64>; RescaleOutcome::ALL.len()]; DIRECTIONS.len()],
+    /// `flink_rescale_delay_seconds` by setting.
+    delays: Vec<(Box<str>, f64)>,
+}
+
+/// The series of one vertex (labels `namespace`, `job_name`, `vertex`[, `vertex_name`]).
+#[derive(Debug, Default)]
+struct VertexSeries {
+    id: Box<str>,
+    name: Box<str>,
+    /// (desired, current) parallelism.
+    parallelism: Option<(i64, i64)>,
+    signals: [Option<f64>; SIGNAL_GAUGES.len()],
+}
+
+impl VertexSeries {
+    fn is_empty(&self) -> bool {
+        self.parallelism.is_none() && self.signals.iter().all(Option::is_none)
+    }
+}
+
+/// Every per-job series of one job (namespace, job name).
+#[derive(Debug, Default)]
+struct JobEntry {
+    objects: Vec<ObjectSeries>,
+    vertices: Vec<VertexSeries>,
+    /// `decisions_total` by rule.
+    decisions: Vec<(&'static str, u64)>,
+    /// The one `rescale_phase` series at 1.
+    phase: Option<&'static str>,
+    failovers: Option<u64>,
+}
+
+impl JobEntry {
+    fn object(&mut self, name: &str) -> &mut ObjectSeries {
+        let i = match self.objects.iter().position(|o| &*o.name == name) {
+            Some(i) => i,
+            None => {
+                self.objects.push(ObjectSeries {
+                    name: name.into(),
+                    ..ObjectSeries::default()
+                });
+                self.objects.len() - 1
+            }
+        };
+        &mut self.objects[i]
+    }
+
+    fn vertex(&mut self, id: &str) -> &mut VertexSeries {
+        let i = match self.vertices.iter().position(|v| &*v.id == id) {
+            Some(i) => i,
+            None => {
+                self.vertices.push(VertexSeries {
+                    id: id.into(),
+                    ..VertexSeries::default()
+                });
+                self.vertices.len() - 1
+            }
+        };
+        &mut self.vertices[i]
+    }
+}
+
+/// Namespace → job name → the job's series.
+type Jobs = BTreeMap<Box<str>, BTreeMap<Box<str>, JobEntry>>;
+
+/// The per-job series of every job (one per [`super::Metrics`]).
+#[derive(Debug, Default)]
+pub(super) struct JobSeries {
+    jobs: Mutex<Jobs>,
+}
+
+impl JobSeries {
+    /// Runs `f` on the job's entry, creating it.
+    fn with<R>(&self, key: &JobKey<'_>, f: impl FnOnce(&mut JobEntry) -> R) -> R {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if !jobs.contains_key(key.namespace()) {
+            jobs.insert(key.namespace().into(), BTreeMap::new());
+        }
+        let by_name = jobs
+            .get_mut(key.namespace())
+            .unwrap_or_else(|| unreachable!("inserted above"));
+        if !by_name.contains_key(key.job) {
+            by_name.insert(key.job.into(), JobEntry::default());
+        }
+        let entry = by_name
+            .get_mut(key.job)
+            .unwrap_or_else(|| unreachable!("inserted above"));
+        f(entry)
+    }
+
+    /// Sets a per-ScaledObject gauge.
+    pub(super) fn set_gauge(&self, key: &JobKey<'_>, gauge: ObjectGauge, value: i64) {
+        self.with(key, |j| {
+            j.object(&key.scaled_object.name).gauges[gauge as usize] = Some(value)
+        });
+    }
+
+    /// Sets `last_rescale_timestamp_seconds`.
+    pub(super) fn set_last_rescale(&self, key: &JobKey<'_>, secs: f64) {
+        self.with(key, |j| {
+            j.object(&key.scaled_object.name).last_rescale = Some(secs)
+        });
+    }
+
+    /// Creates the job's `rescales_total` (every direction × outcome) and
+    /// `failovers_total` at 0 where absent.
+    pub(super) fn register(&self, key: &JobKey<'_>) {
+        self.with(key, |j| {
+            for row in &mut j.object(&key.scaled_object.name).rescales {
+                for count in row {
+                    count.get_or_insert(0);
+                }
+            }
+            j.failovers.get_or_insert(0);
+        });
+    }
+
+    /// Counts a rescale by direction and outcome.
+    pub(super) fn count_rescale(
+        &self,
+        key: &JobKey<'_>,
+        direction: Direction,
+        outcome: RescaleOutcome,
+    ) {
+        let d = DIRECTIONS.iter().position(|x| *x == direction).unwrap_or(0);
+        let o = RescaleOutcome::ALL
+            .iter()
+            .position(|x| *x == outcome)
+            .unwrap_or(0);
+        self.with(key, |j| {
+            *j.object(&key.scaled_object.name).rescales[d][o].get_or_insert(0) += 1
+        });
+    }
+
+    /// Replaces the Flink set-up series (reactive mode, rescale delays by setting).
+    pub(super) fn set_setup(&self, key: &JobKey<'_>, reactive: bool, delays: &[(&str, f64)]) {
+        self.with(key, |j| {
+            for o in &mut j.objects {
+                o.delays = Vec::new();
+            }
+            let o = j.object(&key.scaled_object.name);
+            o.gauges[ObjectGauge::Reactive as usize] = Some(i64::from(reactive));
+            o.delays = delays.iter().map(|(s, v)| ((*s).into(), *v)).collect();
+        });
+    }
+
+    /// Removes the Flink set-up series of every ScaledObject of the job.
+    #[cfg(test)]
+    pub(super) fn remove_setup(&self, key: &JobKey<'_>) {
+        self.with(key, |j| {
+            for o in &mut j.objects {
+                o.gauges[ObjectGauge::Reactive as usize] = None;
+                o.delays = Vec::new();
+            }
+        });
+    }
+
+    /// Desired and current parallelism of a vertex.
+    pub(super) fn set_parallelism(
+        &self,
+        key: &JobKey<'_>,
+        vertex: &str,
+        name: &str,
+        desired: i64,
+        current: i64,
+    ) {
+        self.with(key, |j| {
+            let v = j.vertex(vertex);
+            if &*v.name != name {
+                v.name = name.into();
+            }
+            v.parallelism = Some((desired, current));
+        });
+    }
+
+    /// Sets (or with `None` removes) a vertex's signal gauges, in [`SIGNAL_GAUGES`] order.
+    pub(super) fn set_signals(
+        &self,
+        key: &JobKey<'_>,
+        vertex: &str,
+        values: [Option<f64>; SIGNAL_GAUGES.len()],
+    ) {
+        self.with(key, |j| {
+            j.vertex(vertex).signals = values;
+            j.vertices.retain(|v| !v.is_empty());
+        });
+    }
+
+    /// Drops a vertex's series (parallelism and signals).
+    pub(super) fn remove_vertex(&self, key: &JobKey<'_>, vertex: &str) {
+        self.with(key, |j| j.vertices.retain(|v| &*v.id != vertex));
+    }
+
+    /// Counts a decision under its rule.
+    pub(super) fn count_decision(&self, key: &JobKey<'_>, rule: &'static str) {
+        self.with(key, |j| {
+            match j.decisions.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, n)) => *n += 1,
+                None => j.decisions.push((rule, 1)),
+            }
+        });
+    }
+
+    /// Sets the one `rescale_phase` series of the job.
+    pub(super) fn set_phase(&self, key: &JobKey<'_>, phase: Option<&'static str>) {
+        self.with(key, |j| j.phase = Some(phase.unwrap_or(IDLE_PHASE)));
+    }
+
+    /// Counts a failover.
+    pub(super) fn count_failover(&self, key: &JobKey<'_>) {
+        self.with(key, |j| *j.failovers.get_or_insert(0) += 1);
+    }
+
+    /// Drops every series of the job (all its ScaledObjects).
+    pub(super) fn remove(&self, key: &JobKey<'_>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(by_name) = jobs.get_mut(key.namespace()) {
+            by_name.remove(key.job);
+            if by_name.is_empty() {
+                jobs.remove(key.namespace());
+            }
+        }
+    }
+
+    /// Appends every family with series in the text exposition format.
+    pub(super) fn encode(&self, out: &mut String) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = Writer { out, jobs: &jobs };
+        w.objects();
+        w.vertices();
+        w.job_families();
+    }
+}
+
+/// Writes the families of [`Jobs`] into one buffer.
+struct Writer<'a> {
+    out: &'a mut String,
+    jobs: &'a Jobs,
+}
+
+/// One job's labels while writing.
+type Each<'j> = (&'j str, &'j str, &'j JobEntry);
+
+/// Every job with its namespace and name.
+fn each(jobs: &Jobs) -> impl Iterator<Item = Each<'_>> {
+    jobs.iter().flat_map(|(ns, by_name)| {
+        by_name
+            .iter()
+            .map(move |(job, entry)| (&**ns, &**job, entry))
+    })
+}
+
+impl Writer<'_> {
+    /// Writes one family: HELP and TYPE, then `series` for every job; nothing when no
+    /// job has a series of it.
+    fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        series: impl Fn(&mut Lines<'_>, Each<'_>),
+    ) {
+        let start = self.out.len();
+        let _ = writeln!(self.out, "# HELP {PREFIX}_{name} {}", escape(help, false));
+        let _ = writeln!(self.out, "# TYPE {PREFIX}_{name} {kind}");
+        let header = self.out.len();
+        let mut lines = Lines {
+            name,
+            out: self.out,
+        };
+        for each in each(self.jobs) {
+            series(&mut lines, each);
+        }
+        if self.out.len() == header {
+            self.out.truncate(start);
+        }
+    }
+
+    fn objects(&mut self) {
+        for (i, (name, help)) in OBJECT_GAUGES.iter().enumerate() {
+            self.family(name, help, "gauge", |l, (ns, job, e)| {
+                for o in &e.objects {
+                    if let Some(v) = o.gauges[i] {
+                        l.so(ns, job, &o.name, &[], v as f64);
+                    }
+                }
+            });
+        }
+        self.family(
+            "last_rescale_timestamp_seconds",
+            "Unix time of the last rescale applied to the job.",
+            "gauge",
+            |l, (ns, job, e)| {
+                for o in &e.objects {
+                    if let Some(v) = o.last_rescale {
+                        l.so(ns, job, &o.name, &[], v);
+                    }
+                }
+            },
+        );
+        self.family(
+            "flink_rescale_delay_seconds",
+            "Longest delay a Flink setting (label `setting`) adds to a rescale the scaler asks for (cooldown, stabilization, restart back-off); absent when none.",
+            "gauge",
+            |l, (ns, job, e)| {
+                for o in &e.objects {
+                    for (setting, v) in &o.delays {
+                        l.so(ns, job, &o.name, &[("setting", setting)], *v);
+                    }
+                }
+            },
+        );
+        self.family(
+            "rescales_total",
+            "In-place rescales by direction and outcome.",
+            "counter",
+            |l, (ns, job, e)| {
+                for o in &e.objects {
+                    for (d, row) in DIRECTIONS.iter().zip(&o.rescales) {
+                        for (outcome, n) in RescaleOutcome::ALL.iter().zip(row) {
+                            if let Some(n) = n {
+                                l.line(
+                                    &[
+                                        ("direction", d.as_str()),
+                                        ("job_name", job),
+                                        ("namespace", ns),
+                                        ("outcome", outcome.as_str()),
+                                        ("scaled_object", &o.name),
+                                    ],
+                                    *n as f64,
+                                );
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    fn vertices(&mut self) {
+        let parallelism = [
+            (
+                "vertex_desired_parallelism",
+                "Parallelism the last decision wants per job vertex.",
+            ),
+            (
+                "vertex_current_parallelism",
+                "Parallelism Flink reports per job vertex.",
+            ),
+        ];
+        for (i, (name, help)) in parallelism.iter().enumerate() {
+            self.family(name, help, "gauge", |l, (ns, job, e)| {
+                for v in &e.vertices {
+                    if let Some((desired, current)) = v.parallelism {
+                        let value = if i == 0 { desired } else { current };
+                        l.line(
+                            &[
+                                ("job_name", job),
+                                ("namespace", ns),
+                                ("vertex", &v.id),
+                                ("vertex_name", &v.name),
+                            ],
+                            value as f64,
+                        );
+                    }
+                }
+            });
+        }
+        for (i, (name, help)) in SIGNAL_GAUGES.iter().enumerate() {
+            self.family(name, help, "gauge", |l, (ns, job, e)| {
+                for v in &e.vertices {
+                    if let Some(value) = v.signals[i] {
+                        l.line(
+                            &[("job_name", job), ("namespace", ns), ("vertex", &v.id)],
+                            value,
+                        );
+                    }
+                }
+            });
+        }
+    }
+
+    fn job_families(&mut self) {
+        self.family(
+            "decisions_total",
+            "Decisions by the rule that settled them.",
+            "counter",
+            |l, (ns, job, e)| {
+                for (rule, n) in &e.decisions {
+                    l.line(
+                        &[("job_name", job), ("namespace", ns), ("rule", rule)],
+                        *n as f64,
+                    );
+                }
+            },
+        );
+        self.family(
+            "rescale_phase",
+            "1 for the job's current rescale phase (idle when nothing is in flight).",
+            "gauge",
+            |l, (ns, job, e)| {
+                if let Some(phase) = e.phase {
+                    l.line(
+                        &[("job_name", job), ("namespace", ns), ("phase", phase)],
+                        1.0,
+                    );
+                }
+            },
+        );
+        self.family(
+            "failovers_total",
+            "Job failovers (restarts not caused by a rescale) observed.",
+            "counter",
+            |l, (ns, job, e)| {
+                if let Some(n) = e.failovers {
+                    l.line(&[("job_name", job), ("namespace", ns)], n as f64);
+                }
+            },
+        );
+    }
+}
+
+/// The sample lines of one family.
+struct Lines<'a> {
+    name: &'a str,
+    out: &'a mut String,
+}
+
+impl Lines<'_> {
+    /// A line with labels given in sorted order.
+    fn line(&mut self, labels: &[(&str, &str)], value: f64) {
+        let _ = write!(self.out, "{PREFIX}_{}{{", self.name);
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let _ = write!(self.out, "{name}=\"{}\"", escape(value, true));
+        }
+        let _ = writeln!(self.out, "}} {value}");
+    }
+
+    /// A per-ScaledObject line, with `extra` labels sorting after `scaled_object`.
+    fn so(&mut self, ns: &str, job: &str, so: &str, extra: &[(&str, &str)], value: f64) {
+        let mut labels = vec![("job_name", job), ("namespace", ns), ("scaled_object", so)];
+        labels.extend_from_slice(extra);
+        self.line(&labels, value);
+    }
+}
+
+/// Escapes like the `prometheus` crate's text encoder: `\` and newline always, `"` in
+/// label values.
+fn escape(text: &str, quote: bool) -> std::borrow::Cow<'_, str> {
+    let quoted = quote && text.contains('"');
+    if !quoted && !text.contains(['\\', '\n']) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ScaledObjectRef;
+    use ::prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+    /// The text the `prometheus` crate writes for the same series (the format this
+    /// store must keep: label order, escaping, integer values).
+    /// (name, help, label names, series (label values, value), counter).
+    type Family<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        &'a [(&'a [&'a str], i64)],
+        bool,
+    );
+
+    fn reference(families: &[Family<'_>]) -> String {
+        let registry = Registry::new_custom(Some(PREFIX.into()), None).unwrap();
+        for (name, help, labels, series, counter) in families {
+            if *counter {
+                let c = IntCounterVec::new(Opts::new(*name, *help), labels).unwrap();
+                registry.register(Box::new(c.clone())).unwrap();
+                for (values, n) in *series {
+                    c.with_label_values(values).inc_by(*n as u64);
+                }
+            } else {
+                let g = IntGaugeVec::new(Opts::new(*name, *help), labels).unwrap();
+                registry.register(Box::new(g.clone())).unwrap();
+                for (values, n) in *series {
+                    g.with_label_values(values).set(*n);
+                }
+            }
+        }
+        TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap()
+    }
+
+    #[test]
+    fn text_matches_the_prometheus_crate() {
+        let so = ScaledObjectRef::new("team\"a", "so\\1");
+        let key = JobKey {
+            scaled_object: &so,
+            job: "job\nname",
+        };
+        let store = JobSeries::default();
+        store.set_gauge(&key, ObjectGauge::Desired, 4);
+        store.set_parallelism(&key, "v1", "Source: \"x\"", 3, 2);
+        store.count_decision(&key, "scale_up");
+        store.count_decision(&key, "scale_up");
+        let mut ours = String::new();
+        store.encode(&mut ours);
+        let so_labels: &[&str] = &["namespace", "scaled_object", "job_name"];
+        let vertex: &[&str] = &["namespace", "job_name", "vertex", "vertex_name"];
+        let (ns, name, job) = ("team\"a", "so\\1", "job\nname");
+        let expected = reference(&[
+            (
+                OBJECT_GAUGES[0].0,
+                OBJECT_GAUGES[0].1,
+                so_labels,
+                &[(&[ns, name, job], 4)],
+                false,
+            ),
+            (
+                "vertex_desired_parallelism",
+                "Parallelism the last decision wants per job vertex.",
+                vertex,
+                &[(&[ns, job, "v1", "Source: \"x\""], 3)],
+                false,
+            ),
+            (
+                "vertex_current_parallelism",
+                "Parallelism Flink reports per job vertex.",
+                vertex,
+                &[(&[ns, job, "v1", "Source: \"x\""], 2)],
+                false,
+            ),
+            (
+                "decisions_total",
+                "Decisions by the rule that settled them.",
+                &["namespace", "job_name", "rule"],
+                &[(&[ns, job, "scale_up"], 2)],
+                true,
+            ),
+        ]);
+        let sorted = |t: &str| {
+            let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&ours), sorted(&expected), "{ours}\n---\n{expected}");
+    }
+
+    #[test]
+    fn removing_the_last_series_removes_the_vertex_and_job() {
+        let so = ScaledObjectRef::new("ns", "so");
+        let key = JobKey {
+            scaled_object: &so,
+            job: "j",
+        };
+        let store = JobSeries::default();
+        store.set_signals(&key, "v", [Some(1.0), None, None, None]);
+        store.set_signals(&key, "v", [None; 4]);
+        let mut text = String::new();
+        store.encode(&mut text);
+        assert_eq!(text, "", "no family without series");
+        store.remove(&key);
+        assert!(store.jobs.lock().unwrap().is_empty());
+    }
+}
