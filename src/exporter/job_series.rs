@@ -155,22 +155,20 @@ pub(super) struct JobSeries {
 }
 
 impl JobSeries {
-    /// Runs `f` on the job's entry, creating it.
-    fn with<R>(&self, key: &JobKey<'_>, f: impl FnOnce(&mut JobEntry) -> R) -> R {
+    /// Runs `f` on the job's entry, creating it (keys allocated only then).
+    fn with(&self, key: &JobKey<'_>, f: impl FnOnce(&mut JobEntry)) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if !jobs.contains_key(key.namespace()) {
             jobs.insert(key.namespace().into(), BTreeMap::new());
         }
-        let by_name = jobs
-            .get_mut(key.namespace())
-            .unwrap_or_else(|| unreachable!("inserted above"));
-        if !by_name.contains_key(key.job) {
-            by_name.insert(key.job.into(), JobEntry::default());
+        if let Some(by_name) = jobs.get_mut(key.namespace()) {
+            if !by_name.contains_key(key.job) {
+                by_name.insert(key.job.into(), JobEntry::default());
+            }
+            if let Some(entry) = by_name.get_mut(key.job) {
+                f(entry);
+            }
         }
-        let entry = by_name
-            .get_mut(key.job)
-            .unwrap_or_else(|| unreachable!("inserted above"));
-        f(entry)
     }
 
     /// Sets a per-ScaledObject gauge.
