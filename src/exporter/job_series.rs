@@ -307,8 +307,23 @@ impl JobSeries {
 
     /// Appends every family with series in the text exposition format.
     pub(super) fn encode(&self, out: &mut String) {
+        self.write(out, None);
+    }
+
+    /// Appends family number `family` (of [`FAMILIES`]; nothing when it has no series):
+    /// `/metrics` is sent one family at a time, so no scrape holds the whole text.
+    pub(super) fn encode_family(&self, family: usize, out: &mut String) {
+        self.write(out, Some(family));
+    }
+
+    fn write(&self, out: &mut String, only: Option<usize>) {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut w = Writer { out, jobs: &jobs };
+        let mut w = Writer {
+            out,
+            jobs: &jobs,
+            only,
+            next: 0,
+        };
         w.objects();
         w.vertices();
         w.job_families();
@@ -319,7 +334,16 @@ impl JobSeries {
 struct Writer<'a> {
     out: &'a mut String,
     jobs: &'a Jobs,
+    /// Write only this family (by number), or all.
+    only: Option<usize>,
+    /// Number of the next family.
+    next: usize,
 }
+
+/// Families [`JobSeries`] writes: the per-ScaledObject gauges, the last rescale time,
+/// the rescale delays, the rescale counters, two parallelism and the signal gauges,
+/// decisions, phase and failovers.
+pub(super) const FAMILIES: usize = OBJECT_GAUGES.len() + 3 + 2 + SIGNAL_GAUGES.len() + 3;
 
 /// One job's labels while writing.
 type Each<'j> = (&'j str, &'j str, &'j JobEntry);
@@ -343,6 +367,11 @@ impl Writer<'_> {
         kind: &str,
         series: impl Fn(&mut Lines<'_>, Each<'_>),
     ) {
+        let number = self.next;
+        self.next += 1;
+        if self.only.is_some_and(|only| only != number) {
+            return;
+        }
         let start = self.out.len();
         let _ = writeln!(self.out, "# HELP {PREFIX}_{name} {}", escape(help, false));
         let _ = writeln!(self.out, "# TYPE {PREFIX}_{name} {kind}");
@@ -641,6 +670,22 @@ mod tests {
             lines
         };
         assert_eq!(sorted(&ours), sorted(&expected), "{ours}\n---\n{expected}");
+        let mut by_family = String::new();
+        for family in 0..FAMILIES {
+            store.encode_family(family, &mut by_family);
+        }
+        assert_eq!(by_family, ours, "family by family: the same text");
+        let mut w = String::new();
+        let mut count = Writer {
+            out: &mut w,
+            jobs: &Jobs::new(),
+            only: Some(usize::MAX),
+            next: 0,
+        };
+        count.objects();
+        count.vertices();
+        count.job_families();
+        assert_eq!(count.next, FAMILIES);
     }
 
     #[test]

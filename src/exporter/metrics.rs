@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
     families::{register, rescale_duration, Builder, ClientFamilies},
-    job_series::JobSeries,
+    job_series::{JobSeries, FAMILIES},
 };
 use crate::core::ScaledObjectRef;
 
@@ -197,6 +197,26 @@ impl Metrics {
         self.jobs.encode(&mut buf);
         self.encoded_len.store(buf.len(), Ordering::Relaxed);
         buf
+    }
+
+    /// Part `part` of the `/metrics` text (`None` past the last): the registry's
+    /// families, then each per-job family on its own, each part written when asked
+    /// for. Concatenated, the parts are [`Metrics::encode`].
+    pub fn encode_part(&self, part: usize) -> Option<String> {
+        if part == 0 {
+            let mut buf = String::new();
+            if let Err(error) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buf) {
+                tracing::warn!(%error, "Failed to encode metrics.");
+            }
+            return Some(buf);
+        }
+        let family = part - 1;
+        if family >= FAMILIES {
+            return None;
+        }
+        let mut buf = String::new();
+        self.jobs.encode_family(family, &mut buf);
+        Some(buf)
     }
 
     /// The content type of [`Metrics::encode`].
