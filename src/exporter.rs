@@ -15,6 +15,7 @@ pub mod clients;
 mod families;
 pub mod http;
 mod hub;
+mod job_series;
 pub mod metrics;
 pub mod scaling;
 mod setup;

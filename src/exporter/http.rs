@@ -79,10 +79,16 @@ pub async fn serve(
         .map_err(HttpError::Serve)
 }
 
+/// `/metrics`, sent part by part ([`Metrics::encode_part`]: at 1,000 jobs the text is
+/// megabytes; no scrape holds all of it at once).
 async fn metrics_handler(State(s): State<AppState>) -> Response {
+    let parts = futures_util::stream::unfold((s.metrics, 0), |(metrics, part)| async move {
+        let text = metrics.encode_part(part)?;
+        Some((Ok::<_, std::convert::Infallible>(text), (metrics, part + 1)))
+    });
     (
         [(header::CONTENT_TYPE, Metrics::content_type())],
-        s.metrics.encode(),
+        axum::body::Body::from_stream(parts),
     )
         .into_response()
 }

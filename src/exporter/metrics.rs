@@ -4,9 +4,14 @@
 //! Recording helpers live next to their subject: [`super::scaling`] (rescales, plans,
 //! decisions, signals) and [`super::clients`] (Prometheus, Flink REST, gRPC, leader).
 
-use ::prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Registry, TextEncoder};
+use ::prometheus::{HistogramVec, IntCounter, IntGauge, IntGaugeVec, Registry, TextEncoder};
 
-use super::families::{register, Builder, ClientFamilies, JobFamilies, SignalFamilies};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{
+    families::{register, rescale_duration, Builder, ClientFamilies},
+    job_series::{JobSeries, FAMILIES},
+};
 use crate::core::ScaledObjectRef;
 
 /// Registry prefix: every exported name starts with `flink_keda_scaler_`.
@@ -108,14 +113,15 @@ pub struct SignalValues {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    pub(super) job: JobFamilies,
-    pub(super) signals: SignalFamilies,
+    pub(super) jobs: JobSeries,
+    pub(super) rescale_duration: HistogramVec,
     pub(super) clients: ClientFamilies,
-    pub(super) setup: super::setup::SetupFamilies,
     pub(super) hub: super::hub::HubFamilies,
     pub(super) leader: IntGauge,
     pub(super) state_collected: IntCounter,
     pub(super) build_info: IntGaugeVec,
+    /// Length of the last `/metrics` text (the next buffer's capacity).
+    encoded_len: AtomicUsize,
 }
 
 impl Metrics {
@@ -139,10 +145,9 @@ impl Metrics {
         })?;
         let b = Builder(&registry);
         let m = Metrics {
-            job: JobFamilies::register(&b)?,
-            signals: SignalFamilies::register(&b)?,
+            jobs: JobSeries::default(),
+            rescale_duration: rescale_duration(&b)?,
             clients: ClientFamilies::register(&b)?,
-            setup: super::setup::SetupFamilies::register(&b)?,
             hub: super::hub::HubFamilies::register(&b)?,
             leader: register(
                 &registry,
@@ -166,6 +171,7 @@ impl Metrics {
                 &["version", "git_sha"],
             )?,
             registry,
+            encoded_len: AtomicUsize::new(0),
         };
         m.build_info.with_label_values(&[version, git_sha]).set(1);
         Ok(m)
@@ -176,18 +182,41 @@ impl Metrics {
         &self.registry
     }
 
-    /// Every family in the Prometheus text exposition format (version 0.0.4).
+    /// Every family in the Prometheus text exposition format (version 0.0.4): the
+    /// registry's families, then the per-job series ([`JobSeries`]) written straight
+    /// from their values, into one buffer sized from the last scrape (at 1,000 jobs the
+    /// text is megabytes: no growth by doubling, no second copy).
     pub fn encode(&self) -> String {
-        let mut buf = Vec::new();
-        // Encoding into a Vec cannot fail for I/O reasons; the only error is a
+        let hint = self.encoded_len.load(Ordering::Relaxed);
+        let mut buf = String::with_capacity(hint + hint / 16);
+        // Encoding into a String cannot fail for I/O reasons; the only error is a
         // malformed family, which the registry rejects at registration.
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        if let Err(error) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buf) {
             tracing::warn!(%error, "Failed to encode metrics.");
         }
-        // Valid UTF-8 (label values are Rust strings): kept as is, not copied (at 1,000
-        // jobs the text is megabytes).
-        String::from_utf8(buf)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        self.jobs.encode(&mut buf);
+        self.encoded_len.store(buf.len(), Ordering::Relaxed);
+        buf
+    }
+
+    /// Part `part` of the `/metrics` text (`None` past the last): the registry's
+    /// families, then each per-job family on its own, each part written when asked
+    /// for. Concatenated, the parts are [`Metrics::encode`].
+    pub fn encode_part(&self, part: usize) -> Option<String> {
+        if part == 0 {
+            let mut buf = String::new();
+            if let Err(error) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buf) {
+                tracing::warn!(%error, "Failed to encode metrics.");
+            }
+            return Some(buf);
+        }
+        let family = part - 1;
+        if family >= FAMILIES {
+            return None;
+        }
+        let mut buf = String::new();
+        self.jobs.encode_family(family, &mut buf);
+        Some(buf)
     }
 
     /// The content type of [`Metrics::encode`].

@@ -7,25 +7,14 @@ use std::{collections::HashMap, time::Duration};
 use ::prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use chrono::{DateTime, Utc};
 
-use super::metrics::{JobKey, Metrics, RescaleOutcome, SignalValues, JOB_LABEL};
+use super::{
+    job_series::ObjectGauge,
+    metrics::{JobKey, Metrics, RescaleOutcome, SignalValues, JOB_LABEL},
+};
 use crate::core::{Direction, Rule};
 
 /// Phase label value when no rescale is in flight.
 pub const IDLE_PHASE: &str = "idle";
-
-/// Every value of the `phase` label: [`IDLE_PHASE`] and each rescale phase.
-fn phases() -> impl Iterator<Item = &'static str> {
-    use crate::core::RescalePhase as P;
-    let rescale = [
-        P::Pending,
-        P::Applying,
-        P::Draining,
-        P::Completed,
-        P::TimedOut,
-        P::Aborted,
-    ];
-    std::iter::once(IDLE_PHASE).chain(rescale.map(P::as_str))
-}
 
 /// Removes every child of `vec` whose labels match all `(name, value)` pairs.
 pub(super) fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[(&str, &str)]) {
@@ -44,20 +33,6 @@ pub(super) fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, matchers: &[
     }
 }
 
-/// Sets a gauge child when `value` is `Some`, removes it when `None`.
-fn set_or_remove(vec: &::prometheus::GaugeVec, labels: &[&str], value: Option<f64>) {
-    match value {
-        Some(v) => vec.with_label_values(labels).set(v),
-        None => {
-            let _ = vec.remove_label_values(labels);
-        }
-    }
-}
-
-fn clamp_i64(v: u32) -> i64 {
-    i64::from(v)
-}
-
 impl Metrics {
     /// Counts a finished rescale and observes its duration.
     pub fn record_rescale(
@@ -67,24 +42,13 @@ impl Metrics {
         outcome: RescaleOutcome,
         duration: Duration,
     ) {
-        let d = direction.as_str();
-        self.job
-            .rescales
+        self.jobs.count_rescale(key, direction, outcome);
+        self.rescale_duration
             .with_label_values(&[
                 &key.scaled_object.namespace,
                 &key.scaled_object.name,
                 key.job,
-                d,
-                outcome.as_str(),
-            ])
-            .inc();
-        self.job
-            .rescale_duration
-            .with_label_values(&[
-                &key.scaled_object.namespace,
-                &key.scaled_object.name,
-                key.job,
-                d,
+                direction.as_str(),
             ])
             .observe(duration.as_secs_f64());
     }
@@ -92,74 +56,39 @@ impl Metrics {
     /// Sets the time of the last rescale applied to the job.
     pub fn set_last_rescale(&self, key: &JobKey<'_>, at: DateTime<Utc>) {
         let secs = at.timestamp_millis() as f64 / 1000.0;
-        self.job
-            .last_rescale_timestamp
-            .with_label_values(&key.labels())
-            .set(secs);
+        self.jobs.set_last_rescale(key, secs);
     }
 
     /// TaskManagers the last decision wants.
     pub fn set_desired_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.job
-            .desired_task_managers
-            .with_label_values(&key.labels())
-            .set(clamp_i64(n));
+        self.jobs.set_gauge(key, ObjectGauge::Desired, n.into());
     }
 
     /// TaskManagers registered with the JobManager.
     pub fn set_current_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.job
-            .current_task_managers
-            .with_label_values(&key.labels())
-            .set(clamp_i64(n));
+        self.jobs.set_gauge(key, ObjectGauge::Current, n.into());
     }
 
     /// TaskManager count last reported to KEDA.
     pub fn set_reported_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.job
-            .reported_task_managers
-            .with_label_values(&key.labels())
-            .set(clamp_i64(n));
+        self.jobs.set_gauge(key, ObjectGauge::Reported, n.into());
     }
 
     /// Warm spare TaskManagers included in the count reported to KEDA.
     pub fn set_spare_task_managers(&self, key: &JobKey<'_>, n: u32) {
-        self.job
-            .spare_task_managers
-            .with_label_values(&key.labels())
-            .set(clamp_i64(n));
+        self.jobs.set_gauge(key, ObjectGauge::Spare, n.into());
     }
 
     /// The policy's TaskManager bounds (used by the `AtMaxTaskManagersWithLag` alert).
     pub fn set_task_manager_bounds(&self, key: &JobKey<'_>, min: u32, max: u32) {
-        let l = key.labels();
-        self.job
-            .min_task_managers
-            .with_label_values(&l)
-            .set(clamp_i64(min));
-        self.job
-            .max_task_managers
-            .with_label_values(&l)
-            .set(clamp_i64(max));
+        self.jobs.set_gauge(key, ObjectGauge::Min, min.into());
+        self.jobs.set_gauge(key, ObjectGauge::Max, max.into());
     }
 
     /// Creates the job's counters at 0 (every direction × outcome, failovers) so the
     /// first increment is visible to `increase()`/`rate()`. Call when a job is first seen.
     pub fn register_job(&self, key: &JobKey<'_>) {
-        for d in [Direction::Up, Direction::Down, Direction::None] {
-            for o in RescaleOutcome::ALL {
-                self.job.rescales.with_label_values(&[
-                    &key.scaled_object.namespace,
-                    &key.scaled_object.name,
-                    key.job,
-                    d.as_str(),
-                    o.as_str(),
-                ]);
-            }
-        }
-        self.job
-            .failovers
-            .with_label_values(&[key.namespace(), key.job]);
+        self.jobs.register(key);
     }
 
     /// Desired and current parallelism of one vertex (`vertex` is the JobVertexID).
@@ -171,23 +100,13 @@ impl Metrics {
         desired: u32,
         current: u32,
     ) {
-        let labels = [key.namespace(), key.job, vertex, vertex_name];
-        self.job
-            .vertex_desired_parallelism
-            .with_label_values(&labels)
-            .set(clamp_i64(desired));
-        self.job
-            .vertex_current_parallelism
-            .with_label_values(&labels)
-            .set(clamp_i64(current));
+        self.jobs
+            .set_parallelism(key, vertex, vertex_name, desired.into(), current.into());
     }
 
     /// Counts one decision under the rule that settled it.
     pub fn record_decision(&self, key: &JobKey<'_>, rule: Rule) {
-        self.job
-            .decisions
-            .with_label_values(&[key.namespace(), key.job, rule.as_str()])
-            .inc();
+        self.jobs.count_decision(key, rule.as_str());
     }
 
     /// Counts `decision` under its main rule ([`crate::core::Decision::main_rule`]);
@@ -199,86 +118,43 @@ impl Metrics {
     }
 
     /// Sets the job's rescale phase: `Some(phase)` (a [`crate::core::RescalePhase`]'s
-    /// `as_str`) while a rescale is in flight, `None` when idle. Exactly one `rescale_phase` series per job is 1; the others are removed
-    /// by their label values (a few map lookups, not a walk over every job's series: at
-    /// 1,000 jobs that walk allocated the whole family on every tick).
+    /// `as_str`) while a rescale is in flight, `None` when idle ([`IDLE_PHASE`]). Exactly
+    /// one `rescale_phase` series per job is 1.
     pub fn set_rescale_phase(&self, key: &JobKey<'_>, phase: Option<&'static str>) {
-        let (namespace, job) = (key.namespace(), key.job);
-        let phase = phase.unwrap_or(IDLE_PHASE);
-        for other in phases().filter(|p| *p != phase) {
-            let _ = self
-                .job
-                .rescale_phase
-                .remove_label_values(&[namespace, job, other]);
-        }
-        self.job
-            .rescale_phase
-            .with_label_values(&[namespace, job, phase])
-            .set(1);
+        self.jobs.set_phase(key, phase);
     }
 
     /// The signal values a decision used for one vertex; absent values remove the series.
     pub fn set_signals(&self, key: &JobKey<'_>, vertex: &str, values: &SignalValues) {
-        let labels = [key.namespace(), key.job, vertex];
-        set_or_remove(
-            &self.signals.signal_pending_records,
-            &labels,
-            values.pending_records,
+        self.jobs.set_signals(
+            key,
+            vertex,
+            [
+                values.pending_records,
+                values.busy_ratio,
+                values.true_processing_rate,
+                values.input_rate,
+            ],
         );
-        set_or_remove(&self.signals.signal_busy_ratio, &labels, values.busy_ratio);
-        set_or_remove(
-            &self.signals.signal_true_processing_rate,
-            &labels,
-            values.true_processing_rate,
-        );
-        set_or_remove(&self.signals.signal_input_rate, &labels, values.input_rate);
     }
 
     /// Counts a job failover (a restart not caused by our rescale).
     pub fn record_failover(&self, key: &JobKey<'_>) {
-        self.job
-            .failovers
-            .with_label_values(&[key.namespace(), key.job])
-            .inc();
+        self.jobs.count_failover(key);
     }
 
     /// Drops every series of a job (all families with a job label), e.g. when its
     /// ScaledObject is deleted.
     pub fn remove_job(&self, key: &JobKey<'_>) {
         let job = [("namespace", key.namespace()), (JOB_LABEL, key.job)];
-        let job = &job[..];
-        remove_where(&self.job.rescales, job);
-        remove_where(&self.job.rescale_duration, job);
-        remove_where(&self.job.desired_task_managers, job);
-        remove_where(&self.job.current_task_managers, job);
-        remove_where(&self.job.reported_task_managers, job);
-        remove_where(&self.job.spare_task_managers, job);
-        remove_where(&self.job.min_task_managers, job);
-        remove_where(&self.job.max_task_managers, job);
-        remove_where(&self.job.vertex_desired_parallelism, job);
-        remove_where(&self.job.vertex_current_parallelism, job);
-        remove_where(&self.job.decisions, job);
-        remove_where(&self.job.rescale_phase, job);
-        remove_where(&self.job.last_rescale_timestamp, job);
-        remove_where(&self.signals.signal_pending_records, job);
-        remove_where(&self.signals.signal_busy_ratio, job);
-        remove_where(&self.signals.signal_true_processing_rate, job);
-        remove_where(&self.signals.signal_input_rate, job);
-        remove_where(&self.job.failovers, job);
-        self.remove_setup(key);
+        remove_where(&self.rescale_duration, &job);
+        self.jobs.remove(key);
     }
 
     /// Drops the per-vertex series of one vertex (parallelism and signals), e.g. after a
     /// job graph change.
     pub fn remove_vertex(&self, key: &JobKey<'_>, vertex: &str) {
-        let m = [
-            ("namespace", key.namespace()),
-            (JOB_LABEL, key.job),
-            ("vertex", vertex),
-        ];
-        remove_where(&self.job.vertex_desired_parallelism, &m);
-        remove_where(&self.job.vertex_current_parallelism, &m);
-        self.set_signals(key, vertex, &SignalValues::default());
+        self.jobs.remove_vertex(key, vertex);
     }
 }
 
@@ -295,6 +171,16 @@ mod tests {
             scaled_object: &SO,
             job: "wordcount",
         }
+    }
+
+    const SO_LABELS: &str = r#"{job_name="wordcount",namespace="ns",scaled_object="so"}"#;
+
+    /// The value of the series `flink_keda_scaler_<series>` in `text`, if exported.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        let prefix = format!("{}_{series} ", super::super::metrics::PREFIX);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
     }
 
     fn job(name: &'static str) -> JobKey<'static> {
@@ -325,19 +211,17 @@ mod tests {
             RescaleOutcome::TimedOut,
             Duration::from_secs(600),
         );
-        let ok = m
-            .job
-            .rescales
-            .with_label_values(&["ns", "so", "wordcount", "up", "succeeded"])
-            .get();
-        let timed_out = m
-            .job
-            .rescales
-            .with_label_values(&["ns", "so", "wordcount", "down", "timed_out"])
-            .get();
-        assert_eq!((ok, timed_out), (2, 1));
+        let text = m.encode();
+        let ok = value(
+            &text,
+            r#"rescales_total{direction="up",job_name="wordcount",namespace="ns",outcome="succeeded",scaled_object="so"}"#,
+        );
+        let timed_out = value(
+            &text,
+            r#"rescales_total{direction="down",job_name="wordcount",namespace="ns",outcome="timed_out",scaled_object="so"}"#,
+        );
+        assert_eq!((ok, timed_out), (Some(2.0), Some(1.0)));
         let h = m
-            .job
             .rescale_duration
             .with_label_values(&["ns", "so", "wordcount", "up"]);
         assert_eq!(h.get_sample_count(), 2);
@@ -353,15 +237,13 @@ mod tests {
         m.set_spare_task_managers(&key(), 1);
         let at = DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
         m.set_last_rescale(&key(), at);
-        let l = ["ns", "so", "wordcount"];
-        assert_eq!(m.job.desired_task_managers.with_label_values(&l).get(), 4);
-        assert_eq!(m.job.current_task_managers.with_label_values(&l).get(), 3);
-        assert_eq!(m.job.reported_task_managers.with_label_values(&l).get(), 4);
-        assert_eq!(m.job.spare_task_managers.with_label_values(&l).get(), 1);
-        assert_eq!(
-            m.job.last_rescale_timestamp.with_label_values(&l).get(),
-            1_700_000_000.5
-        );
+        let text = m.encode();
+        let so = |name: &str| value(&text, &format!("{name}{SO_LABELS}"));
+        assert_eq!(so("desired_task_managers"), Some(4.0));
+        assert_eq!(so("current_task_managers"), Some(3.0));
+        assert_eq!(so("reported_task_managers"), Some(4.0));
+        assert_eq!(so("spare_task_managers"), Some(1.0));
+        assert_eq!(so("last_rescale_timestamp_seconds"), Some(1_700_000_000.5));
     }
 
     #[test]
@@ -378,9 +260,9 @@ mod tests {
         assert!(text.contains(
             r#"flink_keda_scaler_failovers_total{job_name="wordcount",namespace="ns"} 0"#
         ));
-        let l = ["ns", "so", "wordcount"];
-        assert_eq!(m.job.max_task_managers.with_label_values(&l).get(), 10);
-        assert_eq!(m.job.min_task_managers.with_label_values(&l).get(), 1);
+        let max = value(&text, &format!("max_task_managers{SO_LABELS}"));
+        let min = value(&text, &format!("min_task_managers{SO_LABELS}"));
+        assert_eq!((min, max), (Some(1.0), Some(10.0)));
     }
 
     #[test]
@@ -389,20 +271,15 @@ mod tests {
         m.record_decision(&job("j"), Rule::Cooldown);
         m.record_decision(&job("j"), Rule::Cooldown);
         m.record_decision(&job("j"), Rule::ScaleUp);
-        assert_eq!(
-            m.job
-                .decisions
-                .with_label_values(&["ns", "j", Rule::Cooldown.as_str()])
-                .get(),
-            2
-        );
-        assert_eq!(
-            m.job
-                .decisions
-                .with_label_values(&["ns", "j", "scale_up"])
-                .get(),
-            1
-        );
+        let text = m.encode();
+        let rule = |r: &str| {
+            value(
+                &text,
+                &format!(r#"decisions_total{{job_name="j",namespace="ns",rule="{r}"}}"#),
+            )
+        };
+        assert_eq!(rule(Rule::Cooldown.as_str()), Some(2.0));
+        assert_eq!(rule("scale_up"), Some(1.0));
     }
 
     #[test]
@@ -432,20 +309,15 @@ mod tests {
             input_rate: Some(4000.0),
         };
         m.set_signals(&job("j"), "v1", &v);
+        let text = m.encode();
+        let l = r#"{job_name="j",namespace="ns",vertex="v1"}"#;
+        let signal = |text: &str, name: &str| value(text, &format!("signal_{name}{l}"));
+        assert_eq!(signal(&text, "pending_records"), Some(1200.0));
         assert_eq!(
-            m.signals
-                .signal_pending_records
-                .with_label_values(&["ns", "j", "v1"])
-                .get(),
-            1200.0
+            signal(&text, "true_processing_records_per_second"),
+            Some(5000.0)
         );
-        assert_eq!(
-            m.signals
-                .signal_true_processing_rate
-                .with_label_values(&["ns", "j", "v1"])
-                .get(),
-            5000.0
-        );
+        assert_eq!(signal(&text, "input_records_per_second"), Some(4000.0));
         m.set_signals(
             &job("j"),
             "v1",
@@ -454,14 +326,11 @@ mod tests {
                 ..v
             },
         );
-        assert!(!m.encode().contains("signal_pending_records{"));
-        assert_eq!(
-            m.signals
-                .signal_busy_ratio
-                .with_label_values(&["ns", "j", "v1"])
-                .get(),
-            0.8
-        );
+        let text = m.encode();
+        assert!(!text.contains("signal_pending_records"), "{text}");
+        assert_eq!(signal(&text, "busy_ratio"), Some(0.8));
+        m.set_signals(&job("j"), "v1", &SignalValues::default());
+        assert!(!m.encode().contains("signal_"), "every signal removed");
     }
 
     #[test]
@@ -498,18 +367,20 @@ mod tests {
             !text.contains(r#"job_name="wordcount",namespace="ns""#),
             "{text}"
         );
+        let failovers = |l: &str| value(&text, &format!("failovers_total{l}"));
         assert_eq!(
-            m.job.failovers.with_label_values(&["ns", "other"]).get(),
-            1,
+            failovers(r#"{job_name="other",namespace="ns"}"#),
+            Some(1.0),
             "other job kept"
         );
         assert_eq!(
-            m.job
-                .failovers
-                .with_label_values(&["other-ns", "wordcount"])
-                .get(),
-            1,
+            failovers(r#"{job_name="wordcount",namespace="other-ns"}"#),
+            Some(1.0),
             "the same job name in another namespace kept"
+        );
+        assert!(
+            !text.contains(r#"rescale_duration_seconds_count{direction="up",job_name="wordcount",namespace="ns""#),
+            "{text}"
         );
         assert!(text.contains(r#"job_name="other""#));
     }
@@ -519,12 +390,20 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.set_vertex_parallelism(&job("j"), "v1", "Source: Kafka", 4, 2);
         m.set_vertex_parallelism(&job("j"), "v2", "Sink", 1, 1);
+        let text = m.encode();
         assert_eq!(
-            m.job
-                .vertex_desired_parallelism
-                .with_label_values(&["ns", "j", "v1", "Source: Kafka"])
-                .get(),
-            4
+            value(
+                &text,
+                r#"vertex_desired_parallelism{job_name="j",namespace="ns",vertex="v1",vertex_name="Source: Kafka"}"#
+            ),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"vertex_current_parallelism{job_name="j",namespace="ns",vertex="v1",vertex_name="Source: Kafka"}"#
+            ),
+            Some(2.0)
         );
         m.remove_vertex(&job("j"), "v1");
         let text = m.encode();

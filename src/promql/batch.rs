@@ -24,8 +24,10 @@ use crate::core::Signal;
 /// One signal's rows for one job, keyed by the scope's label (`task_id`, `tm_id`, `""`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobRows {
-    /// Value per key.
-    pub values: BTreeMap<String, f64>,
+    /// Value per key. `Arc<str>` keys: a holder of many jobs' rows (the signal hub) can
+    /// share one copy of each vertex / TaskManager id across signals and rounds
+    /// ([`JobRows::share_keys`]).
+    pub values: BTreeMap<Arc<str>, f64>,
     /// Keys answered by a fallback gauge (rows marked with `fks_fallback`), with the
     /// gauge's name.
     pub fallback: BTreeMap<String, String>,
@@ -158,9 +160,19 @@ impl<'a> BatchQuery<'a> {
             if let Some(gauge) = sample.labels.get(FALLBACK_LABEL) {
                 rows.fallback.insert(key.clone(), gauge.clone());
             }
-            rows.values.insert(key, sample.value);
+            rows.values.insert(key.into(), sample.value);
         }
         Ok(Arc::new(rows))
+    }
+}
+
+impl JobRows {
+    /// Replaces each key by the equal one `intern` returns (a shared copy).
+    pub fn share_keys(&mut self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) {
+        self.values = std::mem::take(&mut self.values)
+            .into_iter()
+            .map(|(k, v)| (intern(&k), v))
+            .collect();
     }
 }
 

@@ -86,9 +86,9 @@ pub fn key_by_scope<T: Labelled>(
 
 /// A required signal's keys must name every vertex of the topology; the first vertex
 /// without a series is the error (optional signals are not checked).
-pub fn check_coverage<V>(
+pub fn check_coverage<K: std::borrow::Borrow<str> + Ord, V>(
     signal: Signal,
-    keyed: &BTreeMap<String, V>,
+    keyed: &BTreeMap<K, V>,
     topology: &Topology,
     job_id: &str,
 ) -> Result<(), SignalError> {

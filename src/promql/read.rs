@@ -226,12 +226,13 @@ fn distribute(
         let (mut non_finite, mut unknown, mut over) =
             (Keys::default(), Keys::default(), Keys::default());
         for (key, value) in &rows.values {
+            let key: &str = key;
             if !value.is_finite() {
                 non_finite.add(key, *value);
             }
             match Scope::of(signal) {
                 Scope::Vertex => {
-                    let id = VertexId::new(key.clone());
+                    let id = VertexId::new(key.to_string());
                     if topology.vertex(&id).is_none() {
                         unknown.add(key, *value);
                         continue;
@@ -244,9 +245,9 @@ fn distribute(
                         continue;
                     }
                     let entry = tms
-                        .entry(key.clone())
+                        .entry(key.to_string())
                         .or_insert_with(|| TaskManagerSignals {
-                            tm_id: key.clone(),
+                            tm_id: key.to_string(),
                             ..TaskManagerSignals::default()
                         });
                     TaskManagerSignals::set(entry, signal, *value);
@@ -372,15 +373,15 @@ mod tests {
         let mut busy = JobRows::default();
         busy.values.insert("v1".into(), 500.0);
         for i in 0..20_000 {
-            busy.values.insert(format!("stray{i:05}"), 1.0);
+            busy.values.insert(format!("stray{i:05}").into(), 1.0);
         }
         let mut cpu = JobRows::default();
         for i in 0..5 {
-            cpu.values.insert(format!("tm{i}"), f64::NAN);
+            cpu.values.insert(format!("tm{i}").into(), f64::NAN);
         }
         let mut heap = JobRows::default();
         for i in 0..MAX_TASK_MANAGERS + 500 {
-            heap.values.insert(format!("tm{i:05}"), 1e9);
+            heap.values.insert(format!("tm{i:05}").into(), 1e9);
         }
         let outcome = |signal, rows: JobRows| SignalOutcome {
             stat: QueryStat {

@@ -26,7 +26,7 @@ mod rounds;
 
 use super::sync::lock;
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -67,13 +67,17 @@ struct BatchKey {
     matchers: Arc<str>,
 }
 
-/// A job of a batch.
+/// A job of a batch. A job's members of all its batches share one `Arc<JobVars>` (and
+/// one job-id key): at 1,000 jobs × 15 signals, per-batch copies were most of what the
+/// hub held besides the rows.
 #[derive(Debug, Clone)]
 struct Member {
-    vars: JobVars,
+    vars: Arc<JobVars>,
     seen: Instant,
     /// Waits for a catch-up round (no rows yet).
     pending: bool,
+    /// The job's rows from the last round that answered it.
+    rows: Option<Rows>,
 }
 
 /// A job's rows of one batch, from one round.
@@ -84,11 +88,10 @@ struct Rows {
     outcome: JobOutcome,
 }
 
-/// The jobs of one batch key and their latest rows.
+/// The jobs of one batch key (by job id) and their latest rows.
 struct Batch {
     client: Arc<PromClient>,
-    members: BTreeMap<String, Member>,
-    rows: HashMap<String, Rows>,
+    members: BTreeMap<Arc<str>, Member>,
 }
 
 /// What one round did (published after every round).
@@ -130,9 +133,33 @@ pub struct SignalHub {
     metrics: Arc<Metrics>,
     intervals: Intervals,
     batches: Mutex<HashMap<BatchKey, Batch>>,
+    /// One copy of each vertex / TaskManager id the kept rows use (all signals, all
+    /// rounds); ids no row uses any more leave at the next full round.
+    keys: Mutex<HashSet<Arc<str>>>,
     rounds: watch::Sender<RoundInfo>,
     wake: Notify,
     running: AtomicBool,
+}
+
+/// The job id and vars a job's members share (from its first member that has them).
+#[derive(Default)]
+struct Shared {
+    id: Option<Arc<str>>,
+    vars: Option<Arc<JobVars>>,
+}
+
+impl Shared {
+    fn id(&mut self, vars: &JobVars) -> Arc<str> {
+        self.id
+            .get_or_insert_with(|| vars.job_id.as_str().into())
+            .clone()
+    }
+
+    fn vars(&mut self, vars: &JobVars) -> Arc<JobVars> {
+        self.vars
+            .get_or_insert_with(|| Arc::new(vars.clone()))
+            .clone()
+    }
 }
 
 /// Where a read's signals come from.
@@ -156,6 +183,7 @@ impl SignalHub {
             intervals: Intervals::new(scrape_intervals, metrics.clone()),
             metrics,
             batches: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashSet::new()),
             rounds: watch::Sender::new(RoundInfo::default()),
             wake: Notify::new(),
             running: AtomicBool::new(false),
@@ -245,6 +273,7 @@ impl SignalHub {
         let mut taken = Taken::default();
         let now = Instant::now();
         let mut batches = lock(&self.batches);
+        let mut shared = Shared::default();
         for (signal, template) in req.queries.enabled() {
             if Batching::of(template) == Batching::PerJob {
                 taken.direct.push(signal);
@@ -259,19 +288,9 @@ impl SignalHub {
             let batch = batches.entry(key).or_insert_with(|| Batch {
                 client: req.client.clone(),
                 members: BTreeMap::new(),
-                rows: HashMap::new(),
             });
-            let member = batch
-                .members
-                .entry(req.vars.job_id.clone())
-                .or_insert_with(|| Member {
-                    vars: req.vars.clone(),
-                    seen: now,
-                    pending: true,
-                });
-            member.seen = now;
-            member.vars.clone_from(req.vars);
-            match batch.rows.get(&req.vars.job_id) {
+            let member = member(batch, req.vars, &mut shared, now);
+            match &member.rows {
                 Some(rows) if now.duration_since(rows.at) <= self.interval * 2 => {
                     taken.oldest = taken.oldest.max(now.duration_since(rows.at));
                     taken.outcomes.push(SignalOutcome {
@@ -329,5 +348,105 @@ impl SignalHub {
         self.intervals
             .windows(&key.server, &key.matchers, client)
             .await
+    }
+}
+
+/// The job's member of `batch` (added when new), seen `now`, with the job's current
+/// vars; shares the id and vars with the job's other members through `shared`.
+fn member<'b>(
+    batch: &'b mut Batch,
+    vars: &JobVars,
+    shared: &mut Shared,
+    now: Instant,
+) -> &'b mut Member {
+    if let Some((id, m)) = batch.members.get_key_value(vars.job_id.as_str()) {
+        shared.id.get_or_insert_with(|| id.clone());
+        if *m.vars == *vars {
+            shared.vars.get_or_insert_with(|| m.vars.clone());
+        }
+    }
+    let member = batch
+        .members
+        .entry(shared.id(vars))
+        .or_insert_with(|| Member {
+            vars: shared.vars(vars),
+            seen: now,
+            pending: true,
+            rows: None,
+        });
+    member.seen = now;
+    if *member.vars != *vars {
+        member.vars = shared.vars(vars);
+    }
+    member
+}
+
+/// The shared copy of `key` (kept from now on when new).
+fn intern(keys: &mut HashSet<Arc<str>>, key: &Arc<str>) -> Arc<str> {
+    match keys.get(&**key) {
+        Some(shared) => shared.clone(),
+        None => {
+            keys.insert(key.clone());
+            key.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::Endpoint;
+
+    fn batch() -> Batch {
+        let endpoint = Endpoint::new("http://127.0.0.1:9", Duration::from_secs(1), 0);
+        Batch {
+            client: Arc::new(PromClient::new(&endpoint).expect("client")),
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// A job's members of all its batches share one id and one vars; changed vars are
+    /// taken (and shared again).
+    #[test]
+    fn members_share_the_job_id_and_vars() {
+        let (mut a, mut b) = (batch(), batch());
+        let now = Instant::now();
+        let vars = JobVars::new("0123", "orders");
+        let mut shared = Shared::default();
+        let va = member(&mut a, &vars, &mut shared, now).vars.clone();
+        let vb = member(&mut b, &vars, &mut shared, now).vars.clone();
+        assert!(Arc::ptr_eq(&va, &vb));
+        let (ka, kb) = (a.members.keys().next(), b.members.keys().next());
+        assert!(ka.zip(kb).is_some_and(|(x, y)| Arc::ptr_eq(x, y)));
+        // the next tick, with other matchers: taken, shared again
+        let changed = vars.clone().with_matchers("namespace=\"x\"");
+        let mut shared = Shared::default();
+        let va = member(&mut a, &changed, &mut shared, now).vars.clone();
+        let vb = member(&mut b, &changed, &mut shared, now).vars.clone();
+        assert_eq!(*va, changed);
+        assert!(Arc::ptr_eq(&va, &vb));
+        assert_eq!((a.members.len(), b.members.len()), (1, 1));
+    }
+
+    /// Rows' keys become one shared copy per id; unused ids can be dropped.
+    #[test]
+    fn row_keys_are_shared() {
+        let mut keys = HashSet::new();
+        let mut rows = |ids: &[&str]| {
+            let mut r = crate::promql::JobRows::default();
+            for id in ids {
+                r.values.insert(Arc::from(*id), 1.0);
+            }
+            r.share_keys(|k| intern(&mut keys, k));
+            r
+        };
+        let (busy, rate) = (rows(&["v1", "v2"]), rows(&["v2", "v1"]));
+        for (x, y) in busy.values.keys().zip(rate.values.keys()) {
+            assert_eq!(x, y);
+            assert!(Arc::ptr_eq(x, y), "{x}");
+        }
+        drop((busy, rate));
+        keys.retain(|k| Arc::strong_count(k) > 1);
+        assert!(keys.is_empty());
     }
 }

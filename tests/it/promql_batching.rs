@@ -111,7 +111,10 @@ fn per_job(query: &BatchQuery<'_>, job: &JobVars, rows: Vec<Sample>) -> JobOutco
     }
     let keyed = key_by_scope(query.signal, rows, &job.job_id)?;
     Ok(std::sync::Arc::new(JobRows {
-        values: keyed.into_iter().map(|(k, s)| (k, s.value)).collect(),
+        values: keyed
+            .into_iter()
+            .map(|(k, s)| (k.into(), s.value))
+            .collect(),
         fallback: BTreeMap::new(),
     }))
 }

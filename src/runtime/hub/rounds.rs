@@ -13,7 +13,8 @@ use chrono::Utc;
 use futures_util::{stream, StreamExt};
 
 use super::{
-    lock, Batch, BatchKey, RoundInfo, Rows, SignalHub, MAX_JOBS_PER_QUERY, MEMBER_TTL_INTERVALS,
+    intern, lock, Batch, BatchKey, RoundInfo, Rows, SignalHub, MAX_JOBS_PER_QUERY,
+    MEMBER_TTL_INTERVALS,
 };
 use crate::{
     promql::{
@@ -126,10 +127,9 @@ impl SignalHub {
                 batch
                     .members
                     .retain(|_, m| now.duration_since(m.seen) <= ttl);
-                let members = &batch.members;
-                batch.rows.retain(|id, _| members.contains_key(id));
             }
             batches.retain(|_, b| !b.members.is_empty());
+            lock(&self.keys).retain(|k| Arc::strong_count(k) > 1);
         }
         let mut planned = Vec::new();
         for (key, batch) in batches.iter_mut() {
@@ -139,7 +139,7 @@ impl SignalHub {
                 .filter(|m| full || m.pending)
                 .map(|m| {
                     m.pending = false;
-                    m.vars.clone()
+                    JobVars::clone(&m.vars)
                 })
                 .collect();
             planned.extend(chunks(key, batch, jobs));
@@ -209,20 +209,22 @@ impl SignalHub {
     fn store(&self, done: Vec<Done>) {
         let now = Instant::now();
         let mut batches = lock(&self.batches);
+        let mut keys = lock(&self.keys);
         for d in done {
             let Some(batch) = batches.get_mut(&d.key) else {
                 continue;
             };
-            for (job_id, (stat, outcome)) in d.outcomes {
-                if batch.members.contains_key(&job_id) {
-                    batch.rows.insert(
-                        job_id,
-                        Rows {
-                            at: now,
-                            stat,
-                            outcome,
-                        },
-                    );
+            for (job_id, (stat, mut outcome)) in d.outcomes {
+                if let Some(member) = batch.members.get_mut(job_id.as_str()) {
+                    // fresh rows are this job's alone; a shared template's are shared
+                    if let Some(rows) = outcome.as_mut().ok().and_then(Arc::get_mut) {
+                        rows.share_keys(|k| intern(&mut keys, k));
+                    }
+                    member.rows = Some(Rows {
+                        at: now,
+                        stat,
+                        outcome,
+                    });
                 }
             }
         }
@@ -275,7 +277,6 @@ mod tests {
         let batch = Batch {
             client,
             members: BTreeMap::new(),
-            rows: std::collections::HashMap::new(),
         };
         (key, batch)
     }
