@@ -53,6 +53,8 @@ impl ScalerProcess {
                 std::env::var("FKS_SCALER_LOG").unwrap_or("info".into()),
             )
             .env_remove("FKS_CONFIG")
+            // as the image and the shipped Deployment set it (Dockerfile)
+            .env("MIMALLOC_PURGE_DELAY", "0")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
