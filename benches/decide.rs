@@ -71,6 +71,7 @@ fn job() -> Observation {
                 records_out_per_s: Some(rate * 1.1),
                 pending_records: source.then_some(50_000.0 * (i + 1) as f64),
                 lag_growth_per_s: source.then_some(100.0 * i as f64),
+                arrival_per_s: source.then_some(rate + 100.0 * i as f64),
                 partitions: source.then_some([3, 5, 7, 11, 13][i % 5]),
             },
         );
@@ -97,6 +98,7 @@ fn job() -> Observation {
         job: JobSignals::default(),
         predicted_floor: None,
         signal_window: None,
+        arrival_window: None,
     }
 }
 

@@ -281,6 +281,7 @@ fn observation(
         job: tick.job.clone(),
         predicted_floor: None,
         signal_window: None,
+        arrival_window: None,
     }
 }
 

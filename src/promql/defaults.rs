@@ -24,6 +24,11 @@
 //!   rates use the same estimator over the same window, so their ratio (the DS2 true
 //!   processing rate) stays consistent; the 10 s floor keeps two of Flink's 5 s updates
 //!   inside the window.
+//! * A source's arrival (`arrivalRate`: its `numRecordsOut` slope plus its
+//!   `pendingRecords` slope) is read over the shorter `{{arrival_window}}`
+//!   (`max(4 × interval, 5 s)`): both count every record, so a load step shows in the
+//!   arrival within seconds, while the true processing rates keep the busy-time window.
+//!   Absent (a source that just restarted), the core uses `recordsIn + lagGrowth`.
 //! * `… and <counter>` keeps only series that still exist: a task attempt that ended
 //!   (rescale, failover) still has samples inside the window and would be summed with its
 //!   successor.
@@ -196,6 +201,30 @@ const PENDING: &str = concat!(
     sel!(),
     ")"
 );
+/// A source's arrival: the slope of its `numRecordsOut` plus the slope of its backlog,
+/// over `{{arrival_window}}`; a source without `pendingRecords` is answered by its
+/// consumption alone.
+macro_rules! arrival_out {
+    () => {
+        concat!(
+            "sum by (job_id, task_id) (deriv(flink_taskmanager_job_task_operator_numRecordsOut",
+            sel!(source),
+            "[{{arrival_window}}]) and flink_taskmanager_job_task_operator_numRecordsOut",
+            sel!(source),
+            ")"
+        )
+    };
+}
+const ARRIVAL: &str = concat!(
+    "(",
+    arrival_out!(),
+    " + on (job_id, task_id) sum by (job_id, task_id) (deriv(flink_taskmanager_job_task_operator_pendingRecords",
+    sel!(),
+    "[{{arrival_window}}]) and flink_taskmanager_job_task_operator_pendingRecords",
+    sel!(),
+    ")) or on (job_id, task_id) ",
+    arrival_out!()
+);
 const PARTITIONS: &str = concat!(
     "count by (job_id, task_id) (count by (job_id, task_id, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_currentOffset",
     sel!(),
@@ -248,6 +277,7 @@ fn counters(signal: Signal) -> &'static str {
             or_gauge!("numRecordsOutPerSecond", gauge!(records_out))
         ),
         Signal::LagGrowth => slope!("sum", "flink_taskmanager_job_task_operator_pendingRecords"),
+        Signal::ArrivalRate => ARRIVAL,
         Signal::GcTime => gc!("[{{window}}:5s]"),
         other => gauges(other),
     }
@@ -266,6 +296,8 @@ fn gauges(signal: Signal) -> &'static str {
             sel!(),
             "[1m]))"
         ),
+        // the gauges' sources are sized from `recordsIn + lagGrowth` (60 s averages)
+        Signal::ArrivalRate => "",
         Signal::SourcePartitions => PARTITIONS,
         Signal::CpuLoad => CPU,
         Signal::HeapUsed => HEAP_USED,

@@ -14,6 +14,7 @@
 //! | `{{job_name}}` | the job name sanitised like Flink's reporter does (every character outside `[a-zA-Z0-9:_]` becomes `_`: `my-job` → `my_job`) |
 //! | `{{matchers}}` | the extra label matchers from the config followed by a comma (`namespace="x",`), or nothing. Put it first inside a selector: `metric{ {{matchers}}job_id=~"{{job_ids}}"}` |
 //! | `{{window}}` | the counter window derived from the learned scrape interval: `max(4 × interval, 10s)` (e.g. `60s`) |
+//! | `{{arrival_window}}` | the sources' arrival window: `max(4 × interval, 5s)` (e.g. `5s` at a 1 s scrape; see [`super::windows`]) |
 //! | `{{interval}}` | the learned scrape interval (e.g. `15s`), e.g. a subquery resolution |
 
 use std::collections::BTreeMap;
@@ -25,8 +26,14 @@ use super::{
 use crate::core::Signal;
 
 /// Every placeholder a template may use.
-pub const PLACEHOLDERS: [&str; 6] = [
-    "job_ids", "job_id", "job_name", "matchers", "window", "interval",
+pub const PLACEHOLDERS: [&str; 7] = [
+    "job_ids",
+    "job_id",
+    "job_name",
+    "matchers",
+    "window",
+    "arrival_window",
+    "interval",
 ];
 
 /// The signals that size a vertex: their windows decide how long a load change takes to
@@ -86,7 +93,7 @@ impl JobVars {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// The template uses a placeholder we do not know.
-    #[error("signal {signal}: unknown placeholder {{{{{name}}}}} (known: {{{{job_ids}}}}, {{{{job_id}}}}, {{{{job_name}}}}, {{{{matchers}}}}, {{{{window}}}}, {{{{interval}}}})")]
+    #[error("signal {signal}: unknown placeholder {{{{{name}}}}} (known: {{{{job_ids}}}}, {{{{job_id}}}}, {{{{job_name}}}}, {{{{matchers}}}}, {{{{window}}}}, {{{{arrival_window}}}}, {{{{interval}}}})")]
     UnknownPlaceholder {
         /// The signal whose query it is.
         signal: Signal,
@@ -216,6 +223,13 @@ impl SignalQueries {
             .all(|q| q.contains("{{window}}"))
     }
 
+    /// Whether `arrivalRate` is enabled and read over `{{arrival_window}}`, so a load
+    /// step shows in the sources' arrival once that window (plus a scrape) has passed it.
+    pub fn arrival_follows_window(&self) -> bool {
+        self.get(Signal::ArrivalRate)
+            .is_some_and(|q| q.contains("{{arrival_window}}"))
+    }
+
     /// Enabled signals with their templates, in `Signal` order.
     pub fn enabled(&self) -> impl Iterator<Item = (Signal, &str)> + '_ {
         self.queries
@@ -280,6 +294,7 @@ pub fn render_for(
         .replace("{{job_name}}", &job_name)
         .replace("{{matchers}}", &matchers)
         .replace("{{window}}", &promql_duration(windows.window))
+        .replace("{{arrival_window}}", &promql_duration(windows.arrival))
         .replace("{{interval}}", &promql_duration(windows.interval)))
 }
 

@@ -180,6 +180,7 @@ pub fn assemble(
         windows,
         age: Duration::ZERO,
         signal_window: None,
+        arrival_window: None,
     };
     let mut by_signal: BTreeMap<Signal, Arc<JobRows>> = BTreeMap::new();
     for SignalOutcome { stat, result } in outcomes {

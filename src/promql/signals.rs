@@ -65,6 +65,7 @@ impl Scope {
             | Signal::RecordsOut
             | Signal::PendingRecords
             | Signal::LagGrowth
+            | Signal::ArrivalRate
             | Signal::SourcePartitions => Scope::Vertex,
             Signal::CpuLoad | Signal::HeapUsed | Signal::HeapMax | Signal::GcTime => {
                 Scope::TaskManager
@@ -252,6 +253,9 @@ pub struct SignalRead {
     /// the load queries follow `{{window}}`. `None` otherwise (set by the runtime's
     /// signal hub; a plain read leaves it `None`).
     pub signal_window: Option<Duration>,
+    /// How long `arrivalRate` takes to show a load change in full (its window plus a
+    /// scrape), when known (set by the runtime's signal hub, like `signal_window`).
+    pub arrival_window: Option<Duration>,
 }
 
 impl SignalRead {

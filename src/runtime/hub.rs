@@ -265,6 +265,7 @@ impl SignalHub {
         read.elapsed = started.elapsed();
         read.age = taken.oldest;
         read.signal_window = interval.signal_window(req.queries);
+        read.arrival_window = interval.arrival_window(req.queries);
         Ok(read)
     }
 

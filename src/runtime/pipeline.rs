@@ -269,6 +269,7 @@ fn assemble(
         job: read.job,
         predicted_floor: None,
         signal_window: read.signal_window,
+        arrival_window: read.arrival_window,
     }
 }
 

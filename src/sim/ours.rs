@@ -155,6 +155,7 @@ impl Ours {
                     records_out_per_s: Some(rate),
                     pending_records: source.then_some(view.lag_records),
                     lag_growth_per_s: source.then_some(lag_growth),
+                    arrival_per_s: None,
                     partitions: None,
                 };
                 (id.clone(), sig)
@@ -190,6 +191,7 @@ impl Ours {
             },
             predicted_floor: None,
             signal_window: None,
+            arrival_window: None,
         }
     }
 

@@ -77,6 +77,7 @@ fn fan_in_job() -> Observation {
         job: JobSignals::default(),
         predicted_floor: None,
         signal_window: None,
+        arrival_window: None,
     }
 }
 

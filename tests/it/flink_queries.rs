@@ -224,6 +224,20 @@ async fn check_server(server: &Server, vars: &JobVars, topology: &Topology, sour
         (RATE * 0.5..=RATE * 1.5).contains(&rate),
         "source rate from the counters {rate}, the job emits {RATE}/s"
     );
+    // the source's arrival over the short window: its consumption plus its backlog's
+    // growth (no lag here, so about the emitted rate), and only for sources
+    let arrival = counters.vertices[source].arrival_per_s;
+    assert!(
+        arrival.is_some_and(|a| (RATE * 0.5..=RATE * 1.5).contains(&a)),
+        "source arrival {arrival:?} over {:?}, the job emits {RATE}/s",
+        windows.arrival
+    );
+    for (id, v) in &counters.vertices {
+        assert!(
+            id == source || v.arrival_per_s.is_none(),
+            "arrival for non-source {id}"
+        );
+    }
     let gauges = server
         .read_until(
             QueryPreset::Gauges,

@@ -70,6 +70,7 @@ fn observation(now: chrono::DateTime<Utc>) -> Observation {
         records_out_per_s: Some(rate),
         pending_records: Some(0.0),
         lag_growth_per_s: Some(0.0),
+        arrival_per_s: None,
         partitions: None,
     };
     Observation {
@@ -99,6 +100,7 @@ fn observation(now: chrono::DateTime<Utc>) -> Observation {
         job: JobSignals::default(),
         predicted_floor: None,
         signal_window: None,
+        arrival_window: None,
     }
 }
 

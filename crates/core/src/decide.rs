@@ -95,11 +95,25 @@ pub fn decide(
     (decision, next)
 }
 
+/// How long a scale-up's signals take to settle: the arrival window when every source
+/// has a short-window arrival rate (a load step moves the arrival at once; a vertex's
+/// true processing rate is a property of its code and does not step with the load),
+/// else the load signals' window.
+fn up_settle_window(obs: &Observation, arrival_known: bool) -> Option<std::time::Duration> {
+    match (arrival_known, obs.arrival_window, obs.signal_window) {
+        (true, Some(a), Some(w)) => Some(a.min(w)),
+        (true, Some(a), None) => Some(a),
+        (_, _, w) => w,
+    }
+}
+
 /// DS2 output for the whole job.
 struct JobSizing {
     sizings: Vec<VertexSizing>,
     reasons: Vec<Reason>,
     partitions: BTreeMap<VertexId, Option<u32>>,
+    /// Every source was sized from a short-window arrival rate.
+    arrival_known: bool,
 }
 
 impl JobSizing {
@@ -115,10 +129,15 @@ impl JobSizing {
             .iter()
             .map(|(id, i)| (id.clone(), i.partitions))
             .collect();
+        let arrival_known = sizings
+            .iter()
+            .filter(|s| s.source)
+            .all(|s| inputs.get(&s.id).is_some_and(|i| i.arrival.is_some()));
         Self {
             sizings,
             reasons,
             partitions,
+            arrival_known,
         }
     }
 }
@@ -183,7 +202,7 @@ fn settle(
     let mut proposal = if act {
         let settle = (
             policy.scale_down_settle(obs.signal_window),
-            policy.scale_up_settle(obs.signal_window),
+            policy.scale_up_settle(up_settle_window(obs, sized.arrival_known)),
         );
         Proposal::act_on_bands(
             sized,

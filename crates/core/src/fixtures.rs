@@ -57,6 +57,7 @@ impl Observation {
             job: JobSignals::default(),
             predicted_floor: None,
             signal_window: None,
+            arrival_window: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Graph<'a> {
     pub forward_inputs: Vec<Vec<usize>>,
     /// Downstream vertex indices per vertex, in edge order (one entry per edge).
     pub output_edges: Vec<Vec<usize>>,
+    /// Whether a vertex has a BROADCAST output (each record reaches every subtask).
+    pub broadcast_out: Vec<bool>,
     /// Some edge names a vertex that is not in the topology.
     pub dangling: bool,
 }
@@ -41,6 +43,7 @@ impl<'a> Graph<'a> {
         let mut keyed = vec![false; n];
         let mut forward_inputs = vec![Vec::new(); n];
         let mut output_edges = vec![Vec::new(); n];
+        let mut broadcast_out = vec![false; n];
         let mut dangling = false;
         for e in &topology.edges {
             let (Some(&f), Some(&t)) = (index.get(&e.from), index.get(&e.to)) else {
@@ -51,6 +54,7 @@ impl<'a> Graph<'a> {
             inputs[t].push(f);
             outputs[f] += 1;
             keyed[t] |= e.ship_strategy == ShipStrategy::Hash;
+            broadcast_out[f] |= e.ship_strategy == ShipStrategy::Broadcast;
             if e.ship_strategy == ShipStrategy::Forward {
                 forward_inputs[t].push(f);
             }
@@ -62,6 +66,7 @@ impl<'a> Graph<'a> {
             keyed,
             forward_inputs,
             output_edges,
+            broadcast_out,
             dangling,
         }
     }

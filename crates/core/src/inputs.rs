@@ -27,6 +27,9 @@ pub struct VertexInputs {
     pub pending: Option<f64>,
     /// Sources: growth of the backlog in records per second (may be negative; 0 if unknown).
     pub lag_growth: f64,
+    /// Sources: records arriving per second over the short arrival window (≥ 0), when
+    /// known; else the arrival is `rate_in + lag_growth`.
+    pub arrival: Option<f64>,
     /// Sources: partition count, when known and non-zero.
     pub partitions: Option<u32>,
 }
@@ -58,7 +61,7 @@ pub fn missing(vertex: Option<&VertexId>, signal: Signal, what: &str) -> Reason 
 ///
 /// Required for every vertex: `busyTime` and `recordsIn`. Optional, but refused when
 /// present and non-finite: `recordsOut`, `backPressuredTime`, and for sources
-/// `pendingRecords` and `lagGrowth`.
+/// `pendingRecords`, `lagGrowth` and `arrivalRate`.
 pub fn validate(obs: &Observation) -> Result<BTreeMap<VertexId, VertexInputs>, Reason> {
     let mut out = BTreeMap::new();
     let none = Default::default();
@@ -72,13 +75,14 @@ pub fn validate(obs: &Observation) -> Result<BTreeMap<VertexId, VertexInputs>, R
         let rate_out = optional(s.records_out_per_s, id, Signal::RecordsOut)?;
         let bp = optional(s.backpressured_ms_per_s, id, Signal::BackPressuredTime)?;
         let source = !has_inputs.contains(id);
-        let (pending, lag_growth) = if source {
+        let (pending, lag_growth, arrival) = if source {
             (
                 optional(s.pending_records, id, Signal::PendingRecords)?,
                 optional(s.lag_growth_per_s, id, Signal::LagGrowth)?,
+                optional(s.arrival_per_s, id, Signal::ArrivalRate)?,
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         out.insert(
             id.clone(),
@@ -89,6 +93,7 @@ pub fn validate(obs: &Observation) -> Result<BTreeMap<VertexId, VertexInputs>, R
                 backpressure: bp.map(|b| (b / 1000.0).clamp(0.0, 1.0)),
                 pending: pending.map(|p| p.max(0.0)),
                 lag_growth: lag_growth.unwrap_or(0.0),
+                arrival: arrival.map(|a| a.max(0.0)),
                 partitions: s.partitions.filter(|p| *p > 0),
             },
         );

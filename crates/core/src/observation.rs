@@ -47,6 +47,10 @@ pub struct VertexSignals {
     pub pending_records: Option<f64>,
     /// Sources only: growth of `pendingRecords` in records per second (may be negative).
     pub lag_growth_per_s: Option<f64>,
+    /// Sources only: records arriving per second (consumed + backlog growth) over the
+    /// short arrival window; when present it is the source's arrival rate.
+    #[serde(default)]
+    pub arrival_per_s: Option<f64>,
     /// Sources only: number of partitions/splits when known (alignment).
     pub partitions: Option<u32>,
 }
@@ -113,6 +117,11 @@ pub struct Observation {
     /// times of [`super::Policy::scale_down_settle`] and `scale_up_settle`.
     #[serde(default)]
     pub signal_window: Option<std::time::Duration>,
+    /// How long `arrivalRate` takes to show a change in full (its window plus a scrape),
+    /// when the runtime knows it. A scale-up settles within this when every source has
+    /// an arrival rate: a load step moves the arrival, not a vertex's true processing rate.
+    #[serde(default)]
+    pub arrival_window: Option<std::time::Duration>,
 }
 
 impl VertexSignals {
@@ -125,6 +134,7 @@ impl VertexSignals {
             Signal::RecordsOut => self.records_out_per_s = Some(value),
             Signal::PendingRecords => self.pending_records = Some(value),
             Signal::LagGrowth => self.lag_growth_per_s = Some(value),
+            Signal::ArrivalRate => self.arrival_per_s = Some(value),
             Signal::SourcePartitions => {
                 self.partitions =
                     (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))

@@ -20,6 +20,9 @@ pub enum Signal {
     PendingRecords,
     /// Per source vertex: growth rate of pendingRecords (records/s).
     LagGrowth,
+    /// Per source vertex: records arriving per second (consumed + the backlog's growth),
+    /// read over a window shorter than the load signals' so a step shows within seconds.
+    ArrivalRate,
     /// Per source vertex: number of partitions (from Kafka per-partition offset series).
     SourcePartitions,
     /// Per TaskManager: JVM CPU load.
@@ -42,13 +45,14 @@ pub enum Signal {
 
 impl Signal {
     /// Every signal, in a fixed order.
-    pub const ALL: [Signal; 15] = [
+    pub const ALL: [Signal; 16] = [
         Signal::BusyTime,
         Signal::BackPressuredTime,
         Signal::RecordsIn,
         Signal::RecordsOut,
         Signal::PendingRecords,
         Signal::LagGrowth,
+        Signal::ArrivalRate,
         Signal::SourcePartitions,
         Signal::CpuLoad,
         Signal::HeapUsed,
@@ -69,6 +73,7 @@ impl Signal {
             Signal::RecordsOut => "recordsOut",
             Signal::PendingRecords => "pendingRecords",
             Signal::LagGrowth => "lagGrowth",
+            Signal::ArrivalRate => "arrivalRate",
             Signal::SourcePartitions => "sourcePartitions",
             Signal::CpuLoad => "cpuLoad",
             Signal::HeapUsed => "heapUsed",

@@ -69,12 +69,24 @@ impl ScrapeIntervalReport {
     /// follow `{{window}}`; `None` before the first learning (the 1m fallback is a guess)
     /// and for fixed-window queries (the core then settles on its own `stabilization`).
     pub fn signal_window(&self, queries: &SignalQueries) -> Option<Duration> {
-        let known = matches!(
+        (self.known() && queries.load_follows_window())
+            .then(|| self.windows.window + self.windows.interval)
+    }
+
+    /// How long `arrivalRate` takes to show a load change in full: the arrival window
+    /// plus one scrape, once the interval is known and when the query follows
+    /// `{{arrival_window}}`; `None` otherwise.
+    pub fn arrival_window(&self, queries: &SignalQueries) -> Option<Duration> {
+        (self.known() && queries.arrival_follows_window())
+            .then(|| self.windows.arrival + self.windows.interval)
+    }
+
+    /// The interval was learned or configured (not the fallback guess).
+    fn known(&self) -> bool {
+        matches!(
             self.source,
             IntervalSource::Learned | IntervalSource::Configured
-        );
-        (known && queries.load_follows_window())
-            .then(|| self.windows.window + self.windows.interval)
+        )
     }
 }
 

@@ -280,3 +280,69 @@ fn a_noisy_load_does_not_keep_restarting_the_window() {
         .collect();
     assert_eq!(applied.first().map(|a| a.1), Some(Some(4)), "{applied:?}");
 }
+
+/// A step as the keyed line sees it at `t`: the load windows still fill (`slow`, what
+/// `recordsIn + lagGrowth` read) while the sources' short-window arrival may already hold
+/// the step; the windows as the runtime reports them at a 1 s scrape.
+fn step_tick(slow: f64, arrival: Option<f64>) -> Observation {
+    let mut obs = keyed_line().observe(slow, &[1, 1], 0.0);
+    obs.signal_window = Some(Duration::from_secs(11));
+    obs.arrival_window = Some(Duration::from_secs(6));
+    if let Some(src) = obs.vertices.get_mut(&vid("src")) {
+        src.arrival_per_s = arrival;
+    }
+    obs
+}
+
+/// With every source's arrival read over the short window, a step settles within that
+/// window even while the arrival stays noisy: a load step moves the arrival, not a
+/// vertex's true processing rate. Without it the scale-up waits for the load window.
+#[test]
+fn a_step_in_the_arrival_settles_within_the_arrival_window() {
+    let policy = Policy {
+        signal_settle: None,
+        ..settle_policy(300, 0)
+    };
+    // (second, slow estimate, arrival): 600 → 1800 rec/s, the arrival ±8 % noisy
+    let ticks = [
+        (0, 1100.0, 1800.0),
+        (2, 1400.0, 1950.0),
+        (4, 1600.0, 1750.0),
+        (6, 1750.0, 1900.0),
+    ];
+    let mut fast = JobState::default();
+    let mut slow = JobState::default();
+    for (t, rate, arrival) in ticks {
+        let (d, s) = decide(&step_tick(rate, Some(arrival)), &fast, &policy, at(t));
+        fast = s;
+        let (ds, s) = decide(&step_tick(rate, None), &slow, &policy, at(t));
+        slow = s;
+        assert_eq!(
+            ds.main_rule(),
+            Some(Rule::ScaleUpDelayed),
+            "t={t}: {}",
+            ds.summary()
+        );
+        if t < 6 {
+            assert_eq!(d.main_rule(), Some(Rule::ScaleUpDelayed), "t={t}");
+        } else {
+            assert!(d.rescale, "t={t}: {}", d.summary());
+            assert_eq!(map_target(&d), Some(3), "ceil(1900 / 700): {}", d.summary());
+        }
+    }
+    // the arrival is the source's target rate: the slow estimate alone under-sizes
+    let (d, _) = decide(
+        &step_tick(1100.0, Some(1800.0)),
+        &JobState::default(),
+        &settle_policy(300, 0),
+        at(0),
+    );
+    assert_eq!(map_target(&d), Some(3), "{}", d.summary());
+    let (d, _) = decide(
+        &step_tick(1100.0, None),
+        &JobState::default(),
+        &settle_policy(300, 0),
+        at(0),
+    );
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+}
