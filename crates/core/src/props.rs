@@ -456,6 +456,54 @@ proptest! {
         }
     }
 
+    /// The same step seen while the load windows still fill: the source's short-window
+    /// arrival holds the whole step, its consumption and lag growth only part of it, and
+    /// records in flight make every downstream vertex read less than its upstream sent.
+    /// The step is still sized in one decision, no vertex more than one step short.
+    #[test]
+    fn a_filling_window_with_the_arrival_still_sizes_the_step(
+        caps in prop::collection::vec((100.0f64..5000.0, any::<bool>()), 2..4),
+        before in 1u32..=8,
+        factor in 1.2f64..6.0,
+        filled in 0.0f64..1.0,
+        in_flight in 0.5f64..1.0,
+    ) {
+        let names = ["v0", "v1", "v2", "v3"];
+        let line = super::fixtures::Line {
+            vertices: caps
+                .iter()
+                .enumerate()
+                .map(|(i, (cap, keyed))| (names[i], 120, *cap, *keyed && i > 0))
+                .collect(),
+        };
+        let policy = Policy::test();
+        let capacity = caps
+            .iter()
+            .map(|(c, _)| c * f64::from(before))
+            .fold(f64::INFINITY, f64::min);
+        let rate = capacity * factor;
+        prop_assume!((0..caps.len()).all(|i| line.optimal(i, rate, policy.target_utilization) <= 60));
+        let mut obs = line.observe(capacity + (rate - capacity) * filled, &vec![before; caps.len()], 0.0);
+        for (i, name) in names.iter().take(caps.len()).enumerate() {
+            let v = obs.vertices.get_mut(&super::fixtures::vid(name));
+            let v = v.ok_or_else(|| TestCaseError::fail("vertex"))?;
+            if i == 0 {
+                v.arrival_per_s = Some(rate);
+            } else {
+                v.records_in_per_s = v.records_in_per_s.map(|r| r * in_flight);
+            }
+        }
+        let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
+        // in-flight records over-size the downstream; the clamps then cut every vertex
+        prop_assume!(!d.reasons.iter().any(|r| matches!(r.rule, Rule::ClampedToMax | Rule::ClampedToMaxParallelism)));
+        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+        for (i, name) in names.iter().take(caps.len()).enumerate() {
+            let need = line.optimal(i, rate, policy.target_utilization);
+            let got = target.parallelism.get(&super::fixtures::vid(name)).copied().unwrap_or(0);
+            prop_assert!(got + 1 >= need, "{name}: {got} for {need} at {rate:.0} rec/s: {}", d.summary());
+        }
+    }
+
     /// The O(V + E) order of the DS2 graph index is exactly `Topology::topological_order`
     /// (same tie-breaking, same refusals), on random graphs with cycles and dangling edges.
     #[test]

@@ -302,3 +302,32 @@ fn a_back_pressured_source_is_not_io_bound() {
         d.summary()
     );
 }
+
+/// An edge's output ratio comes from the upstream's own counters when it has one,
+/// non-broadcast output: records in flight between the two (buffers filling as
+/// back-pressure starts) do not skew it. A broadcast edge still reads the downstream's
+/// records in (every copy is work for it).
+#[test]
+fn edge_ratios_read_the_upstreams_own_counters() {
+    use crate::{edge_output_ratio, inputs::validate};
+    let mut obs = keyed_line_for_ratio();
+    // the source sent 1,266 records/s, the keyed operator read 885 of them so far
+    if let Some(v) = obs.vertices.get_mut(&vid("src")) {
+        v.records_in_per_s = Some(1266.0);
+        v.records_out_per_s = Some(1266.0);
+    }
+    if let Some(v) = obs.vertices.get_mut(&vid("map")) {
+        v.records_in_per_s = Some(885.0);
+    }
+    let inputs = validate(&obs).expect("valid signals");
+    let r = edge_output_ratio(&obs.topology, &inputs, &vid("src"), &vid("map"));
+    assert!((r - 1.0).abs() < 1e-9, "{r}");
+    obs.topology.edges[0].ship_strategy = ShipStrategy::Broadcast;
+    let r = edge_output_ratio(&obs.topology, &inputs, &vid("src"), &vid("map"));
+    assert!((r - 885.0 / 1266.0).abs() < 1e-9, "{r}");
+}
+
+/// `src → map` (HASH) at parallelism 2 and 2.
+fn keyed_line_for_ratio() -> Observation {
+    super::settle::keyed_line().observe(1000.0, &[2, 2], 0.0)
+}
