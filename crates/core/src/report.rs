@@ -7,6 +7,7 @@
 //!          scale-down in flight:  max(from, running)   (until the surplus is idle)
 //!          then at least minTaskManagers
 //! report = needed + spare (the spare bounded by maxTaskManagers)
+//!          while a scale-up settles: at least what its recommendation needs
 //!          while a scale-down drains: never above the previous report
 //! ```
 //!
@@ -20,6 +21,10 @@
 //!   replaced. Only the scaler's own decision (a new PUT) lowers them.
 //! * **spare** (`spareTaskManagers`): idle TaskManagers on top, so a scale-up that fits in
 //!   them is a PUT only (no HPA sync, no pod start); KEDA replenishes them afterwards.
+//! * **settling**: while a scale-up waits for its signals to settle, the report is at
+//!   least what this tick's recommendation needs (the spare counts toward it), so the
+//!   pods it will need start while the signals settle; the PUT follows once they have.
+//!   A step the spare covers asks for nothing more until the PUT; a dry run never does.
 //! * **monotone drain**: while a scale-down is in flight the report never rises (no
 //!   3 → 4 → 2), so the HPA's scale-down window is not restarted and no busy pod is kept
 //!   and then removed.
@@ -64,6 +69,8 @@ pub struct ReportInputs<'a> {
     pub requirements: Option<&'a BTreeMap<VertexId, u32>>,
     /// The rescale in flight (non-terminal), if any.
     pub rescale: Option<&'a Rescale>,
+    /// A scale-up waiting for its signals to settle: this tick's recommendation.
+    pub settling: Option<&'a BTreeMap<VertexId, u32>>,
     /// What the report remembers.
     pub memory: &'a ReportMemory,
     /// The effective policy.
@@ -82,6 +89,8 @@ pub enum Basis {
     ScaleUp,
     /// A scale-down in flight: the count before it until the surplus is idle.
     Draining,
+    /// A scale-up settling: what its recommendation needs.
+    Settling,
     /// The policy's minimum.
     Minimum,
 }
@@ -94,6 +103,7 @@ impl Basis {
             Basis::Requirements => "requirements",
             Basis::ScaleUp => "scale_up",
             Basis::Draining => "draining",
+            Basis::Settling => "settling",
             Basis::Minimum => "minimum",
         }
     }
@@ -165,6 +175,15 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
         .spare_task_managers
         .min(i.policy.max_task_managers.saturating_sub(needed));
     let mut task_managers = needed.saturating_add(spare);
+    let settling = i
+        .settling
+        .filter(|_| !i.policy.dry_run && i.rescale.is_none_or(|r| r.phase.is_terminal()))
+        .map_or(0, |p| {
+            need(&capped(i.topology, p)).min(i.policy.max_task_managers)
+        });
+    if settling > task_managers {
+        (task_managers, needed, basis) = (settling, settling, Basis::Settling);
+    }
     if basis == Basis::Draining {
         if let Some(previous) = i.memory.reported {
             let floor = running.max(i.policy.min_task_managers);

@@ -69,6 +69,8 @@ struct Case {
     slots_now: Option<u32>,
     requirements: Option<u32>,
     rescale: Option<Rescale>,
+    /// A settling scale-up's recommendation (every vertex at this parallelism).
+    settling: Option<u32>,
     memory: ReportMemory,
     policy: Policy,
     expect: Result<(u32, Basis), ReportError>,
@@ -81,6 +83,7 @@ fn steady(name: &'static str, running: u32, policy: Policy) -> Case {
         slots_now: Some(1),
         requirements: Some(running),
         rescale: None,
+        settling: None,
         memory: ReportMemory::default(),
         policy,
         expect: Ok((running, Basis::Running)),
@@ -173,10 +176,53 @@ fn decision_table() {
             ..steady("", 2, policy(2))
         },
         Case {
+            name: "scale-up settling: what its recommendation needs, pods start now",
+            running: 2,
+            settling: Some(6),
+            expect: Ok((6, Basis::Settling)),
+            ..steady("", 2, policy(0))
+        },
+        Case {
+            name: "scale-up settling within the spare: nothing more until the PUT",
+            running: 2,
+            settling: Some(5),
+            expect: Ok((6, Basis::Running)),
+            ..steady("", 2, policy(4))
+        },
+        Case {
+            name: "scale-up settling beyond the spare: what it needs, no spare on top yet",
+            running: 2,
+            settling: Some(7),
+            expect: Ok((7, Basis::Settling)),
+            ..steady("", 2, policy(4))
+        },
+        Case {
+            name: "a dry run never asks for a settling scale-up's pods",
+            running: 2,
+            settling: Some(6),
+            expect: Ok((2, Basis::Running)),
+            ..steady(
+                "",
+                2,
+                Policy {
+                    dry_run: true,
+                    ..policy(0)
+                },
+            )
+        },
+        Case {
+            name: "a settling recommendation counts at most maxTaskManagers",
+            running: 2,
+            settling: Some(50),
+            expect: Ok((8, Basis::Settling)),
+            ..steady("", 2, policy(0))
+        },
+        Case {
             name: "scale-down applying: the count before it",
             running: 6,
             requirements: Some(2),
             rescale: Some(rescale(6, 2, RescalePhase::Applying)),
+            settling: None,
             memory: remembered(None, Some(6)),
             expect: Ok((6, Basis::Draining)),
             ..steady("", 6, policy(0))
@@ -186,6 +232,7 @@ fn decision_table() {
             running: 2,
             requirements: Some(2),
             rescale: Some(rescale(6, 2, RescalePhase::Draining)),
+            settling: None,
             memory: remembered(None, Some(6)),
             expect: Ok((6, Basis::Draining)),
             ..steady("", 2, policy(0))
@@ -195,6 +242,7 @@ fn decision_table() {
             running: 2,
             requirements: Some(2),
             rescale: Some(rescale(6, 2, RescalePhase::Draining)),
+            settling: None,
             memory: remembered(None, Some(7)),
             expect: Ok((7, Basis::Draining)),
             ..steady("", 2, policy(2))
@@ -203,6 +251,7 @@ fn decision_table() {
             name: "scale-down completed: the target plus the spare",
             running: 2,
             rescale: Some(rescale(6, 2, RescalePhase::Completed)),
+            settling: None,
             memory: remembered(None, Some(8)),
             expect: Ok((4, Basis::Running)),
             ..steady("", 2, policy(2))
@@ -210,12 +259,14 @@ fn decision_table() {
     ];
     for c in cases {
         let req = c.requirements.map(par);
+        let settling = c.settling.map(par);
         let t = topology(c.running);
         let got = task_managers_to_report(ReportInputs {
             topology: &t,
             slots_now: c.slots_now,
             requirements: req.as_ref(),
             rescale: c.rescale.as_ref(),
+            settling: settling.as_ref(),
             memory: &c.memory,
             policy: &c.policy,
         })
@@ -265,6 +316,7 @@ proptest! {
             slots_now: Some(slots),
             requirements: req.as_ref(),
             rescale: Some(&r),
+            settling: None,
             memory: &memory,
             policy: &p,
         });
@@ -306,6 +358,7 @@ proptest! {
                 slots_now: Some(1),
                 requirements: Some(&req),
                 rescale: Some(&resc),
+                settling: None,
                 memory: &memory,
                 policy: &p,
             });

@@ -47,6 +47,10 @@ pub struct ScaleUpWindow {
     /// signals count as settled after two (one calm tick can sit on an overshoot).
     #[serde(default)]
     pub calm_ticks: u32,
+    /// This tick's recommendation per vertex: while the window settles KEDA is asked for
+    /// at least the TaskManagers it needs, so pods start while the signals settle.
+    #[serde(default)]
+    pub proposed: BTreeMap<VertexId, u32>,
 }
 
 /// One rescale, for the history.

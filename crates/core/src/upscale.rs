@@ -87,7 +87,9 @@ pub fn confirm_with(
         last_rates: BTreeMap::new(),
         last_projected: BTreeMap::new(),
         calm_ticks: 0,
+        proposed: BTreeMap::new(),
     });
+    w.proposed.clone_from(&proposed);
     for (v, p) in &proposed {
         let h = w.highest.entry(v.clone()).or_insert(*p);
         *h = (*h).max(*p);
