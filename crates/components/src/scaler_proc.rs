@@ -134,6 +134,24 @@ impl ScalerProcess {
         rss_from_status(&status)
     }
 
+    /// `Rss`, `RssAnon` and `RssFile` of `/proc/<pid>/status`, in MiB, on one line.
+    pub fn memory_summary(&self) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let mib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map_or_else(|| "?".to_string(), |kb| format!("{:.1}", kb / 1024.0))
+        };
+        Some(format!(
+            "Rss {} MiB, RssAnon {} MiB, RssFile {} MiB",
+            mib("VmRSS:"),
+            mib("RssAnon:"),
+            mib("RssFile:")
+        ))
+    }
+
     /// `GET /debug/jobs`.
     pub async fn debug_jobs(&self) -> Result<serde_json::Value> {
         let url = format!("{}/debug/jobs", self.admin_url());

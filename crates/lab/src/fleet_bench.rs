@@ -84,6 +84,8 @@ pub struct FleetBenchOptions {
     pub load: Duration,
     /// Longest wait for the rescaling wave's jobs to reach their targets.
     pub wave_limit: Duration,
+    /// Run the rescaling wave (at 100 jobs and more).
+    pub wave: bool,
 }
 
 fn config(prom_url: &str, interval: Duration) -> String {
@@ -225,9 +227,13 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
     let rest_per_tick_per_jm = per_tick_per_jm(&r0, &r1, ticks, job_managers);
     let rss = scaler.rss_bytes().unwrap_or(0);
+    eprintln!(
+        "[fleet] {jobs}: {} (max evaluation lag {max_lag_s:.1} s)",
+        scaler.memory_summary().unwrap_or_default()
+    );
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
-    let wave = if jobs >= 100 {
+    let wave = if opts.wave && jobs >= 100 {
         eprintln!("[fleet] {jobs}: raising the load of 10 % of the jobs …");
         Some(fleet_wave::run(&fleet, &scaler, opts.interval, opts.wave_limit).await)
     } else {
@@ -359,6 +365,7 @@ pub fn default_options(scaler_bin: &Path, work_dir: &Path) -> FleetBenchOptions 
         answer_limit: Duration::from_secs(120),
         load: Duration::from_secs(5),
         wave_limit: Duration::from_secs(300),
+        wave: true,
     }
 }
 

@@ -107,6 +107,9 @@ enum Cmd {
         /// Evaluation and scrape interval, seconds.
         #[arg(long, default_value_t = 15)]
         interval_secs: u64,
+        /// Skip the rescaling wave (steady state only: quicker memory and lag runs).
+        #[arg(long)]
+        no_wave: bool,
     },
 }
 
@@ -297,12 +300,14 @@ async fn main() -> anyhow::Result<()> {
             scaler_bin,
             sizes,
             interval_secs,
+            no_wave,
         } => {
             let sizes = fleet_bench::parse_sizes(&sizes).map_err(anyhow::Error::msg)?;
             let scaler_bin = scaler_binary(scaler_bin.as_ref())?;
             let dir = tempfile::Builder::new().prefix("fks-fleet-").tempdir()?;
             let mut options = fleet_bench::default_options(&scaler_bin, dir.path());
             options.interval = std::time::Duration::from_secs(interval_secs.max(1));
+            options.wave = !no_wave;
             let rows = fleet_bench::run(&options, &sizes).await?;
             println!("{}", fleet_bench::section(&rows));
         }
