@@ -39,7 +39,7 @@ use tokio::{net::TcpListener, sync::watch};
 
 pub use context::{prometheus_endpoint, Context};
 pub use settings::policy_queries;
-pub use worker::{JobReport, Published, Worker};
+pub use worker::{JobReport, Published, StoredReport, Worker};
 pub use workers::{Workers, WorkersEvaluator};
 
 use crate::{

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::worker::JobReport;
+use super::worker::StoredReport;
 
 /// Reports per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -41,25 +41,25 @@ pub struct JobsQuery {
 }
 
 /// One page of reports, or the message of a 400 naming the bad parameter.
-pub fn page(reports: &[Arc<JobReport>], q: &JobsQuery) -> Result<serde_json::Value, String> {
+pub fn page(reports: &[Arc<StoredReport>], q: &JobsQuery) -> Result<serde_json::Value, String> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(format!(
             "limit must be between 1 and {MAX_LIMIT}, got {limit}"
         ));
     }
-    let matching: Vec<&Arc<JobReport>> = reports.iter().filter(|r| matches(r, q)).collect();
+    let matching: Vec<&Arc<StoredReport>> = reports.iter().filter(|r| matches(r, q)).collect();
     let start = match &q.after {
         Some(after) => matching.partition_point(|r| r.scaled_object.as_str() <= after.as_str()),
         None => 0,
     };
-    let page: Vec<&Arc<JobReport>> = matching.iter().skip(start).take(limit).copied().collect();
+    let page: Vec<&Arc<StoredReport>> = matching.iter().skip(start).take(limit).copied().collect();
     let next = (start + page.len() < matching.len())
         .then(|| page.last().map(|r| r.scaled_object.clone()))
         .flatten();
     let jobs: Vec<serde_json::Value> = page
         .iter()
-        .map(|r| serde_json::to_value(r.as_ref()).unwrap_or_default())
+        .map(|r| serde_json::from_str(r.json().get()).unwrap_or_default())
         .collect();
     Ok(serde_json::json!({
         "jobs": jobs,
@@ -68,14 +68,14 @@ pub fn page(reports: &[Arc<JobReport>], q: &JobsQuery) -> Result<serde_json::Val
     }))
 }
 
-fn matches(r: &JobReport, q: &JobsQuery) -> bool {
+fn matches(r: &StoredReport, q: &JobsQuery) -> bool {
     let (namespace, name) = r
         .scaled_object
         .split_once('/')
         .unwrap_or(("", r.scaled_object.as_str()));
     q.namespace.as_deref().is_none_or(|n| n == namespace)
         && q.name.as_deref().is_none_or(|n| name.contains(n))
-        && (!q.errors || r.error.is_some())
+        && (!q.errors || r.failed)
 }
 
 /// At most [`MAX_ISSUES`] issues of at most [`MAX_ISSUE_CHARS`] characters each, and
@@ -95,13 +95,14 @@ pub fn cap_issues(issues: &[String]) -> (Vec<String>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::worker::JobReport;
 
-    fn report(ns: &str, name: &str, error: bool) -> Arc<JobReport> {
+    fn report(ns: &str, name: &str, error: bool) -> Arc<StoredReport> {
         let mut r = JobReport::named(format!("{ns}/{name}"), chrono::Utc::now());
         if error {
             r.error = Some("boom".into());
         }
-        Arc::new(r)
+        Arc::new(StoredReport::new(&r))
     }
 
     fn names(v: &serde_json::Value) -> Vec<String> {
@@ -115,7 +116,7 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn fleet() -> Vec<Arc<JobReport>> {
+    fn fleet() -> Vec<Arc<StoredReport>> {
         let mut v: Vec<_> = (0..5)
             .flat_map(|i| {
                 [

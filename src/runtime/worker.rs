@@ -33,7 +33,7 @@ mod tick;
 
 use std::{sync::Arc, time::Duration};
 
-pub use report::{JobReport, Published};
+pub use report::{JobReport, Published, StoredReport};
 
 use self::persist::PersistState;
 use super::{

@@ -19,7 +19,7 @@ use super::{
     context::Context,
     progress::Progress,
     shutdown::ShutdownSignal,
-    worker::{Carry, JobReport, Published, Worker},
+    worker::{Carry, Published, StoredReport, Worker},
 };
 use crate::{
     core::ScaledObjectRef,
@@ -61,9 +61,9 @@ impl Workers {
     }
 
     /// The latest report of every job (for `/debug/jobs`).
-    pub fn reports(&self) -> Vec<Arc<JobReport>> {
+    pub fn reports(&self) -> Vec<Arc<StoredReport>> {
         let jobs = lock(&self.jobs);
-        let mut out: Vec<Arc<JobReport>> = jobs
+        let mut out: Vec<Arc<StoredReport>> = jobs
             .values()
             .filter_map(|h| h.rx.borrow().as_ref().map(|p| p.report.clone()))
             .collect();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::Worker;
 use crate::{
@@ -24,7 +25,54 @@ pub struct Published {
     /// What KEDA gets.
     pub result: Result<Evaluation, EvalError>,
     /// The inputs, decision and rescale state, for `/debug/jobs`.
-    pub report: Arc<JobReport>,
+    pub report: Arc<StoredReport>,
+}
+
+/// What a job keeps of its [`JobReport`] until the next tick: the fields `/debug/jobs`
+/// filters and sorts on, and the report serialized once as compact JSON. A thousand jobs
+/// then hold a few kB of text each instead of the tick's observation, decision and
+/// policy structures (issue 16's memory budget).
+#[derive(Debug)]
+pub struct StoredReport {
+    /// `namespace/name` of the ScaledObject.
+    pub scaled_object: String,
+    /// When the tick ran.
+    pub evaluated_at: DateTime<Utc>,
+    /// True when the tick's answer was an error.
+    pub failed: bool,
+    /// Flink job id, when resolved.
+    pub job_id: Option<String>,
+    /// JobManager URL, when resolved.
+    pub flink_url: Option<String>,
+    json: Box<RawValue>,
+}
+
+impl StoredReport {
+    /// Serializes `report` (a report that cannot be serialized keeps its name, time and
+    /// the serialization error instead).
+    pub fn new(report: &JobReport) -> Self {
+        let json = serde_json::value::to_raw_value(report).unwrap_or_else(|e| {
+            let fallback = serde_json::json!({
+                "scaled_object": report.scaled_object,
+                "evaluated_at": report.evaluated_at,
+                "error": format!("the report could not be serialized: {e}"),
+            });
+            serde_json::value::to_raw_value(&fallback).unwrap_or_default()
+        });
+        Self {
+            scaled_object: report.scaled_object.clone(),
+            evaluated_at: report.evaluated_at,
+            failed: report.error.is_some(),
+            job_id: report.job_id.clone(),
+            flink_url: report.flink_url.clone(),
+            json,
+        }
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
 }
 
 /// What `/debug/jobs` shows for one ScaledObject.

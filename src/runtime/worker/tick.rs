@@ -9,7 +9,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::field::Empty;
 
-use super::{report::JobReport, Published, Worker};
+use super::{
+    report::{JobReport, StoredReport},
+    Published, Worker,
+};
 use crate::{
     core::{self, Decision, JobState, Plan, Policy, Rule},
     flink::FlinkClient,
@@ -42,7 +45,7 @@ impl Worker {
         }
         Published {
             result,
-            report: Arc::new(report),
+            report: Arc::new(StoredReport::new(&report)),
         }
     }
 
