@@ -138,11 +138,10 @@ impl ScalerProcess {
     pub fn memory_summary(&self) -> Option<String> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         let mib = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map_or_else(|| "?".to_string(), |kb| format!("{:.1}", kb / 1024.0))
+            status_kb(&status, key).map_or_else(
+                || "?".to_string(),
+                |kb| format!("{:.1}", kb as f64 / 1024.0),
+            )
         };
         Some(format!(
             "Rss {} MiB, RssAnon {} MiB, RssFile {} MiB",
@@ -192,11 +191,15 @@ impl ScalerProcess {
 
 /// `VmRSS` (kB in the file) as bytes.
 pub fn rss_from_status(status: &str) -> Option<u64> {
+    status_kb(status, "VmRSS:").map(|kb| kb * 1024)
+}
+
+/// The kB value of the `key` line (`VmRSS:`, `RssAnon:`, ...) of a `/proc/<pid>/status`.
+fn status_kb(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
 }
 
 #[cfg(test)]
