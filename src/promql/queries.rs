@@ -378,6 +378,11 @@ mod tests {
             let q = SignalQueries::preset(preset);
             let jobs = [JobVars::new(JOB, "my-job"), JobVars::new("b2", "other")];
             for signal in Signal::ALL {
+                // the gauges preset sizes sources from `recordsIn + lagGrowth`
+                if (preset, signal) == (QueryPreset::Gauges, Signal::ArrivalRate) {
+                    assert_eq!(q.get(signal), None);
+                    continue;
+                }
                 let template = q.get(signal).expect("enabled");
                 assert_eq!(Batching::of(template), Batching::ByJobId, "{signal}");
                 let rendered = render_for(signal, template, &jobs, &w).expect("renders");
@@ -409,6 +414,15 @@ mod tests {
         )
         .expect("renders");
         assert_eq!(r, "deriv(x[60s]) + y[15s]");
+        let one = Windows::from_interval(std::time::Duration::from_secs(1));
+        let r = render(
+            Signal::ArrivalRate,
+            "deriv(x[{{arrival_window}}]) + deriv(y[{{window}}])",
+            &JobVars::new("j", "n"),
+            &one,
+        )
+        .expect("renders");
+        assert_eq!(r, "deriv(x[5s]) + deriv(y[10s])");
         assert_eq!(Batching::of("x{a=\"{{job_id}}\"}"), Batching::PerJob);
         assert_eq!(
             Batching::of("x{a=~\"{{job_ids}}\",b=\"{{job_name}}\"}"),

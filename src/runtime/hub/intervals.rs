@@ -326,5 +326,22 @@ mod tests {
             report(IntervalSource::Learned, 1).signal_window(&gauges),
             None
         );
+        // the sources' arrival: `max(4 × interval, 5 s)` plus one interval
+        assert_eq!(
+            report(IntervalSource::Learned, 1).arrival_window(&counters),
+            secs(6)
+        );
+        assert_eq!(
+            report(IntervalSource::Learned, 15).arrival_window(&counters),
+            secs(75)
+        );
+        assert_eq!(
+            report(IntervalSource::Fallback, 60).arrival_window(&counters),
+            None
+        );
+        assert_eq!(
+            report(IntervalSource::Learned, 1).arrival_window(&gauges),
+            None
+        );
     }
 }
