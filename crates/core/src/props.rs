@@ -411,6 +411,36 @@ proptest! {
     }
 }
 
+/// Vertex names of the step lines.
+const STEP_NAMES: [&str; 4] = ["v0", "v1", "v2", "v3"];
+
+/// A line of vertices with capacities `caps` (keyed where set, never the source).
+fn step_line(caps: &[(f64, bool)], keyed_max: u32) -> super::fixtures::Line {
+    super::fixtures::Line {
+        vertices: caps
+            .iter()
+            .enumerate()
+            .map(|(i, (cap, keyed))| (STEP_NAMES[i], keyed_max, *cap, *keyed && i > 0))
+            .collect(),
+    }
+}
+
+/// No vertex of `line` lands more than one parallelism step below what `rate` needs.
+fn at_most_one_step_short(
+    d: &Decision,
+    line: &super::fixtures::Line,
+    rate: f64,
+    utilization: f64,
+) -> Result<(), TestCaseError> {
+    let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+    for (i, v) in line.vertices.iter().enumerate() {
+        let need = line.optimal(i, rate, utilization);
+        let got = target.parallelism.get(&super::fixtures::vid(v.0)).copied().unwrap_or(0);
+        prop_assert!(got + 1 >= need, "{}: {got} for {need} at {rate:.0} rec/s: {}", v.0, d.summary());
+    }
+    Ok(())
+}
+
 proptest! {
     /// Arrival-rate sizing: a load step on a line of vertices, observed once the signals
     /// show it (the bottleneck saturated, busy at 1.0, consuming its capacity; the
@@ -424,14 +454,7 @@ proptest! {
         pending in 0.0f64..1e5,
         keyed_max in prop_oneof![Just(120u32), Just(128)],
     ) {
-        let names = ["v0", "v1", "v2", "v3"];
-        let line = super::fixtures::Line {
-            vertices: caps
-                .iter()
-                .enumerate()
-                .map(|(i, (cap, keyed))| (names[i], keyed_max, *cap, *keyed && i > 0))
-                .collect(),
-        };
+        let line = step_line(&caps, keyed_max);
         let policy = Policy::test();
         let parallelism = vec![before; caps.len()];
         let capacity = caps
@@ -444,16 +467,7 @@ proptest! {
         prop_assume!(fits);
         let obs = line.observe(rate, &parallelism, pending);
         let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
-        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
-        for (i, name) in names.iter().take(caps.len()).enumerate() {
-            let need = line.optimal(i, rate, policy.target_utilization);
-            let got = target
-                .parallelism
-                .get(&super::fixtures::vid(name))
-                .copied()
-                .unwrap_or(0);
-            prop_assert!(got + 1 >= need, "{name}: {got} for {need} at {rate:.0} rec/s: {}", d.summary());
-        }
+        at_most_one_step_short(&d, &line, rate, policy.target_utilization)?;
     }
 
     /// The same step seen while the load windows still fill: the source's short-window
@@ -468,14 +482,7 @@ proptest! {
         filled in 0.0f64..1.0,
         in_flight in 0.5f64..1.0,
     ) {
-        let names = ["v0", "v1", "v2", "v3"];
-        let line = super::fixtures::Line {
-            vertices: caps
-                .iter()
-                .enumerate()
-                .map(|(i, (cap, keyed))| (names[i], 120, *cap, *keyed && i > 0))
-                .collect(),
-        };
+        let line = step_line(&caps, 120);
         let policy = Policy::test();
         let capacity = caps
             .iter()
@@ -484,7 +491,7 @@ proptest! {
         let rate = capacity * factor;
         prop_assume!((0..caps.len()).all(|i| line.optimal(i, rate, policy.target_utilization) <= 60));
         let mut obs = line.observe(capacity + (rate - capacity) * filled, &vec![before; caps.len()], 0.0);
-        for (i, name) in names.iter().take(caps.len()).enumerate() {
+        for (i, name) in STEP_NAMES.iter().take(caps.len()).enumerate() {
             let v = obs.vertices.get_mut(&super::fixtures::vid(name));
             let v = v.ok_or_else(|| TestCaseError::fail("vertex"))?;
             if i == 0 {
@@ -496,12 +503,7 @@ proptest! {
         let (d, _) = decide(&obs, &JobState::default(), &policy, t0());
         // in-flight records over-size the downstream; the clamps then cut every vertex
         prop_assume!(!d.reasons.iter().any(|r| matches!(r.rule, Rule::ClampedToMax | Rule::ClampedToMaxParallelism)));
-        let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
-        for (i, name) in names.iter().take(caps.len()).enumerate() {
-            let need = line.optimal(i, rate, policy.target_utilization);
-            let got = target.parallelism.get(&super::fixtures::vid(name)).copied().unwrap_or(0);
-            prop_assert!(got + 1 >= need, "{name}: {got} for {need} at {rate:.0} rec/s: {}", d.summary());
-        }
+        at_most_one_step_short(&d, &line, rate, policy.target_utilization)?;
     }
 
     /// The O(V + E) order of the DS2 graph index is exactly `Topology::topological_order`

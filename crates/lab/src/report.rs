@@ -83,7 +83,8 @@ pub fn settings(p: &Profile) -> String {
          stabilization 15 s, scale-up delay {} s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
          spareTaskManagers {}; \
          the product's default queries (Flink's counters over a window derived from the learned \
-         1 s scrape interval: 10 s; Flink's own per-second gauges are 60 s moving averages)\n",
+         1 s scrape interval: 10 s, the sources' arrival over 5 s; Flink's own per-second gauges \
+         are 60 s moving averages)\n",
         p.scenario(),
         p.low_rate,
         p.high_rate(),
@@ -276,10 +277,10 @@ pub fn reading(p: &Profile) -> String {
     };
     format!(
         "\nReading the figures: P1 is the sum of the parts of its breakdown. The scaler's \
-         part is the detection (the step crossing the utilization band inside the signal \
-         window: 10 s of counters at a 1 s scrape, the floor that keeps two of Flink's 5 s \
-         busy-time updates in it) plus the settling (until the window holds only the new load \
-         and two evaluations in a row are calm, at most the window plus the scrape) plus \
+         part is the detection (the step crossing the utilization band as the sources' arrival \
+         rate shows it: 5 s of counters at a 1 s scrape) plus the settling (until two \
+         evaluations in a row are calm, at most the arrival window plus the scrape; the pods a \
+         scale-up needs are asked for meanwhile) plus \
          `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
          the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
          until they register (on this 2-core machine, next to the saturated job); Flink's part \
