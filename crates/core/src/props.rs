@@ -432,11 +432,23 @@ fn at_most_one_step_short(
     rate: f64,
     utilization: f64,
 ) -> Result<(), TestCaseError> {
-    let target = d.target.clone().ok_or_else(|| TestCaseError::fail(d.summary()))?;
+    let target = d
+        .target
+        .clone()
+        .ok_or_else(|| TestCaseError::fail(d.summary()))?;
     for (i, v) in line.vertices.iter().enumerate() {
         let need = line.optimal(i, rate, utilization);
-        let got = target.parallelism.get(&super::fixtures::vid(v.0)).copied().unwrap_or(0);
-        prop_assert!(got + 1 >= need, "{}: {got} for {need} at {rate:.0} rec/s: {}", v.0, d.summary());
+        let got = target
+            .parallelism
+            .get(&super::fixtures::vid(v.0))
+            .copied()
+            .unwrap_or(0);
+        prop_assert!(
+            got + 1 >= need,
+            "{}: {got} for {need} at {rate:.0} rec/s: {}",
+            v.0,
+            d.summary()
+        );
     }
     Ok(())
 }
