@@ -32,6 +32,9 @@ pub struct Moment {
     pub replicas: u32,
 }
 
+/// The phase of a rescale whose end fell between two samples.
+pub const UNSEEN_END: &str = "ended between samples";
+
 /// A rescale as `/debug/jobs` showed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeenRescale {
@@ -174,6 +177,14 @@ impl<'a> Observer<'a> {
                 ));
             }
         }
+        if let Some(j) = job.filter(|j| j["error"].is_null()) {
+            end_unseen(
+                &mut self.rescales,
+                j["rescale"]["started_at"].as_str(),
+                at,
+                timeline,
+            );
+        }
         if timeline.vertices.is_empty() {
             if let Some((v, _)) = &flink {
                 timeline.vertices = v.vertices.iter().map(|(n, _)| n.clone()).collect();
@@ -267,5 +278,75 @@ impl<'a> Observer<'a> {
             );
         }
         Ok(entries.len())
+    }
+}
+
+/// Ends, at `at`, every rescale still open here that a successful tick no longer shows
+/// (`current` is the one it shows, if any). The scaler shows a finished rescale for one
+/// tick only, so a sample that missed that tick would otherwise leave it open forever.
+/// The end is then an upper bound: a rescale the scaler replaced while in flight still
+/// ends after its successor started, as the overlap check needs.
+fn end_unseen(
+    rescales: &mut BTreeMap<String, SeenRescale>,
+    current: Option<&str>,
+    at: f64,
+    timeline: &mut Timeline,
+) {
+    for (started, seen) in rescales.iter_mut() {
+        if seen.finished_at.is_some() || Some(started.as_str()) == current {
+            continue;
+        }
+        seen.finished_at = Some(at);
+        seen.phases.push(UNSEEN_END.to_string());
+        timeline.push_event(
+            at,
+            EventKind::RescaleFinished,
+            format!("{} {UNSEEN_END}", seen.direction),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(direction: &str, started_at: f64) -> SeenRescale {
+        SeenRescale {
+            direction: direction.into(),
+            started_at,
+            finished_at: None,
+            phases: vec!["applying".into()],
+        }
+    }
+
+    #[test]
+    fn a_rescale_a_successful_tick_no_longer_shows_ends_at_that_sample() {
+        let mut rescales = BTreeMap::from([("t30".to_string(), seen("up", 30.0))]);
+        let mut timeline = Timeline::default();
+        end_unseen(&mut rescales, Some("t30"), 62.0, &mut timeline);
+        assert_eq!(rescales["t30"].finished_at, None, "still shown: still open");
+        end_unseen(&mut rescales, None, 65.0, &mut timeline);
+        assert_eq!(rescales["t30"].finished_at, Some(65.0));
+        assert_eq!(
+            rescales["t30"].phases.last().map(String::as_str),
+            Some(UNSEEN_END)
+        );
+        assert_eq!(timeline.events.len(), 1);
+        assert_eq!(timeline.events[0].kind, EventKind::RescaleFinished);
+    }
+
+    #[test]
+    fn a_rescale_replaced_in_flight_ends_after_its_successor_started() {
+        let mut rescales = BTreeMap::from([
+            ("t30".to_string(), seen("up", 30.0)),
+            ("t40".to_string(), seen("up", 40.0)),
+        ]);
+        let mut timeline = Timeline::default();
+        end_unseen(&mut rescales, Some("t40"), 41.0, &mut timeline);
+        let first = &rescales["t30"];
+        assert!(first
+            .finished_at
+            .is_some_and(|f| f > rescales["t40"].started_at));
+        assert_eq!(rescales["t40"].finished_at, None);
     }
 }
