@@ -69,7 +69,7 @@ impl Timeline {
             let signal = *signal;
             let keyed = key_by_scope(signal, series, job_id)
                 .map_err(|source| SignalError { signal, source })?;
-            check_coverage(signal, &keyed, topology, job_id)?;
+            check_coverage(signal, |k| keyed.contains_key(k), topology, job_id)?;
             for (key, s) in keyed {
                 if Scope::of(signal) == Scope::Vertex
                     && topology.vertex(&VertexId::new(key.clone())).is_none()

@@ -27,7 +27,7 @@ pub struct JobRows {
     /// Value per key. `Arc<str>` keys: a holder of many jobs' rows (the signal hub) can
     /// share one copy of each vertex / TaskManager id across signals and rounds
     /// ([`JobRows::share_keys`]).
-    pub values: BTreeMap<Arc<str>, f64>,
+    pub values: KeyedValues,
     /// Keys answered by a fallback gauge (rows marked with `fks_fallback`), with the
     /// gauge's name.
     pub fallback: BTreeMap<String, String>,
@@ -155,24 +155,89 @@ impl<'a> BatchQuery<'a> {
     /// One job's rows keyed by the scope's label.
     fn key(&self, job: &JobVars, samples: Vec<Sample>) -> JobOutcome {
         let keyed = key_by_scope(self.signal, samples, &job.job_id)?;
-        let mut rows = JobRows::default();
-        for (key, sample) in keyed {
-            if let Some(gauge) = sample.labels.get(FALLBACK_LABEL) {
-                rows.fallback.insert(key.clone(), gauge.clone());
-            }
-            rows.values.insert(key.into(), sample.value);
-        }
-        Ok(Arc::new(rows))
+        let mut fallback = BTreeMap::new();
+        let values = keyed
+            .into_iter()
+            .map(|(key, sample)| {
+                if let Some(gauge) = sample.labels.get(FALLBACK_LABEL) {
+                    fallback.insert(key.clone(), gauge.clone());
+                }
+                (Arc::from(key), sample.value)
+            })
+            .collect();
+        Ok(Arc::new(JobRows { values, fallback }))
     }
 }
 
 impl JobRows {
-    /// Replaces each key by the equal one `intern` returns (a shared copy).
+    /// Replaces each key by the equal one `intern` returns (a shared copy), in place.
     pub fn share_keys(&mut self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) {
-        self.values = std::mem::take(&mut self.values)
-            .into_iter()
-            .map(|(k, v)| (intern(&k), v))
-            .collect();
+        for (k, _) in &mut self.values.0 {
+            *k = intern(k);
+        }
+    }
+}
+
+/// Values by key, sorted by key, in one exactly sized slice: the signal hub holds one per
+/// job and signal (16,000 at 1,000 jobs), and a `BTreeMap` leaf reserves eleven entries
+/// however few keys a job has (five vertices: 120 bytes here against about 290).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyedValues(Vec<(Arc<str>, f64)>);
+
+impl KeyedValues {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.position(key).ok().map(|i| self.0[i].1)
+    }
+
+    /// True when `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets `key`'s value (kept sorted).
+    pub fn insert(&mut self, key: Arc<str>, value: f64) {
+        match self.position(&key) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Keys with their values, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, f64)> {
+        self.0.iter().map(|(k, v)| (k, *v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True without keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key))
+    }
+}
+
+impl FromIterator<(Arc<str>, f64)> for KeyedValues {
+    /// Sorted by key; of a repeated key the last value.
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, f64)>>(iter: I) -> Self {
+        let mut v: Vec<(Arc<str>, f64)> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.reverse();
+        v.dedup_by(|later, earlier| later.0 == earlier.0);
+        v.reverse();
+        v.shrink_to_fit();
+        Self(v)
     }
 }
 
@@ -184,6 +249,29 @@ fn rekey(outcome: JobOutcome, job_id: &str) -> JobOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_values_stay_sorted_and_keep_the_last_of_a_repeated_key() {
+        let v: KeyedValues = [("b", 2.0), ("a", 1.0), ("b", 3.0)]
+            .into_iter()
+            .map(|(k, x)| (Arc::from(k), x))
+            .collect();
+        assert_eq!(v.keys().map(|k| &**k).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            (v.get("a"), v.get("b"), v.get("c")),
+            (Some(1.0), Some(3.0), None)
+        );
+        let mut v = v;
+        v.insert("0".into(), 0.5);
+        v.insert("a".into(), 4.0);
+        assert_eq!(
+            v.iter()
+                .map(|(k, x)| (k.to_string(), x))
+                .collect::<Vec<_>>(),
+            [("0".into(), 0.5), ("a".into(), 4.0), ("b".into(), 3.0)]
+        );
+        assert!(v.contains_key("0") && !v.contains_key("z") && v.len() == 3);
+    }
 
     fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
         Sample {
@@ -228,7 +316,7 @@ mod tests {
         );
         let a = out["a"].as_ref().expect("a answered");
         assert_eq!(a.values.len(), 2);
-        assert!(a.values["v2"].is_nan());
+        assert!(a.values.get("v2").is_some_and(f64::is_nan));
         assert_eq!(a.fallback.get("v2").map(String::as_str), Some("g"));
         assert!(matches!(
             out["b"],
@@ -280,7 +368,10 @@ mod tests {
         let q = BatchQuery::new(Signal::SlotsTotal, "max(slots)", Windows::default());
         let out = q.demux(&jobs(), Ok(vec![sample(&[], 8.0)]));
         for id in ["a", "b"] {
-            assert_eq!(out[id].as_ref().map(|r| r.values[""]).ok(), Some(8.0));
+            assert_eq!(
+                out[id].as_ref().map(|r| r.values.get("")).ok().flatten(),
+                Some(8.0)
+            );
         }
     }
 }

@@ -86,20 +86,16 @@ pub fn key_by_scope<T: Labelled>(
 
 /// A required signal's keys must name every vertex of the topology; the first vertex
 /// without a series is the error (optional signals are not checked).
-pub fn check_coverage<K: std::borrow::Borrow<str> + Ord, V>(
+pub fn check_coverage(
     signal: Signal,
-    keyed: &BTreeMap<K, V>,
+    has: impl Fn(&str) -> bool,
     topology: &Topology,
     job_id: &str,
 ) -> Result<(), SignalError> {
     if !signal.is_required() {
         return Ok(());
     }
-    match topology
-        .vertices
-        .iter()
-        .find(|v| !keyed.contains_key(v.id.as_str()))
-    {
+    match topology.vertices.iter().find(|v| !has(v.id.as_str())) {
         None => Ok(()),
         Some(v) => Err(SignalError {
             signal,

@@ -202,7 +202,7 @@ pub fn assemble(
         }
     }
     for (signal, rows) in &by_signal {
-        check_coverage(*signal, &rows.values, topology, job_id)?;
+        check_coverage(*signal, |k| rows.values.contains_key(k), topology, job_id)?;
     }
     distribute(&by_signal, topology, job_id, &mut read);
     Ok(read)
@@ -226,23 +226,23 @@ fn distribute(
         // filter answers thousands of other jobs' series: issue 12)
         let (mut non_finite, mut unknown, mut over) =
             (Keys::default(), Keys::default(), Keys::default());
-        for (key, value) in &rows.values {
+        for (key, value) in rows.values.iter() {
             let key: &str = key;
             if !value.is_finite() {
-                non_finite.add(key, *value);
+                non_finite.add(key, value);
             }
             match Scope::of(signal) {
                 Scope::Vertex => {
                     let id = VertexId::new(key.to_string());
                     if topology.vertex(&id).is_none() {
-                        unknown.add(key, *value);
+                        unknown.add(key, value);
                         continue;
                     }
-                    VertexSignals::set(read.vertices.entry(id).or_default(), signal, *value);
+                    VertexSignals::set(read.vertices.entry(id).or_default(), signal, value);
                 }
                 Scope::TaskManager => {
                     if tms.len() >= MAX_TASK_MANAGERS && !tms.contains_key(key) {
-                        over.add(key, *value);
+                        over.add(key, value);
                         continue;
                     }
                     let entry = tms
@@ -251,9 +251,9 @@ fn distribute(
                             tm_id: key.to_string(),
                             ..TaskManagerSignals::default()
                         });
-                    TaskManagerSignals::set(entry, signal, *value);
+                    TaskManagerSignals::set(entry, signal, value);
                 }
-                Scope::Job => JobSignals::set(&mut read.job, signal, *value),
+                Scope::Job => JobSignals::set(&mut read.job, signal, value),
             }
         }
         if non_finite.count > 0 {

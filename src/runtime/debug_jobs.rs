@@ -59,7 +59,11 @@ pub fn page(reports: &[Arc<StoredReport>], q: &JobsQuery) -> Result<serde_json::
         .flatten();
     let jobs: Vec<serde_json::Value> = page
         .iter()
-        .map(|r| serde_json::from_str(r.json().get()).unwrap_or_default())
+        .map(|r| {
+            r.json().unwrap_or_else(
+                |e| serde_json::json!({ "scaled_object": r.scaled_object, "error": e }),
+            )
+        })
         .collect();
     Ok(serde_json::json!({
         "jobs": jobs,
@@ -127,6 +131,20 @@ mod tests {
             .collect();
         v.sort_by(|a, b| a.scaled_object.cmp(&b.scaled_object));
         v
+    }
+
+    #[test]
+    fn a_stored_report_inflates_to_the_report_it_was_made_from() {
+        let mut r = JobReport::named("prod/orders".into(), chrono::Utc::now());
+        r.error = Some("x".repeat(4000));
+        r.issues = vec!["the same issue".into(); 50];
+        let stored = StoredReport::new(&r);
+        let json = serde_json::to_value(&r).expect("serializes");
+        assert_eq!(stored.json(), Ok(json.clone()));
+        assert!(
+            stored.deflated_len() * 10 < json.to_string().len(),
+            "deflated"
+        );
     }
 
     #[test]

@@ -289,6 +289,27 @@ impl SimPolicy for Ours {
 }
 
 impl Ours {
+    /// What a scale-up that waits for its signals to settle needs, as `core::report`'s
+    /// settling rule: the pods it will need start while the signals settle (0 when none
+    /// settles, in a dry run, or while a rescale is in flight).
+    fn settling(&self, view: &JobView, now: f64) -> u32 {
+        if self.policy.dry_run || (view.rescale_pending && now < self.in_flight_until) {
+            return 0;
+        }
+        let Some(window) = &self.state.scale_up_window else {
+            return 0;
+        };
+        let proposed: Vec<u32> = self
+            .ids
+            .iter()
+            .zip(&view.parallelism)
+            .map(|(id, p)| window.proposed.get(id).copied().unwrap_or(*p))
+            .collect();
+        self.spec
+            .task_managers_for(&proposed)
+            .min(self.policy.max_task_managers)
+    }
+
     /// The count reported to KEDA (through the HPA) and the target put in place.
     fn report(&mut self, view: &JobView, now: f64) -> Option<Target> {
         let desired = self
@@ -306,7 +327,8 @@ impl Ours {
             .min(self.policy.max_task_managers);
         let reported = needed
             .saturating_add(self.policy.spare_task_managers)
-            .min(self.policy.max_task_managers.max(needed));
+            .min(self.policy.max_task_managers.max(needed))
+            .max(self.settling(view, now));
         self.hpa.sync(now, f64::from(reported), 1.0);
         let target = Target {
             parallelism: desired,

@@ -93,6 +93,26 @@ fn candidates() -> Vec<(&'static str, Change)> {
         ("signalSettle 15 s", |c| {
             c.ours.signal_settle = Some(Duration::from_secs(15))
         }),
+        ("maxScaleDownFactor 0.75", |c| {
+            c.ours.max_scale_down_factor = 0.75
+        }),
+        ("scaleDownDelay 2 min", |c| c.ours.scale_down_delay = min(2)),
+        ("scaleDownDelay 2 min, catchUpDuration 10 min", |c| {
+            c.ours.scale_down_delay = min(2);
+            c.ours.catch_up_duration = min(10);
+        }),
+        (
+            "scaleDownDelay 2 min, catchUpDuration 10 min, maxScaleDownFactor 0.75",
+            |c| {
+                c.ours.scale_down_delay = min(2);
+                c.ours.catch_up_duration = min(10);
+                c.ours.max_scale_down_factor = 0.75;
+            },
+        ),
+        ("utilizationLow 0.3, maxScaleDownFactor 0.75", |c| {
+            c.ours.utilization_low = 0.3;
+            c.ours.max_scale_down_factor = 0.75;
+        }),
     ]
 }
 

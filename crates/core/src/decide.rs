@@ -95,18 +95,6 @@ pub fn decide(
     (decision, next)
 }
 
-/// How long a scale-up's signals take to settle: the arrival window when every source
-/// has a short-window arrival rate (a load step moves the arrival at once; a vertex's
-/// true processing rate is a property of its code and does not step with the load),
-/// else the load signals' window.
-fn up_settle_window(obs: &Observation, arrival_known: bool) -> Option<std::time::Duration> {
-    match (arrival_known, obs.arrival_window, obs.signal_window) {
-        (true, Some(a), Some(w)) => Some(a.min(w)),
-        (true, Some(a), None) => Some(a),
-        (_, _, w) => w,
-    }
-}
-
 /// DS2 output for the whole job.
 struct JobSizing {
     sizings: Vec<VertexSizing>,
@@ -202,7 +190,7 @@ fn settle(
     let mut proposal = if act {
         let settle = (
             policy.scale_down_settle(obs.signal_window),
-            policy.scale_up_settle(up_settle_window(obs, sized.arrival_known)),
+            policy.scale_up_settle(obs.scale_up_signal_window(sized.arrival_known)),
         );
         Proposal::act_on_bands(
             sized,

@@ -24,7 +24,7 @@ use super::{
     graph::Graph,
     inputs::VertexInputs,
     policy::Policy,
-    topology::{ShipStrategy, Topology, VertexId},
+    topology::{Topology, VertexId},
 };
 
 /// Busy fractions below this count as idle (infinite true processing rate).
@@ -125,13 +125,12 @@ pub fn edge_output_ratio(
     let (Some(up), Some(down)) = (inputs.get(from), inputs.get(to)) else {
         return 1.0;
     };
-    let n_in = topology.inputs(to).count();
-    let n_out = topology.outputs(from).count();
-    let broadcast = topology
-        .edges
-        .iter()
-        .any(|e| &e.from == from && e.ship_strategy == ShipStrategy::Broadcast);
-    ratio(up, down, n_in, (n_out, broadcast))
+    let graph = Graph::new(topology);
+    let (Some(u), Some(d)) = (graph.index(from), graph.index(to)) else {
+        return 1.0;
+    };
+    let out = (graph.outputs[u], graph.broadcast_out[u]);
+    ratio(up, down, graph.inputs[d].len(), out)
 }
 
 /// [`edge_output_ratio`] from the two vertices' inputs, the downstream's input count and

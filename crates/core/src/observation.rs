@@ -170,3 +170,17 @@ impl JobSignals {
         }
     }
 }
+
+impl Observation {
+    /// How long a scale-up's signals take to settle: the arrival window when every source
+    /// has a short-window arrival rate (`arrival_known`: a load step moves the arrival at
+    /// once; a vertex's true processing rate is a property of its code and does not step
+    /// with the load), else the load signals' window.
+    pub fn scale_up_signal_window(&self, arrival_known: bool) -> Option<std::time::Duration> {
+        match (arrival_known, self.arrival_window, self.signal_window) {
+            (true, Some(a), Some(w)) => Some(a.min(w)),
+            (true, Some(a), None) => Some(a),
+            (_, _, w) => w,
+        }
+    }
+}
