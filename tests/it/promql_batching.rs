@@ -207,7 +207,11 @@ fn an_override_is_its_own_batch_and_still_correct() {
         ]),
     );
     assert_eq!(
-        out[&a.job_id].as_ref().map(|r| r.values["v"]).ok(),
+        out[&a.job_id]
+            .as_ref()
+            .map(|r| r.values.get("v"))
+            .ok()
+            .flatten(),
         Some(100.0)
     );
     // the per-job template's rows carry no job_id: all of them are the one job's
@@ -215,7 +219,11 @@ fn an_override_is_its_own_batch_and_still_correct() {
     row.labels.remove("job_id");
     let out = overridden.demux(std::slice::from_ref(&b), Ok(vec![row]));
     assert_eq!(
-        out[&b.job_id].as_ref().map(|r| r.values["w"]).ok(),
+        out[&b.job_id]
+            .as_ref()
+            .map(|r| r.values.get("w"))
+            .ok()
+            .flatten(),
         Some(7.0)
     );
     assert_eq!(
