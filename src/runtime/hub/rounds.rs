@@ -91,12 +91,16 @@ impl SignalHub {
             *per_server.entry(p.key.server.clone()).or_default() += 1;
         }
         let kind = if full { "batch" } else { "catch_up" };
-        let done: Vec<Done> = stream::iter(planned)
+        // Each query's rows replace the batch's previous ones as soon as it answers: the
+        // round never holds two copies of every job's rows (16,000 at 1,000 jobs).
+        stream::iter(planned)
             .map(|p| self.run_one(p, kind))
             .buffer_unordered(ROUND_CONCURRENCY)
-            .collect()
+            .for_each(|done| {
+                self.store(done);
+                std::future::ready(())
+            })
             .await;
-        self.store(done);
         if full {
             for (server, n) in &per_server {
                 self.metrics.set_round_queries(server, *n);
@@ -205,27 +209,25 @@ impl SignalHub {
         }
     }
 
-    /// Keeps every job's rows of the round.
-    fn store(&self, done: Vec<Done>) {
+    /// Keeps every job's rows of one query of the round.
+    fn store(&self, d: Done) {
         let now = Instant::now();
         let mut batches = lock(&self.batches);
         let mut keys = lock(&self.keys);
-        for d in done {
-            let Some(batch) = batches.get_mut(&d.key) else {
-                continue;
-            };
-            for (job_id, (stat, mut outcome)) in d.outcomes {
-                if let Some(member) = batch.members.get_mut(job_id.as_str()) {
-                    // fresh rows are this job's alone; a shared template's are shared
-                    if let Some(rows) = outcome.as_mut().ok().and_then(Arc::get_mut) {
-                        rows.share_keys(|k| intern(&mut keys, k));
-                    }
-                    member.rows = Some(Rows {
-                        at: now,
-                        stat,
-                        outcome,
-                    });
+        let Some(batch) = batches.get_mut(&d.key) else {
+            return;
+        };
+        for (job_id, (stat, mut outcome)) in d.outcomes {
+            if let Some(member) = batch.members.get_mut(job_id.as_str()) {
+                // fresh rows are this job's alone; a shared template's are shared
+                if let Some(rows) = outcome.as_mut().ok().and_then(Arc::get_mut) {
+                    rows.share_keys(|k| intern(&mut keys, k));
                 }
+                member.rows = Some(Rows {
+                    at: now,
+                    stat,
+                    outcome,
+                });
             }
         }
     }
