@@ -1,8 +1,9 @@
 //! Policy 5, ours: every tick, build a core [`Observation`] from the model (busy time,
 //! rates, back-pressure, pendingRecords, lag growth, CPU, all averaged over a `[1m]`
 //! window as the Prometheus queries would), call [`crate::core::decide`], apply the
-//! target parallelism in place (the PUT) and report the target TaskManager count to KEDA,
-//! whose HPA (10 % tolerance, 5 min scale-down stabilization) sets the replicas. The
+//! target parallelism in place (the PUT) and report the target TaskManager count to KEDA
+//! (while a scale-up settles, what its recommendation needs, as `core::report` does), whose
+//! HPA (10 % tolerance, 5 min scale-down stabilization) sets the replicas. The
 //! reported count never drops below what the running parallelism needs, so TaskManagers
 //! go away only after the job runs at the lower parallelism. With
 //! [`PredictiveConfig`] a TaskManager floor from yesterday's input (a dynamic schedule
