@@ -27,10 +27,10 @@ pub fn job_status(state: &str) -> JobStatus {
 
 /// True when every subtask of every vertex is RUNNING or FINISHED.
 pub fn all_tasks_running(details: &JobDetails) -> bool {
-    details.vertices.iter().all(|v| {
-        let n = |s: &str| v.tasks.get(s).copied().unwrap_or(0);
-        n("RUNNING") + n("FINISHED") == v.parallelism
-    })
+    details
+        .vertices
+        .iter()
+        .all(|v| v.tasks.running + v.tasks.finished == v.parallelism)
 }
 
 /// Reads everything the state machine needs at `now`. `numRestarts` and the exception

@@ -256,11 +256,7 @@ fn assemble(
         job_id: details.jid.to_string(),
         job_name: details.name.clone(),
         status: flink::job_status(&details.state),
-        running_since: details
-            .timestamps
-            .get("RUNNING")
-            .copied()
-            .and_then(ms_to_utc),
+        running_since: details.timestamps.running.and_then(ms_to_utc),
         topology,
         slots_per_task_manager: task_managers.first().map(|t| t.slots_number),
         task_managers_registered: u32::try_from(task_managers.len()).ok(),
