@@ -233,9 +233,13 @@ impl FromIterator<(Arc<str>, f64)> for KeyedValues {
     fn from_iter<I: IntoIterator<Item = (Arc<str>, f64)>>(iter: I) -> Self {
         let mut v: Vec<(Arc<str>, f64)> = iter.into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.reverse();
-        v.dedup_by(|later, earlier| later.0 == earlier.0);
-        v.reverse();
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
         v.shrink_to_fit();
         Self(v)
     }

@@ -300,15 +300,12 @@ impl Ours {
         let Some(window) = &self.state.scale_up_window else {
             return 0;
         };
-        let proposed: Vec<u32> = self
-            .ids
-            .iter()
-            .zip(&view.parallelism)
-            .map(|(id, p)| window.proposed.get(id).copied().unwrap_or(*p))
-            .collect();
-        self.spec
-            .task_managers_for(&proposed)
-            .min(self.policy.max_task_managers)
+        crate::core::report::settling_need(
+            &self.topology(&view.parallelism),
+            &window.proposed,
+            self.spec.slots_per_tm,
+            &self.policy,
+        )
     }
 
     /// The count reported to KEDA (through the HPA) and the target put in place.

@@ -178,9 +178,7 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
     let settling = i
         .settling
         .filter(|_| !i.policy.dry_run && i.rescale.is_none_or(|r| r.phase.is_terminal()))
-        .map_or(0, |p| {
-            need(&capped(i.topology, p)).min(i.policy.max_task_managers)
-        });
+        .map_or(0, |p| settling_need(i.topology, p, slots, i.policy));
     if settling > task_managers {
         (task_managers, needed, basis) = (settling, settling, Basis::Settling);
     }
@@ -198,6 +196,23 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
         basis,
         slots_per_task_manager: slots,
     })
+}
+
+/// The TaskManagers a settling scale-up's recommendation `proposed` needs (vertices it
+/// leaves out at their running parallelism), at most `maxTaskManagers`: the settling rule's
+/// floor, without its conditions (no dry run, no rescale in flight), which the caller checks.
+pub fn settling_need(
+    topology: &Topology,
+    proposed: &BTreeMap<VertexId, u32>,
+    slots_per_task_manager: u32,
+    policy: &Policy,
+) -> u32 {
+    task_managers_for(
+        topology,
+        &capped(topology, proposed),
+        slots_per_task_manager,
+    )
+    .min(policy.max_task_managers)
 }
 
 /// `requirements` with each vertex at most its maxParallelism (a requirement above it
