@@ -312,9 +312,9 @@ impl FlinkCluster {
     }
 
     /// Starts `n` TaskManagers at once (as a ReplicaSet creates pods) and returns their
-    /// indexes once all are registered.
+    /// indexes once Flink lists every one of them (by resource id: a count could be met by
+    /// a TaskManager that was already registering, or misread while the REST API is busy).
     pub async fn add_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
-        let before = self.registered_task_managers().await;
         let mut started = Vec::new();
         for _ in 0..n {
             let idx = self.tms.len();
@@ -327,15 +327,26 @@ impl FlinkCluster {
             started.push(idx);
         }
         let c = &*self;
+        let ids: Vec<String> = started.iter().map(|&i| Self::tm_id(i)).collect();
+        let ids = &ids;
         procs::wait_for(
             &format!("{n} TaskManager(s) to register"),
             Duration::from_secs(90),
             Duration::from_millis(250),
-            || async move { (c.registered_task_managers().await >= before + n).then_some(()) },
+            || async move {
+                let listed = c.registered_ids().await?;
+                ids.iter().all(|id| listed.contains(id)).then_some(())
+            },
             || c.log_tail(),
         )
         .await?;
         Ok(started)
+    }
+
+    /// The resource ids Flink lists in `/taskmanagers` (`None` when it does not answer).
+    pub async fn registered_ids(&self) -> Option<Vec<String>> {
+        let tms = self.task_managers().await.ok()?;
+        Some(tms.into_iter().map(|t| t.id).collect())
     }
 
     /// The resource id (= `/taskmanagers` id) of TaskManager `idx`.
@@ -355,15 +366,17 @@ impl FlinkCluster {
         }
     }
 
-    /// Stops the newest TaskManager with every slot free (what pod-deletion-cost makes the
-    /// ReplicaSet pick) and waits until Flink has deregistered it. `Err` with the slot
-    /// table when none is idle: nothing is stopped then.
+    /// Stops the newest TaskManager of ours with every slot free (what pod-deletion-cost
+    /// makes the ReplicaSet pick) and waits (at most 30 s) until Flink no longer lists it.
+    /// `Err` with the slot table when none is idle: nothing is stopped then.
     pub async fn stop_idle_task_manager(&mut self) -> std::result::Result<String, String> {
         let tms = self.task_managers().await.map_err(|e| e.to_string())?;
+        let running = |i: &usize| self.tms.get(*i).is_some_and(Option::is_some);
         let idle = tms
             .iter()
             .filter(|t| t.slots > 0 && t.free_slots == t.slots)
             .filter_map(|t| Self::tm_index(&t.id).map(|i| (i, t.id.clone())))
+            .filter(|(i, _)| running(i))
             .max();
         let Some((idx, id)) = idle else {
             return Err(format!(
@@ -374,11 +387,13 @@ impl FlinkCluster {
                     .join(", ")
             ));
         };
-        let before = self.registered_task_managers().await;
         tokio::task::block_in_place(|| self.stop_task_manager(idx));
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30)
-            && self.registered_task_managers().await >= before
+            && self
+                .registered_ids()
+                .await
+                .is_none_or(|listed| listed.contains(&id))
         {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -453,8 +453,9 @@ impl Phases {
                     .then_some(("back", self.low))
             }
             "back" => {
-                // scaled down in place and the surplus TaskManagers released (the spare kept)
-                let released = replicas <= wanted;
+                // scaled down in place and the surplus TaskManagers released (the spare
+                // kept): the driver's replicas down, and Flink no longer lists them
+                let released = replicas <= wanted && pt.task_managers() <= wanted;
                 let down = running && idle && pt.max_parallelism() < self.peak_par && released;
                 if self.done_at.is_none() && (down || elapsed >= p.back_max) {
                     self.done_at = Some(Instant::now());
@@ -547,5 +548,47 @@ fn driver_events(report: &DriverReport, timeline: &mut Timeline) {
             };
             timeline.push_event(at, kind, detail);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::FlinkView;
+
+    fn point(par: u32, registered: u32, rescale: Option<&str>) -> Point {
+        Point {
+            flink: Some(FlinkView {
+                task_managers: registered,
+                vertices: vec![("op".into(), par)],
+                slots_per_task_manager: 1,
+                ..FlinkView::default()
+            }),
+            all_running: true,
+            rescale: rescale.map(str::to_string),
+            ..Point::default()
+        }
+    }
+
+    #[test]
+    fn the_scale_down_is_done_once_flink_no_longer_lists_the_released_task_managers() {
+        let p = Profile::short().with_spare();
+        let mut phases = Phases::new(&p);
+        phases.saw(&point(2, 2, None));
+        phases.saw(&point(6, 10, None));
+        phases.enter("back", phases.low);
+        let wanted = p.with_spare_on(2);
+        // Scaled down, still draining: not done.
+        assert_eq!(
+            phases.next(&point(2, 10, Some("down:draining")), 10, &p),
+            None
+        );
+        assert!(phases.done_at.is_none());
+        // The driver's replicas are down, but Flink still lists the stopped ones: not done.
+        assert_eq!(phases.next(&point(2, wanted + 2, None), wanted, &p), None);
+        assert!(phases.done_at.is_none());
+        // Flink lists only what the job needs plus the spare: done.
+        assert_eq!(phases.next(&point(2, wanted, None), wanted, &p), None);
+        assert!(phases.done_at.is_some());
     }
 }

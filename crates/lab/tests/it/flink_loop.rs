@@ -20,72 +20,71 @@
 //! `cargo test -p fks-lab --test it flink_loop -- --nocapture` prints the timeline. Version from
 //! `FKS_FLINK_VERSION` (default 2.3.0).
 
-use fks_lab::{report, scenario::Profile, timeline::EventKind};
+use fks_lab::{
+    report,
+    scenario::Profile,
+    timeline::{EventKind, Point},
+};
 
-use crate::support;
+use crate::support::{self, Checks, Failed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keda_loop_scales_up_and_down_in_place() {
+async fn keda_loop_scales_up_and_down_in_place() -> Result<(), Failed> {
     let _one = support::ONE_LAB.lock().await;
     let work = support::tempdir("fks-loop-");
     let Some(lab) = support::start_lab(Profile::short(), work.path()).await else {
-        return;
+        return Ok(());
     };
     let outcome = support::run_lab(&lab).await;
     let t = &outcome.timeline;
-    eprintln!("rescales: {:#?}", outcome.rescales);
-    for line in lab.scaler.log().lines() {
-        if line.contains("rescale started in place") {
-            eprintln!("scaler: {line}");
-        }
-    }
-
     let m = &outcome.measurements;
-    let context = || {
-        format!(
-            "{}\nrescales {:#?}\nscaler log tail:\n{}",
-            t.table(0.0),
-            outcome.rescales,
-            lab.scaler
-                .log()
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    };
+    let mut check = Checks::default();
     // Up and down, in place.
-    assert!(
+    check.that(
         m.up.to_parallelism > m.up.from_parallelism && m.up.running_at.is_some(),
-        "no scale-up: {:?}\n{}",
-        m.up,
-        context()
+        || format!("no scale-up: {:?}", m.up),
     );
-    assert!(
+    check.that(
         m.down.to_parallelism < m.up.to_parallelism && m.down.running_at.is_some(),
-        "no scale-down: {:?}\n{}",
-        m.down,
-        context()
+        || format!("no scale-down: {:?}", m.down),
     );
     let count = |k: EventKind| t.events.iter().filter(|e| e.kind == k).count();
-    assert!(count(EventKind::TaskManagerStarted) >= 1, "{}", context());
-    assert!(count(EventKind::TaskManagerStopped) >= 1, "{}", context());
-    assert!(
-        outcome.rescales.iter().any(|r| r.direction == "up")
-            && outcome.rescales.iter().any(|r| r.direction == "down"),
-        "{}",
-        context()
-    );
+    check.that(count(EventKind::TaskManagerStarted) >= 1, || {
+        "the driver started no TaskManager".into()
+    });
+    check.that(count(EventKind::TaskManagerStopped) >= 1, || {
+        "the driver stopped no TaskManager".into()
+    });
+    for direction in ["up", "down"] {
+        check.that(
+            outcome.rescales.iter().any(|r| r.direction == direction),
+            || format!("the scaler showed no rescale {direction}"),
+        );
+    }
     // Same JobID, no failover, one rescale at a time, reported ≥ required, no busy TM
     // stopped.
-    assert_eq!(m.job_ids, 1, "{}", context());
-    assert_eq!(m.failovers, 0, "{}", context());
-    let violations = outcome.violations();
-    assert!(violations.is_empty(), "{violations:#?}\n{}", context());
+    check.eq("JobIDs seen", m.job_ids, 1);
+    check.eq("failovers", m.failovers, 0);
+    for v in outcome.violations() {
+        check.that(false, || v);
+    }
     // The samples really carried the scaler's answer and Flink's view.
-    assert!(t.points.iter().filter(|p| p.reported.is_some()).count() > t.points.len() / 2);
-    assert!(t.points.iter().all(|p| p.flink.is_some()), "{}", context());
+    let with = |f: fn(&Point) -> bool| t.points.iter().filter(|p| f(p)).count();
+    check.that(with(|p| p.reported.is_some()) > t.points.len() / 2, || {
+        format!(
+            "the scaler answered in {} of {} samples",
+            with(|p| p.reported.is_some()),
+            t.points.len()
+        )
+    });
+    check.that(with(|p| p.flink.is_some()) == t.points.len(), || {
+        format!(
+            "Flink answered in {} of {} samples",
+            with(|p| p.flink.is_some()),
+            t.points.len()
+        )
+    });
+    check.finish(|| support::context(&lab, &outcome))?;
 
     // The artefacts the demo writes.
     let out = work.path().join("out");
@@ -95,4 +94,5 @@ async fn keda_loop_scales_up_and_down_in_place() {
     assert!(csv.contains("rescale-start up"), "{csv}");
     let svg = std::fs::read_to_string(out.join("timeline.svg")).expect("svg");
     assert!(svg.starts_with("<svg") && svg.contains("TaskManagers registered"));
+    Ok(())
 }

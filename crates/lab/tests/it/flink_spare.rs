@@ -20,34 +20,32 @@
 
 use fks_lab::{scenario::Profile, timeline::EventKind};
 
-use crate::support;
+use crate::support::{self, Checks, Failed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() {
+async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() -> Result<(), Failed> {
     let _one = support::ONE_LAB.lock().await;
     let work = support::tempdir("fks-spare-");
     let profile = Profile::short().with_spare();
     let spare = profile.spare;
     assert!(spare > 0, "{profile:?}");
     let Some(lab) = support::start_lab(profile.clone(), work.path()).await else {
-        return;
+        return Ok(());
     };
     let outcome = support::run_lab(&lab).await;
     let t = &outcome.timeline;
     let m = &outcome.measurements;
-    let context = || format!("{}\n{m:#?}\nrescales {:#?}", t.table(0.0), outcome.rescales);
+    let mut check = Checks::default();
 
     // The spare was registered before the step.
-    assert!(
+    check.that(
         m.up.to_parallelism > m.up.from_parallelism && m.up.running_at.is_some(),
-        "no scale-up\n{}",
-        context()
+        || format!("no scale-up: {:?}", m.up),
     );
-    assert_eq!(
+    check.eq(
+        "registered before the step (the spare on the low rate's TaskManagers)",
         m.up.registered_before,
         profile.with_spare_on(m.up.from_parallelism),
-        "the spare was not registered before the step\n{}",
-        context()
     );
     // The first in-place rescale ran on it: RUNNING at the new parallelism (all of the
     // target, or all the registered slots if the core sized beyond the spare) before any
@@ -56,52 +54,53 @@ async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() {
         m.up.visible_at
             .zip(m.up.first_reaction_s)
             .map(|(v, r)| v + r);
-    let first_at = first_at.unwrap_or_else(|| panic!("no first rescale\n{}", context()));
-    assert_eq!(
+    check.that(first_at.is_some(), || "no first rescale".to_string());
+    check.eq(
+        "parallelism after the first rescale",
         m.up.first_parallelism,
         Some(
             m.up.to_parallelism
-                .min(m.up.registered_before * profile.slots)
+                .min(m.up.registered_before * profile.slots),
         ),
-        "{}",
-        context()
     );
-    assert_eq!(
+    check.eq(
+        "TaskManagers registered when the job first ran at the new parallelism",
         m.up.registered_by_first_running,
         Some(m.up.registered_before),
-        "a TaskManager registered before the job ran at {:?}\n{}",
-        m.up.first_parallelism,
-        context()
     );
-    let started_before = t
-        .events
-        .iter()
-        .filter(|e| e.kind == EventKind::TaskManagerStarted)
-        .filter(|e| e.at >= m.up.changed_at && e.at <= first_at)
-        .count();
-    assert_eq!(started_before, 0, "{}", context());
+    let started_before = first_at.map(|first_at| {
+        t.events
+            .iter()
+            .filter(|e| e.kind == EventKind::TaskManagerStarted)
+            .filter(|e| e.at >= m.up.changed_at && e.at <= first_at)
+            .count()
+    });
+    check.eq(
+        "TaskManagers started between the step and the first rescale",
+        started_before,
+        Some(0),
+    );
     // Replenished and idle after the step, kept through the scale-down.
     let required_up = m.up.to_parallelism.div_ceil(profile.slots);
-    assert_eq!(
+    check.eq(
+        "idle TaskManagers at the end of the step (the spare replenished)",
         m.up.idle_at_end,
         Some(profile.with_spare_on(required_up) - required_up),
-        "the spare was not replenished after the step\n{}",
-        context()
     );
-    assert!(
+    check.that(
         m.down.to_parallelism < m.up.to_parallelism && m.down.running_at.is_some(),
-        "no scale-down\n{}",
-        context()
+        || format!("no scale-down: {:?}", m.down),
     );
     let required_down = m.down.to_parallelism.div_ceil(profile.slots);
-    assert_eq!(
+    check.eq(
+        "idle TaskManagers at the end (the spare kept through the scale-down)",
         m.down.idle_at_end,
         Some(profile.with_spare_on(required_down) - required_down),
-        "the spare was not kept through the scale-down\n{}",
-        context()
     );
     // In place, the loop's checks.
-    assert_eq!((m.job_ids, m.failovers), (1, 0), "{}", context());
-    let violations = outcome.violations();
-    assert!(violations.is_empty(), "{violations:#?}\n{}", context());
+    check.eq("(JobIDs, failovers)", (m.job_ids, m.failovers), (1, 0));
+    for v in outcome.violations() {
+        check.that(false, || v);
+    }
+    check.finish(|| support::context(&lab, &outcome))
 }

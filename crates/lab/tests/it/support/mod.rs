@@ -89,3 +89,73 @@ pub async fn run_lab(lab: &fks_lab::scenario::Lab) -> fks_lab::scenario::Outcome
     eprintln!("{}", outcome.measurements.markdown());
     outcome
 }
+
+/// Every check of one run, evaluated in full: a run that fails prints its context (the
+/// scaler's log tail, the rescales) and returns the failed checks as one short error, so
+/// the last lines of a CI log say what failed (a returned error has no backtrace after it).
+#[derive(Debug, Default)]
+pub struct Checks(Vec<String>);
+
+/// The failed checks of a run, printed as they are (not as an escaped string).
+pub struct Failed(String);
+
+impl std::fmt::Debug for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Checks {
+    /// Notes `what` as failed unless `ok`.
+    pub fn that(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(what());
+        }
+    }
+
+    /// Notes a failure unless `got == want`, naming both.
+    pub fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        self.that(got == want, || {
+            format!("{what}: got {got:?}, want {want:?}")
+        });
+    }
+
+    /// `Ok` when every check held; otherwise prints `context` and returns the failures.
+    pub fn finish(self, context: impl FnOnce() -> String) -> Result<(), Failed> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        eprintln!("{}", context());
+        Err(Failed(format!(
+            "{} check(s) failed:\n- {}",
+            self.0.len(),
+            self.0.join("\n- ")
+        )))
+    }
+}
+
+/// What a failed run prints before its checks: the rescales the scaler showed, its
+/// rescale log lines and the tail of its log.
+pub fn context(lab: &fks_lab::scenario::Lab, outcome: &fks_lab::scenario::Outcome) -> String {
+    let log = lab.scaler.log();
+    let rescale_lines = log
+        .lines()
+        .filter(|l| l.contains("rescale"))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let tail = log.lines().rev().take(40).collect::<Vec<_>>();
+    format!(
+        "rescales {:#?}\ndriver rounds with actions:\n{}\nscaler rescale lines:\n{rescale_lines}\nscaler log tail:\n{}",
+        outcome.rescales,
+        outcome
+            .driver
+            .samples
+            .iter()
+            .filter(|s| !s.actions.is_empty())
+            .map(|s| format!("{:?}", s))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
+}
