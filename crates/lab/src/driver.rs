@@ -150,6 +150,33 @@ pub struct DriverReport {
 }
 
 impl DriverReport {
+    /// TaskManagers whose pods the HPA created at or after `from_s` and that registered by
+    /// `to_s` (seconds since the origin). A `Started` action is recorded when its
+    /// TaskManagers registered, so its time alone cannot tell a spare that registered just
+    /// as the step began from a pod created for the step.
+    pub fn created_and_registered_within(&self, from_s: f64, to_s: f64) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.at.as_secs_f64() <= to_s)
+            .map(|s| {
+                let created_at = s.actions.iter().find_map(|a| match a {
+                    Action::Scaled(when, from, to) if to > from => Some(*when),
+                    _ => None,
+                });
+                let started = s
+                    .actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Started(_)))
+                    .count();
+                if created_at.is_some_and(|c| c >= from_s) {
+                    started
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
     /// Refused or failed replica changes.
     pub fn refused(&self) -> Vec<String> {
         self.samples
@@ -378,6 +405,36 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(at: f64, actions: Vec<Action>) -> Sample {
+        Sample {
+            at: Duration::from_secs_f64(at),
+            round: Round::HpaSync,
+            reported: Ok(0.0),
+            active: Some(true),
+            replicas: 0,
+            actions,
+        }
+    }
+
+    #[test]
+    fn a_spare_registered_as_the_step_began_was_not_created_for_it() {
+        let started = |id: &str| Action::Started(id.into());
+        let report = DriverReport {
+            samples: vec![
+                // the spare: created at 3 s, registered (and recorded) at 24 s
+                sample(
+                    24.0,
+                    vec![Action::Scaled(3.0, 2, 4), started("tm-2"), started("tm-3")],
+                ),
+                // created for the step at 37 s, registered at 72 s
+                sample(72.0, vec![Action::Scaled(37.0, 4, 5), started("tm-4")]),
+            ],
+        };
+        assert_eq!(report.created_and_registered_within(24.0, 42.0), 0);
+        assert_eq!(report.created_and_registered_within(24.0, 80.0), 1);
+        assert_eq!(report.created_and_registered_within(0.0, 80.0), 3);
+    }
 
     #[test]
     fn required_task_managers_round_up() {

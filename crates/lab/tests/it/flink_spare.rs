@@ -6,8 +6,8 @@
 //! Asserts: the spare was registered before the step; the job was RUNNING at the new
 //! parallelism (its target, or every registered slot if the core sized the step beyond
 //! the spare) before any new TaskManager registered (the timeline's registered count from
-//! the step to that moment never rose above the count before the step, and the driver
-//! started no TaskManager in between);
+//! the step to that moment never rose above the count before the step, and no pod the
+//! HPA created after the step had registered by then);
 //! the spare was replenished and kept idle after the step and after the scale-down
 //! (registered − what the running slots need == the spare); in place throughout (one
 //! JobID, no failover, the loop's checks).
@@ -18,7 +18,7 @@
 //! in-place rescale both lines already run (the same PUT of the resource requirements,
 //! onto TaskManagers that are already registered).
 
-use fks_lab::{scenario::Profile, timeline::EventKind};
+use fks_lab::scenario::Profile;
 
 use crate::support::{self, Checks, Failed};
 
@@ -33,7 +33,6 @@ async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() -> Result<
         return Ok(());
     };
     let outcome = support::run_lab(&lab).await;
-    let t = &outcome.timeline;
     let m = &outcome.measurements;
     let mut check = Checks::default();
 
@@ -69,14 +68,12 @@ async fn a_spare_that_covers_the_step_makes_the_scale_up_a_put_only() -> Result<
         Some(m.up.registered_before),
     );
     let started_before = first_at.map(|first_at| {
-        t.events
-            .iter()
-            .filter(|e| e.kind == EventKind::TaskManagerStarted)
-            .filter(|e| e.at >= m.up.changed_at && e.at <= first_at)
-            .count()
+        outcome
+            .driver
+            .created_and_registered_within(m.up.changed_at, first_at)
     });
     check.eq(
-        "TaskManagers started between the step and the first rescale",
+        "TaskManagers created for the step and registered before the first rescale ran",
         started_before,
         Some(0),
     );
