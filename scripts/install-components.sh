@@ -50,6 +50,11 @@ if ! $demo_only; then
     env -u CARGO_TARGET_DIR cargo install --quiet --locked --force cargo-deny \
       --version "$deny_version" --root "$FKS_CACHE/tools"
   fi
+  # cargo-deny runs `--offline` and reads the whole graph (`cargo metadata`, every target
+  # platform); a build downloads only this platform's crates, so on a fresh machine the
+  # others (android_system_properties, ...) are fetched here, from the registry
+  log "cargo fetch (every platform's crates, for cargo-deny)"
+  cargo fetch --locked --quiet
 fi
 
 log "done (cache: $FKS_CACHE, $(du -sh "$FKS_CACHE" 2>/dev/null | cut -f1))"

@@ -37,7 +37,7 @@ pub use error::{ClientBuildError, CredentialError, QueryError, SettingsError};
 pub use queries::{
     check_matchers, sanitize_label_value, Batching, JobVars, SignalQueries, TemplateError,
 };
-pub use read::{assemble, read_direct, read_signals, SignalOutcome};
+pub use read::{assemble, read_direct, read_signals, stat, SignalOutcome};
 pub use response::{ResponseError, Sample, Series};
 pub use signals::{
     QueryStat, ReadOptions, Scope, SignalError, SignalErrorKind, SignalIssue, SignalRead,

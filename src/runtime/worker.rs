@@ -52,7 +52,7 @@ const IN_FLIGHT_POLL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Carry {
     job_state: JobState,
-    rescale: Option<Rescale>,
+    rescale: Option<Box<Rescale>>,
 }
 
 /// Per-job memory across ticks.
@@ -60,7 +60,8 @@ pub struct Worker {
     ctx: Arc<Context>,
     target: ScalerTarget,
     job_state: JobState,
-    rescale: Option<Rescale>,
+    /// The last rescale (boxed: ~700 bytes most workers hold only after a rescale).
+    rescale: Option<Box<Rescale>>,
     persist: PersistState,
     last_rule: Option<Rule>,
     registered_job: Option<String>,

@@ -13,6 +13,15 @@ use crate::{
     procs::{self, ChildGuard},
 };
 
+/// The CPU limit of the shipped Deployment (`manifests/deployment.yaml`: `limits.cpu: "1"`).
+/// Under it the scaler's tokio runtime has one worker thread: tokio sizes it with
+/// `std::thread::available_parallelism` (tokio `src/loom/std/mod.rs`, `num_cpus`), which
+/// reads the container's cgroup CPU quota (rust-lang/rust#92697, `cgroup2_quota`). This
+/// machine has no quota to set, so the lab sets the count the quota would give; each
+/// worker thread has its own allocator heap (~4 MiB more resident with two at 1,000
+/// ScaledObjects, docs/benchmarks.md "Fleet").
+pub const DEPLOYMENT_CPUS: &str = "1";
+
 /// A running scaler.
 pub struct ScalerProcess {
     child: ChildGuard,
@@ -55,6 +64,8 @@ impl ScalerProcess {
             .env_remove("FKS_CONFIG")
             // as the image and the shipped Deployment set it (Dockerfile)
             .env("MIMALLOC_PURGE_DELAY", "0")
+            // one runtime worker thread, as the shipped Deployment's CPU limit gives it
+            .env("TOKIO_WORKER_THREADS", DEPLOYMENT_CPUS)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -134,6 +145,14 @@ impl ScalerProcess {
         rss_from_status(&status)
     }
 
+    /// `RssAnon` and `RssFile` (heap and stacks; the mapped binary and libraries) in bytes.
+    pub fn rss_split_bytes(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let anon = status_kb(&status, "RssAnon:")?;
+        let file = status_kb(&status, "RssFile:")?;
+        Some((anon * 1024, file * 1024))
+    }
+
     /// `Rss`, `RssAnon` and `RssFile` of `/proc/<pid>/status`, in MiB, on one line.
     pub fn memory_summary(&self) -> Option<String> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
@@ -211,5 +230,17 @@ mod tests {
         let status = "Name:\tfks\nVmPeak:\t  900 kB\nVmRSS:\t   24576 kB\nThreads:\t3\n";
         assert_eq!(rss_from_status(status), Some(24_576 * 1024));
         assert_eq!(rss_from_status("Name:\tx\n"), None);
+    }
+
+    /// The lab runs the scaler with the runtime the shipped Deployment's CPU limit gives.
+    #[test]
+    fn the_lab_scaler_has_the_deployments_cpu_limit() {
+        let manifest = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../manifests/deployment.yaml"
+        );
+        let text = std::fs::read_to_string(manifest).expect("the shipped Deployment");
+        let limit = format!("limits: {{cpu: \"{DEPLOYMENT_CPUS}\"");
+        assert!(text.contains(&limit), "{manifest} has no `{limit}`");
     }
 }

@@ -59,8 +59,8 @@ pub struct FleetRow {
     pub rest_per_tick_per_jm: BTreeMap<String, f64>,
     /// Largest evaluation lag seen in the window.
     pub max_lag_s: f64,
-    /// Scaler RSS once all were evaluated.
-    pub rss: u64,
+    /// Scaler RSS in the window (sampled every second).
+    pub rss: Memory,
     /// GetMetrics under load.
     pub get_metrics: LoadLevel,
     /// The rescaling wave (at 100 jobs and more).
@@ -163,6 +163,33 @@ async fn wait_answered(
     }
 }
 
+/// Returns once the signal hub's next full round has sent all its queries: the scaler's
+/// batch-query counter moved and then stayed put for a second (a round's queries leave
+/// within a second of each other; rounds are an interval apart). Gives up after 1½
+/// intervals (the window is then as long as it is; the lag shows a stalled hub).
+async fn round_done(scaler: &ScalerProcess, interval: Duration) {
+    let batches = |t: &str| {
+        exposition_sum(
+            t,
+            "flink_keda_scaler_prometheus_queries_total",
+            "kind=\"batch\"",
+        )
+    };
+    let read = || async { scaler.metrics().await.ok().map(|t| batches(&t)) };
+    let started = Instant::now();
+    let mut last = read().await;
+    let (mut moved, mut still_since) = (false, Instant::now());
+    while started.elapsed() < interval * 3 / 2 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = read().await;
+        if now != last {
+            (moved, still_since, last) = (true, Instant::now(), now);
+        } else if moved && still_since.elapsed() >= Duration::from_secs(1) {
+            return;
+        }
+    }
+}
+
 /// The figures at `jobs` ScaledObjects.
 pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> {
     let job_managers = jobs.div_ceil(JOBS_PER_JOB_MANAGER).max(1);
@@ -206,11 +233,17 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     tokio::time::sleep(opts.interval * 3 / 2).await;
     // Long timeout: at 1,000 jobs with per-job queries Prometheus itself is overloaded.
     let http = procs::http_client(Duration::from_secs(60))?;
+    // The window runs from the end of one round of the signal hub to the end of the
+    // `window_intervals`-th next one: a window of wall time alone holds one round more or
+    // less depending on where it falls (±50 % over two intervals).
+    round_done(&scaler, opts.interval).await;
     let (q0, r0) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     let window = opts.interval * opts.window_intervals;
     let started = Instant::now();
     let mut max_lag_s: f64 = 0.0;
-    while started.elapsed() < window {
+    let mut memory = Vec::new();
+    while started.elapsed() + opts.interval / 2 < window {
+        memory.extend(MemorySample::read(&scaler));
         if let Ok(text) = scaler.metrics().await {
             max_lag_s = max_lag_s.max(exposition_sum(
                 &text,
@@ -220,16 +253,17 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    round_done(&scaler, opts.interval).await;
     let (q1, r1) = (prometheus_queries(&http, &prom.url()).await?, fleet.stats());
     // Ticks by the clock: every job ticks once per interval (the evaluation lag shows
     // whether they did). Not `decisions_total`: without dryRun a steady "hold" decision
     // has no reason and is not counted.
     let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
     let rest_per_tick_per_jm = per_tick_per_jm(&r0, &r1, ticks, job_managers);
-    let rss = scaler.rss_bytes().unwrap_or(0);
+    let rss = Memory::of(memory);
     eprintln!(
-        "[fleet] {jobs}: {} (max evaluation lag {max_lag_s:.1} s)",
-        scaler.memory_summary().unwrap_or_default()
+        "[fleet] {jobs}: RSS {} (max evaluation lag {max_lag_s:.1} s)",
+        rss.cell()
     );
     let get_metrics =
         grpc_load::measure_level(&clients, &Arc::new(requests), 16, opts.load).await?;
@@ -298,6 +332,61 @@ pub fn rest_cell(per_endpoint: &BTreeMap<String, f64>) -> String {
     format!("{total:.2} ({})", parts.join(", "))
 }
 
+/// One reading of the scaler's resident memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySample {
+    /// `VmRSS`.
+    pub rss: u64,
+    /// `RssAnon`: heap and stacks.
+    pub anon: u64,
+    /// `RssFile`: the mapped binary and libraries.
+    pub file: u64,
+}
+
+impl MemorySample {
+    fn read(scaler: &ScalerProcess) -> Option<Self> {
+        let rss = scaler.rss_bytes()?;
+        let (anon, file) = scaler.rss_split_bytes()?;
+        Some(Self { rss, anon, file })
+    }
+}
+
+/// The scaler's resident memory over the window: the median sample (what it holds) and
+/// the largest (a round's or a tick's buffers in use at that moment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// The median sample by `rss`.
+    pub median: Option<MemorySample>,
+    /// The largest `rss`.
+    pub max: u64,
+}
+
+impl Memory {
+    /// The median and maximum of `samples`.
+    pub fn of(mut samples: Vec<MemorySample>) -> Self {
+        samples.sort_by_key(|s| s.rss);
+        Self {
+            median: samples.get(samples.len() / 2).copied(),
+            max: samples.last().map_or(0, |s| s.rss),
+        }
+    }
+
+    /// `47.0 MiB (max 49.1; anon 33.2, file 11.9)`.
+    pub fn cell(&self) -> String {
+        let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
+        match self.median {
+            Some(m) => format!(
+                "{:.1} MiB (max {:.1}; anon {:.1}, file {:.1})",
+                mib(m.rss),
+                mib(self.max),
+                mib(m.anon),
+                mib(m.file)
+            ),
+            None => "not read".to_string(),
+        }
+    }
+}
+
 /// The fleet section of docs/benchmarks.md.
 pub fn markdown(rows: &[FleetRow]) -> String {
     let mut out = String::from(
@@ -310,14 +399,14 @@ pub fn markdown(rows: &[FleetRow]) -> String {
             None => format!("only {} of {} answered", r.answered, r.jobs),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {} | {:.1} s | {:.1} MiB | {} µs / {} µs | {:.0} |\n",
+            "| {} | {} | {} | {:.1} | {} | {:.1} s | {} | {} µs / {} µs | {:.0} |\n",
             r.jobs,
             r.job_managers,
             answered,
             r.queries_per_tick,
             rest_cell(&r.rest_per_tick_per_jm),
             r.max_lag_s,
-            r.rss as f64 / 1024.0 / 1024.0,
+            r.rss.cell(),
             r.get_metrics.p50.as_micros(),
             r.get_metrics.p99.as_micros(),
             r.get_metrics.rps,
@@ -336,7 +425,12 @@ pub fn section(rows: &[FleetRow]) -> String {
          {JOBS_PER_JOB_MANAGER} jobs per JobManager, Flink 2.3.0's reporter series and REST), scraped \
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
          REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per interval. Evaluation lag: \
-         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window.\n\n{}{}",
+         the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window. \
+         The scaler runs as the shipped Deployment runs it: the release build (fat LTO), \
+         `MIMALLOC_PURGE_DELAY=0`, and one runtime worker thread, the count its CPU limit of 1 gives \
+         (`TOKIO_WORKER_THREADS=1` here, a machine without a CPU quota; each more thread adds an \
+         allocator heap, ~4 MiB at 1,000). RSS: `VmRSS` sampled every second over the window, the \
+         median (the largest in brackets; anon = heap and stacks, file = the mapped binary and libraries).\n\n{}{}",
         markdown(rows),
         fleet_wave::markdown(&rows.iter().filter_map(|r| r.wave.clone()).collect::<Vec<_>>())
     )
@@ -372,6 +466,23 @@ pub fn default_options(scaler_bin: &Path, work_dir: &Path) -> FleetBenchOptions 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The memory figure is the median sample with its split, and the largest sample; no
+    /// sample is said as such, never as 0 MiB.
+    #[test]
+    fn memory_is_the_median_sample_and_the_largest() {
+        let mib = 1024 * 1024;
+        let sample = |rss: u64, anon: u64| MemorySample {
+            rss: rss * mib,
+            anon: anon * mib,
+            file: (rss - anon) * mib,
+        };
+        let m = Memory::of(vec![sample(50, 38), sample(46, 34), sample(47, 35)]);
+        assert_eq!(m.median, Some(sample(47, 35)));
+        assert_eq!(m.max, 50 * mib);
+        assert_eq!(m.cell(), "47.0 MiB (max 50.0; anon 35.0, file 12.0)");
+        assert_eq!(Memory::of(Vec::new()).cell(), "not read");
+    }
 
     #[test]
     fn sizes_parse_or_name_the_bad_one() {

@@ -13,12 +13,12 @@ use chrono::Utc;
 use futures_util::{stream, StreamExt};
 
 use super::{
-    intern, lock, Batch, BatchKey, RoundInfo, Rows, SignalHub, MAX_JOBS_PER_QUERY,
+    intern, lock, Answered, Batch, BatchKey, RoundInfo, Rows, SignalHub, MAX_JOBS_PER_QUERY,
     MEMBER_TTL_INTERVALS,
 };
 use crate::{
     promql::{
-        read::{query_until, stat, Fault},
+        read::{query_until, Fault},
         BatchQuery, Batching, JobOutcome, JobVars, PromClient, ReadOptions, SignalErrorKind,
     },
     runtime::shutdown::ShutdownSignal,
@@ -39,7 +39,9 @@ struct Planned {
 /// One query's per-job outcomes.
 struct Done {
     key: BatchKey,
-    outcomes: BTreeMap<String, (crate::promql::QueryStat, JobOutcome)>,
+    duration: Duration,
+    jobs: usize,
+    outcomes: BTreeMap<String, JobOutcome>,
 }
 
 impl SignalHub {
@@ -177,15 +179,12 @@ impl SignalHub {
                 timeout: options.timeout,
             }),
         };
-        let jobs = p.jobs.len();
-        let outcomes: BTreeMap<String, _> = by_job
-            .into_iter()
-            .map(|(id, outcome)| (id, (stat(p.key.signal, duration, jobs, &outcome), outcome)))
-            .collect();
-        self.record_batch(&p.key, kind, duration, &outcomes);
+        self.record_batch(&p.key, kind, duration, &by_job);
         Done {
             key: p.key,
-            outcomes,
+            duration,
+            jobs: p.jobs.len(),
+            outcomes: by_job,
         }
     }
 
@@ -195,14 +194,14 @@ impl SignalHub {
         key: &BatchKey,
         kind: &'static str,
         duration: Duration,
-        outcomes: &BTreeMap<String, (crate::promql::QueryStat, JobOutcome)>,
+        outcomes: &BTreeMap<String, JobOutcome>,
     ) {
         let name = key.signal.name();
         self.metrics
             .observe_prometheus_query(&key.server, name, duration.as_secs_f64());
         self.metrics.count_prometheus_queries(&key.server, kind, 1);
-        let failed = outcomes.values().find_map(|(_, o)| o.as_ref().err());
-        let all_failed = outcomes.values().all(|(_, o)| o.is_err());
+        let failed = outcomes.values().find_map(|o| o.as_ref().err());
+        let all_failed = outcomes.values().all(Result::is_err);
         if let (Some(e), true) = (failed, all_failed) {
             self.metrics
                 .record_prometheus_error(&key.server, name, e.kind());
@@ -217,17 +216,18 @@ impl SignalHub {
         let Some(batch) = batches.get_mut(&d.key) else {
             return;
         };
-        for (job_id, (stat, mut outcome)) in d.outcomes {
+        let query = Arc::new(Answered {
+            at: now,
+            duration: d.duration,
+            jobs: d.jobs,
+        });
+        for (job_id, mut outcome) in d.outcomes {
             if let Some(member) = batch.members.get_mut(job_id.as_str()) {
                 // fresh rows are this job's alone; a shared template's are shared
                 if let Some(rows) = outcome.as_mut().ok().and_then(Arc::get_mut) {
                     rows.share_keys(|k| intern(&mut keys, k));
                 }
-                member.rows = Some(Rows {
-                    at: now,
-                    stat,
-                    outcome,
-                });
+                member.rows = Some(Rows::new(query.clone(), outcome));
             }
         }
     }

@@ -36,8 +36,9 @@ pub struct Claim<'a> {
 pub struct PersistState {
     /// resourceVersion of the last read/write (leader).
     pub version: Option<crate::kube::StateVersion>,
-    /// The persisted document as last read/written.
-    pub doc: PersistedJob,
+    /// The persisted document as last read/written (boxed: held by every worker, read
+    /// and written only at a decision or a rescale).
+    pub doc: Box<PersistedJob>,
     /// Loaded as leader since the last leadership change.
     pub loaded: bool,
     /// JSON of the last save (skip identical writes).
@@ -74,7 +75,7 @@ impl Worker {
                         None => (PersistedJob::default(), None),
                     };
                     self.restore(&doc, current, generation, now);
-                    self.persist.doc = doc;
+                    *self.persist.doc = doc;
                     self.persist.version = version;
                     self.persist.loaded = true;
                 }
@@ -90,8 +91,9 @@ impl Worker {
                     self.rescale = doc
                         .rescale
                         .clone()
-                        .and_then(|v| serde_json::from_value::<Rescale>(v).ok());
-                    self.persist.doc = doc;
+                        .and_then(|v| serde_json::from_value::<Rescale>(v).ok())
+                        .map(Box::new);
+                    *self.persist.doc = doc;
                     self.persist.version = Some(version);
                 }
                 Ok(None) => {}
@@ -118,7 +120,7 @@ impl Worker {
                         to = r.to.task_managers,
                         "resuming the in-flight rescale from persisted state"
                     );
-                    self.rescale = Some(r);
+                    self.rescale = Some(Box::new(r));
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "persisted rescale unreadable; abandoning it"),
@@ -164,7 +166,7 @@ impl Worker {
         if !self.ctx.is_leader() {
             return false;
         }
-        let mut doc = self.persist.doc.clone();
+        let mut doc = PersistedJob::clone(&self.persist.doc);
         let id = doc.next_decision_id();
         doc.decision = Some(PersistedDecision {
             id,
@@ -193,7 +195,7 @@ impl Worker {
         if !self.ctx.is_leader() || !self.persist.loaded {
             return;
         }
-        let mut doc = self.persist.doc.clone();
+        let mut doc = PersistedJob::clone(&self.persist.doc);
         doc.job_state = self.job_state.clone();
         doc.rescale = self
             .rescale
@@ -228,7 +230,7 @@ impl Worker {
         {
             Ok(v) => {
                 self.persist.version = Some(v);
-                self.persist.doc = doc;
+                *self.persist.doc = doc;
                 Ok(())
             }
             Err(e) => {

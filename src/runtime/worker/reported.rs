@@ -83,7 +83,7 @@ impl Worker {
     ) -> Result<Report, EvalError> {
         let requirements = self.requirements(client, observed).await;
         let obs = &observed.observation;
-        let in_flight = self.rescale.as_ref().filter(|r| !r.phase.is_terminal());
+        let in_flight = self.rescale.as_deref().filter(|r| !r.phase.is_terminal());
         let slots_now = observed.task_managers.first().map(|t| t.slots_number);
         let report = core::task_managers_to_report(ReportInputs {
             topology: &obs.topology,

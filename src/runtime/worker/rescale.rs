@@ -75,7 +75,7 @@ impl Worker {
                 .is_some_and(flink::FlinkSetup::rescale_history),
             ..ApplyOptions::default()
         };
-        let (id, in_flight) = (&observed.job_id, self.rescale.as_ref());
+        let (id, in_flight) = (&observed.job_id, self.rescale.as_deref());
         let started = if self.flink_setup.reactive() {
             // never a PUT: Flink refuses it in reactive mode; the TaskManager count is the change
             Rescaler::start_reactive(client, id, target, &options, in_flight).await
@@ -87,7 +87,7 @@ impl Worker {
                 let rescale = r.into_outcome().rescale;
                 self.on_started(settings, job, &rescale, decision).await;
                 self.remember_requirements(&rescale.to.parallelism);
-                self.rescale = Some(rescale);
+                self.rescale = Some(Box::new(rescale));
             }
             Err(e) => self.on_start_failed(settings, job, decision, &e).await,
         }

@@ -54,7 +54,11 @@ impl Worker {
     /// was last scaled to.
     pub(super) fn reactive_report(&self, current: &Plan) -> u32 {
         let last = self.job_state.history.last().map(|r| r.to_task_managers);
-        core::reactive::task_managers_to_report(current.task_managers, last, self.rescale.as_ref())
+        core::reactive::task_managers_to_report(
+            current.task_managers,
+            last,
+            self.rescale.as_deref(),
+        )
     }
 
     /// Log, metric and Events of a freshly read set-up.

@@ -118,7 +118,7 @@ impl Worker {
         let reported = self
             .publish(&client, &settings, &observed, &decision)
             .await?;
-        report.rescale = self.rescale.clone();
+        report.rescale = self.rescale.as_deref().cloned();
         if self.rescale.as_ref().is_some_and(|r| r.phase.is_terminal()) {
             self.rescale = None;
         }
