@@ -426,7 +426,7 @@ pub fn section(rows: &[FleetRow]) -> String {
          by the real Prometheus every {interval} s. Queries per tick: Prometheus' own request counter; \
          REST calls: the fleet's counters; both over two intervals in steady state (from 1½ intervals after all answered), per tick = per interval. Evaluation lag: \
          the largest `flink_keda_scaler_evaluation_lag_seconds` sampled every second in that window. \
-         The scaler runs as the shipped Deployment runs it: the release build (fat LTO), \
+         The scaler runs as the shipped Deployment runs it: the release build (fat LTO, `opt-level = \"s\"`), \
          `MIMALLOC_PURGE_DELAY=0`, and one runtime worker thread, the count its CPU limit of 1 gives \
          (`TOKIO_WORKER_THREADS=1` here, a machine without a CPU quota; each more thread adds an \
          allocator heap, ~4 MiB at 1,000). RSS: `VmRSS` sampled every second over the window, the \
