@@ -22,6 +22,17 @@ use crate::{
 /// ScaledObjects, docs/benchmarks.md "Fleet").
 pub const DEPLOYMENT_CPUS: &str = "1";
 
+/// One reading of the scaler's resident memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryReading {
+    /// `VmRSS`.
+    pub rss: u64,
+    /// `RssAnon`: heap and stacks.
+    pub anon: u64,
+    /// `RssFile`: the mapped binary and libraries.
+    pub file: u64,
+}
+
 /// A running scaler.
 pub struct ScalerProcess {
     child: ChildGuard,
@@ -145,29 +156,15 @@ impl ScalerProcess {
         rss_from_status(&status)
     }
 
-    /// `RssAnon` and `RssFile` (heap and stacks; the mapped binary and libraries) in bytes.
-    pub fn rss_split_bytes(&self) -> Option<(u64, u64)> {
+    /// `VmRSS`, `RssAnon` and `RssFile` of `/proc/<pid>/status`, from one read.
+    pub fn memory(&self) -> Option<MemoryReading> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let anon = status_kb(&status, "RssAnon:")?;
-        let file = status_kb(&status, "RssFile:")?;
-        Some((anon * 1024, file * 1024))
-    }
-
-    /// `Rss`, `RssAnon` and `RssFile` of `/proc/<pid>/status`, in MiB, on one line.
-    pub fn memory_summary(&self) -> Option<String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let mib = |key: &str| {
-            status_kb(&status, key).map_or_else(
-                || "?".to_string(),
-                |kb| format!("{:.1}", kb as f64 / 1024.0),
-            )
-        };
-        Some(format!(
-            "Rss {} MiB, RssAnon {} MiB, RssFile {} MiB",
-            mib("VmRSS:"),
-            mib("RssAnon:"),
-            mib("RssFile:")
-        ))
+        let bytes = |key| status_kb(&status, key).map(|kb| kb * 1024);
+        Some(MemoryReading {
+            rss: bytes("VmRSS:")?,
+            anon: bytes("RssAnon:")?,
+            file: bytes("RssFile:")?,
+        })
     }
 
     /// `GET /debug/jobs`.

@@ -25,7 +25,7 @@ use std::{
 use fks_components::{
     fleet::{FleetOptions, FleetStats, SyntheticFleet},
     prometheus_proc::{PrometheusOptions, PrometheusProcess},
-    scaler_proc::ScalerProcess,
+    scaler_proc::{MemoryReading, ScalerProcess},
 };
 use flink_keda_scaler::keda::pb::{GetMetricsRequest, ScaledObjectRef};
 
@@ -243,7 +243,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     let mut max_lag_s: f64 = 0.0;
     let mut memory = Vec::new();
     while started.elapsed() + opts.interval / 2 < window {
-        memory.extend(MemorySample::read(&scaler));
+        memory.extend(scaler.memory());
         if let Ok(text) = scaler.metrics().await {
             max_lag_s = max_lag_s.max(exposition_sum(
                 &text,
@@ -332,38 +332,19 @@ pub fn rest_cell(per_endpoint: &BTreeMap<String, f64>) -> String {
     format!("{total:.2} ({})", parts.join(", "))
 }
 
-/// One reading of the scaler's resident memory, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemorySample {
-    /// `VmRSS`.
-    pub rss: u64,
-    /// `RssAnon`: heap and stacks.
-    pub anon: u64,
-    /// `RssFile`: the mapped binary and libraries.
-    pub file: u64,
-}
-
-impl MemorySample {
-    fn read(scaler: &ScalerProcess) -> Option<Self> {
-        let rss = scaler.rss_bytes()?;
-        let (anon, file) = scaler.rss_split_bytes()?;
-        Some(Self { rss, anon, file })
-    }
-}
-
 /// The scaler's resident memory over the window: the median sample (what it holds) and
 /// the largest (a round's or a tick's buffers in use at that moment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Memory {
     /// The median sample by `rss`.
-    pub median: Option<MemorySample>,
+    pub median: Option<MemoryReading>,
     /// The largest `rss`.
     pub max: u64,
 }
 
 impl Memory {
     /// The median and maximum of `samples`.
-    pub fn of(mut samples: Vec<MemorySample>) -> Self {
+    pub fn of(mut samples: Vec<MemoryReading>) -> Self {
         samples.sort_by_key(|s| s.rss);
         Self {
             median: samples.get(samples.len() / 2).copied(),
@@ -472,7 +453,7 @@ mod tests {
     #[test]
     fn memory_is_the_median_sample_and_the_largest() {
         let mib = 1024 * 1024;
-        let sample = |rss: u64, anon: u64| MemorySample {
+        let sample = |rss: u64, anon: u64| MemoryReading {
             rss: rss * mib,
             anon: anon * mib,
             file: (rss - anon) * mib,
