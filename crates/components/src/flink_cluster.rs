@@ -17,9 +17,11 @@ use std::{
 
 use serde_json::{json, Value};
 
+pub use crate::flink_jvm::TaskManagerJvm;
 use crate::{
     error::{ComponentError, Result},
     flink_conf::{flink_config, write_conf_dir, Ports},
+    flink_jvm,
     procs::{self, ChildGuard},
 };
 
@@ -103,6 +105,8 @@ pub struct ClusterOptions {
     pub checkpoint_interval: Duration,
     /// More config lines (`key: value\n`), appended as they are.
     pub extra_config: String,
+    /// How the TaskManager JVMs start (class-data sharing, compiler level).
+    pub task_manager_jvm: TaskManagerJvm,
 }
 
 impl Default for ClusterOptions {
@@ -113,6 +117,7 @@ impl Default for ClusterOptions {
             task_managers: 1,
             checkpoint_interval: Duration::from_secs(2),
             extra_config: String::new(),
+            task_manager_jvm: TaskManagerJvm::default(),
         }
     }
 }
@@ -155,6 +160,8 @@ pub struct FlinkCluster {
     pub opts: ClusterOptions,
     jm: Option<ChildGuard>,
     tms: Vec<Option<ChildGuard>>,
+    /// `FLINK_ENV_JAVA_OPTS_TM` of the TaskManagers ([`TaskManagerJvm::java_opts`]).
+    tm_java_opts: Option<String>,
     http: reqwest::Client,
 }
 
@@ -226,6 +233,7 @@ impl FlinkCluster {
             opts: opts.clone(),
             jm: None,
             tms: Vec::new(),
+            tm_java_opts: None,
             http: procs::http_client(Duration::from_secs(20))?,
         };
         cluster.jm = Some(match app {
@@ -250,6 +258,14 @@ impl FlinkCluster {
             || c.log_tail(),
         )
         .await?;
+        // an application cluster's distribution is a fresh copy: no cached archive
+        let archive = match app {
+            None if opts.task_manager_jvm.class_data_sharing => {
+                flink_jvm::ensure_archive(&cluster).await
+            }
+            _ => None,
+        };
+        cluster.tm_java_opts = opts.task_manager_jvm.java_opts(archive.as_deref());
         for _ in 0..opts.task_managers {
             cluster.add_task_manager().await?;
         }
@@ -257,8 +273,35 @@ impl FlinkCluster {
     }
 
     fn spawn(&self, script: &str, name: &str, args: &[String]) -> Result<ChildGuard> {
+        self.spawn_with(script, name, args, None)
+    }
+
+    /// Starts TaskManager `id` (its output in `log/<name>.out`) with `java_opts` as its
+    /// `FLINK_ENV_JAVA_OPTS_TM`.
+    pub(crate) fn spawn_task_manager(
+        &self,
+        id: &str,
+        name: &str,
+        java_opts: Option<&str>,
+    ) -> Result<ChildGuard> {
+        let args = ["-D".to_string(), format!("taskmanager.resource-id={id}")];
+        self.spawn_with("taskmanager.sh", name, &args, java_opts)
+    }
+
+    fn spawn_with(
+        &self,
+        script: &str,
+        name: &str,
+        args: &[String],
+        tm_java_opts: Option<&str>,
+    ) -> Result<ChildGuard> {
         let (out, err) = procs::log_stdio(&self.root.join(format!("log/{name}.out")))?;
-        let child = Command::new(self.installed.home.join("bin").join(script))
+        let mut command = Command::new(self.installed.home.join("bin").join(script));
+        match tm_java_opts {
+            Some(o) => command.env("FLINK_ENV_JAVA_OPTS_TM", o),
+            None => command.env_remove("FLINK_ENV_JAVA_OPTS_TM"),
+        };
+        let child = command
             .arg("start-foreground")
             .args(args)
             .env("FLINK_CONF_DIR", &self.conf_dir)
@@ -318,11 +361,11 @@ impl FlinkCluster {
         let mut started = Vec::new();
         for _ in 0..n {
             let idx = self.tms.len();
-            let args = [
-                "-D".to_string(),
-                format!("taskmanager.resource-id={}", Self::tm_id(idx)),
-            ];
-            let child = self.spawn("taskmanager.sh", &format!("tm{idx}"), &args)?;
+            let child = self.spawn_task_manager(
+                &Self::tm_id(idx),
+                &format!("tm{idx}"),
+                self.tm_java_opts.as_deref(),
+            )?;
             self.tms.push(Some(child));
             started.push(idx);
         }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fleet;
 pub mod flink_cluster;
 mod flink_conf;
+pub mod flink_jvm;
 pub mod procs;
 pub mod prometheus_proc;
 pub mod scaler_proc;

@@ -4,6 +4,8 @@
 
 use std::{fmt::Write as _, path::Path, process::Command};
 
+use fks_components::flink_cluster::TaskManagerJvm;
+
 use super::{
     error::{LabError, Result},
     fleet::FleetFigures,
@@ -75,7 +77,8 @@ pub fn settings(p: &Profile) -> String {
          - Flink: {} slot(s) per TaskManager, {} TaskManager(s) to start (job submitted at \
          parallelism {}), {}–{} TaskManagers, buffer debloating on and 4 KiB network buffers \
          (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown/stabilization 1–2 s \
-         (`fks_components::flink_conf`)\n\
+         (`fks_components::flink_conf`); TaskManager JVMs {} (`fks_components::flink_jvm`: \
+         a pod's JVM start on the 2 shared cores)\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}, scale-up up to maxReplicaCount pods per sync \
          (the example ScaledObjects' `advanced.horizontalPodAutoscalerConfig.behavior`)\n\
@@ -98,6 +101,7 @@ pub fn settings(p: &Profile) -> String {
         p.initial_parallelism(),
         p.min_task_managers,
         p.max_task_managers,
+        jvm_settings(p.work.task_manager_jvm()),
         p.polling_interval,
         p.hpa_sync_period,
         p.hpa_stabilization,
@@ -283,7 +287,8 @@ pub fn reading(p: &Profile) -> String {
          scale-up needs are asked for meanwhile) plus \
          `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
          the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
-         until they register (on this 2-core machine, next to the saturated job); Flink's part \
+         until they register (on this 2-core machine, next to the running job, however their JVMs \
+         start); Flink's part \
          is the in-place restart. {capacity} \
          A `none` rescale in the table below changes parallelism without changing \
          TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
@@ -292,6 +297,16 @@ pub fn reading(p: &Profile) -> String {
         p.evaluation_interval,
         p.hpa_sync_period,
     )
+}
+
+/// How the lab's TaskManager JVMs start, in words.
+fn jvm_settings(jvm: TaskManagerJvm) -> &'static str {
+    match (jvm.class_data_sharing, jvm.c1_only) {
+        (true, true) => "from an AppCDS archive of a registered TaskManager's classes, C1 only",
+        (true, false) => "from an AppCDS archive of a registered TaskManager's classes",
+        (false, true) => "C1 only",
+        (false, false) => "with the JVM's defaults",
+    }
 }
 
 fn n_or_1(f: &FleetFigures) -> f64 {

@@ -338,6 +338,7 @@ async fn start_flink(
             slots_per_task_manager: profile.slots,
             task_managers: profile.min_task_managers.max(1) as usize,
             extra_config: LATENCY_CONFIG.to_string(),
+            task_manager_jvm: profile.work.task_manager_jvm(),
             ..ClusterOptions::default()
         },
         &opts.work_dir.join("flink"),
