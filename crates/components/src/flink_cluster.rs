@@ -320,12 +320,11 @@ impl FlinkCluster {
         procs::get_json(&self.http, &format!("{}/{path}", self.rest_url)).await
     }
 
-    /// Registered TaskManagers (0 when the REST API does not answer).
-    pub async fn registered_task_managers(&self) -> usize {
+    /// Registered TaskManagers (`None` when the REST API does not answer).
+    pub async fn registered_task_managers(&self) -> Option<u64> {
         self.get_json("overview")
             .await
             .and_then(|v| v["taskmanagers"].as_u64())
-            .unwrap_or(0) as usize
     }
 
     /// Flink's `/taskmanagers`.

@@ -258,7 +258,7 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
     // Ticks by the clock: every job ticks once per interval (the evaluation lag shows
     // whether they did). Not `decisions_total`: without dryRun a steady "hold" decision
     // has no reason and is not counted.
-    let ticks = started.elapsed().as_secs_f64() / opts.interval.as_secs_f64();
+    let ticks = whole_rounds(started.elapsed(), opts.interval);
     let rest_per_tick_per_jm = per_tick_per_jm(&r0, &r1, ticks, job_managers);
     let rss = Memory::of(memory);
     eprintln!(
@@ -286,6 +286,16 @@ pub async fn measure(opts: &FleetBenchOptions, jobs: usize) -> Result<FleetRow> 
         get_metrics,
         wave,
     })
+}
+
+/// The hub's rounds between two round ends `elapsed` apart, one round per `interval`:
+/// the window counts whole rounds' calls, so it is divided by whole rounds (a round that
+/// took longer to answer at the window's start than at its end leaves less than the
+/// intervals' wall time between the ends, not fewer rounds). At least one.
+pub fn whole_rounds(elapsed: Duration, interval: Duration) -> f64 {
+    (elapsed.as_secs_f64() / interval.as_secs_f64().max(f64::EPSILON))
+        .round()
+        .max(1.0)
 }
 
 /// The benchmark at every size in `sizes`.
@@ -463,6 +473,17 @@ mod tests {
         assert_eq!(m.max, 50 * mib);
         assert_eq!(m.cell(), "47.0 MiB (max 50.0; anon 35.0, file 12.0)");
         assert_eq!(Memory::of(Vec::new()).cell(), "not read");
+    }
+
+    #[test]
+    fn a_window_between_round_ends_counts_whole_rounds() {
+        let i = Duration::from_secs(15);
+        // the bench run of aa20bda read 1.04 calls per JobManager per tick at 1,000: two
+        // rounds of calls over 1.92 intervals of wall time between the round ends
+        assert_eq!(whole_rounds(Duration::from_millis(28_800), i), 2.0);
+        assert_eq!(whole_rounds(Duration::from_millis(31_400), i), 2.0);
+        assert_eq!(whole_rounds(Duration::from_secs(45), i), 3.0);
+        assert_eq!(whole_rounds(Duration::from_secs(2), i), 1.0);
     }
 
     #[test]
