@@ -287,8 +287,8 @@ pub fn reading(p: &Profile) -> String {
          scale-up needs are asked for meanwhile) plus \
          `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
          the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
-         until they register (on this 2-core machine, next to the running job, however their JVMs \
-         start); Flink's part \
+         until they register (on this 2-core machine, next to the running job; the Flink line \
+         above says how their JVMs start); Flink's part \
          is the in-place restart. {capacity} \
          A `none` rescale in the table below changes parallelism without changing \
          TaskManagers (e.g. a source sized up to catch up its backlog, then back); it is a \
