@@ -145,36 +145,41 @@ async fn write_archive(
         let ids = cluster.registered_ids().await?;
         (ids.iter().any(|i| i == ARCHIVING_ID) == want).then_some(())
     };
-    let every = Duration::from_millis(250);
-    procs::wait_for(
+    wait(
         "the archiving TaskManager to register",
         Duration::from_secs(90),
-        every,
         || listed(true),
-        String::new,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tm.sigterm();
-    procs::wait_for(
-        "the archiving TaskManager to exit",
-        DUMP_GRACE,
-        every,
-        || std::future::ready(tm.exited().map(|_| ())),
-        String::new,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    procs::wait_for(
+    wait("the archiving TaskManager to exit", DUMP_GRACE, || {
+        std::future::ready(tm.exited().map(|_| ()))
+    })
+    .await?;
+    wait(
         "the JobManager to drop the archiving TaskManager",
         Duration::from_secs(30),
-        every,
         || listed(false),
+    )
+    .await?;
+    std::fs::rename(scratch, archive).map_err(|e| format!("no archive written ({e})"))
+}
+
+/// [`procs::wait_for`] every 250 ms, its timeout as the reason.
+async fn wait<F, Fut>(what: &str, timeout: Duration, check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    procs::wait_for(
+        what,
+        timeout,
+        Duration::from_millis(250),
+        check,
         String::new,
     )
     .await
-    .map_err(|e| e.to_string())?;
-    std::fs::rename(scratch, archive).map_err(|e| format!("no archive written ({e})"))
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -152,19 +152,23 @@ impl ScalerProcess {
 
     /// Resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        rss_from_status(&status)
+        rss_from_status(&self.proc_status()?)
     }
 
     /// `VmRSS`, `RssAnon` and `RssFile` of `/proc/<pid>/status`, from one read.
     pub fn memory(&self) -> Option<MemoryReading> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let status = self.proc_status()?;
         let bytes = |key| status_kb(&status, key).map(|kb| kb * 1024);
         Some(MemoryReading {
-            rss: bytes("VmRSS:")?,
+            rss: rss_from_status(&status)?,
             anon: bytes("RssAnon:")?,
             file: bytes("RssFile:")?,
         })
+    }
+
+    /// The text of `/proc/<pid>/status` while the process runs.
+    fn proc_status(&self) -> Option<String> {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()
     }
 
     /// `GET /debug/jobs`.
