@@ -430,7 +430,7 @@ impl Phases {
     /// The phase to enter and its rate, if this sample ends the current one; in `back`,
     /// notes when the job scaled down in place and released the surplus TaskManagers.
     fn next(&mut self, pt: &Point, replicas: u32, p: &Profile) -> Option<(&'static str, f64)> {
-        let idle = pt.rescale.is_none();
+        let idle = pt.scaler_idle();
         let running = pt.all_running;
         // what the job should have registered: what it runs on plus the spare
         let wanted = pt
@@ -553,43 +553,5 @@ fn driver_events(report: &DriverReport, timeline: &mut Timeline) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::driver::FlinkView;
-
-    fn point(par: u32, registered: u32, rescale: Option<&str>) -> Point {
-        Point {
-            flink: Some(FlinkView {
-                task_managers: registered,
-                vertices: vec![("op".into(), par)],
-                slots_per_task_manager: 1,
-                ..FlinkView::default()
-            }),
-            all_running: true,
-            rescale: rescale.map(str::to_string),
-            ..Point::default()
-        }
-    }
-
-    #[test]
-    fn the_scale_down_is_done_once_flink_no_longer_lists_the_released_task_managers() {
-        let p = Profile::short().with_spare();
-        let mut phases = Phases::new(&p);
-        phases.saw(&point(2, 2, None));
-        phases.saw(&point(6, 10, None));
-        phases.enter("back", phases.low);
-        let wanted = p.with_spare_on(2);
-        // Scaled down, still draining: not done.
-        assert_eq!(
-            phases.next(&point(2, 10, Some("down:draining")), 10, &p),
-            None
-        );
-        assert!(phases.done_at.is_none());
-        // The driver's replicas are down, but Flink still lists the stopped ones: not done.
-        assert_eq!(phases.next(&point(2, wanted + 2, None), wanted, &p), None);
-        assert!(phases.done_at.is_none());
-        // Flink lists only what the job needs plus the spare: done.
-        assert_eq!(phases.next(&point(2, wanted, None), wanted, &p), None);
-        assert!(phases.done_at.is_some());
-    }
-}
+#[path = "scenario_tests.rs"]
+mod tests;

@@ -44,6 +44,13 @@ impl Point {
     pub fn max_parallelism(&self) -> u32 {
         self.flink.as_ref().map_or(0, FlinkView::max_parallelism)
     }
+
+    /// The scaler answered with its count and shows no rescale in flight. A sample it did
+    /// not answer (its tick failed while Flink restarted the job) is not idle: read as
+    /// idle, it ended the lab's step at parallelism 3 of a 2 → 6 rescale still in flight.
+    pub fn scaler_idle(&self) -> bool {
+        self.reported.is_some() && self.rescale.is_none()
+    }
 }
 
 /// What happened.

@@ -43,12 +43,19 @@ pub fn component_missing(what: &str) -> bool {
     false
 }
 
-/// A temporary directory that is removed on drop.
+/// A temporary directory that is removed on drop, unless `FKS_KEEP_WORK` is set (then its
+/// path is printed and it stays, with the Flink, Prometheus and scaler logs in it).
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
+    let keep = std::env::var_os("FKS_KEEP_WORK").is_some();
+    let dir = tempfile::Builder::new()
         .prefix(prefix)
+        .disable_cleanup(keep)
         .tempdir()
-        .expect("create temp dir")
+        .expect("create temp dir");
+    if keep {
+        eprintln!("work dir kept: {}", dir.path().display());
+    }
+    dir
 }
 
 /// One lab at a time in this binary: each runs a Flink cluster, Prometheus and the
