@@ -102,6 +102,8 @@ struct JobSizing {
     partitions: BTreeMap<VertexId, Option<u32>>,
     /// Every source was sized from a short-window arrival rate.
     arrival_known: bool,
+    /// Some source is draining a backlog ([`ds2::draining`]).
+    draining: bool,
 }
 
 impl JobSizing {
@@ -121,11 +123,16 @@ impl JobSizing {
             .iter()
             .filter(|s| s.source)
             .all(|s| inputs.get(&s.id).is_some_and(|i| i.arrival.is_some()));
+        let draining = sizings
+            .iter()
+            .filter(|s| s.source)
+            .any(|s| inputs.get(&s.id).is_some_and(ds2::draining));
         Self {
             sizings,
             reasons,
             partitions,
             arrival_known,
+            draining,
         }
     }
 }
@@ -186,6 +193,7 @@ fn settle(
 ) {
     let current = decision.current.parallelism.clone();
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
+    let draining = sized.draining;
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut proposal = if act {
         let settle = (
@@ -195,7 +203,7 @@ fn settle(
         Proposal::act_on_bands(
             sized,
             (&current, (&obs.topology, slots)),
-            (catching_up, settle),
+            ((catching_up, draining), settle),
             state,
             policy,
             now,
@@ -265,7 +273,7 @@ impl Proposal {
     fn act_on_bands(
         sized: JobSizing,
         (current, (topology, slots)): (&BTreeMap<VertexId, u32>, (&Topology, u32)),
-        (catching_up, (down_settle, up_settle)): (bool, (Duration, Duration)),
+        ((catching_up, draining), (down_settle, up_settle)): ((bool, bool), (Duration, Duration)),
         state: &mut JobState,
         policy: &Policy,
         now: DateTime<Utc>,
@@ -294,6 +302,7 @@ impl Proposal {
             aligned,
             downscale::Conditions {
                 catching_up,
+                draining,
                 over,
                 window: state.scale_down_window.as_ref(),
                 settle: down_settle,

@@ -9,6 +9,9 @@
 //!   applies the **highest** recommendation made since they settled: one rescale to the
 //!   lowest safe target per load drop, instead of one to a target still sized from
 //!   windows that held part of the old load, then another (FLINK-36018/36535);
+//! * a source still draining a backlog ([`crate::ds2::draining`]) is a drop not yet over
+//!   for the vertices behind it (they process more than arrives): the settle time counts
+//!   from the first tick that no longer sees the drain, and what settled before is dropped;
 //! * a window opened for one load level restarts when the load drops to a clearly lower
 //!   level while it is open ([`LEVEL_DROP`]): an over-sized job scaled down at the high
 //!   load and again after the drop would take two rescales for one load change;
@@ -69,6 +72,8 @@ pub fn scale_down_floor(current: u32, max_scale_down_factor: f64) -> u32 {
 pub struct Conditions<'a> {
     /// Some source is catching up a backlog.
     pub catching_up: bool,
+    /// Some source is draining a backlog (below the catch-up threshold).
+    pub draining: bool,
     /// Some vertex is over-utilized.
     pub over: bool,
     /// The open scale-down window, if any.
@@ -136,11 +141,8 @@ pub fn shape(
         return Shaped::held(current, &proposed, None, frees_nothing(downs));
     }
     let restarted = window.is_some_and(|w| level_dropped(w, current, &proposed));
-    let w = if restarted {
-        widen_window(current, &proposed, None, settle, now)
-    } else {
-        widen_window(current, &proposed, window, settle, now)
-    };
+    let open = if restarted { None } else { window };
+    let w = widen_window(current, &proposed, open, (settle, c.draining), now);
     if let Some(hold) = window_still_open(&w, policy, settle, now) {
         let hold = if restarted {
             hold.input("restarted_on_drop", 1.0)
@@ -293,13 +295,14 @@ fn level_dropped(
 }
 
 /// The scale-down window (opened `now` if none is) with today's recommendations merged
-/// into its highest-per-vertex, and into its settled highest once the window has been open
-/// for `settle`.
+/// into its highest-per-vertex, and into its settled highest once the signals have been
+/// settling for `settle` (see [`ScaleDownWindow::settling_since`]); a `draining` tick
+/// drops what had settled, and the settling restarts at the first tick without the drain.
 fn widen_window(
     current: &BTreeMap<VertexId, u32>,
     proposed: &BTreeMap<VertexId, u32>,
     window: Option<&ScaleDownWindow>,
-    settle: Duration,
+    (settle, draining): (Duration, bool),
     now: DateTime<Utc>,
 ) -> ScaleDownWindow {
     let mut w = window.cloned().unwrap_or_else(|| ScaleDownWindow {
@@ -307,8 +310,20 @@ fn widen_window(
         highest: BTreeMap::new(),
         settled: BTreeMap::new(),
         lowest: BTreeMap::new(),
+        draining: false,
+        drained_at: None,
     });
-    let settled = now.signed_duration_since(w.started_at) >= chrono_of(settle);
+    if draining {
+        w.settled.clear();
+    }
+    if draining || w.draining {
+        // settling starts at the first tick that no longer sees the drain: the drain
+        // ended up to a tick before it (seen in the lab, Flink 2.3.0: busy time still
+        // held the drain 12 s after the last draining tick)
+        w.drained_at = Some(now);
+    }
+    w.draining = draining;
+    let settled = now.signed_duration_since(w.settling_since()) >= chrono_of(settle);
     for (v, p) in proposed {
         let rec = (*p).min(cur(current, v));
         let h = w.highest.entry(v.clone()).or_insert(rec);
@@ -323,8 +338,9 @@ fn widen_window(
     w
 }
 
-/// The hold while the window has been open for less than `scale_down_delay`, or less than
-/// `settle` (the signals still hold part of the load before the drop).
+/// The hold while the window has been open for less than `scale_down_delay`, or the
+/// signals have been settling for less than `settle` (they still hold part of the load
+/// before the drop, or of a drain).
 fn window_still_open(
     w: &ScaleDownWindow,
     policy: &Policy,
@@ -334,12 +350,13 @@ fn window_still_open(
     let delay = chrono_of(policy.scale_down_delay);
     let settle = chrono_of(settle);
     let open_for = now.signed_duration_since(w.started_at);
-    let wait = delay.max(settle);
-    if open_for >= wait {
+    let settling_for = now.signed_duration_since(w.settling_since());
+    if open_for >= delay && settling_for >= settle {
         return None;
     }
-    let remaining = super::guards::remaining_s(wait, open_for);
-    let why = if open_for < settle {
+    let remaining = super::guards::remaining_s(delay, open_for)
+        .max(super::guards::remaining_s(settle, settling_for));
+    let why = if settling_for < settle {
         "signals settling; the lowest safe target applies"
     } else {
         "highest settled recommendation applies"
@@ -351,6 +368,10 @@ fn window_still_open(
         )
         .input("window_s", open_for.num_milliseconds() as f64 / 1000.0)
         .input("settle_s", settle.num_milliseconds() as f64 / 1000.0)
+        .input(
+            "settling_s",
+            settling_for.num_milliseconds() as f64 / 1000.0,
+        )
         .input("remaining_s", remaining),
     )
 }

@@ -39,6 +39,24 @@ const IO_SEED_MAX_BACKPRESSURE: f64 = 0.1;
 /// IO-bound seed (seen on Flink 1.20.5 in the lab: a start-up lag of 1 record growing
 /// with low CPU scaled a source up in steady state).
 const MIN_LAG_S: f64 = 1.0;
+/// Share of its arrival rate by which a source's backlog must shrink for it to count as
+/// draining ([`draining`]): steady consumption matches arrivals, so a shrinking backlog
+/// within this share is the counters' noise, not a drain (the HPA's tolerance is 10 % too).
+pub const DRAIN_SHARE: f64 = 0.1;
+
+/// A source draining a backlog: records pending, and the backlog shrinking by more than
+/// [`DRAIN_SHARE`] of the arrival rate (`records_in + lag_growth`, both over the load
+/// window). While a source drains, the vertices behind it process more than arrives, so
+/// their busy time and rates still hold the drain for one signal window after it ends:
+/// seen in the lab (Flink 1.20.5, 6 subtasks at 600 records/s after a step back from
+/// 1,800), 6–8 and 8–10 s after the backlog reached 0 the keyed vertex read busy 0.54 and 0.32,
+/// projected 0.28 (→ 3 subtasks), and 0.22 (→ 2) from 10–12 s on. The scale-down's
+/// settle time therefore counts from the end of a drain (`downscale`).
+pub fn draining(inp: &VertexInputs) -> bool {
+    let pending = inp.pending.unwrap_or(0.0);
+    let arrival = (inp.rate_in + inp.lag_growth).max(0.0);
+    pending > 0.0 && -inp.lag_growth > DRAIN_SHARE * arrival
+}
 
 /// Where a vertex stands against the utilization band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

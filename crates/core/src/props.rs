@@ -332,6 +332,8 @@ proptest! {
                 highest: Default::default(),
                 settled: Default::default(),
                 lowest: Default::default(),
+                draining: false,
+                drained_at: None,
             }),
             scale_up_window: None,
             history: Vec::new(),

@@ -206,6 +206,8 @@ mod tests {
                 highest: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
                 settled: [(VertexId::new("src"), 1), (VertexId::new("agg"), 2)].into(),
                 lowest: Default::default(),
+                draining: false,
+                drained_at: None,
             }),
             ..JobState::default()
         };

@@ -26,6 +26,23 @@ pub struct ScaleDownWindow {
     /// (the window restarts there, see `downscale`).
     #[serde(default)]
     pub lowest: BTreeMap<VertexId, u32>,
+    /// A source was draining a backlog at the window's last tick (see `ds2::draining`).
+    #[serde(default)]
+    pub draining: bool,
+    /// The tick of the window that saw a drain end (the first without one), or the last
+    /// draining tick while one goes on: the settle time counts from the later of this and
+    /// `started_at`.
+    #[serde(default)]
+    pub drained_at: Option<DateTime<Utc>>,
+}
+
+impl ScaleDownWindow {
+    /// When the signals began to settle: the window's start, or the end of a drain seen
+    /// in it, whichever is later.
+    pub fn settling_since(&self) -> DateTime<Utc> {
+        self.drained_at
+            .map_or(self.started_at, |d| d.max(self.started_at))
+    }
 }
 
 /// An open scale-up window: recommendations above current seen since `started_at`.

@@ -215,6 +215,8 @@ fn guards_after_sizing() {
                     highest: [(vid("src"), 2), (vid("map"), 4)].into_iter().collect(),
                     settled: Default::default(),
                     lowest: Default::default(),
+                    draining: false,
+                    drained_at: None,
                 }),
                 ..JobState::default()
             },

@@ -3,6 +3,7 @@
 //! still rises (the signal windows filling with a step), then sizes the step once.
 
 use super::*;
+use crate::{ds2, inputs::VertexInputs};
 
 /// A source (100 000 rec/s per subtask) and a keyed operator (1 000 rec/s per subtask).
 pub(super) fn keyed_line() -> Line {
@@ -69,6 +70,94 @@ fn a_drop_scales_down_once_to_the_settled_target() {
     assert_eq!(d.main_rule(), Some(Rule::ScaleDown));
     assert_eq!(map_target(&d), Some(2), "{}", d.summary());
     assert!(s.scale_down_window.is_none());
+}
+
+#[test]
+fn a_drain_that_ends_inside_the_window_settles_from_its_end() {
+    let l = keyed_line();
+    let policy = settle_policy(20, 12);
+    let at8 = [8, 8];
+    // 1200 rec/s arrive at p=8 while the source drains a backlog at 3000 rec/s (lag
+    // shrinking by 1800/s): DS2 sizes the arrival (→ 2) and the window opens at 0 s. The
+    // 4 s tick is the first without the drain; the 10 s windows still hold it at 4, 8 and
+    // 12 s (the estimate falls 2000 → 1500: → 3), then settle at 1200. Counted from the
+    // window's start, the 12 s tick would have settled at 3 and taken a second rescale.
+    let draining = l.observe(3000.0, &at8, 0.0).lag("src", 20_000.0, -1800.0);
+    let ticks = [
+        (0, draining),
+        (4, l.observe(2000.0, &at8, 0.0)),
+        (8, l.observe(2000.0, &at8, 0.0)),
+        (12, l.observe(1500.0, &at8, 0.0)),
+        (16, l.observe(1200.0, &at8, 0.0)),
+    ];
+    let mut state = JobState::default();
+    for (t, obs) in ticks {
+        let (d, s) = decide(&obs, &state, &policy, at(t));
+        assert_eq!(
+            d.main_rule(),
+            Some(Rule::ScaleDownDelayed),
+            "t={t}: {}",
+            d.summary()
+        );
+        state = s;
+    }
+    let w = state.scale_down_window.clone().expect("window open");
+    assert_eq!((w.started_at, w.drained_at), (at(0), Some(at(4))));
+    assert!(!w.draining);
+    assert_eq!(w.highest.get(&vid("map")), Some(&3));
+    assert_eq!(w.settled.get(&vid("map")), Some(&2), "from 16 s on");
+    let (d, s) = decide(&l.observe(1200.0, &at8, 0.0), &state, &policy, at(20));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+    assert!(s.scale_down_window.is_none());
+}
+
+#[test]
+fn a_drain_late_in_the_window_holds_the_scale_down_for_the_settle_time() {
+    let l = keyed_line();
+    let policy = settle_policy(20, 12);
+    let at8 = [8, 8];
+    let settled = |s: &JobState| s.scale_down_window.as_ref().map(|w| w.settled.len());
+    let idle = l.observe(1200.0, &at8, 0.0);
+    let (_, s) = decide(&idle, &JobState::default(), &policy, at(0));
+    let (_, s) = decide(&idle, &s, &policy, at(14));
+    assert_eq!(settled(&s), Some(2));
+    // a backlog drains at 16 s: what had settled is dropped; the 18 s tick no longer
+    // sees the drain, so the delay (20 s) is not enough: the signals settle until 30 s
+    let drain = l.observe(3000.0, &at8, 0.0).lag("src", 5_000.0, -1800.0);
+    let (_, s) = decide(&drain, &s, &policy, at(16));
+    assert_eq!(settled(&s), Some(0));
+    let (_, s) = decide(&idle, &s, &policy, at(18));
+    let (d, s) = decide(&idle, &s, &policy, at(24));
+    let hold = d
+        .reasons
+        .iter()
+        .find(|r| r.rule == Rule::ScaleDownDelayed)
+        .expect("held while settling");
+    let remaining = hold.inputs.get("remaining_s");
+    assert_eq!(remaining, Some(&6.0), "{}", d.summary());
+    let (d, _) = decide(&idle, &s, &policy, at(30));
+    assert!(d.rescale, "{}", d.summary());
+    assert_eq!(map_target(&d), Some(2), "{}", d.summary());
+}
+
+#[test]
+fn a_backlog_drains_when_it_shrinks_by_more_than_the_noise() {
+    let source = |pending: f64, lag_growth: f64| VertexInputs {
+        busy: 0.5,
+        rate_in: 1000.0,
+        rate_out: None,
+        backpressure: None,
+        pending: Some(pending),
+        lag_growth,
+        arrival: None,
+        partitions: None,
+    };
+    // arrival = 1000 + growth; draining when the backlog shrinks by > 10 % of it
+    assert!(ds2::draining(&source(5000.0, -200.0)));
+    assert!(!ds2::draining(&source(5000.0, -80.0)), "within the noise");
+    assert!(!ds2::draining(&source(5000.0, 50.0)), "growing");
+    assert!(!ds2::draining(&source(0.0, -200.0)), "nothing pending");
 }
 
 #[test]

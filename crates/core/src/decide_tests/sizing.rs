@@ -94,6 +94,8 @@ fn seed_policies() {
             settled: highest.clone(),
             // the idle recommendation was seen too: a dip, not a new level
             lowest: [(vid("src"), 2), (vid("map"), 2)].into_iter().collect(),
+            draining: false,
+            drained_at: None,
             highest,
         }
     };
