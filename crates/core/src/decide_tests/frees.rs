@@ -7,7 +7,7 @@
 use super::*;
 
 // the same line and policy as the settle tables: the keyed vertex sets the TaskManager count
-use super::settle::{keyed_line, settle_policy as policy};
+use super::settle::{held_on_each, keyed_line, settle_policy as policy};
 
 fn target(d: &Decision, v: &str) -> Option<u32> {
     d.target
@@ -53,19 +53,11 @@ fn a_drain_after_a_pinned_phase_goes_to_the_lowest_target_in_one_step() {
     assert_eq!(state.scale_down_window, None, "no window pins map at 6");
     // the load drops to 1200 rec/s: the windows show 3000, 2000, 1500, then 1200 (→ 2)
     let drop = [(120, 3000.0), (124, 2000.0), (128, 1500.0), (132, 1200.0)];
-    for (t, rate) in drop
+    let ticks = drop
         .into_iter()
         .chain((136..140).step_by(4).map(|t| (t, 1200.0)))
-    {
-        let (d, s) = decide(&l.observe(rate, &[6, 6], 0.0), &state, &policy, at(t));
-        assert_eq!(
-            d.main_rule(),
-            Some(Rule::ScaleDownDelayed),
-            "t={t}: {}",
-            d.summary()
-        );
-        state = s;
-    }
+        .map(|(t, rate)| (t, l.observe(rate, &[6, 6], 0.0)));
+    let state = held_on_each(ticks, state, &policy);
     let (d, s) = decide(&l.observe(1200.0, &[6, 6], 0.0), &state, &policy, at(140));
     assert!(d.rescale, "{}", d.summary());
     assert_eq!(d.main_rule(), Some(Rule::ScaleDown));

@@ -22,6 +22,27 @@ pub(super) fn settle_policy(delay_s: u64, settle_s: u64) -> Policy {
     }
 }
 
+/// Decides each `(seconds, observation)` in turn from `state`, asserting that every tick
+/// holds a scale-down (and rescales nothing); returns the state after the last.
+pub(super) fn held_on_each(
+    ticks: impl IntoIterator<Item = (i64, Observation)>,
+    mut state: JobState,
+    policy: &Policy,
+) -> JobState {
+    for (t, obs) in ticks {
+        let (d, s) = decide(&obs, &state, policy, at(t));
+        assert_eq!(
+            d.main_rule(),
+            Some(Rule::ScaleDownDelayed),
+            "t={t}: {}",
+            d.summary()
+        );
+        assert!(!d.rescale);
+        state = s;
+    }
+    state
+}
+
 fn map_target(d: &Decision) -> Option<u32> {
     d.target
         .as_ref()
@@ -42,18 +63,8 @@ fn a_drop_scales_down_once_to_the_settled_target() {
         (12, 1200.0),
         (16, 1200.0),
     ];
-    let mut state = JobState::default();
-    for (t, rate) in ticks {
-        let (d, s) = decide(&l.observe(rate, &at8, 0.0), &state, &policy, at(t));
-        assert_eq!(
-            d.main_rule(),
-            Some(Rule::ScaleDownDelayed),
-            "t={t}: {}",
-            d.summary()
-        );
-        assert!(!d.rescale);
-        state = s;
-    }
+    let ticks = ticks.map(|(t, rate)| (t, l.observe(rate, &at8, 0.0)));
+    let state = held_on_each(ticks, JobState::default(), &policy);
     let w = state.scale_down_window.clone().expect("window open");
     assert_eq!(
         w.highest.get(&vid("map")),
@@ -90,17 +101,7 @@ fn a_drain_that_ends_inside_the_window_settles_from_its_end() {
         (12, l.observe(1500.0, &at8, 0.0)),
         (16, l.observe(1200.0, &at8, 0.0)),
     ];
-    let mut state = JobState::default();
-    for (t, obs) in ticks {
-        let (d, s) = decide(&obs, &state, &policy, at(t));
-        assert_eq!(
-            d.main_rule(),
-            Some(Rule::ScaleDownDelayed),
-            "t={t}: {}",
-            d.summary()
-        );
-        state = s;
-    }
+    let state = held_on_each(ticks, JobState::default(), &policy);
     let w = state.scale_down_window.clone().expect("window open");
     assert_eq!((w.started_at, w.drained_at), (at(0), Some(at(4))));
     assert!(!w.draining);
