@@ -102,8 +102,6 @@ struct JobSizing {
     partitions: BTreeMap<VertexId, Option<u32>>,
     /// Every source was sized from a short-window arrival rate.
     arrival_known: bool,
-    /// Some source is draining a backlog ([`ds2::draining`]).
-    draining: bool,
 }
 
 impl JobSizing {
@@ -123,16 +121,11 @@ impl JobSizing {
             .iter()
             .filter(|s| s.source)
             .all(|s| inputs.get(&s.id).is_some_and(|i| i.arrival.is_some()));
-        let draining = sizings
-            .iter()
-            .filter(|s| s.source)
-            .any(|s| inputs.get(&s.id).is_some_and(ds2::draining));
         Self {
             sizings,
             reasons,
             partitions,
             arrival_known,
-            draining,
         }
     }
 }
@@ -193,7 +186,7 @@ fn settle(
 ) {
     let current = decision.current.parallelism.clone();
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
-    let draining = sized.draining;
+    let draining = sized.sizings.iter().any(|s| s.draining);
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
     let mut proposal = if act {
         let settle = (

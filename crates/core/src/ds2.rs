@@ -92,6 +92,8 @@ pub struct VertexSizing {
     pub required: u32,
     /// Sources: backlog over `backlog_threshold` (FLINK-31318: no scale-down).
     pub catching_up: bool,
+    /// Sources: draining a backlog ([`draining`]).
+    pub draining: bool,
     /// The IO-bound seed policy sized this vertex.
     pub io_bound: bool,
     /// The vertex has no inputs.
@@ -318,6 +320,7 @@ impl<'a> Sizer<'a> {
             band,
             required,
             catching_up,
+            draining: source && draining(inp),
             io_bound,
             source,
             keyed: self.graph.keyed[i],
