@@ -21,7 +21,7 @@ pub use crate::flink_jvm::TaskManagerJvm;
 use crate::{
     error::{ComponentError, Result},
     flink_conf::{flink_config, write_conf_dir, Ports},
-    flink_jvm,
+    flink_jvm, flink_launcher,
     procs::{self, ChildGuard},
 };
 
@@ -273,7 +273,7 @@ impl FlinkCluster {
     }
 
     fn spawn(&self, script: &str, name: &str, args: &[String]) -> Result<ChildGuard> {
-        self.spawn_with(script, name, args, None)
+        self.spawn_with(script, name, args, (None, None))
     }
 
     /// Starts TaskManager `id` (its output in `log/<name>.out`) with `java_opts` as its
@@ -285,7 +285,16 @@ impl FlinkCluster {
         java_opts: Option<&str>,
     ) -> Result<ChildGuard> {
         let args = ["-D".to_string(), format!("taskmanager.resource-id={id}")];
-        self.spawn_with("taskmanager.sh", name, &args, java_opts)
+        let java_home = match self.opts.task_manager_jvm.replay_launcher {
+            true => Some(flink_launcher::java_home(&self.root)?),
+            false => None,
+        };
+        self.spawn_with(
+            "taskmanager.sh",
+            name,
+            &args,
+            (java_opts, java_home.as_deref()),
+        )
     }
 
     fn spawn_with(
@@ -293,7 +302,7 @@ impl FlinkCluster {
         script: &str,
         name: &str,
         args: &[String],
-        tm_java_opts: Option<&str>,
+        (tm_java_opts, java_home): (Option<&str>, Option<&Path>),
     ) -> Result<ChildGuard> {
         let (out, err) = procs::log_stdio(&self.root.join(format!("log/{name}.out")))?;
         let mut command = Command::new(self.installed.home.join("bin").join(script));
@@ -301,6 +310,9 @@ impl FlinkCluster {
             Some(o) => command.env("FLINK_ENV_JAVA_OPTS_TM", o),
             None => command.env_remove("FLINK_ENV_JAVA_OPTS_TM"),
         };
+        if let Some(home) = java_home {
+            command.env("JAVA_HOME", home);
+        }
         let child = command
             .arg("start-foreground")
             .args(args)

@@ -15,6 +15,8 @@
 //! Both reach the TaskManagers through `FLINK_ENV_JAVA_OPTS_TM` (which Flink's
 //! `config.sh` takes over `env.java.opts.taskmanager`). A JDK or distribution that does
 //! not match the archive only disables sharing (`-Xshare:auto`, the JVM's default).
+//! The helper JVMs Flink's launcher runs before the TaskManager's are replayed instead
+//! ([`crate::flink_launcher`]).
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -33,6 +35,10 @@ pub struct TaskManagerJvm {
     pub class_data_sharing: bool,
     /// `-XX:TieredStopAtLevel=1`: C1 only (less CPU at start, slower steady-state code).
     pub c1_only: bool,
+    /// Replay the launcher's helper JVMs after their first run in the cluster
+    /// ([`crate::flink_launcher`]): each later TaskManager waits their CPU time instead of
+    /// running them again on the shared cores.
+    pub replay_launcher: bool,
 }
 
 impl Default for TaskManagerJvm {
@@ -40,6 +46,7 @@ impl Default for TaskManagerJvm {
         Self {
             class_data_sharing: true,
             c1_only: false,
+            replay_launcher: true,
         }
     }
 }
@@ -206,6 +213,7 @@ mod tests {
         let off = TaskManagerJvm {
             class_data_sharing: false,
             c1_only: false,
+            replay_launcher: false,
         };
         assert_eq!(off.java_opts(Some(a)), None);
         assert_eq!(

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod flink_cluster;
 mod flink_conf;
 pub mod flink_jvm;
+pub mod flink_launcher;
 pub mod procs;
 pub mod prometheus_proc;
 pub mod scaler_proc;

@@ -77,8 +77,7 @@ pub fn settings(p: &Profile) -> String {
          - Flink: {} slot(s) per TaskManager, {} TaskManager(s) to start (job submitted at \
          parallelism {}), {}–{} TaskManagers, buffer debloating on and 4 KiB network buffers \
          (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown/stabilization 1–2 s \
-         (`fks_components::flink_conf`); TaskManager JVMs {} (`fks_components::flink_jvm`: \
-         a pod's JVM start on the 2 shared cores)\n\
+         (`fks_components::flink_conf`); TaskManager JVMs {}\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}, scale-up up to maxReplicaCount pods per sync \
          (the example ScaledObjects' `advanced.horizontalPodAutoscalerConfig.behavior`)\n\
@@ -300,12 +299,23 @@ pub fn reading(p: &Profile) -> String {
 }
 
 /// How the lab's TaskManager JVMs start, in words.
-fn jvm_settings(jvm: TaskManagerJvm) -> &'static str {
-    match (jvm.class_data_sharing, jvm.c1_only) {
+fn jvm_settings(jvm: TaskManagerJvm) -> String {
+    let jvm_flags = match (jvm.class_data_sharing, jvm.c1_only) {
         (true, true) => "from an AppCDS archive of a registered TaskManager's classes, C1 only",
         (true, false) => "from an AppCDS archive of a registered TaskManager's classes",
         (false, true) => "C1 only",
         (false, false) => "with the JVM's defaults",
+    };
+    let flags = format!(
+        "{jvm_flags} (`fks_components::flink_jvm`: a pod's JVM start on the 2 shared cores)"
+    );
+    match jvm.replay_launcher {
+        true => format!(
+            "{flags}; the helper JVMs of Flink's launcher (`taskmanager.sh`: configuration and \
+             memory settings) run once per cluster and each later pod replays them after the \
+             CPU time they took, as on a core of its own (`fks_components::flink_launcher`)"
+        ),
+        false => flags,
     }
 }
 
