@@ -201,10 +201,19 @@ fn delayed(open_for: chrono::TimeDelta, delay: Duration) -> Option<Reason> {
     })
 }
 
+/// How early a tick may be on the settle time and still end it. Ticks fire every
+/// evaluation interval and take their clock after reading Flink and Prometheus, so the
+/// tick due exactly at the settle time (the lab's: window opened on one tick, settle 6 s,
+/// the third tick 2 s apart) reads a few milliseconds early or late, and early held the
+/// scale-up one whole interval more (2 s of P1 in about half the runs). 250 ms is far
+/// under the scrape the settle time already adds for the last sample landing late.
+pub const SETTLE_SLACK: Duration = Duration::from_millis(250);
+
 /// The hold while the signals have not been calm for [`CALM_TICKS`] ticks, within
-/// `settle` of the window's start.
+/// `settle` (less [`SETTLE_SLACK`]) of the window's start.
 fn settling(open_for: chrono::TimeDelta, settle: Duration, unsettled: bool) -> Option<Reason> {
-    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
+    let settle = chrono::Duration::from_std(settle.saturating_sub(SETTLE_SLACK))
+        .unwrap_or(chrono::TimeDelta::MAX);
     (unsettled && open_for < settle).then(|| {
         Reason::new(
             Rule::ScaleUpDelayed,
@@ -361,6 +370,56 @@ mod tests {
             t0 + chrono::Duration::seconds(4),
         );
         assert_eq!((c.parallelism, c.hold), (plan(3, 3), None));
+    }
+
+    /// The tick due at the settle time reads its clock a few milliseconds early: it still
+    /// ends the wait (not one evaluation interval later).
+    #[test]
+    fn the_tick_due_at_the_settle_time_applies_despite_clock_jitter() {
+        let t0 = Utc::now();
+        let p = (&policy(0), Duration::from_secs(6));
+        let current = plan(2, 2);
+        let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+        let c = confirm(&current, plan(2, 5), &rates(1000.0, 1000.0), None, p, at(0));
+        let c = confirm(
+            &current,
+            plan(2, 6),
+            &rates(1500.0, 1500.0),
+            c.window.as_ref(),
+            p,
+            at(2_000),
+        );
+        let c = confirm(
+            &current,
+            plan(2, 6),
+            &rates(1800.0, 1800.0),
+            c.window.as_ref(),
+            p,
+            at(4_010),
+        );
+        assert_eq!(c.parallelism, current, "still moving, 4 s of 6");
+        let early = confirm(
+            &current,
+            plan(2, 6),
+            &rates(1900.0, 1900.0),
+            c.window.as_ref(),
+            p,
+            at(5_700),
+        );
+        assert!(
+            early.hold.is_some(),
+            "more than the slack early: {:?}",
+            early.parallelism
+        );
+        let c = confirm(
+            &current,
+            plan(2, 6),
+            &rates(1900.0, 1900.0),
+            c.window.as_ref(),
+            p,
+            at(5_990),
+        );
+        assert_eq!((c.parallelism, c.hold), (plan(2, 6), None));
     }
 
     /// A saturated vertex's projected utilization overshoots on one calm tick (busy time at
