@@ -162,6 +162,10 @@ pub struct FlinkCluster {
     tms: Vec<Option<ChildGuard>>,
     /// `FLINK_ENV_JAVA_OPTS_TM` of the TaskManagers ([`TaskManagerJvm::java_opts`]).
     tm_java_opts: Option<String>,
+    /// `JAVA_HOME` of the TaskManagers: the launcher shim ([`flink_launcher::java_home`]),
+    /// written once per cluster (bash reads a script as it runs: never rewrite it under a
+    /// launching TaskManager).
+    tm_java_home: Option<PathBuf>,
     http: reqwest::Client,
 }
 
@@ -234,6 +238,7 @@ impl FlinkCluster {
             jm: None,
             tms: Vec::new(),
             tm_java_opts: None,
+            tm_java_home: None,
             http: procs::http_client(Duration::from_secs(20))?,
         };
         cluster.jm = Some(match app {
@@ -258,6 +263,9 @@ impl FlinkCluster {
             || c.log_tail(),
         )
         .await?;
+        if opts.task_manager_jvm.replay_launcher {
+            cluster.tm_java_home = Some(flink_launcher::java_home(&cluster.root)?);
+        }
         // an application cluster's distribution is a fresh copy: no cached archive
         let archive = match app {
             None if opts.task_manager_jvm.class_data_sharing => {
@@ -285,15 +293,11 @@ impl FlinkCluster {
         java_opts: Option<&str>,
     ) -> Result<ChildGuard> {
         let args = ["-D".to_string(), format!("taskmanager.resource-id={id}")];
-        let java_home = match self.opts.task_manager_jvm.replay_launcher {
-            true => Some(flink_launcher::java_home(&self.root)?),
-            false => None,
-        };
         self.spawn_with(
             "taskmanager.sh",
             name,
             &args,
-            (java_opts, java_home.as_deref()),
+            (java_opts, self.tm_java_home.as_deref()),
         )
     }
 

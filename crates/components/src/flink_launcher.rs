@@ -1,8 +1,8 @@
 //! Flink's TaskManager launcher, replayed. `taskmanager.sh start-foreground` (what a
 //! standalone TaskManager pod runs: the image's `docker-entrypoint.sh taskmanager`) starts
 //! helper JVMs before the TaskManager's own: `config.sh` flattens `config.yaml`
-//! (`BashJavaUtils UPDATE_AND_GET_FLINK_CONFIGURATION`) and reads the Java version
-//! (`java -XshowSettings:properties`), `taskmanager.sh` computes the memory settings
+//! (`BashJavaUtils UPDATE_AND_GET_FLINK_CONFIGURATION`; on some paths it also reads the
+//! Java version, `java -XshowSettings:properties`), `taskmanager.sh` computes the memory settings
 //! (`BashJavaUtils GET_TM_RESOURCE_PARAMS`), and `flink-console.sh` sources `config.sh`
 //! again. Each is a short JVM of 1–2 CPU-seconds (Flink 2.3.0, JDK 17: `config.sh` 1.7,
 //! with the memory settings 3.2), ~5 per TaskManager. On a pod's own core that is ~5 s; four
@@ -74,8 +74,9 @@ rm -f "$t".*
 exit "$rc"
 "#;
 
-/// The `JAVA_HOME` whose `bin/java` replays the launcher's helper JVMs for the cluster
-/// under `root` (written on first use; the memo in `root/launcher/memo`).
+/// Writes the `JAVA_HOME` whose `bin/java` replays the launcher's helper JVMs for the
+/// cluster under `root` (the memo in `root/launcher/memo`). Once per cluster, before its
+/// first TaskManager: bash reads a script as it runs it.
 pub fn java_home(root: &Path) -> Result<PathBuf> {
     let real = real_java().ok_or_else(|| {
         ComponentError::Failed("no java: JAVA_HOME/bin/java nor java on PATH".into())

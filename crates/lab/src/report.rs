@@ -309,14 +309,14 @@ fn jvm_settings(jvm: TaskManagerJvm) -> String {
     let flags = format!(
         "{jvm_flags} (`fks_components::flink_jvm`: a pod's JVM start on the 2 shared cores)"
     );
-    match jvm.replay_launcher {
-        true => format!(
-            "{flags}; the helper JVMs of Flink's launcher (`taskmanager.sh`: configuration and \
-             memory settings) run once per cluster and each later pod replays them after the \
-             CPU time they took, as on a core of its own (`fks_components::flink_launcher`)"
-        ),
-        false => flags,
+    if !jvm.replay_launcher {
+        return flags;
     }
+    format!(
+        "{flags}; the helper JVMs of Flink's launcher (`taskmanager.sh`: configuration and \
+         memory settings) run once per cluster and each later pod replays them after the \
+         CPU time they took, as on a core of its own (`fks_components::flink_launcher`)"
+    )
 }
 
 fn n_or_1(f: &FleetFigures) -> f64 {
