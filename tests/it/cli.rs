@@ -293,8 +293,13 @@ async fn explain_prints_the_decision_with_reasons() {
         busy: [0.3, 0.3, 0.25],
     }
     .step(3.0);
+    // `_exporter`, not `..`: fields a pattern leaves out are dropped at the end of the
+    // `let`, and an exporter gone makes Prometheus mark every series stale at its next scrape
     let Some(Stack {
-        job, prom, flink, ..
+        job,
+        prom,
+        flink,
+        exporter: _exporter,
     }) = Stack::start(e2e_job(P), &load, true).await
     else {
         return;

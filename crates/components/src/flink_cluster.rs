@@ -163,8 +163,7 @@ pub struct FlinkCluster {
     /// `FLINK_ENV_JAVA_OPTS_TM` of the TaskManagers ([`TaskManagerJvm::java_opts`]).
     tm_java_opts: Option<String>,
     /// `JAVA_HOME` of the TaskManagers: the launcher shim ([`flink_launcher::java_home`]),
-    /// written once per cluster (bash reads a script as it runs: never rewrite it under a
-    /// launching TaskManager).
+    /// written once per cluster (bash reads a script as it runs: never rewrite it).
     tm_java_home: Option<PathBuf>,
     http: reqwest::Client,
 }
@@ -293,12 +292,8 @@ impl FlinkCluster {
         java_opts: Option<&str>,
     ) -> Result<ChildGuard> {
         let args = ["-D".to_string(), format!("taskmanager.resource-id={id}")];
-        self.spawn_with(
-            "taskmanager.sh",
-            name,
-            &args,
-            (java_opts, self.tm_java_home.as_deref()),
-        )
+        let env = (java_opts, self.tm_java_home.as_deref());
+        self.spawn_with("taskmanager.sh", name, &args, env)
     }
 
     fn spawn_with(
