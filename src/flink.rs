@@ -35,7 +35,7 @@ pub mod response;
 pub mod setup;
 pub mod topology;
 
-pub use checkpoint::{checkpoint_now, CheckpointProgress};
+pub use checkpoint::{checkpoint_now, CheckpointKind, CheckpointProgress};
 pub use client::{is_terminal_state, select_job, Access, CallHook, ClientOptions, FlinkClient};
 pub use delays::{rescale_delays, RescaleDelay};
 pub use error::{DecodeError, FlinkError, PlanError, TopologyError, UrlError};
@@ -46,6 +46,7 @@ pub use model::{
 };
 pub use observe::{
     all_tasks_running, job_status, observe_rescale, observe_rescale_from, observe_rescale_with,
+    task_manager_slots, vertex_parallelism,
 };
 pub use plan::{plan_for, uniform_parallelism};
 pub use requirements::{

@@ -380,6 +380,13 @@ impl FlinkSetup {
         self
     }
 
+    /// True when a rescale waits for the next completed checkpoint (FLIP-461): Flink 2.x's
+    /// adaptive scheduler outside reactive mode (the 1.20.5 jar has no rescale trigger;
+    /// checkpointing, the other condition, is the job's: `/jobs/:id/checkpoints/config`).
+    pub fn rescales_at_checkpoints(&self) -> bool {
+        self.line == Some(FlinkLine::V2) && self.scheduler == Scheduler::Adaptive && !self.reactive
+    }
+
     /// True when Flink 2.3's rescale history is on (records carry the trigger cause).
     pub fn rescale_history(&self) -> bool {
         self.rescale_history_size > 0

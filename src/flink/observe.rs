@@ -3,6 +3,8 @@
 //! TaskManagers and their slots, and the failover signals (`numRestarts`, the newest
 //! exception) — the last two best effort.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::core::{JobId, JobStatus, RescaleObservation, TaskManagerSlots, VertexId};
@@ -83,24 +85,34 @@ pub async fn observe_rescale_from(
         at: now,
         status: job_status(&details.state),
         terminal: is_terminal_state(&details.state),
-        parallelism: details
-            .vertices
-            .iter()
-            .map(|v| (VertexId::new(v.id.clone()), v.parallelism))
-            .collect(),
+        parallelism: vertex_parallelism(details),
         all_tasks_running: all_tasks_running(details),
-        task_managers: task_managers
-            .iter()
-            .map(|t| TaskManagerSlots {
-                id: t.id.clone(),
-                slots_total: t.slots_number,
-                slots_free: t.free_slots,
-            })
-            .collect(),
+        task_managers: task_manager_slots(task_managers),
         num_restarts,
         latest_exception_ms,
         rescale_history: read_history(client, job_id, history).await,
     }
+}
+
+/// Each vertex's parallelism as `/jobs/:id` reports it.
+pub fn vertex_parallelism(details: &JobDetails) -> BTreeMap<VertexId, u32> {
+    details
+        .vertices
+        .iter()
+        .map(|v| (VertexId::new(v.id.clone()), v.parallelism))
+        .collect()
+}
+
+/// The slots of each TaskManager as `/taskmanagers` reports them.
+pub fn task_manager_slots(task_managers: &[TaskManagerInfo]) -> Vec<TaskManagerSlots> {
+    task_managers
+        .iter()
+        .map(|t| TaskManagerSlots {
+            id: t.id.clone(),
+            slots_total: t.slots_number,
+            slots_free: t.free_slots,
+        })
+        .collect()
 }
 
 async fn read_history(

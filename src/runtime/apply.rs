@@ -12,7 +12,10 @@
 //! apply_and_wait(...) = start + poll until terminal
 //! ```
 
+mod nudge;
 mod reactive;
+
+pub use nudge::{CheckpointNudger, NudgeTarget};
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -21,7 +24,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     core::{
         rescale::{ensure_none_in_flight, FailoverWatch},
-        JobId, Plan, Rescale, RescaleEvent, RescalePhase, RescaleTimeouts, Topology, VertexId,
+        slots_needed, JobId, Plan, Rescale, RescaleEvent, RescalePhase, RescaleTimeouts, Topology,
+        VertexId,
     },
     flink::{
         apply_target, is_terminal_state, observe_rescale_with, FlinkClient, FlinkError,
@@ -47,6 +51,12 @@ pub struct ApplyOptions {
     pub rescale_history: bool,
     /// Longest wait for the checkpoint before a reactive scale-down.
     pub checkpoint_timeout: Duration,
+    /// Trigger the checkpoint a Flink 2.x rescale waits for as soon as the job holds the
+    /// new slots ([`CheckpointNudger`]; the caller knows the line from the JobManager's
+    /// set-up: [`crate::flink::FlinkSetup::rescales_at_checkpoints`]).
+    pub checkpoint_nudge: bool,
+    /// Time between the nudge's reads of the job and its TaskManagers.
+    pub nudge_poll: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -59,6 +69,8 @@ impl Default for ApplyOptions {
             conflict_backoff: Duration::from_secs(2),
             rescale_history: false,
             checkpoint_timeout: Duration::from_secs(30),
+            checkpoint_nudge: false,
+            nudge_poll: Duration::from_millis(500),
         }
     }
 }
@@ -89,10 +101,11 @@ impl ApplyError {
     }
 }
 
-/// The job as a rescale starts from: its plan, each vertex's max parallelism, the
-/// checkpoint interval and the failover baseline.
+/// The job as a rescale starts from: its plan, topology, each vertex's max parallelism,
+/// the checkpoint interval and the failover baseline.
 struct Start {
     from: Plan,
+    topology: Topology,
     max_parallelism: BTreeMap<VertexId, VertexLimit>,
     checkpoint_interval: Option<Duration>,
     watch: FailoverWatch,
@@ -122,6 +135,7 @@ async fn read_start(
             task_managers: registered,
         },
         max_parallelism: max_parallelism(&topology),
+        topology,
         checkpoint_interval,
         watch: baseline.failover_baseline(),
     })
@@ -205,6 +219,8 @@ pub struct Rescaler<'a> {
     events: Vec<(DateTime<Utc>, RescaleEvent)>,
     /// Reactive scale-down: the checkpoint taken right before it.
     checkpoint_before: Option<u64>,
+    /// Flink 2.x: the checkpoint the rescale waits for, triggered when the slots are there.
+    nudger: Option<CheckpointNudger>,
 }
 
 impl<'a> Rescaler<'a> {
@@ -244,13 +260,15 @@ impl<'a> Rescaler<'a> {
             let now = Utc::now();
             events.extend(rescale.accepted(now).into_iter().map(|e| (now, e)));
         }
-        tracing::info!("rescale started");
+        let nudger = nudge_for(client, &rescale, &change, &start, opts);
+        tracing::info!(checkpoint_nudge = nudger.is_some(), "rescale started");
         Ok(Self {
             client,
             rescale,
             change,
             events,
             checkpoint_before: None,
+            nudger,
         })
     }
 
@@ -307,6 +325,12 @@ impl<'a> Rescaler<'a> {
         &self.change
     }
 
+    /// The checkpoint nudge of this rescale, taken out to outlive the driver (the worker
+    /// keeps it while the rescale is in flight).
+    pub fn take_nudger(&mut self) -> Option<CheckpointNudger> {
+        self.nudger.take()
+    }
+
     /// Reactive scale-down: the checkpoint taken right before it (None: not taken).
     pub fn checkpoint_before(&self) -> Option<u64> {
         self.checkpoint_before
@@ -331,6 +355,29 @@ impl<'a> Rescaler<'a> {
             checkpoint_before: self.checkpoint_before,
         }
     }
+}
+
+/// The nudge of a rescale whose PUT changed the requirements of a job with checkpointing,
+/// when the caller asked for it.
+fn nudge_for(
+    client: &FlinkClient,
+    rescale: &Rescale,
+    change: &RequirementsChange,
+    start: &Start,
+    opts: &ApplyOptions,
+) -> Option<CheckpointNudger> {
+    let wanted = opts.checkpoint_nudge
+        && matches!(change, RequirementsChange::Updated(_))
+        && start.checkpoint_interval.is_some();
+    wanted.then(|| {
+        let target = NudgeTarget {
+            job_id: rescale.job_id.clone(),
+            parallelism: rescale.to.parallelism.clone(),
+            slots: slots_needed(&start.topology, &rescale.to.parallelism),
+        };
+        let left = (rescale.deadline - Utc::now()).to_std().unwrap_or_default();
+        CheckpointNudger::spawn(client.clone(), target, left, opts.nudge_poll)
+    })
 }
 
 fn log_events(events: &[RescaleEvent]) {

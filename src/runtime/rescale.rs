@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::apply::{apply_and_wait, ApplyError, ApplyOptions};
 use crate::{
     core::{JobId, JobSelector, RescalePhase, RescaleTimeouts, Topology, VertexId},
-    flink::{plan_for, ClientOptions, FlinkClient, FlinkError},
+    flink::{plan_for, read_setup, ClientOptions, FlinkClient, FlinkError, FlinkSetup},
 };
 
 /// A manual rescale request.
@@ -217,8 +217,14 @@ pub struct Planned {
 /// A job in reactive mode is refused at once, before any PUT: Flink refuses every
 /// resource-requirements update there and runs every vertex at the slot count, so the
 /// only lever is the number of TaskManagers.
-async fn refuse_reactive(client: &FlinkClient, job_id: &JobId) -> Result<(), RescaleError> {
-    if client.jobmanager_config().await?.reactive() {
+/// The JobManager's set-up ([`read_setup`]); reactive mode is refused before anything
+/// is PUT (Flink refuses every requirements update of a reactive job).
+async fn setup_refusing_reactive(
+    client: &FlinkClient,
+    job_id: &JobId,
+) -> Result<FlinkSetup, RescaleError> {
+    let setup = read_setup(client, job_id, None).await?;
+    if setup.reactive {
         return Err(RescaleError::Flink(FlinkError::ReactiveMode {
             job_id: job_id.to_string(),
             message: "nothing (not asked: the JobManager's configuration sets scheduler-mode: \
@@ -226,7 +232,7 @@ async fn refuse_reactive(client: &FlinkClient, job_id: &JobId) -> Result<(), Res
                 .into(),
         }));
     }
-    Ok(())
+    Ok(setup)
 }
 
 /// Runs a manual rescale (no claim: the `rescale` command).
@@ -258,7 +264,7 @@ where
     let job = client
         .resolve_job(&JobSelector::from_arg(req.job.as_deref()))
         .await?;
-    refuse_reactive(&client, &job.jid).await?;
+    let setup = setup_refusing_reactive(&client, &job.jid).await?;
     let topology = client.topology(&job.jid).await?;
     let from = topology.parallelism();
     let to = target_parallelism(&job.name, &topology, req.parallelism, &req.vertices)?;
@@ -269,6 +275,7 @@ where
             base: req.timeout,
             ..RescaleTimeouts::default()
         },
+        checkpoint_nudge: setup.rescales_at_checkpoints(),
         ..ApplyOptions::default()
     };
     let task_managers = plan.task_managers;

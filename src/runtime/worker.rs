@@ -37,8 +37,8 @@ pub use report::{JobReport, Published, StoredReport};
 
 use self::persist::PersistState;
 use super::{
-    claims::ClaimGuard, context::Context, flink_setup::SetupCache, progress::Progress,
-    rest_cache::JobView,
+    apply::CheckpointNudger, claims::ClaimGuard, context::Context, flink_setup::SetupCache,
+    progress::Progress, rest_cache::JobView,
 };
 use crate::{
     core::{JobId, JobState, Rescale, Rule},
@@ -74,6 +74,8 @@ pub struct Worker {
     rescale_claim: Option<ClaimGuard>,
     /// The step the tick waits on (read by an rpc that times out).
     progress: Progress,
+    /// The checkpoint nudge of the rescale in flight (Flink 2.x; dropped when it ends).
+    nudger: Option<CheckpointNudger>,
 }
 
 impl Worker {
@@ -93,6 +95,7 @@ impl Worker {
             rest_view: JobView::default(),
             rescale_claim: None,
             progress: Progress::default(),
+            nudger: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use super::constants::{
     CHECKPOINT_INTERVAL_S, CPU_IDLE, FULL_RESTART_S, HEARTBEAT_TIMEOUT_S, IN_PLACE_PAUSE_S,
-    KAFKA_REBALANCE_S, RESOURCE_STABILIZATION_TIMEOUT_S, TM_STARTUP_S,
+    KAFKA_REBALANCE_S, NUDGED_CHECKPOINT_S, RESOURCE_STABILIZATION_TIMEOUT_S, TM_STARTUP_S,
 };
 
 /// One vertex of the modelled job.
@@ -123,12 +123,23 @@ pub enum Actuation {
     /// the resource-stabilization timeout with what is there), after the next checkpoint,
     /// with a short pause. TaskManagers start after the start-up time.
     InPlace,
+    /// [`Actuation::InPlace`] by a scaler that triggers the checkpoint the rescale waits for
+    /// as soon as the slots are usable (ours: `runtime::apply::CheckpointNudger`), so the
+    /// rescale follows after [`NUDGED_CHECKPOINT_S`] instead of at the next periodic one.
+    InPlaceNudged,
     /// Full restart (operator native-mode upgrade, AWS snapshot-and-restart): the job is down
     /// for the full-restart time.
     Restart,
     /// Reactive mode: parallelism = available slots; every TaskManager change restarts the
     /// job from the latest checkpoint; removals stall for the heartbeat timeout.
     Reactive,
+}
+
+impl Actuation {
+    /// True for the adaptive scheduler's in-place rescale (nudged or not).
+    pub fn in_place(self) -> bool {
+        matches!(self, Actuation::InPlace | Actuation::InPlaceNudged)
+    }
 }
 
 /// What a policy asks for.
@@ -278,9 +289,9 @@ impl JobModel {
                 self.counters.rescales += 1;
                 self.events.push((t, EventKind::Restart));
             }
-            Actuation::InPlace | Actuation::Reactive => {
+            Actuation::InPlace | Actuation::InPlaceNudged | Actuation::Reactive => {
                 self.set_task_managers(t, tms);
-                if self.actuation == Actuation::InPlace {
+                if self.actuation.in_place() {
                     let changed =
                         self.pending.as_ref().map(|(p, _)| p) != Some(&target.parallelism);
                     if target.parallelism == self.parallelism {
@@ -357,9 +368,13 @@ impl JobModel {
         }
         match self.trigger_at {
             None => {
-                // Flink 1.20+ (FLIP-461): wait for the next completed checkpoint
-                let next = (t / CHECKPOINT_INTERVAL_S).floor() * CHECKPOINT_INTERVAL_S
-                    + CHECKPOINT_INTERVAL_S;
+                // Flink 2.x (FLIP-461): wait for the next completed checkpoint
+                let next = if self.actuation == Actuation::InPlaceNudged {
+                    t + NUDGED_CHECKPOINT_S
+                } else {
+                    (t / CHECKPOINT_INTERVAL_S).floor() * CHECKPOINT_INTERVAL_S
+                        + CHECKPOINT_INTERVAL_S
+                };
                 self.trigger_at = Some(next);
             }
             Some(at) if t >= at => {
@@ -399,7 +414,7 @@ impl JobModel {
                 self.events.push((t, EventKind::Rescale));
             }
         }
-        if self.actuation == Actuation::InPlace {
+        if self.actuation.in_place() {
             self.scheduler(t);
         }
         let restarting = t < self.pause_until;
@@ -503,6 +518,31 @@ mod tests {
         assert_eq!(job.counters.rescales, 1);
         assert_eq!(job.counters.restarts, 0);
         assert!(job.counters.downtime_s >= IN_PLACE_PAUSE_S);
+    }
+
+    /// A nudged rescale starts right after the slots are usable; an un-nudged one waits for
+    /// the next periodic checkpoint.
+    #[test]
+    fn a_nudged_rescale_does_not_wait_for_the_periodic_checkpoint() {
+        let rescaled_at = |actuation| {
+            let mut job = JobModel::new(JobSpec::default(), actuation, vec![4, 4, 4], 4);
+            let target = Target {
+                parallelism: vec![8, 8, 8],
+                task_managers: 4,
+            };
+            job.apply(1.0, &target);
+            let mut t = 1.0;
+            while job.parallelism != vec![8, 8, 8] && t < 200.0 {
+                job.advance(t, 1_000.0, 1.0);
+                t += 1.0;
+            }
+            t
+        };
+        let nudged = rescaled_at(Actuation::InPlaceNudged);
+        let periodic = rescaled_at(Actuation::InPlace);
+        // applied at 1 s, ticks of 1 s: the first tick after the nudged checkpoint, + 1
+        assert!(nudged <= 1.0 + NUDGED_CHECKPOINT_S + 2.0, "{nudged}");
+        assert!(periodic >= CHECKPOINT_INTERVAL_S, "{periodic}");
     }
 
     #[test]

@@ -223,7 +223,7 @@ impl SimPolicy for Ours {
         }
     }
     fn actuation(&self) -> Actuation {
-        Actuation::InPlace
+        Actuation::InPlaceNudged
     }
     fn step(&mut self, view: &JobView, now: f64) -> Option<Target> {
         self.window.push_back(Sample {

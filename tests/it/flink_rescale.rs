@@ -19,6 +19,7 @@ use flink_keda_scaler::{
 };
 use support::flink::{install, ClusterOptions, FlinkCluster};
 
+mod checkpoint_nudge;
 mod load_job;
 mod reporter_names;
 

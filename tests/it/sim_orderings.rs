@@ -148,8 +148,10 @@ fn predictive_pre_scaling_beats_reactive_only_on_the_diurnal_trace() {
     let r = run(BuiltinTrace::Diurnal, |c| c.sample_every_s = c.step_s);
     let reactive = r.policy("ours").expect("ours");
     let predictive = r.policy("ours-predictive").expect("predictive");
+    // at the 30 s SLO both can reach 0 (ours no longer waits for a periodic checkpoint to
+    // rescale); the tighter SLO below separates them
     assert!(
-        predictive.seconds_above_slo < reactive.seconds_above_slo,
+        predictive.seconds_above_slo <= reactive.seconds_above_slo,
         "{}",
         r.to_table()
     );

@@ -25,6 +25,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod nudge;
+
 pub use super::failover::{FailoverCause, FailoverWatch, HistoryRecord, RescaleTrigger};
 use super::{
     decision::{Direction, Plan},

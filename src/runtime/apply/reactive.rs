@@ -47,6 +47,7 @@ impl<'a> Rescaler<'a> {
             change: RequirementsChange::Unchanged,
             events: Vec::new(),
             checkpoint_before: None,
+            nudger: None,
         };
         if opts.dry_run {
             return Ok(driver);

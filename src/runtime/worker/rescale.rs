@@ -36,6 +36,9 @@ impl Worker {
         let obs = &observed.observation;
         let events = advance(client, observed, rescale, now).await;
         let rescale = rescale.clone();
+        if rescale.phase.is_terminal() || self.nudger.as_ref().is_some_and(|n| n.is_finished()) {
+            self.nudger = None;
+        }
         if !self.ctx.is_leader() {
             return; // followers mirror the leader's state; only the leader records and publishes
         }
@@ -73,6 +76,11 @@ impl Worker {
                 .flink_setup
                 .get()
                 .is_some_and(flink::FlinkSetup::rescale_history),
+            // Flink 2.x rescales at the next completed checkpoint: trigger it once the slots are there
+            checkpoint_nudge: self
+                .flink_setup
+                .get()
+                .is_some_and(flink::FlinkSetup::rescales_at_checkpoints),
             ..ApplyOptions::default()
         };
         let (id, in_flight) = (&observed.job_id, self.rescale.as_deref());
@@ -83,7 +91,8 @@ impl Worker {
             Rescaler::start(client, id, target, &options, in_flight).await
         };
         match started {
-            Ok(r) => {
+            Ok(mut r) => {
+                self.nudger = r.take_nudger();
                 let rescale = r.into_outcome().rescale;
                 self.on_started(settings, job, &rescale, decision).await;
                 self.remember_requirements(&rescale.to.parallelism);

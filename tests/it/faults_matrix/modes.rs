@@ -136,7 +136,7 @@ pub const MODES: &[Mode] = &[
     answers(
         "prometheus stray-series flood",
         Fault::Prom(PromFault::StrayFlood),
-        &["20000 series for task_ids which are not vertices"],
+        &["10000 series for task_ids which are not vertices"],
     ),
     answers(
         "prometheus stray TaskManager flood",

@@ -242,12 +242,21 @@ impl FakeFlink {
             ))
             .mount(&server)
             .await;
-        // as a real JobManager: the adaptive scheduler, not reactive mode (a manual rescale
-        // reads it before any PUT)
+        // as a real JobManager: its version and the adaptive scheduler, not reactive mode (a
+        // manual rescale reads both before any PUT; 1.x: no checkpoint to nudge)
+        get("/overview".into())
+            .respond_with(ok(json!({"taskmanagers": 2, "slots-total": 4,
+                "slots-available": 0, "jobs-running": 1, "jobs-finished": 0,
+                "jobs-cancelled": 0, "jobs-failed": 0, "flink-version": "1.20.1",
+                "flink-commit": "ab12cd3"})))
+            .mount(&server)
+            .await;
         get("/jobmanager/config".into())
-            .respond_with(ok(
-                json!([{"key": "jobmanager.scheduler", "value": "adaptive"}]),
-            ))
+            .respond_with(ok(json!([
+                {"key": "jobmanager.scheduler", "value": "adaptive"},
+                // the recommended cooldown: no FlinkRescaleDelay Event in these tests
+                {"key": "jobmanager.adaptive-scheduler.scaling-interval.min", "value": "2s"}
+            ])))
             .mount(&server)
             .await;
         get(format!("/jobs/{jid}/checkpoints/config"))
