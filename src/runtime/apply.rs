@@ -357,8 +357,10 @@ impl<'a> Rescaler<'a> {
     }
 }
 
-/// The nudge of a rescale whose PUT changed the requirements of a job with checkpointing,
-/// when the caller asked for it.
+/// The nudge of a rescale of a job with checkpointing, when the caller asked for it and
+/// the requirements are in place: PUT now, or already (a native FlinkDeployment's operator
+/// may PUT the same overrides first; the job still waits for its checkpoint). A job that
+/// already runs the target ends the nudge at its first read.
 fn nudge_for(
     client: &FlinkClient,
     rescale: &Rescale,
@@ -367,7 +369,7 @@ fn nudge_for(
     opts: &ApplyOptions,
 ) -> Option<CheckpointNudger> {
     let wanted = opts.checkpoint_nudge
-        && matches!(change, RequirementsChange::Updated(_))
+        && !matches!(change, RequirementsChange::WouldUpdate(_))
         && start.checkpoint_interval.is_some();
     wanted.then(|| {
         let target = NudgeTarget {

@@ -214,11 +214,10 @@ pub struct Planned {
     pub task_managers: u32,
 }
 
+/// The JobManager's set-up ([`read_setup`]: whether a rescale waits for a checkpoint).
 /// A job in reactive mode is refused at once, before any PUT: Flink refuses every
 /// resource-requirements update there and runs every vertex at the slot count, so the
 /// only lever is the number of TaskManagers.
-/// The JobManager's set-up ([`read_setup`]); reactive mode is refused before anything
-/// is PUT (Flink refuses every requirements update of a reactive job).
 async fn setup_refusing_reactive(
     client: &FlinkClient,
     job_id: &JobId,

@@ -80,6 +80,25 @@ fn test_options() -> ApplyOptions {
     }
 }
 
+/// Applies `target` and waits; the rescale must complete.
+async fn rescale_completed(
+    client: &FlinkClient,
+    job: &JobId,
+    target: flink_keda_scaler::core::Plan,
+    options: &ApplyOptions,
+) -> flink_keda_scaler::runtime::apply::RescaleOutcome {
+    let out = apply_and_wait(client, job, target, options)
+        .await
+        .expect("rescale");
+    assert_eq!(
+        out.rescale.phase,
+        RescalePhase::Completed,
+        "{:?}",
+        out.events
+    );
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_up_in_place_keeps_job_id_and_state() {
     let _g = LOCK.lock().await;
@@ -107,15 +126,7 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
         .expect("plan");
     assert_eq!(target.task_managers, 2);
 
-    let out = apply_and_wait(&client, &job, target, &test_options())
-        .await
-        .expect("rescale");
-    assert_eq!(
-        out.rescale.phase,
-        RescalePhase::Completed,
-        "{:?}",
-        out.events
-    );
+    let out = rescale_completed(&client, &job, target, &test_options()).await;
     assert!(matches!(out.change, RequirementsChange::Updated(_)));
     let details = client.job(&job).await.expect("job");
     assert_eq!(details.jid, job, "same job id");
@@ -407,15 +418,7 @@ async fn measure_put_to_running() {
         let target = plan_for(&client, &topo, uniform_parallelism(&topo, p), None)
             .await
             .expect("plan");
-        let out = apply_and_wait(&client, &job, target, &test_options())
-            .await
-            .expect("rescale");
-        assert_eq!(
-            out.rescale.phase,
-            RescalePhase::Completed,
-            "{:?}",
-            out.events
-        );
+        let out = rescale_completed(&client, &job, target, &test_options()).await;
         let ms = out
             .put_to_running
             .map(|d| d.as_millis())

@@ -43,15 +43,7 @@ async fn the_checkpoint_a_rescale_waits_for_is_taken_once_the_slots_are_there() 
         },
         ..ApplyOptions::default()
     };
-    let out = apply_and_wait(&client, &job, target, &options)
-        .await
-        .expect("rescale");
-    assert_eq!(
-        out.rescale.phase,
-        RescalePhase::Completed,
-        "{:?}",
-        out.events
-    );
+    let out = rescale_completed(&client, &job, target, &options).await;
     assert_eq!(out.failovers(), 0, "{:?}", out.events);
     let after = client.checkpoint_stats(&job).await.expect("stats");
     if v2 {
