@@ -36,7 +36,9 @@ impl Worker {
         let obs = &observed.observation;
         let events = advance(client, observed, rescale, now).await;
         let rescale = rescale.clone();
-        if rescale.phase.is_terminal() || self.nudger.as_ref().is_some_and(|n| n.is_finished()) {
+        // the nudge ends with the rescale, and with the leadership (a follower writes nothing)
+        let nudge_done = self.nudger.as_ref().is_some_and(|n| n.is_finished());
+        if rescale.phase.is_terminal() || nudge_done || !self.ctx.is_leader() {
             self.nudger = None;
         }
         if !self.ctx.is_leader() {
