@@ -237,7 +237,7 @@ async fn scale_down_in_order_frees_a_task_manager_without_failover() {
     c.wait_until(
         "TaskManager deregistration",
         Duration::from_secs(60),
-        |c| async move { c.registered_task_managers().await == Some(1) },
+        |c| async move { c.task_managers().await.is_ok_and(|t| t.len() == 1) },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -331,13 +331,6 @@ impl FlinkCluster {
         procs::get_json(&self.http, &format!("{}/{path}", self.rest_url)).await
     }
 
-    /// Registered TaskManagers (`None` when the REST API does not answer).
-    pub async fn registered_task_managers(&self) -> Option<u64> {
-        self.get_json("overview")
-            .await
-            .and_then(|v| v["taskmanagers"].as_u64())
-    }
-
     /// Flink's `/taskmanagers`.
     pub async fn task_managers(&self) -> Result<Vec<TaskManagerInfo>> {
         let v = self
@@ -368,32 +361,33 @@ impl FlinkCluster {
     /// indexes once Flink lists every one of them (by resource id: a count could be met by
     /// a TaskManager that was already registering, or misread while the REST API is busy).
     pub async fn add_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
-        let mut started = Vec::new();
-        for _ in 0..n {
-            let idx = self.tms.len();
-            let child = self.spawn_task_manager(
-                &Self::tm_id(idx),
-                &format!("tm{idx}"),
-                self.tm_java_opts.as_deref(),
-            )?;
-            self.tms.push(Some(child));
-            started.push(idx);
-        }
-        let c = &*self;
+        let started = self.spawn_task_managers(n)?;
         let ids: Vec<String> = started.iter().map(|&i| Self::tm_id(i)).collect();
-        let ids = &ids;
+        let c = &*self;
         procs::wait_for(
             &format!("{n} TaskManager(s) to register"),
             Duration::from_secs(90),
             Duration::from_millis(250),
-            || async move {
-                let listed = c.registered_ids().await?;
-                ids.iter().all(|id| listed.contains(id)).then_some(())
-            },
+            || async { procs::all_registered(&c.http, &c.rest_url, &ids).await },
             || c.log_tail(),
         )
         .await?;
         Ok(started)
+    }
+
+    /// Starts `n` TaskManagers at once and returns their indexes without waiting for them
+    /// to register ([`procs::all_registered`] tells when they did).
+    pub fn spawn_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
+        let opts = self.tm_java_opts.clone();
+        (0..n)
+            .map(|_| {
+                let idx = self.tms.len();
+                let name = format!("tm{idx}");
+                let child = self.spawn_task_manager(&Self::tm_id(idx), &name, opts.as_deref())?;
+                self.tms.push(Some(child));
+                Ok(idx)
+            })
+            .collect()
     }
 
     /// The resource ids Flink lists in `/taskmanagers` (`None` when it does not answer).
@@ -419,19 +413,24 @@ impl FlinkCluster {
         }
     }
 
-    /// Stops the newest TaskManager of ours with every slot free (what pod-deletion-cost
-    /// makes the ReplicaSet pick) and waits (at most 30 s) until Flink no longer lists it.
-    /// `Err` with the slot table when none is idle: nothing is stopped then.
+    /// Stops a TaskManager as a ReplicaSet scaling down picks its pod: the newest of ours
+    /// that has not registered yet (a pod not ready goes first), else the newest with every
+    /// slot free (what pod-deletion-cost makes it pick), and waits (at most 30 s) until
+    /// Flink no longer lists it. `Err` with the slot table when none qualifies.
     pub async fn stop_idle_task_manager(&mut self) -> std::result::Result<String, String> {
         let tms = self.task_managers().await.map_err(|e| e.to_string())?;
         let running = |i: &usize| self.tms.get(*i).is_some_and(Option::is_some);
+        let pending = (0..self.tms.len())
+            .filter(running)
+            .filter(|i| !tms.iter().any(|t| t.id == Self::tm_id(*i)))
+            .max();
         let idle = tms
             .iter()
             .filter(|t| t.slots > 0 && t.free_slots == t.slots)
             .filter_map(|t| Self::tm_index(&t.id).map(|i| (i, t.id.clone())))
             .filter(|(i, _)| running(i))
             .max();
-        let Some((idx, id)) = idle else {
+        let Some((idx, id)) = pending.map(|i| (i, Self::tm_id(i))).or(idle) else {
             return Err(format!(
                 "no idle TaskManager: {}",
                 tms.iter()

@@ -32,31 +32,40 @@ fn java_opts(home: &Path) -> String {
     String::new()
 }
 
-/// The adaptive-scheduler lines for `version` (keys were renamed in 2.0 and 1.19).
-fn adaptive_conf(version: &str, adaptive: bool) -> &'static str {
+/// The adaptive-scheduler lines for `version` (keys were renamed in 2.0 and 1.19), within
+/// the README's recommended values. 2.x executing stabilization: 10 s, so the TaskManagers
+/// of one scale-up, which register seconds apart on these shared cores, join one restart
+/// (a rescale whose slots all arrive goes at once: "desired resources are met"); 2 s in
+/// reactive mode (`reactive`: set in `extra_config`), where every scale-up waits it.
+fn adaptive_conf(version: &str, adaptive: bool, reactive: bool) -> String {
     let (major, minor) = major_minor(version);
     // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
     // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
     // "embedded" (application mode); a session cluster must say so explicitly, or the
     // slots stay spread and no TaskManager ever becomes idle.
     if !adaptive {
-        ""
+        String::new()
     } else if major >= 2 {
-        "jobmanager.scheduler: adaptive\n\
-         jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
-         execution.target: embedded\n\
-         jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
-         jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 2s\n\
-         jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
+        let executing = if reactive { "2s" } else { "10s" };
+        format!(
+            "jobmanager.scheduler: adaptive\n\
+             jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
+             execution.target: embedded\n\
+             jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 1s\n\
+             jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: {executing}\n\
+             jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 2s\n"
+        )
     } else if minor >= 19 {
         "jobmanager.scheduler: adaptive\n\
          jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\
          execution.target: embedded\n\
          jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n\
          jobmanager.adaptive-scheduler.scaling-interval.min: 2s\n"
+            .to_string()
     } else {
         "jobmanager.scheduler: adaptive\n\
          jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s\n"
+            .to_string()
     }
 }
 
@@ -119,7 +128,11 @@ pub(crate) fn flink_config(
         rest_port = ports.rest,
         prom_base = ports.prom_base,
         prom_end = ports.prom_end(),
-        adaptive = adaptive_conf(&installed.version, opts.adaptive),
+        adaptive = adaptive_conf(
+            &installed.version,
+            opts.adaptive,
+            opts.extra_config.contains("scheduler-mode: reactive"),
+        ),
         slots = opts.slots_per_task_manager,
         ckpt = opts.checkpoint_interval.as_millis(),
         javaopts = java_opts(&installed.home),

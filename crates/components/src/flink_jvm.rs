@@ -4,10 +4,17 @@
 //! running job took 38–90 s, which measures the machine instead of the scaler (in a
 //! cluster every pod starts on its own CPU). Two standard JVM settings cut that CPU:
 //!
-//! - **AppCDS** (`-XX:SharedArchiveFile`): the classes a registered TaskManager loaded,
-//!   archived once per Flink distribution and JDK (`-XX:ArchiveClassesAtExit` on a first
-//!   TaskManager of a session cluster, cached next to the distribution) and mapped by
-//!   every later TaskManager: 8.3 → 5.8 CPU-seconds until registered.
+//! - **AppCDS** (`-XX:SharedArchiveFile`): the classes a TaskManager loaded registering
+//!   and then running a job's tasks through a checkpoint, archived once per Flink
+//!   distribution and JDK (`-XX:ArchiveClassesAtExit` on a first TaskManager of a session
+//!   cluster, cached next to the distribution) and mapped by every later TaskManager:
+//!   8.3 → 5.8 CPU-seconds until registered. The job's part (the streaming runtime, network
+//!   stack, state backend and checkpointing classes a TaskManager loads at its first task
+//!   deployment) is what a warm spare TaskManager would otherwise load and verify on the
+//!   shared cores while a rescale waits for it: measured on 2 cores, Flink 2.3.0, a
+//!   scale-up onto four spare TaskManagers spent ~7 s of its ~9.5 s deploying and
+//!   initializing the tasks on the TaskManagers that never ran the job, against 0.3 s on
+//!   the two that had.
 //! - **C1 only** (`-XX:TieredStopAtLevel=1`, opt-in): no C2 compilations at start:
 //!   → 3.4 CPU-seconds with the archive, at the price of slower steady-state code (only
 //!   for workloads whose capacity is not the CPU, e.g. the lab's I/O-bound operator).
@@ -30,7 +37,7 @@ use crate::{flink_cluster::FlinkCluster, procs};
 /// How the cluster's TaskManager JVMs start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskManagerJvm {
-    /// Map an AppCDS archive of a registered TaskManager's classes (session clusters;
+    /// Map an AppCDS archive of the classes a TaskManager loaded running a job (session clusters;
     /// created on first use and cached next to the distribution).
     pub class_data_sharing: bool,
     /// `-XX:TieredStopAtLevel=1`: C1 only (less CPU at start, slower steady-state code).
@@ -77,7 +84,7 @@ impl TaskManagerJvm {
 }
 
 /// Where the archive of `flink_home`'s TaskManager classes for the `java` on `PATH`
-/// lives: `<FLINK_HOME>/fks-cds/taskmanager-<jdk>.jsa`, the JDK named by a hash of the
+/// lives: `<FLINK_HOME>/fks-cds/taskmanager-job-<jdk>.jsa`, the JDK named by a hash of the
 /// `java` binary's resolved path, size and modification time (a JDK update writes a new
 /// archive instead of disabling sharing). `None` without a `java` on `PATH`.
 pub fn archive_path(flink_home: &Path) -> Option<PathBuf> {
@@ -90,7 +97,7 @@ pub fn archive_path(flink_home: &Path) -> Option<PathBuf> {
     Some(
         flink_home
             .join("fks-cds")
-            .join(format!("taskmanager-{:016x}.jsa", h.finish())),
+            .join(format!("taskmanager-job-{:016x}.jsa", h.finish())),
     )
 }
 
@@ -110,8 +117,8 @@ pub const DUMP_GRACE: Duration = Duration::from_secs(60);
 const ARCHIVING_ID: &str = "fks-cds";
 
 /// The archive of `cluster`'s TaskManager classes: the cached one, or one written now by
-/// a TaskManager that registers with the cluster's JobManager (before any job runs) and
-/// stops. `None` (TaskManagers start without it, only slower) when it cannot be written;
+/// a TaskManager that registers with the cluster's JobManager (before the cluster's own
+/// job runs), runs [`WARMUP_JOB`] through a checkpoint and stops. `None` (TaskManagers start without it, only slower) when it cannot be written;
 /// the reason goes to stderr.
 pub(crate) async fn ensure_archive(cluster: &FlinkCluster) -> Option<PathBuf> {
     let archive = archive_path(&cluster.installed.home)?;
@@ -132,8 +139,8 @@ pub(crate) async fn ensure_archive(cluster: &FlinkCluster) -> Option<PathBuf> {
     }
 }
 
-/// Runs the archiving TaskManager until it registered, stops it (SIGTERM: the JVM dumps
-/// at exit), waits until the JobManager no longer lists it and renames the dump into
+/// Runs the archiving TaskManager until it registered and ran the warm-up job, stops it
+/// (SIGTERM: the JVM dumps at exit), waits until the JobManager no longer lists it and renames the dump into
 /// place (atomic: concurrent clusters each write their own scratch file).
 async fn write_archive(
     cluster: &FlinkCluster,
@@ -158,6 +165,7 @@ async fn write_archive(
         || listed(true),
     )
     .await?;
+    warm_up(cluster).await?;
     tm.sigterm();
     wait("the archiving TaskManager to exit", DUMP_GRACE, || {
         std::future::ready(tm.exited().map(|_| ()))
@@ -170,6 +178,74 @@ async fn write_archive(
     )
     .await?;
     std::fs::rename(scratch, archive).map_err(|e| format!("no archive written ({e})"))
+}
+
+/// The name of the job the archiving TaskManager runs (cancelled before the cluster's own
+/// job is submitted; a terminal job no selector of the scaler resolves).
+pub const WARMUP_JOB: &str = "fks-cds-warmup";
+
+/// Runs the cluster's job jar as [`WARMUP_JOB`] at parallelism 1 on the archiving
+/// TaskManager (the only one registered), takes a checkpoint (triggered over REST, so a
+/// long configured interval does not hold it) and cancels it: the TaskManager has then
+/// loaded what a first task deployment loads.
+async fn warm_up(cluster: &FlinkCluster) -> Result<(), String> {
+    let args: Vec<String> = ["--name", WARMUP_JOB, "--partitions", "1", "--rate", "200"]
+        .iter()
+        .chain(&["--work", "io:1000", "--max-parallelism", "8"])
+        .map(|s| (*s).to_string())
+        .collect();
+    let job = cluster
+        .submit_job(&args, 1)
+        .await
+        .map_err(|e| format!("warm-up job: {e}"))?;
+    let trigger = checkpoint(cluster, &job).await;
+    let (status, body) = cluster
+        .raw(
+            reqwest::Method::PATCH,
+            &format!("jobs/{job}?mode=cancel"),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if status >= 300 {
+        return Err(format!("cancel the warm-up job: HTTP {status} {body}"));
+    }
+    wait(
+        "the warm-up job to be cancelled",
+        Duration::from_secs(60),
+        || {
+            let path = format!("jobs/{job}");
+            async move { (cluster.get_json(&path).await?["state"] == "CANCELED").then_some(()) }
+        },
+    )
+    .await?;
+    trigger
+}
+
+/// Triggers a checkpoint of `job` and waits until one completed.
+async fn checkpoint(cluster: &FlinkCluster, job: &str) -> Result<(), String> {
+    let body = serde_json::json!({});
+    let (status, text) = cluster
+        .raw(
+            reqwest::Method::POST,
+            &format!("jobs/{job}/checkpoints"),
+            Some(&body),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if status >= 300 {
+        return Err(format!(
+            "trigger a warm-up checkpoint: HTTP {status} {text}"
+        ));
+    }
+    wait("a warm-up checkpoint", Duration::from_secs(60), || {
+        let path = format!("jobs/{job}/checkpoints");
+        async move {
+            let v = cluster.get_json(&path).await?;
+            (v["counts"]["completed"].as_u64().unwrap_or(0) > 0).then_some(())
+        }
+    })
+    .await
 }
 
 /// [`procs::wait_for`] every 250 ms, its timeout as the reason.

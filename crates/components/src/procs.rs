@@ -138,6 +138,20 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     r.json().await.ok()
 }
 
+/// `Some(())` once the JobManager at `rest_url` lists every TaskManager resource id of
+/// `ids` in `/taskmanagers` (`None` while one is missing or the REST API does not answer).
+pub async fn all_registered(http: &reqwest::Client, rest_url: &str, ids: &[String]) -> Option<()> {
+    let v = get_json(http, &format!("{rest_url}/taskmanagers")).await?;
+    let listed: Vec<&str> = v["taskmanagers"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    ids.iter()
+        .all(|id| listed.contains(&id.as_str()))
+        .then_some(())
+}
+
 /// The last `lines` lines of every file in `dir` (for failure messages).
 pub fn log_tails(dir: &Path, lines: usize) -> String {
     let mut out = String::new();

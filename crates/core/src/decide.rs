@@ -185,6 +185,10 @@ fn settle(
     now: DateTime<Utc>,
 ) {
     let current = decision.current.parallelism.clone();
+    let rising_since =
+        state
+            .trend
+            .observe(&target_rates(&sized.sizings), upscale::SETTLE_GROWTH, now);
     let catching_up = sized.sizings.iter().any(|s| s.catching_up);
     let draining = sized.sizings.iter().any(|s| s.draining);
     let act = catching_up || sized.sizings.iter().any(|s| s.band != Band::Within);
@@ -197,7 +201,7 @@ fn settle(
             sized,
             (&current, (&obs.topology, slots)),
             ((catching_up, draining), settle),
-            state,
+            (state, rising_since),
             policy,
             now,
         )
@@ -249,6 +253,14 @@ fn settle(
     decision.reasons.extend(reasons);
 }
 
+/// Each vertex's target input rate.
+fn target_rates(sizings: &[VertexSizing]) -> BTreeMap<VertexId, f64> {
+    sizings
+        .iter()
+        .map(|s| (s.id.clone(), s.target_rate))
+        .collect()
+}
+
 /// The parallelism the bands call for, before the TaskManager bounds: with the reasons so
 /// far and the hold that settles the decision if nothing else changes it.
 struct Proposal {
@@ -267,15 +279,11 @@ impl Proposal {
         sized: JobSizing,
         (current, (topology, slots)): (&BTreeMap<VertexId, u32>, (&Topology, u32)),
         ((catching_up, draining), (down_settle, up_settle)): ((bool, bool), (Duration, Duration)),
-        state: &mut JobState,
+        (state, rising_since): (&mut JobState, Option<DateTime<Utc>>),
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Self {
-        let rates: BTreeMap<VertexId, f64> = sized
-            .sizings
-            .iter()
-            .map(|s| (s.id.clone(), s.target_rate))
-            .collect();
+        let rates = target_rates(&sized.sizings);
         let projected: BTreeMap<VertexId, f64> = sized
             .sizings
             .iter()
@@ -311,7 +319,7 @@ impl Proposal {
             current,
             shaped.parallelism,
             (&rates, &projected),
-            state.scale_up_window.as_ref(),
+            (state.scale_up_window.as_ref(), rising_since),
             (policy, up_settle),
             now,
         );

@@ -338,6 +338,7 @@ proptest! {
             scale_up_window: None,
             history: Vec::new(),
             report: Default::default(),
+            trend: Default::default(),
         };
         let (d, _) = decide(&obs, &state, &policy, t0());
         assert_bounds(&d, &obs, &policy)?;

@@ -68,6 +68,55 @@ pub struct ScaleUpWindow {
     /// at least the TaskManagers it needs, so pods start while the signals settle.
     #[serde(default)]
     pub proposed: BTreeMap<VertexId, u32>,
+    /// Where the settle time counts from: the first tick of the rise that opened the
+    /// window ([`RateTrend::rising_since`]), earlier than `started_at` when the target
+    /// rates rose before a vertex crossed the band; `None` (state written by an older
+    /// version, or no rise seen): `started_at`.
+    #[serde(default)]
+    pub settle_from: Option<DateTime<Utc>>,
+}
+
+impl ScaleUpWindow {
+    /// When the signals began to fill with the new load, at the latest: the settle time
+    /// counts from here.
+    pub fn settling_since(&self) -> DateTime<Utc> {
+        self.settle_from
+            .map_or(self.started_at, |f| f.min(self.started_at))
+    }
+}
+
+/// The target input rates of the job's last evaluated tick and since when they have risen
+/// tick after tick. A tick whose rates grew by more than [`crate::upscale::SETTLE_GROWTH`]
+/// over the previous tick's saw a load change that happened by then, so a window that fills
+/// with it is full one settle time after the first tick of the rise: a scale-up opened on a
+/// later tick (when a vertex first crossed the band) need not wait the settle time again
+/// from there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateTrend {
+    /// Target input rate per vertex at the last evaluated tick.
+    pub last_rates: BTreeMap<VertexId, f64>,
+    /// The first tick of an unbroken run of ticks on each of which some vertex's target
+    /// rate grew by more than the settle growth; `None` when the last tick did not.
+    pub rising_since: Option<DateTime<Utc>>,
+}
+
+impl RateTrend {
+    /// Takes this tick's `rates` at `now`; returns [`RateTrend::rising_since`] after it.
+    pub fn observe(
+        &mut self,
+        rates: &BTreeMap<VertexId, f64>,
+        growth: f64,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let rose = rates.iter().any(|(v, r)| {
+            self.last_rates
+                .get(v)
+                .is_some_and(|l| *r > l.max(0.0) * (1.0 + growth) && *r > 0.0)
+        });
+        self.rising_since = rose.then(|| self.rising_since.unwrap_or(now));
+        self.last_rates.clone_from(rates);
+        self.rising_since
+    }
 }
 
 /// One rescale, for the history.
@@ -96,6 +145,10 @@ pub struct JobState {
     /// What the report to KEDA remembers (absent in state written by older versions).
     #[serde(default)]
     pub report: ReportMemory,
+    /// The target rates' trend over the last ticks (absent in state written by older
+    /// versions).
+    #[serde(default)]
+    pub trend: RateTrend,
 }
 
 impl JobState {
@@ -105,6 +158,7 @@ impl JobState {
         self.last_rescale_at = Some(at);
         self.scale_down_window = None;
         self.scale_up_window = None;
+        self.trend = RateTrend::default();
         self.history.push(RescaleRecord {
             at,
             from_task_managers,
@@ -118,5 +172,43 @@ impl JobState {
     pub fn rescales_in_last_hour(&self, now: DateTime<Utc>) -> usize {
         let horizon = now - chrono::Duration::hours(1);
         self.history.iter().filter(|r| r.at > horizon).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(r: f64) -> BTreeMap<VertexId, f64> {
+        [(VertexId("a".into()), r)].into_iter().collect()
+    }
+
+    #[test]
+    fn a_rise_runs_from_its_first_tick_until_a_tick_that_does_not_grow() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let mut trend = RateTrend::default();
+        let mut seen = Vec::new();
+        for (s, r) in [
+            (0, 600.0),
+            (2, 620.0),
+            (4, 900.0),
+            (6, 1500.0),
+            (8, 1520.0),
+            (10, 1900.0),
+        ] {
+            seen.push(trend.observe(&rates(r), 0.05, at(s)));
+        }
+        // nothing to compare on the first tick; +3 % is noise; the rise starts at 4 s,
+        // a +1 % tick ends it, the next rise starts anew
+        assert_eq!(
+            seen,
+            [None, None, Some(at(4)), Some(at(4)), None, Some(at(10))]
+        );
+        // a fall is no rise, nor is a vertex seen for the first time
+        assert_eq!(trend.observe(&rates(100.0), 0.05, at(12)), None);
+        let mut two = rates(100.0);
+        two.insert(VertexId("b".into()), 50.0);
+        assert_eq!(trend.observe(&two, 0.05, at(14)), None);
     }
 }

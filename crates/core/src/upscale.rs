@@ -56,18 +56,27 @@ pub fn confirm(
     now: DateTime<Utc>,
 ) -> Confirmed {
     let none = BTreeMap::new();
-    confirm_with(current, proposed, (rates, &none), window, settings, now)
+    confirm_with(
+        current,
+        proposed,
+        (rates, &none),
+        (window, None),
+        settings,
+        now,
+    )
 }
 
 /// [`confirm`], where the signals also count as still filling while a vertex's projected
 /// utilization (target rate over its true processing rate) grows: after a step a
 /// bottleneck's busy time rises tick by tick while its target rate may already look flat
-/// (its upstream is not back-pressured yet), and sizing then would under-size it.
+/// (its upstream is not back-pressured yet), and sizing then would under-size it. A window
+/// opened while the target rates rise settles from the first tick of that rise
+/// (`rising_since`, see [`crate::state::RateTrend`]).
 pub fn confirm_with(
     current: &BTreeMap<VertexId, u32>,
     proposed: BTreeMap<VertexId, u32>,
     (rates, projected): (&BTreeMap<VertexId, f64>, &BTreeMap<VertexId, f64>),
-    window: Option<&ScaleUpWindow>,
+    (window, rising_since): (Option<&ScaleUpWindow>, Option<DateTime<Utc>>),
     (policy, settle): (&Policy, Duration),
     now: DateTime<Utc>,
 ) -> Confirmed {
@@ -88,6 +97,7 @@ pub fn confirm_with(
         last_projected: BTreeMap::new(),
         calm_ticks: 0,
         proposed: BTreeMap::new(),
+        settle_from: rising_since,
     });
     w.proposed.clone_from(&proposed);
     for (v, p) in &proposed {
@@ -105,8 +115,9 @@ pub fn confirm_with(
     w.last_rates = rates.clone();
     w.last_projected = projected.clone();
     let open_for = now.signed_duration_since(w.started_at);
-    if let Some(hold) =
-        delayed(open_for, policy.scale_up_delay).or_else(|| settling(open_for, settle, unsettled))
+    let settling_for = now.signed_duration_since(w.settling_since());
+    if let Some(hold) = delayed(open_for, policy.scale_up_delay)
+        .or_else(|| settling(settling_for, settle, unsettled))
     {
         return Confirmed {
             parallelism: current.clone(),
@@ -279,7 +290,7 @@ mod tests {
                 &current,
                 proposed,
                 (&flat, &rates(0.001 * i as f64, util)),
-                w,
+                (w, None),
                 p,
                 at(i),
             )
@@ -433,7 +444,14 @@ mod tests {
         let at = |s: i64| t0 + chrono::Duration::seconds(s);
         let flat = rates(1830.0, 1830.0);
         let step = |i: i64, proposed, util: f64, w: Option<&ScaleUpWindow>| {
-            confirm_with(&current, proposed, (&flat, &rates(0.01, util)), w, p, at(i))
+            confirm_with(
+                &current,
+                proposed,
+                (&flat, &rates(0.01, util)),
+                (w, None),
+                p,
+                at(i),
+            )
         };
         let c = step(0, plan(2, 3), 0.94, None);
         let c = step(2, plan(2, 7), 1.9, c.window.as_ref());

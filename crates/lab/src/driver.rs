@@ -88,7 +88,8 @@ impl FlinkView {
 }
 
 /// The process side: starting and stopping TaskManagers (a Deployment and its ReplicaSet).
-pub trait TaskManagerControl: Send + 'static {
+/// Cloned for each start: the HPA goes on syncing while pods start, as in a cluster.
+pub trait TaskManagerControl: Clone + Send + 'static {
     /// Starts `n` TaskManagers at once, as a ReplicaSet creates pods (returns their ids
     /// when they are registered).
     fn start(
@@ -132,8 +133,16 @@ pub enum Action {
     /// The HPA sync raised the replicas (seconds since the origin, from → to), before the
     /// pods were started: splits "HPA sync" from "TaskManager start" in P1's breakdown.
     Scaled(f64, u32, u32),
-    /// A TaskManager was started (its id; the sample's time is when it registered).
-    Started(String),
+    /// A TaskManager was started: its id, when the HPA sync created its pod and when it
+    /// registered (seconds since the origin; recorded in the first round after that).
+    Started {
+        /// Resource id.
+        id: String,
+        /// The sync that raised the replicas.
+        created_at: f64,
+        /// When Flink listed it.
+        registered_at: f64,
+    },
     /// An idle TaskManager was stopped (its id).
     Stopped(String),
     /// A TaskManager could not be started.
@@ -151,30 +160,17 @@ pub struct DriverReport {
 
 impl DriverReport {
     /// TaskManagers whose pods the HPA created at or after `from_s` and that registered by
-    /// `to_s` (seconds since the origin). A `Started` action is recorded when its
-    /// TaskManagers registered, so its time alone cannot tell a spare that registered just
-    /// as the step began from a pod created for the step.
+    /// `to_s` (seconds since the origin): the registration time alone cannot tell a spare
+    /// that registered just as the step began from a pod created for the step.
     pub fn created_and_registered_within(&self, from_s: f64, to_s: f64) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.at.as_secs_f64() <= to_s)
-            .map(|s| {
-                let created_at = s.actions.iter().find_map(|a| match a {
-                    Action::Scaled(when, from, to) if to > from => Some(*when),
-                    _ => None,
-                });
-                let started = s
-                    .actions
-                    .iter()
-                    .filter(|a| matches!(a, Action::Started(_)))
-                    .count();
-                if created_at.is_some_and(|c| c >= from_s) {
-                    started
-                } else {
-                    0
-                }
+            .flat_map(|s| s.actions.iter())
+            .filter(|a| {
+                matches!(a, Action::Started { created_at, registered_at, .. }
+                    if *created_at >= from_s && *registered_at <= to_s)
             })
-            .sum()
+            .count()
     }
 
     /// Refused or failed replica changes.
@@ -249,6 +245,16 @@ impl Driver {
         })?
     }
 }
+
+/// A background start that ended.
+struct StartDone {
+    pods: u32,
+    created_at: f64,
+    ended_at: f64,
+    result: std::result::Result<Vec<String>, String>,
+}
+
+type StartsDone = tokio::sync::mpsc::UnboundedReceiver<StartDone>;
 
 struct Run {
     addr: String,
@@ -328,6 +334,7 @@ impl Run {
         let sync_period = Duration::from_secs_f64(self.hpa.config.sync_period_s);
         let start = tokio::time::Instant::now();
         let (mut next_poll, mut next_sync) = (start, start + sync_period);
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         while !self.stop.load(Ordering::SeqCst) {
             let now = tokio::time::Instant::now();
             let round = if now >= next_sync {
@@ -342,9 +349,9 @@ impl Run {
                 continue;
             };
             let (value, active) = keda_round(&mut client, &self.so).await;
-            let mut actions = Vec::new();
+            let mut actions = self.finished_starts(&mut done_rx);
             if let (Round::HpaSync, Ok((sum, target))) = (&round, &value) {
-                actions = self.hpa_step(*sum, *target, &mut control).await;
+                actions.extend(self.hpa_step(*sum, *target, &mut control, &done_tx).await);
             }
             let reported = value.map(|(sum, _)| sum);
             if let Ok(mut s) = self.state.lock() {
@@ -363,13 +370,36 @@ impl Run {
         Ok(report)
     }
 
-    /// One HPA sync: the model's replica count, then pods started or idle ones stopped
-    /// until the running count reaches it (or the process side refuses).
+    /// The starts that ended since the last round: their TaskManagers registered, or the
+    /// start failed (its pods no longer count as replicas).
+    fn finished_starts(&mut self, done: &mut StartsDone) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while let Ok(start) = done.try_recv() {
+            match start.result {
+                Ok(ids) => actions.extend(ids.into_iter().map(|id| Action::Started {
+                    id,
+                    created_at: start.created_at,
+                    registered_at: start.ended_at,
+                })),
+                Err(why) => {
+                    self.hpa.replicas = self.hpa.replicas.saturating_sub(start.pods);
+                    actions.push(Action::StartFailed(why));
+                }
+            }
+        }
+        actions
+    }
+
+    /// One HPA sync: the model's replica count, then pods created (started in the
+    /// background: the next syncs do not wait for them to register, as the HPA does not
+    /// wait for pods) or idle ones stopped until the running count reaches it (or the
+    /// process side refuses).
     async fn hpa_step<C: TaskManagerControl>(
         &mut self,
         sum: f64,
         target: f64,
         control: &mut C,
+        done: &tokio::sync::mpsc::UnboundedSender<StartDone>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         let now = self.origin.elapsed().as_secs_f64();
@@ -378,13 +408,19 @@ impl Run {
         };
         if self.hpa.replicas < desired {
             actions.push(Action::Scaled(now, self.hpa.replicas, desired));
-            match control.start(desired - self.hpa.replicas).await {
-                Ok(ids) => {
-                    self.hpa.replicas = desired;
-                    actions.extend(ids.into_iter().map(Action::Started));
-                }
-                Err(why) => actions.push(Action::StartFailed(why)),
-            }
+            let pods = desired - self.hpa.replicas;
+            let (mut control, done, origin) = (control.clone(), done.clone(), self.origin);
+            tokio::spawn(async move {
+                let result = control.start(pods).await;
+                let ended_at = origin.elapsed().as_secs_f64();
+                let _ = done.send(StartDone {
+                    pods,
+                    created_at: now,
+                    ended_at,
+                    result,
+                });
+            });
+            self.hpa.replicas = desired;
         }
         while self.hpa.replicas > desired {
             match control.stop_idle().await {
@@ -419,16 +455,22 @@ mod tests {
 
     #[test]
     fn a_spare_registered_as_the_step_began_was_not_created_for_it() {
-        let started = |id: &str| Action::Started(id.into());
+        let started = |id: &str, created_at, registered_at| Action::Started {
+            id: id.into(),
+            created_at,
+            registered_at,
+        };
         let report = DriverReport {
             samples: vec![
-                // the spare: created at 3 s, registered (and recorded) at 24 s
+                sample(3.0, vec![Action::Scaled(3.0, 2, 4)]),
+                // the spare: created at 3 s, registered at 24 s (recorded a round later)
                 sample(
-                    24.0,
-                    vec![Action::Scaled(3.0, 2, 4), started("tm-2"), started("tm-3")],
+                    25.0,
+                    vec![started("tm-2", 3.0, 24.0), started("tm-3", 3.0, 24.0)],
                 ),
+                sample(37.0, vec![Action::Scaled(37.0, 4, 5)]),
                 // created for the step at 37 s, registered at 72 s
-                sample(72.0, vec![Action::Scaled(37.0, 4, 5), started("tm-4")]),
+                sample(74.0, vec![started("tm-4", 37.0, 72.0)]),
             ],
         };
         assert_eq!(report.created_and_registered_within(24.0, 42.0), 0);

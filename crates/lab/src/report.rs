@@ -76,11 +76,16 @@ pub fn settings(p: &Profile) -> String {
          {} key groups\n\
          - Flink: {} slot(s) per TaskManager, {} TaskManager(s) to start (job submitted at \
          parallelism {}), {}–{} TaskManagers, buffer debloating on and 4 KiB network buffers \
-         (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown/stabilization 1–2 s \
-         (`fks_components::flink_conf`); TaskManager JVMs {}\n\
+         (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown 2 s, submission \
+         stabilization 1 s, executing stabilization 10 s (the README's recommended values; a \
+         rescale whose slots all arrive goes at once) (`fks_components::flink_conf`); \
+         TaskManager JVMs {}\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \
          tolerance 10 %, scale-down stabilization {:?}, scale-up up to maxReplicaCount pods per sync \
-         (the example ScaledObjects' `advanced.horizontalPodAutoscalerConfig.behavior`)\n\
+         (the example ScaledObjects' `advanced.horizontalPodAutoscalerConfig.behavior`); pods \
+         start in the background (the next syncs do not wait for them) and a scale-down removes \
+         a pod whose TaskManager has not registered first, as a ReplicaSet removes a pod not \
+         ready before a ready one\n\
          - Scaler: evaluation every {:?}, target utilization {} (band {}–0.9), catch-up {:?}, \
          stabilization 15 s, scale-up delay {} s, scale-down delay 20 s, max scale-down factor 0.75, cooldown 20 s, \
          spareTaskManagers {}; \
@@ -301,8 +306,8 @@ pub fn reading(p: &Profile) -> String {
 /// How the lab's TaskManager JVMs start, in words.
 fn jvm_settings(jvm: TaskManagerJvm) -> String {
     let jvm_flags = match (jvm.class_data_sharing, jvm.c1_only) {
-        (true, true) => "from an AppCDS archive of a registered TaskManager's classes, C1 only",
-        (true, false) => "from an AppCDS archive of a registered TaskManager's classes",
+        (true, true) => "from an AppCDS archive of the classes a TaskManager loaded registering and running a job, C1 only",
+        (true, false) => "from an AppCDS archive of the classes a TaskManager loaded registering and running a job",
         (false, true) => "C1 only",
         (false, false) => "with the JVM's defaults",
     };

@@ -62,20 +62,39 @@ pub struct Lab {
     progress: bool,
 }
 
-/// The driver's process side: this lab's cluster.
-struct Control(Arc<tokio::sync::Mutex<FlinkCluster>>);
+/// The driver's process side: this lab's cluster (and its REST API, to see the new
+/// TaskManagers register without holding the cluster meanwhile).
+#[derive(Clone)]
+struct Control {
+    cluster: Arc<tokio::sync::Mutex<FlinkCluster>>,
+    http: reqwest::Client,
+    rest_url: String,
+}
 
 impl TaskManagerControl for Control {
     async fn start(&mut self, n: u32) -> std::result::Result<Vec<String>, String> {
-        let mut c = self.0.lock().await;
-        c.add_task_managers(n as usize)
-            .await
-            .map(|ids| ids.into_iter().map(FlinkCluster::tm_id).collect())
-            .map_err(|e| e.to_string())
+        let ids: Vec<String> = {
+            let mut c = self.cluster.lock().await;
+            let started = c
+                .spawn_task_managers(n as usize)
+                .map_err(|e| e.to_string())?;
+            started.into_iter().map(FlinkCluster::tm_id).collect()
+        };
+        let (http, url, ids_ref) = (&self.http, &self.rest_url, &ids);
+        fks_components::procs::wait_for(
+            &format!("{n} TaskManager(s) to register"),
+            Duration::from_secs(90),
+            Duration::from_millis(250),
+            || fks_components::procs::all_registered(http, url, ids_ref),
+            String::new,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(ids)
     }
 
     async fn stop_idle(&mut self) -> std::result::Result<String, String> {
-        self.0.lock().await.stop_idle_task_manager().await
+        self.cluster.lock().await.stop_idle_task_manager().await
     }
 }
 
@@ -309,7 +328,11 @@ impl Lab {
                 },
             },
             p.min_task_managers.max(1),
-            Control(self.cluster.clone()),
+            Control {
+                cluster: self.cluster.clone(),
+                http: reqwest::Client::new(),
+                rest_url: self.rest_url.clone(),
+            },
             origin,
         )
     }
@@ -541,7 +564,9 @@ fn driver_events(report: &DriverReport, timeline: &mut Timeline) {
                 Action::Scaled(when, from, to) => {
                     (*when, EventKind::HpaScaled, format!("{from}→{to} replicas"))
                 }
-                Action::Started(id) => (at, EventKind::TaskManagerStarted, id.clone()),
+                Action::Started {
+                    id, registered_at, ..
+                } => (*registered_at, EventKind::TaskManagerStarted, id.clone()),
                 Action::Stopped(id) => (at, EventKind::TaskManagerStopped, id.clone()),
                 Action::StartFailed(why) | Action::Refused(why) => {
                     (at, EventKind::Refused, why.clone())

@@ -436,3 +436,43 @@ fn a_step_in_the_arrival_settles_within_the_arrival_window() {
     );
     assert_eq!(map_target(&d), Some(2), "{}", d.summary());
 }
+
+/// The settle time counts from the first tick of the rise, not from the later tick that
+/// first crossed the band: the rise shows a load change that happened by then, so the
+/// arrival window (6 s here) holds only the new load 6 s after it. Without a rising tick
+/// before the crossing (a flat tick, then the step past the band) the wait runs from the
+/// crossing, as before.
+#[test]
+fn a_scale_up_settles_from_the_first_rising_tick() {
+    let policy = Policy {
+        signal_settle: None,
+        ..settle_policy(300, 0)
+    };
+    let run = |arrivals: [f64; 6]| {
+        let mut state = JobState::default();
+        let mut applied = None;
+        for (i, arrival) in arrivals.into_iter().enumerate() {
+            let t = 2 * i as i64;
+            let (d, s) = decide(&step_tick(arrival, Some(arrival)), &state, &policy, at(t));
+            state = s;
+            if d.rescale {
+                applied = Some((t, map_target(&d)));
+                break;
+            }
+        }
+        (applied, state)
+    };
+    // 500 → 800 (+60 %, still in band) → 1500 (over) → 1750 → 1800 → 1790
+    let (applied, _) = run([500.0, 800.0, 1500.0, 1750.0, 1800.0, 1790.0]);
+    assert_eq!(
+        applied,
+        Some((8, Some(3))),
+        "2 s (the rise) + 6 s, ceil(1800 / 700)"
+    );
+    // 500 → 500 (flat) → 1500 (over) → ...: the rise starts at the crossing
+    let (applied, _) = run([500.0, 500.0, 1500.0, 1750.0, 1800.0, 1790.0]);
+    assert_eq!(applied, Some((10, Some(3))), "4 s (the crossing) + 6 s");
+    // a rescale forgets the trend: rates after a restart are no rise of the load
+    let (_, state) = run([500.0, 800.0, 1500.0, 1750.0, 1800.0, 1790.0]);
+    assert_eq!(state.trend, crate::state::RateTrend::default());
+}
