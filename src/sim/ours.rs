@@ -315,7 +315,9 @@ impl Ours {
             .clone()
             .unwrap_or_else(|| view.parallelism.clone());
         // never report fewer TaskManagers than the running or the target parallelism needs;
-        // the spare on top, bounded by the maximum (core::report)
+        // the spare on top, bounded by the maximum, only while no rescale is in flight (then
+        // at least the replicas it started with: core::report)
+        let in_flight = view.rescale_pending && now < self.in_flight_until;
         let needed = self
             .target_tms
             .unwrap_or(view.tms_requested)
@@ -323,8 +325,13 @@ impl Ours {
             .max(self.spec.task_managers_for(&desired))
             .max(self.policy.min_task_managers)
             .min(self.policy.max_task_managers);
+        let (needed, spare) = if in_flight {
+            (needed.max(self.hpa.replicas), 0)
+        } else {
+            (needed, self.policy.spare_task_managers)
+        };
         let reported = needed
-            .saturating_add(self.policy.spare_task_managers)
+            .saturating_add(spare)
             .min(self.policy.max_task_managers.max(needed))
             .max(self.settling(view, now));
         self.hpa.sync(now, f64::from(reported), 1.0);

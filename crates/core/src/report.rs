@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! needed = no rescale in flight:  max(running, requirements)
-//!          scale-up in flight:    max(target, running)
+//!          scale-up in flight:    max(target, running, from)   (no spare on top)
 //!          scale-down in flight:  max(from, running)   (until the surplus is idle)
 //!          then at least minTaskManagers
 //! report = needed + spare (the spare bounded by maxTaskManagers)
@@ -20,7 +20,11 @@
 //!   minimum nor the degraded parallelism: the HPA keeps the replicas and the lost pod is
 //!   replaced. Only the scaler's own decision (a new PUT) lowers them.
 //! * **spare** (`spareTaskManagers`): idle TaskManagers on top, so a scale-up that fits in
-//!   them is a PUT only (no HPA sync, no pod start); KEDA replenishes them afterwards.
+//!   them is a PUT only (no HPA sync, no pod start); KEDA replenishes them once the
+//!   rescale completed: while a scale-up (or a same-count rescale) is in flight the report
+//!   is what it needs and at least the TaskManagers it started from, with no spare on top,
+//!   so only the pods the restart needs start during it (a pod's JVM start competes with
+//!   the restarting tasks for the node's CPU) and none is removed under it.
 //! * **settling**: while a scale-up waits for its signals to settle, the report is at
 //!   least what this tick's recommendation needs (the spare counts toward it), so the
 //!   pods it will need start while the signals settle; the PUT follows once they have.
@@ -152,7 +156,12 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
         Some(r) if r.direction == Direction::Down => {
             (r.task_managers_to_report().max(running), Basis::Draining)
         }
-        Some(r) => (r.task_managers_to_report().max(running), Basis::ScaleUp),
+        Some(r) => (
+            r.task_managers_to_report()
+                .max(running)
+                .max(r.from.task_managers),
+            Basis::ScaleUp,
+        ),
         None => {
             // bounded by maxTaskManagers: requirements above it are not the scaler's
             // (e.g. Flink's default upper bound, the max parallelism)
@@ -170,10 +179,13 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
     if needed < i.policy.min_task_managers {
         (needed, basis) = (i.policy.min_task_managers, Basis::Minimum);
     }
-    let spare = i
-        .policy
-        .spare_task_managers
-        .min(i.policy.max_task_managers.saturating_sub(needed));
+    let spare = if basis == Basis::ScaleUp {
+        0
+    } else {
+        i.policy
+            .spare_task_managers
+            .min(i.policy.max_task_managers.saturating_sub(needed))
+    };
     let mut task_managers = needed.saturating_add(spare);
     let settling = i
         .settling

@@ -169,11 +169,23 @@ fn decision_table() {
             ..steady("", 2, policy(0))
         },
         Case {
-            name: "scale-up in flight: the target, plus the spare",
+            name: "scale-up in flight: the target, the spare only once it completed",
             running: 2,
             rescale: Some(rescale(2, 6, RescalePhase::Applying)),
-            expect: Ok((8, Basis::ScaleUp)),
+            expect: Ok((6, Basis::ScaleUp)),
             ..steady("", 2, policy(2))
+        },
+        Case {
+            name:
+                "scale-up onto the spare in flight: what it started from (6 registered, 5 needed)",
+            running: 2,
+            rescale: Some({
+                let mut r = rescale(2, 5, RescalePhase::Applying);
+                r.from.task_managers = 6;
+                r
+            }),
+            expect: Ok((6, Basis::ScaleUp)),
+            ..steady("", 2, policy(4))
         },
         Case {
             name: "scale-up settling: what its recommendation needs, pods start now",

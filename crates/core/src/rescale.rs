@@ -269,6 +269,30 @@ fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
     u64::try_from((b - a).num_milliseconds()).unwrap_or(0)
 }
 
+/// Which way a rescale from `from` to `to` goes: the way the TaskManager count moves,
+/// except against the parallelism. A scale-up onto a warm spare asks for fewer
+/// TaskManagers than are registered (2 → 5 on 6 registered, 4 of them the spare), yet
+/// every vertex grows and nothing drains: never `Down` while no vertex shrinks (nor `Up`
+/// while no vertex grows); such a move is `None` when it does not also change the count.
+fn direction(from: &Plan, to: &Plan) -> Direction {
+    let moved = |cmp: std::cmp::Ordering| {
+        to.parallelism
+            .iter()
+            .any(|(v, p)| from.parallelism.get(v).is_some_and(|f| p.cmp(f) == cmp))
+    };
+    let (grew, shrank) = (
+        moved(std::cmp::Ordering::Greater),
+        moved(std::cmp::Ordering::Less),
+    );
+    match to.task_managers.cmp(&from.task_managers) {
+        std::cmp::Ordering::Less if grew && !shrank => Direction::Up,
+        std::cmp::Ordering::Greater if shrank && !grew => Direction::None,
+        std::cmp::Ordering::Greater => Direction::Up,
+        std::cmp::Ordering::Less => Direction::Down,
+        std::cmp::Ordering::Equal => Direction::None,
+    }
+}
+
 impl Rescale {
     /// A new rescale from `from` to `to`, started at `now`. `baseline` is a failover
     /// watch built from the job's current restart counter and newest exception (it is
@@ -282,11 +306,7 @@ impl Rescale {
         checkpoint_interval: Option<Duration>,
         baseline: FailoverWatch,
     ) -> Self {
-        let direction = match to.task_managers.cmp(&from.task_managers) {
-            std::cmp::Ordering::Greater => Direction::Up,
-            std::cmp::Ordering::Less => Direction::Down,
-            std::cmp::Ordering::Equal => Direction::None,
-        };
+        let direction = direction(&from, &to);
         let budget = timeouts.budget(direction, checkpoint_interval);
         let deadline =
             now + chrono::Duration::from_std(budget).unwrap_or_else(|_| chrono::Duration::days(1));

@@ -214,3 +214,25 @@ fn task_managers_sum_slot_sharing_groups() {
     assert_eq!(required_task_managers(&topo, &p, 2), 4);
     assert_eq!(required_task_managers(&topo, &BTreeMap::new(), 4), 1);
 }
+
+/// A scale-up onto a warm spare asks for fewer TaskManagers than are registered (2 → 5 on
+/// 6 registered, 4 of them the spare): every vertex grows, so it is a scale-up (no drain).
+/// Otherwise the TaskManager count decides (a parallelism change on the same count is
+/// `None`, as is a shrinking parallelism that asks for more TaskManagers than are there).
+#[test]
+fn a_growing_parallelism_is_never_a_scale_down() {
+    assert_eq!(rescale(plan(2, 6), plan(5, 5)).direction, Direction::Up);
+    assert_eq!(rescale(plan(6, 6), plan(2, 2)).direction, Direction::Down);
+    assert_eq!(rescale(plan(2, 2), plan(2, 3)).direction, Direction::Up);
+    assert_eq!(rescale(plan(2, 2), plan(4, 2)).direction, Direction::None);
+    assert_eq!(rescale(plan(6, 2), plan(4, 3)).direction, Direction::None);
+    let mut mixed = plan(4, 4);
+    mixed.parallelism.insert(VertexId::new("a"), 2);
+    mixed.parallelism.insert(VertexId::new("b"), 6);
+    assert_eq!(
+        rescale(plan(4, 5), mixed.clone()).direction,
+        Direction::Down
+    );
+    mixed.task_managers = 6;
+    assert_eq!(rescale(plan(4, 4), mixed).direction, Direction::Up);
+}
