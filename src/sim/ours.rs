@@ -252,7 +252,7 @@ impl SimPolicy for Ours {
             obs.predicted_floor = self.floor(now, view.input_rate);
             let (decision, state) = decide(&obs, &self.state, &self.policy, instant(now));
             self.decisions += 1;
-            if view.rescale_pending && now < self.in_flight_until {
+            if self.in_flight(view, now) {
                 // as the runtime's worker (`runtime/worker/tick.rs`, `act`): while a rescale
                 // is in flight (until it completes or its deadline passes) the state it
                 // decided stays, no other rescale starts and the report follows it
@@ -290,11 +290,17 @@ impl SimPolicy for Ours {
 }
 
 impl Ours {
+    /// A rescale is in flight: pending, and its deadline not passed (as the runtime's
+    /// worker holds it).
+    fn in_flight(&self, view: &JobView, now: f64) -> bool {
+        view.rescale_pending && now < self.in_flight_until
+    }
+
     /// What a scale-up that waits for its signals to settle needs, as `core::report`'s
     /// settling rule: the pods it will need start while the signals settle (0 when none
     /// settles, in a dry run, or while a rescale is in flight).
     fn settling(&self, view: &JobView, now: f64) -> u32 {
-        if self.policy.dry_run || (view.rescale_pending && now < self.in_flight_until) {
+        if self.policy.dry_run || self.in_flight(view, now) {
             return 0;
         }
         let Some(window) = &self.state.scale_up_window else {
@@ -317,7 +323,7 @@ impl Ours {
         // never report fewer TaskManagers than the running or the target parallelism needs;
         // the spare on top, bounded by the maximum, only while no rescale is in flight (then
         // at least the replicas it started with: core::report)
-        let in_flight = view.rescale_pending && now < self.in_flight_until;
+        let in_flight = self.in_flight(view, now);
         let needed = self
             .target_tms
             .unwrap_or(view.tms_requested)

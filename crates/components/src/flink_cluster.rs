@@ -363,20 +363,12 @@ impl FlinkCluster {
     pub async fn add_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
         let started = self.spawn_task_managers(n)?;
         let ids: Vec<String> = started.iter().map(|&i| Self::tm_id(i)).collect();
-        let c = &*self;
-        procs::wait_for(
-            &format!("{n} TaskManager(s) to register"),
-            Duration::from_secs(90),
-            Duration::from_millis(250),
-            || async { procs::all_registered(&c.http, &c.rest_url, &ids).await },
-            || c.log_tail(),
-        )
-        .await?;
+        procs::wait_registered(&self.http, &self.rest_url, &ids, || self.log_tail()).await?;
         Ok(started)
     }
 
     /// Starts `n` TaskManagers at once and returns their indexes without waiting for them
-    /// to register ([`procs::all_registered`] tells when they did).
+    /// to register ([`procs::wait_registered`] waits for that).
     pub fn spawn_task_managers(&mut self, n: usize) -> Result<Vec<usize>> {
         let opts = self.tm_java_opts.clone();
         (0..n)

@@ -138,9 +138,27 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     r.json().await.ok()
 }
 
+/// Waits (at most 90 s, every 250 ms) until the JobManager at `rest_url` lists every
+/// TaskManager resource id of `ids` in `/taskmanagers`; `detail` explains a timeout.
+pub async fn wait_registered(
+    http: &reqwest::Client,
+    rest_url: &str,
+    ids: &[String],
+    detail: impl FnOnce() -> String,
+) -> Result<()> {
+    wait_for(
+        &format!("{} TaskManager(s) to register", ids.len()),
+        Duration::from_secs(90),
+        Duration::from_millis(250),
+        || all_registered(http, rest_url, ids),
+        detail,
+    )
+    .await
+}
+
 /// `Some(())` once the JobManager at `rest_url` lists every TaskManager resource id of
 /// `ids` in `/taskmanagers` (`None` while one is missing or the REST API does not answer).
-pub async fn all_registered(http: &reqwest::Client, rest_url: &str, ids: &[String]) -> Option<()> {
+async fn all_registered(http: &reqwest::Client, rest_url: &str, ids: &[String]) -> Option<()> {
     let v = get_json(http, &format!("{rest_url}/taskmanagers")).await?;
     let listed: Vec<&str> = v["taskmanagers"]
         .as_array()?

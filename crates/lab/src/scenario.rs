@@ -80,16 +80,9 @@ impl TaskManagerControl for Control {
                 .map_err(|e| e.to_string())?;
             started.into_iter().map(FlinkCluster::tm_id).collect()
         };
-        let (http, url, ids_ref) = (&self.http, &self.rest_url, &ids);
-        fks_components::procs::wait_for(
-            &format!("{n} TaskManager(s) to register"),
-            Duration::from_secs(90),
-            Duration::from_millis(250),
-            || fks_components::procs::all_registered(http, url, ids_ref),
-            String::new,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        fks_components::procs::wait_registered(&self.http, &self.rest_url, &ids, String::new)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(ids)
     }
 
