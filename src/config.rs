@@ -148,7 +148,7 @@ pub struct FlinkConfig {
     #[serde(default = "defaults::flink_timeout", with = "duration")]
     pub timeout: Duration,
     /// Longest wait for a job to reach a new parallelism after a PUT (the checkpoint
-    /// interval is added on Flink 1.20+, which waits for a checkpoint before rescaling).
+    /// interval is added: Flink 2.x waits for a completed checkpoint before rescaling).
     #[serde(default = "defaults::rescale_timeout", with = "duration")]
     pub rescale_timeout: Duration,
     /// JobManager URLs a ScaledObject may point the scaler at (see

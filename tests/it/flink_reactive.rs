@@ -75,8 +75,8 @@ async fn start(tms: usize) -> Option<(FlinkCluster, FlinkClient, JobId, tempfile
         checkpoint_interval: Duration::from_secs(2),
         // reactive mode as the README recommends it: a restart strategy without growing
         // back-off (every reactive scale-down is a failover)
-        extra_config: "scheduler-mode: reactive\n\
-                       restart-strategy.type: fixed-delay\n\
+        reactive: true,
+        extra_config: "restart-strategy.type: fixed-delay\n\
                        restart-strategy.fixed-delay.attempts: 1000\n\
                        restart-strategy.fixed-delay.delay: 0s\n"
             .into(),

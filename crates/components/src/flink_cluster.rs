@@ -103,6 +103,9 @@ pub struct ClusterOptions {
     pub task_managers: usize,
     /// Checkpoint interval.
     pub checkpoint_interval: Duration,
+    /// `scheduler-mode: reactive` (application clusters: every TaskManager's slots go to
+    /// the job; Flink refuses resource-requirement changes).
+    pub reactive: bool,
     /// More config lines (`key: value\n`), appended as they are.
     pub extra_config: String,
     /// How the TaskManager JVMs start (class-data sharing, compiler level).
@@ -116,6 +119,7 @@ impl Default for ClusterOptions {
             slots_per_task_manager: 2,
             task_managers: 1,
             checkpoint_interval: Duration::from_secs(2),
+            reactive: false,
             extra_config: String::new(),
             task_manager_jvm: TaskManagerJvm::default(),
         }
@@ -179,8 +183,7 @@ impl FlinkCluster {
     /// Starts an **application cluster** running `app` (`standalone-job.sh`, the way the
     /// Flink Kubernetes Operator runs a standalone FlinkDeployment: the job jar in
     /// `FLINK_HOME/usrlib` of a hard-linked copy of the distribution) and
-    /// `opts.task_managers` TaskManagers. Reactive mode: `scheduler-mode: reactive` in
-    /// `opts.extra_config`. Returns when the TaskManagers are registered (the job may
+    /// `opts.task_managers` TaskManagers (reactive mode: `opts.reactive`). Returns when the TaskManagers are registered (the job may
     /// still be starting).
     pub async fn start_application(
         installed: Installed,

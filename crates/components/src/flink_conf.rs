@@ -36,8 +36,18 @@ fn java_opts(home: &Path) -> String {
 /// the README's recommended values. 2.x executing stabilization: 10 s, so the TaskManagers
 /// of one scale-up, which register seconds apart on these shared cores, join one restart
 /// (a rescale whose slots all arrive goes at once: "desired resources are met"); 2 s in
-/// reactive mode (`reactive`: set in `extra_config`), where every scale-up waits it.
+/// reactive mode ([`ClusterOptions::reactive`]), where every scale-up waits it.
 fn adaptive_conf(version: &str, adaptive: bool, reactive: bool) -> String {
+    let mode = if reactive {
+        "scheduler-mode: reactive\n"
+    } else {
+        ""
+    };
+    format!("{mode}{}", scheduler_conf(version, adaptive, reactive))
+}
+
+/// [`adaptive_conf`] but the reactive-mode line.
+fn scheduler_conf(version: &str, adaptive: bool, reactive: bool) -> String {
     let (major, minor) = major_minor(version);
     // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
     // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
@@ -131,7 +141,7 @@ pub(crate) fn flink_config(
         adaptive = adaptive_conf(
             &installed.version,
             opts.adaptive,
-            opts.extra_config.contains("scheduler-mode: reactive"),
+            opts.reactive,
         ),
         slots = opts.slots_per_task_manager,
         ckpt = opts.checkpoint_interval.as_millis(),

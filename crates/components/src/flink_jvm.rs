@@ -118,8 +118,8 @@ const ARCHIVING_ID: &str = "fks-cds";
 
 /// The archive of `cluster`'s TaskManager classes: the cached one, or one written now by
 /// a TaskManager that registers with the cluster's JobManager (before the cluster's own
-/// job runs), runs [`WARMUP_JOB`] through a checkpoint and stops. `None` (TaskManagers start without it, only slower) when it cannot be written;
-/// the reason goes to stderr.
+/// job runs), runs [`WARMUP_JOB`] through a checkpoint and stops. `None` (TaskManagers
+/// start without it, only slower) when it cannot be written; the reason goes to stderr.
 pub(crate) async fn ensure_archive(cluster: &FlinkCluster) -> Option<PathBuf> {
     let archive = archive_path(&cluster.installed.home)?;
     if archive.is_file() {
@@ -132,7 +132,8 @@ pub(crate) async fn ensure_archive(cluster: &FlinkCluster) -> Option<PathBuf> {
         Ok(()) => Some(archive),
         Err(why) => {
             eprintln!(
-                "note: no class-data-sharing archive for the TaskManagers ({why}); they start without it"
+                "note: no class-data-sharing archive for the TaskManagers ({why}); \
+                 they start without it"
             );
             None
         }
@@ -140,8 +141,9 @@ pub(crate) async fn ensure_archive(cluster: &FlinkCluster) -> Option<PathBuf> {
 }
 
 /// Runs the archiving TaskManager until it registered and ran the warm-up job, stops it
-/// (SIGTERM: the JVM dumps at exit), waits until the JobManager no longer lists it and renames the dump into
-/// place (atomic: concurrent clusters each write their own scratch file).
+/// (SIGTERM: the JVM dumps at exit), waits until the JobManager no longer lists it and
+/// renames the dump into place (atomic: concurrent clusters each write their own scratch
+/// file).
 async fn write_archive(
     cluster: &FlinkCluster,
     archive: &Path,

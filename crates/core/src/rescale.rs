@@ -40,7 +40,7 @@ use super::{
 pub struct RescaleTimeouts {
     /// Fixed part: restart, slot allocation, redeploy, adaptive-scheduler stabilization.
     pub base: Duration,
-    /// Checkpoint intervals added to the deadline (Flink 1.20+ waits for a completed
+    /// Checkpoint intervals added to the deadline (Flink 2.x waits for a completed
     /// checkpoint before rescaling, FLIP-461).
     pub checkpoint_intervals: u32,
     /// Extra time for a scale-down until the surplus TaskManagers hold no slots (slots

@@ -14,7 +14,10 @@
 
 use std::fmt::Write as _;
 
-use super::timeline::{EventKind, Point, Timeline};
+use super::{
+    driver::FlinkView,
+    timeline::{EventKind, Point, Timeline},
+};
 
 /// Seconds before the step used for the pre-step lag level.
 pub const PRE_STEP_WINDOW_S: f64 = 30.0;
@@ -44,11 +47,15 @@ pub struct StepFigures {
     pub rescales: usize,
     /// When the scaler started the phase's first rescale (its own timestamp).
     pub decided_at: Option<f64>,
-    /// When the driver had the phase's first TaskManagers registered (HPA sync + start),
-    /// if that was before `running_at` (a warm spare makes the rescale wait for none).
+    /// When the scaler's report to KEDA first asked for the TaskManagers that
+    /// `to_parallelism` needs (the first sample from `visible_at` on): while a scale-up
+    /// settles the report already asks for its pods, before the rescale starts.
+    pub asked_at: Option<f64>,
+    /// When the last TaskManager the rescale ran on registered, if after `visible_at` (a
+    /// warm spare had them registered before: the rescale waited for none).
     pub capacity_at: Option<f64>,
-    /// When the driver's HPA sync raised the replicas for the phase's first rescale (KEDA
-    /// poll + HPA sync; the TaskManagers start after it), if before `capacity_at`.
+    /// When the driver's HPA sync last raised the replicas before `capacity_at` (KEDA poll
+    /// + HPA sync; those pods' TaskManagers are the last to start).
     pub scaled_at: Option<f64>,
     /// TaskManagers registered at the last sample before the load changed.
     pub registered_before: u32,
@@ -123,21 +130,27 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
     let end = in_phase.last().map_or(changed_at, |p| p.at);
     let started = rescales_started(t, changed_at, end);
     let decided_at = started.first().copied();
-    let capacity_at = decided_at.and_then(|d| {
-        t.events
-            .iter()
-            .find(|e| {
-                e.kind == EventKind::TaskManagerStarted
-                    && e.at >= d
-                    && e.at <= running_at.unwrap_or(end)
-            })
-            .map(|e| e.at)
+    let capacity_at = visible_at.and_then(|v| {
+        last_event(
+            t,
+            EventKind::TaskManagerStarted,
+            v,
+            running_at.unwrap_or(end),
+        )
     });
-    let scaled_at = decided_at.zip(capacity_at).and_then(|(d, c)| {
-        t.events
+    let scaled_at = visible_at
+        .zip(capacity_at)
+        .and_then(|(v, c)| last_event(t, EventKind::HpaScaled, v, c));
+    let asked_at = visible_at.zip(scaled_at).and_then(|(v, s)| {
+        let needed = in_phase
             .iter()
-            .find(|e| e.kind == EventKind::HpaScaled && e.at >= d && e.at <= c)
-            .map(|e| e.at)
+            .find(|p| Some(p.at) == running_at)
+            .and_then(|p| p.flink.as_ref())
+            .map(FlinkView::required_task_managers)?;
+        in_phase
+            .iter()
+            .find(|p| p.at >= v && p.reported.is_some_and(|r| r >= needed))
+            .map(|p| p.at.min(s))
     });
     let registered_before = t
         .points
@@ -175,6 +188,7 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         first_reaction_s: visible_at.zip(first_running_at).map(|(v, r)| r - v),
         rescales: started.len(),
         decided_at,
+        asked_at,
         capacity_at,
         scaled_at,
         registered_before,
@@ -247,6 +261,15 @@ fn first_running_at(
             par != from_parallelism && (par > from_parallelism) == up
         })
         .map(|p| p.at)
+}
+
+/// The last event of `kind` in `[from, to]`.
+fn last_event(t: &Timeline, kind: EventKind, from: f64, to: f64) -> Option<f64> {
+    t.events
+        .iter()
+        .filter(|e| e.kind == kind && e.at >= from && e.at <= to)
+        .map(|e| e.at)
+        .reduce(f64::max)
 }
 
 /// When the scaler started rescales in `[from, end]`.
@@ -347,15 +370,53 @@ pub fn oracle_tm_seconds(t: &Timeline, needed: impl Fn(f64) -> u32) -> f64 {
         .sum()
 }
 
+/// P1 along its critical path: `scaler / KEDA poll + HPA sync / TaskManager start /
+/// Flink`, in seconds, summing to P1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Breakdown {
+    /// Step visible → the report asked for the TaskManagers (when the rescale waited for
+    /// new ones), or → the rescale started (when it ran on TaskManagers already there).
+    pub scaler: f64,
+    /// → the HPA raised the replicas, and → their TaskManagers registered; `None` when
+    /// the rescale waited for no new TaskManager (a warm spare, or the pods were up
+    /// before the rescale started).
+    pub hpa_and_start: Option<(f64, f64)>,
+    /// → RUNNING at the new parallelism: the in-place restart.
+    pub flink: f64,
+}
+
+impl Breakdown {
+    /// `7 s / 10 s / 18 s / 6 s`, with `— / —` for no KEDA/HPA and start on the path.
+    pub fn cells(&self) -> String {
+        let middle = self.hpa_and_start.map_or("— / —".to_string(), |(h, s)| {
+            format!("{h:.0} s / {s:.0} s")
+        });
+        format!("{:.0} s / {middle} / {:.0} s", self.scaler, self.flink)
+    }
+}
+
 impl StepFigures {
-    /// `KEDA poll + HPA sync / TaskManager start` after a rescale decided at `decided`
-    /// (`— / —` when it ran on TaskManagers already registered: a warm spare).
-    pub fn hpa_and_start(&self, decided: f64) -> String {
-        match (self.scaled_at, self.capacity_at) {
-            (Some(s), Some(c)) => format!("{:.0} s / {:.0} s", s - decided, c - s),
-            (None, Some(c)) => format!("{:.0} s (both)", c - decided),
-            _ => "— / —".to_string(),
-        }
+    /// P1's breakdown: the pods' path (report → HPA sync → registered → Flink) when the
+    /// rescale waited for TaskManagers that registered after it started, else the rescale's
+    /// own (started → Flink).
+    pub fn breakdown(&self) -> Option<Breakdown> {
+        let (visible, decided, running) = (self.visible_at?, self.decided_at?, self.running_at?);
+        let pods = match (self.asked_at, self.scaled_at, self.capacity_at) {
+            (Some(a), Some(s), Some(c)) if c >= decided => Some((a, s, c)),
+            _ => None,
+        };
+        Some(match pods {
+            Some((asked, scaled, capacity)) => Breakdown {
+                scaler: asked - visible,
+                hpa_and_start: Some((scaled - asked, capacity - scaled)),
+                flink: running - capacity,
+            },
+            None => Breakdown {
+                scaler: decided - visible,
+                hpa_and_start: None,
+                flink: running - decided,
+            },
+        })
     }
 }
 
@@ -386,15 +447,11 @@ impl Measurements {
             secs(p1),
             verdict(p1.is_some_and(|s| s <= goal))
         );
-        if let (Some(v), Some(d), Some(r)) =
-            (self.up.visible_at, self.up.decided_at, self.up.running_at)
-        {
-            let restart = self.up.capacity_at.map_or(r - d, |c| r - c);
+        if let Some(b) = self.up.breakdown() {
             let _ = writeln!(
                 out,
-                "| P1 breakdown: scaler detects and confirms / KEDA poll + HPA sync / TaskManager start and registration / Flink rescales in place | {:.0} s / {} / {restart:.0} s | | |",
-                d - v,
-                self.up.hpa_and_start(d),
+                "| P1 breakdown: scaler detects and asks / KEDA poll + HPA sync / TaskManager start and registration / Flink rescales in place | {} | | |",
+                b.cells(),
             );
         }
         let _ = writeln!(

@@ -34,6 +34,8 @@ fn run() -> Timeline {
             10..=59 => {
                 let mut p = point(at, "step", 300.0, 0.0, if i >= 30 { 4 } else { 1 });
                 p.produced_rate = Some(if i < 12 { 150.0 } else { 300.0 });
+                // the report asks for the 2 TaskManagers of parallelism 4 from 13 s on
+                p.reported = Some(if i < 13 { 1 } else { 2 });
                 p.lag = Some(match i {
                     10..=25 => 60.0 * (at - 10.0),
                     26..=39 => 900.0 - 60.0 * (at - 25.0),
@@ -91,8 +93,40 @@ fn figures_of_a_clean_run() {
     let md = m.markdown();
     assert!(md.contains("| 18.0 s | ≤ 30 s | met |"), "{md}");
     assert!(md.contains("| 1 / 1 | 1 / 1 | met |"), "{md}");
-    assert_eq!((m.up.scaled_at, m.up.capacity_at), (Some(20.0), Some(25.0)));
-    assert!(md.contains("| 2 s / 6 s / 5 s / 5 s |"), "{md}");
+    assert_eq!(
+        (m.up.asked_at, m.up.scaled_at, m.up.capacity_at),
+        (Some(13.0), Some(20.0), Some(25.0))
+    );
+    // the pods' path: asked 1 s after visible, HPA 7 s, start 5 s, Flink 5 s = P1 18 s
+    assert!(md.contains("| 1 s / 7 s / 5 s / 5 s |"), "{md}");
+}
+
+/// A rescale that ran on TaskManagers registered before it started (a warm spare, or
+/// pods that came up while it settled) has the rescale on its critical path, not the pods.
+#[test]
+fn a_rescale_onto_registered_task_managers_is_its_own_critical_path() {
+    let mut spare = run();
+    spare
+        .events
+        .retain(|e| !matches!(e.kind, EventKind::HpaScaled | EventKind::TaskManagerStarted));
+    let b = measure(&spare).up.breakdown().expect("breakdown");
+    assert_eq!(b.cells(), "2 s / — / — / 16 s");
+    let mut early = run();
+    early.push_event(13.5, EventKind::HpaScaled, "1→2 replicas");
+    for e in early.events.iter_mut() {
+        if e.kind == EventKind::TaskManagerStarted {
+            e.at = 13.8;
+        }
+    }
+    early
+        .events
+        .retain(|e| !(e.kind == EventKind::HpaScaled && e.at == 20.0));
+    let m = measure(&early);
+    assert_eq!(m.up.capacity_at, Some(13.8));
+    assert_eq!(
+        m.up.breakdown().map(|b| b.cells()).as_deref(),
+        Some("2 s / — / — / 16 s")
+    );
 }
 
 #[test]

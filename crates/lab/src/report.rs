@@ -284,11 +284,14 @@ pub fn reading(p: &Profile) -> String {
         }
     };
     format!(
-        "\nReading the figures: P1 is the sum of the parts of its breakdown. The scaler's \
-         part is the detection (the step crossing the utilization band as the sources' arrival \
-         rate shows it: 5 s of counters at a 1 s scrape) plus the settling (until two \
-         evaluations in a row are calm, at most the arrival window plus the scrape; the pods a \
-         scale-up needs are asked for meanwhile) plus \
+        "\nReading the figures: P1 is the sum of the parts of its breakdown, along its \
+         critical path. The scaler's part is the detection (the step crossing the utilization \
+         band as the sources' arrival rate shows it: 5 s of counters at a 1 s scrape) until \
+         its report to KEDA asks for the TaskManagers the step needs (the report follows each \
+         evaluation's recommendation while the scale-up settles, so the pods start then) when \
+         the rescale waits for new TaskManagers; when it runs on TaskManagers already \
+         registered, the detection plus the settling (until two evaluations in a row are \
+         calm, at most the arrival window plus the scrape) plus \
          `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
          the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
          until they register (on this 2-core machine, next to the running job; the Flink line \
@@ -344,22 +347,18 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
         "\n## Warm spare TaskManagers: latency against cost\n\n\
          The same scenario with `spareTaskManagers` 0 and with a spare that covers the step (its \
          extra TaskManagers; `maxTaskManagers` raised so the spare is whole again at the peak). \
-         P1 breakdown: scaler (step visible → rescale started) / KEDA poll + HPA sync (→ the \
-         driver's HPA raised the replicas) / TaskManager start (→ the new TaskManagers \
-         registered; — / — when the rescale ran on TaskManagers already registered) / Flink \
-         (→ RUNNING at the new parallelism).\n\n\
+         P1 breakdown along its critical path: scaler (step visible → its report to KEDA asks \
+         for the TaskManagers the new parallelism needs; → the rescale started when it ran on \
+         TaskManagers already registered) / KEDA poll + HPA sync (→ the driver's HPA raised \
+         the replicas) / TaskManager start (→ the last new TaskManager registered; — / — when \
+         the rescale ran on TaskManagers already registered) / Flink (→ RUNNING at the new \
+         parallelism).\n\n\
          | spare | P1 | breakdown | first in-place rescale: visible → RUNNING at | TMs registered before the step → by then | lag back | rescales up / down | idle TMs after the step | TaskManager-seconds | vs. fixed peak | vs. oracle |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let m = r.measurements;
-        let breakdown = match (m.up.visible_at, m.up.decided_at, m.up.running_at) {
-            (Some(v), Some(d), Some(run)) => {
-                let flink = m.up.capacity_at.map_or(run - d, |c| run - c);
-                format!("{:.0} s / {} / {flink:.0} s", d - v, m.up.hpa_and_start(d))
-            }
-            _ => "—".to_string(),
-        };
+        let breakdown = m.up.breakdown().map_or("—".to_string(), |b| b.cells());
         let pct = |base: f64| {
             if base > 0.0 {
                 format!(
