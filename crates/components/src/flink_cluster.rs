@@ -183,8 +183,8 @@ impl FlinkCluster {
     /// Starts an **application cluster** running `app` (`standalone-job.sh`, the way the
     /// Flink Kubernetes Operator runs a standalone FlinkDeployment: the job jar in
     /// `FLINK_HOME/usrlib` of a hard-linked copy of the distribution) and
-    /// `opts.task_managers` TaskManagers (reactive mode: `opts.reactive`). Returns when the TaskManagers are registered (the job may
-    /// still be starting).
+    /// `opts.task_managers` TaskManagers (reactive mode: `opts.reactive`). Returns when the
+    /// TaskManagers are registered (the job may still be starting).
     pub async fn start_application(
         installed: Installed,
         opts: ClusterOptions,

@@ -38,16 +38,6 @@ fn java_opts(home: &Path) -> String {
 /// (a rescale whose slots all arrive goes at once: "desired resources are met"); 2 s in
 /// reactive mode ([`ClusterOptions::reactive`]), where every scale-up waits it.
 fn adaptive_conf(version: &str, adaptive: bool, reactive: bool) -> String {
-    let mode = if reactive {
-        "scheduler-mode: reactive\n"
-    } else {
-        ""
-    };
-    format!("{mode}{}", scheduler_conf(version, adaptive, reactive))
-}
-
-/// [`adaptive_conf`] but the reactive-mode line.
-fn scheduler_conf(version: &str, adaptive: bool, reactive: bool) -> String {
     let (major, minor) = major_minor(version);
     // prefer-minimal-taskmanagers (1.19+): pack slots so a scale-down frees whole
     // TaskManagers. Flink (1.20 and 2.3 alike) honours it only for execution.target
@@ -105,6 +95,7 @@ pub(crate) fn flink_config(
          jobmanager.rpc.port: {rpc_port}\n\
          jobmanager.bind-host: 127.0.0.1\n\
          jobmanager.memory.process.size: 1024m\n\
+         {mode}\
          {adaptive}\
          taskmanager.bind-host: 127.0.0.1\n\
          taskmanager.host: 127.0.0.1\n\
@@ -138,6 +129,11 @@ pub(crate) fn flink_config(
         rest_port = ports.rest,
         prom_base = ports.prom_base,
         prom_end = ports.prom_end(),
+        mode = if opts.reactive {
+            "scheduler-mode: reactive\n"
+        } else {
+            ""
+        },
         adaptive = adaptive_conf(
             &installed.version,
             opts.adaptive,

@@ -263,23 +263,28 @@ fn first_running_at(
         .map(|p| p.at)
 }
 
-/// The last event of `kind` in `[from, to]`.
-fn last_event(t: &Timeline, kind: EventKind, from: f64, to: f64) -> Option<f64> {
+/// When events of `kind` happened in `[from, to]`.
+fn event_times(
+    t: &Timeline,
+    kind: EventKind,
+    from: f64,
+    to: f64,
+) -> impl Iterator<Item = f64> + '_ {
     t.events
         .iter()
-        .filter(|e| e.kind == kind && e.at >= from && e.at <= to)
+        .filter(move |e| e.kind == kind && e.at >= from && e.at <= to)
         .map(|e| e.at)
-        .reduce(f64::max)
+}
+
+/// The last event of `kind` in `[from, to]`.
+fn last_event(t: &Timeline, kind: EventKind, from: f64, to: f64) -> Option<f64> {
+    event_times(t, kind, from, to).reduce(f64::max)
 }
 
 /// When the scaler started rescales in `[from, end]`.
 fn rescales_started(t: &Timeline, from: f64, end: f64) -> Vec<f64> {
-    t.events
-        .iter()
-        // every rescale is a restart, whatever its direction (a parallelism-only one too)
-        .filter(|e| e.kind == EventKind::RescaleStarted && e.at >= from && e.at <= end)
-        .map(|e| e.at)
-        .collect()
+    // every rescale is a restart, whatever its direction (a parallelism-only one too)
+    event_times(t, EventKind::RescaleStarted, from, end).collect()
 }
 
 /// Computes the figures of `t` (phases `steady` → `step` → `back`).
