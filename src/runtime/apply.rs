@@ -9,6 +9,7 @@
 //! Rescaler::start(client, job, target, opts)   GET job/topology/TMs/ckpt interval/baseline, PUT
 //!   loop: rescaler.poll()                      GET job, TMs, numRestarts, exceptions → events
 //!         rescaler.task_managers_to_report()   → KEDA
+//! raise(client, rescale, target, opts)        a scale-up still waiting for its slots: PUT more
 //! apply_and_wait(...) = start + poll until terminal
 //! ```
 
@@ -210,6 +211,34 @@ async fn put_target(
     }
 }
 
+/// Raises a scale-up still waiting for its TaskManagers to `target`
+/// ([`crate::core::rescale::raise`]): GET-edit-PUTs the new requirements as a start does
+/// (retrying a 409) and returns the event, with a new checkpoint nudge for the new slots on
+/// Flink 2.x (`opts.checkpoint_nudge`; the caller drops the previous one). On an error the
+/// rescale is left as it was.
+#[tracing::instrument(
+    name = "rescale_raise",
+    skip_all,
+    fields(job_id = %rescale.job_id, from_tms = rescale.to.task_managers, to_tms = target.task_managers)
+)]
+pub async fn raise(
+    client: &FlinkClient,
+    rescale: &mut Rescale,
+    target: Plan,
+    opts: &ApplyOptions,
+) -> Result<(RescaleEvent, Option<CheckpointNudger>), ApplyError> {
+    let job_id = rescale.job_id.clone();
+    let topology = client.topology(&job_id).await?;
+    let checkpoint_interval = client.checkpoint_interval(&job_id).await?;
+    let limits = max_parallelism(&topology);
+    put_target(client, &job_id, &target.parallelism, &limits, opts).await?;
+    let event = rescale.raise(target, Utc::now());
+    let nudger = (opts.checkpoint_nudge && checkpoint_interval.is_some())
+        .then(|| spawn_nudge(client, rescale, &topology, opts));
+    tracing::info!(checkpoint_nudge = nudger.is_some(), "scale-up raised");
+    Ok((event, nudger))
+}
+
 /// An in-flight rescale of one job against a real cluster.
 #[derive(Debug)]
 pub struct Rescaler<'a> {
@@ -371,15 +400,23 @@ fn nudge_for(
     let wanted = opts.checkpoint_nudge
         && !matches!(change, RequirementsChange::WouldUpdate(_))
         && start.checkpoint_interval.is_some();
-    wanted.then(|| {
-        let target = NudgeTarget {
-            job_id: rescale.job_id.clone(),
-            parallelism: rescale.to.parallelism.clone(),
-            slots: slots_needed(&start.topology, &rescale.to.parallelism),
-        };
-        let left = (rescale.deadline - Utc::now()).to_std().unwrap_or_default();
-        CheckpointNudger::spawn(client.clone(), target, left, opts.nudge_poll)
-    })
+    wanted.then(|| spawn_nudge(client, rescale, &start.topology, opts))
+}
+
+/// The nudge of `rescale`'s target on `topology`, until its deadline.
+fn spawn_nudge(
+    client: &FlinkClient,
+    rescale: &Rescale,
+    topology: &Topology,
+    opts: &ApplyOptions,
+) -> CheckpointNudger {
+    let target = NudgeTarget {
+        job_id: rescale.job_id.clone(),
+        parallelism: rescale.to.parallelism.clone(),
+        slots: slots_needed(topology, &rescale.to.parallelism),
+    };
+    let left = (rescale.deadline - Utc::now()).to_std().unwrap_or_default();
+    CheckpointNudger::spawn(client.clone(), target, left, opts.nudge_poll)
 }
 
 fn log_events(events: &[RescaleEvent]) {

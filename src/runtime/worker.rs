@@ -25,6 +25,7 @@ mod events;
 mod native;
 mod persist;
 mod pods;
+mod raise;
 mod report;
 mod reported;
 mod rescale;
@@ -76,6 +77,8 @@ pub struct Worker {
     progress: Progress,
     /// The checkpoint nudge of the rescale in flight (Flink 2.x; dropped when it ends).
     nudger: Option<CheckpointNudger>,
+    /// While the scale-up in flight may still be raised: the raise's decision windows.
+    raise: Option<crate::core::rescale::raise::RaiseMemory>,
 }
 
 impl Worker {
@@ -96,6 +99,7 @@ impl Worker {
             rescale_claim: None,
             progress: Progress::default(),
             nudger: None,
+            raise: None,
         }
     }
 

@@ -21,6 +21,7 @@ use support::flink::{install, ClusterOptions, FlinkCluster};
 
 mod checkpoint_nudge;
 mod load_job;
+mod raise;
 mod reporter_names;
 
 use support::flink::REAL_FLINK as LOCK;

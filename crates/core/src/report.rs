@@ -7,7 +7,8 @@
 //!          scale-down in flight:  max(from, running)   (until the surplus is idle)
 //!          then at least minTaskManagers
 //! report = needed + spare (the spare bounded by maxTaskManagers)
-//!          while a scale-up settles: at least what its recommendation needs
+//!          while a scale-up settles (or a raise of one waiting for its TaskManagers):
+//!            at least what its recommendation needs
 //!          while a scale-down drains: never above the previous report
 //! ```
 //!
@@ -29,6 +30,9 @@
 //!   least what this tick's recommendation needs (the spare counts toward it), so the
 //!   pods it will need start while the signals settle; the PUT follows once they have.
 //!   A step the spare covers asks for nothing more until the PUT; a dry run never does.
+//!   The same holds for the raise of a scale-up still waiting for its TaskManagers
+//!   ([`crate::rescale::raise`]): the pods a raise needs start while it settles, in the
+//!   same HPA sync as the scale-up's own where possible.
 //! * **monotone drain**: while a scale-down is in flight the report never rises (no
 //!   3 → 4 → 2), so the HPA's scale-down window is not restarted and no busy pod is kept
 //!   and then removed.
@@ -189,7 +193,7 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
     let mut task_managers = needed.saturating_add(spare);
     let settling = i
         .settling
-        .filter(|_| !i.policy.dry_run && i.rescale.is_none_or(|r| r.phase.is_terminal()))
+        .filter(|_| !i.policy.dry_run && i.rescale.is_none_or(raising_allowed))
         .map_or(0, |p| settling_need(i.topology, p, slots, i.policy));
     if settling > task_managers {
         (task_managers, needed, basis) = (settling, settling, Basis::Settling);
@@ -208,6 +212,13 @@ pub fn task_managers_to_report(i: ReportInputs<'_>) -> Result<Report, ReportErro
         basis,
         slots_per_task_manager: slots,
     })
+}
+
+/// A settling recommendation counts with no rescale in flight, and with a scale-up in
+/// flight (the runtime passes one only while that scale-up may still be raised:
+/// [`crate::rescale::raise`]); never under a scale-down or a same-count rescale.
+fn raising_allowed(r: &Rescale) -> bool {
+    r.phase.is_terminal() || r.direction == Direction::Up
 }
 
 /// The TaskManagers a settling scale-up's recommendation `proposed` needs (vertices it

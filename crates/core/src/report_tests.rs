@@ -223,6 +223,34 @@ fn decision_table() {
             )
         },
         Case {
+            name: "a scale-up waiting for its TaskManagers, a raise settling: its pods start now",
+            running: 2,
+            requirements: Some(5),
+            rescale: Some(rescale(2, 5, RescalePhase::Applying)),
+            settling: Some(6),
+            expect: Ok((6, Basis::Settling)),
+            ..steady("", 2, policy(0))
+        },
+        Case {
+            name: "a raise settling below the scale-up's target: the target",
+            running: 2,
+            requirements: Some(5),
+            rescale: Some(rescale(2, 5, RescalePhase::Applying)),
+            settling: Some(4),
+            expect: Ok((5, Basis::ScaleUp)),
+            ..steady("", 2, policy(0))
+        },
+        Case {
+            name: "never a settling recommendation under a scale-down",
+            running: 6,
+            requirements: Some(2),
+            rescale: Some(rescale(6, 2, RescalePhase::Applying)),
+            settling: Some(8),
+            memory: remembered(None, Some(6)),
+            expect: Ok((6, Basis::Draining)),
+            ..steady("", 6, policy(0))
+        },
+        Case {
             name: "a settling recommendation counts at most maxTaskManagers",
             running: 2,
             settling: Some(50),

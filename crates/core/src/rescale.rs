@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub mod nudge;
+pub mod raise;
 
 pub use super::failover::{FailoverCause, FailoverWatch, HistoryRecord, RescaleTrigger};
 use super::{
@@ -172,6 +173,14 @@ impl RescaleObservation {
 pub enum RescaleEvent {
     /// Flink accepted the new requirements (or they were already in place).
     Accepted,
+    /// A scale-up still waiting for its TaskManagers was raised to a higher target
+    /// ([`raise`]): new requirements, the same rescale.
+    Raised {
+        /// TaskManagers of the target before.
+        from_task_managers: u32,
+        /// TaskManagers of the new target.
+        to_task_managers: u32,
+    },
     /// The job runs at the target parallelism, `after_ms` after acceptance.
     ReachedParallelism {
         /// ms from acceptance (or start) to RUNNING at the target.

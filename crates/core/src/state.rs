@@ -168,6 +168,14 @@ impl JobState {
         self.history.retain(|r| r.at > horizon);
     }
 
+    /// The rescale in flight (the last one recorded) was raised to `to_task_managers`
+    /// ([`crate::rescale::raise`]): its record says so, and it stays one rescale.
+    pub fn raised(&mut self, to_task_managers: u32) {
+        if let Some(last) = self.history.last_mut() {
+            last.to_task_managers = to_task_managers;
+        }
+    }
+
     /// Rescales decided in the hour before `now`.
     pub fn rescales_in_last_hour(&self, now: DateTime<Utc>) -> usize {
         let horizon = now - chrono::Duration::hours(1);

@@ -46,6 +46,8 @@ pub struct SeenRescale {
     pub finished_at: Option<f64>,
     /// Phases seen, in order.
     pub phases: Vec<String>,
+    /// TaskManagers of the target as last seen (a raise moves it).
+    pub to_task_managers: u64,
 }
 
 /// Samples Flink, Prometheus and the scaler.
@@ -229,15 +231,24 @@ impl<'a> Observer<'a> {
             max_par(&r["from"]),
             max_par(&r["to"]),
         );
+        let to_tms = r["to"]["task_managers"].as_u64().unwrap_or(0);
+        let accepted_at = r["accepted_at"].as_str().and_then(|a| self.secs_of(a));
         let entry = self.rescales.entry(started.to_string()).or_insert_with(|| {
-            timeline.push_event(started_at, EventKind::RescaleStarted, detail);
+            timeline.push_event(started_at, EventKind::RescaleStarted, detail.clone());
             SeenRescale {
                 direction,
                 started_at,
                 finished_at: None,
                 phases: Vec::new(),
+                to_task_managers: to_tms,
             }
         });
+        if entry.to_task_managers != to_tms {
+            // a raise: the same rescale, accepted again with the higher target
+            let at = accepted_at.unwrap_or(started_at);
+            timeline.push_event(at, EventKind::RescaleRaised, detail);
+            entry.to_task_managers = to_tms;
+        }
         if entry.phases.last() != Some(&phase) {
             entry.phases.push(phase.clone());
         }
@@ -316,6 +327,7 @@ mod tests {
             started_at,
             finished_at: None,
             phases: vec!["applying".into()],
+            to_task_managers: 2,
         }
     }
 

@@ -23,7 +23,7 @@ const VERTEX_COLORS: [usize; 6] = [4, 5, 6, 7, 0, 2];
 fn event_color(kind: EventKind) -> Color {
     match kind {
         EventKind::Load => Color::BLACK,
-        EventKind::RescaleStarted => BLUE,
+        EventKind::RescaleStarted | EventKind::RescaleRaised => BLUE,
         EventKind::RescaleFinished => GREEN,
         EventKind::HpaScaled | EventKind::TaskManagerStarted => ORANGE,
         EventKind::TaskManagerStopped => PURPLE,

@@ -60,6 +60,8 @@ pub enum EventKind {
     Load,
     /// The scaler started a rescale.
     RescaleStarted,
+    /// The scaler raised a scale-up still waiting for its TaskManagers (same rescale).
+    RescaleRaised,
     /// A rescale ended (succeeded, timed out, failed).
     RescaleFinished,
     /// The driver's HPA sync raised the replicas (pods not started yet).
@@ -80,6 +82,7 @@ impl EventKind {
         match self {
             Self::Load => "load",
             Self::RescaleStarted => "rescale-start",
+            Self::RescaleRaised => "rescale-raised",
             Self::RescaleFinished => "rescale-end",
             Self::HpaScaled => "hpa",
             Self::TaskManagerStarted => "tm+",

@@ -1,6 +1,6 @@
 //! Kubernetes Events of a worker (leader only; no-ops without Kubernetes): the set-up
 //! warnings of its scale target, once per worker, and the rescale lifecycle (started,
-//! completed, failed) on the target.
+//! raised, completed, failed) on the target.
 
 use super::Worker;
 use crate::{

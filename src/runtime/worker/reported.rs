@@ -90,12 +90,16 @@ impl Worker {
             slots_now,
             requirements: requirements.as_ref(),
             rescale: in_flight,
-            settling: self
-                .job_state
-                .scale_up_window
-                .as_ref()
-                .map(|w| &w.proposed)
-                .filter(|p| !p.is_empty()),
+            // a scale-up settling, or the raise of one waiting for its TaskManagers
+            settling: match &self.raise {
+                Some(raise) => raise.settling(),
+                None => self
+                    .job_state
+                    .scale_up_window
+                    .as_ref()
+                    .map(|w| &w.proposed)
+                    .filter(|p| !p.is_empty()),
+            },
             memory: &self.job_state.report,
             policy,
         })

@@ -67,24 +67,7 @@ impl Worker {
             tracing::info!(to_task_managers = target.task_managers, reasons = %decision.summary(), "dry run: rescale computed, not applied");
             return;
         }
-        let options = ApplyOptions {
-            dry_run: false,
-            timeouts: RescaleTimeouts {
-                base: self.ctx.config.flink.rescale_timeout,
-                ..RescaleTimeouts::default()
-            },
-            // Flink 2.3 with its rescale history on: failovers told exactly (issue 13 §5)
-            rescale_history: self
-                .flink_setup
-                .get()
-                .is_some_and(flink::FlinkSetup::rescale_history),
-            // Flink 2.x rescales at the next completed checkpoint: trigger it once the slots are there
-            checkpoint_nudge: self
-                .flink_setup
-                .get()
-                .is_some_and(flink::FlinkSetup::rescales_at_checkpoints),
-            ..ApplyOptions::default()
-        };
+        let options = self.apply_options();
         let (id, in_flight) = (&observed.job_id, self.rescale.as_deref());
         let started = if self.flink_setup.reactive() {
             // never a PUT: Flink refuses it in reactive mode; the TaskManager count is the change
@@ -101,6 +84,24 @@ impl Worker {
                 self.rescale = Some(Box::new(rescale));
             }
             Err(e) => self.on_start_failed(settings, job, decision, &e).await,
+        }
+    }
+
+    /// The rescale driver's options for this job: the configured timeout, and what the
+    /// JobManager's set-up says (Flink 2.3's rescale history to tell failovers exactly,
+    /// issue 13 §5; the checkpoint a Flink 2.x rescale waits for, triggered once the slots
+    /// are there).
+    pub(super) fn apply_options(&self) -> ApplyOptions {
+        let setup = self.flink_setup.get();
+        ApplyOptions {
+            dry_run: false,
+            timeouts: RescaleTimeouts {
+                base: self.ctx.config.flink.rescale_timeout,
+                ..RescaleTimeouts::default()
+            },
+            rescale_history: setup.is_some_and(flink::FlinkSetup::rescale_history),
+            checkpoint_nudge: setup.is_some_and(flink::FlinkSetup::rescales_at_checkpoints),
+            ..ApplyOptions::default()
         }
     }
 

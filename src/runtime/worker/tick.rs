@@ -1,6 +1,7 @@
 //! The tick: resolve the job's settings, observe it (Flink REST + Prometheus), load or
 //! mirror the persisted state, advance a rescale in flight, decide, start a rescale when
-//! the decision says so (leader only, after claiming it), and publish what KEDA gets.
+//! the decision says so (leader only, after claiming it) or raise a scale-up still
+//! waiting for its TaskManagers, and publish what KEDA gets.
 //! Every log line of a tick carries the `tick` span's `scaled_object`, and its `job_id`
 //! and `job_name` from the moment the job is resolved.
 
@@ -93,10 +94,12 @@ impl Worker {
         self.advance_rescale(&client, &observed, settings.scale_target.as_ref(), now)
             .await;
 
+        // a scale-up still waiting for its TaskManagers is decided on again (it may be raised)
+        self.follow_raise(&settings, &observed);
         let (decision, next_state) = flink_setup::decide(
             self.flink_setup.get(),
             &observed.observation,
-            &self.job_state,
+            &self.decision_state(),
             &settings.policy,
             now,
         );
@@ -162,6 +165,10 @@ impl Worker {
         generation: Option<i64>,
     ) {
         let in_flight = self.in_flight();
+        if in_flight {
+            self.raise_if_needed(client, settings, decision, &next_state)
+                .await;
+        }
         let dry_run = settings.policy.dry_run;
         let wants = decision.rescale && !in_flight && self.ctx.is_leader();
         let target = decision.target.clone().filter(|_| wants);

@@ -92,6 +92,15 @@ impl FlinkCluster {
             .unwrap_or_else(|e| panic!("add a TaskManager: {e}"))
     }
 
+    /// Starts `n` TaskManagers at once (as a ReplicaSet creates pods); their indexes once
+    /// every one registered.
+    pub async fn add_task_managers(&mut self, n: usize) -> Vec<usize> {
+        self.inner
+            .add_task_managers(n)
+            .await
+            .unwrap_or_else(|e| panic!("add {n} TaskManagers: {e}"))
+    }
+
     /// Submits the job jar; the job id once RUNNING.
     pub async fn submit_job(&self, args: &[String], parallelism: u32) -> JobId {
         self.inner
