@@ -14,7 +14,9 @@
 //!   slots it asked for waits this long for the rest before rescaling. In reactive mode
 //!   the job asks for maxParallelism slots, which never all arrive, so **every** reactive
 //!   scale-up waits the full timeout (measured 60.4 s with the default, 3–10 s at 2 s).
-//!   Otherwise only a scale-up whose TaskManagers register at different times waits.
+//!   Otherwise only a scale-up whose TaskManagers register at different times waits — and
+//!   must wait at least an HPA sync period for the pods of a raised scale-up
+//!   (`core::rescale::raise`), which start one sync after the rest: 20–30 s.
 //! * **Submission stabilization** (1.x `resource-stabilization-timeout`, 2.x
 //!   `submission.resource-stabilization-timeout`): reactive mode makes it 0 unless it is
 //!   set, and a set value is added to every failover — i.e. to every reactive scale-down
@@ -31,8 +33,14 @@ use super::jm_config::{FlinkSetup, Timing, RESTART_STRATEGY};
 
 /// Recommended upper bound of the cooldown, both lines (README prerequisites).
 pub const COOLDOWN_MAX: Duration = Duration::from_secs(5);
-/// Recommended upper bound of 2.x executing stabilization (not reactive).
-pub const EXECUTING_STAB_MAX: Duration = Duration::from_secs(15);
+/// Recommended upper bound of 2.x executing stabilization (not reactive): long enough for
+/// the pods of a scale-up raised after the HPA's sync (started one sync later, 15 s by
+/// default) to join the same restart, short enough not to hold a scale-up long for a pod
+/// that never comes.
+pub const EXECUTING_STAB_MAX: Duration = Duration::from_secs(30);
+/// Recommended lower bound of 2.x executing stabilization (not reactive): one HPA sync
+/// period (15 s by default) plus a pod start's spread (README "Flink prerequisites").
+pub const EXECUTING_STAB_MIN: Duration = Duration::from_secs(20);
 /// Recommended upper bound of 2.x executing stabilization in reactive mode.
 pub const EXECUTING_STAB_MAX_REACTIVE: Duration = Duration::from_secs(5);
 
@@ -112,8 +120,10 @@ fn executing_stabilization(t: &Timing, reactive: bool) -> Option<RescaleDelay> {
         } else {
             format!(
                 "a scale-up whose TaskManagers register at different times waits up to {} for \
-                 the rest. Set it to 5s–{}",
+                 the rest. Set it to {}–{} (the pods of a scale-up raised after the HPA's sync \
+                 start one sync later and must join the same restart)",
                 secs(t.value),
+                secs(EXECUTING_STAB_MIN),
                 secs(max)
             )
         },

@@ -37,6 +37,7 @@ use tonic::{transport::Channel, Code};
 
 mod errors;
 mod lifecycle;
+mod raise;
 mod reported;
 
 const P: u32 = 4;

@@ -33,8 +33,9 @@ fn java_opts(home: &Path) -> String {
 }
 
 /// The adaptive-scheduler lines for `version` (keys were renamed in 2.0 and 1.19), within
-/// the README's recommended values. 2.x executing stabilization: 10 s, so the TaskManagers
-/// of one scale-up, which register seconds apart on these shared cores, join one restart
+/// the README's recommended values. 2.x executing stabilization: 20 s, so the TaskManagers
+/// of one scale-up, which register seconds apart on these shared cores, join one restart,
+/// and so do those of a scale-up raised after the HPA's sync, started one 15 s sync later
 /// (a rescale whose slots all arrive goes at once: "desired resources are met"); 2 s in
 /// reactive mode ([`ClusterOptions::reactive`]), where every scale-up waits it.
 fn adaptive_conf(version: &str, adaptive: bool, reactive: bool) -> String {
@@ -46,7 +47,7 @@ fn adaptive_conf(version: &str, adaptive: bool, reactive: bool) -> String {
     if !adaptive {
         String::new()
     } else if major >= 2 {
-        let executing = if reactive { "2s" } else { "10s" };
+        let executing = if reactive { "2s" } else { "20s" };
         format!(
             "jobmanager.scheduler: adaptive\n\
              jobmanager.adaptive-scheduler.prefer-minimal-taskmanagers: true\n\

@@ -77,7 +77,7 @@ pub fn settings(p: &Profile) -> String {
          - Flink: {} slot(s) per TaskManager, {} TaskManager(s) to start (job submitted at \
          parallelism {}), {}–{} TaskManagers, buffer debloating on and 4 KiB network buffers \
          (`lab::scenario::LATENCY_CONFIG`), adaptive-scheduler cooldown 2 s, submission \
-         stabilization 1 s, executing stabilization 10 s (the README's recommended values; a \
+         stabilization 1 s, executing stabilization 20 s (the README's recommended values; a \
          rescale whose slots all arrive goes at once) (`fks_components::flink_conf`); \
          TaskManager JVMs {}\n\
          - KEDA/HPA driver: pollingInterval {:?}, HPA sync {:?}, AverageValue target 1, \

@@ -58,6 +58,10 @@ pub struct FakeState {
     pub puts: Vec<serde_json::Value>,
     /// Whether a PUT is accepted (200) and applied; otherwise 500.
     pub accept_puts: bool,
+    /// A PUT's parallelism waits for the slots it needs, as the adaptive scheduler does:
+    /// the requirements change at once, the job only once enough TaskManagers are
+    /// registered ([`FakeFlink::register_task_managers`]). Otherwise applied at once.
+    pub waits_for_slots: bool,
     /// The fault the fake answers with, if any.
     pub fault: Option<FlinkFault>,
 }
@@ -157,6 +161,30 @@ impl FakeState {
     /// TaskManagers needed at the current parallelism.
     pub fn needed_tms(&self) -> u32 {
         self.slots_used().div_ceil(SLOTS_PER_TM).max(1)
+    }
+
+    /// The job restarts at its requirements (every vertex at its upper bound).
+    fn apply_requirements(&mut self) {
+        for v in &mut self.vertices {
+            if let Some(u) = v.upper_bound.take() {
+                v.parallelism = u;
+            }
+        }
+        self.running_since_ms = chrono::Utc::now().timestamp_millis();
+    }
+
+    /// The requirements' slots, when the registered TaskManagers hold them: applied.
+    fn apply_if_slots(&mut self) {
+        let wanted = self
+            .vertices
+            .iter()
+            .map(|v| v.upper_bound.unwrap_or(v.parallelism))
+            .max()
+            .unwrap_or(1);
+        let pending = self.vertices.iter().any(|v| v.upper_bound.is_some());
+        if pending && self.task_managers * SLOTS_PER_TM >= wanted {
+            self.apply_requirements();
+        }
     }
 
     fn plan(&self) -> serde_json::Value {
@@ -355,6 +383,7 @@ impl FakeFlink {
             task_managers: 0,
             puts: Vec::new(),
             accept_puts,
+            waits_for_slots: false,
             fault: None,
         };
         state.task_managers = state.needed_tms();
@@ -456,18 +485,21 @@ impl FakeFlink {
                     for v in &mut s.vertices {
                         if let Some(b) = body.get(&v.id) {
                             if let Some(u) = b["parallelism"]["upperBound"].as_u64() {
-                                v.parallelism = u as u32;
-                                v.upper_bound = None;
+                                v.upper_bound = Some(u as u32);
                             }
                             if let Some(l) = b["parallelism"]["lowerBound"].as_i64() {
                                 v.lower_bound = l;
                             }
                         }
                     }
-                    // More TaskManagers come up for a scale-up; after a scale-down the surplus
-                    // ones stay registered (idle) until KEDA removes them.
-                    s.task_managers = s.task_managers.max(s.needed_tms());
-                    s.running_since_ms = chrono::Utc::now().timestamp_millis();
+                    if s.waits_for_slots {
+                        s.apply_if_slots();
+                    } else {
+                        // More TaskManagers come up for a scale-up; after a scale-down the
+                        // surplus ones stay registered (idle) until KEDA removes them.
+                        s.apply_requirements();
+                        s.task_managers = s.task_managers.max(s.needed_tms());
+                    }
                     ResponseTemplate::new(200).set_body_json(serde_json::json!({}))
                 },
             ))
@@ -520,6 +552,14 @@ impl FakeFlink {
     /// A snapshot of the state.
     pub fn snapshot(&self) -> FakeState {
         self.state.lock().expect("state").clone()
+    }
+
+    /// `n` TaskManagers registered (pods started by KEDA); a scale-up waiting for their
+    /// slots ([`FakeState::waits_for_slots`]) restarts at its requirements.
+    pub fn register_task_managers(&self, n: u32) {
+        let mut s = self.state.lock().expect("state");
+        s.task_managers = n;
+        s.apply_if_slots();
     }
 
     /// Every PUT body received so far.
