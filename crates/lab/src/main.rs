@@ -6,8 +6,9 @@
 //!   the figures and writes `timeline.csv` and `timeline.svg`.
 //! * `fks-lab bench` — the same run, then P5, P7 and P4 at 1,000 ScaledObjects, the same
 //!   run with a warm spare that covers the step (one table against the first), the
-//!   CPU-bound scenario on the short profile, and the synthetic-fleet figures at 1, 100
-//!   and 1,000, written to `docs/benchmarks.md` (artefacts next to it).
+//!   CPU-bound scenario on the short profile, the main scenario again (`--repeats`: the
+//!   spread over runs), and the synthetic-fleet figures at 1, 100 and 1,000, written to
+//!   `docs/benchmarks.md` (artefacts next to it).
 //! * `fks-lab fleet` — the synthetic-fleet figures alone (no Flink), printed.
 
 use std::path::PathBuf;
@@ -95,6 +96,10 @@ enum Cmd {
         /// Synthetic-fleet sizes (ScaledObjects).
         #[arg(long, default_value = "1,100,1000")]
         fleet_sizes: String,
+        /// Runs of the main scenario in all (the first is the one every table reports;
+        /// the others add a row each to a table of the spread).
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
     },
     /// The synthetic-fleet benchmark alone (real Prometheus, the built scaler, no Flink).
     Fleet {
@@ -214,6 +219,31 @@ async fn extra_scenarios(
     Ok(md)
 }
 
+/// The main scenario `repeats − 1` more times, each on a fresh lab (timelines under
+/// `<dir>/repeat-<run>/`), as a table of the spread with the main run first.
+async fn repeat_main(
+    opts: &LabOptions,
+    main: &(Profile, fks_lab::measure::Measurements),
+    repeats: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let mut runs = vec![main.1.clone()];
+    for run in 2..=repeats {
+        eprintln!("[bench] the main scenario again: run {run} of {repeats}");
+        let sub = format!("repeat-{run}");
+        let opts = LabOptions {
+            work_dir: opts.work_dir.join(&sub),
+            ..opts.clone()
+        };
+        let lab = Lab::start(&opts, main.0.clone()).await?;
+        let outcome = lab.run().await?;
+        report::write_artefacts(&lab, &outcome, &dir.join(&sub))?;
+        runs.push(outcome.measurements);
+    }
+    let refs: Vec<&fks_lab::measure::Measurements> = runs.iter().collect();
+    Ok(report::repeats_section(&refs, "benchmarks"))
+}
+
 /// A work dir under the system temp dir, removed on drop unless `FKS_KEEP_TMP` is set.
 struct WorkDir(Option<tempfile::TempDir>);
 
@@ -256,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
             scaled_objects,
             level_secs,
             fleet_sizes,
+            repeats,
         } => {
             let fleet_sizes = fleet_bench::parse_sizes(&fleet_sizes).map_err(anyhow::Error::msg)?;
             let (opts, profile, _guard) = options(&common)?;
@@ -283,9 +314,11 @@ async fn main() -> anyhow::Result<()> {
                 "benchmarks",
             );
             drop(lab);
-            md.push_str(
-                &extra_scenarios(&opts, &(profile, outcome.measurements.clone()), &dir).await?,
-            );
+            let main = (profile, outcome.measurements.clone());
+            md.push_str(&extra_scenarios(&opts, &main, &dir).await?);
+            if repeats > 1 {
+                md.push_str(&repeat_main(&opts, &main, repeats, &dir).await?);
+            }
             let rows = fleet_bench::run(
                 &fleet_bench::default_options(&opts.scaler_bin, &opts.work_dir),
                 &fleet_sizes,

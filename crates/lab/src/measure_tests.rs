@@ -156,6 +156,33 @@ fn a_second_rescale_and_a_failover_are_counted() {
     assert!(m.markdown().contains("**missed**"));
 }
 
+/// P2 counts Flink's restarts: a raise before Flink restarted is one rescale and one
+/// restart; a job that ran at an intermediate parallelism on the way restarted twice.
+#[test]
+fn p2_counts_flinks_restarts_and_a_raise_is_the_same_rescale() {
+    let mut raised = run();
+    raised.push_event(16.0, EventKind::RescaleRaised, "up 1→2 TMs");
+    let m = measure(&raised);
+    assert_eq!((m.up.rescales, m.up.raises, m.up.restarts), (1, 1, 1));
+    assert!(m.p2_met());
+    assert!(m
+        .markdown()
+        .contains("raised before Flink restarted: 1) | 1 / 1 | 1 / 1 | met |"));
+    let mut twice = raised;
+    for p in twice
+        .points
+        .iter_mut()
+        .filter(|p| (26.0..30.0).contains(&p.at))
+    {
+        if let Some(f) = p.flink.as_mut() {
+            f.vertices = vec![("src".into(), 3)];
+        }
+    }
+    let m = measure(&twice);
+    assert_eq!((m.up.rescales, m.up.restarts), (1, 2), "1 → 3 → 4");
+    assert!(!m.p2_met());
+}
+
 #[test]
 fn no_scale_up_means_no_reaction_time() {
     let mut t = run();
