@@ -408,14 +408,15 @@ pub fn spare_section(rows: &[SpareRow<'_>], artefacts: &str) -> String {
 /// run (the first is the run above), and how many met each goal.
 pub fn repeats_section(runs: &[&Measurements], artefacts: &str) -> String {
     let mut out = format!(
-        "
-## The main scenario, {} runs
-
-         The same scenario (no spare) on a fresh lab each time, one run after the other; run 1          is the run above. What varies is outside the scaler's control or at its estimate's          edge: where the HPA's 15 s sync falls after the report asks for the pods, how fast          three JVMs start on the two shared cores, and whether the first settled estimate of a          step that needs 5.14 TaskManagers says 5 or 6 (a scale-up still waiting for its pods          is raised, `core::rescale::raise`). Timelines: `{artefacts}/repeat-<run>/`.
-
-         | run | P1 | breakdown | parallelism reached (first in-place rescale at) | raised | lag back | Flink restarts up / down (the scaler's rescales) | TaskManager-seconds |
-         |---|---|---|---|---|---|---|---|
-",
+        "\n## The main scenario, {} runs\n\n\
+         The same scenario (no spare) on a fresh lab each time, one run after the other; run 1 \
+         is the run above. What varies is outside the scaler's control or at its estimate's \
+         edge: where the HPA's 15 s sync falls after the report asks for the pods, how fast \
+         three JVMs start on the two shared cores, and whether the first settled estimate of a \
+         step that needs 5.14 TaskManagers says 5 or 6 (a scale-up still waiting for its pods \
+         is raised, `core::rescale::raise`). Timelines: `{artefacts}/repeat-<run>/`.\n\n\
+         | run | P1 | breakdown | parallelism reached (first in-place rescale at) | raised | lag back | Flink restarts up / down (the scaler's rescales) | TaskManager-seconds |\n\
+         |---|---|---|---|---|---|---|---|\n",
         runs.len()
     );
     for (i, m) in runs.iter().enumerate() {
@@ -440,8 +441,8 @@ pub fn repeats_section(runs: &[&Measurements], artefacts: &str) -> String {
     let met = |ok: &dyn Fn(&Measurements) -> bool| runs.iter().filter(|m| ok(m)).count();
     let _ = writeln!(
         out,
-        "
-Goals met: P1 ≤ 30 s in {} of {n}, lag back ≤ 60 s in {} of {n}, one restart up and          one down in {} of {n}.",
+        "\nGoals met: P1 ≤ 30 s in {} of {n}, lag back ≤ 60 s in {} of {n}, one restart up and \
+         one down in {} of {n}.",
         met(&|m| m.up.reaction_s.is_some_and(|s| s <= 30.0)),
         met(&|m| m.recovery_s.is_some_and(|s| s <= 60.0)),
         met(&Measurements::p2_met),
