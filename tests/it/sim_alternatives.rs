@@ -2,7 +2,8 @@
 //! candidate setting of our policy and our ScaledObject's HPA `behavior` against the peers
 //! of the same run, on every built-in trace. Ignored (a table to read, not a check; the
 //! goal itself is `sim_goal`): `cargo test --test it sim_alternatives:: -- --ignored
-//! --nocapture`.
+//! --nocapture`; the grid of the four settings that move `spikes` most:
+//! `cargo test --release --test it sim_alternatives::grid -- --ignored --nocapture`.
 
 use std::time::Duration;
 
@@ -174,4 +175,75 @@ fn alternatives_table() {
     }
     println!("\n{}", rows.join("\n"));
     assert_eq!(rows.len(), candidates().len() + 3);
+}
+
+/// The four settings that move `spikes` most, on a grid (5 × 3 × 3 × 2 = 90 policies, each
+/// on the four traces): every policy that meets the goal on all four, and the nearest
+/// misses by the largest ratio to a bound. Ignored (about 3 min in a release build):
+/// `cargo test --release --test it sim_alternatives::grid -- --ignored --nocapture`.
+#[test]
+#[ignore = "a grid to read: run with --ignored --nocapture"]
+fn grid() {
+    let mut rows = Vec::new();
+    for delay in [60, 90, 120, 180, 300] {
+        for factor in [0.5, 0.6, 0.75] {
+            for catch_up in [300, 450, 600] {
+                for low in [0.4, 0.35] {
+                    let label = format!(
+                        "scaleDownDelay {delay} s, maxScaleDownFactor {factor}, \
+                         catchUpDuration {catch_up} s, utilizationLow {low}"
+                    );
+                    let (met, worst, cells) = on_every_trace(|c| {
+                        c.ours.scale_down_delay = Duration::from_secs(delay);
+                        c.ours.max_scale_down_factor = factor;
+                        c.ours.catch_up_duration = Duration::from_secs(catch_up);
+                        c.ours.utilization_low = low;
+                    });
+                    println!("{label}: met on {met} of 4, worst {worst:.3} | {cells}");
+                    rows.push((worst, met, label, cells));
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("\nnearest to the bounds (largest ratio of ours to a bound, over the four traces):");
+    for (worst, met, label, cells) in rows.iter().take(8) {
+        println!("{worst:.3} (met on {met} of 4) {label} | {cells}");
+    }
+    assert_eq!(rows.len(), 90);
+}
+
+/// Runs `change` on the four traces: on how many the goal is met, the largest ratio of
+/// ours to a bound (seconds above the SLO, TaskManager-hours), and a cell per trace.
+fn on_every_trace(change: impl Fn(&mut SimConfig)) -> (usize, f64, String) {
+    let (mut met, mut worst, mut cells) = (0, 0.0_f64, Vec::new());
+    for trace in TRACES {
+        let mut cfg = SimConfig {
+            trace: TraceSource::Builtin(trace),
+            ..SimConfig::default()
+        };
+        change(&mut cfg);
+        let r = sim::run(&cfg).expect("simulation runs");
+        let ours = r.policy("ours").expect("ours runs");
+        let b = bounds(&r);
+        let seconds = match (ours.seconds_above_slo, b.best.1) {
+            (s, best) if best > 0.0 => s / best,
+            (s, _) if s > 0.0 => f64::INFINITY,
+            _ => 0.0,
+        };
+        let hours = ours.tm_hours / b.tm_hours;
+        if misses_in(&r, trace).is_empty() {
+            met += 1;
+        }
+        worst = worst.max(seconds).max(hours);
+        cells.push(format!(
+            "{} {:.0}/{:.0} s, {:.1}/{:.1}",
+            trace.name(),
+            ours.seconds_above_slo,
+            b.best.1,
+            ours.tm_hours,
+            b.tm_hours
+        ));
+    }
+    (met, worst, cells.join("; "))
 }

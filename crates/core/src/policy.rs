@@ -35,7 +35,9 @@ pub struct Policy {
     /// Ignore samples until the job has been RUNNING this long after any (re)start.
     pub stabilization: Duration,
     /// A scale-down is applied only after this long of continuous scale-down
-    /// recommendations, using the highest recommendation seen in the window.
+    /// recommendations (and once the signals have settled past the drop), using the highest
+    /// settled recommendation seen in the window. Default 1 min (5 min before 2026-12-02:
+    /// docs/simulator.md "Choosing the scale-down defaults").
     pub scale_down_delay: Duration,
     /// A scale-up is applied only after this long of continuous scale-up
     /// recommendations, using the highest recommendation seen in the window (0 = at
@@ -43,7 +45,8 @@ pub struct Policy {
     /// caps what it can show) before the backlog growth reveals the demand; a few seconds
     /// of confirmation size the step in one rescale instead of two.
     pub scale_up_delay: Duration,
-    /// Maximum fraction a vertex may shrink in one decision (operator: 0.6).
+    /// Maximum fraction a vertex may shrink in one decision. Default 0.6, the operator's
+    /// `job.autoscaler.scale-down.max-factor` (0.5 before 2026-12-02).
     pub max_scale_down_factor: f64,
     /// Minimum time between two rescales of one job.
     pub cooldown: Duration,
@@ -100,9 +103,9 @@ impl Default for Policy {
             utilization_high: 0.85,
             catch_up_duration: Duration::from_secs(300),
             stabilization: Duration::from_secs(30),
-            scale_down_delay: Duration::from_secs(300),
+            scale_down_delay: Duration::from_secs(60),
             scale_up_delay: Duration::ZERO,
-            max_scale_down_factor: 0.5,
+            max_scale_down_factor: 0.6,
             cooldown: Duration::from_secs(60),
             max_rescales_per_hour: 6,
             backlog_threshold: Duration::from_secs(60),
