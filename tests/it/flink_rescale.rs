@@ -81,6 +81,12 @@ fn test_options() -> ApplyOptions {
     }
 }
 
+/// Flink's exception history of `job` is empty (no failover).
+async fn assert_no_exceptions(client: &FlinkClient, job: &JobId) {
+    let history = client.exceptions(job).await.expect("exceptions");
+    assert!(history.entries.is_empty(), "{:?}", history.entries);
+}
+
 /// Applies `target` and waits; the rescale must complete.
 async fn rescale_completed(
     client: &FlinkClient,
@@ -142,12 +148,7 @@ async fn scale_up_in_place_keeps_job_id_and_state() {
         stats.restored_id.is_some_and(|id| id >= completed),
         "state restored from a checkpoint taken before the rescale: {stats:?}"
     );
-    assert!(client
-        .exceptions(&job)
-        .await
-        .expect("exceptions")
-        .entries
-        .is_empty());
+    assert_no_exceptions(&client, &job).await;
     assert_eq!(out.failovers(), 0, "{:?}", out.events);
     // the state keeps growing after the rescale (counts continue from the checkpoint)
     wait_checkpoint(&client, &job, stats.completed).await;
@@ -249,12 +250,7 @@ async fn scale_down_in_order_frees_a_task_manager_without_failover() {
     assert!(failovers.is_empty(), "{failovers:?}");
     c.wait_job_running(&job, Some(2), Duration::from_secs(10))
         .await;
-    assert!(client
-        .exceptions(&job)
-        .await
-        .expect("exceptions")
-        .entries
-        .is_empty());
+    assert_no_exceptions(&client, &job).await;
     eprintln!(
         "flink {}: scale-down 4→2 PUT→RUNNING {:?}, completed (slots freed) after {:?} ms",
         c.installed.version,

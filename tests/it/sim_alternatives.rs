@@ -136,12 +136,7 @@ fn alternatives_table() {
         let mut cells = vec![label.to_string()];
         let mut missed = Vec::new();
         for trace in TRACES {
-            let mut cfg = SimConfig {
-                trace: TraceSource::Builtin(trace),
-                ..SimConfig::default()
-            };
-            change(&mut cfg);
-            let r = sim::run(&cfg).expect("simulation runs");
+            let r = run_with(trace, change);
             let ours = r.policy("ours").expect("ours runs");
             let b = bounds(&r);
             if n == 0 {
@@ -218,12 +213,7 @@ fn grid() {
 fn on_every_trace(change: impl Fn(&mut SimConfig)) -> (usize, f64, String) {
     let (mut met, mut worst, mut cells) = (0, 0.0_f64, Vec::new());
     for trace in TRACES {
-        let mut cfg = SimConfig {
-            trace: TraceSource::Builtin(trace),
-            ..SimConfig::default()
-        };
-        change(&mut cfg);
-        let r = sim::run(&cfg).expect("simulation runs");
+        let r = run_with(trace, &change);
         let ours = r.policy("ours").expect("ours runs");
         let b = bounds(&r);
         let seconds = match (ours.seconds_above_slo, b.best.1) {
@@ -246,4 +236,14 @@ fn on_every_trace(change: impl Fn(&mut SimConfig)) -> (usize, f64, String) {
         ));
     }
     (met, worst, cells.join("; "))
+}
+
+/// The simulation of `trace` with `change` from the defaults.
+fn run_with(trace: BuiltinTrace, change: impl Fn(&mut SimConfig)) -> sim::Report {
+    let mut cfg = SimConfig {
+        trace: TraceSource::Builtin(trace),
+        ..SimConfig::default()
+    };
+    change(&mut cfg);
+    sim::run(&cfg).expect("simulation runs")
 }

@@ -92,12 +92,7 @@ async fn a_scale_up_raised_before_its_task_managers_register_restarts_once() {
     );
     let details = client.job(&job).await.expect("job");
     assert_eq!(details.jid, job, "same job id");
-    assert!(client
-        .exceptions(&job)
-        .await
-        .expect("exceptions")
-        .entries
-        .is_empty());
+    assert_no_exceptions(&client, &job).await;
     eprintln!(
         "flink {}: scale-up 2→4 raised to 6 before its TaskManagers registered: one restart, \
          accepted→RUNNING {:?}",
