@@ -83,6 +83,12 @@ impl ScaleUpWindow {
         self.settle_from
             .map_or(self.started_at, |f| f.min(self.started_at))
     }
+
+    /// This tick's recommendation while the window settles (what the report asks KEDA
+    /// for), `None` when it holds none.
+    pub fn proposal(&self) -> Option<&BTreeMap<VertexId, u32>> {
+        Some(&self.proposed).filter(|p| !p.is_empty())
+    }
 }
 
 /// The target input rates of the job's last evaluated tick and since when they have risen

@@ -188,18 +188,8 @@ async fn extra_scenarios(
     main: &(Profile, fks_lab::measure::Measurements),
     dir: &std::path::Path,
 ) -> anyhow::Result<String> {
-    let run = |profile: Profile, sub: &'static str| async move {
-        let opts = LabOptions {
-            work_dir: opts.work_dir.join(sub),
-            ..opts.clone()
-        };
-        eprintln!("[bench] the {sub} run");
-        let lab = Lab::start(&opts, profile).await?;
-        let outcome = lab.run().await?;
-        report::write_artefacts(&lab, &outcome, &dir.join(sub))?;
-        anyhow::Ok((lab, outcome))
-    };
-    let (spare_lab, spare) = run(main.0.clone().with_spare(), "spare").await?;
+    eprintln!("[bench] the spare run");
+    let (spare_lab, spare) = run_in(opts, main.0.clone().with_spare(), "spare", dir).await?;
     let mut md = report::spare_section(
         &[
             report::SpareRow {
@@ -214,9 +204,28 @@ async fn extra_scenarios(
         "benchmarks",
     );
     drop(spare_lab);
-    let (cpu_lab, cpu) = run(Profile::short().cpu(), "cpu").await?;
+    eprintln!("[bench] the cpu run");
+    let (cpu_lab, cpu) = run_in(opts, Profile::short().cpu(), "cpu", dir).await?;
     md.push_str(&report::cpu_section(&cpu_lab, &cpu, "benchmarks"));
     Ok(md)
+}
+
+/// One scenario run on a fresh lab under `<work dir>/<sub>`, its timeline written to
+/// `<dir>/<sub>/`; the lab is returned running (its drop stops it).
+async fn run_in(
+    opts: &LabOptions,
+    profile: Profile,
+    sub: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Lab, fks_lab::scenario::Outcome)> {
+    let opts = LabOptions {
+        work_dir: opts.work_dir.join(sub),
+        ..opts.clone()
+    };
+    let lab = Lab::start(&opts, profile).await?;
+    let outcome = lab.run().await?;
+    report::write_artefacts(&lab, &outcome, &dir.join(sub))?;
+    Ok((lab, outcome))
 }
 
 /// The main scenario `repeats − 1` more times, each on a fresh lab (timelines under
@@ -231,13 +240,7 @@ async fn repeat_main(
     for run in 2..=repeats {
         eprintln!("[bench] the main scenario again: run {run} of {repeats}");
         let sub = format!("repeat-{run}");
-        let opts = LabOptions {
-            work_dir: opts.work_dir.join(&sub),
-            ..opts.clone()
-        };
-        let lab = Lab::start(&opts, main.0.clone()).await?;
-        let outcome = lab.run().await?;
-        report::write_artefacts(&lab, &outcome, &dir.join(&sub))?;
+        let (_lab, outcome) = run_in(opts, main.0.clone(), &sub, dir).await?;
         runs.push(outcome.measurements);
     }
     let refs: Vec<&fks_lab::measure::Measurements> = runs.iter().collect();

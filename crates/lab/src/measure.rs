@@ -249,7 +249,6 @@ fn running_at(in_phase: &[&Point], visible: f64, to_parallelism: u32) -> Option<
         .map(|p| p.at)
 }
 
-/// The job was RUNNING with every subtask running at this sample.
 /// Changes of the job's per-vertex parallelism between the samples of it running (every
 /// subtask running), from the last such sample before `changed_at` through the phase.
 fn restarts(t: &Timeline, in_phase: &[&Point], changed_at: f64) -> usize {
@@ -274,6 +273,7 @@ fn restarts(t: &Timeline, in_phase: &[&Point], changed_at: f64) -> usize {
     n
 }
 
+/// The job was RUNNING with every subtask running at this sample.
 fn ran(p: &Point) -> bool {
     p.all_running && p.flink.as_ref().is_some_and(|f| f.job_state == "RUNNING")
 }

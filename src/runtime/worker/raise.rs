@@ -57,10 +57,14 @@ impl Worker {
             return;
         };
         memory.remember(next_state);
-        let Some(mut rescale) = self.rescale.clone() else {
+        let Some(target) = self
+            .rescale
+            .as_deref()
+            .and_then(|r| raised_plan(r, decision))
+        else {
             return;
         };
-        let Some(target) = raised_plan(&rescale, decision) else {
+        let Some(mut rescale) = self.rescale.clone() else {
             return;
         };
         let options = self.apply_options();

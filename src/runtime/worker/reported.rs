@@ -97,8 +97,7 @@ impl Worker {
                     .job_state
                     .scale_up_window
                     .as_ref()
-                    .map(|w| &w.proposed)
-                    .filter(|p| !p.is_empty()),
+                    .and_then(core::state::ScaleUpWindow::proposal),
             },
             memory: &self.job_state.report,
             policy,

@@ -64,10 +64,7 @@ impl RaiseMemory {
 
     /// The recommendation of a raise still settling (the report asks KEDA for it).
     pub fn settling(&self) -> Option<&std::collections::BTreeMap<crate::VertexId, u32>> {
-        self.window
-            .as_ref()
-            .map(|w| &w.proposed)
-            .filter(|p| !p.is_empty())
+        self.window.as_ref().and_then(ScaleUpWindow::proposal)
     }
 }
 
