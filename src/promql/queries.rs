@@ -224,7 +224,8 @@ impl SignalQueries {
     }
 
     /// Whether `arrivalRate` is enabled and read over `{{arrival_window}}`, so a load
-    /// step shows in the sources' arrival once that window (plus a scrape) has passed it.
+    /// step shows in the sources' arrival once that window has passed the first sample
+    /// taken after it.
     pub fn arrival_follows_window(&self) -> bool {
         self.get(Signal::ArrivalRate)
             .is_some_and(|q| q.contains("{{arrival_window}}"))

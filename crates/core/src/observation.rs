@@ -117,9 +117,10 @@ pub struct Observation {
     /// times of [`super::Policy::scale_down_settle`] and `scale_up_settle`.
     #[serde(default)]
     pub signal_window: Option<std::time::Duration>,
-    /// How long `arrivalRate` takes to show a change in full (its window plus a scrape),
-    /// when the runtime knows it. A scale-up settles within this when every source has
-    /// an arrival rate: a load step moves the arrival, not a vertex's true processing rate.
+    /// How long after the first tick that saw a change `arrivalRate` shows it in full (its
+    /// window), when the runtime knows it. A scale-up settles within this when every
+    /// source has an arrival rate: a load step moves the arrival, not a vertex's true
+    /// processing rate.
     #[serde(default)]
     pub arrival_window: Option<std::time::Duration>,
 }

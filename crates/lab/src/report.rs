@@ -292,7 +292,7 @@ pub fn reading(p: &Profile) -> String {
          evaluation's recommendation while the scale-up settles, so the pods start then) when \
          the rescale waits for new TaskManagers; when it runs on TaskManagers already \
          registered, the detection plus the settling (until two evaluations in a row are \
-         calm, at most the arrival window plus the scrape) plus \
+         calm, at most the arrival window after the first evaluation that saw the step) plus \
          `scaleUpDelay` ({} s) plus one evaluation ({:?}); KEDA's poll and the HPA's part is \
          the wait for its next sync (up to {:?}); the TaskManager part is starting the JVMs \
          until they register (on this 2-core machine, next to the running job; the Flink line \

@@ -73,12 +73,17 @@ impl ScrapeIntervalReport {
             .then(|| self.windows.window + self.windows.interval)
     }
 
-    /// How long `arrivalRate` takes to show a load change in full: the arrival window
-    /// plus one scrape, once the interval is known and when the query follows
-    /// `{{arrival_window}}`; `None` otherwise.
+    /// How long after a tick first sees a load change in `arrivalRate` the arrival holds
+    /// that change in full: the arrival window itself, once the interval is known and when
+    /// the query follows `{{arrival_window}}`; `None` otherwise. No scrape on top (unlike
+    /// [`Self::signal_window`], counted from the change): the core counts this from the
+    /// first tick that saw the rise ([`crate::core::state::RateTrend`]), and that tick's
+    /// query already held a sample taken after the change, so every sample taken before it
+    /// is older than that query; one window later none is left inside the window, and
+    /// the estimate (a slope of counters that count every record) is the new load's
+    /// alone. The scrape on top held every step's decision one interval longer.
     pub fn arrival_window(&self, queries: &SignalQueries) -> Option<Duration> {
-        (self.known() && queries.arrival_follows_window())
-            .then(|| self.windows.arrival + self.windows.interval)
+        (self.known() && queries.arrival_follows_window()).then_some(self.windows.arrival)
     }
 
     /// The interval was learned or configured (not the fallback guess).
@@ -326,14 +331,15 @@ mod tests {
             report(IntervalSource::Learned, 1).signal_window(&gauges),
             None
         );
-        // the sources' arrival: `max(4 × interval, 5 s)` plus one interval
+        // the sources' arrival: `max(4 × interval, 5 s)`, counted from the tick that saw
+        // the change
         assert_eq!(
             report(IntervalSource::Learned, 1).arrival_window(&counters),
-            secs(6)
+            secs(5)
         );
         assert_eq!(
             report(IntervalSource::Learned, 15).arrival_window(&counters),
-            secs(75)
+            secs(60)
         );
         assert_eq!(
             report(IntervalSource::Fallback, 60).arrival_window(&counters),
