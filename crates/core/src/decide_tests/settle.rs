@@ -377,7 +377,7 @@ fn a_noisy_load_does_not_keep_restarting_the_window() {
 fn step_tick(slow: f64, arrival: Option<f64>) -> Observation {
     let mut obs = keyed_line().observe(slow, &[1, 1], 0.0);
     obs.signal_window = Some(Duration::from_secs(11));
-    obs.arrival_window = Some(Duration::from_secs(6));
+    obs.arrival_window = Some(Duration::from_secs(5));
     if let Some(src) = obs.vertices.get_mut(&vid("src")) {
         src.arrival_per_s = arrival;
     }
@@ -439,7 +439,7 @@ fn a_step_in_the_arrival_settles_within_the_arrival_window() {
 
 /// The settle time counts from the first tick of the rise, not from the later tick that
 /// first crossed the band: the rise shows a load change that happened by then, so the
-/// arrival window (6 s here) holds only the new load 6 s after it. Without a rising tick
+/// arrival window (5 s here) holds only the new load 5 s after it. Without a rising tick
 /// before the crossing (a flat tick, then the step past the band) the wait runs from the
 /// crossing, as before.
 #[test]
@@ -467,12 +467,65 @@ fn a_scale_up_settles_from_the_first_rising_tick() {
     assert_eq!(
         applied,
         Some((8, Some(3))),
-        "2 s (the rise) + 6 s, ceil(1800 / 700)"
+        "2 s (the rise) + 5 s, on the next tick, ceil(1800 / 700)"
     );
     // 500 → 500 (flat) → 1500 (over) → ...: the rise starts at the crossing
     let (applied, _) = run([500.0, 500.0, 1500.0, 1750.0, 1800.0, 1790.0]);
-    assert_eq!(applied, Some((10, Some(3))), "4 s (the crossing) + 6 s");
+    assert_eq!(
+        applied,
+        Some((10, Some(3))),
+        "4 s (the crossing) + 5 s, on the next tick"
+    );
     // a rescale forgets the trend: rates after a restart are no rise of the load
     let (_, state) = run([500.0, 800.0, 1500.0, 1750.0, 1800.0, 1790.0]);
     assert_eq!(state.trend, crate::state::RateTrend::default());
+}
+
+/// A step as the default arrival query reads it, tick by tick at a 1 s scrape: `deriv` over
+/// the 5 s window fills as `3u² − 2u³` of the step (`u`, the share of the window after it),
+/// so the early ticks under-size it. The first tick that saw the rise already held a sample
+/// taken after the step, so the window holds only the new load one window later: the
+/// scale-up applies exactly then (not a scrape later), sized for the whole step, once.
+#[test]
+fn a_step_filling_the_arrival_window_applies_one_window_after_the_rise() {
+    let policy = Policy {
+        signal_settle: None,
+        ..settle_policy(300, 0)
+    };
+    let fill = |u: f64| 600.0 + 1600.0 * (3.0 * u * u - 2.0 * u * u * u);
+    // 600 → 2200 rec/s between t=0 and t=1 (ceil(2200 / 700) = 4; 3 fits 2100)
+    let arrivals = [
+        600.0,
+        fill(0.2),
+        fill(0.4),
+        fill(0.6),
+        fill(0.8),
+        2200.0,
+        2190.0,
+        2210.0,
+    ];
+    let mut state = JobState::default();
+    let mut applied = Vec::new();
+    for (t, arrival) in arrivals.into_iter().enumerate() {
+        let t = t as i64;
+        let (d, s) = decide(&step_tick(arrival, Some(arrival)), &state, &policy, at(t));
+        state = s;
+        if d.rescale {
+            applied.push((t, map_target(&d)));
+        }
+        if (2..6).contains(&t) {
+            assert_eq!(
+                d.main_rule(),
+                Some(Rule::ScaleUpDelayed),
+                "t={t}: {}",
+                d.summary()
+            );
+        }
+    }
+    assert_eq!(
+        applied,
+        vec![(6, Some(4))],
+        "the rise at 1 s + the 5 s window; t=4 read {:.0} (3)",
+        fill(0.8)
+    );
 }
