@@ -81,7 +81,7 @@ impl ScrapeIntervalReport {
     /// query already held a sample taken after the change, so every sample taken before it
     /// is older than that query; one window later none is left inside the window, and
     /// the estimate (a slope of counters that count every record) is the new load's
-    /// alone. The scrape on top held every step's decision one interval longer.
+    /// alone.
     pub fn arrival_window(&self, queries: &SignalQueries) -> Option<Duration> {
         (self.known() && queries.arrival_follows_window()).then_some(self.windows.arrival)
     }

@@ -57,16 +57,13 @@ impl Worker {
             return;
         };
         memory.remember(next_state);
-        let Some(target) = self
-            .rescale
-            .as_deref()
-            .and_then(|r| raised_plan(r, decision))
-        else {
+        let Some(current) = self.rescale.as_deref() else {
             return;
         };
-        let Some(mut rescale) = self.rescale.clone() else {
+        let Some(target) = raised_plan(current, decision) else {
             return;
         };
+        let mut rescale = Box::new(current.clone());
         let options = self.apply_options();
         match apply::raise(client, &mut rescale, target, &options).await {
             Ok((event, nudger)) => {
