@@ -189,6 +189,48 @@ impl PrometheusProcess {
             .collect())
     }
 
+    /// A range query of one series: `(unix seconds, value)` every `step_s` from `start` to
+    /// `end` (unix seconds); `Err` when Prometheus does not answer or rejects the query,
+    /// empty when no series matched.
+    pub async fn range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step_s: f64,
+    ) -> Result<Vec<(f64, f64)>> {
+        let what = format!("Prometheus range query `{promql}`");
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/query_range", self.url()))
+            .form(&[
+                ("query", promql.to_string()),
+                ("start", format!("{start:.3}")),
+                ("end", format!("{end:.3}")),
+                ("step", format!("{step_s}")),
+            ])
+            .send()
+            .await
+            .map_err(|e| ComponentError::http(&what, e))?;
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| ComponentError::http(&what, e))?;
+        if body["status"] != "success" {
+            return Err(ComponentError::http(&what, body["error"].to_string()));
+        }
+        Ok(body["data"]["result"][0]["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let at = v[0].as_f64()?;
+                let value = v[1].as_str()?.parse().ok()?;
+                Some((at, value))
+            })
+            .collect())
+    }
+
     /// An instant query reduced to one number (`None` when empty or failing).
     pub async fn scalar(&self, promql: &str) -> Option<f64> {
         self.query(promql)

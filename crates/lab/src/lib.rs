@@ -32,6 +32,7 @@ pub mod profile;
 pub mod report;
 pub mod scenario;
 pub mod timeline;
+pub mod visibility;
 
 pub use error::{LabError, Result};
 pub use fks_components::{flink_cluster, procs, prometheus_proc, scaler_proc};

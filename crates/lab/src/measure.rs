@@ -1,8 +1,10 @@
 //! Figures of one scenario run, computed from its [`Timeline`] only:
 //!
-//! * **P1** — seconds from the load step being *visible in Prometheus* (the first sample
-//!   at which the produced rate Prometheus shows reaches 90 % of the new rate) to the job
-//!   RUNNING, every subtask running, at the highest parallelism of the step phase.
+//! * **P1** — seconds from the load step being *visible in Prometheus* (the first instant
+//!   at which the produced rate Prometheus shows reaches 90 % of the new rate:
+//!   [`Visibility`]) to the job RUNNING, every subtask running, at the highest parallelism
+//!   of the step phase (Flink's own instant of the last subtask switching to RUNNING when
+//!   the observer got it: [`Point::running_since`]).
 //! * **Peak lag** after the step, and **recovery**: seconds from the step being visible
 //!   until the lag is back at or under its pre-step level (the highest lag of the last
 //!   30 s before the step).
@@ -19,12 +21,11 @@ use std::fmt::Write as _;
 use super::{
     driver::FlinkView,
     timeline::{EventKind, Point, Timeline},
+    visibility::Visibility,
 };
 
 /// Seconds before the step used for the pre-step lag level.
 pub const PRE_STEP_WINDOW_S: f64 = 30.0;
-/// Fraction of the new rate at which the step counts as visible.
-pub const VISIBLE_FRACTION: f64 = 0.9;
 
 /// Figures of one load change.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -123,7 +124,7 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         .rev()
         .find(|p| p.at < changed_at && p.flink.is_some())
         .map_or(0, |p| p.max_parallelism());
-    let visible_at = visible_at(&in_phase, up);
+    let visible_at = Visibility::of(changed_at, &in_phase, up).at(t);
     // only samples of the job running: while Flink rebuilds it for a rescale, its REST API
     // can list the job graph's submitted parallelism (seen on 1.20.5: 2 during a 6 → 3)
     let pars = in_phase
@@ -131,9 +132,11 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         .filter(|p| ran(p))
         .map(|p| p.max_parallelism());
     let to_parallelism = if up { pars.max() } else { pars.min() }.unwrap_or(from_parallelism);
-    let running_at = visible_at.and_then(|v| running_at(&in_phase, v, to_parallelism));
-    let first_running_at =
-        visible_at.and_then(|v| first_running_at(&in_phase, v, from_parallelism, up));
+    let running = visible_at.and_then(|v| running_point(&in_phase, v, to_parallelism));
+    let running_at = running.map(Point::running_since);
+    let first_running =
+        visible_at.and_then(|v| first_running_point(&in_phase, v, from_parallelism, up));
+    let first_running_at = first_running.map(Point::running_since);
     let end = in_phase.last().map_or(changed_at, |p| p.at);
     let started = rescales_started(t, changed_at, end);
     let decided_at = started.first().copied();
@@ -149,9 +152,7 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         .zip(capacity_at)
         .and_then(|(v, c)| last_event(t, EventKind::HpaScaled, v, c));
     let asked_at = visible_at.zip(scaled_at).and_then(|(v, s)| {
-        let needed = in_phase
-            .iter()
-            .find(|p| Some(p.at) == running_at)
+        let needed = running
             .and_then(|p| p.flink.as_ref())
             .map(FlinkView::required_task_managers)?;
         in_phase
@@ -165,16 +166,11 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         .rev()
         .find(|p| p.at < changed_at && p.flink.is_some())
         .map_or(0, Point::task_managers);
-    let first_parallelism = first_running_at.and_then(|f| {
+    let first_parallelism = first_running.map(Point::max_parallelism);
+    let registered_by_first_running = first_running.and_then(|f| {
         in_phase
             .iter()
-            .find(|p| p.at == f)
-            .map(|p| p.max_parallelism())
-    });
-    let registered_by_first_running = first_running_at.and_then(|f| {
-        in_phase
-            .iter()
-            .filter(|p| p.at <= f && p.flink.is_some())
+            .filter(|p| p.at <= f.running_since() && p.flink.is_some())
             .map(|p| p.task_managers())
             .max()
     });
@@ -221,32 +217,18 @@ fn load_change_into(t: &Timeline, phase: &str) -> Option<f64> {
         .map(|e| e.at)
 }
 
-/// The first point of the phase at which Prometheus shows the new rate (within
-/// [`VISIBLE_FRACTION`]).
-fn visible_at(in_phase: &[&Point], up: bool) -> Option<f64> {
-    let new_rate = in_phase.first().map_or(0.0, |p| p.input_rate);
-    in_phase
-        .iter()
-        .find(|p| {
-            p.produced_rate.is_some_and(|r| {
-                if up {
-                    r >= VISIBLE_FRACTION * new_rate
-                } else {
-                    r <= new_rate / VISIBLE_FRACTION
-                }
-            })
-        })
-        .map(|p| p.at)
-}
-
 /// The first point from `visible` on with the job RUNNING at `to_parallelism`, every
 /// subtask running.
-fn running_at(in_phase: &[&Point], visible: f64, to_parallelism: u32) -> Option<f64> {
+fn running_point<'p>(
+    in_phase: &[&'p Point],
+    visible: f64,
+    to_parallelism: u32,
+) -> Option<&'p Point> {
     in_phase
         .iter()
         .filter(|p| p.at >= visible)
         .find(|p| ran(p) && p.max_parallelism() == to_parallelism)
-        .map(|p| p.at)
+        .copied()
 }
 
 /// Changes of the job's per-vertex parallelism between the samples of it running (every
@@ -280,12 +262,12 @@ fn ran(p: &Point) -> bool {
 
 /// The first point from `visible` on with every subtask running at any parallelism past
 /// `from_parallelism` in the step's direction.
-fn first_running_at(
-    in_phase: &[&Point],
+fn first_running_point<'p>(
+    in_phase: &[&'p Point],
     visible: f64,
     from_parallelism: u32,
     up: bool,
-) -> Option<f64> {
+) -> Option<&'p Point> {
     in_phase
         .iter()
         .filter(|p| p.at >= visible && p.all_running)
@@ -293,7 +275,7 @@ fn first_running_at(
             let par = p.max_parallelism();
             par != from_parallelism && (par > from_parallelism) == up
         })
-        .map(|p| p.at)
+        .copied()
 }
 
 /// When events of `kind` happened in `[from, to]`.
@@ -318,6 +300,19 @@ fn last_event(t: &Timeline, kind: EventKind, from: f64, to: f64) -> Option<f64> 
 fn rescales_started(t: &Timeline, from: f64, end: f64) -> Vec<f64> {
     // every rescale is a restart, whatever its direction (a parallelism-only one too)
     event_times(t, EventKind::RescaleStarted, from, end).collect()
+}
+
+/// The load changes the figures read (into `step`, a step up; into `back`, down) and the
+/// first sample that showed each, for the observer to find their exact instants.
+pub fn visibilities(t: &Timeline) -> Vec<Visibility> {
+    [("step", true), ("back", false)]
+        .into_iter()
+        .filter_map(|(phase, up)| {
+            let changed_at = load_change_into(t, phase)?;
+            let in_phase: Vec<&Point> = t.points.iter().filter(|p| p.phase == phase).collect();
+            Some(Visibility::of(changed_at, &in_phase, up))
+        })
+        .collect()
 }
 
 /// Computes the figures of `t` (phases `steady` → `step` → `back`).

@@ -218,3 +218,37 @@ fn readings_while_flink_rebuilds_the_job_are_not_a_parallelism_reached() {
     assert_eq!(m.down.running_at, Some(73.0));
     assert_eq!(m.down.first_parallelism, Some(2));
 }
+
+/// P1 runs between the components' own instants when the observer got them: Prometheus'
+/// first evaluation showing the step (a `Visible` event before the sample that saw it)
+/// and Flink's timestamp of the last subtask switching to RUNNING (read at a sample its
+/// REST cache let see it later).
+#[test]
+fn p1_runs_between_the_exact_instants_the_samples_round_up() {
+    let mut t = run();
+    t.push_event(11.4, EventKind::Visible, "300 records/s");
+    for p in t.points.iter_mut().filter(|p| (30.0..60.0).contains(&p.at)) {
+        p.running_since = Some(27.6);
+    }
+    let m = measure(&t);
+    assert_eq!(m.up.visible_at, Some(11.4));
+    assert_eq!(m.up.running_at, Some(27.6));
+    assert_eq!(
+        m.up.reaction_s.map(|s| (s * 10.0).round() / 10.0),
+        Some(16.2)
+    );
+    assert_eq!(m.up.first_reaction_s, m.up.reaction_s);
+    // the parallelism is the sample's; the TaskManagers those the samples up to Flink's
+    // instant saw (here 1: this timeline ties them to the parallelism)
+    assert_eq!(
+        (m.up.first_parallelism, m.up.registered_by_first_running),
+        (Some(4), Some(1))
+    );
+    let b = m.up.breakdown().expect("breakdown");
+    let sum = b.scaler + b.hpa_and_start.map_or(0.0, |(hpa, tm)| hpa + tm) + b.flink;
+    assert!((sum - 16.2).abs() < 1e-9, "{b:?}");
+    // a Visible event of the step down does not move the step up
+    let mut other = run();
+    other.push_event(61.0, EventKind::Visible, "100 records/s");
+    assert_eq!(measure(&other).up.visible_at, Some(12.0));
+}

@@ -3,6 +3,12 @@
 //! Prometheus (lag, produced and consumed rates, with plain PromQL) and the scaler's
 //! `/debug/jobs` (the count it reports to KEDA and the rescale in flight), and turns
 //! rescales into timeline events with the scaler's own timestamps.
+//!
+//! Two instants the samples would round up come from the components' own clocks: when the
+//! job's last subtask switched to RUNNING (Flink's `subtasktimes`, read once per new
+//! execution: the job details a sample reads can be up to Flink's REST cache TTL old), and
+//! when Prometheus first showed a load change (`refine_visible`, a range query after the
+//! run).
 
 use std::{
     collections::BTreeMap,
@@ -19,6 +25,7 @@ use super::{
     prometheus_proc::PrometheusProcess,
     scaler_proc::ScalerProcess,
     timeline::{EventKind, Point, Timeline},
+    visibility::{Visibility, VISIBLE_STEP_S},
 };
 
 /// What one sample needs to know about the scenario at that moment.
@@ -62,6 +69,39 @@ pub struct Observer<'a> {
     origin_utc: DateTime<Utc>,
     /// Rescales by their `started_at` string.
     pub rescales: BTreeMap<String, SeenRescale>,
+    /// The execution last seen with every subtask running: its vertices' parallelism and
+    /// when its last subtask switched to RUNNING (scenario seconds, Flink's clock).
+    running: Option<(Vec<(String, u32)>, f64)>,
+}
+
+/// Flink's view of the job in one sample.
+pub struct FlinkSample {
+    /// The job.
+    pub view: FlinkView,
+    /// Every subtask RUNNING.
+    pub all_running: bool,
+    /// The job vertices' ids, in the job graph's order.
+    pub vertex_ids: Vec<String>,
+}
+
+/// When the last subtask switched to RUNNING (unix ms), from each vertex's
+/// `/jobs/:id/vertices/:vid/subtasktimes`; `None` while one has not.
+pub fn last_running_ms(subtask_times: &[Value]) -> Option<i64> {
+    let mut last = None;
+    for vertex in subtask_times {
+        for s in vertex["subtasks"].as_array()? {
+            let ms = s["timestamps"]["RUNNING"].as_i64().filter(|ms| *ms > 0)?;
+            last = Some(last.map_or(ms, |l: i64| l.max(ms)));
+        }
+    }
+    last
+}
+
+/// The job's summed produced rate (the load's own gauge).
+fn produced_rate_query(job_id: &str) -> String {
+    format!(
+        "sum(flink_taskmanager_job_task_operator_producedRecordsPerSecond{{job_id=\"{job_id}\"}})"
+    )
 }
 
 fn jobs_first(debug: &Value) -> Option<&Value> {
@@ -89,7 +129,13 @@ impl<'a> Observer<'a> {
             origin,
             origin_utc,
             rescales: BTreeMap::new(),
+            running: None,
         })
+    }
+
+    /// Scenario seconds of a unix-milliseconds timestamp.
+    fn secs_of_ms(&self, ms: i64) -> f64 {
+        (ms - self.origin_utc.timestamp_millis()) as f64 / 1000.0
     }
 
     /// Scenario seconds of an RFC 3339 timestamp.
@@ -98,8 +144,8 @@ impl<'a> Observer<'a> {
         Some((t - self.origin_utc).num_milliseconds() as f64 / 1000.0)
     }
 
-    /// Flink's view of the job: `(view, every subtask RUNNING)`.
-    pub async fn flink_view(&self) -> Option<(FlinkView, bool)> {
+    /// Flink's view of the job.
+    pub async fn flink_view(&self) -> Option<FlinkSample> {
         let details = procs::get_json(
             &self.http,
             &format!("{}/jobs/{}", self.flink_url, self.job_id),
@@ -129,7 +175,79 @@ impl<'a> Observer<'a> {
             job_state: details["state"].as_str().unwrap_or("?").to_string(),
             slots_per_task_manager: self.slots,
         };
-        Some((view, all_running))
+        let vertex_ids = vs
+            .iter()
+            .filter_map(|v| v["id"].as_str().map(str::to_string))
+            .collect();
+        Some(FlinkSample {
+            view,
+            all_running,
+            vertex_ids,
+        })
+    }
+
+    /// When the running execution's last subtask switched to RUNNING (scenario seconds):
+    /// read from Flink once per execution (a new vertex parallelism), remembered after,
+    /// with a `Running` event; `None` while not every subtask runs.
+    async fn running_since(&mut self, f: &FlinkSample, timeline: &mut Timeline) -> Option<f64> {
+        if !f.all_running {
+            return None;
+        }
+        if let Some((vertices, at)) = &self.running {
+            if *vertices == f.view.vertices {
+                return Some(*at);
+            }
+        }
+        let mut times = Vec::with_capacity(f.vertex_ids.len());
+        for vid in &f.vertex_ids {
+            let url = format!(
+                "{}/jobs/{}/vertices/{vid}/subtasktimes",
+                self.flink_url, self.job_id
+            );
+            times.push(procs::get_json(&self.http, &url).await?);
+        }
+        let at = self.secs_of_ms(last_running_ms(&times)?);
+        let pars: Vec<String> = f.view.vertices.iter().map(|(_, p)| p.to_string()).collect();
+        timeline.push_event(
+            at,
+            EventKind::Running,
+            format!("parallelism {}", pars.join("/")),
+        );
+        self.running = Some((f.view.vertices.clone(), at));
+        Some(at)
+    }
+
+    /// After the run: a `Visible` event at the first instant Prometheus showed each load
+    /// change in `changes` (a range query every [`VISIBLE_STEP_S`] from the change to the
+    /// first sample that showed it). A change whose query fails keeps its sample.
+    pub async fn refine_visible(&self, changes: &[Visibility], timeline: &mut Timeline) {
+        let unix = |secs: f64| self.origin_utc.timestamp_millis() as f64 / 1000.0 + secs;
+        for v in changes {
+            let Some(sampled) = v.sampled_at else {
+                continue;
+            };
+            let values = self
+                .prom
+                .range(
+                    &produced_rate_query(&self.job_id),
+                    unix(v.changed_at),
+                    unix(sampled),
+                    VISIBLE_STEP_S,
+                )
+                .await
+                .unwrap_or_default();
+            let scenario: Vec<(f64, f64)> = values
+                .into_iter()
+                .map(|(at, rate)| (at - unix(0.0), rate))
+                .collect();
+            if let Some(at) = v.first_showing(&scenario) {
+                timeline.push_event(
+                    at,
+                    EventKind::Visible,
+                    format!("{:.0} records/s", v.new_rate),
+                );
+            }
+        }
     }
 
     async fn prom_sum(&mut self, metric: &str, extra: &str) -> Option<f64> {
@@ -148,12 +266,7 @@ impl<'a> Observer<'a> {
         let lag = self
             .prom_sum("flink_taskmanager_job_task_operator_pendingRecords", "")
             .await;
-        let produced_rate = self
-            .prom_sum(
-                "flink_taskmanager_job_task_operator_producedRecordsPerSecond",
-                "",
-            )
-            .await;
+        let produced_rate = self.prom.scalar(&produced_rate_query(&self.job_id)).await;
         // the counter over 10 s: Flink's own numRecordsOutPerSecond is a 60 s average
         let consumed_rate = self
             .prom
@@ -188,11 +301,15 @@ impl<'a> Observer<'a> {
             );
         }
         if timeline.vertices.is_empty() {
-            if let Some((v, _)) = &flink {
-                timeline.vertices = v.vertices.iter().map(|(n, _)| n.clone()).collect();
+            if let Some(f) = &flink {
+                timeline.vertices = f.view.vertices.iter().map(|(n, _)| n.clone()).collect();
             }
         }
-        let all_running = flink.as_ref().is_some_and(|(_, r)| *r);
+        let all_running = flink.as_ref().is_some_and(|f| f.all_running);
+        let running_since = match &flink {
+            Some(f) => self.running_since(f, timeline).await,
+            None => None,
+        };
         let point = Point {
             at,
             phase: m.phase,
@@ -200,8 +317,9 @@ impl<'a> Observer<'a> {
             produced_rate,
             consumed_rate,
             lag,
-            flink: flink.map(|(v, _)| v),
+            flink: flink.map(|f| f.view),
             all_running,
+            running_since,
             reported,
             rescale: in_flight,
             replicas: m.replicas,
@@ -329,6 +447,28 @@ mod tests {
             phases: vec!["applying".into()],
             to_task_managers: 2,
         }
+    }
+
+    #[test]
+    fn the_last_subtask_to_run_sets_the_instant_and_one_not_running_leaves_none() {
+        let vertex = |running: &[i64]| {
+            let subtasks: Vec<Value> = running
+                .iter()
+                .enumerate()
+                .map(|(i, ms)| {
+                    serde_json::json!({
+                        "subtask": i,
+                        "timestamps": {"DEPLOYING": 1, "INITIALIZING": 2, "RUNNING": ms},
+                    })
+                })
+                .collect();
+            serde_json::json!({ "id": "v", "subtasks": subtasks })
+        };
+        let times = [vertex(&[1_000, 1_450]), vertex(&[1_200])];
+        assert_eq!(last_running_ms(&times), Some(1_450));
+        // Flink lists 0 for a state not reached yet
+        assert_eq!(last_running_ms(&[vertex(&[1_000, 0])]), None);
+        assert_eq!(last_running_ms(&[serde_json::json!({})]), None);
     }
 
     #[test]

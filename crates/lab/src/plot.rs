@@ -28,7 +28,17 @@ fn event_color(kind: EventKind) -> Color {
         EventKind::HpaScaled | EventKind::TaskManagerStarted => ORANGE,
         EventKind::TaskManagerStopped => PURPLE,
         EventKind::Refused | EventKind::Failover => Color::RED,
+        EventKind::Visible | EventKind::Running => PALETTE[9],
     }
+}
+
+/// Events with a label on the plot: a rescale's end, the step's visibility and Flink's
+/// RUNNING instant sit next to the events that name them.
+fn labelled(kind: EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::RescaleFinished | EventKind::Visible | EventKind::Running
+    )
 }
 
 /// `(at, value)` of the points where `value` is known.
@@ -141,7 +151,7 @@ pub fn chart(t: &Timeline, title: &str) -> Chart {
             .map(|e| EventLine {
                 x: e.at,
                 color: event_color(e.kind),
-                label: (e.kind != EventKind::RescaleFinished).then(|| e.kind.label().to_string()),
+                label: labelled(e.kind).then(|| e.kind.label().to_string()),
             })
             .collect(),
         legend: Legend::InPanels,

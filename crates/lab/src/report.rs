@@ -12,6 +12,7 @@ use super::{
     measure::Measurements,
     plot,
     scenario::{Lab, Outcome, Profile, Workload},
+    visibility::VISIBLE_STEP_S,
 };
 
 /// The machine and versions, one Markdown bullet each.
@@ -285,7 +286,12 @@ pub fn reading(p: &Profile) -> String {
         }
     };
     format!(
-        "\nReading the figures: P1 is the sum of the parts of its breakdown, along its \
+        "\nReading the figures: P1 runs from the first instant Prometheus showed the step \
+         (a range query at {VISIBLE_STEP_S} s resolution after the run, not the 1 s sample \
+         that saw it) to Flink's own timestamp of the last subtask switching to RUNNING at \
+         the new parallelism (`/jobs/:id/vertices/:vid/subtasktimes`: the job details a \
+         sample reads come from Flink's REST cache, up to `web.refresh-interval`, 3 s, old). \
+         It is the sum of the parts of its breakdown, along its \
          critical path. The scaler's part is the detection (the step crossing the utilization \
          band as the sources' arrival rate shows it: 5 s of counters at a 1 s scrape) until \
          its report to KEDA asks for the TaskManagers the step needs (the report follows each \

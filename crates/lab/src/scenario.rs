@@ -19,7 +19,7 @@ use super::{
     driver::{Action, Driver, DriverConfig, DriverReport, TaskManagerControl},
     error::{LabError, Result},
     flink_cluster::{self, ClusterOptions, FlinkCluster, Installed},
-    measure::{measure, oracle_tm_seconds, Measurements},
+    measure::{measure, oracle_tm_seconds, visibilities, Measurements},
     observer::{Moment, Observer},
     procs,
     prometheus_proc::{self, PrometheusOptions, PrometheusProcess},
@@ -292,6 +292,9 @@ impl Lab {
         let report = driver.finish().await?;
         driver_events(&report, &mut timeline);
         observer.failovers(&mut timeline).await?;
+        observer
+            .refine_visible(&visibilities(&timeline), &mut timeline)
+            .await;
         let mut measurements = measure(&timeline);
         measurements.oracle_tm_seconds =
             oracle_tm_seconds(&timeline, |rate| p.oracle_task_managers(rate));

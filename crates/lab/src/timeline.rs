@@ -26,6 +26,11 @@ pub struct Point {
     pub flink: Option<FlinkView>,
     /// Every subtask RUNNING.
     pub all_running: bool,
+    /// While every subtask runs: when the last of them switched to RUNNING, by Flink's own
+    /// clock (`/jobs/:id/vertices/:vid/subtasktimes`, scenario seconds). The sample sees
+    /// it later: Flink's REST API serves the job from a cache that lives up to
+    /// `rest.cache.execution-graph.timeout` (2.x; `web.refresh-interval`, 3 s by default).
+    pub running_since: Option<f64>,
     /// TaskManagers the scaler reports to KEDA (`/debug/jobs`).
     pub reported: Option<u32>,
     /// The scaler's rescale in flight (`up:waiting_for_resources`, ...).
@@ -38,6 +43,12 @@ impl Point {
     /// Registered TaskManagers (0 when Flink did not answer).
     pub fn task_managers(&self) -> u32 {
         self.flink.as_ref().map_or(0, |f| f.task_managers)
+    }
+
+    /// When the job's every subtask was running by this sample: Flink's own instant when
+    /// the observer got it, else the sample's.
+    pub fn running_since(&self) -> f64 {
+        self.running_since.unwrap_or(self.at)
     }
 
     /// Highest vertex parallelism (0 when Flink did not answer).
@@ -74,6 +85,12 @@ pub enum EventKind {
     Refused,
     /// Flink recorded an exception (a failover).
     Failover,
+    /// Prometheus first showed a load change (the instant a range query at
+    /// [`crate::visibility::VISIBLE_STEP_S`] resolution first met the visibility threshold).
+    Visible,
+    /// Flink's own timestamp of the last subtask of an execution switching to RUNNING
+    /// (`/jobs/:id/vertices/:vid/subtasktimes`).
+    Running,
 }
 
 impl EventKind {
@@ -89,6 +106,8 @@ impl EventKind {
             Self::TaskManagerStopped => "tm-",
             Self::Refused => "refused",
             Self::Failover => "failover",
+            Self::Visible => "visible",
+            Self::Running => "running",
         }
     }
 }
