@@ -157,24 +157,38 @@ impl PrometheusProcess {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
+    /// POSTs `form` to the API's `path` and returns the answer's `data`; `Err` when
+    /// Prometheus does not answer or rejects the query (`what` names it).
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/{path}", self.url()))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| ComponentError::http(what, e))?;
+        let mut body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| ComponentError::http(what, e))?;
+        if body["status"] != "success" {
+            return Err(ComponentError::http(what, body["error"].to_string()));
+        }
+        Ok(body["data"].take())
+    }
+
     /// An instant query; `Err` when Prometheus does not answer or rejects the query.
     pub async fn query(&self, promql: &str) -> Result<Vec<Series>> {
         let what = format!("Prometheus query `{promql}`");
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/query", self.url()))
-            .form(&[("query", promql)])
-            .send()
-            .await
-            .map_err(|e| ComponentError::http(&what, e))?;
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| ComponentError::http(&what, e))?;
-        if body["status"] != "success" {
-            return Err(ComponentError::http(&what, body["error"].to_string()));
-        }
-        Ok(body["data"]["result"]
+        let data = self
+            .post("query", &[("query", promql.to_string())], &what)
+            .await?;
+        Ok(data["result"]
             .as_array()
             .into_iter()
             .flatten()
@@ -200,26 +214,14 @@ impl PrometheusProcess {
         step_s: f64,
     ) -> Result<Vec<(f64, f64)>> {
         let what = format!("Prometheus range query `{promql}`");
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/query_range", self.url()))
-            .form(&[
-                ("query", promql.to_string()),
-                ("start", format!("{start:.3}")),
-                ("end", format!("{end:.3}")),
-                ("step", format!("{step_s}")),
-            ])
-            .send()
-            .await
-            .map_err(|e| ComponentError::http(&what, e))?;
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| ComponentError::http(&what, e))?;
-        if body["status"] != "success" {
-            return Err(ComponentError::http(&what, body["error"].to_string()));
-        }
-        Ok(body["data"]["result"][0]["values"]
+        let form = [
+            ("query", promql.to_string()),
+            ("start", format!("{start:.3}")),
+            ("end", format!("{end:.3}")),
+            ("step", format!("{step_s}")),
+        ];
+        let data = self.post("query_range", &form, &what).await?;
+        Ok(data["result"][0]["values"]
             .as_array()
             .into_iter()
             .flatten()

@@ -187,10 +187,13 @@ impl<'a> Observer<'a> {
     }
 
     /// When the running execution's last subtask switched to RUNNING (scenario seconds):
-    /// read from Flink once per execution (a new vertex parallelism), remembered after,
-    /// with a `Running` event; `None` while not every subtask runs.
+    /// read from Flink once per execution (the first sample of every subtask running, or
+    /// of a new vertex parallelism), remembered after, with a `Running` event; `None`
+    /// while not every subtask runs.
     async fn running_since(&mut self, f: &FlinkSample, timeline: &mut Timeline) -> Option<f64> {
         if !f.all_running {
+            // a restart, even at the same parallelism, is a new execution
+            self.running = None;
             return None;
         }
         if let Some((vertices, at)) = &self.running {
