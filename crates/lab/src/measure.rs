@@ -117,7 +117,7 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
     let Some(changed_at) = load_change_into(t, phase) else {
         return StepFigures::default();
     };
-    let in_phase: Vec<&Point> = t.points.iter().filter(|p| p.phase == phase).collect();
+    let in_phase = phase_points(t, phase);
     let from_parallelism = t
         .points
         .iter()
@@ -201,6 +201,11 @@ fn step(t: &Timeline, phase: &'static str, up: bool) -> StepFigures {
         registered_by_first_running,
         idle_at_end,
     }
+}
+
+/// The samples of `phase`, in time order.
+fn phase_points<'t>(t: &'t Timeline, phase: &str) -> Vec<&'t Point> {
+    t.points.iter().filter(|p| p.phase == phase).collect()
 }
 
 /// When the rate changed into `phase`: the first load event followed by a point of it.
@@ -309,8 +314,7 @@ pub fn visibilities(t: &Timeline) -> Vec<Visibility> {
         .into_iter()
         .filter_map(|(phase, up)| {
             let changed_at = load_change_into(t, phase)?;
-            let in_phase: Vec<&Point> = t.points.iter().filter(|p| p.phase == phase).collect();
-            Some(Visibility::of(changed_at, &in_phase, up))
+            Some(Visibility::of(changed_at, &phase_points(t, phase), up))
         })
         .collect()
 }

@@ -97,11 +97,12 @@ pub fn last_running_ms(subtask_times: &[Value]) -> Option<i64> {
     last
 }
 
-/// The job's summed produced rate (the load's own gauge).
-fn produced_rate_query(job_id: &str) -> String {
-    format!(
-        "sum(flink_taskmanager_job_task_operator_producedRecordsPerSecond{{job_id=\"{job_id}\"}})"
-    )
+/// The load's own gauge of the records/s it produces, per source subtask.
+const PRODUCED_RATE: &str = "flink_taskmanager_job_task_operator_producedRecordsPerSecond";
+
+/// The job's total of a per-subtask series: `sum(metric{job_id="…"})`.
+fn job_sum(metric: &str, job_id: &str) -> String {
+    format!("sum({metric}{{job_id=\"{job_id}\"}})")
 }
 
 fn jobs_first(debug: &Value) -> Option<&Value> {
@@ -224,7 +225,7 @@ impl<'a> Observer<'a> {
     /// change in `changes` (a range query every [`VISIBLE_STEP_S`] from the change to the
     /// first sample that showed it). A change whose query fails keeps its sample.
     pub async fn refine_visible(&self, changes: &[Visibility], timeline: &mut Timeline) {
-        let unix = |secs: f64| self.origin_utc.timestamp_millis() as f64 / 1000.0 + secs;
+        let origin = self.origin_utc.timestamp_millis() as f64 / 1000.0;
         for v in changes {
             let Some(sampled) = v.sampled_at else {
                 continue;
@@ -232,16 +233,16 @@ impl<'a> Observer<'a> {
             let values = self
                 .prom
                 .range(
-                    &produced_rate_query(&self.job_id),
-                    unix(v.changed_at),
-                    unix(sampled),
+                    &job_sum(PRODUCED_RATE, &self.job_id),
+                    origin + v.changed_at,
+                    origin + sampled,
                     VISIBLE_STEP_S,
                 )
                 .await
                 .unwrap_or_default();
             let scenario: Vec<(f64, f64)> = values
                 .into_iter()
-                .map(|(at, rate)| (at - unix(0.0), rate))
+                .map(|(at, rate)| (at - origin, rate))
                 .collect();
             if let Some(at) = v.first_showing(&scenario) {
                 timeline.push_event(
@@ -253,13 +254,8 @@ impl<'a> Observer<'a> {
         }
     }
 
-    async fn prom_sum(&mut self, metric: &str, extra: &str) -> Option<f64> {
-        self.prom
-            .scalar(&format!(
-                "sum({metric}{{job_id=\"{}\"{extra}}})",
-                self.job_id
-            ))
-            .await
+    async fn prom_sum(&self, metric: &str) -> Option<f64> {
+        self.prom.scalar(&job_sum(metric, &self.job_id)).await
     }
 
     /// One sample into `timeline` (rescale events included); returns the new point.
@@ -267,9 +263,9 @@ impl<'a> Observer<'a> {
         let at = self.origin.elapsed().as_secs_f64();
         let flink = self.flink_view().await;
         let lag = self
-            .prom_sum("flink_taskmanager_job_task_operator_pendingRecords", "")
+            .prom_sum("flink_taskmanager_job_task_operator_pendingRecords")
             .await;
-        let produced_rate = self.prom.scalar(&produced_rate_query(&self.job_id)).await;
+        let produced_rate = self.prom_sum(PRODUCED_RATE).await;
         // the counter over 10 s: Flink's own numRecordsOutPerSecond is a 60 s average
         let consumed_rate = self
             .prom

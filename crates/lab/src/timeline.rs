@@ -29,7 +29,7 @@ pub struct Point {
     /// While every subtask runs: when the last of them switched to RUNNING, by Flink's own
     /// clock (`/jobs/:id/vertices/:vid/subtasktimes`, scenario seconds). The sample sees
     /// it later: Flink's REST API serves the job from a cache that lives up to
-    /// `rest.cache.execution-graph.timeout` (2.x; `web.refresh-interval`, 3 s by default).
+    /// `web.refresh-interval` (3 s by default; on 2.3 `rest.cache.execution-graph.timeout`).
     pub running_since: Option<f64>,
     /// TaskManagers the scaler reports to KEDA (`/debug/jobs`).
     pub reported: Option<u32>,
